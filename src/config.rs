@@ -1,0 +1,523 @@
+//! `providers.toml`: the endpoints to probe and their price schedules.
+//!
+//! A bad config is refused before any work starts, with the file, the line, the key and a
+//! hint. API keys are never in this file: an endpoint names the *environment variable* that
+//! holds its key, and the key is read at request time only (see [`Endpoint::api_key`]).
+
+use crate::clock::{format_utc_ms, parse_utc_ms};
+use crate::fixed::{Pusd, Rate};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+use toml::Spanned;
+
+/// The wire dialect an endpoint speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// OpenAI chat completions (`POST {base}/chat/completions`), streaming with usage.
+    Openai,
+    /// Anthropic Messages (`POST {base}/v1/messages`).
+    Anthropic,
+    /// Google Gemini `streamGenerateContent?alt=sse`.
+    Gemini,
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dialect::Openai => "openai",
+            Dialect::Anthropic => "anthropic",
+            Dialect::Gemini => "gemini",
+        })
+    }
+}
+
+/// One entry of a price schedule: list prices in force from `effective_from_ms` on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceEntry {
+    /// UTC milliseconds.
+    pub effective_from_ms: i64,
+    /// USD per 1M input tokens.
+    pub input: Rate,
+    /// USD per 1M output tokens (reasoning tokens included).
+    pub output: Rate,
+    /// USD per 1M cached input tokens (defaults to `input` when the provider has no discount).
+    pub cached_input: Rate,
+    /// USD per request.
+    pub request_fee: Pusd,
+}
+
+/// A price schedule, sorted by `effective_from_ms`, no duplicates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PriceSchedule(pub Vec<PriceEntry>);
+
+impl PriceSchedule {
+    /// The entry in force at `at_ms`: the last one whose `effective_from_ms <= at_ms`.
+    pub fn in_force(&self, at_ms: i64) -> Option<&PriceEntry> {
+        let i = self.0.partition_point(|e| e.effective_from_ms <= at_ms);
+        if i == 0 {
+            None
+        } else {
+            Some(&self.0[i - 1])
+        }
+    }
+}
+
+/// A configured endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: String,
+    pub provider: String,
+    pub model: String,
+    pub dialect: Dialect,
+    pub base_url: String,
+    pub region: String,
+    /// Name of the env var holding the API key; `None` for endpoints that need no key.
+    pub api_key_env: Option<String>,
+    pub concurrency: u32,
+    pub prices: PriceSchedule,
+}
+
+/// Why an endpoint cannot be used right now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("endpoint `{endpoint}` skipped: environment variable {var} is not set (export {var}=... to probe it)")]
+    Unset { endpoint: String, var: String },
+}
+
+/// A key read from the environment. Its `Debug` and `Display` never show the value.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn new(s: String) -> ApiKey {
+        ApiKey(s)
+    }
+}
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+impl Endpoint {
+    /// The API key from the named env var. `Ok(None)` when the endpoint needs no key.
+    pub fn api_key(&self) -> Result<Option<ApiKey>, KeyError> {
+        match &self.api_key_env {
+            None => Ok(None),
+            Some(var) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(Some(ApiKey(v))),
+                _ => Err(KeyError::Unset { endpoint: self.id.clone(), var: var.clone() }),
+            },
+        }
+    }
+}
+
+/// Defaults for all endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Defaults {
+    pub concurrency: u32,
+    pub connect_timeout_ms: u64,
+    pub first_token_timeout_ms: u64,
+    pub total_timeout_ms: u64,
+    /// Largest response body kept; larger is a `body_too_large` failure.
+    pub max_body_bytes: u64,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            concurrency: 8,
+            connect_timeout_ms: 5_000,
+            first_token_timeout_ms: 30_000,
+            total_timeout_ms: 120_000,
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// The whole checked config.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Config {
+    pub defaults: Defaults,
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl Config {
+    pub fn endpoint(&self, id: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.id == id)
+    }
+}
+
+/// A config error pointing at a place in the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: `{key}`: {message}\n  hint: {hint}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub key: String,
+    pub message: String,
+    pub hint: String,
+}
+
+// ---- raw file shape (with spans for errors) ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    defaults: Option<RawDefaults>,
+    #[serde(default)]
+    endpoints: Vec<RawEndpoint>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    concurrency: Option<Spanned<i64>>,
+    connect_timeout_ms: Option<Spanned<i64>>,
+    first_token_timeout_ms: Option<Spanned<i64>>,
+    total_timeout_ms: Option<Spanned<i64>>,
+    max_body_bytes: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    id: Spanned<String>,
+    provider: Spanned<String>,
+    model: Spanned<String>,
+    dialect: Spanned<String>,
+    base_url: Spanned<String>,
+    region: Spanned<String>,
+    api_key_env: Option<Spanned<String>>,
+    concurrency: Option<Spanned<i64>>,
+    #[serde(default)]
+    prices: Vec<RawPrice>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrice {
+    effective_from: Spanned<String>,
+    input: Spanned<DecimalText>,
+    output: Spanned<DecimalText>,
+    cached_input: Option<Spanned<DecimalText>>,
+    request_fee: Option<Spanned<DecimalText>>,
+}
+
+/// A decimal written as a TOML string (`"0.15"`, preferred) or number (`0.15`). Numbers are
+/// turned into their shortest decimal spelling, which is the text the author typed.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DecimalText {
+    Str(String),
+    Int(i64),
+    Float(f64),
+}
+
+impl DecimalText {
+    fn text(&self) -> String {
+        match self {
+            DecimalText::Str(s) => s.clone(),
+            DecimalText::Int(i) => i.to_string(),
+            DecimalText::Float(f) => format!("{f}"),
+        }
+    }
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn at(&self, offset: usize, key: &str, message: impl Into<String>, hint: impl Into<String>) -> ConfigError {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = offset - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+        ConfigError {
+            file: self.file.to_string(),
+            line,
+            column,
+            key: key.to_string(),
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+    fn span<T>(&self, s: &Spanned<T>, key: &str, message: impl Into<String>, hint: impl Into<String>) -> ConfigError {
+        self.at(s.span().start, key, message, hint)
+    }
+}
+
+const ENDPOINT_KEYS: &str = "id, provider, model, dialect, base_url, region, api_key_env, concurrency, prices";
+const PRICE_KEYS: &str = "effective_from, input, output, cached_input, request_fee";
+
+/// Load and check a providers file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+        key: "(file)".into(),
+        message: format!("cannot read: {e}"),
+        hint: "pass --providers FILE with a readable providers.toml".into(),
+    })?;
+    parse(&file, &text)
+}
+
+/// Parse and check providers-file text; `file` is used in error messages.
+pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
+    let cx = Ctx { file, text };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        let msg = e.message().trim().to_string();
+        let key = regex::Regex::new(r"(?:unknown|missing) field `([^`]+)`")
+            .unwrap()
+            .captures(&msg)
+            .map(|c| c[1].to_string())
+            .unwrap_or_else(|| key_at(text, offset));
+        let hint = if msg.contains("unknown field") {
+            format!("remove `{key}` or fix its spelling; an endpoint takes {ENDPOINT_KEYS}; a [[endpoints.prices]] entry takes {PRICE_KEYS}")
+        } else if msg.contains("missing field") {
+            format!("add `{key} = ...` to this table")
+        } else {
+            "check the TOML syntax and the value's type at this place".to_string()
+        };
+        cx.at(offset, &key, msg, hint)
+    })?;
+
+    let mut defaults = Defaults::default();
+    if let Some(d) = &raw.defaults {
+        let pos = |v: &Option<Spanned<i64>>, key: &str, out: &mut u64| -> Result<(), ConfigError> {
+            if let Some(v) = v {
+                if *v.get_ref() <= 0 {
+                    return Err(cx.span(v, key, "must be a positive integer", format!("set `{key}` to a number above 0")));
+                }
+                *out = *v.get_ref() as u64;
+            }
+            Ok(())
+        };
+        let mut c = defaults.concurrency as u64;
+        pos(&d.concurrency, "defaults.concurrency", &mut c)?;
+        defaults.concurrency = c.min(100_000) as u32;
+        pos(&d.connect_timeout_ms, "defaults.connect_timeout_ms", &mut defaults.connect_timeout_ms)?;
+        pos(&d.first_token_timeout_ms, "defaults.first_token_timeout_ms", &mut defaults.first_token_timeout_ms)?;
+        pos(&d.total_timeout_ms, "defaults.total_timeout_ms", &mut defaults.total_timeout_ms)?;
+        pos(&d.max_body_bytes, "defaults.max_body_bytes", &mut defaults.max_body_bytes)?;
+    }
+
+    let mut ids = BTreeSet::new();
+    let mut endpoints = Vec::new();
+    let id_re = regex::Regex::new(r"^[a-z0-9][a-z0-9._-]{0,63}$").unwrap();
+    let env_re = regex::Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").unwrap();
+    for e in raw.endpoints {
+        let id = e.id.get_ref().clone();
+        if !id_re.is_match(&id) {
+            return Err(cx.span(&e.id, "id", format!("`{id}` is not a valid endpoint id"),
+                "use 1-64 characters of lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"));
+        }
+        if !ids.insert(id.clone()) {
+            return Err(cx.span(&e.id, "id", format!("duplicate endpoint id `{id}`"), "give each [[endpoints]] a unique id"));
+        }
+        for (v, key) in [(&e.provider, "provider"), (&e.model, "model"), (&e.region, "region")] {
+            if v.get_ref().trim().is_empty() {
+                return Err(cx.span(v, key, "must not be empty", format!("write the endpoint's {key}")));
+            }
+        }
+        let dialect = match e.dialect.get_ref().as_str() {
+            "openai" => Dialect::Openai,
+            "anthropic" => Dialect::Anthropic,
+            "gemini" => Dialect::Gemini,
+            other => {
+                return Err(cx.span(&e.dialect, "dialect", format!("unknown dialect `{other}`"),
+                    "use one of: openai, anthropic, gemini"))
+            }
+        };
+        let base_url = e.base_url.get_ref().trim_end_matches('/').to_string();
+        match url::Url::parse(&base_url) {
+            Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => {
+                if u.query().is_some() || !u.username().is_empty() || u.password().is_some() {
+                    return Err(cx.span(&e.base_url, "base_url", "must not contain a query or credentials",
+                        "put credentials in the env var named by api_key_env, never in the URL"));
+                }
+            }
+            _ => {
+                return Err(cx.span(&e.base_url, "base_url", format!("`{base_url}` is not an http(s) URL"),
+                    "write it as the dialect's SDK takes it, e.g. https://api.openai.com/v1 or https://api.anthropic.com"))
+            }
+        }
+        let api_key_env = match &e.api_key_env {
+            Some(v) if !env_re.is_match(v.get_ref()) => {
+                return Err(cx.span(v, "api_key_env", format!("`{}` is not an environment variable name", v.get_ref()),
+                    "name the variable that holds the key (e.g. OPENAI_API_KEY), never the key itself"));
+            }
+            Some(v) => Some(v.get_ref().clone()),
+            None => None,
+        };
+        let concurrency = match &e.concurrency {
+            Some(c) if *c.get_ref() <= 0 || *c.get_ref() > 100_000 => {
+                return Err(cx.span(c, "concurrency", "must be between 1 and 100000", "set a small positive number such as 4"));
+            }
+            Some(c) => *c.get_ref() as u32,
+            None => defaults.concurrency,
+        };
+        let mut entries: Vec<PriceEntry> = Vec::new();
+        if e.prices.is_empty() {
+            return Err(cx.span(&e.id, "prices", format!("endpoint `{id}` has no price schedule"),
+                "add at least one [[endpoints.prices]] with effective_from, input and output"));
+        }
+        for p in &e.prices {
+            let eff = parse_utc_ms(p.effective_from.get_ref()).map_err(|err| {
+                cx.span(&p.effective_from, "effective_from", err.to_string(), "write e.g. effective_from = \"2026-01-02T00:00:00Z\"")
+            })?;
+            let rate = |v: &Spanned<DecimalText>, key: &str| -> Result<Rate, ConfigError> {
+                let t = v.get_ref().text();
+                let r = Rate::parse(&t).map_err(|err| cx.span(v, key, err.to_string(),
+                    format!("write `{key}` in USD per 1M tokens, e.g. {key} = \"0.15\"")))?;
+                if r.0 < 0 {
+                    return Err(cx.span(v, key, format!("negative price {t}"), "prices are USD per 1M tokens and must be >= 0"));
+                }
+                Ok(r)
+            };
+            let input = rate(&p.input, "input")?;
+            let output = rate(&p.output, "output")?;
+            let cached_input = match &p.cached_input {
+                Some(v) => rate(v, "cached_input")?,
+                None => input,
+            };
+            let request_fee = match &p.request_fee {
+                Some(v) => {
+                    let t = v.get_ref().text();
+                    let f = Pusd::parse(&t).map_err(|err| cx.span(v, "request_fee", err.to_string(), "write the fee in USD, e.g. request_fee = \"0.0001\""))?;
+                    if f.0 < 0 {
+                        return Err(cx.span(v, "request_fee", format!("negative fee {t}"), "a per-request fee must be >= 0"));
+                    }
+                    f
+                }
+                None => Pusd::ZERO,
+            };
+            if entries.iter().any(|x| x.effective_from_ms == eff) {
+                return Err(cx.span(&p.effective_from, "effective_from",
+                    format!("two prices for `{id}` take effect at {}", format_utc_ms(eff)),
+                    "each schedule entry needs its own effective_from"));
+            }
+            entries.push(PriceEntry { effective_from_ms: eff, input, output, cached_input, request_fee });
+        }
+        entries.sort_by_key(|p| p.effective_from_ms);
+        endpoints.push(Endpoint {
+            id,
+            provider: e.provider.into_inner(),
+            model: e.model.into_inner(),
+            dialect,
+            base_url,
+            region: e.region.into_inner(),
+            api_key_env,
+            concurrency,
+            prices: PriceSchedule(entries),
+        });
+    }
+    Ok(Config { defaults, endpoints })
+}
+
+/// Best-effort name of the key at `offset` (the text before `=` on that line).
+fn key_at(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let end = text[start..].find('\n').map(|i| start + i).unwrap_or(text.len());
+    let line = &text[start..end];
+    line.split_once('=').map(|(k, _)| k.trim().to_string()).unwrap_or_else(|| line.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[endpoints]]
+id = "a"
+provider = "p"
+model = "m"
+dialect = "openai"
+base_url = "https://api.example.com/v1"
+region = "us"
+api_key_env = "EXAMPLE_KEY"
+
+[[endpoints.prices]]
+effective_from = "2026-01-01T00:00:00Z"
+input = "0.15"
+output = 0.6
+
+[[endpoints.prices]]
+effective_from = "2026-02-01T00:00:00Z"
+input = "0.10"
+output = "0.40"
+cached_input = "0.05"
+request_fee = "0.0001"
+"#;
+
+    #[test]
+    fn good_config_parses_and_schedule_lookup_works() {
+        let c = parse("p.toml", GOOD).unwrap();
+        let e = &c.endpoints[0];
+        assert_eq!(e.prices.0.len(), 2);
+        assert_eq!(e.prices.0[0].output, Rate(600_000));
+        assert_eq!(e.prices.0[0].cached_input, Rate(150_000));
+        let jan = parse_utc_ms("2026-01-15T00:00:00Z").unwrap();
+        let feb = parse_utc_ms("2026-02-01T00:00:00Z").unwrap();
+        assert_eq!(e.prices.in_force(jan).unwrap().input, Rate(150_000));
+        assert_eq!(e.prices.in_force(feb).unwrap().input, Rate(100_000));
+        assert!(e.prices.in_force(jan - 40 * crate::clock::DAY_MS).is_none());
+    }
+
+    fn err(text: &str) -> ConfigError {
+        parse("providers.toml", text).unwrap_err()
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = err(&GOOD.replace("region = \"us\"", "region = \"us\"\nregoin = \"eu\""));
+        assert_eq!((e.file.as_str(), e.line, e.key.as_str()), ("providers.toml", 9, "regoin"), "{e}");
+        assert!(e.to_string().contains("providers.toml:9"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_line() {
+        let cases = [
+            (GOOD.replace("input = \"0.15\"", "input = \"-0.15\""), "input", 13),
+            (GOOD.replace("output = 0.6", "output = \"abc\""), "output", 14),
+            (GOOD.replace("https://api.example.com/v1", "ftp//nope"), "base_url", 7),
+            (GOOD.replace("dialect = \"openai\"", "dialect = \"cohere\""), "dialect", 6),
+            (GOOD.replace("EXAMPLE_KEY", "sk-live key"), "api_key_env", 9),
+            (GOOD.replace("2026-02-01T00:00:00Z", "2026-02-01"), "effective_from", 17),
+            (GOOD.replace("input = \"0.15\"", "input = \"0.1234567\""), "input", 13),
+            (format!("{GOOD}\n{}", GOOD.split("[[endpoints.prices]]").next().unwrap().to_string()
+                + "[[endpoints.prices]]\neffective_from = \"2026-01-01T00:00:00Z\"\ninput = 1\noutput = 2\n"), "id", 25),
+        ];
+        for (text, key, line) in cases {
+            let e = err(&text);
+            assert_eq!((e.key.as_str(), e.line), (key, line), "{e}");
+            assert!(!e.hint.is_empty());
+        }
+    }
+
+    #[test]
+    fn missing_price_field_is_named() {
+        let e = err(&GOOD.replace("output = 0.6\n", ""));
+        assert_eq!(e.key, "output", "{e}");
+    }
+
+    #[test]
+    fn api_key_debug_is_redacted() {
+        let k = ApiKey("sk-secret-value".into());
+        assert!(!format!("{k:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,251 @@
+use super::*;
+use proptest::prelude::*;
+
+const DAY: &str = "2026-01-05";
+
+fn f(s: &str) -> Fixed {
+    Fixed::parse(s).unwrap()
+}
+
+fn ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("ep{i:02}")).collect()
+}
+
+/// `per_hour` attempts per hour for `hours` hours ending at the end of DAY, each delivering
+/// 1000 SIT at `price` (so cost_pusd = price.0) — unless `correct` is false.
+fn series(e: u32, price: Fixed, hours: std::ops::Range<i64>, per_hour: i64, correct: bool) -> Vec<IndexObs> {
+    let start = Date::parse(DAY).unwrap().start_ms();
+    let mut v = Vec::new();
+    for h in hours {
+        for k in 0..per_hour {
+            let at = start + h * HOUR_MS + k * 60_000 + e as i64;
+            let mut hash = [0u8; 32];
+            hash[..8].copy_from_slice(&at.to_le_bytes());
+            hash[8..12].copy_from_slice(&e.to_le_bytes());
+            v.push(IndexObs {
+                endpoint: e,
+                at_ms: at,
+                cost_pusd: price.0,
+                delivered_sit: if correct { 1000 } else { 0 },
+                succeeded: true,
+                correct,
+                hash,
+            });
+        }
+    }
+    v
+}
+
+fn input<'a>(endpoints: &'a [String], obs: &'a [IndexObs], prev: Option<(Date, Fixed)>) -> DayInput<'a> {
+    DayInput {
+        tier: "t1",
+        date: Date::parse(DAY).unwrap(),
+        pass_threshold: f("0.8"),
+        endpoints,
+        observations: obs,
+        previous_final: prev,
+        suite_hash: "suite",
+        sequence: 1,
+        computed_at: "2026-01-06T00:00:00.000Z",
+    }
+}
+
+#[test]
+fn trimmed_mean_golden_and_ties_broken_by_endpoint_id() {
+    let m = Methodology::default();
+    let p = |v: &[(i64, u32)]| v.iter().map(|(x, e)| (Fixed(*x as i128 * ONE), *e)).collect::<Vec<_>>();
+    // n=5: cut 1 each side of [1..5] -> mean(2,3,4) = 3
+    let out = trimmed_mean(&m, &p(&[(5, 0), (1, 1), (3, 2), (2, 3), (4, 4)]));
+    assert_eq!((out.value.clone().unwrap(), out.trimmed_each_side), (Fixed(3 * ONE), 1));
+    // ties at price 2: order by endpoint index, so the kept set is fixed
+    let out = trimmed_mean(&m, &p(&[(2, 3), (2, 1), (2, 2), (1, 0), (9, 4)]));
+    assert_eq!(out.kept, vec![1, 2, 3]);
+    assert_eq!(out.value.unwrap(), Fixed(2 * ONE));
+    // n=10: cut 2 each side
+    let ten: Vec<(i64, u32)> = (0..10).map(|i| (i as i64 + 1, i)).collect();
+    let out = trimmed_mean(&m, &p(&ten));
+    assert_eq!(out.trimmed_each_side, 2);
+    assert_eq!(out.value.unwrap(), f("5.5"));
+    // n=9: floor(1.8) = 1
+    assert_eq!(trim_count(m.trim_fraction, 9), 1);
+    assert_eq!(trim_count(m.trim_fraction, 4), 0);
+    // n below the minimum: invalid, with the reason
+    let out = trimmed_mean(&m, &p(&[(1, 0), (2, 1), (3, 2), (4, 3)]));
+    assert!(out.value.unwrap_err().starts_with("FEWER_THAN_MIN_ENDPOINTS"));
+    // half-even rounding of the mean: (1 + 2) e-9 / 2 = 1.5e-9 -> 2e-9
+    let tiny = vec![(Fixed(0), 0), (Fixed(1), 1), (Fixed(2), 2), (Fixed(5), 3), (Fixed(9), 4)];
+    // kept 1, 2, 5 -> 8/3 = 2.67 -> 3
+    assert_eq!(trimmed_mean(&m, &tiny).value.unwrap(), Fixed(3));
+}
+
+#[test]
+fn time_weighted_mean_golden() {
+    assert_eq!(time_weighted_mean(&[(f("1"), 1), (f("2"), 1), (f("4"), 2)]), Some(f("2.75")));
+    assert_eq!(time_weighted_mean(&[(Fixed(1), 1), (Fixed(2), 1)]), Some(Fixed(2))); // 1.5 -> 2
+    assert_eq!(time_weighted_mean(&[(Fixed(1), 1), (Fixed(4), 1)]), Some(Fixed(2))); // 2.5 -> 2
+    assert_eq!(time_weighted_mean(&[]), None);
+}
+
+#[test]
+fn nearest_rank_golden() {
+    let v: Vec<Fixed> = (1..=10).map(|i| Fixed(i)).collect();
+    assert_eq!(nearest_rank(&v, f("0.25")), Some(Fixed(3)));
+    assert_eq!(nearest_rank(&v, f("0.5")), Some(Fixed(5)));
+    assert_eq!(nearest_rank(&v, f("0.75")), Some(Fixed(8)));
+    assert_eq!(nearest_rank(&v[..1], f("0.25")), Some(Fixed(1)));
+}
+
+fn six_endpoint_day() -> (Vec<String>, Vec<IndexObs>) {
+    let e = ids(6);
+    let mut obs = Vec::new();
+    for (i, p) in ["1", "2", "3", "4", "5", "100"].iter().enumerate() {
+        obs.extend(series(i as u32, f(p), -23..24, 3, true));
+    }
+    (e, obs)
+}
+
+#[test]
+fn full_day_is_final_with_golden_value() {
+    let m = Methodology::default();
+    let (e, obs) = six_endpoint_day();
+    let d = compute_day(&m, &input(&e, &obs, None));
+    // n=6, cut 1 each side: mean(2,3,4,5) = 3.5 every hour
+    assert_eq!(d.status, Status::Final);
+    assert_eq!(d.value, Some(f("3.5")));
+    assert_eq!(d.counts.valid_partitions, 24);
+    assert_eq!(d.counts.attempts, 6 * 24 * 3);
+    assert_eq!(d.counts.input_observations, 6 * 47 * 3);
+    assert_eq!(d.counts.endpoints_eligible, 6);
+    assert_eq!((d.endpoint_price_p25, d.endpoint_price_p50, d.endpoint_price_p75), (Some(f("2")), Some(f("3")), Some(f("5"))));
+    assert_eq!(d.dispersion, Some(f("1"))); // (5-2)/3
+    assert_eq!(d.top3_concentration, f("0.75"));
+    // leave-one-out: without ep05 (100) -> n=5 cut 1: mean(2,3,4)=3 -> delta -0.5
+    let loo = d.leave_one_out.iter().find(|l| l.endpoint == "ep05").unwrap();
+    assert_eq!(loo.delta, Some(f("-0.5")));
+    assert_eq!(loo.weight, Fixed::ZERO);
+    // the outlier is trimmed, not excluded
+    assert!(d.excluded.is_empty());
+    // same input, same bytes
+    let again = compute_day(&m, &input(&e, &obs, None));
+    assert_eq!(serde_json::to_vec(&d).unwrap(), serde_json::to_vec(&again).unwrap());
+}
+
+#[test]
+fn observation_order_does_not_matter() {
+    let m = Methodology::default();
+    let (e, mut obs) = six_endpoint_day();
+    let a = compute_day(&m, &input(&e, &obs, None));
+    obs.reverse();
+    let b = compute_day(&m, &input(&e, &obs, None));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn contingency_carries_previous_final_forward_and_says_why() {
+    let m = Methodology::default();
+    let e = ids(6);
+    let mut obs = Vec::new();
+    for i in 0..6u32 {
+        // data only in hours 0..17 of the day (plus the trailing window): 17 valid partitions
+        obs.extend(series(i, f("2"), -23..17, 3, true));
+    }
+    let prev = (Date::parse("2026-01-04").unwrap(), f("7.25"));
+    let d = compute_day(&m, &input(&e, &obs, Some(prev)));
+    assert_eq!(d.status, Status::Contingency);
+    assert_eq!(d.value, Some(f("7.25")));
+    let c = d.contingency.unwrap();
+    assert_eq!(c.carried_from, Some(prev.0));
+    assert!(c.reason.contains("only 17 of 24 partitions valid"), "{}", c.reason);
+    // no previous final: no value, and the reason says so
+    let d = compute_day(&m, &input(&e, &obs, None));
+    assert_eq!((d.status, d.value), (Status::Contingency, None));
+    assert!(d.contingency.unwrap().reason.contains("no earlier final value"));
+    // 18 valid is enough
+    let mut obs = Vec::new();
+    for i in 0..6u32 {
+        obs.extend(series(i, f("2"), -23..18, 3, true));
+    }
+    let d = compute_day(&m, &input(&e, &obs, None));
+    assert_eq!((d.status, d.value, d.counts.valid_partitions), (Status::Final, Some(f("2")), 18));
+}
+
+#[test]
+fn exclusion_reasons_are_recorded() {
+    let m = Methodology::default();
+    let e = ids(7);
+    let mut obs = Vec::new();
+    for i in 0..5u32 {
+        obs.extend(series(i, f("2"), -23..24, 3, true));
+    }
+    obs.extend(series(5, f("1"), -23..24, 3, false)); // always wrong
+    let mut flaky = series(6, f("1"), -23..24, 3, true);
+    for (k, o) in flaky.iter_mut().enumerate() {
+        if k % 3 == 0 {
+            o.succeeded = false;
+            o.delivered_sit = 0;
+        }
+    }
+    obs.extend(flaky);
+    let d = compute_day(&m, &input(&e, &obs, None));
+    assert_eq!(d.value, Some(f("2")));
+    let reasons: Vec<(&str, ExclusionReason, u32)> =
+        d.excluded.iter().map(|x| (x.endpoint.as_str(), x.reason, x.partitions)).collect();
+    assert_eq!(reasons, vec![("ep05", ExclusionReason::LowQuality, 24), ("ep06", ExclusionReason::LowAvailability, 24)]);
+}
+
+#[test]
+fn first_hours_without_window_history_are_insufficient() {
+    let m = Methodology::default();
+    let e = ids(5);
+    let mut obs = Vec::new();
+    for i in 0..5u32 {
+        obs.extend(series(i, f("3"), 0..24, 3, true)); // no previous day
+    }
+    let d = compute_day(&m, &input(&e, &obs, None));
+    // hour 0 has 3 attempts in the window (< 6): invalid; from hour 1 on, 6 or more
+    assert_eq!(d.counts.valid_partitions, 23);
+    assert_eq!(d.partitions[0].value, None);
+    assert!(d.excluded.iter().all(|x| x.reason == ExclusionReason::InsufficientAttempts && x.partitions == 1));
+}
+
+#[test]
+fn methodology_hash_is_stable_and_sensitive() {
+    let m = Methodology::default();
+    assert_eq!(m.hash(), Methodology::default().hash());
+    let mut m2 = m.clone();
+    m2.min_endpoints = 6;
+    assert_ne!(m.hash(), m2.hash());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Up to floor(0.2 n) endpoints reporting absurd prices cannot move the value outside the
+    /// range of the honest endpoints' prices.
+    #[test]
+    fn value_stays_in_honest_range_under_absurd_outliers(
+        honest in proptest::collection::vec(1_000i64..1_000_000, 5..12),
+        absurd_high in proptest::bool::ANY,
+        frac_outliers in 0usize..=100,
+    ) {
+        let m = Methodology::default();
+        let n_honest = honest.len();
+        // total n = honest + outliers, outliers <= floor(0.2 n)
+        let mut k = 0;
+        while (k + 1) <= trim_count(m.trim_fraction, n_honest + k + 1) { k += 1; }
+        let outliers = k * frac_outliers / 100;
+        let e = ids(n_honest + outliers);
+        let mut obs = Vec::new();
+        for (i, p) in honest.iter().enumerate() {
+            obs.extend(series(i as u32, Fixed(*p as i128 * 1000), 0..24, 6, true));
+        }
+        for j in 0..outliers {
+            let p = if absurd_high { Fixed(1_000_000_000 * ONE) } else { Fixed(0) };
+            obs.extend(series((n_honest + j) as u32, p, 0..24, 6, true));
+        }
+        let d = compute_day(&m, &input(&e, &obs, None));
+        let lo = Fixed(*honest.iter().min().unwrap() as i128 * 1000);
+        let hi = Fixed(*honest.iter().max().unwrap() as i128 * 1000);
+        let v = d.value.unwrap();
+        prop_assert!(v >= lo && v <= hi, "value {} outside [{}, {}]", v, lo, hi);
+    }
+}

@@ -1,0 +1,15 @@
+//! SIT oracle: a Standard Inference Token benchmark and settlement-index oracle.
+//!
+//! Data flows one way: probe -> observation -> store -> index -> determination -> publish.
+//! Modules that compute ([`fixed`], [`sit`], [`index`], [`probes`]) do no I/O, so they can be
+//! tested with golden vectors and replayed by auditors.
+
+pub mod clock;
+pub mod config;
+pub mod fixed;
+pub mod index;
+pub mod observation;
+pub mod probes;
+pub mod rng;
+pub mod sit;
+pub mod tokenizer;

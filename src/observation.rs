@@ -1,0 +1,183 @@
+//! The observation: one probe attempt, as recorded.
+//!
+//! An observation holds the facts of an attempt (what was asked, what came back, when, what
+//! the provider reported) and the SIT figures derived from them (cost, size, delivered). It has
+//! no floating-point fields: its JSON bytes are hashed into the chain and must be identical
+//! wherever they are re-serialised.
+
+use crate::config::PriceEntry;
+use crate::fixed::Pusd;
+use serde::{Deserialize, Serialize};
+
+/// The closed failure taxonomy. Every failed attempt has exactly one class.
+///
+/// Effect on the index (see index-methodology.md): every class counts as a failed attempt in
+/// availability and delivers 0 SIT; whatever the provider billed before the failure still
+/// counts as cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// TCP/TLS connection could not be made.
+    Connect,
+    /// No response headers within the first-token timeout.
+    TimeoutHeaders,
+    /// Headers came, but no answer token within the first-token timeout.
+    TimeoutFirstToken,
+    /// The whole response took longer than the total timeout.
+    TimeoutTotal,
+    /// The body stopped: no bytes for the stall timeout.
+    Stall,
+    /// 401 or 403.
+    Auth,
+    /// 402, or a quota / billing error (never retried).
+    Quota,
+    /// 404: model or path not found.
+    ModelNotFound,
+    /// 400, 413 or 422: the request was refused (often context length).
+    BadRequest,
+    /// 429 (Retry-After recorded).
+    RateLimited,
+    /// 500-599 except 529.
+    ServerError,
+    /// 529, or an `overloaded` error.
+    Overloaded,
+    /// An error object arrived inside the stream after HTTP 200.
+    ErrorEvent,
+    /// The stream ended without its end marker.
+    Truncated,
+    /// The stream completed with no answer text.
+    EmptyCompletion,
+    /// The answer was cut by the token limit (`finish_reason = length`).
+    FinishLength,
+    /// The answer was withheld by a content filter.
+    ContentFilter,
+    /// A chunk or body that is not the dialect's JSON.
+    Malformed,
+    /// The body exceeded the size cap.
+    BodyTooLarge,
+    /// The body is not valid UTF-8.
+    InvalidUtf8,
+    /// Any other HTTP status.
+    OtherHttp,
+}
+
+impl FailureClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Connect => "connect",
+            FailureClass::TimeoutHeaders => "timeout_headers",
+            FailureClass::TimeoutFirstToken => "timeout_first_token",
+            FailureClass::TimeoutTotal => "timeout_total",
+            FailureClass::Stall => "stall",
+            FailureClass::Auth => "auth",
+            FailureClass::Quota => "quota",
+            FailureClass::ModelNotFound => "model_not_found",
+            FailureClass::BadRequest => "bad_request",
+            FailureClass::RateLimited => "rate_limited",
+            FailureClass::ServerError => "server_error",
+            FailureClass::Overloaded => "overloaded",
+            FailureClass::ErrorEvent => "error_event",
+            FailureClass::Truncated => "truncated",
+            FailureClass::EmptyCompletion => "empty_completion",
+            FailureClass::FinishLength => "finish_length",
+            FailureClass::ContentFilter => "content_filter",
+            FailureClass::Malformed => "malformed",
+            FailureClass::BodyTooLarge => "body_too_large",
+            FailureClass::InvalidUtf8 => "invalid_utf8",
+            FailureClass::OtherHttp => "other_http",
+        }
+    }
+}
+
+/// A failure with its class and a short, key-free detail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub class: FailureClass,
+    pub detail: String,
+    /// Parsed Retry-After, when the server sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// Monotonic timings in nanoseconds since the request was handed to the HTTP client.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timings {
+    pub headers_ns: Option<u64>,
+    /// First byte of the response body.
+    pub first_byte_ns: Option<u64>,
+    /// First content of any kind (reasoning included). Role-only and empty chunks never count.
+    pub first_content_ns: Option<u64>,
+    /// First answer token (visible text).
+    pub first_token_ns: Option<u64>,
+    pub last_byte_ns: Option<u64>,
+    /// Arrival time (first byte) of every SSE event, in order.
+    pub event_ns: Vec<u64>,
+}
+
+/// The token triple and the billing basis.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    /// Whether the provider reported usage at all.
+    pub usage_reported: bool,
+    pub reported_input: Option<u64>,
+    /// Output tokens as reported (reasoning included, as providers bill them).
+    pub reported_output: Option<u64>,
+    pub reported_reasoning: Option<u64>,
+    pub reported_cached: Option<u64>,
+    /// Reference-tokenizer count of the request's message text (system nonce + prompt).
+    pub ref_input: u64,
+    /// Reference-tokenizer count of the returned answer text.
+    pub ref_output: u64,
+    /// Billed input tokens (including cached ones), output tokens, and the cached part.
+    pub billed_input: u64,
+    pub billed_output: u64,
+    pub billed_cached: u64,
+}
+
+/// One probe attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    /// Position in the store's hash chain (assigned by the store).
+    pub seq: u64,
+    /// blake3 (hex) of the previous stored observation's bytes (assigned by the store).
+    pub prev_hash: String,
+    pub endpoint: String,
+    pub provider: String,
+    pub model: String,
+    pub dialect: String,
+    pub region: String,
+    pub tier: String,
+    pub family: String,
+    pub family_version: u32,
+    pub seed: u64,
+    pub nonce: String,
+    pub suite_hash: String,
+    /// When the request was sent, UTC milliseconds, by `clock`.
+    pub at_ms: i64,
+    pub clock: String,
+    /// 0 for a first try, n for the n-th retry of the same probe.
+    pub retry: u32,
+    pub http_status: Option<u16>,
+    pub failure: Option<Failure>,
+    pub timings: Timings,
+    /// The answer text (capped at 64 KiB).
+    pub answer: String,
+    pub finish_reason: Option<String>,
+    /// The model name the server returned.
+    pub server_model: Option<String>,
+    pub correct: bool,
+    pub within_sla: bool,
+    pub tokens: Tokens,
+    /// The price schedule entry in force at `at_ms` (None when the endpoint had none yet).
+    pub price: Option<PriceEntry>,
+    pub cost: Pusd,
+    pub sit_size: u64,
+    pub delivered_sit: u64,
+}
+
+impl Observation {
+    /// The attempt completed with an answer (availability numerator).
+    pub fn succeeded(&self) -> bool {
+        self.failure.is_none()
+    }
+}
