@@ -125,6 +125,8 @@ pub struct Defaults {
     pub connect_timeout_ms: u64,
     pub first_token_timeout_ms: u64,
     pub total_timeout_ms: u64,
+    /// No body bytes for this long is a `stall`.
+    pub stall_timeout_ms: u64,
     /// Largest response body kept; larger is a `body_too_large` failure.
     pub max_body_bytes: u64,
 }
@@ -136,6 +138,7 @@ impl Default for Defaults {
             connect_timeout_ms: 5_000,
             first_token_timeout_ms: 30_000,
             total_timeout_ms: 120_000,
+            stall_timeout_ms: 15_000,
             max_body_bytes: 4 * 1024 * 1024,
         }
     }
@@ -184,6 +187,7 @@ struct RawDefaults {
     connect_timeout_ms: Option<Spanned<i64>>,
     first_token_timeout_ms: Option<Spanned<i64>>,
     total_timeout_ms: Option<Spanned<i64>>,
+    stall_timeout_ms: Option<Spanned<i64>>,
     max_body_bytes: Option<Spanned<i64>>,
 }
 
@@ -312,6 +316,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         pos(&d.connect_timeout_ms, "defaults.connect_timeout_ms", &mut defaults.connect_timeout_ms)?;
         pos(&d.first_token_timeout_ms, "defaults.first_token_timeout_ms", &mut defaults.first_token_timeout_ms)?;
         pos(&d.total_timeout_ms, "defaults.total_timeout_ms", &mut defaults.total_timeout_ms)?;
+        pos(&d.stall_timeout_ms, "defaults.stall_timeout_ms", &mut defaults.stall_timeout_ms)?;
         pos(&d.max_body_bytes, "defaults.max_body_bytes", &mut defaults.max_body_bytes)?;
     }
 

@@ -1,0 +1,156 @@
+//! `sit bench`: performance measurements recorded in BENCHMARKS.md (never timed assertions).
+
+use crate::clock::{Date, HOUR_MS};
+use crate::index::{compute_day, DayInput, IndexObs, Methodology};
+use crate::rng::Rng;
+use crate::store::Store;
+use std::time::Instant;
+
+/// Synthetic observations of one day for one tier: `n` rows over `endpoints` endpoints at
+/// random times of the day and the trailing window, prices scattered around 1 USD/1M SIT,
+/// 3% failures and 8% wrong answers.
+pub fn synthetic_day(date: Date, n: usize, endpoints: u32, seed: u64) -> Vec<IndexObs> {
+    let mut r = Rng::new(seed);
+    let from = date.start_ms() - 23 * HOUR_MS;
+    let span = 47 * HOUR_MS;
+    (0..n)
+        .map(|i| {
+            let e = r.range(0, endpoints as i64 - 1) as u32;
+            let succeeded = !r.chance_permille(30);
+            let correct = succeeded && !r.chance_permille(80);
+            let sit = 300 + r.range(0, 200) as u64;
+            let mut hash = [0u8; 32];
+            hash[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            hash[8..16].copy_from_slice(&r.next_u64().to_le_bytes());
+            IndexObs {
+                endpoint: e,
+                at_ms: from + r.range(0, span - 1),
+                cost_pusd: (sit as i128) * (500_000 + (e as i128) * 40_000 + r.range(0, 100_000) as i128),
+                delivered_sit: if correct { sit } else { 0 },
+                succeeded,
+                correct,
+                hash,
+            }
+        })
+        .collect()
+}
+
+/// Compute one day for 3 tiers from `total` synthetic observations; returns a report line.
+pub fn index_bench(total: usize, endpoints: u32, repeats: u32) -> String {
+    let m = Methodology::default();
+    let date = Date::parse("2026-01-05").expect("date");
+    let ids: Vec<String> = (0..endpoints).map(|i| format!("ep{i:03}")).collect();
+    let tiers = ["t1", "t2", "t3"];
+    let per_tier = total / tiers.len();
+    let data: Vec<Vec<IndexObs>> = (0..tiers.len()).map(|t| synthetic_day(date, per_tier, endpoints, t as u64 + 1)).collect();
+    let mut best = f64::MAX;
+    let mut times = Vec::new();
+    let mut values = Vec::new();
+    for _ in 0..repeats.max(1) {
+        let t0 = Instant::now();
+        values.clear();
+        for (t, tier) in tiers.iter().enumerate() {
+            let d = compute_day(
+                &m,
+                &DayInput {
+                    tier,
+                    date,
+                    pass_threshold: crate::fixed::Fixed(700_000_000),
+                    endpoints: &ids,
+                    observations: &data[t],
+                    previous_final: None,
+                    suite_hash: "bench",
+                    sequence: 1,
+                    computed_at: "bench",
+                },
+            );
+            values.push(d.value.map(|v| v.to_string()).unwrap_or_default());
+        }
+        let s = t0.elapsed().as_secs_f64();
+        best = best.min(s);
+        times.push(s);
+    }
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    format!(
+        "index: {} observations ({} per tier), {} endpoints, 3 tiers: best {:.3} s, mean {:.3} s over {} runs; {:.0} observations/s; values {:?}",
+        per_tier * 3,
+        per_tier,
+        endpoints,
+        best,
+        mean,
+        times.len(),
+        (per_tier * 3) as f64 / best,
+        values
+    )
+}
+
+/// Append `total` realistic observations to a fresh store in batches of `batch`, flushing each
+/// batch; returns a report line.
+pub fn ingest_bench(dir: &std::path::Path, total: usize, batch: usize) -> crate::error::Result<String> {
+    let store = Store::open(dir)?;
+    let template = sample_observation();
+    let start = Date::parse("2026-01-05").expect("date").start_ms();
+    let t0 = Instant::now();
+    let mut done = 0;
+    while done < total {
+        let n = batch.min(total - done);
+        let mut b: Vec<_> = (0..n)
+            .map(|i| {
+                let mut o = template.clone();
+                o.at_ms = start + ((done + i) as i64 * 86_400_000 / total as i64);
+                o.seed = (done + i) as u64;
+                o
+            })
+            .collect();
+        store.append(&mut b)?;
+        done += n;
+    }
+    let s = t0.elapsed().as_secs_f64();
+    let bytes = serde_json::to_vec(&template).map(|v| v.len()).unwrap_or(0);
+    Ok(format!(
+        "ingest: {total} observations (~{bytes} bytes JSON each) in batches of {batch}, flushed per batch: {s:.3} s, {:.0} observations/s",
+        total as f64 / s
+    ))
+}
+
+fn sample_observation() -> crate::observation::Observation {
+    use crate::observation::*;
+    Observation {
+        seq: 0,
+        prev_hash: String::new(),
+        endpoint: "sim-atlas".into(),
+        provider: "sim-atlas".into(),
+        model: "sim-atlas-chat".into(),
+        dialect: "openai".into(),
+        region: "loopback".into(),
+        tier: "t1".into(),
+        family: "t1.arith".into(),
+        family_version: 1,
+        seed: 0,
+        nonce: "0123456789abcdef".into(),
+        suite_hash: "0".repeat(64),
+        at_ms: 0,
+        clock: "system".into(),
+        retry: 0,
+        http_status: Some(200),
+        failure: None,
+        timings: Timings {
+            headers_ns: Some(1_000_000),
+            first_byte_ns: Some(1_100_000),
+            first_content_ns: Some(120_000_000),
+            first_token_ns: Some(120_000_000),
+            last_byte_ns: Some(150_000_000),
+            event_ns: vec![1_100_000, 120_000_000, 130_000_000, 140_000_000, 150_000_000],
+        },
+        answer: "1136".into(),
+        finish_reason: Some("stop".into()),
+        server_model: Some("sim-atlas-chat".into()),
+        correct: true,
+        within_sla: true,
+        tokens: Tokens { usage_reported: true, reported_input: Some(40), reported_output: Some(2), ref_input: 40, ref_output: 2, billed_input: 40, billed_output: 2, ..Default::default() },
+        price: None,
+        cost: crate::fixed::Pusd(7_200_000),
+        sit_size: 80,
+        delivered_sit: 80,
+    }
+}

@@ -1,0 +1,372 @@
+//! Command-line options (clap, all in one place) and dispatch. Exit codes: 0 ok, 1 failure,
+//! 2 usage or bad input (including a bad providers.toml).
+
+use crate::clock::{format_utc_ms, Clock, Date, SystemClock};
+use crate::config::{self, ApiKey, Endpoint};
+use crate::demo::{self, DemoOptions};
+use crate::error::{Error, Result};
+use crate::index::Methodology;
+use crate::probes::{Family, Suite};
+use crate::store::Store;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(name = "sit", version, about = "Standard Inference Token (SIT) benchmark and settlement-index oracle")]
+pub struct Cli {
+    /// Folder of the sled store.
+    #[arg(long, global = true, default_value = "sit-data", value_name = "DIR")]
+    pub data: PathBuf,
+    /// Endpoints and price schedules.
+    #[arg(long, global = true, default_value = "providers.toml", value_name = "FILE")]
+    pub providers: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the whole pipeline on the embedded simulated market (no keys, no network).
+    Demo {
+        /// Simulated days to probe.
+        #[arg(long, default_value_t = 2)]
+        days: u32,
+        /// First simulated day (YYYY-MM-DD); default 2026-01-05 or the day after the stored data.
+        #[arg(long)]
+        start: Option<String>,
+        /// Real milliseconds per simulated hour.
+        #[arg(long, default_value_t = 2500)]
+        hour_ms: u64,
+        /// Market and schedule seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Probes per endpoint, tier and hour.
+        #[arg(long, default_value_t = 3)]
+        per_hour: u32,
+    },
+    /// Serve the simulated market on loopback and print a providers.toml for it.
+    Sim {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        for_secs: Option<u64>,
+    },
+    /// Print determinations computed from the store.
+    Index {
+        /// Only this day (YYYY-MM-DD).
+        #[arg(long)]
+        date: Option<String>,
+        /// Only this tier.
+        #[arg(long)]
+        tier: Option<String>,
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Probe configured endpoints now and store the observations.
+    Probe {
+        /// Endpoint id from the providers file.
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        endpoint: Option<String>,
+        /// Every endpoint whose key is available.
+        #[arg(long)]
+        all: bool,
+        /// Rounds of one probe per tier family.
+        #[arg(long, default_value_t = 1)]
+        rounds: u32,
+        /// Only this tier.
+        #[arg(long)]
+        tier: Option<String>,
+        /// Summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the probe suite: tiers, families, SLAs and the suite hash.
+    Suite {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the providers file and exit.
+    Check,
+    /// Performance benchmarks (results go to BENCHMARKS.md by hand, with the command).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchWhat {
+    /// Compute one day for 3 tiers from synthetic observations.
+    Index {
+        #[arg(long, default_value_t = 1_000_000)]
+        observations: usize,
+        #[arg(long, default_value_t = 40)]
+        endpoints: u32,
+        #[arg(long, default_value_t = 5)]
+        repeats: u32,
+    },
+    /// Append observations to a fresh sled store.
+    Ingest {
+        #[arg(long, default_value_t = 200_000)]
+        observations: usize,
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
+}
+
+/// The global paths.
+pub struct Paths {
+    pub data: PathBuf,
+    pub providers: PathBuf,
+}
+
+fn parse_date(s: &str) -> Result<Date> {
+    Date::parse(s).map_err(|e| Error::Usage(e.to_string()))
+}
+
+/// Entry point used by `main`: parse, run, print errors, return the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Run a parsed command.
+pub async fn run(cli: Cli) -> Result<()> {
+    let Cli { data, providers, command } = cli;
+    let cli = Paths { data, providers };
+    match command {
+        Command::Demo { days, start, hour_ms, seed, per_hour } => {
+            let start = start.as_deref().map(parse_date).transpose()?;
+            let opts = DemoOptions { days, start, hour_ms, seed, per_hour, progress: true };
+            let t0 = std::time::Instant::now();
+            let report = demo::run(&cli.data, &opts).await?;
+            let s = &report.summary;
+            println!(
+                "\nProbed {} attempts on {} simulated providers in {:.0} s; {} recorded, {} delivered SIT.\n",
+                s.attempts,
+                s.per_endpoint.len(),
+                t0.elapsed().as_secs_f64(),
+                s.recorded,
+                s.delivered
+            );
+            println!("{:<12} {:>8} {:>9} {:>8} {:>9}  failures", "endpoint", "attempts", "available", "correct", "delivered");
+            for (id, e) in &s.per_endpoint {
+                let pct = |n: u64| format!("{:.1}%", 100.0 * n as f64 / e.attempts.max(1) as f64);
+                let fails = e.failures.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+                println!("{:<12} {:>8} {:>9} {:>8} {:>9}  {}", id, e.attempts, pct(e.succeeded), pct(e.correct), pct(e.delivered), fails);
+            }
+            let shown: Vec<_> = report.determinations.iter().filter(|d| report.days.contains(&d.date)).cloned().collect();
+            println!("\nDaily SIT index (USD per 1,000,000 SIT), methodology {}:\n", Methodology::default().version);
+            print!("{}", demo::render_table(&shown));
+            println!(
+                "\nData is in {}/ (sled). Next:\n  sit --data {} index --json          every determination as JSON\n  sit --data {} index --date {} --tier t1\n  sit suite                              the probe suite and its hash",
+                cli.data.display(),
+                cli.data.display(),
+                cli.data.display(),
+                report.days[0]
+            );
+            Ok(())
+        }
+        Command::Sim { seed, for_secs } => {
+            let market = crate::sim::Market::default_market(seed);
+            let now = SystemClock.now_ms();
+            let until = Date::of_ms(now).succ();
+            let running = crate::sim::server::start(market.clone(), until).await?;
+            let eps = market.endpoints(&running.base_urls(), until);
+            println!("{}", crate::sim::providers_toml(&eps, now));
+            eprintln!("sit sim: {} providers on 127.0.0.1 (Ctrl-C to stop)", eps.len());
+            match for_secs {
+                Some(s) => tokio::time::sleep(std::time::Duration::from_secs(s)).await,
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+            running.shutdown().await;
+            Ok(())
+        }
+        Command::Index { date, tier, json } => {
+            let date = date.as_deref().map(parse_date).transpose()?;
+            let suite = Suite::embedded();
+            if let Some(t) = &tier {
+                if suite.tier(t).is_none() {
+                    return Err(Error::Usage(format!("unknown tier `{t}`; tiers are {}", suite.tier_ids().join(", "))));
+                }
+            }
+            if !cli.data.exists() {
+                return Err(Error::Usage(format!(
+                    "no store at {}; run `sit demo` first or pass --data DIR",
+                    cli.data.display()
+                )));
+            }
+            let store = Store::open(&cli.data)?;
+            let computed_at = format_utc_ms(SystemClock.now_ms());
+            let all = crate::determine::all_days(&store, suite, &Methodology::default(), &suite.tier_ids(), &computed_at)?;
+            let ds: Vec<_> = all
+                .into_iter()
+                .filter(|d| date.map(|x| d.date == x).unwrap_or(true) && tier.as_ref().map(|t| &d.tier == t).unwrap_or(true))
+                .collect();
+            if let Some(d) = date {
+                if ds.is_empty() {
+                    return Err(Error::Failed(format!("no observations stored for {d}")));
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&ds).map_err(|e| Error::Failed(e.to_string()))?);
+            } else {
+                print!("{}", demo::render_table(&ds));
+            }
+            Ok(())
+        }
+        Command::Probe { endpoint, all, rounds, tier, json } => probe(&cli, endpoint, all, rounds, tier, json).await,
+        Command::Suite { json } => {
+            let s = Suite::embedded();
+            if json {
+                let v = serde_json::json!({"version": s.version, "hash": s.hash, "tiers": s.tiers});
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                println!("probe suite {} (hash {})", s.version, s.hash);
+                for t in &s.tiers {
+                    println!(
+                        "  {} {:<9} pass >= {}  budget_out {:>3}  SLA ttft {} ms, e2e {} ms  families: {}",
+                        t.id,
+                        t.name,
+                        t.pass_threshold.round_dp(2),
+                        t.budget_out,
+                        t.sla_ttft_ms,
+                        t.sla_e2e_ms,
+                        t.families.join(", ")
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Check => {
+            let c = config::load(&cli.providers)?;
+            println!("{}: {} endpoints OK", cli.providers.display(), c.endpoints.len());
+            for e in &c.endpoints {
+                let key = match e.api_key() {
+                    Ok(_) => "key available".to_string(),
+                    Err(err) => err.to_string(),
+                };
+                println!("  {:<28} {:<9} {}  ({key})", e.id, e.dialect.to_string(), e.base_url);
+            }
+            Ok(())
+        }
+        Command::Bench { what } => {
+            match what {
+                BenchWhat::Index { observations, endpoints, repeats } => {
+                    println!("{}", crate::bench::index_bench(observations, endpoints, repeats))
+                }
+                BenchWhat::Ingest { observations, batch } => {
+                    let dir = std::env::temp_dir().join(format!("sit-bench-ingest-{}", std::process::id()));
+                    let r = crate::bench::ingest_bench(&dir, observations, batch);
+                    let _ = std::fs::remove_dir_all(&dir);
+                    println!("{}", r?);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn probe(cli: &Paths, endpoint: Option<String>, all: bool, rounds: u32, tier: Option<String>, json: bool) -> Result<()> {
+    let cfg = config::load(&cli.providers)?;
+    let suite = Suite::embedded();
+    let tiers: Vec<usize> = match &tier {
+        Some(t) => vec![suite
+            .tiers
+            .iter()
+            .position(|x| &x.id == t)
+            .ok_or_else(|| Error::Usage(format!("unknown tier `{t}`; tiers are {}", suite.tier_ids().join(", "))))?],
+        None => (0..suite.tiers.len()).collect(),
+    };
+    let chosen: Vec<&Endpoint> = if all {
+        cfg.endpoints.iter().collect()
+    } else {
+        let id = endpoint.unwrap_or_default();
+        vec![cfg.endpoint(&id).ok_or_else(|| {
+            Error::Usage(format!("no endpoint `{id}` in {}; `sit check` lists them", cli.providers.display()))
+        })?]
+    };
+    let mut eps: Vec<Arc<(Endpoint, Option<ApiKey>)>> = Vec::new();
+    for e in chosen {
+        if !e.dialect.supported() {
+            eprintln!("endpoint `{}` skipped: dialect `{}` has no adapter in this build yet", e.id, e.dialect);
+            continue;
+        }
+        match e.api_key() {
+            Ok(k) => eps.push(Arc::new((e.clone(), k))),
+            Err(err) => eprintln!("{err}"),
+        }
+    }
+    if eps.is_empty() {
+        return Err(Error::Usage("no endpoint can be probed (see the lines above)".into()));
+    }
+    std::fs::create_dir_all(&cli.data)?;
+    let store = Arc::new(Store::open(&cli.data)?);
+    for e in &eps {
+        store.put_prices(&e.0.id, &e.0.prices)?;
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.now_ms();
+    let mut r = crate::rng::Rng::from_bytes(&[b"sit-probe", &now.to_le_bytes(), &std::process::id().to_le_bytes()]);
+    let mut slots = Vec::new();
+    for _ in 0..rounds {
+        for e in 0..eps.len() {
+            for &t in &tiers {
+                for fam in &suite.tiers[t].families {
+                    slots.push(crate::worker::schedule::Slot {
+                        at_ms: now,
+                        endpoint: e,
+                        tier: t,
+                        family: Family::from_id(fam).expect("suite family"),
+                        seed: r.next_u64(),
+                        nonce: r.hex(8),
+                    });
+                }
+            }
+        }
+    }
+    let worker = crate::worker::Worker::new(cfg.defaults.clone(), clock, Methodology::default())?;
+    let (recorder, rec_task) = crate::worker::recorder::Recorder::start(store.clone());
+    let pb = if json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(slots.len() as u64) };
+    let summary = demo::run_slots(&worker, &eps, suite, slots, &recorder, &pb).await;
+    pb.finish_and_clear();
+    drop(recorder);
+    rec_task.await.map_err(|e| Error::Failed(format!("recorder task failed: {e}")))??;
+    let s = summary?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s.per_endpoint).map_err(|e| Error::Failed(e.to_string()))?);
+    } else {
+        println!("{:<28} {:>8} {:>9} {:>8} {:>9}  failures", "endpoint", "attempts", "succeeded", "correct", "delivered");
+        for (id, e) in &s.per_endpoint {
+            let fails = e.failures.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+            println!("{:<28} {:>8} {:>9} {:>8} {:>9}  {}", id, e.attempts, e.succeeded, e.correct, e.delivered, fails);
+        }
+        println!("{} observations stored in {}/", s.recorded, cli.data.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! From the store to determinations: reads the observations a (tier, day) needs and hands
+//! them to the pure index. The I/O side of the index, kept separate so that the index itself
+//! stays pure and replayable.
+
+use crate::clock::{Date, HOUR_MS};
+use crate::index::{compute_day, DayInput, Determination, IndexObs, Methodology, Status};
+use crate::probes::Suite;
+use crate::store::{Store, StoreError};
+
+/// Observations of one tier in a window, as index rows with their endpoint universe.
+pub fn index_rows(
+    store: &Store,
+    suite: &Suite,
+    tier: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<(Vec<String>, Vec<IndexObs>), StoreError> {
+    let mut raw = Vec::new();
+    for r in store.scan(from_ms, to_ms) {
+        let s = r?;
+        // Only observations made with this suite count: mixing suites would mix units.
+        if s.obs.tier == tier && s.obs.suite_hash == suite.hash {
+            raw.push(s);
+        }
+    }
+    let mut endpoints: Vec<String> = raw.iter().map(|s| s.obs.endpoint.clone()).collect();
+    endpoints.sort();
+    endpoints.dedup();
+    let rows = raw
+        .iter()
+        .map(|s| IndexObs {
+            endpoint: endpoints.binary_search(&s.obs.endpoint).expect("endpoint in universe") as u32,
+            at_ms: s.obs.at_ms,
+            cost_pusd: s.obs.cost.0,
+            delivered_sit: s.obs.delivered_sit,
+            succeeded: s.obs.succeeded(),
+            correct: s.obs.correct,
+            hash: s.hash,
+        })
+        .collect();
+    Ok((endpoints, rows))
+}
+
+/// Determinations for every stored day (ascending) and every tier in `tiers`, carrying the
+/// last FINAL value forward into CONTINGENCY days. `computed_at` is recorded as given.
+pub fn all_days(
+    store: &Store,
+    suite: &Suite,
+    m: &Methodology,
+    tiers: &[String],
+    computed_at: &str,
+) -> Result<Vec<Determination>, StoreError> {
+    let days = store.days()?;
+    let mut out = Vec::new();
+    for tier_id in tiers {
+        let Some(tier) = suite.tier(tier_id) else { continue };
+        let mut previous: Option<(Date, crate::fixed::Fixed)> = None;
+        for (i, day) in days.iter().enumerate() {
+            let from = day.start_ms() - (m.eligibility_window_hours as i64 - 1) * HOUR_MS;
+            let to = day.start_ms() + m.partitions_per_day as i64 * HOUR_MS;
+            let (endpoints, rows) = index_rows(store, suite, tier_id, from, to)?;
+            let d = compute_day(
+                m,
+                &DayInput {
+                    tier: tier_id,
+                    date: *day,
+                    pass_threshold: tier.pass_threshold,
+                    endpoints: &endpoints,
+                    observations: &rows,
+                    previous_final: previous,
+                    suite_hash: &suite.hash,
+                    sequence: i as u64 + 1,
+                    computed_at,
+                },
+            );
+            if d.status == Status::Final {
+                previous = d.value.map(|v| (*day, v));
+            }
+            out.push(d);
+        }
+    }
+    out.sort_by(|a, b| (a.date, &a.tier).cmp(&(b.date, &b.tier)));
+    Ok(out)
+}

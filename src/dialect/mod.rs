@@ -1,0 +1,94 @@
+//! Provider dialects: how a request is built and how a streamed answer is read.
+//!
+//! Each adapter turns dialect events into one accumulator, [`StreamState`]: text, reasoning,
+//! usage, finish reason, end marker, in-stream error. The worker owns the clock and the socket;
+//! adapters are pure functions of the bytes they are given, so captured streams can be replayed
+//! through them in tests and audits.
+
+pub mod openai;
+pub mod sse;
+
+use crate::config::{ApiKey, Dialect, Endpoint};
+use crate::observation::FailureClass;
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub model: String,
+    pub system: String,
+    pub user: String,
+    pub max_tokens: u32,
+}
+
+/// A built HTTP request (the key is added by the worker, never stored).
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Provider-reported usage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input: Option<u64>,
+    pub output: Option<u64>,
+    pub reasoning: Option<u64>,
+    pub cached: Option<u64>,
+}
+
+/// What an adapter learned from the stream so far.
+#[derive(Debug, Clone, Default)]
+pub struct StreamState {
+    pub text: String,
+    pub reasoning_chars: u64,
+    pub usage: Option<Usage>,
+    pub finish_reason: Option<String>,
+    pub server_model: Option<String>,
+    /// The dialect's end marker was seen (`[DONE]`, `message_stop`, ...).
+    pub done: bool,
+    /// An in-stream failure (error event, malformed chunk): stop reading.
+    pub failure: Option<(FailureClass, String)>,
+}
+
+/// What one event contributed, for timing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventEffect {
+    /// It carried content of any kind (answer or reasoning).
+    pub content: bool,
+    /// It carried answer text.
+    pub answer: bool,
+}
+
+impl Dialect {
+    /// Build the streaming request for this dialect; `None` when this build has no adapter
+    /// for it (the caller reports the endpoint as skipped; see [`Dialect::supported`]).
+    pub fn build(self, endpoint: &Endpoint, req: &ChatRequest, key: Option<&ApiKey>) -> Option<HttpRequest> {
+        match self {
+            Dialect::Openai => Some(openai::build(endpoint, req, key)),
+            Dialect::Anthropic | Dialect::Gemini => None,
+        }
+    }
+
+    /// Whether this build can probe the dialect.
+    pub fn supported(self) -> bool {
+        matches!(self, Dialect::Openai)
+    }
+
+    /// Apply one SSE event to the state.
+    pub fn on_event(self, ev: &sse::SseEvent, st: &mut StreamState) -> EventEffect {
+        match self {
+            Dialect::Openai => openai::on_event(ev, st),
+            Dialect::Anthropic | Dialect::Gemini => {
+                st.failure = Some((FailureClass::Malformed, format!("no {self} adapter in this build")));
+                EventEffect::default()
+            }
+        }
+    }
+
+    /// Parse a non-streamed error body (HTTP status >= 400) for a short detail and whether it
+    /// is a quota error. Never includes request content.
+    pub fn error_detail(self, body: &[u8]) -> (String, bool) {
+        openai::error_detail(body)
+    }
+}

@@ -1,0 +1,196 @@
+//! OpenAI-compatible chat completions, streamed.
+//!
+//! Request: `POST {base_url}/chat/completions` with `stream: true` and
+//! `stream_options.include_usage: true`, so the last chunk before `[DONE]` carries `usage`
+//! (with empty `choices`). Reasoning models report `completion_tokens_details.reasoning_tokens`
+//! inside `completion_tokens`; some servers stream reasoning text as `delta.reasoning_content`
+//! or `delta.reasoning`. A role-only first chunk (`delta: {role: assistant, content: ""}`) is
+//! not content and never starts the first-token clock.
+
+use super::sse::SseEvent;
+use super::{ChatRequest, EventEffect, HttpRequest, StreamState, Usage};
+use crate::config::{ApiKey, Endpoint};
+use crate::observation::FailureClass;
+use serde_json::Value;
+
+pub fn build(endpoint: &Endpoint, req: &ChatRequest, key: Option<&ApiKey>) -> HttpRequest {
+    let body = serde_json::json!({
+        "model": req.model,
+        "messages": [
+            {"role": "system", "content": req.system},
+            {"role": "user", "content": req.user},
+        ],
+        "max_tokens": req.max_tokens,
+        "temperature": 0,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    });
+    let mut headers = vec![
+        ("content-type".to_string(), "application/json".to_string()),
+        ("accept".to_string(), "text/event-stream".to_string()),
+    ];
+    if let Some(k) = key {
+        headers.push(("authorization".to_string(), format!("Bearer {}", k.expose())));
+    }
+    HttpRequest {
+        url: format!("{}/chat/completions", endpoint.base_url),
+        headers,
+        body: serde_json::to_vec(&body).expect("request serialises"),
+    }
+}
+
+fn u(v: &Value, path: &[&str]) -> Option<u64> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_u64()
+}
+
+fn classify_error(err: &Value) -> FailureClass {
+    let t = |k: &str| err.get(k).and_then(|v| v.as_str()).unwrap_or("").to_ascii_lowercase();
+    let (typ, code) = (t("type"), t("code"));
+    if typ.contains("overloaded") || code.contains("overloaded") {
+        FailureClass::Overloaded
+    } else if typ.contains("quota") || code.contains("quota") || typ.contains("billing") {
+        FailureClass::Quota
+    } else if typ.contains("rate_limit") || code.contains("rate_limit") {
+        FailureClass::RateLimited
+    } else {
+        FailureClass::ErrorEvent
+    }
+}
+
+/// Apply one event of the stream.
+pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
+    let data = ev.data.trim();
+    if data == "[DONE]" {
+        st.done = true;
+        return EventEffect::default();
+    }
+    if data.is_empty() {
+        return EventEffect::default();
+    }
+    let v: Value = match serde_json::from_str(data) {
+        Ok(v) => v,
+        Err(e) => {
+            st.failure = Some((FailureClass::Malformed, format!("chunk is not JSON: {e}")));
+            return EventEffect::default();
+        }
+    };
+    if let Some(err) = v.get("error") {
+        let msg = err.get("message").and_then(|m| m.as_str()).unwrap_or("error event");
+        st.failure = Some((classify_error(err), truncate(msg, 200)));
+        return EventEffect::default();
+    }
+    if !v.is_object() {
+        st.failure = Some((FailureClass::Malformed, "chunk is not a JSON object".into()));
+        return EventEffect::default();
+    }
+    if st.server_model.is_none() {
+        if let Some(m) = v.get("model").and_then(|m| m.as_str()) {
+            st.server_model = Some(truncate(m, 200));
+        }
+    }
+    let mut eff = EventEffect::default();
+    if let Some(choice) = v.get("choices").and_then(|c| c.as_array()).and_then(|c| c.first()) {
+        if let Some(delta) = choice.get("delta") {
+            if let Some(t) = delta.get("content").and_then(|c| c.as_str()) {
+                if !t.is_empty() {
+                    st.text.push_str(t);
+                    eff.content = true;
+                    eff.answer = true;
+                }
+            }
+            for k in ["reasoning_content", "reasoning"] {
+                if let Some(t) = delta.get(k).and_then(|c| c.as_str()) {
+                    if !t.is_empty() {
+                        st.reasoning_chars += t.chars().count() as u64;
+                        eff.content = true;
+                    }
+                }
+            }
+        }
+        if let Some(f) = choice.get("finish_reason").and_then(|f| f.as_str()) {
+            st.finish_reason = Some(f.to_string());
+        }
+    }
+    if let Some(us) = v.get("usage").filter(|u| u.is_object()) {
+        st.usage = Some(Usage {
+            input: u(us, &["prompt_tokens"]),
+            output: u(us, &["completion_tokens"]),
+            reasoning: u(us, &["completion_tokens_details", "reasoning_tokens"]),
+            cached: u(us, &["prompt_tokens_details", "cached_tokens"]),
+        });
+    }
+    eff
+}
+
+/// Detail of an error body and whether it says "quota".
+pub fn error_detail(body: &[u8]) -> (String, bool) {
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    match serde_json::from_str::<Value>(&text) {
+        Ok(v) => {
+            let err = v.get("error").unwrap_or(&v);
+            let msg = err.get("message").and_then(|m| m.as_str()).unwrap_or("").to_string();
+            let quota = classify_error(err) == FailureClass::Quota || msg.to_ascii_lowercase().contains("quota");
+            (truncate(&msg, 200), quota)
+        }
+        Err(_) => (truncate(text.trim(), 200), false),
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        return s.to_string();
+    }
+    let mut end = n;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(data: &str) -> SseEvent {
+        SseEvent { data: data.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn role_only_and_empty_chunks_are_not_content() {
+        let mut st = StreamState::default();
+        let e = on_event(&ev(r#"{"model":"m1","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#), &mut st);
+        assert_eq!(e, EventEffect::default());
+        let e = on_event(&ev(r#"{"choices":[{"delta":{"reasoning_content":"hmm"}}]}"#), &mut st);
+        assert_eq!(e, EventEffect { content: true, answer: false });
+        let e = on_event(&ev(r#"{"choices":[{"delta":{"content":"42"}}]}"#), &mut st);
+        assert_eq!(e, EventEffect { content: true, answer: true });
+        on_event(&ev(r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#), &mut st);
+        on_event(
+            &ev(r#"{"choices":[],"usage":{"prompt_tokens":30,"completion_tokens":12,"completion_tokens_details":{"reasoning_tokens":10},"prompt_tokens_details":{"cached_tokens":0}}}"#),
+            &mut st,
+        );
+        on_event(&ev("[DONE]"), &mut st);
+        assert_eq!(st.text, "42");
+        assert_eq!(st.server_model.as_deref(), Some("m1"));
+        assert_eq!(st.finish_reason.as_deref(), Some("stop"));
+        assert_eq!(st.usage, Some(Usage { input: Some(30), output: Some(12), reasoning: Some(10), cached: Some(0) }));
+        assert!(st.done && st.failure.is_none());
+    }
+
+    #[test]
+    fn error_after_200_and_malformed_chunks_are_failures() {
+        let mut st = StreamState::default();
+        on_event(&ev(r#"{"error":{"message":"Overloaded","type":"overloaded_error"}}"#), &mut st);
+        assert_eq!(st.failure.as_ref().unwrap().0, FailureClass::Overloaded);
+        let mut st = StreamState::default();
+        on_event(&ev(r#"{"choices":[{"delta":{"content":"#), &mut st);
+        assert_eq!(st.failure.as_ref().unwrap().0, FailureClass::Malformed);
+        let mut st = StreamState::default();
+        on_event(&ev("[1,2]"), &mut st);
+        assert_eq!(st.failure.as_ref().unwrap().0, FailureClass::Malformed);
+    }
+}

@@ -1,0 +1,34 @@
+//! The library's top-level error, and the exit code each kind means.
+
+use crate::config::ConfigError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The providers file is wrong (exit 2: fix the input).
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// A command-line value is wrong (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("HTTP client error: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Error {
+    /// 2 for input the user must fix, 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

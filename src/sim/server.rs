@@ -1,0 +1,279 @@
+//! HTTP servers of the simulated providers (axum, one listener per provider on 127.0.0.1:0).
+//!
+//! `POST /v1/chat/completions` streams like an OpenAI-compatible server: role-only first
+//! chunk, (hidden reasoning time), content chunks at the provider's speed, a finish chunk, a
+//! usage chunk with empty `choices` when `stream_options.include_usage` is set, then `[DONE]`.
+//! Faults: 429 with Retry-After, 500, a stream cut before `[DONE]`, a malformed chunk.
+//! `GET /sim/stats` reports what the server received and did (for tests);
+//! `GET /sim/prices` the provider's price schedule.
+
+use super::{Market, SimProvider};
+use crate::probes::solve_any;
+use crate::rng::Rng;
+use crate::tokenizer;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::Serialize;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Counters of one simulated provider.
+#[derive(Debug, Default, Serialize)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub ok: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub server_errors: AtomicU64,
+    pub truncated: AtomicU64,
+    pub malformed: AtomicU64,
+    pub bad_requests: AtomicU64,
+    pub prompt_tokens_reported: AtomicU64,
+    pub completion_tokens_reported: AtomicU64,
+}
+
+struct Shared {
+    provider: SimProvider,
+    stats: Stats,
+    schedule: crate::config::PriceSchedule,
+}
+
+/// A running simulated market.
+pub struct RunningMarket {
+    pub market: Market,
+    pub addrs: Vec<SocketAddr>,
+    shared: Vec<Arc<Shared>>,
+    shutdown: Vec<tokio::sync::oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningMarket {
+    /// OpenAI-style base URLs (`http://127.0.0.1:PORT/v1`), in provider order.
+    pub fn base_urls(&self) -> Vec<String> {
+        self.addrs.iter().map(|a| format!("http://{a}/v1")).collect()
+    }
+    pub fn stats(&self, i: usize) -> &Stats {
+        &self.shared[i].stats
+    }
+    /// Stop all servers and wait for them to finish.
+    pub async fn shutdown(self) {
+        for s in self.shutdown {
+            let _ = s.send(());
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Start every provider of `market` on its own loopback port. `priced_until` bounds the
+/// schedule served at `/sim/prices`.
+pub async fn start(market: Market, priced_until: crate::clock::Date) -> std::io::Result<RunningMarket> {
+    tokenizer::warm_up();
+    let mut addrs = Vec::new();
+    let mut shared = Vec::new();
+    let mut shutdown = Vec::new();
+    let mut tasks = Vec::new();
+    for (i, p) in market.providers.iter().enumerate() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        addrs.push(listener.local_addr()?);
+        let sh = Arc::new(Shared { provider: p.clone(), stats: Stats::default(), schedule: market.schedule(i, priced_until) });
+        shared.push(sh.clone());
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/v1/models", get(models))
+            .route("/sim/stats", get(stats))
+            .route("/sim/prices", get(prices))
+            .with_state(sh);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        shutdown.push(tx);
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        }));
+    }
+    Ok(RunningMarket { market, addrs, shared, shutdown, tasks })
+}
+
+async fn models(State(sh): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({"object": "list", "data": [{"id": format!("{}-chat", sh.provider.id), "object": "model"}]}))
+}
+
+async fn stats(State(sh): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    Json(serde_json::to_value(&sh.stats).unwrap_or_default())
+}
+
+async fn prices(State(sh): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    Json(serde_json::to_value(&sh.schedule).unwrap_or_default())
+}
+
+fn error(status: StatusCode, typ: &str, msg: &str) -> Response {
+    (status, Json(serde_json::json!({"error": {"message": msg, "type": typ}}))).into_response()
+}
+
+fn chunk(id: &str, model: &str, delta: serde_json::Value, finish: Option<&str>) -> Bytes {
+    let v = serde_json::json!({
+        "id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    });
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+/// A wrong answer of the same shape: change the last digit, or alter the text.
+fn corrupt(answer: &str, r: &mut Rng) -> String {
+    if let Some(pos) = answer.rfind(|c: char| c.is_ascii_digit()) {
+        let d = answer.as_bytes()[pos] - b'0';
+        let nd = (d + 1 + r.range(0, 7) as u8) % 10;
+        let mut s = answer.to_string();
+        s.replace_range(pos..pos + 1, &nd.to_string());
+        s
+    } else {
+        format!("{}x", answer.chars().rev().collect::<String>())
+    }
+}
+
+async fn chat(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
+    let st = &sh.stats;
+    st.requests.fetch_add(1, Ordering::Relaxed);
+    let req: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => {
+            st.bad_requests.fetch_add(1, Ordering::Relaxed);
+            return error(StatusCode::BAD_REQUEST, "invalid_request_error", "body is not JSON");
+        }
+    };
+    let Some(messages) = req.get("messages").and_then(|m| m.as_array()) else {
+        st.bad_requests.fetch_add(1, Ordering::Relaxed);
+        return error(StatusCode::BAD_REQUEST, "invalid_request_error", "`messages` is required");
+    };
+    let text_of = |role: &str| -> String {
+        messages
+            .iter()
+            .filter(|m| m.get("role").and_then(|r| r.as_str()) == Some(role))
+            .filter_map(|m| m.get("content").and_then(|c| c.as_str()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let (system, user) = (text_of("system"), text_of("user"));
+    let p = &sh.provider;
+    let mut r = Rng::from_bytes(&[&p.seed.to_le_bytes(), &body]);
+
+    // faults first: a real overloaded server refuses before it thinks
+    let fault = if r.chance_permille(p.fault_permille) { Some(r.range(0, 3)) } else { None };
+    match fault {
+        Some(0) => {
+            st.rate_limited.fetch_add(1, Ordering::Relaxed);
+            let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "Rate limit reached; retry later");
+            resp.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+            return resp;
+        }
+        Some(1) => {
+            st.server_errors.fetch_add(1, Ordering::Relaxed);
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "The server had an error processing your request");
+        }
+        _ => {}
+    }
+
+    let (answer, tier_idx) = match solve_any(&user) {
+        Some((fam, correct)) => {
+            let tier_idx = match &fam.id()[..2] {
+                "t1" => 0,
+                "t2" => 1,
+                _ => 2,
+            };
+            let good = r.chance_permille(p.quality_permille[tier_idx]);
+            (if good { correct } else { corrupt(&correct, &mut r) }, tier_idx)
+        }
+        None => ("I am a simulated model and cannot answer that.".to_string(), 0),
+    };
+    let prompt_ref = tokenizer::count(&system) + tokenizer::count(&user);
+    let answer_ref = tokenizer::count(&answer);
+    let infl = |n: u64| (n * p.inflation_permille as u64).div_ceil(1000);
+    let reasoning = p.reasoning_tokens as u64 * [1, 2, 4][tier_idx];
+    let prompt_tokens = infl(prompt_ref);
+    let completion_tokens = infl(answer_ref) + reasoning;
+    let stream = req.get("stream").and_then(|s| s.as_bool()).unwrap_or(false);
+    let include_usage = req.pointer("/stream_options/include_usage").and_then(|v| v.as_bool()).unwrap_or(false);
+    let model = format!("{}-chat", p.id);
+    let id = format!("chatcmpl-{}", r.hex(8));
+    let usage = serde_json::json!({
+        "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
+        "prompt_tokens_details": {"cached_tokens": 0},
+    });
+    // first-token delay: lognormal around the median, plus prefill and reasoning time
+    let ttft = (p.ttft_ms as f64 * (0.35 * r.normal()).exp()) as u64 + prompt_ref / 40 + reasoning / 20;
+    let per_token = Duration::from_micros(1_000_000 / p.tokens_per_sec.max(1) as u64);
+
+    if !stream {
+        tokio::time::sleep(Duration::from_millis(ttft) + per_token * answer_ref as u32).await;
+        st.ok.fetch_add(1, Ordering::Relaxed);
+        st.prompt_tokens_reported.fetch_add(prompt_tokens, Ordering::Relaxed);
+        st.completion_tokens_reported.fetch_add(completion_tokens, Ordering::Relaxed);
+        return Json(serde_json::json!({
+            "id": id, "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+            "usage": usage,
+        }))
+        .into_response();
+    }
+
+    // split the answer into pieces of about one token (4 characters)
+    let pieces: Vec<String> = {
+        let chars: Vec<char> = answer.chars().collect();
+        chars.chunks(4).map(|c| c.iter().collect()).collect()
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    let sh2 = sh.clone();
+    tokio::spawn(async move {
+        let st = &sh2.stats;
+        let _ = tx.send(chunk(&id, &model, serde_json::json!({"role": "assistant", "content": ""}), None)).await;
+        tokio::time::sleep(Duration::from_millis(ttft)).await;
+        let cut = if fault == Some(2) { pieces.len().div_ceil(2) } else { usize::MAX };
+        for (k, piece) in pieces.iter().enumerate() {
+            if k == cut {
+                st.truncated.fetch_add(1, Ordering::Relaxed);
+                return; // connection closes without [DONE]
+            }
+            if k == 0 && fault == Some(3) {
+                st.malformed.fetch_add(1, Ordering::Relaxed);
+                let _ = tx.send(Bytes::from_static(b"data: {\"choices\":[{\"delta\":{\"content\":\n\n")).await;
+                return;
+            }
+            if k > 0 {
+                tokio::time::sleep(per_token).await;
+            }
+            if tx.send(chunk(&id, &model, serde_json::json!({"content": piece}), None)).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(chunk(&id, &model, serde_json::json!({}), Some("stop"))).await;
+        if include_usage {
+            let v = serde_json::json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [], "usage": usage});
+            let _ = tx.send(Bytes::from(format!("data: {v}\n\n"))).await;
+        }
+        let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+        st.ok.fetch_add(1, Ordering::Relaxed);
+        st.prompt_tokens_reported.fetch_add(prompt_tokens, Ordering::Relaxed);
+        st.completion_tokens_reported.fetch_add(completion_tokens, Ordering::Relaxed);
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "response build failed"))
+}

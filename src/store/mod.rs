@@ -1,0 +1,290 @@
+//! The store: sled on disk, append-only and hash-chained. The only module that touches sled.
+//!
+//! Layout (one sled tree, prefixed keys, so a batch is atomic across all of them):
+//! - `o` + time key (8 bytes, big-endian, sign bit flipped) + seq (8 bytes BE) ->
+//!   32-byte blake3 of the record bytes + the record bytes (observation JSON).
+//! - `h` -> chain head: next seq (8 bytes BE) + hash of the last record (32 bytes).
+//! - `y` + day (4 bytes BE) -> marker: a day that has observations.
+//! - `p` + endpoint id + 0x00 + effective-from time key -> price entry JSON (write-once).
+//!
+//! Why: time-ordered keys make "all observations of a window" one range scan; the chain
+//! (each record holds the previous record's hash) lets an auditor prove nothing was dropped,
+//! inserted or edited. [`Store::append`] assigns seq and prev_hash, applies one atomic batch,
+//! and **flushes before returning**: a returned append is durable (sled 0.34 otherwise only
+//! flushes every 500 ms).
+
+use crate::clock::Date;
+use crate::config::{PriceEntry, PriceSchedule};
+use crate::observation::Observation;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {source}\n  hint: is another `sit` process using it? Use --data DIR for a different folder")]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("store I/O error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("corrupt record at key {key}: {why}")]
+    Corrupt { key: String, why: String },
+    #[error("price entry for `{endpoint}` at {at} already stored with different values; price history is write-once")]
+    PriceConflict { endpoint: String, at: String },
+}
+
+/// A stored observation with its record hash.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub hash: [u8; 32],
+    pub obs: Observation,
+}
+
+pub struct Store {
+    db: sled::Db,
+    tree: sled::Tree,
+    path: PathBuf,
+    append_lock: Mutex<()>,
+}
+
+/// Big-endian with the sign bit flipped: orders i64 correctly as bytes.
+fn time_key(ms: i64) -> [u8; 8] {
+    ((ms as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn obs_key(at_ms: i64, seq: u64) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = b'o';
+    k[1..9].copy_from_slice(&time_key(at_ms));
+    k[9..17].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The genesis "previous hash" of a chain.
+pub const GENESIS: [u8; 32] = [0u8; 32];
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|source| StoreError::Open { path: dir.to_path_buf(), source })?;
+        let tree = db.open_tree("sit-v1")?;
+        Ok(Store { db, tree, path: dir.to_path_buf(), append_lock: Mutex::new(()) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// (next seq, hash of the last record).
+    pub fn head(&self) -> Result<(u64, [u8; 32]), StoreError> {
+        match self.tree.get(b"h")? {
+            None => Ok((0, GENESIS)),
+            Some(v) if v.len() == 40 => {
+                Ok((u64::from_be_bytes(v[..8].try_into().unwrap()), v[8..40].try_into().unwrap()))
+            }
+            Some(_) => Err(StoreError::Corrupt { key: "h".into(), why: "chain head has the wrong length".into() }),
+        }
+    }
+
+    /// Append observations as one atomic, flushed batch. Assigns `seq` and `prev_hash` and
+    /// returns the stored records' hashes. When this returns Ok, the records are on disk.
+    pub fn append(&self, batch: &mut [Observation]) -> Result<Vec<[u8; 32]>, StoreError> {
+        if batch.is_empty() {
+            return Ok(vec![]);
+        }
+        let _g = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut seq, mut prev) = self.head()?;
+        let mut b = sled::Batch::default();
+        let mut hashes = Vec::with_capacity(batch.len());
+        let mut days = std::collections::BTreeSet::new();
+        for o in batch.iter_mut() {
+            o.seq = seq;
+            o.prev_hash = blake3::Hash::from(prev).to_hex().to_string();
+            let bytes = serde_json::to_vec(o).expect("observation serialises");
+            let h = *blake3::hash(&bytes).as_bytes();
+            let mut v = Vec::with_capacity(32 + bytes.len());
+            v.extend_from_slice(&h);
+            v.extend_from_slice(&bytes);
+            b.insert(&obs_key(o.at_ms, seq)[..], v);
+            days.insert(Date::of_ms(o.at_ms));
+            hashes.push(h);
+            prev = h;
+            seq += 1;
+        }
+        for d in days {
+            let mut k = vec![b'y'];
+            k.extend_from_slice(&(d.0 as u32).to_be_bytes());
+            b.insert(k, &[][..]);
+        }
+        let mut head = Vec::with_capacity(40);
+        head.extend_from_slice(&seq.to_be_bytes());
+        head.extend_from_slice(&prev);
+        b.insert(&b"h"[..], head);
+        self.tree.apply_batch(b)?;
+        self.db.flush()?;
+        Ok(hashes)
+    }
+
+    /// Observations with `from_ms <= at_ms < to_ms`, in time order.
+    pub fn scan(&self, from_ms: i64, to_ms: i64) -> impl Iterator<Item = Result<Stored, StoreError>> + '_ {
+        let lo = obs_key(from_ms, 0);
+        let hi = obs_key(to_ms, 0);
+        self.tree.range(lo..hi).map(|r| {
+            let (k, v) = r?;
+            let key = || k.iter().map(|b| format!("{b:02x}")).collect::<String>();
+            if v.len() < 32 {
+                return Err(StoreError::Corrupt { key: key(), why: "record shorter than its hash".into() });
+            }
+            let hash: [u8; 32] = v[..32].try_into().unwrap();
+            let obs: Observation = serde_json::from_slice(&v[32..])
+                .map_err(|e| StoreError::Corrupt { key: key(), why: e.to_string() })?;
+            Ok(Stored { hash, obs })
+        })
+    }
+
+    /// Days that have at least one observation, ascending.
+    pub fn days(&self) -> Result<Vec<Date>, StoreError> {
+        let mut out = Vec::new();
+        for r in self.tree.scan_prefix(b"y") {
+            let (k, _) = r?;
+            if k.len() == 5 {
+                out.push(Date(u32::from_be_bytes(k[1..5].try_into().unwrap()) as i32));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Store an endpoint's price schedule. Entries already stored must be identical
+    /// (price history is write-once); new entries are added. Flushed before returning.
+    pub fn put_prices(&self, endpoint: &str, schedule: &PriceSchedule) -> Result<(), StoreError> {
+        let mut b = sled::Batch::default();
+        for e in &schedule.0 {
+            let mut k = vec![b'p'];
+            k.extend_from_slice(endpoint.as_bytes());
+            k.push(0);
+            k.extend_from_slice(&time_key(e.effective_from_ms));
+            let v = serde_json::to_vec(e).expect("price serialises");
+            match self.tree.get(&k)? {
+                Some(old) if old.as_ref() != v.as_slice() => {
+                    return Err(StoreError::PriceConflict {
+                        endpoint: endpoint.to_string(),
+                        at: crate::clock::format_utc_ms(e.effective_from_ms),
+                    })
+                }
+                Some(_) => {}
+                None => b.insert(k, v),
+            }
+        }
+        self.tree.apply_batch(b)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The stored price schedule of an endpoint.
+    pub fn prices(&self, endpoint: &str) -> Result<PriceSchedule, StoreError> {
+        let mut prefix = vec![b'p'];
+        prefix.extend_from_slice(endpoint.as_bytes());
+        prefix.push(0);
+        let mut out = Vec::new();
+        for r in self.tree.scan_prefix(&prefix) {
+            let (k, v) = r?;
+            let e: PriceEntry = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&k).into_owned(),
+                why: e.to_string(),
+            })?;
+            out.push(e);
+        }
+        Ok(PriceSchedule(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample(at_ms: i64) -> Observation {
+        Observation {
+            seq: 0,
+            prev_hash: String::new(),
+            endpoint: "e".into(),
+            provider: "p".into(),
+            model: "m".into(),
+            dialect: "openai".into(),
+            region: "r".into(),
+            tier: "t1".into(),
+            family: "t1.arith".into(),
+            family_version: 1,
+            seed: 1,
+            nonce: "n".into(),
+            suite_hash: "s".into(),
+            at_ms,
+            clock: "system".into(),
+            retry: 0,
+            http_status: Some(200),
+            failure: None,
+            timings: Default::default(),
+            answer: "42".into(),
+            finish_reason: Some("stop".into()),
+            server_model: None,
+            correct: true,
+            within_sla: true,
+            tokens: Default::default(),
+            price: None,
+            cost: crate::fixed::Pusd(5),
+            sit_size: 10,
+            delivered_sit: 10,
+        }
+    }
+
+    #[test]
+    fn append_chains_and_scans_in_time_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let day = Date::parse("2026-01-05").unwrap().start_ms();
+        let mut a = vec![sample(day + 5000), sample(day + 1000)];
+        let ha = s.append(&mut a).unwrap();
+        let mut b = vec![sample(day + 3000)];
+        let hb = s.append(&mut b).unwrap();
+        assert_eq!(a[1].prev_hash, blake3::Hash::from(ha[0]).to_hex().to_string());
+        assert_eq!(b[0].prev_hash, blake3::Hash::from(ha[1]).to_hex().to_string());
+        assert_eq!(s.head().unwrap(), (3, hb[0]));
+        let got: Vec<i64> = s.scan(day, day + 10_000).map(|r| r.unwrap().obs.at_ms).collect();
+        assert_eq!(got, vec![day + 1000, day + 3000, day + 5000]);
+        assert_eq!(s.days().unwrap(), vec![Date::of_ms(day)]);
+        // the stored hash is the hash of the stored bytes
+        for r in s.scan(day, day + 10_000) {
+            let st = r.unwrap();
+            assert_eq!(st.hash, *blake3::hash(&serde_json::to_vec(&st.obs).unwrap()).as_bytes());
+        }
+    }
+
+    #[test]
+    fn data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.append(&mut vec![sample(1000)]).unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.scan(0, 2000).count(), 1);
+        assert_eq!(s.head().unwrap().0, 1);
+    }
+
+    #[test]
+    fn price_history_is_write_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let e = |inp: &str| PriceEntry {
+            effective_from_ms: 0,
+            input: crate::fixed::Rate::parse(inp).unwrap(),
+            output: crate::fixed::Rate::parse("1").unwrap(),
+            cached_input: crate::fixed::Rate::parse(inp).unwrap(),
+            request_fee: crate::fixed::Pusd::ZERO,
+        };
+        s.put_prices("a", &PriceSchedule(vec![e("0.5")])).unwrap();
+        s.put_prices("a", &PriceSchedule(vec![e("0.5")])).unwrap();
+        assert!(matches!(s.put_prices("a", &PriceSchedule(vec![e("0.6")])), Err(StoreError::PriceConflict { .. })));
+        assert_eq!(s.prices("a").unwrap().0.len(), 1);
+    }
+}

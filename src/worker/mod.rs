@@ -1,0 +1,313 @@
+//! The probe worker: sends one probe to one endpoint and records what happened.
+//!
+//! Timing uses the monotonic clock only, in nanoseconds from the moment the request is handed
+//! to the HTTP client: response headers, first body byte, first content of any kind, first
+//! answer token, every SSE event, last byte. Every way an attempt can go wrong ends as an
+//! [`Observation`] with a [`FailureClass`]; nothing a server sends can panic the worker.
+//! The API key is attached to the request and scrubbed from anything recorded.
+
+use crate::clock::Clock;
+use crate::config::{ApiKey, Defaults, Endpoint};
+use crate::dialect::sse::SseDecoder;
+use crate::dialect::{ChatRequest, StreamState};
+use crate::fixed::Pusd;
+use crate::index::Methodology;
+use crate::observation::{Failure, FailureClass, Observation, Timings, Tokens};
+use crate::probes::{Family, Suite, Tier};
+use crate::{sit, tokenizer};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub mod recorder;
+pub mod schedule;
+
+/// Why a probe could not even be attempted (nothing was sent, nothing is recorded).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PreflightError {
+    #[error("endpoint `{0}` has no price in force at {1}; add a [[endpoints.prices]] entry that starts earlier")]
+    NoPrice(String, String),
+    #[error("endpoint `{0}` skipped: dialect `{1}` has no adapter in this build yet")]
+    UnsupportedDialect(String, String),
+}
+
+/// Answers longer than this are cut in the record (the grade uses the full text).
+const ANSWER_CAP: usize = 64 * 1024;
+
+/// Shared probe machinery: one HTTP client (connection pool), timeouts, suite, clock.
+#[derive(Clone)]
+pub struct Worker {
+    client: reqwest::Client,
+    defaults: Defaults,
+    clock: Arc<dyn Clock>,
+    suite: &'static Suite,
+    methodology: Methodology,
+}
+
+/// One probe to run.
+#[derive(Debug, Clone)]
+pub struct ProbeSpec {
+    pub tier: Tier,
+    pub family: Family,
+    pub seed: u64,
+    pub nonce: String,
+    pub retry: u32,
+}
+
+impl Worker {
+    pub fn new(defaults: Defaults, clock: Arc<dyn Clock>, methodology: Methodology) -> Result<Worker, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(defaults.connect_timeout_ms))
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("sit-oracle/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Worker { client, defaults, clock, suite: Suite::embedded(), methodology })
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Run one probe against `endpoint`. Returns the observation (seq and chain fields are
+    /// filled in by the store).
+    pub async fn probe(&self, endpoint: &Endpoint, key: Option<&ApiKey>, spec: &ProbeSpec) -> Result<Observation, PreflightError> {
+        let inst = self.suite.instance(&spec.tier, spec.family, spec.seed, self.methodology.sit_w_in, self.methodology.sit_w_out);
+        let req = ChatRequest {
+            model: endpoint.model.clone(),
+            system: format!("Request {}. Answer the user's request exactly as instructed.", spec.nonce),
+            user: inst.generated.prompt.clone(),
+            max_tokens: spec.tier.max_tokens,
+        };
+        let http = endpoint
+            .dialect
+            .build(endpoint, &req, key)
+            .ok_or_else(|| PreflightError::UnsupportedDialect(endpoint.id.clone(), endpoint.dialect.to_string()))?;
+        let at_ms = self.clock.now_ms();
+        let price = endpoint
+            .prices
+            .in_force(at_ms)
+            .cloned()
+            .ok_or_else(|| PreflightError::NoPrice(endpoint.id.clone(), crate::clock::format_utc_ms(at_ms)))?;
+
+        let mut timings = Timings::default();
+        let mut st = StreamState::default();
+        let (status, failure) = self.exchange(endpoint, http, &mut timings, &mut st).await;
+
+        // classify the end of a stream that did not fail outright
+        let failure = failure.or_else(|| {
+            if let Some((class, detail)) = st.failure.clone() {
+                Some(Failure { class, detail, retry_after_ms: None })
+            } else if !st.done {
+                Some(Failure { class: FailureClass::Truncated, detail: "stream ended without its end marker".into(), retry_after_ms: None })
+            } else if st.finish_reason.as_deref() == Some("length") {
+                Some(Failure { class: FailureClass::FinishLength, detail: "answer cut at max_tokens".into(), retry_after_ms: None })
+            } else if st.finish_reason.as_deref() == Some("content_filter") {
+                Some(Failure { class: FailureClass::ContentFilter, detail: "answer withheld by a content filter".into(), retry_after_ms: None })
+            } else if st.text.trim().is_empty() {
+                Some(Failure { class: FailureClass::EmptyCompletion, detail: "no answer text".into(), retry_after_ms: None })
+            } else {
+                None
+            }
+        });
+        let failure = failure.map(|mut f| {
+            if let Some(k) = key {
+                if !k.expose().is_empty() {
+                    f.detail = f.detail.replace(k.expose(), "<redacted>");
+                }
+            }
+            f
+        });
+
+        let correct = failure.is_none() && inst.generated.grader.grade(&st.text, &inst.generated.expected);
+        let on_time = sit::within_sla(&timings, &spec.tier);
+        let mut tokens = Tokens {
+            usage_reported: st.usage.is_some(),
+            ref_input: tokenizer::count(&req.system) + inst.ref_prompt_tokens,
+            ref_output: tokenizer::count(&st.text),
+            ..Default::default()
+        };
+        if let Some(u) = &st.usage {
+            tokens.reported_input = u.input;
+            tokens.reported_output = u.output;
+            tokens.reported_reasoning = u.reasoning;
+            tokens.reported_cached = u.cached;
+        }
+        // A request refused before any body (HTTP error, connect failure) is not billed.
+        let billed_anything = st.usage.is_some() || (status.map(|s| s < 300).unwrap_or(false) && !st.text.is_empty());
+        if billed_anything {
+            sit::billed(&mut tokens);
+        }
+        let cost: Pusd = sit::cost(&tokens, &price);
+        let succeeded = failure.is_none();
+        let mut answer = st.text;
+        if answer.len() > ANSWER_CAP {
+            let mut end = ANSWER_CAP;
+            while !answer.is_char_boundary(end) {
+                end -= 1;
+            }
+            answer.truncate(end);
+        }
+        Ok(Observation {
+            seq: 0,
+            prev_hash: String::new(),
+            endpoint: endpoint.id.clone(),
+            provider: endpoint.provider.clone(),
+            model: endpoint.model.clone(),
+            dialect: endpoint.dialect.to_string(),
+            region: endpoint.region.clone(),
+            tier: spec.tier.id.clone(),
+            family: spec.family.id().to_string(),
+            family_version: spec.family.version(),
+            seed: spec.seed,
+            nonce: spec.nonce.clone(),
+            suite_hash: self.suite.hash.clone(),
+            at_ms,
+            clock: self.clock.describe(),
+            retry: spec.retry,
+            http_status: status,
+            failure,
+            timings,
+            answer,
+            finish_reason: st.finish_reason,
+            server_model: st.server_model,
+            correct,
+            within_sla: on_time,
+            tokens,
+            price: Some(price),
+            cost,
+            sit_size: inst.sit_size,
+            delivered_sit: sit::delivered(inst.sit_size, succeeded, correct, on_time),
+        })
+    }
+
+    /// Send the request and read the stream into `st`. Returns the HTTP status (if any) and a
+    /// transport-level failure (if any).
+    async fn exchange(
+        &self,
+        endpoint: &Endpoint,
+        http: crate::dialect::HttpRequest,
+        t: &mut Timings,
+        st: &mut StreamState,
+    ) -> (Option<u16>, Option<Failure>) {
+        let fail = |class, detail: String| Some(Failure { class, detail, retry_after_ms: None });
+        let mut rb = self.client.post(&http.url).body(http.body);
+        for (k, v) in &http.headers {
+            rb = rb.header(k, v);
+        }
+        let t0 = Instant::now();
+        let ns = |i: Instant| i.duration_since(t0).as_nanos() as u64;
+        let first_token_deadline = t0 + Duration::from_millis(self.defaults.first_token_timeout_ms);
+        let total_deadline = t0 + Duration::from_millis(self.defaults.total_timeout_ms);
+        let stall = Duration::from_millis(self.defaults.stall_timeout_ms);
+
+        let resp = match tokio::time::timeout_at(first_token_deadline.into(), rb.send()).await {
+            Err(_) => return (None, fail(FailureClass::TimeoutHeaders, "no response headers before the first-token timeout".into())),
+            Ok(Err(e)) if e.is_timeout() => return (None, fail(FailureClass::TimeoutHeaders, "timed out waiting for headers".into())),
+            Ok(Err(e)) if e.is_connect() => return (None, fail(FailureClass::Connect, format!("cannot connect to {}", endpoint.base_url))),
+            Ok(Err(e)) => return (None, fail(FailureClass::Connect, format!("request failed: {}", e.without_url()))),
+            Ok(Ok(r)) => r,
+        };
+        t.headers_ns = Some(ns(Instant::now()));
+        let status = resp.status().as_u16();
+        if status >= 300 {
+            let retry_after_ms = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|s| s * 1000);
+            let mut body = Vec::new();
+            let mut resp = resp;
+            while let Ok(Ok(Some(c))) = tokio::time::timeout(stall, resp.chunk()).await {
+                body.extend_from_slice(&c);
+                if body.len() > 64 * 1024 {
+                    break;
+                }
+            }
+            t.last_byte_ns = Some(ns(Instant::now()));
+            let (detail, quota) = endpoint.dialect.error_detail(&body);
+            let class = match status {
+                401 | 403 => FailureClass::Auth,
+                402 => FailureClass::Quota,
+                429 if quota => FailureClass::Quota,
+                429 => FailureClass::RateLimited,
+                404 => FailureClass::ModelNotFound,
+                400 | 413 | 422 => FailureClass::BadRequest,
+                529 => FailureClass::Overloaded,
+                500..=599 => FailureClass::ServerError,
+                _ => FailureClass::OtherHttp,
+            };
+            return (Some(status), Some(Failure { class, detail: format!("HTTP {status}: {detail}"), retry_after_ms }));
+        }
+
+        let mut resp = resp;
+        let mut dec = SseDecoder::new();
+        let mut events = Vec::new();
+        let mut body_bytes: u64 = 0;
+        loop {
+            let deadline = if t.first_token_ns.is_none() { first_token_deadline } else { total_deadline };
+            let now = Instant::now();
+            if now >= deadline {
+                let class = if t.first_token_ns.is_none() { FailureClass::TimeoutFirstToken } else { FailureClass::TimeoutTotal };
+                return (Some(status), fail(class, "deadline passed while streaming".into()));
+            }
+            let wait = (deadline - now).min(stall);
+            let chunk = match tokio::time::timeout(wait, resp.chunk()).await {
+                Err(_) if Instant::now() >= deadline => {
+                    let class = if t.first_token_ns.is_none() { FailureClass::TimeoutFirstToken } else { FailureClass::TimeoutTotal };
+                    return (Some(status), fail(class, "deadline passed while streaming".into()));
+                }
+                Err(_) => return (Some(status), fail(FailureClass::Stall, format!("no bytes for {} ms", stall.as_millis()))),
+                Ok(Err(e)) => {
+                    // connection dropped mid-body: keep what we have; it is a truncated stream
+                    // unless the end marker already came
+                    if st.done {
+                        break;
+                    }
+                    return (Some(status), fail(FailureClass::Truncated, format!("body read failed: {}", e.without_url())));
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(c))) => c,
+            };
+            let at = ns(Instant::now());
+            t.first_byte_ns.get_or_insert(at);
+            t.last_byte_ns = Some(at);
+            body_bytes += chunk.len() as u64;
+            if body_bytes > self.defaults.max_body_bytes {
+                return (Some(status), fail(FailureClass::BodyTooLarge, format!("body over {} bytes", self.defaults.max_body_bytes)));
+            }
+            events.clear();
+            if dec.feed(&chunk, &mut events).is_err() {
+                return (Some(status), fail(FailureClass::InvalidUtf8, "event stream is not valid UTF-8".into()));
+            }
+            if self.apply(endpoint, &events, at, t, st) {
+                break;
+            }
+        }
+        events.clear();
+        if dec.finish(&mut events).is_err() {
+            return (Some(status), fail(FailureClass::InvalidUtf8, "event stream is not valid UTF-8".into()));
+        }
+        let end = t.last_byte_ns.unwrap_or(0);
+        self.apply(endpoint, &events, end, t, st);
+        (Some(status), None)
+    }
+
+    /// Apply decoded events; true when the stream is over (end marker or failure).
+    fn apply(&self, endpoint: &Endpoint, events: &[crate::dialect::sse::SseEvent], at: u64, t: &mut Timings, st: &mut StreamState) -> bool {
+        for ev in events {
+            t.event_ns.push(at);
+            let eff = endpoint.dialect.on_event(ev, st);
+            if eff.content {
+                t.first_content_ns.get_or_insert(at);
+            }
+            if eff.answer {
+                t.first_token_ns.get_or_insert(at);
+            }
+            if st.failure.is_some() || st.done {
+                return true;
+            }
+        }
+        false
+    }
+}

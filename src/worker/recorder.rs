@@ -1,0 +1,60 @@
+//! The recorder: the single writer between probe tasks and the store.
+//!
+//! Probe tasks send an observation and wait for the acknowledgement; the recorder appends
+//! whatever has queued up as one batch, flushes it (inside [`Store::append`]), and only then
+//! acknowledges. An attempt counts as recorded only after its ack, so a killed process loses no
+//! acknowledged observation. Batching keeps the flush cost per observation small under load.
+
+use crate::observation::Observation;
+use crate::store::{Store, StoreError};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+type Ack = oneshot::Sender<Result<u64, String>>;
+
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<(Observation, Ack)>,
+}
+
+impl Recorder {
+    /// Start the recorder task on `store`. It ends when every `Recorder` clone is dropped.
+    pub fn start(store: Arc<Store>) -> (Recorder, tokio::task::JoinHandle<Result<(), StoreError>>) {
+        let (tx, mut rx) = mpsc::channel::<(Observation, Ack)>(4096);
+        let task = tokio::task::spawn_blocking(move || {
+            while let Some(first) = rx.blocking_recv() {
+                let mut batch = vec![first];
+                while batch.len() < 1024 {
+                    match rx.try_recv() {
+                        Ok(x) => batch.push(x),
+                        Err(_) => break,
+                    }
+                }
+                let (mut obs, acks): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                match store.append(&mut obs) {
+                    Ok(_) => {
+                        for (o, a) in obs.iter().zip(acks) {
+                            let _ = a.send(Ok(o.seq));
+                        }
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        for a in acks {
+                            let _ = a.send(Err(msg.clone()));
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(())
+        });
+        (Recorder { tx }, task)
+    }
+
+    /// Record one observation; returns its sequence number once it is durable.
+    pub async fn record(&self, obs: Observation) -> Result<u64, String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send((obs, tx)).await.map_err(|_| "recorder stopped".to_string())?;
+        rx.await.map_err(|_| "recorder stopped".to_string())?
+    }
+}
