@@ -25,7 +25,8 @@ pub fn synthetic_day(date: Date, n: usize, endpoints: u32, seed: u64) -> Vec<Ind
             IndexObs {
                 endpoint: e,
                 at_ms: from + r.range(0, span - 1),
-                cost_pusd: (sit as i128) * (500_000 + (e as i128) * 40_000 + r.range(0, 100_000) as i128),
+                cost_pusd: (sit as i128)
+                    * (500_000 + (e as i128) * 40_000 + r.range(0, 100_000) as i128),
                 delivered_sit: if correct { sit } else { 0 },
                 succeeded,
                 correct,
@@ -42,7 +43,9 @@ pub fn index_bench(total: usize, endpoints: u32, repeats: u32) -> String {
     let ids: Vec<String> = (0..endpoints).map(|i| format!("ep{i:03}")).collect();
     let tiers = ["t1", "t2", "t3"];
     let per_tier = total / tiers.len();
-    let data: Vec<Vec<IndexObs>> = (0..tiers.len()).map(|t| synthetic_day(date, per_tier, endpoints, t as u64 + 1)).collect();
+    let data: Vec<Vec<IndexObs>> = (0..tiers.len())
+        .map(|t| synthetic_day(date, per_tier, endpoints, t as u64 + 1))
+        .collect();
     let mut best = f64::MAX;
     let mut times = Vec::new();
     let mut values = Vec::new();
@@ -86,7 +89,11 @@ pub fn index_bench(total: usize, endpoints: u32, repeats: u32) -> String {
 
 /// Append `total` realistic observations to a fresh store in batches of `batch`, flushing each
 /// batch; returns a report line.
-pub fn ingest_bench(dir: &std::path::Path, total: usize, batch: usize) -> crate::error::Result<String> {
+pub fn ingest_bench(
+    dir: &std::path::Path,
+    total: usize,
+    batch: usize,
+) -> crate::error::Result<String> {
     let store = Store::open(dir)?;
     let template = sample_observation();
     let start = Date::parse("2026-01-05").expect("date").start_ms();
@@ -140,14 +147,29 @@ fn sample_observation() -> crate::observation::Observation {
             first_content_ns: Some(120_000_000),
             first_token_ns: Some(120_000_000),
             last_byte_ns: Some(150_000_000),
-            event_ns: vec![1_100_000, 120_000_000, 130_000_000, 140_000_000, 150_000_000],
+            event_ns: vec![
+                1_100_000,
+                120_000_000,
+                130_000_000,
+                140_000_000,
+                150_000_000,
+            ],
         },
         answer: "1136".into(),
         finish_reason: Some("stop".into()),
         server_model: Some("sim-atlas-chat".into()),
         correct: true,
         within_sla: true,
-        tokens: Tokens { usage_reported: true, reported_input: Some(40), reported_output: Some(2), ref_input: 40, ref_output: 2, billed_input: 40, billed_output: 2, ..Default::default() },
+        tokens: Tokens {
+            usage_reported: true,
+            reported_input: Some(40),
+            reported_output: Some(2),
+            ref_input: 40,
+            ref_output: 2,
+            billed_input: 40,
+            billed_output: 2,
+            ..Default::default()
+        },
         price: None,
         cost: crate::fixed::Pusd(7_200_000),
         sit_size: 80,

@@ -13,13 +13,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser, Debug)]
-#[command(name = "sit", version, about = "Standard Inference Token (SIT) benchmark and settlement-index oracle")]
+#[command(
+    name = "sit",
+    version,
+    about = "Standard Inference Token (SIT) benchmark and settlement-index oracle"
+)]
 pub struct Cli {
     /// Folder of the sled store.
     #[arg(long, global = true, default_value = "sit-data", value_name = "DIR")]
     pub data: PathBuf,
     /// Endpoints and price schedules.
-    #[arg(long, global = true, default_value = "providers.toml", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "providers.toml",
+        value_name = "FILE"
+    )]
     pub providers: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -137,7 +146,10 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -155,12 +167,29 @@ pub fn main() -> i32 {
 
 /// Run a parsed command.
 pub async fn run(cli: Cli) -> Result<()> {
-    let Cli { data, providers, command } = cli;
+    let Cli {
+        data,
+        providers,
+        command,
+    } = cli;
     let cli = Paths { data, providers };
     match command {
-        Command::Demo { days, start, hour_ms, seed, per_hour } => {
+        Command::Demo {
+            days,
+            start,
+            hour_ms,
+            seed,
+            per_hour,
+        } => {
             let start = start.as_deref().map(parse_date).transpose()?;
-            let opts = DemoOptions { days, start, hour_ms, seed, per_hour, progress: true };
+            let opts = DemoOptions {
+                days,
+                start,
+                hour_ms,
+                seed,
+                per_hour,
+                progress: true,
+            };
             let t0 = std::time::Instant::now();
             let report = demo::run(&cli.data, &opts).await?;
             let s = &report.summary;
@@ -172,14 +201,38 @@ pub async fn run(cli: Cli) -> Result<()> {
                 s.recorded,
                 s.delivered
             );
-            println!("{:<12} {:>8} {:>9} {:>8} {:>9}  failures", "endpoint", "attempts", "available", "correct", "delivered");
+            println!(
+                "{:<12} {:>8} {:>9} {:>8} {:>9}  failures",
+                "endpoint", "attempts", "available", "correct", "delivered"
+            );
             for (id, e) in &s.per_endpoint {
                 let pct = |n: u64| format!("{:.1}%", 100.0 * n as f64 / e.attempts.max(1) as f64);
-                let fails = e.failures.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
-                println!("{:<12} {:>8} {:>9} {:>8} {:>9}  {}", id, e.attempts, pct(e.succeeded), pct(e.correct), pct(e.delivered), fails);
+                let fails = e
+                    .failures
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                println!(
+                    "{:<12} {:>8} {:>9} {:>8} {:>9}  {}",
+                    id,
+                    e.attempts,
+                    pct(e.succeeded),
+                    pct(e.correct),
+                    pct(e.delivered),
+                    fails
+                );
             }
-            let shown: Vec<_> = report.determinations.iter().filter(|d| report.days.contains(&d.date)).cloned().collect();
-            println!("\nDaily SIT index (USD per 1,000,000 SIT), methodology {}:\n", Methodology::default().version);
+            let shown: Vec<_> = report
+                .determinations
+                .iter()
+                .filter(|d| report.days.contains(&d.date))
+                .cloned()
+                .collect();
+            println!(
+                "\nDaily SIT index (USD per 1,000,000 SIT), methodology {}:\n",
+                Methodology::default().version
+            );
             print!("{}", demo::render_table(&shown));
             println!(
                 "\nData is in {}/ (sled). Next:\n  sit --data {} index --json          every determination as JSON\n  sit --data {} index --date {} --tier t1\n  sit suite                              the probe suite and its hash",
@@ -197,7 +250,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             let running = crate::sim::server::start(market.clone(), until).await?;
             let eps = market.endpoints(&running.base_urls(), until);
             println!("{}", crate::sim::providers_toml(&eps, now));
-            eprintln!("sit sim: {} providers on 127.0.0.1 (Ctrl-C to stop)", eps.len());
+            eprintln!(
+                "sit sim: {} providers on 127.0.0.1 (Ctrl-C to stop)",
+                eps.len()
+            );
             match for_secs {
                 Some(s) => tokio::time::sleep(std::time::Duration::from_secs(s)).await,
                 None => {
@@ -212,7 +268,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             let suite = Suite::embedded();
             if let Some(t) = &tier {
                 if suite.tier(t).is_none() {
-                    return Err(Error::Usage(format!("unknown tier `{t}`; tiers are {}", suite.tier_ids().join(", "))));
+                    return Err(Error::Usage(format!(
+                        "unknown tier `{t}`; tiers are {}",
+                        suite.tier_ids().join(", ")
+                    )));
                 }
             }
             if !cli.data.exists() {
@@ -223,10 +282,19 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             let store = Store::open(&cli.data)?;
             let computed_at = format_utc_ms(SystemClock.now_ms());
-            let all = crate::determine::all_days(&store, suite, &Methodology::default(), &suite.tier_ids(), &computed_at)?;
+            let all = crate::determine::all_days(
+                &store,
+                suite,
+                &Methodology::default(),
+                &suite.tier_ids(),
+                &computed_at,
+            )?;
             let ds: Vec<_> = all
                 .into_iter()
-                .filter(|d| date.map(|x| d.date == x).unwrap_or(true) && tier.as_ref().map(|t| &d.tier == t).unwrap_or(true))
+                .filter(|d| {
+                    date.map(|x| d.date == x).unwrap_or(true)
+                        && tier.as_ref().map(|t| &d.tier == t).unwrap_or(true)
+                })
                 .collect();
             if let Some(d) = date {
                 if ds.is_empty() {
@@ -234,13 +302,22 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&ds).map_err(|e| Error::Failed(e.to_string()))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&ds).map_err(|e| Error::Failed(e.to_string()))?
+                );
             } else {
                 print!("{}", demo::render_table(&ds));
             }
             Ok(())
         }
-        Command::Probe { endpoint, all, rounds, tier, json } => probe(&cli, endpoint, all, rounds, tier, json).await,
+        Command::Probe {
+            endpoint,
+            all,
+            rounds,
+            tier,
+            json,
+        } => probe(&cli, endpoint, all, rounds, tier, json).await,
         Command::Suite { json } => {
             let s = Suite::embedded();
             if json {
@@ -265,23 +342,49 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Check => {
             let c = config::load(&cli.providers)?;
-            println!("{}: {} endpoints OK", cli.providers.display(), c.endpoints.len());
+            println!(
+                "{}: {} endpoints OK",
+                cli.providers.display(),
+                c.endpoints.len()
+            );
             for e in &c.endpoints {
-                let key = match e.api_key() {
-                    Ok(_) => "key available".to_string(),
-                    Err(err) => err.to_string(),
+                let key = match (&e.api_key_env, e.api_key()) {
+                    (None, _) => "no key needed".to_string(),
+                    (Some(_), Ok(_)) => "key available".to_string(),
+                    (Some(var), Err(_)) => format!("skipped until {var} is set"),
                 };
-                println!("  {:<28} {:<9} {}  ({key})", e.id, e.dialect.to_string(), e.base_url);
+                let key = if e.dialect.supported() {
+                    key
+                } else {
+                    format!("{key}; no {} adapter yet", e.dialect)
+                };
+                println!(
+                    "  {:<28} {:<9} {}  ({key})",
+                    e.id,
+                    e.dialect.to_string(),
+                    e.base_url
+                );
             }
             Ok(())
         }
         Command::Bench { what } => {
             match what {
-                BenchWhat::Index { observations, endpoints, repeats } => {
-                    println!("{}", crate::bench::index_bench(observations, endpoints, repeats))
+                BenchWhat::Index {
+                    observations,
+                    endpoints,
+                    repeats,
+                } => {
+                    println!(
+                        "{}",
+                        crate::bench::index_bench(observations, endpoints, repeats)
+                    )
                 }
-                BenchWhat::Ingest { observations, batch } => {
-                    let dir = std::env::temp_dir().join(format!("sit-bench-ingest-{}", std::process::id()));
+                BenchWhat::Ingest {
+                    observations,
+                    batch,
+                } => {
+                    let dir = std::env::temp_dir()
+                        .join(format!("sit-bench-ingest-{}", std::process::id()));
                     let r = crate::bench::ingest_bench(&dir, observations, batch);
                     let _ = std::fs::remove_dir_all(&dir);
                     println!("{}", r?);
@@ -292,15 +395,23 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-async fn probe(cli: &Paths, endpoint: Option<String>, all: bool, rounds: u32, tier: Option<String>, json: bool) -> Result<()> {
+async fn probe(
+    cli: &Paths,
+    endpoint: Option<String>,
+    all: bool,
+    rounds: u32,
+    tier: Option<String>,
+    json: bool,
+) -> Result<()> {
     let cfg = config::load(&cli.providers)?;
     let suite = Suite::embedded();
     let tiers: Vec<usize> = match &tier {
-        Some(t) => vec![suite
-            .tiers
-            .iter()
-            .position(|x| &x.id == t)
-            .ok_or_else(|| Error::Usage(format!("unknown tier `{t}`; tiers are {}", suite.tier_ids().join(", "))))?],
+        Some(t) => vec![suite.tiers.iter().position(|x| &x.id == t).ok_or_else(|| {
+            Error::Usage(format!(
+                "unknown tier `{t}`; tiers are {}",
+                suite.tier_ids().join(", ")
+            ))
+        })?],
         None => (0..suite.tiers.len()).collect(),
     };
     let chosen: Vec<&Endpoint> = if all {
@@ -308,13 +419,19 @@ async fn probe(cli: &Paths, endpoint: Option<String>, all: bool, rounds: u32, ti
     } else {
         let id = endpoint.unwrap_or_default();
         vec![cfg.endpoint(&id).ok_or_else(|| {
-            Error::Usage(format!("no endpoint `{id}` in {}; `sit check` lists them", cli.providers.display()))
+            Error::Usage(format!(
+                "no endpoint `{id}` in {}; `sit check` lists them",
+                cli.providers.display()
+            ))
         })?]
     };
     let mut eps: Vec<Arc<(Endpoint, Option<ApiKey>)>> = Vec::new();
     for e in chosen {
         if !e.dialect.supported() {
-            eprintln!("endpoint `{}` skipped: dialect `{}` has no adapter in this build yet", e.id, e.dialect);
+            eprintln!(
+                "endpoint `{}` skipped: dialect `{}` has no adapter in this build yet",
+                e.id, e.dialect
+            );
             continue;
         }
         match e.api_key() {
@@ -323,7 +440,9 @@ async fn probe(cli: &Paths, endpoint: Option<String>, all: bool, rounds: u32, ti
         }
     }
     if eps.is_empty() {
-        return Err(Error::Usage("no endpoint can be probed (see the lines above)".into()));
+        return Err(Error::Usage(
+            "no endpoint can be probed (see the lines above)".into(),
+        ));
     }
     std::fs::create_dir_all(&cli.data)?;
     let store = Arc::new(Store::open(&cli.data)?);
@@ -332,7 +451,11 @@ async fn probe(cli: &Paths, endpoint: Option<String>, all: bool, rounds: u32, ti
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now_ms();
-    let mut r = crate::rng::Rng::from_bytes(&[b"sit-probe", &now.to_le_bytes(), &std::process::id().to_le_bytes()]);
+    let mut r = crate::rng::Rng::from_bytes(&[
+        b"sit-probe",
+        &now.to_le_bytes(),
+        &std::process::id().to_le_bytes(),
+    ]);
     let mut slots = Vec::new();
     for _ in 0..rounds {
         for e in 0..eps.len() {
@@ -352,21 +475,46 @@ async fn probe(cli: &Paths, endpoint: Option<String>, all: bool, rounds: u32, ti
     }
     let worker = crate::worker::Worker::new(cfg.defaults.clone(), clock, Methodology::default())?;
     let (recorder, rec_task) = crate::worker::recorder::Recorder::start(store.clone());
-    let pb = if json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(slots.len() as u64) };
+    let pb = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(slots.len() as u64)
+    };
     let summary = demo::run_slots(&worker, &eps, suite, slots, &recorder, &pb).await;
     pb.finish_and_clear();
     drop(recorder);
-    rec_task.await.map_err(|e| Error::Failed(format!("recorder task failed: {e}")))??;
+    rec_task
+        .await
+        .map_err(|e| Error::Failed(format!("recorder task failed: {e}")))??;
     let s = summary?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&s.per_endpoint).map_err(|e| Error::Failed(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&s.per_endpoint)
+                .map_err(|e| Error::Failed(e.to_string()))?
+        );
     } else {
-        println!("{:<28} {:>8} {:>9} {:>8} {:>9}  failures", "endpoint", "attempts", "succeeded", "correct", "delivered");
+        println!(
+            "{:<28} {:>8} {:>9} {:>8} {:>9}  failures",
+            "endpoint", "attempts", "succeeded", "correct", "delivered"
+        );
         for (id, e) in &s.per_endpoint {
-            let fails = e.failures.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
-            println!("{:<28} {:>8} {:>9} {:>8} {:>9}  {}", id, e.attempts, e.succeeded, e.correct, e.delivered, fails);
+            let fails = e
+                .failures
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            println!(
+                "{:<28} {:>8} {:>9} {:>8} {:>9}  {}",
+                id, e.attempts, e.succeeded, e.correct, e.delivered, fails
+            );
         }
-        println!("{} observations stored in {}/", s.recorded, cli.data.display());
+        println!(
+            "{} observations stored in {}/",
+            s.recorded,
+            cli.data.display()
+        );
     }
     Ok(())
 }

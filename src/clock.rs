@@ -61,7 +61,11 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 
 impl Date {
     pub fn from_ymd(y: i64, m: u32, d: u32) -> Option<Date> {
-        if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) || !(1970..=9999).contains(&y) {
+        if !(1..=12).contains(&m)
+            || d == 0
+            || d > days_in_month(y, m)
+            || !(1970..=9999).contains(&y)
+        {
             return None;
         }
         Some(Date(days_from_civil(y, m, d) as i32))
@@ -181,7 +185,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
     }
     fn real_until(&self, target_ms: i64) -> Duration {
         Duration::from_millis((target_ms - self.now_ms()).max(0) as u64)
@@ -204,7 +211,11 @@ pub struct CompressedClock {
 
 impl CompressedClock {
     pub fn new(sim_start_ms: i64, factor: u64) -> Self {
-        CompressedClock { real_start: Instant::now(), sim_start_ms, factor: factor.max(1) }
+        CompressedClock {
+            real_start: Instant::now(),
+            sim_start_ms,
+            factor: factor.max(1),
+        }
     }
 }
 
@@ -221,7 +232,11 @@ impl Clock for CompressedClock {
         Duration::from_micros(sim_ahead_ms as u64 * 1000 / self.factor)
     }
     fn describe(&self) -> String {
-        format!("compressed:{}x from {}", self.factor, format_utc_ms(self.sim_start_ms))
+        format!(
+            "compressed:{}x from {}",
+            self.factor,
+            format_utc_ms(self.sim_start_ms)
+        )
     }
 }
 

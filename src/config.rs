@@ -112,7 +112,10 @@ impl Endpoint {
             None => Ok(None),
             Some(var) => match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Ok(Some(ApiKey(v))),
-                _ => Err(KeyError::Unset { endpoint: self.id.clone(), var: var.clone() }),
+                _ => Err(KeyError::Unset {
+                    endpoint: self.id.clone(),
+                    var: var.clone(),
+                }),
             },
         }
     }
@@ -242,7 +245,13 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn at(&self, offset: usize, key: &str, message: impl Into<String>, hint: impl Into<String>) -> ConfigError {
+    fn at(
+        &self,
+        offset: usize,
+        key: &str,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> ConfigError {
         let offset = offset.min(self.text.len());
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
@@ -256,12 +265,19 @@ impl Ctx<'_> {
             hint: hint.into(),
         }
     }
-    fn span<T>(&self, s: &Spanned<T>, key: &str, message: impl Into<String>, hint: impl Into<String>) -> ConfigError {
+    fn span<T>(
+        &self,
+        s: &Spanned<T>,
+        key: &str,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> ConfigError {
         self.at(s.span().start, key, message, hint)
     }
 }
 
-const ENDPOINT_KEYS: &str = "id, provider, model, dialect, base_url, region, api_key_env, concurrency, prices";
+const ENDPOINT_KEYS: &str =
+    "id, provider, model, dialect, base_url, region, api_key_env, concurrency, prices";
 const PRICE_KEYS: &str = "effective_from, input, output, cached_input, request_fee";
 
 /// Load and check a providers file.
@@ -304,7 +320,12 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         let pos = |v: &Option<Spanned<i64>>, key: &str, out: &mut u64| -> Result<(), ConfigError> {
             if let Some(v) = v {
                 if *v.get_ref() <= 0 {
-                    return Err(cx.span(v, key, "must be a positive integer", format!("set `{key}` to a number above 0")));
+                    return Err(cx.span(
+                        v,
+                        key,
+                        "must be a positive integer",
+                        format!("set `{key}` to a number above 0"),
+                    ));
                 }
                 *out = *v.get_ref() as u64;
             }
@@ -313,11 +334,31 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         let mut c = defaults.concurrency as u64;
         pos(&d.concurrency, "defaults.concurrency", &mut c)?;
         defaults.concurrency = c.min(100_000) as u32;
-        pos(&d.connect_timeout_ms, "defaults.connect_timeout_ms", &mut defaults.connect_timeout_ms)?;
-        pos(&d.first_token_timeout_ms, "defaults.first_token_timeout_ms", &mut defaults.first_token_timeout_ms)?;
-        pos(&d.total_timeout_ms, "defaults.total_timeout_ms", &mut defaults.total_timeout_ms)?;
-        pos(&d.stall_timeout_ms, "defaults.stall_timeout_ms", &mut defaults.stall_timeout_ms)?;
-        pos(&d.max_body_bytes, "defaults.max_body_bytes", &mut defaults.max_body_bytes)?;
+        pos(
+            &d.connect_timeout_ms,
+            "defaults.connect_timeout_ms",
+            &mut defaults.connect_timeout_ms,
+        )?;
+        pos(
+            &d.first_token_timeout_ms,
+            "defaults.first_token_timeout_ms",
+            &mut defaults.first_token_timeout_ms,
+        )?;
+        pos(
+            &d.total_timeout_ms,
+            "defaults.total_timeout_ms",
+            &mut defaults.total_timeout_ms,
+        )?;
+        pos(
+            &d.stall_timeout_ms,
+            "defaults.stall_timeout_ms",
+            &mut defaults.stall_timeout_ms,
+        )?;
+        pos(
+            &d.max_body_bytes,
+            "defaults.max_body_bytes",
+            &mut defaults.max_body_bytes,
+        )?;
     }
 
     let mut ids = BTreeSet::new();
@@ -331,11 +372,25 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
                 "use 1-64 characters of lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"));
         }
         if !ids.insert(id.clone()) {
-            return Err(cx.span(&e.id, "id", format!("duplicate endpoint id `{id}`"), "give each [[endpoints]] a unique id"));
+            return Err(cx.span(
+                &e.id,
+                "id",
+                format!("duplicate endpoint id `{id}`"),
+                "give each [[endpoints]] a unique id",
+            ));
         }
-        for (v, key) in [(&e.provider, "provider"), (&e.model, "model"), (&e.region, "region")] {
+        for (v, key) in [
+            (&e.provider, "provider"),
+            (&e.model, "model"),
+            (&e.region, "region"),
+        ] {
             if v.get_ref().trim().is_empty() {
-                return Err(cx.span(v, key, "must not be empty", format!("write the endpoint's {key}")));
+                return Err(cx.span(
+                    v,
+                    key,
+                    "must not be empty",
+                    format!("write the endpoint's {key}"),
+                ));
             }
         }
         let dialect = match e.dialect.get_ref().as_str() {
@@ -343,8 +398,12 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             "anthropic" => Dialect::Anthropic,
             "gemini" => Dialect::Gemini,
             other => {
-                return Err(cx.span(&e.dialect, "dialect", format!("unknown dialect `{other}`"),
-                    "use one of: openai, anthropic, gemini"))
+                return Err(cx.span(
+                    &e.dialect,
+                    "dialect",
+                    format!("unknown dialect `{other}`"),
+                    "use one of: openai, anthropic, gemini",
+                ))
             }
         };
         let base_url = e.base_url.get_ref().trim_end_matches('/').to_string();
@@ -370,26 +429,51 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         };
         let concurrency = match &e.concurrency {
             Some(c) if *c.get_ref() <= 0 || *c.get_ref() > 100_000 => {
-                return Err(cx.span(c, "concurrency", "must be between 1 and 100000", "set a small positive number such as 4"));
+                return Err(cx.span(
+                    c,
+                    "concurrency",
+                    "must be between 1 and 100000",
+                    "set a small positive number such as 4",
+                ));
             }
             Some(c) => *c.get_ref() as u32,
             None => defaults.concurrency,
         };
         let mut entries: Vec<PriceEntry> = Vec::new();
         if e.prices.is_empty() {
-            return Err(cx.span(&e.id, "prices", format!("endpoint `{id}` has no price schedule"),
-                "add at least one [[endpoints.prices]] with effective_from, input and output"));
+            return Err(cx.span(
+                &e.id,
+                "prices",
+                format!("endpoint `{id}` has no price schedule"),
+                "add at least one [[endpoints.prices]] with effective_from, input and output",
+            ));
         }
         for p in &e.prices {
             let eff = parse_utc_ms(p.effective_from.get_ref()).map_err(|err| {
-                cx.span(&p.effective_from, "effective_from", err.to_string(), "write e.g. effective_from = \"2026-01-02T00:00:00Z\"")
+                cx.span(
+                    &p.effective_from,
+                    "effective_from",
+                    err.to_string(),
+                    "write e.g. effective_from = \"2026-01-02T00:00:00Z\"",
+                )
             })?;
             let rate = |v: &Spanned<DecimalText>, key: &str| -> Result<Rate, ConfigError> {
                 let t = v.get_ref().text();
-                let r = Rate::parse(&t).map_err(|err| cx.span(v, key, err.to_string(),
-                    format!("write `{key}` in USD per 1M tokens, e.g. {key} = \"0.15\"")))?;
+                let r = Rate::parse(&t).map_err(|err| {
+                    cx.span(
+                        v,
+                        key,
+                        err.to_string(),
+                        format!("write `{key}` in USD per 1M tokens, e.g. {key} = \"0.15\""),
+                    )
+                })?;
                 if r.0 < 0 {
-                    return Err(cx.span(v, key, format!("negative price {t}"), "prices are USD per 1M tokens and must be >= 0"));
+                    return Err(cx.span(
+                        v,
+                        key,
+                        format!("negative price {t}"),
+                        "prices are USD per 1M tokens and must be >= 0",
+                    ));
                 }
                 Ok(r)
             };
@@ -402,20 +486,44 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             let request_fee = match &p.request_fee {
                 Some(v) => {
                     let t = v.get_ref().text();
-                    let f = Pusd::parse(&t).map_err(|err| cx.span(v, "request_fee", err.to_string(), "write the fee in USD, e.g. request_fee = \"0.0001\""))?;
+                    let f = Pusd::parse(&t).map_err(|err| {
+                        cx.span(
+                            v,
+                            "request_fee",
+                            err.to_string(),
+                            "write the fee in USD, e.g. request_fee = \"0.0001\"",
+                        )
+                    })?;
                     if f.0 < 0 {
-                        return Err(cx.span(v, "request_fee", format!("negative fee {t}"), "a per-request fee must be >= 0"));
+                        return Err(cx.span(
+                            v,
+                            "request_fee",
+                            format!("negative fee {t}"),
+                            "a per-request fee must be >= 0",
+                        ));
                     }
                     f
                 }
                 None => Pusd::ZERO,
             };
             if entries.iter().any(|x| x.effective_from_ms == eff) {
-                return Err(cx.span(&p.effective_from, "effective_from",
-                    format!("two prices for `{id}` take effect at {}", format_utc_ms(eff)),
-                    "each schedule entry needs its own effective_from"));
+                return Err(cx.span(
+                    &p.effective_from,
+                    "effective_from",
+                    format!(
+                        "two prices for `{id}` take effect at {}",
+                        format_utc_ms(eff)
+                    ),
+                    "each schedule entry needs its own effective_from",
+                ));
             }
-            entries.push(PriceEntry { effective_from_ms: eff, input, output, cached_input, request_fee });
+            entries.push(PriceEntry {
+                effective_from_ms: eff,
+                input,
+                output,
+                cached_input,
+                request_fee,
+            });
         }
         entries.sort_by_key(|p| p.effective_from_ms);
         endpoints.push(Endpoint {
@@ -430,16 +538,24 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             prices: PriceSchedule(entries),
         });
     }
-    Ok(Config { defaults, endpoints })
+    Ok(Config {
+        defaults,
+        endpoints,
+    })
 }
 
 /// Best-effort name of the key at `offset` (the text before `=` on that line).
 fn key_at(text: &str, offset: usize) -> String {
     let offset = offset.min(text.len());
     let start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let end = text[start..].find('\n').map(|i| start + i).unwrap_or(text.len());
+    let end = text[start..]
+        .find('\n')
+        .map(|i| start + i)
+        .unwrap_or(text.len());
     let line = &text[start..end];
-    line.split_once('=').map(|(k, _)| k.trim().to_string()).unwrap_or_else(|| line.trim().to_string())
+    line.split_once('=')
+        .map(|(k, _)| k.trim().to_string())
+        .unwrap_or_else(|| line.trim().to_string())
 }
 
 #[cfg(test)]
@@ -490,7 +606,11 @@ request_fee = "0.0001"
     #[test]
     fn unknown_key_names_file_line_and_key() {
         let e = err(&GOOD.replace("region = \"us\"", "region = \"us\"\nregoin = \"eu\""));
-        assert_eq!((e.file.as_str(), e.line, e.key.as_str()), ("providers.toml", 9, "regoin"), "{e}");
+        assert_eq!(
+            (e.file.as_str(), e.line, e.key.as_str()),
+            ("providers.toml", 9, "regoin"),
+            "{e}"
+        );
         assert!(e.to_string().contains("providers.toml:9"), "{e}");
     }
 

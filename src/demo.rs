@@ -58,8 +58,10 @@ fn progress_bar(total: u64, show: bool) -> ProgressBar {
     }
     let pb = ProgressBar::new(total);
     pb.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} probes  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} probes  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     pb
 }
@@ -74,7 +76,10 @@ pub async fn run_slots(
     recorder: &Recorder,
     pb: &ProgressBar,
 ) -> Result<RunSummary> {
-    let sems: Vec<Arc<Semaphore>> = endpoints.iter().map(|e| Arc::new(Semaphore::new(e.0.concurrency as usize))).collect();
+    let sems: Vec<Arc<Semaphore>> = endpoints
+        .iter()
+        .map(|e| Arc::new(Semaphore::new(e.0.concurrency as usize)))
+        .collect();
     let summary = Arc::new(Mutex::new(RunSummary::default()));
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
     let recorded = Arc::new(AtomicU64::new(0));
@@ -98,7 +103,13 @@ pub async fn run_slots(
         let tier = suite.tiers[slot.tier].clone();
         tasks.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            let spec = ProbeSpec { tier, family: slot.family, seed: slot.seed, nonce: slot.nonce, retry: 0 };
+            let spec = ProbeSpec {
+                tier,
+                family: slot.family,
+                seed: slot.seed,
+                nonce: slot.nonce,
+                retry: 0,
+            };
             match w.probe(&ep.0, ep.1.as_ref(), &spec).await {
                 Ok(obs) => {
                     note(&summary, &obs);
@@ -106,7 +117,10 @@ pub async fn run_slots(
                         Ok(_) => {
                             recorded.fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(e) => errors.lock().unwrap().push(format!("recording failed: {e}")),
+                        Err(e) => errors
+                            .lock()
+                            .unwrap()
+                            .push(format!("recording failed: {e}")),
                     }
                 }
                 Err(e) => errors.lock().unwrap().push(e.to_string()),
@@ -122,7 +136,10 @@ pub async fn run_slots(
     }
     let errs = errors.lock().unwrap().clone();
     if let Some(first) = errs.first() {
-        return Err(Error::Failed(format!("{} probes could not run; first: {first}", errs.len())));
+        return Err(Error::Failed(format!(
+            "{} probes could not run; first: {first}",
+            errs.len()
+        )));
     }
     let mut s = summary.lock().unwrap().clone();
     s.recorded = recorded.load(Ordering::Relaxed);
@@ -153,7 +170,9 @@ pub struct DemoReport {
 /// Run the demo: start the market, probe `days` simulated days, store, compute.
 pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
     if opts.days == 0 || opts.hour_ms == 0 || opts.per_hour == 0 {
-        return Err(Error::Usage("--days, --hour-ms and --per-hour must be at least 1".into()));
+        return Err(Error::Usage(
+            "--days, --hour-ms and --per-hour must be at least 1".into(),
+        ));
     }
     std::fs::create_dir_all(data)?;
     let store = Arc::new(Store::open(data)?);
@@ -179,7 +198,8 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
     for e in &endpoints {
         store.put_prices(&e.id, &e.prices)?;
     }
-    let eps: Vec<Arc<(Endpoint, Option<ApiKey>)>> = endpoints.into_iter().map(|e| Arc::new((e, None))).collect();
+    let eps: Vec<Arc<(Endpoint, Option<ApiKey>)>> =
+        endpoints.into_iter().map(|e| Arc::new((e, None))).collect();
 
     let factor = (crate::clock::HOUR_MS as u64 / opts.hour_ms).max(1);
     let clock: Arc<dyn Clock> = Arc::new(CompressedClock::new(start.start_ms(), factor));
@@ -188,7 +208,13 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
 
     let mut slots = Vec::new();
     for d in &days {
-        slots.extend(day_schedule(suite, eps.len(), *d, day_seed(opts.seed, *d), opts.per_hour));
+        slots.extend(day_schedule(
+            suite,
+            eps.len(),
+            *d,
+            day_seed(opts.seed, *d),
+            opts.per_hour,
+        ));
     }
     if opts.progress {
         eprintln!(
@@ -203,13 +229,19 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
     let summary = run_slots(&worker, &eps, suite, slots, &recorder, &pb).await;
     pb.finish_and_clear();
     drop(recorder);
-    rec_task.await.map_err(|e| Error::Failed(format!("recorder task failed: {e}")))??;
+    rec_task
+        .await
+        .map_err(|e| Error::Failed(format!("recorder task failed: {e}")))??;
     running.shutdown().await;
     let summary = summary?;
 
     let computed_at = format_utc_ms(crate::clock::SystemClock.now_ms());
     let determinations = determine::all_days(&store, suite, &m, &suite.tier_ids(), &computed_at)?;
-    Ok(DemoReport { days, summary, determinations })
+    Ok(DemoReport {
+        days,
+        summary,
+        determinations,
+    })
 }
 
 /// A human table of determinations.
@@ -219,7 +251,10 @@ pub fn render_table(ds: &[Determination]) -> String {
         "date", "tier", "USD/1M SIT", "status", "endpoints", "valid", "dispersion"
     );
     for d in ds {
-        let status = serde_json::to_value(d.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let status = serde_json::to_value(d.status)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
         s.push_str(&format!(
             "{:<10}  {:<4}  {:>14}  {:<11}  {:>4}/{:<4}  {:>4}/24  {:>10}\n",
             d.date.to_string(),
@@ -229,7 +264,9 @@ pub fn render_table(ds: &[Determination]) -> String {
             d.counts.endpoints_eligible,
             d.counts.endpoints_observed,
             d.counts.valid_partitions,
-            d.dispersion.map(|v| v.round_dp(4)).unwrap_or_else(|| "-".into()),
+            d.dispersion
+                .map(|v| v.round_dp(4))
+                .unwrap_or_else(|| "-".into()),
         ));
         if let Some(c) = &d.contingency {
             s.push_str(&format!("            ^ {}\n", c.reason));

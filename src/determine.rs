@@ -29,7 +29,9 @@ pub fn index_rows(
     let rows = raw
         .iter()
         .map(|s| IndexObs {
-            endpoint: endpoints.binary_search(&s.obs.endpoint).expect("endpoint in universe") as u32,
+            endpoint: endpoints
+                .binary_search(&s.obs.endpoint)
+                .expect("endpoint in universe") as u32,
             at_ms: s.obs.at_ms,
             cost_pusd: s.obs.cost.0,
             delivered_sit: s.obs.delivered_sit,
@@ -53,7 +55,9 @@ pub fn all_days(
     let days = store.days()?;
     let mut out = Vec::new();
     for tier_id in tiers {
-        let Some(tier) = suite.tier(tier_id) else { continue };
+        let Some(tier) = suite.tier(tier_id) else {
+            continue;
+        };
         let mut previous: Option<(Date, crate::fixed::Fixed)> = None;
         for (i, day) in days.iter().enumerate() {
             let from = day.start_ms() - (m.eligibility_window_hours as i64 - 1) * HOUR_MS;

@@ -63,7 +63,9 @@ pub fn parse_scaled(s: &str, scale: u32) -> Result<i128, DecimalError> {
     if int_part.is_empty() && frac_part.is_empty() {
         return Err(err());
     }
-    if !int_part.bytes().all(|b| b.is_ascii_digit()) || !frac_part.bytes().all(|b| b.is_ascii_digit()) {
+    if !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(err());
     }
     let frac_trimmed = frac_part.trim_end_matches('0');
@@ -158,8 +160,16 @@ decimal_type!(
     9,
     "A decimal with 9 places: index prices (USD per 1,000,000 SIT), ratios and weights."
 );
-decimal_type!(Rate, 6, "A list price in USD per 1,000,000 tokens, 6 decimal places.");
-decimal_type!(Pusd, 12, "An amount of USD with 12 decimal places (pico-USD): attempt costs.");
+decimal_type!(
+    Rate,
+    6,
+    "A list price in USD per 1,000,000 tokens, 6 decimal places."
+);
+decimal_type!(
+    Pusd,
+    12,
+    "An amount of USD with 12 decimal places (pico-USD): attempt costs."
+);
 
 impl Fixed {
     /// `n / d` as a `Fixed`, rounded half to even.
@@ -186,7 +196,10 @@ pub fn sit_price(cost_pusd: i128, delivered_sit: u128) -> Option<Fixed> {
     if delivered_sit == 0 {
         return None;
     }
-    Some(Fixed(div_round_half_even(cost_pusd * 1000, delivered_sit as i128)))
+    Some(Fixed(div_round_half_even(
+        cost_pusd * 1000,
+        delivered_sit as i128,
+    )))
 }
 
 #[cfg(test)]
@@ -197,19 +210,23 @@ mod tests {
     fn half_even_golden_vectors() {
         // (n, d, expected) — ties go to the even neighbour, others to nearest.
         let cases = [
-            (5, 2, 2),    // 2.5 -> 2
-            (7, 2, 4),    // 3.5 -> 4
-            (-5, 2, -2),  // -2.5 -> -2
-            (-7, 2, -4),  // -3.5 -> -4
-            (1, 3, 0),    // 0.333 -> 0
-            (2, 3, 1),    // 0.667 -> 1
-            (-2, 3, -1),  // -0.667 -> -1
-            (10, 4, 2),   // 2.5 -> 2
-            (14, 4, 4),   // 3.5 -> 4
-            (15, 4, 4),   // 3.75 -> 4
+            (5, 2, 2),   // 2.5 -> 2
+            (7, 2, 4),   // 3.5 -> 4
+            (-5, 2, -2), // -2.5 -> -2
+            (-7, 2, -4), // -3.5 -> -4
+            (1, 3, 0),   // 0.333 -> 0
+            (2, 3, 1),   // 0.667 -> 1
+            (-2, 3, -1), // -0.667 -> -1
+            (10, 4, 2),  // 2.5 -> 2
+            (14, 4, 4),  // 3.5 -> 4
+            (15, 4, 4),  // 3.75 -> 4
             (0, 7, 0),
-            (5, -2, -2),  // negative divisor
-            (1_000_000_000_000_000_000_001, 2, 500_000_000_000_000_000_000),
+            (5, -2, -2), // negative divisor
+            (
+                1_000_000_000_000_000_000_001,
+                2,
+                500_000_000_000_000_000_000,
+            ),
         ];
         for (n, d, want) in cases {
             assert_eq!(div_round_half_even(n, d), want, "{n}/{d}");
@@ -227,7 +244,10 @@ mod tests {
         assert_eq!(Fixed(-1_500_000_000).to_canonical(), "-1.500000000");
         // trailing zeros beyond the scale are not extra precision
         assert_eq!(Rate::parse("1.2500000000").unwrap().0, 1_250_000);
-        assert!(matches!(Rate::parse("0.0000001"), Err(DecimalError::TooPrecise(..))));
+        assert!(matches!(
+            Rate::parse("0.0000001"),
+            Err(DecimalError::TooPrecise(..))
+        ));
         for bad in ["", "-", ".", "1.2.3", "1e5", "abc", "1,5", " - 1"] {
             assert!(Fixed::parse(bad).is_err(), "{bad:?} should not parse");
         }

@@ -4,21 +4,21 @@
 //! Modules that compute ([`fixed`], [`sit`], [`index`], [`probes`]) do no I/O, so they can be
 //! tested with golden vectors and replayed by auditors.
 
+pub mod bench;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod demo;
+pub mod determine;
+pub mod dialect;
+pub mod error;
 pub mod fixed;
 pub mod index;
 pub mod observation;
 pub mod probes;
 pub mod rng;
-pub mod sit;
-pub mod tokenizer;
-pub mod bench;
-pub mod cli;
-pub mod demo;
-pub mod determine;
-pub mod dialect;
-pub mod error;
 pub mod sim;
+pub mod sit;
 pub mod store;
+pub mod tokenizer;
 pub mod worker;

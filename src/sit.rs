@@ -38,7 +38,9 @@ pub fn cost(tokens: &Tokens, price: &PriceEntry) -> Pusd {
 /// Whether the attempt met the tier's latency SLA.
 pub fn within_sla(t: &Timings, tier: &Tier) -> bool {
     match (t.first_token_ns, t.last_byte_ns) {
-        (Some(ft), Some(end)) => ft <= tier.sla_ttft_ms * 1_000_000 && end <= tier.sla_e2e_ms * 1_000_000,
+        (Some(ft), Some(end)) => {
+            ft <= tier.sla_ttft_ms * 1_000_000 && end <= tier.sla_e2e_ms * 1_000_000
+        }
         _ => false,
     }
 }
@@ -83,7 +85,12 @@ mod tests {
 
     #[test]
     fn cost_golden() {
-        let t = Tokens { billed_input: 1000, billed_output: 200, billed_cached: 400, ..Default::default() };
+        let t = Tokens {
+            billed_input: 1000,
+            billed_output: 200,
+            billed_cached: 400,
+            ..Default::default()
+        };
         // 600*0.15e-6 + 400*0.075e-6 + 200*0.6e-6 + 1e-4 = 9e-5 + 3e-5 + 1.2e-4 + 1e-4 = 3.4e-4
         assert_eq!(cost(&t, &price()).to_canonical(), "0.000340000000");
         let none = Tokens::default();
@@ -100,7 +107,11 @@ mod tests {
 
     #[test]
     fn billed_falls_back_to_reference_counts() {
-        let mut t = Tokens { ref_input: 50, ref_output: 7, ..Default::default() };
+        let mut t = Tokens {
+            ref_input: 50,
+            ref_output: 7,
+            ..Default::default()
+        };
         billed(&mut t);
         assert_eq!((t.billed_input, t.billed_output), (50, 7));
         let mut t = Tokens {
@@ -113,6 +124,9 @@ mod tests {
             ..Default::default()
         };
         billed(&mut t);
-        assert_eq!((t.billed_input, t.billed_output, t.billed_cached), (60, 90, 10));
+        assert_eq!(
+            (t.billed_input, t.billed_output, t.billed_cached),
+            (60, 90, 10)
+        );
     }
 }

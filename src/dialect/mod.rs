@@ -63,7 +63,12 @@ pub struct EventEffect {
 impl Dialect {
     /// Build the streaming request for this dialect; `None` when this build has no adapter
     /// for it (the caller reports the endpoint as skipped; see [`Dialect::supported`]).
-    pub fn build(self, endpoint: &Endpoint, req: &ChatRequest, key: Option<&ApiKey>) -> Option<HttpRequest> {
+    pub fn build(
+        self,
+        endpoint: &Endpoint,
+        req: &ChatRequest,
+        key: Option<&ApiKey>,
+    ) -> Option<HttpRequest> {
         match self {
             Dialect::Openai => Some(openai::build(endpoint, req, key)),
             Dialect::Anthropic | Dialect::Gemini => None,
@@ -80,7 +85,10 @@ impl Dialect {
         match self {
             Dialect::Openai => openai::on_event(ev, st),
             Dialect::Anthropic | Dialect::Gemini => {
-                st.failure = Some((FailureClass::Malformed, format!("no {self} adapter in this build")));
+                st.failure = Some((
+                    FailureClass::Malformed,
+                    format!("no {self} adapter in this build"),
+                ));
                 EventEffect::default()
             }
         }

@@ -30,7 +30,10 @@ pub fn build(endpoint: &Endpoint, req: &ChatRequest, key: Option<&ApiKey>) -> Ht
         ("accept".to_string(), "text/event-stream".to_string()),
     ];
     if let Some(k) = key {
-        headers.push(("authorization".to_string(), format!("Bearer {}", k.expose())));
+        headers.push((
+            "authorization".to_string(),
+            format!("Bearer {}", k.expose()),
+        ));
     }
     HttpRequest {
         url: format!("{}/chat/completions", endpoint.base_url),
@@ -48,7 +51,12 @@ fn u(v: &Value, path: &[&str]) -> Option<u64> {
 }
 
 fn classify_error(err: &Value) -> FailureClass {
-    let t = |k: &str| err.get(k).and_then(|v| v.as_str()).unwrap_or("").to_ascii_lowercase();
+    let t = |k: &str| {
+        err.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
     let (typ, code) = (t("type"), t("code"));
     if typ.contains("overloaded") || code.contains("overloaded") {
         FailureClass::Overloaded
@@ -79,7 +87,10 @@ pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
         }
     };
     if let Some(err) = v.get("error") {
-        let msg = err.get("message").and_then(|m| m.as_str()).unwrap_or("error event");
+        let msg = err
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("error event");
         st.failure = Some((classify_error(err), truncate(msg, 200)));
         return EventEffect::default();
     }
@@ -93,7 +104,11 @@ pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
         }
     }
     let mut eff = EventEffect::default();
-    if let Some(choice) = v.get("choices").and_then(|c| c.as_array()).and_then(|c| c.first()) {
+    if let Some(choice) = v
+        .get("choices")
+        .and_then(|c| c.as_array())
+        .and_then(|c| c.first())
+    {
         if let Some(delta) = choice.get("delta") {
             if let Some(t) = delta.get("content").and_then(|c| c.as_str()) {
                 if !t.is_empty() {
@@ -132,8 +147,13 @@ pub fn error_detail(body: &[u8]) -> (String, bool) {
     match serde_json::from_str::<Value>(&text) {
         Ok(v) => {
             let err = v.get("error").unwrap_or(&v);
-            let msg = err.get("message").and_then(|m| m.as_str()).unwrap_or("").to_string();
-            let quota = classify_error(err) == FailureClass::Quota || msg.to_ascii_lowercase().contains("quota");
+            let msg = err
+                .get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("")
+                .to_string();
+            let quota = classify_error(err) == FailureClass::Quota
+                || msg.to_ascii_lowercase().contains("quota");
             (truncate(&msg, 200), quota)
         }
         Err(_) => (truncate(text.trim(), 200), false),
@@ -156,35 +176,74 @@ mod tests {
     use super::*;
 
     fn ev(data: &str) -> SseEvent {
-        SseEvent { data: data.into(), ..Default::default() }
+        SseEvent {
+            data: data.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn role_only_and_empty_chunks_are_not_content() {
         let mut st = StreamState::default();
-        let e = on_event(&ev(r#"{"model":"m1","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#), &mut st);
+        let e = on_event(
+            &ev(
+                r#"{"model":"m1","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
+            ),
+            &mut st,
+        );
         assert_eq!(e, EventEffect::default());
-        let e = on_event(&ev(r#"{"choices":[{"delta":{"reasoning_content":"hmm"}}]}"#), &mut st);
-        assert_eq!(e, EventEffect { content: true, answer: false });
+        let e = on_event(
+            &ev(r#"{"choices":[{"delta":{"reasoning_content":"hmm"}}]}"#),
+            &mut st,
+        );
+        assert_eq!(
+            e,
+            EventEffect {
+                content: true,
+                answer: false
+            }
+        );
         let e = on_event(&ev(r#"{"choices":[{"delta":{"content":"42"}}]}"#), &mut st);
-        assert_eq!(e, EventEffect { content: true, answer: true });
-        on_event(&ev(r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#), &mut st);
+        assert_eq!(
+            e,
+            EventEffect {
+                content: true,
+                answer: true
+            }
+        );
         on_event(
-            &ev(r#"{"choices":[],"usage":{"prompt_tokens":30,"completion_tokens":12,"completion_tokens_details":{"reasoning_tokens":10},"prompt_tokens_details":{"cached_tokens":0}}}"#),
+            &ev(r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#),
+            &mut st,
+        );
+        on_event(
+            &ev(
+                r#"{"choices":[],"usage":{"prompt_tokens":30,"completion_tokens":12,"completion_tokens_details":{"reasoning_tokens":10},"prompt_tokens_details":{"cached_tokens":0}}}"#,
+            ),
             &mut st,
         );
         on_event(&ev("[DONE]"), &mut st);
         assert_eq!(st.text, "42");
         assert_eq!(st.server_model.as_deref(), Some("m1"));
         assert_eq!(st.finish_reason.as_deref(), Some("stop"));
-        assert_eq!(st.usage, Some(Usage { input: Some(30), output: Some(12), reasoning: Some(10), cached: Some(0) }));
+        assert_eq!(
+            st.usage,
+            Some(Usage {
+                input: Some(30),
+                output: Some(12),
+                reasoning: Some(10),
+                cached: Some(0)
+            })
+        );
         assert!(st.done && st.failure.is_none());
     }
 
     #[test]
     fn error_after_200_and_malformed_chunks_are_failures() {
         let mut st = StreamState::default();
-        on_event(&ev(r#"{"error":{"message":"Overloaded","type":"overloaded_error"}}"#), &mut st);
+        on_event(
+            &ev(r#"{"error":{"message":"Overloaded","type":"overloaded_error"}}"#),
+            &mut st,
+        );
         assert_eq!(st.failure.as_ref().unwrap().0, FailureClass::Overloaded);
         let mut st = StreamState::default();
         on_event(&ev(r#"{"choices":[{"delta":{"content":"#), &mut st);

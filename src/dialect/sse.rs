@@ -126,7 +126,11 @@ impl SseDecoder {
 
     fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
         if self.has_data {
-            out.push(SseEvent { event: self.event.take(), data: std::mem::take(&mut self.data), id: self.id.clone() });
+            out.push(SseEvent {
+                event: self.event.take(),
+                data: std::mem::take(&mut self.data),
+                id: self.id.clone(),
+            });
         }
         self.event = None;
         self.data.clear();
@@ -168,13 +172,33 @@ mod tests {
     fn line_endings_bom_multiline_comments_and_splits() {
         let input = "\u{FEFF}: keep-alive\r\ndata: {\"a\":1}\r\n\r\nevent: ping\rdata: x\rdata:y\r\rdata: é€\n\ndata: tail";
         let want = vec![
-            SseEvent { event: None, data: "{\"a\":1}".into(), id: None },
-            SseEvent { event: Some("ping".into()), data: "x\ny".into(), id: None },
-            SseEvent { event: None, data: "é€".into(), id: None },
-            SseEvent { event: None, data: "tail".into(), id: None },
+            SseEvent {
+                event: None,
+                data: "{\"a\":1}".into(),
+                id: None,
+            },
+            SseEvent {
+                event: Some("ping".into()),
+                data: "x\ny".into(),
+                id: None,
+            },
+            SseEvent {
+                event: None,
+                data: "é€".into(),
+                id: None,
+            },
+            SseEvent {
+                event: None,
+                data: "tail".into(),
+                id: None,
+            },
         ];
         for piece in 1..=input.len() {
-            assert_eq!(decode_in_pieces(input.as_bytes(), piece), want, "piece size {piece}");
+            assert_eq!(
+                decode_in_pieces(input.as_bytes(), piece),
+                want,
+                "piece size {piece}"
+            );
         }
     }
 
@@ -182,12 +206,22 @@ mod tests {
     fn invalid_utf8_is_an_error_not_a_panic() {
         let mut d = SseDecoder::new();
         let mut out = Vec::new();
-        assert_eq!(d.feed(b"data: \xff\xfe\n\n", &mut out), Err(SseError::InvalidUtf8));
+        assert_eq!(
+            d.feed(b"data: \xff\xfe\n\n", &mut out),
+            Err(SseError::InvalidUtf8)
+        );
     }
 
     #[test]
     fn empty_data_events_and_no_data_blocks() {
         let out = decode_in_pieces(b"event: x\n\ndata\n\n", 3);
-        assert_eq!(out, vec![SseEvent { event: None, data: "".into(), id: None }]);
+        assert_eq!(
+            out,
+            vec![SseEvent {
+                event: None,
+                data: "".into(),
+                id: None
+            }]
+        );
     }
 }

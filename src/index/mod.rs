@@ -247,7 +247,10 @@ pub fn trimmed_mean(m: &Methodology, prices: &[(Fixed, u32)]) -> PartitionOutcom
         return PartitionOutcome {
             eligible: n,
             trimmed_each_side: 0,
-            value: Err(format!("FEWER_THAN_MIN_ENDPOINTS: {n} eligible, {} needed", m.min_endpoints)),
+            value: Err(format!(
+                "FEWER_THAN_MIN_ENDPOINTS: {n} eligible, {} needed",
+                m.min_endpoints
+            )),
             kept: vec![],
         };
     }
@@ -259,7 +262,10 @@ pub fn trimmed_mean(m: &Methodology, prices: &[(Fixed, u32)]) -> PartitionOutcom
         return PartitionOutcome {
             eligible: n,
             trimmed_each_side: k,
-            value: Err(format!("WEIGHT_CAP: {mm} endpoints after trimming give each more than {}", m.max_endpoint_weight)),
+            value: Err(format!(
+                "WEIGHT_CAP: {mm} endpoints after trimming give each more than {}",
+                m.max_endpoint_weight
+            )),
             kept: vec![],
         };
     }
@@ -313,8 +319,16 @@ fn aggregate(m: &Methodology, eligible: &[Vec<(Fixed, u32)>], exclude: Option<u3
         partitions.push(out);
     }
     let valid = vals.len();
-    let value = if valid >= m.min_valid_partitions as usize { time_weighted_mean(&vals) } else { None };
-    DayCore { partitions, value, valid }
+    let value = if valid >= m.min_valid_partitions as usize {
+        time_weighted_mean(&vals)
+    } else {
+        None
+    };
+    DayCore {
+        partitions,
+        value,
+        valid,
+    }
 }
 
 /// Compute the determination of `input.tier` for `input.date`.
@@ -372,7 +386,9 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
                 Some(ExclusionReason::InsufficientAttempts)
             } else if (w.succeeded as i128) * ONE < m.availability_floor.0 * w.attempts as i128 {
                 Some(ExclusionReason::LowAvailability)
-            } else if w.succeeded == 0 || (w.correct as i128) * ONE < input.pass_threshold.0 * w.succeeded as i128 {
+            } else if w.succeeded == 0
+                || (w.correct as i128) * ONE < input.pass_threshold.0 * w.succeeded as i128
+            {
                 Some(ExclusionReason::LowQuality)
             } else if part.delivered == 0 {
                 Some(ExclusionReason::NoDeliveredSit)
@@ -401,14 +417,23 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
     }
     let weights: Vec<Fixed> = valid_weights
         .iter()
-        .map(|w| if core.valid == 0 { Fixed::ZERO } else { Fixed(div_round_half_even(*w, core.valid as i128)) })
+        .map(|w| {
+            if core.valid == 0 {
+                Fixed::ZERO
+            } else {
+                Fixed(div_round_half_even(*w, core.valid as i128))
+            }
+        })
         .collect();
     let mut sorted_w: Vec<Fixed> = weights.clone();
     sorted_w.sort_unstable_by(|a, b| b.cmp(a));
     let top3 = Fixed(sorted_w.iter().take(3).map(|w| w.0).sum());
 
     // endpoint day prices and their spread
-    let mut day_prices: Vec<Fixed> = day_agg.iter().filter_map(|a| sit_price(a.cost, a.delivered)).collect();
+    let mut day_prices: Vec<Fixed> = day_agg
+        .iter()
+        .filter_map(|a| sit_price(a.cost, a.delivered))
+        .collect();
     day_prices.sort_unstable();
     let q = |x: i128| nearest_rank(&day_prices, Fixed(x));
     let (p25, p50, p75) = (q(250_000_000), q(500_000_000), q(750_000_000));
@@ -450,12 +475,18 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
                 Some((d, v)) => (
                     Status::Contingency,
                     Some(v),
-                    Some(Contingency { reason: format!("{why}; carried forward the final value of {d}"), carried_from: Some(d) }),
+                    Some(Contingency {
+                        reason: format!("{why}; carried forward the final value of {d}"),
+                        carried_from: Some(d),
+                    }),
                 ),
                 None => (
                     Status::Contingency,
                     None,
-                    Some(Contingency { reason: format!("{why}; no earlier final value exists to carry forward"), carried_from: None }),
+                    Some(Contingency {
+                        reason: format!("{why}; no earlier final value exists to carry forward"),
+                        carried_from: None,
+                    }),
                 ),
             }
         }
@@ -489,7 +520,11 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
         top3_concentration: top3,
         excluded: excl
             .into_iter()
-            .map(|((e, reason), partitions)| Exclusion { endpoint: input.endpoints[e as usize].clone(), reason, partitions })
+            .map(|((e, reason), partitions)| Exclusion {
+                endpoint: input.endpoints[e as usize].clone(),
+                reason,
+                partitions,
+            })
             .collect(),
         leave_one_out,
         partitions: core

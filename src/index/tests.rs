@@ -13,7 +13,13 @@ fn ids(n: usize) -> Vec<String> {
 
 /// `per_hour` attempts per hour for `hours` hours ending at the end of DAY, each delivering
 /// 1000 SIT at `price` (so cost_pusd = price.0) — unless `correct` is false.
-fn series(e: u32, price: Fixed, hours: std::ops::Range<i64>, per_hour: i64, correct: bool) -> Vec<IndexObs> {
+fn series(
+    e: u32,
+    price: Fixed,
+    hours: std::ops::Range<i64>,
+    per_hour: i64,
+    correct: bool,
+) -> Vec<IndexObs> {
     let start = Date::parse(DAY).unwrap().start_ms();
     let mut v = Vec::new();
     for h in hours {
@@ -36,7 +42,11 @@ fn series(e: u32, price: Fixed, hours: std::ops::Range<i64>, per_hour: i64, corr
     v
 }
 
-fn input<'a>(endpoints: &'a [String], obs: &'a [IndexObs], prev: Option<(Date, Fixed)>) -> DayInput<'a> {
+fn input<'a>(
+    endpoints: &'a [String],
+    obs: &'a [IndexObs],
+    prev: Option<(Date, Fixed)>,
+) -> DayInput<'a> {
     DayInput {
         tier: "t1",
         date: Date::parse(DAY).unwrap(),
@@ -53,10 +63,17 @@ fn input<'a>(endpoints: &'a [String], obs: &'a [IndexObs], prev: Option<(Date, F
 #[test]
 fn trimmed_mean_golden_and_ties_broken_by_endpoint_id() {
     let m = Methodology::default();
-    let p = |v: &[(i64, u32)]| v.iter().map(|(x, e)| (Fixed(*x as i128 * ONE), *e)).collect::<Vec<_>>();
+    let p = |v: &[(i64, u32)]| {
+        v.iter()
+            .map(|(x, e)| (Fixed(*x as i128 * ONE), *e))
+            .collect::<Vec<_>>()
+    };
     // n=5: cut 1 each side of [1..5] -> mean(2,3,4) = 3
     let out = trimmed_mean(&m, &p(&[(5, 0), (1, 1), (3, 2), (2, 3), (4, 4)]));
-    assert_eq!((out.value.clone().unwrap(), out.trimmed_each_side), (Fixed(3 * ONE), 1));
+    assert_eq!(
+        (out.value.clone().unwrap(), out.trimmed_each_side),
+        (Fixed(3 * ONE), 1)
+    );
     // ties at price 2: order by endpoint index, so the kept set is fixed
     let out = trimmed_mean(&m, &p(&[(2, 3), (2, 1), (2, 2), (1, 0), (9, 4)]));
     assert_eq!(out.kept, vec![1, 2, 3]);
@@ -71,18 +88,36 @@ fn trimmed_mean_golden_and_ties_broken_by_endpoint_id() {
     assert_eq!(trim_count(m.trim_fraction, 4), 0);
     // n below the minimum: invalid, with the reason
     let out = trimmed_mean(&m, &p(&[(1, 0), (2, 1), (3, 2), (4, 3)]));
-    assert!(out.value.unwrap_err().starts_with("FEWER_THAN_MIN_ENDPOINTS"));
+    assert!(out
+        .value
+        .unwrap_err()
+        .starts_with("FEWER_THAN_MIN_ENDPOINTS"));
     // half-even rounding of the mean: (1 + 2) e-9 / 2 = 1.5e-9 -> 2e-9
-    let tiny = vec![(Fixed(0), 0), (Fixed(1), 1), (Fixed(2), 2), (Fixed(5), 3), (Fixed(9), 4)];
+    let tiny = vec![
+        (Fixed(0), 0),
+        (Fixed(1), 1),
+        (Fixed(2), 2),
+        (Fixed(5), 3),
+        (Fixed(9), 4),
+    ];
     // kept 1, 2, 5 -> 8/3 = 2.67 -> 3
     assert_eq!(trimmed_mean(&m, &tiny).value.unwrap(), Fixed(3));
 }
 
 #[test]
 fn time_weighted_mean_golden() {
-    assert_eq!(time_weighted_mean(&[(f("1"), 1), (f("2"), 1), (f("4"), 2)]), Some(f("2.75")));
-    assert_eq!(time_weighted_mean(&[(Fixed(1), 1), (Fixed(2), 1)]), Some(Fixed(2))); // 1.5 -> 2
-    assert_eq!(time_weighted_mean(&[(Fixed(1), 1), (Fixed(4), 1)]), Some(Fixed(2))); // 2.5 -> 2
+    assert_eq!(
+        time_weighted_mean(&[(f("1"), 1), (f("2"), 1), (f("4"), 2)]),
+        Some(f("2.75"))
+    );
+    assert_eq!(
+        time_weighted_mean(&[(Fixed(1), 1), (Fixed(2), 1)]),
+        Some(Fixed(2))
+    ); // 1.5 -> 2
+    assert_eq!(
+        time_weighted_mean(&[(Fixed(1), 1), (Fixed(4), 1)]),
+        Some(Fixed(2))
+    ); // 2.5 -> 2
     assert_eq!(time_weighted_mean(&[]), None);
 }
 
@@ -116,18 +151,32 @@ fn full_day_is_final_with_golden_value() {
     assert_eq!(d.counts.attempts, 6 * 24 * 3);
     assert_eq!(d.counts.input_observations, 6 * 47 * 3);
     assert_eq!(d.counts.endpoints_eligible, 6);
-    assert_eq!((d.endpoint_price_p25, d.endpoint_price_p50, d.endpoint_price_p75), (Some(f("2")), Some(f("3")), Some(f("5"))));
+    assert_eq!(
+        (
+            d.endpoint_price_p25,
+            d.endpoint_price_p50,
+            d.endpoint_price_p75
+        ),
+        (Some(f("2")), Some(f("3")), Some(f("5")))
+    );
     assert_eq!(d.dispersion, Some(f("1"))); // (5-2)/3
     assert_eq!(d.top3_concentration, f("0.75"));
     // leave-one-out: without ep05 (100) -> n=5 cut 1: mean(2,3,4)=3 -> delta -0.5
-    let loo = d.leave_one_out.iter().find(|l| l.endpoint == "ep05").unwrap();
+    let loo = d
+        .leave_one_out
+        .iter()
+        .find(|l| l.endpoint == "ep05")
+        .unwrap();
     assert_eq!(loo.delta, Some(f("-0.5")));
     assert_eq!(loo.weight, Fixed::ZERO);
     // the outlier is trimmed, not excluded
     assert!(d.excluded.is_empty());
     // same input, same bytes
     let again = compute_day(&m, &input(&e, &obs, None));
-    assert_eq!(serde_json::to_vec(&d).unwrap(), serde_json::to_vec(&again).unwrap());
+    assert_eq!(
+        serde_json::to_vec(&d).unwrap(),
+        serde_json::to_vec(&again).unwrap()
+    );
 }
 
 #[test]
@@ -155,18 +204,29 @@ fn contingency_carries_previous_final_forward_and_says_why() {
     assert_eq!(d.value, Some(f("7.25")));
     let c = d.contingency.unwrap();
     assert_eq!(c.carried_from, Some(prev.0));
-    assert!(c.reason.contains("only 17 of 24 partitions valid"), "{}", c.reason);
+    assert!(
+        c.reason.contains("only 17 of 24 partitions valid"),
+        "{}",
+        c.reason
+    );
     // no previous final: no value, and the reason says so
     let d = compute_day(&m, &input(&e, &obs, None));
     assert_eq!((d.status, d.value), (Status::Contingency, None));
-    assert!(d.contingency.unwrap().reason.contains("no earlier final value"));
+    assert!(d
+        .contingency
+        .unwrap()
+        .reason
+        .contains("no earlier final value"));
     // 18 valid is enough
     let mut obs = Vec::new();
     for i in 0..6u32 {
         obs.extend(series(i, f("2"), -23..18, 3, true));
     }
     let d = compute_day(&m, &input(&e, &obs, None));
-    assert_eq!((d.status, d.value, d.counts.valid_partitions), (Status::Final, Some(f("2")), 18));
+    assert_eq!(
+        (d.status, d.value, d.counts.valid_partitions),
+        (Status::Final, Some(f("2")), 18)
+    );
 }
 
 #[test]
@@ -188,9 +248,18 @@ fn exclusion_reasons_are_recorded() {
     obs.extend(flaky);
     let d = compute_day(&m, &input(&e, &obs, None));
     assert_eq!(d.value, Some(f("2")));
-    let reasons: Vec<(&str, ExclusionReason, u32)> =
-        d.excluded.iter().map(|x| (x.endpoint.as_str(), x.reason, x.partitions)).collect();
-    assert_eq!(reasons, vec![("ep05", ExclusionReason::LowQuality, 24), ("ep06", ExclusionReason::LowAvailability, 24)]);
+    let reasons: Vec<(&str, ExclusionReason, u32)> = d
+        .excluded
+        .iter()
+        .map(|x| (x.endpoint.as_str(), x.reason, x.partitions))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("ep05", ExclusionReason::LowQuality, 24),
+            ("ep06", ExclusionReason::LowAvailability, 24)
+        ]
+    );
 }
 
 #[test]
@@ -205,7 +274,10 @@ fn first_hours_without_window_history_are_insufficient() {
     // hour 0 has 3 attempts in the window (< 6): invalid; from hour 1 on, 6 or more
     assert_eq!(d.counts.valid_partitions, 23);
     assert_eq!(d.partitions[0].value, None);
-    assert!(d.excluded.iter().all(|x| x.reason == ExclusionReason::InsufficientAttempts && x.partitions == 1));
+    assert!(d
+        .excluded
+        .iter()
+        .all(|x| x.reason == ExclusionReason::InsufficientAttempts && x.partitions == 1));
 }
 
 #[test]

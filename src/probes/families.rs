@@ -52,18 +52,37 @@ pub enum Family {
 }
 
 const FIRST: &[&str] = &[
-    "Maria", "James", "Aiko", "Lars", "Fatima", "Diego", "Chloe", "Ravi", "Olga", "Kwame", "Ines", "Tomas",
+    "Maria", "James", "Aiko", "Lars", "Fatima", "Diego", "Chloe", "Ravi", "Olga", "Kwame", "Ines",
+    "Tomas",
 ];
 const LAST: &[&str] = &[
-    "Silva", "Okafor", "Tanaka", "Berg", "Haddad", "Moreno", "Dubois", "Iyer", "Petrova", "Mensah", "Costa", "Novak",
+    "Silva", "Okafor", "Tanaka", "Berg", "Haddad", "Moreno", "Dubois", "Iyer", "Petrova", "Mensah",
+    "Costa", "Novak",
 ];
-const DOMAINS: &[&str] = &["example.com", "mail.test", "corp.example.org", "uni.example.edu", "shop.example.net"];
-const CITIES: &[&str] = &["Lisbon", "Osaka", "Nairobi", "Oslo", "Lima", "Toronto", "Hanoi", "Dublin", "Cairo", "Perth"];
+const DOMAINS: &[&str] = &[
+    "example.com",
+    "mail.test",
+    "corp.example.org",
+    "uni.example.edu",
+    "shop.example.net",
+];
+const CITIES: &[&str] = &[
+    "Lisbon", "Osaka", "Nairobi", "Oslo", "Lima", "Toronto", "Hanoi", "Dublin", "Cairo", "Perth",
+];
 const WORDS: &[&str] = &[
-    "banana", "river", "lantern", "copper", "meadow", "falcon", "harbor", "violet", "thunder", "pepper",
-    "glacier", "marble", "orchard", "compass", "saffron", "ember",
+    "banana", "river", "lantern", "copper", "meadow", "falcon", "harbor", "violet", "thunder",
+    "pepper", "glacier", "marble", "orchard", "compass", "saffron", "ember",
 ];
-const ITEMS: &[&str] = &["loaves", "muffins", "notebooks", "candles", "mugs", "scarves", "lamps", "kites"];
+const ITEMS: &[&str] = &[
+    "loaves",
+    "muffins",
+    "notebooks",
+    "candles",
+    "mugs",
+    "scarves",
+    "lamps",
+    "kites",
+];
 const WEEKDAYS: &[&str] = &["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"];
 
 fn re(p: &str) -> Regex {
@@ -104,7 +123,9 @@ impl Family {
     /// Derive the instance for `seed`. Pure and total.
     pub fn generate(self, seed: u64) -> Generated {
         let mut r = Rng::from_bytes(&[self.id().as_bytes(), &seed.to_le_bytes()]);
-        let exact0 = Grader::FinalNumber { tolerance: Fixed::ZERO };
+        let exact0 = Grader::FinalNumber {
+            tolerance: Fixed::ZERO,
+        };
         match self {
             Family::Arith => {
                 let a = r.range(100, 999);
@@ -209,7 +230,11 @@ impl Family {
                         nums.push(x);
                     }
                 }
-                let shown = nums.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ");
+                let shown = nums
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 nums.sort_unstable();
                 Generated {
                     prompt: format!(
@@ -308,14 +333,17 @@ impl Family {
                 if !prompt.starts_with("Extract the email address") {
                     return None;
                 }
-                re(r"[a-z0-9.]+@[a-z0-9.]+[a-z]").find(prompt).map(|m| m.as_str().to_string())
+                re(r"[a-z0-9.]+@[a-z0-9.]+[a-z]")
+                    .find(prompt)
+                    .map(|m| m.as_str().to_string())
             }
             Family::Uppercase => {
                 let c = re(r#"Write the phrase "([a-z ]+)" in uppercase"#).captures(prompt)?;
                 Some(c[1].to_uppercase())
             }
             Family::DateFormat => {
-                let c = re(r"Rewrite the date (\d{4})-(\d{2})-(\d{2}) in the format").captures(prompt)?;
+                let c = re(r"Rewrite the date (\d{4})-(\d{2})-(\d{2}) in the format")
+                    .captures(prompt)?;
                 Some(format!("{}/{}/{}", &c[3], &c[2], &c[1]))
             }
             Family::WordProblem => {
@@ -325,24 +353,42 @@ impl Family {
                 Some((p * (2 * a + b)).to_string())
             }
             Family::JsonRecord => {
-                let c = re(r"describing this person: (.+) is (\d+) years old and lives in (\w+)\.").captures(prompt)?;
-                Some(serde_json::json!({"name": &c[1], "age": num(&c, 2)?, "city": &c[3]}).to_string())
+                let c = re(r"describing this person: (.+) is (\d+) years old and lives in (\w+)\.")
+                    .captures(prompt)?;
+                Some(
+                    serde_json::json!({"name": &c[1], "age": num(&c, 2)?, "city": &c[3]})
+                        .to_string(),
+                )
             }
             Family::CodeRead => {
-                let c = re(r"(?s)return for f\((\d+)\)\?.*total = (\d+).*total \+= i \* (\d+)").captures(prompt)?;
+                let c = re(r"(?s)return for f\((\d+)\)\?.*total = (\d+).*total \+= i \* (\d+)")
+                    .captures(prompt)?;
                 let (n, c0, k) = (num(&c, 1)?, num(&c, 2)?, num(&c, 3)?);
                 Some((c0 + k * n * (n - 1) / 2).to_string())
             }
             Family::SortNumbers => {
                 let rest = prompt.strip_prefix("Sort these numbers in ascending order and reply with them separated by commas: ")?;
-                let mut v: Vec<i64> = rest.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+                let mut v: Vec<i64> = rest
+                    .split(',')
+                    .filter_map(|s| s.trim().parse().ok())
+                    .collect();
                 v.sort_unstable();
-                Some(v.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(","))
+                Some(
+                    v.iter()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )
             }
             Family::Compound => {
                 let c = re(r"starts with (\d+) dollars\. It gains (\d+) percent .* loses (\d+) percent .* then (\d+) dollars are withdrawn")
                     .captures(prompt)?;
-                Some(compound_answer(num(&c, 1)?, num(&c, 2)?, num(&c, 3)?, num(&c, 4)?))
+                Some(compound_answer(
+                    num(&c, 1)?,
+                    num(&c, 2)?,
+                    num(&c, 3)?,
+                    num(&c, 4)?,
+                ))
             }
             Family::Needle => {
                 let c = re(r"What is the access code of record (\d+)\?").captures(prompt)?;
@@ -357,7 +403,13 @@ impl Family {
                 let c = re(r"contains (\d+) \w+ at (\d+)\.(\d\d) dollars each and (\d+) \w+ at (\d+)\.(\d\d) dollars each, with a discount of (\d+)\.(\d\d) dollars")
                     .captures(prompt)?;
                 let cents = |i: usize, j: usize| Some(num(&c, i)? * 100 + num(&c, j)?);
-                Some(json_order_answer(num(&c, 1)?, cents(2, 3)?, num(&c, 4)?, cents(5, 6)?, cents(7, 8)?))
+                Some(json_order_answer(
+                    num(&c, 1)?,
+                    cents(2, 3)?,
+                    num(&c, 4)?,
+                    cents(5, 6)?,
+                    cents(7, 8)?,
+                ))
             }
         }
     }
@@ -397,7 +449,12 @@ mod tests {
             for seed in [0u64, 1, 42, u64::MAX] {
                 assert_eq!(f.generate(seed), f.generate(seed), "{}", f.id());
             }
-            assert_ne!(f.generate(1).prompt, f.generate(2).prompt, "{} ignores its seed", f.id());
+            assert_ne!(
+                f.generate(1).prompt,
+                f.generate(2).prompt,
+                "{} ignores its seed",
+                f.id()
+            );
         }
     }
 
@@ -406,9 +463,20 @@ mod tests {
         for f in FAMILIES {
             for seed in 0..200u64 {
                 let g = f.generate(seed);
-                let solved = f.solve(&g.prompt).unwrap_or_else(|| panic!("{} cannot solve seed {seed}", f.id()));
-                assert!(g.grader.grade(&solved, &g.expected), "{} seed {seed}: {solved:?} vs {:?}", f.id(), g.expected);
-                assert!(!g.grader.grade("I don't know", &g.expected), "{} accepts a non-answer", f.id());
+                let solved = f
+                    .solve(&g.prompt)
+                    .unwrap_or_else(|| panic!("{} cannot solve seed {seed}", f.id()));
+                assert!(
+                    g.grader.grade(&solved, &g.expected),
+                    "{} seed {seed}: {solved:?} vs {:?}",
+                    f.id(),
+                    g.expected
+                );
+                assert!(
+                    !g.grader.grade("I don't know", &g.expected),
+                    "{} accepts a non-answer",
+                    f.id()
+                );
             }
         }
     }
@@ -418,7 +486,13 @@ mod tests {
         for f in FAMILIES {
             let g = f.generate(7);
             for other in FAMILIES.iter().filter(|o| *o != f) {
-                assert_eq!(other.solve(&g.prompt), None, "{} claims a {} prompt", other.id(), f.id());
+                assert_eq!(
+                    other.solve(&g.prompt),
+                    None,
+                    "{} claims a {} prompt",
+                    other.id(),
+                    f.id()
+                );
             }
         }
     }

@@ -21,7 +21,10 @@ pub enum Grader {
     FinalNumber { tolerance: Fixed },
     /// The answer holds a JSON object whose listed fields match the expected object: strings
     /// after [`normalise`], numbers within `tolerance`.
-    JsonFields { fields: Vec<String>, tolerance: Fixed },
+    JsonFields {
+        fields: Vec<String>,
+        tolerance: Fixed,
+    },
     /// The whole answer matches this regular expression.
     Regex { pattern: String },
 }
@@ -31,13 +34,18 @@ pub fn normalise(s: &str) -> String {
     let mut t = s.trim();
     loop {
         let before = t.len();
-        t = t.trim_matches(|c: char| matches!(c, '"' | '\'' | '`' | '*')).trim();
+        t = t
+            .trim_matches(|c: char| matches!(c, '"' | '\'' | '`' | '*'))
+            .trim();
         t = t.strip_suffix('.').unwrap_or(t).trim();
         if t.len() == before {
             break;
         }
     }
-    t.chars().filter(|c| !c.is_whitespace()).flat_map(|c| c.to_lowercase()).collect()
+    t.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(|c| c.to_lowercase())
+        .collect()
 }
 
 fn number_re() -> &'static Regex {
@@ -59,12 +67,18 @@ pub fn parse_number(s: &str) -> Option<Fixed> {
     // round to 9 places, half to even, on the digit string
     let extra = frac.len() - 9;
     let whole = parse_scaled(&format!("{int}{frac}"), 0).ok()?;
-    Some(Fixed(crate::fixed::div_round_half_even(whole, 10i128.pow(extra as u32))))
+    Some(Fixed(crate::fixed::div_round_half_even(
+        whole,
+        10i128.pow(extra as u32),
+    )))
 }
 
 /// The last number appearing in `s`.
 pub fn final_number(s: &str) -> Option<Fixed> {
-    number_re().find_iter(s).last().and_then(|m| parse_number(m.as_str().trim_end_matches(',')))
+    number_re()
+        .find_iter(s)
+        .last()
+        .and_then(|m| parse_number(m.as_str().trim_end_matches(',')))
 }
 
 /// Find the JSON object in an answer: the text between the first `{` and the last `}`
@@ -78,10 +92,17 @@ fn json_object(s: &str) -> Option<BTreeMap<String, Box<serde_json::value::RawVal
     serde_json::from_str(&s[a..=b]).ok()
 }
 
-fn field_matches(got: &serde_json::value::RawValue, want: &serde_json::value::RawValue, tol: Fixed) -> bool {
+fn field_matches(
+    got: &serde_json::value::RawValue,
+    want: &serde_json::value::RawValue,
+    tol: Fixed,
+) -> bool {
     let (g, w) = (got.get().trim(), want.get().trim());
     if w.starts_with('"') {
-        match (serde_json::from_str::<String>(g), serde_json::from_str::<String>(w)) {
+        match (
+            serde_json::from_str::<String>(g),
+            serde_json::from_str::<String>(w),
+        ) {
             (Ok(g), Ok(w)) => normalise(&g) == normalise(&w),
             _ => false,
         }
@@ -101,10 +122,12 @@ impl Grader {
         match self {
             Grader::Exact => answer.trim() == expected.trim(),
             Grader::NormalisedExact => normalise(answer) == normalise(expected),
-            Grader::FinalNumber { tolerance } => match (final_number(answer), parse_number(expected)) {
-                (Some(g), Some(w)) => (g.0 - w.0).abs() <= tolerance.0,
-                _ => false,
-            },
+            Grader::FinalNumber { tolerance } => {
+                match (final_number(answer), parse_number(expected)) {
+                    (Some(g), Some(w)) => (g.0 - w.0).abs() <= tolerance.0,
+                    _ => false,
+                }
+            }
             Grader::JsonFields { fields, tolerance } => {
                 let (Some(got), Some(want)) = (json_object(answer), json_object(expected)) else {
                     return false;
@@ -114,7 +137,9 @@ impl Grader {
                     _ => false,
                 })
             }
-            Grader::Regex { pattern } => Regex::new(pattern).map(|re| re.is_match(answer)).unwrap_or(false),
+            Grader::Regex { pattern } => Regex::new(pattern)
+                .map(|re| re.is_match(answer))
+                .unwrap_or(false),
         }
     }
 }
@@ -125,7 +150,9 @@ mod tests {
 
     #[test]
     fn graders_golden() {
-        let fnum = Grader::FinalNumber { tolerance: Fixed::parse("0.01").unwrap() };
+        let fnum = Grader::FinalNumber {
+            tolerance: Fixed::parse("0.01").unwrap(),
+        };
         assert!(fnum.grade("The answer is 1,234.50.", "1234.5"));
         assert!(fnum.grade("first 3 then 12.005", "12.0"));
         assert!(!fnum.grade("12.02", "12.0"));
@@ -135,13 +162,27 @@ mod tests {
         assert!(Grader::NormalisedExact.grade("5, 12, 34", "5,12,34"));
         assert!(!Grader::Exact.grade("APPLE", "apple"));
         assert!(Grader::Exact.grade(" APPLE\n", "APPLE"));
-        let j = Grader::JsonFields { fields: vec!["name".into(), "age".into()], tolerance: Fixed::ZERO };
-        assert!(j.grade("```json\n{\"name\": \"Maria\", \"age\": 41, \"x\": 1}\n```", r#"{"name":"maria","age":41}"#));
-        assert!(j.grade(r#"{"name": "Maria", "age": "41"}"#, r#"{"name":"maria","age":41}"#));
-        assert!(!j.grade(r#"{"name": "Maria", "age": 42}"#, r#"{"name":"maria","age":41}"#));
+        let j = Grader::JsonFields {
+            fields: vec!["name".into(), "age".into()],
+            tolerance: Fixed::ZERO,
+        };
+        assert!(j.grade(
+            "```json\n{\"name\": \"Maria\", \"age\": 41, \"x\": 1}\n```",
+            r#"{"name":"maria","age":41}"#
+        ));
+        assert!(j.grade(
+            r#"{"name": "Maria", "age": "41"}"#,
+            r#"{"name":"maria","age":41}"#
+        ));
+        assert!(!j.grade(
+            r#"{"name": "Maria", "age": 42}"#,
+            r#"{"name":"maria","age":41}"#
+        ));
         assert!(!j.grade(r#"{"name": "Maria"}"#, r#"{"name":"maria","age":41}"#));
         assert!(!j.grade("not json {", r#"{"name":"maria","age":41}"#));
-        let r = Grader::Regex { pattern: r"^\s*07/03/2024\s*\.?\s*$".into() };
+        let r = Grader::Regex {
+            pattern: r"^\s*07/03/2024\s*\.?\s*$".into(),
+        };
         assert!(r.grade(" 07/03/2024.", ""));
         assert!(!r.grade("7/3/2024", ""));
     }
@@ -150,6 +191,9 @@ mod tests {
     fn parse_number_rounds_long_fractions_half_even() {
         assert_eq!(parse_number("0.1234567895").unwrap(), Fixed(123_456_790));
         assert_eq!(parse_number("0.1234567885").unwrap(), Fixed(123_456_788));
-        assert_eq!(parse_number("1,000").unwrap(), Fixed(1000 * crate::fixed::ONE));
+        assert_eq!(
+            parse_number("1,000").unwrap(),
+            Fixed(1000 * crate::fixed::ONE)
+        );
     }
 }

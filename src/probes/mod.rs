@@ -51,8 +51,14 @@ pub struct Suite {
 pub enum SuiteError {
     #[error("probes/suite.toml: {0}")]
     Parse(String),
-    #[error("probes/suite.toml: tier `{tier}` names unknown family `{family}`; known families: {known}")]
-    UnknownFamily { tier: String, family: String, known: String },
+    #[error(
+        "probes/suite.toml: tier `{tier}` names unknown family `{family}`; known families: {known}"
+    )]
+    UnknownFamily {
+        tier: String,
+        family: String,
+        known: String,
+    },
     #[error("probes/suite.toml: tier `{0}` needs at least 4 families")]
     TooFewFamilies(String),
     #[error("probes/suite.toml: duplicate tier `{0}`")]
@@ -75,12 +81,18 @@ impl Suite {
     /// The suite embedded in this binary.
     pub fn embedded() -> &'static Suite {
         static S: std::sync::OnceLock<Suite> = std::sync::OnceLock::new();
-        S.get_or_init(|| Suite::parse(SUITE_TOML).expect("embedded probes/suite.toml is valid (tested)"))
+        S.get_or_init(|| {
+            Suite::parse(SUITE_TOML).expect("embedded probes/suite.toml is valid (tested)")
+        })
     }
 
     pub fn parse(text: &str) -> Result<Suite, SuiteError> {
         let f: SuiteFile = toml::from_str(text).map_err(|e| SuiteError::Parse(e.to_string()))?;
-        let known = FAMILIES.iter().map(|f| f.id()).collect::<Vec<_>>().join(", ");
+        let known = FAMILIES
+            .iter()
+            .map(|f| f.id())
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut seen = std::collections::BTreeSet::new();
         for t in &f.tiers {
             if !seen.insert(t.id.clone()) {
@@ -91,7 +103,11 @@ impl Suite {
             }
             for fam in &t.families {
                 if Family::from_id(fam).is_none() {
-                    return Err(SuiteError::UnknownFamily { tier: t.id.clone(), family: fam.clone(), known });
+                    return Err(SuiteError::UnknownFamily {
+                        tier: t.id.clone(),
+                        family: fam.clone(),
+                        known,
+                    });
                 }
             }
         }
@@ -109,7 +125,11 @@ impl Suite {
                 }
             }
         }
-        Ok(Suite { version: f.suite_version, tiers: f.tiers, hash: h.finalize().to_hex().to_string() })
+        Ok(Suite {
+            version: f.suite_version,
+            tiers: f.tiers,
+            hash: h.finalize().to_hex().to_string(),
+        })
     }
 
     pub fn tier(&self, id: &str) -> Option<&Tier> {
@@ -121,7 +141,14 @@ impl Suite {
     }
 
     /// Build the instance for (family, seed) in `tier`, sized with the reference tokenizer.
-    pub fn instance(&self, tier: &Tier, family: Family, seed: u64, w_in: u64, w_out: u64) -> ProbeInstance {
+    pub fn instance(
+        &self,
+        tier: &Tier,
+        family: Family,
+        seed: u64,
+        w_in: u64,
+        w_out: u64,
+    ) -> ProbeInstance {
         let generated = family.generate(seed);
         let ref_prompt_tokens = crate::tokenizer::count(&generated.prompt);
         ProbeInstance {
@@ -136,7 +163,9 @@ impl Suite {
 
 /// Solve any suite prompt (simulator only): which family made it and its correct answer.
 pub fn solve_any(prompt: &str) -> Option<(Family, String)> {
-    FAMILIES.iter().find_map(|f| f.solve(prompt).map(|a| (*f, a)))
+    FAMILIES
+        .iter()
+        .find_map(|f| f.solve(prompt).map(|a| (*f, a)))
 }
 
 #[cfg(test)]

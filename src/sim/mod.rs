@@ -48,7 +48,17 @@ pub struct Market {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn p(id: &str, i: f64, o: f64, q: [u32; 3], ttft: u64, tps: u32, infl: u32, reas: u32, fault: u32) -> SimProvider {
+fn p(
+    id: &str,
+    i: f64,
+    o: f64,
+    q: [u32; 3],
+    ttft: u64,
+    tps: u32,
+    infl: u32,
+    reas: u32,
+    fault: u32,
+) -> SimProvider {
     SimProvider {
         id: id.into(),
         base_input: i,
@@ -68,28 +78,156 @@ impl Market {
     /// and differing in every way the SIT unit is meant to see.
     pub fn default_market(seed: u64) -> Market {
         let mut providers = vec![
-            p("sim-atlas", 0.15, 0.60, [980, 930, 800], 120, 120, 1000, 0, 10),
-            p("sim-boreal", 0.10, 0.40, [970, 900, 720], 200, 80, 1100, 0, 20),
-            p("sim-cobalt", 0.40, 1.60, [990, 960, 900], 150, 100, 1000, 40, 10),
-            p("sim-delta", 0.05, 0.20, [950, 860, 620], 250, 150, 1250, 0, 30),
-            p("sim-ember", 0.25, 2.00, [990, 970, 920], 300, 60, 1000, 120, 10),
-            p("sim-fjord", 0.08, 0.30, [960, 880, 650], 100, 200, 1050, 0, 15),
-            p("sim-garnet", 0.20, 0.80, [600, 500, 300], 150, 100, 1000, 0, 10), // low quality
-            p("sim-helix", 0.12, 0.48, [970, 910, 750], 150, 100, 1000, 0, 150), // unreliable
-            p("sim-iris", 0.30, 1.20, [985, 950, 850], 1100, 90, 1000, 0, 10), // slow first token
-            p("sim-jade", 0.06, 0.24, [965, 890, 680], 180, 90, 1150, 0, 15),
-            p("sim-kestrel", 0.50, 2.50, [995, 980, 940], 140, 110, 1000, 60, 5),
-            p("sim-lumen", 0.18, 0.72, [975, 920, 780], 220, 70, 1000, 0, 15),
+            p(
+                "sim-atlas",
+                0.15,
+                0.60,
+                [980, 930, 800],
+                120,
+                120,
+                1000,
+                0,
+                10,
+            ),
+            p(
+                "sim-boreal",
+                0.10,
+                0.40,
+                [970, 900, 720],
+                200,
+                80,
+                1100,
+                0,
+                20,
+            ),
+            p(
+                "sim-cobalt",
+                0.40,
+                1.60,
+                [990, 960, 900],
+                150,
+                100,
+                1000,
+                40,
+                10,
+            ),
+            p(
+                "sim-delta",
+                0.05,
+                0.20,
+                [950, 860, 620],
+                250,
+                150,
+                1250,
+                0,
+                30,
+            ),
+            p(
+                "sim-ember",
+                0.25,
+                2.00,
+                [990, 970, 920],
+                300,
+                60,
+                1000,
+                120,
+                10,
+            ),
+            p(
+                "sim-fjord",
+                0.08,
+                0.30,
+                [960, 880, 650],
+                100,
+                200,
+                1050,
+                0,
+                15,
+            ),
+            p(
+                "sim-garnet",
+                0.20,
+                0.80,
+                [600, 500, 300],
+                150,
+                100,
+                1000,
+                0,
+                10,
+            ), // low quality
+            p(
+                "sim-helix",
+                0.12,
+                0.48,
+                [970, 910, 750],
+                150,
+                100,
+                1000,
+                0,
+                150,
+            ), // unreliable
+            p(
+                "sim-iris",
+                0.30,
+                1.20,
+                [985, 950, 850],
+                1100,
+                90,
+                1000,
+                0,
+                10,
+            ), // slow first token
+            p(
+                "sim-jade",
+                0.06,
+                0.24,
+                [965, 890, 680],
+                180,
+                90,
+                1150,
+                0,
+                15,
+            ),
+            p(
+                "sim-kestrel",
+                0.50,
+                2.50,
+                [995, 980, 940],
+                140,
+                110,
+                1000,
+                60,
+                5,
+            ),
+            p(
+                "sim-lumen",
+                0.18,
+                0.72,
+                [975, 920, 780],
+                220,
+                70,
+                1000,
+                0,
+                15,
+            ),
         ];
         for (i, pr) in providers.iter_mut().enumerate() {
-            pr.seed = Rng::from_bytes(&[&seed.to_le_bytes(), pr.id.as_bytes(), &(i as u64).to_le_bytes()]).next_u64();
+            pr.seed = Rng::from_bytes(&[
+                &seed.to_le_bytes(),
+                pr.id.as_bytes(),
+                &(i as u64).to_le_bytes(),
+            ])
+            .next_u64();
         }
         Market { seed, providers }
     }
 
     /// A market of one provider (for tests and certification runs).
     pub fn single(provider: SimProvider) -> Market {
-        Market { seed: provider.seed, providers: vec![provider] }
+        Market {
+            seed: provider.seed,
+            providers: vec![provider],
+        }
     }
 
     /// Hourly price multipliers of provider `i` from [`EPOCH`] for `hours` hours:
@@ -184,11 +322,17 @@ mod tests {
         let b = Market::default_market(7);
         let until = Date::parse("2026-01-10").unwrap();
         assert_eq!(a.schedule(0, until), b.schedule(0, until));
-        assert_ne!(a.schedule(0, until), Market::default_market(8).schedule(0, until));
+        assert_ne!(
+            a.schedule(0, until),
+            Market::default_market(8).schedule(0, until)
+        );
         let path = a.price_path(0, 24 * 60);
         assert!(path.windows(2).any(|w| w[0] != w[1]), "prices never move");
         let mean = path.iter().sum::<f64>() / path.len() as f64;
-        assert!(mean > 0.6 && mean < 1.6, "path drifts away: mean multiplier {mean}");
+        assert!(
+            mean > 0.6 && mean < 1.6,
+            "path drifts away: mean multiplier {mean}"
+        );
         assert!(a.providers.len() >= 10);
     }
 }

@@ -58,7 +58,10 @@ pub struct RunningMarket {
 impl RunningMarket {
     /// OpenAI-style base URLs (`http://127.0.0.1:PORT/v1`), in provider order.
     pub fn base_urls(&self) -> Vec<String> {
-        self.addrs.iter().map(|a| format!("http://{a}/v1")).collect()
+        self.addrs
+            .iter()
+            .map(|a| format!("http://{a}/v1"))
+            .collect()
     }
     pub fn stats(&self, i: usize) -> &Stats {
         &self.shared[i].stats
@@ -76,7 +79,10 @@ impl RunningMarket {
 
 /// Start every provider of `market` on its own loopback port. `priced_until` bounds the
 /// schedule served at `/sim/prices`.
-pub async fn start(market: Market, priced_until: crate::clock::Date) -> std::io::Result<RunningMarket> {
+pub async fn start(
+    market: Market,
+    priced_until: crate::clock::Date,
+) -> std::io::Result<RunningMarket> {
     tokenizer::warm_up();
     let mut addrs = Vec::new();
     let mut shared = Vec::new();
@@ -85,7 +91,11 @@ pub async fn start(market: Market, priced_until: crate::clock::Date) -> std::io:
     for (i, p) in market.providers.iter().enumerate() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         addrs.push(listener.local_addr()?);
-        let sh = Arc::new(Shared { provider: p.clone(), stats: Stats::default(), schedule: market.schedule(i, priced_until) });
+        let sh = Arc::new(Shared {
+            provider: p.clone(),
+            stats: Stats::default(),
+            schedule: market.schedule(i, priced_until),
+        });
         shared.push(sh.clone());
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
@@ -103,11 +113,19 @@ pub async fn start(market: Market, priced_until: crate::clock::Date) -> std::io:
                 .await;
         }));
     }
-    Ok(RunningMarket { market, addrs, shared, shutdown, tasks })
+    Ok(RunningMarket {
+        market,
+        addrs,
+        shared,
+        shutdown,
+        tasks,
+    })
 }
 
 async fn models(State(sh): State<Arc<Shared>>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({"object": "list", "data": [{"id": format!("{}-chat", sh.provider.id), "object": "model"}]}))
+    Json(
+        serde_json::json!({"object": "list", "data": [{"id": format!("{}-chat", sh.provider.id), "object": "model"}]}),
+    )
 }
 
 async fn stats(State(sh): State<Arc<Shared>>) -> Json<serde_json::Value> {
@@ -119,7 +137,11 @@ async fn prices(State(sh): State<Arc<Shared>>) -> Json<serde_json::Value> {
 }
 
 fn error(status: StatusCode, typ: &str, msg: &str) -> Response {
-    (status, Json(serde_json::json!({"error": {"message": msg, "type": typ}}))).into_response()
+    (
+        status,
+        Json(serde_json::json!({"error": {"message": msg, "type": typ}})),
+    )
+        .into_response()
 }
 
 fn chunk(id: &str, model: &str, delta: serde_json::Value, finish: Option<&str>) -> Bytes {
@@ -150,12 +172,20 @@ async fn chat(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
         Ok(v) => v,
         Err(_) => {
             st.bad_requests.fetch_add(1, Ordering::Relaxed);
-            return error(StatusCode::BAD_REQUEST, "invalid_request_error", "body is not JSON");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "body is not JSON",
+            );
         }
     };
     let Some(messages) = req.get("messages").and_then(|m| m.as_array()) else {
         st.bad_requests.fetch_add(1, Ordering::Relaxed);
-        return error(StatusCode::BAD_REQUEST, "invalid_request_error", "`messages` is required");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "`messages` is required",
+        );
     };
     let text_of = |role: &str| -> String {
         messages
@@ -170,17 +200,30 @@ async fn chat(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
     let mut r = Rng::from_bytes(&[&p.seed.to_le_bytes(), &body]);
 
     // faults first: a real overloaded server refuses before it thinks
-    let fault = if r.chance_permille(p.fault_permille) { Some(r.range(0, 3)) } else { None };
+    let fault = if r.chance_permille(p.fault_permille) {
+        Some(r.range(0, 3))
+    } else {
+        None
+    };
     match fault {
         Some(0) => {
             st.rate_limited.fetch_add(1, Ordering::Relaxed);
-            let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "Rate limit reached; retry later");
-            resp.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+            let mut resp = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "Rate limit reached; retry later",
+            );
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
             return resp;
         }
         Some(1) => {
             st.server_errors.fetch_add(1, Ordering::Relaxed);
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "The server had an error processing your request");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "The server had an error processing your request",
+            );
         }
         _ => {}
     }
@@ -193,9 +236,19 @@ async fn chat(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
                 _ => 2,
             };
             let good = r.chance_permille(p.quality_permille[tier_idx]);
-            (if good { correct } else { corrupt(&correct, &mut r) }, tier_idx)
+            (
+                if good {
+                    correct
+                } else {
+                    corrupt(&correct, &mut r)
+                },
+                tier_idx,
+            )
         }
-        None => ("I am a simulated model and cannot answer that.".to_string(), 0),
+        None => (
+            "I am a simulated model and cannot answer that.".to_string(),
+            0,
+        ),
     };
     let prompt_ref = tokenizer::count(&system) + tokenizer::count(&user);
     let answer_ref = tokenizer::count(&answer);
@@ -204,7 +257,10 @@ async fn chat(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
     let prompt_tokens = infl(prompt_ref);
     let completion_tokens = infl(answer_ref) + reasoning;
     let stream = req.get("stream").and_then(|s| s.as_bool()).unwrap_or(false);
-    let include_usage = req.pointer("/stream_options/include_usage").and_then(|v| v.as_bool()).unwrap_or(false);
+    let include_usage = req
+        .pointer("/stream_options/include_usage")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
     let model = format!("{}-chat", p.id);
     let id = format!("chatcmpl-{}", r.hex(8));
     let usage = serde_json::json!({
@@ -214,14 +270,17 @@ async fn chat(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
         "prompt_tokens_details": {"cached_tokens": 0},
     });
     // first-token delay: lognormal around the median, plus prefill and reasoning time
-    let ttft = (p.ttft_ms as f64 * (0.35 * r.normal()).exp()) as u64 + prompt_ref / 40 + reasoning / 20;
+    let ttft =
+        (p.ttft_ms as f64 * (0.35 * r.normal()).exp()) as u64 + prompt_ref / 40 + reasoning / 20;
     let per_token = Duration::from_micros(1_000_000 / p.tokens_per_sec.max(1) as u64);
 
     if !stream {
         tokio::time::sleep(Duration::from_millis(ttft) + per_token * answer_ref as u32).await;
         st.ok.fetch_add(1, Ordering::Relaxed);
-        st.prompt_tokens_reported.fetch_add(prompt_tokens, Ordering::Relaxed);
-        st.completion_tokens_reported.fetch_add(completion_tokens, Ordering::Relaxed);
+        st.prompt_tokens_reported
+            .fetch_add(prompt_tokens, Ordering::Relaxed);
+        st.completion_tokens_reported
+            .fetch_add(completion_tokens, Ordering::Relaxed);
         return Json(serde_json::json!({
             "id": id, "object": "chat.completion", "created": 0, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
@@ -239,9 +298,20 @@ async fn chat(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
     let sh2 = sh.clone();
     tokio::spawn(async move {
         let st = &sh2.stats;
-        let _ = tx.send(chunk(&id, &model, serde_json::json!({"role": "assistant", "content": ""}), None)).await;
+        let _ = tx
+            .send(chunk(
+                &id,
+                &model,
+                serde_json::json!({"role": "assistant", "content": ""}),
+                None,
+            ))
+            .await;
         tokio::time::sleep(Duration::from_millis(ttft)).await;
-        let cut = if fault == Some(2) { pieces.len().div_ceil(2) } else { usize::MAX };
+        let cut = if fault == Some(2) {
+            pieces.len().div_ceil(2)
+        } else {
+            usize::MAX
+        };
         for (k, piece) in pieces.iter().enumerate() {
             if k == cut {
                 st.truncated.fetch_add(1, Ordering::Relaxed);
@@ -249,31 +319,56 @@ async fn chat(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
             }
             if k == 0 && fault == Some(3) {
                 st.malformed.fetch_add(1, Ordering::Relaxed);
-                let _ = tx.send(Bytes::from_static(b"data: {\"choices\":[{\"delta\":{\"content\":\n\n")).await;
+                let _ = tx
+                    .send(Bytes::from_static(
+                        b"data: {\"choices\":[{\"delta\":{\"content\":\n\n",
+                    ))
+                    .await;
                 return;
             }
             if k > 0 {
                 tokio::time::sleep(per_token).await;
             }
-            if tx.send(chunk(&id, &model, serde_json::json!({"content": piece}), None)).await.is_err() {
+            if tx
+                .send(chunk(
+                    &id,
+                    &model,
+                    serde_json::json!({"content": piece}),
+                    None,
+                ))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
-        let _ = tx.send(chunk(&id, &model, serde_json::json!({}), Some("stop"))).await;
+        let _ = tx
+            .send(chunk(&id, &model, serde_json::json!({}), Some("stop")))
+            .await;
         if include_usage {
             let v = serde_json::json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [], "usage": usage});
             let _ = tx.send(Bytes::from(format!("data: {v}\n\n"))).await;
         }
         let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
         st.ok.fetch_add(1, Ordering::Relaxed);
-        st.prompt_tokens_reported.fetch_add(prompt_tokens, Ordering::Relaxed);
-        st.completion_tokens_reported.fetch_add(completion_tokens, Ordering::Relaxed);
+        st.prompt_tokens_reported
+            .fetch_add(prompt_tokens, Ordering::Relaxed);
+        st.completion_tokens_reported
+            .fetch_add(completion_tokens, Ordering::Relaxed);
     });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
     Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "text/event-stream")
         .header("cache-control", "no-cache")
         .body(Body::from_stream(body))
-        .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "response build failed"))
+        .unwrap_or_else(|_| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "response build failed",
+            )
+        })
 }

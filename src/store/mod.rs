@@ -67,9 +67,17 @@ impl Store {
             .path(dir)
             .mode(sled::Mode::HighThroughput)
             .open()
-            .map_err(|source| StoreError::Open { path: dir.to_path_buf(), source })?;
+            .map_err(|source| StoreError::Open {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         let tree = db.open_tree("sit-v1")?;
-        Ok(Store { db, tree, path: dir.to_path_buf(), append_lock: Mutex::new(()) })
+        Ok(Store {
+            db,
+            tree,
+            path: dir.to_path_buf(),
+            append_lock: Mutex::new(()),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -80,10 +88,14 @@ impl Store {
     pub fn head(&self) -> Result<(u64, [u8; 32]), StoreError> {
         match self.tree.get(b"h")? {
             None => Ok((0, GENESIS)),
-            Some(v) if v.len() == 40 => {
-                Ok((u64::from_be_bytes(v[..8].try_into().unwrap()), v[8..40].try_into().unwrap()))
-            }
-            Some(_) => Err(StoreError::Corrupt { key: "h".into(), why: "chain head has the wrong length".into() }),
+            Some(v) if v.len() == 40 => Ok((
+                u64::from_be_bytes(v[..8].try_into().unwrap()),
+                v[8..40].try_into().unwrap(),
+            )),
+            Some(_) => Err(StoreError::Corrupt {
+                key: "h".into(),
+                why: "chain head has the wrong length".into(),
+            }),
         }
     }
 
@@ -127,18 +139,28 @@ impl Store {
     }
 
     /// Observations with `from_ms <= at_ms < to_ms`, in time order.
-    pub fn scan(&self, from_ms: i64, to_ms: i64) -> impl Iterator<Item = Result<Stored, StoreError>> + '_ {
+    pub fn scan(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> impl Iterator<Item = Result<Stored, StoreError>> + '_ {
         let lo = obs_key(from_ms, 0);
         let hi = obs_key(to_ms, 0);
         self.tree.range(lo..hi).map(|r| {
             let (k, v) = r?;
             let key = || k.iter().map(|b| format!("{b:02x}")).collect::<String>();
             if v.len() < 32 {
-                return Err(StoreError::Corrupt { key: key(), why: "record shorter than its hash".into() });
+                return Err(StoreError::Corrupt {
+                    key: key(),
+                    why: "record shorter than its hash".into(),
+                });
             }
             let hash: [u8; 32] = v[..32].try_into().unwrap();
-            let obs: Observation = serde_json::from_slice(&v[32..])
-                .map_err(|e| StoreError::Corrupt { key: key(), why: e.to_string() })?;
+            let obs: Observation =
+                serde_json::from_slice(&v[32..]).map_err(|e| StoreError::Corrupt {
+                    key: key(),
+                    why: e.to_string(),
+                })?;
             Ok(Stored { hash, obs })
         })
     }
@@ -246,16 +268,28 @@ mod tests {
         let ha = s.append(&mut a).unwrap();
         let mut b = vec![sample(day + 3000)];
         let hb = s.append(&mut b).unwrap();
-        assert_eq!(a[1].prev_hash, blake3::Hash::from(ha[0]).to_hex().to_string());
-        assert_eq!(b[0].prev_hash, blake3::Hash::from(ha[1]).to_hex().to_string());
+        assert_eq!(
+            a[1].prev_hash,
+            blake3::Hash::from(ha[0]).to_hex().to_string()
+        );
+        assert_eq!(
+            b[0].prev_hash,
+            blake3::Hash::from(ha[1]).to_hex().to_string()
+        );
         assert_eq!(s.head().unwrap(), (3, hb[0]));
-        let got: Vec<i64> = s.scan(day, day + 10_000).map(|r| r.unwrap().obs.at_ms).collect();
+        let got: Vec<i64> = s
+            .scan(day, day + 10_000)
+            .map(|r| r.unwrap().obs.at_ms)
+            .collect();
         assert_eq!(got, vec![day + 1000, day + 3000, day + 5000]);
         assert_eq!(s.days().unwrap(), vec![Date::of_ms(day)]);
         // the stored hash is the hash of the stored bytes
         for r in s.scan(day, day + 10_000) {
             let st = r.unwrap();
-            assert_eq!(st.hash, *blake3::hash(&serde_json::to_vec(&st.obs).unwrap()).as_bytes());
+            assert_eq!(
+                st.hash,
+                *blake3::hash(&serde_json::to_vec(&st.obs).unwrap()).as_bytes()
+            );
         }
     }
 
@@ -284,7 +318,10 @@ mod tests {
         };
         s.put_prices("a", &PriceSchedule(vec![e("0.5")])).unwrap();
         s.put_prices("a", &PriceSchedule(vec![e("0.5")])).unwrap();
-        assert!(matches!(s.put_prices("a", &PriceSchedule(vec![e("0.6")])), Err(StoreError::PriceConflict { .. })));
+        assert!(matches!(
+            s.put_prices("a", &PriceSchedule(vec![e("0.6")])),
+            Err(StoreError::PriceConflict { .. })
+        ));
         assert_eq!(s.prices("a").unwrap().0.len(), 1);
     }
 }

@@ -54,14 +54,24 @@ pub struct ProbeSpec {
 }
 
 impl Worker {
-    pub fn new(defaults: Defaults, clock: Arc<dyn Clock>, methodology: Methodology) -> Result<Worker, reqwest::Error> {
+    pub fn new(
+        defaults: Defaults,
+        clock: Arc<dyn Clock>,
+        methodology: Methodology,
+    ) -> Result<Worker, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(defaults.connect_timeout_ms))
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(concat!("sit-oracle/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Worker { client, defaults, clock, suite: Suite::embedded(), methodology })
+        Ok(Worker {
+            client,
+            defaults,
+            clock,
+            suite: Suite::embedded(),
+            methodology,
+        })
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -70,24 +80,35 @@ impl Worker {
 
     /// Run one probe against `endpoint`. Returns the observation (seq and chain fields are
     /// filled in by the store).
-    pub async fn probe(&self, endpoint: &Endpoint, key: Option<&ApiKey>, spec: &ProbeSpec) -> Result<Observation, PreflightError> {
-        let inst = self.suite.instance(&spec.tier, spec.family, spec.seed, self.methodology.sit_w_in, self.methodology.sit_w_out);
+    pub async fn probe(
+        &self,
+        endpoint: &Endpoint,
+        key: Option<&ApiKey>,
+        spec: &ProbeSpec,
+    ) -> Result<Observation, PreflightError> {
+        let inst = self.suite.instance(
+            &spec.tier,
+            spec.family,
+            spec.seed,
+            self.methodology.sit_w_in,
+            self.methodology.sit_w_out,
+        );
         let req = ChatRequest {
             model: endpoint.model.clone(),
-            system: format!("Request {}. Answer the user's request exactly as instructed.", spec.nonce),
+            system: format!(
+                "Request {}. Answer the user's request exactly as instructed.",
+                spec.nonce
+            ),
             user: inst.generated.prompt.clone(),
             max_tokens: spec.tier.max_tokens,
         };
-        let http = endpoint
-            .dialect
-            .build(endpoint, &req, key)
-            .ok_or_else(|| PreflightError::UnsupportedDialect(endpoint.id.clone(), endpoint.dialect.to_string()))?;
+        let http = endpoint.dialect.build(endpoint, &req, key).ok_or_else(|| {
+            PreflightError::UnsupportedDialect(endpoint.id.clone(), endpoint.dialect.to_string())
+        })?;
         let at_ms = self.clock.now_ms();
-        let price = endpoint
-            .prices
-            .in_force(at_ms)
-            .cloned()
-            .ok_or_else(|| PreflightError::NoPrice(endpoint.id.clone(), crate::clock::format_utc_ms(at_ms)))?;
+        let price = endpoint.prices.in_force(at_ms).cloned().ok_or_else(|| {
+            PreflightError::NoPrice(endpoint.id.clone(), crate::clock::format_utc_ms(at_ms))
+        })?;
 
         let mut timings = Timings::default();
         let mut st = StreamState::default();
@@ -96,15 +117,35 @@ impl Worker {
         // classify the end of a stream that did not fail outright
         let failure = failure.or_else(|| {
             if let Some((class, detail)) = st.failure.clone() {
-                Some(Failure { class, detail, retry_after_ms: None })
+                Some(Failure {
+                    class,
+                    detail,
+                    retry_after_ms: None,
+                })
             } else if !st.done {
-                Some(Failure { class: FailureClass::Truncated, detail: "stream ended without its end marker".into(), retry_after_ms: None })
+                Some(Failure {
+                    class: FailureClass::Truncated,
+                    detail: "stream ended without its end marker".into(),
+                    retry_after_ms: None,
+                })
             } else if st.finish_reason.as_deref() == Some("length") {
-                Some(Failure { class: FailureClass::FinishLength, detail: "answer cut at max_tokens".into(), retry_after_ms: None })
+                Some(Failure {
+                    class: FailureClass::FinishLength,
+                    detail: "answer cut at max_tokens".into(),
+                    retry_after_ms: None,
+                })
             } else if st.finish_reason.as_deref() == Some("content_filter") {
-                Some(Failure { class: FailureClass::ContentFilter, detail: "answer withheld by a content filter".into(), retry_after_ms: None })
+                Some(Failure {
+                    class: FailureClass::ContentFilter,
+                    detail: "answer withheld by a content filter".into(),
+                    retry_after_ms: None,
+                })
             } else if st.text.trim().is_empty() {
-                Some(Failure { class: FailureClass::EmptyCompletion, detail: "no answer text".into(), retry_after_ms: None })
+                Some(Failure {
+                    class: FailureClass::EmptyCompletion,
+                    detail: "no answer text".into(),
+                    retry_after_ms: None,
+                })
             } else {
                 None
             }
@@ -118,7 +159,11 @@ impl Worker {
             f
         });
 
-        let correct = failure.is_none() && inst.generated.grader.grade(&st.text, &inst.generated.expected);
+        let correct = failure.is_none()
+            && inst
+                .generated
+                .grader
+                .grade(&st.text, &inst.generated.expected);
         let on_time = sit::within_sla(&timings, &spec.tier);
         let mut tokens = Tokens {
             usage_reported: st.usage.is_some(),
@@ -133,7 +178,8 @@ impl Worker {
             tokens.reported_cached = u.cached;
         }
         // A request refused before any body (HTTP error, connect failure) is not billed.
-        let billed_anything = st.usage.is_some() || (status.map(|s| s < 300).unwrap_or(false) && !st.text.is_empty());
+        let billed_anything =
+            st.usage.is_some() || (status.map(|s| s < 300).unwrap_or(false) && !st.text.is_empty());
         if billed_anything {
             sit::billed(&mut tokens);
         }
@@ -189,7 +235,13 @@ impl Worker {
         t: &mut Timings,
         st: &mut StreamState,
     ) -> (Option<u16>, Option<Failure>) {
-        let fail = |class, detail: String| Some(Failure { class, detail, retry_after_ms: None });
+        let fail = |class, detail: String| {
+            Some(Failure {
+                class,
+                detail,
+                retry_after_ms: None,
+            })
+        };
         let mut rb = self.client.post(&http.url).body(http.body);
         for (k, v) in &http.headers {
             rb = rb.header(k, v);
@@ -201,10 +253,42 @@ impl Worker {
         let stall = Duration::from_millis(self.defaults.stall_timeout_ms);
 
         let resp = match tokio::time::timeout_at(first_token_deadline.into(), rb.send()).await {
-            Err(_) => return (None, fail(FailureClass::TimeoutHeaders, "no response headers before the first-token timeout".into())),
-            Ok(Err(e)) if e.is_timeout() => return (None, fail(FailureClass::TimeoutHeaders, "timed out waiting for headers".into())),
-            Ok(Err(e)) if e.is_connect() => return (None, fail(FailureClass::Connect, format!("cannot connect to {}", endpoint.base_url))),
-            Ok(Err(e)) => return (None, fail(FailureClass::Connect, format!("request failed: {}", e.without_url()))),
+            Err(_) => {
+                return (
+                    None,
+                    fail(
+                        FailureClass::TimeoutHeaders,
+                        "no response headers before the first-token timeout".into(),
+                    ),
+                )
+            }
+            Ok(Err(e)) if e.is_timeout() => {
+                return (
+                    None,
+                    fail(
+                        FailureClass::TimeoutHeaders,
+                        "timed out waiting for headers".into(),
+                    ),
+                )
+            }
+            Ok(Err(e)) if e.is_connect() => {
+                return (
+                    None,
+                    fail(
+                        FailureClass::Connect,
+                        format!("cannot connect to {}", endpoint.base_url),
+                    ),
+                )
+            }
+            Ok(Err(e)) => {
+                return (
+                    None,
+                    fail(
+                        FailureClass::Connect,
+                        format!("request failed: {}", e.without_url()),
+                    ),
+                )
+            }
             Ok(Ok(r)) => r,
         };
         t.headers_ns = Some(ns(Instant::now()));
@@ -237,7 +321,14 @@ impl Worker {
                 500..=599 => FailureClass::ServerError,
                 _ => FailureClass::OtherHttp,
             };
-            return (Some(status), Some(Failure { class, detail: format!("HTTP {status}: {detail}"), retry_after_ms }));
+            return (
+                Some(status),
+                Some(Failure {
+                    class,
+                    detail: format!("HTTP {status}: {detail}"),
+                    retry_after_ms,
+                }),
+            );
         }
 
         let mut resp = resp;
@@ -245,26 +336,58 @@ impl Worker {
         let mut events = Vec::new();
         let mut body_bytes: u64 = 0;
         loop {
-            let deadline = if t.first_token_ns.is_none() { first_token_deadline } else { total_deadline };
+            let deadline = if t.first_token_ns.is_none() {
+                first_token_deadline
+            } else {
+                total_deadline
+            };
             let now = Instant::now();
             if now >= deadline {
-                let class = if t.first_token_ns.is_none() { FailureClass::TimeoutFirstToken } else { FailureClass::TimeoutTotal };
-                return (Some(status), fail(class, "deadline passed while streaming".into()));
+                let class = if t.first_token_ns.is_none() {
+                    FailureClass::TimeoutFirstToken
+                } else {
+                    FailureClass::TimeoutTotal
+                };
+                return (
+                    Some(status),
+                    fail(class, "deadline passed while streaming".into()),
+                );
             }
             let wait = (deadline - now).min(stall);
             let chunk = match tokio::time::timeout(wait, resp.chunk()).await {
                 Err(_) if Instant::now() >= deadline => {
-                    let class = if t.first_token_ns.is_none() { FailureClass::TimeoutFirstToken } else { FailureClass::TimeoutTotal };
-                    return (Some(status), fail(class, "deadline passed while streaming".into()));
+                    let class = if t.first_token_ns.is_none() {
+                        FailureClass::TimeoutFirstToken
+                    } else {
+                        FailureClass::TimeoutTotal
+                    };
+                    return (
+                        Some(status),
+                        fail(class, "deadline passed while streaming".into()),
+                    );
                 }
-                Err(_) => return (Some(status), fail(FailureClass::Stall, format!("no bytes for {} ms", stall.as_millis()))),
+                Err(_) => {
+                    return (
+                        Some(status),
+                        fail(
+                            FailureClass::Stall,
+                            format!("no bytes for {} ms", stall.as_millis()),
+                        ),
+                    )
+                }
                 Ok(Err(e)) => {
                     // connection dropped mid-body: keep what we have; it is a truncated stream
                     // unless the end marker already came
                     if st.done {
                         break;
                     }
-                    return (Some(status), fail(FailureClass::Truncated, format!("body read failed: {}", e.without_url())));
+                    return (
+                        Some(status),
+                        fail(
+                            FailureClass::Truncated,
+                            format!("body read failed: {}", e.without_url()),
+                        ),
+                    );
                 }
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(c))) => c,
@@ -274,11 +397,23 @@ impl Worker {
             t.last_byte_ns = Some(at);
             body_bytes += chunk.len() as u64;
             if body_bytes > self.defaults.max_body_bytes {
-                return (Some(status), fail(FailureClass::BodyTooLarge, format!("body over {} bytes", self.defaults.max_body_bytes)));
+                return (
+                    Some(status),
+                    fail(
+                        FailureClass::BodyTooLarge,
+                        format!("body over {} bytes", self.defaults.max_body_bytes),
+                    ),
+                );
             }
             events.clear();
             if dec.feed(&chunk, &mut events).is_err() {
-                return (Some(status), fail(FailureClass::InvalidUtf8, "event stream is not valid UTF-8".into()));
+                return (
+                    Some(status),
+                    fail(
+                        FailureClass::InvalidUtf8,
+                        "event stream is not valid UTF-8".into(),
+                    ),
+                );
             }
             if self.apply(endpoint, &events, at, t, st) {
                 break;
@@ -286,7 +421,13 @@ impl Worker {
         }
         events.clear();
         if dec.finish(&mut events).is_err() {
-            return (Some(status), fail(FailureClass::InvalidUtf8, "event stream is not valid UTF-8".into()));
+            return (
+                Some(status),
+                fail(
+                    FailureClass::InvalidUtf8,
+                    "event stream is not valid UTF-8".into(),
+                ),
+            );
         }
         let end = t.last_byte_ns.unwrap_or(0);
         self.apply(endpoint, &events, end, t, st);
@@ -294,7 +435,14 @@ impl Worker {
     }
 
     /// Apply decoded events; true when the stream is over (end marker or failure).
-    fn apply(&self, endpoint: &Endpoint, events: &[crate::dialect::sse::SseEvent], at: u64, t: &mut Timings, st: &mut StreamState) -> bool {
+    fn apply(
+        &self,
+        endpoint: &Endpoint,
+        events: &[crate::dialect::sse::SseEvent],
+        at: u64,
+        t: &mut Timings,
+        st: &mut StreamState,
+    ) -> bool {
         for ev in events {
             t.event_ns.push(at);
             let eff = endpoint.dialect.on_event(ev, st);

@@ -54,7 +54,10 @@ impl Recorder {
     /// Record one observation; returns its sequence number once it is durable.
     pub async fn record(&self, obs: Observation) -> Result<u64, String> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send((obs, tx)).await.map_err(|_| "recorder stopped".to_string())?;
+        self.tx
+            .send((obs, tx))
+            .await
+            .map_err(|_| "recorder stopped".to_string())?;
         rx.await.map_err(|_| "recorder stopped".to_string())?
     }
 }

@@ -21,11 +21,22 @@ pub struct Slot {
 
 /// The day seed: blake3 of the master seed and the date.
 pub fn day_seed(master: u64, date: Date) -> u64 {
-    Rng::from_bytes(&[b"sit-day-seed", &master.to_le_bytes(), date.to_string().as_bytes()]).next_u64()
+    Rng::from_bytes(&[
+        b"sit-day-seed",
+        &master.to_le_bytes(),
+        date.to_string().as_bytes(),
+    ])
+    .next_u64()
 }
 
 /// `per_hour` probes per (endpoint, tier, hour), at random times, sorted by time.
-pub fn day_schedule(suite: &Suite, endpoints: usize, date: Date, seed: u64, per_hour: u32) -> Vec<Slot> {
+pub fn day_schedule(
+    suite: &Suite,
+    endpoints: usize,
+    date: Date,
+    seed: u64,
+    per_hour: u32,
+) -> Vec<Slot> {
     let mut r = Rng::new(seed);
     let mut out = Vec::with_capacity(endpoints * suite.tiers.len() * 24 * per_hour as usize);
     for h in 0..24i64 {
@@ -34,7 +45,8 @@ pub fn day_schedule(suite: &Suite, endpoints: usize, date: Date, seed: u64, per_
                 for _ in 0..per_hour {
                     // keep clear of the last 0.5% of the hour so send jitter cannot cross it
                     let off = r.range(0, HOUR_MS * 995 / 1000);
-                    let fam = Family::from_id(r.pick(&tier.families).as_str()).expect("suite families are known");
+                    let fam = Family::from_id(r.pick(&tier.families).as_str())
+                        .expect("suite families are known");
                     out.push(Slot {
                         at_ms: date.start_ms() + h * HOUR_MS + off,
                         endpoint: e,
@@ -65,7 +77,10 @@ mod tests {
         assert_eq!(a.len(), 24 * 4 * 3 * 3);
         for h in 0..24 {
             for e in 0..4 {
-                let n = a.iter().filter(|x| x.endpoint == e && (x.at_ms - d.start_ms()) / HOUR_MS == h).count();
+                let n = a
+                    .iter()
+                    .filter(|x| x.endpoint == e && (x.at_ms - d.start_ms()) / HOUR_MS == h)
+                    .count();
                 assert_eq!(n, 9);
             }
         }

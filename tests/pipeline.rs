@@ -1,0 +1,320 @@
+//! End to end: the simulated market on loopback, the real worker and store, the real `sit`
+//! binary for the published values, and an independent recomputation from the stored
+//! observations (re-graded, re-costed, re-indexed with separate, deliberately plain code).
+
+use sit::clock::{Date, HOUR_MS};
+use sit::demo::{self, DemoOptions};
+use sit::observation::Observation;
+use sit::probes::{Family, Suite};
+use sit::store::Store;
+use std::collections::BTreeMap;
+use std::process::Command;
+
+fn sit_bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sit"))
+}
+
+/// Half-to-even division, written again here on purpose (independent of sit::fixed).
+fn div_he(n: i128, d: i128) -> i128 {
+    assert!(n >= 0 && d > 0, "only non-negative sums here");
+    let (q, r) = (n / d, n % d);
+    if 2 * r > d || (2 * r == d && q % 2 == 1) {
+        q + 1
+    } else {
+        q
+    }
+}
+
+/// The daily value of one tier recomputed from raw observations, per index-methodology.md.
+fn recompute(obs: &[Observation], tier: &str, day: Date, pass_threshold_e9: i128) -> Option<i128> {
+    let one = 1_000_000_000i128;
+    let start = day.start_ms();
+    // (endpoint, hour index relative to day start, may be negative) -> sums
+    #[derive(Default, Clone, Copy)]
+    struct S {
+        n: i128,
+        ok: i128,
+        good: i128,
+        cost: i128,
+        sit: i128,
+    }
+    let mut cells: BTreeMap<(String, i64), S> = BTreeMap::new();
+    let mut seen_today: BTreeMap<String, bool> = BTreeMap::new();
+    for o in obs.iter().filter(|o| o.tier == tier) {
+        let h = (o.at_ms - start).div_euclid(HOUR_MS);
+        if !(-23..24).contains(&h) {
+            continue;
+        }
+        if h >= 0 {
+            seen_today.insert(o.endpoint.clone(), true);
+        }
+        let c = cells.entry((o.endpoint.clone(), h)).or_default();
+        c.n += 1;
+        c.ok += o.failure.is_none() as i128;
+        c.good += (o.failure.is_none() && o.correct) as i128;
+        c.cost += o.cost.0;
+        c.sit += o.delivered_sit as i128;
+    }
+    let mut partition_values = Vec::new();
+    for p in 0..24i64 {
+        let mut prices: Vec<(i128, String)> = Vec::new();
+        for ep in seen_today.keys() {
+            let get = |h: i64| cells.get(&(ep.clone(), h)).copied().unwrap_or_default();
+            let mut w = S::default();
+            for h in p - 23..=p {
+                let c = get(h);
+                w.n += c.n;
+                w.ok += c.ok;
+                w.good += c.good;
+            }
+            let part = get(p);
+            let eligible = part.n > 0
+                && w.n >= 6
+                && w.ok * 10 >= 9 * w.n
+                && w.ok > 0
+                && w.good * one >= pass_threshold_e9 * w.ok
+                && part.sit > 0;
+            if eligible {
+                prices.push((div_he(part.cost * 1000, part.sit), ep.clone()));
+            }
+        }
+        prices.sort();
+        let n = prices.len();
+        if n < 5 {
+            continue;
+        }
+        let k = n / 5;
+        let kept = &prices[k..n - k];
+        partition_values.push(div_he(kept.iter().map(|x| x.0).sum(), kept.len() as i128));
+    }
+    if partition_values.len() < 18 {
+        return None;
+    }
+    Some(div_he(
+        partition_values.iter().sum(),
+        partition_values.len() as i128,
+    ))
+}
+
+fn fixed_str(v: i128) -> String {
+    format!("{}.{:09}", v / 1_000_000_000, v % 1_000_000_000)
+}
+
+#[test]
+fn pipeline_on_simulator_matches_independent_recomputation() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sit-data");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let opts = DemoOptions {
+        days: 1,
+        start: None,
+        hour_ms: 400,
+        seed: 11,
+        per_hour: 3,
+        progress: false,
+    };
+    let report = rt.block_on(demo::run(&data, &opts)).expect("demo runs");
+    let day = report.days[0];
+    assert_eq!(day, Date::parse("2026-01-05").unwrap());
+    assert_eq!(
+        report.summary.recorded,
+        12 * 3 * 3 * 24,
+        "every probe recorded"
+    );
+
+    // what the real binary publishes
+    let out = sit_bin()
+        .arg("--data")
+        .arg(&data)
+        .args(["index", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sit index failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let published: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    let published = published.as_array().unwrap();
+    assert_eq!(published.len(), 3, "one determination per tier");
+
+    // independent recomputation from the raw stored observations
+    let store = Store::open(&data).unwrap();
+    let obs: Vec<Observation> = store
+        .scan(i64::MIN / 2, i64::MAX / 2)
+        .map(|r| r.unwrap().obs)
+        .collect();
+    drop(store);
+    assert_eq!(obs.len() as u64, report.summary.recorded);
+    let suite = Suite::embedded();
+    for o in &obs {
+        // re-grade from (family, seed) and re-cost from tokens x price in force
+        let fam = Family::from_id(&o.family).unwrap();
+        let g = fam.generate(o.seed);
+        let regraded = o.failure.is_none() && g.grader.grade(&o.answer, &g.expected);
+        assert_eq!(regraded, o.correct, "grade of seq {}", o.seq);
+        let p = o.price.as_ref().unwrap();
+        let t = &o.tokens;
+        let cached = t.billed_cached.min(t.billed_input) as i128;
+        let mut cost = (t.billed_input as i128 - cached) * p.input.0
+            + cached * p.cached_input.0
+            + t.billed_output as i128 * p.output.0;
+        if t.billed_input + t.billed_output > 0 {
+            cost += p.request_fee.0;
+        }
+        assert_eq!(cost, o.cost.0, "cost of seq {}", o.seq);
+        let tier = suite.tier(&o.tier).unwrap();
+        let on_time = matches!((o.timings.first_token_ns, o.timings.last_byte_ns),
+            (Some(a), Some(b)) if a <= tier.sla_ttft_ms * 1_000_000 && b <= tier.sla_e2e_ms * 1_000_000);
+        assert_eq!(o.within_sla, on_time);
+        let delivered = if o.failure.is_none() && o.correct && on_time {
+            o.sit_size
+        } else {
+            0
+        };
+        assert_eq!(delivered, o.delivered_sit);
+        if o.failure.is_none() {
+            assert!(o.timings.first_token_ns.unwrap() >= o.timings.headers_ns.unwrap());
+            assert!(
+                o.tokens.usage_reported,
+                "the simulator always reports usage"
+            );
+        }
+    }
+    // the chain links every record to the previous one
+    let mut by_seq = obs.clone();
+    by_seq.sort_by_key(|o| o.seq);
+    for w in by_seq.windows(2) {
+        let h = blake3::hash(&serde_json::to_vec(&w[0]).unwrap())
+            .to_hex()
+            .to_string();
+        assert_eq!(w[1].prev_hash, h, "chain broken at seq {}", w[1].seq);
+    }
+
+    for d in published {
+        let tier = d["tier"].as_str().unwrap();
+        let thr = sit::fixed::Fixed::parse(&suite.tier(tier).unwrap().pass_threshold.to_string())
+            .unwrap()
+            .0;
+        let mine = recompute(&obs, tier, day, thr);
+        let theirs = d["value"].as_str().map(String::from);
+        assert_eq!(
+            theirs,
+            mine.map(fixed_str),
+            "tier {tier}: published vs recomputed"
+        );
+        assert_eq!(
+            d["status"],
+            if mine.is_some() {
+                "FINAL"
+            } else {
+                "CONTINGENCY"
+            }
+        );
+        assert!(
+            d["counts"]["valid_partitions"].as_u64().unwrap() >= 18,
+            "demo day should be FINAL: {d}"
+        );
+    }
+}
+
+#[test]
+fn bad_providers_toml_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.toml");
+    std::fs::write(
+        &f,
+        "[[endpoints]]\nid = \"x\"\nprovider = \"p\"\nmodel = \"m\"\ndialect = \"openai\"\nbase_url = \"https://a.example/v1\"\nregion = \"us\"\nprice_per_token = 3\n",
+    )
+    .unwrap();
+    let out = sit_bin()
+        .arg("--providers")
+        .arg(&f)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml:8") && err.contains("price_per_token") && err.contains("hint:"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &f,
+        std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("price_per_token = 3\n", ""),
+    )
+    .unwrap();
+    let out = sit_bin()
+        .arg("--providers")
+        .arg(&f)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no price schedule") && err.contains("bad.toml:2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn shipped_providers_toml_is_valid() {
+    let c = sit::config::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/providers.toml"
+    )))
+    .unwrap();
+    assert!(c.endpoints.len() >= 10);
+    let providers: std::collections::BTreeSet<_> =
+        c.endpoints.iter().map(|e| e.provider.as_str()).collect();
+    for p in [
+        "openai",
+        "anthropic",
+        "google",
+        "together",
+        "fireworks",
+        "groq",
+        "deepinfra",
+        "mistral",
+        "openrouter",
+    ] {
+        assert!(providers.contains(p), "missing {p}");
+    }
+}
+
+#[test]
+fn cli_exit_codes_mean_something() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("none");
+    // usage error: bad date
+    let out = sit_bin()
+        .arg("--data")
+        .arg(&data)
+        .args(["index", "--date", "2026-13-01"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM-DD"));
+    // no store yet
+    let out = sit_bin()
+        .arg("--data")
+        .arg(&data)
+        .args(["index"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sit demo"));
+    // unknown subcommand
+    let out = sit_bin().arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // suite
+    let out = sit_bin().args(["suite", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["hash"].as_str().unwrap(), Suite::embedded().hash);
+}
