@@ -194,7 +194,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let report = demo::run(&cli.data, &opts).await?;
             let s = &report.summary;
             println!(
-                "\nProbed {} attempts on {} simulated providers in {:.0} s; {} recorded, {} delivered SIT.\n",
+                "\nProbed {} attempts on {} simulated providers in {:.0} s; {} recorded durably, {} delivered their SIT.\n",
                 s.attempts,
                 s.per_endpoint.len(),
                 t0.elapsed().as_secs_f64(),
@@ -235,7 +235,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
             print!("{}", demo::render_table(&shown));
             println!(
-                "\nData is in {}/ (sled). Next:\n  sit --data {} index --json          every determination as JSON\n  sit --data {} index --date {} --tier t1\n  sit suite                              the probe suite and its hash",
+                "\nData is in {}/ (sled). Next (sit is ./target/release/sit):\n  sit --data {} index --json               every determination as JSON\n  sit --data {} index --date {} --tier t1  one day, one tier\n  sit suite                                  the probe suite and its hash\n  sit demo                                   probe the next simulated days into the same store",
                 cli.data.display(),
                 cli.data.display(),
                 cli.data.display(),
