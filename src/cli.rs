@@ -53,6 +53,9 @@ pub enum Command {
         /// Probes per endpoint, tier and hour.
         #[arg(long, default_value_t = 3)]
         per_hour: u32,
+        /// Print `ack SEQ` on stdout as each observation becomes durable (for kill tests).
+        #[arg(long, hide = true)]
+        print_acks: bool,
     },
     /// Serve the simulated market on loopback and print a providers.toml for it.
     Sim {
@@ -180,6 +183,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             hour_ms,
             seed,
             per_hour,
+            print_acks,
         } => {
             let start = start.as_deref().map(parse_date).transpose()?;
             let opts = DemoOptions {
@@ -188,7 +192,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 hour_ms,
                 seed,
                 per_hour,
-                progress: true,
+                progress: !print_acks,
+                print_acks,
             };
             let t0 = std::time::Instant::now();
             let report = demo::run(&cli.data, &opts).await?;
@@ -480,7 +485,7 @@ async fn probe(
     } else {
         indicatif::ProgressBar::new(slots.len() as u64)
     };
-    let summary = demo::run_slots(&worker, &eps, suite, slots, &recorder, &pb).await;
+    let summary = demo::run_slots(&worker, &eps, suite, slots, &recorder, &pb, false).await;
     pb.finish_and_clear();
     drop(recorder);
     rec_task

@@ -31,6 +31,8 @@ pub struct DemoOptions {
     pub seed: u64,
     pub per_hour: u32,
     pub progress: bool,
+    /// Print `ack SEQ` on stdout each time an observation is durably recorded (kill tests).
+    pub print_acks: bool,
 }
 
 /// What a run of probes did.
@@ -75,6 +77,7 @@ pub async fn run_slots(
     slots: Vec<Slot>,
     recorder: &Recorder,
     pb: &ProgressBar,
+    print_acks: bool,
 ) -> Result<RunSummary> {
     let sems: Vec<Arc<Semaphore>> = endpoints
         .iter()
@@ -114,8 +117,11 @@ pub async fn run_slots(
                 Ok(obs) => {
                     note(&summary, &obs);
                     match rec.record(obs).await {
-                        Ok(_) => {
+                        Ok(seq) => {
                             recorded.fetch_add(1, Ordering::Relaxed);
+                            if print_acks {
+                                println!("ack {seq}");
+                            }
                         }
                         Err(e) => errors
                             .lock()
@@ -226,7 +232,7 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
         );
     }
     let pb = progress_bar(slots.len() as u64, opts.progress);
-    let summary = run_slots(&worker, &eps, suite, slots, &recorder, &pb).await;
+    let summary = run_slots(&worker, &eps, suite, slots, &recorder, &pb, opts.print_acks).await;
     pb.finish_and_clear();
     drop(recorder);
     rec_task

@@ -112,6 +112,7 @@ fn pipeline_on_simulator_matches_independent_recomputation() {
         seed: 11,
         per_hour: 3,
         progress: false,
+        print_acks: false,
     };
     let report = rt.block_on(demo::run(&data, &opts)).expect("demo runs");
     let day = report.days[0];
