@@ -206,28 +206,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 s.recorded,
                 s.delivered
             );
-            println!(
-                "{:<12} {:>8} {:>9} {:>8} {:>9}  failures",
-                "endpoint", "attempts", "available", "correct", "delivered"
-            );
-            for (id, e) in &s.per_endpoint {
-                let pct = |n: u64| format!("{:.1}%", 100.0 * n as f64 / e.attempts.max(1) as f64);
-                let fails = e
-                    .failures
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                println!(
-                    "{:<12} {:>8} {:>9} {:>8} {:>9}  {}",
-                    id,
-                    e.attempts,
-                    pct(e.succeeded),
-                    pct(e.correct),
-                    pct(e.delivered),
-                    fails
-                );
-            }
+            print!("{}", demo::render_summary(s));
             let shown: Vec<_> = report
                 .determinations
                 .iter()
@@ -499,22 +478,7 @@ async fn probe(
                 .map_err(|e| Error::Failed(e.to_string()))?
         );
     } else {
-        println!(
-            "{:<28} {:>8} {:>9} {:>8} {:>9}  failures",
-            "endpoint", "attempts", "succeeded", "correct", "delivered"
-        );
-        for (id, e) in &s.per_endpoint {
-            let fails = e
-                .failures
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            println!(
-                "{:<28} {:>8} {:>9} {:>8} {:>9}  {}",
-                id, e.attempts, e.succeeded, e.correct, e.delivered, fails
-            );
-        }
+        print!("{}", demo::render_summary(&s));
         println!(
             "{} observations stored in {}/",
             s.recorded,

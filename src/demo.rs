@@ -250,6 +250,36 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
     })
 }
 
+/// A human table of a run's attempts per endpoint: availability, correct and delivered as
+/// shares of attempts, failures by class.
+pub fn render_summary(s: &RunSummary) -> String {
+    let width = s
+        .per_endpoint
+        .keys()
+        .map(|k| k.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let mut out = format!(
+        "{:<width$} {:>8} {:>9} {:>8} {:>9}  failures\n",
+        "endpoint", "attempts", "available", "correct", "delivered"
+    );
+    for (id, e) in &s.per_endpoint {
+        let pct = |n: u64| format!("{:.1}%", 100.0 * n as f64 / e.attempts.max(1) as f64);
+        let fails: Vec<String> = e.failures.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out.push_str(&format!(
+            "{:<width$} {:>8} {:>9} {:>8} {:>9}  {}\n",
+            id,
+            e.attempts,
+            pct(e.succeeded),
+            pct(e.correct),
+            pct(e.delivered),
+            fails.join(" ")
+        ));
+    }
+    out
+}
+
 /// A human table of determinations.
 pub fn render_table(ds: &[Determination]) -> String {
     let mut s = format!(
