@@ -253,43 +253,30 @@ impl Worker {
         let stall = Duration::from_millis(self.defaults.stall_timeout_ms);
 
         let resp = match tokio::time::timeout_at(first_token_deadline.into(), rb.send()).await {
+            Ok(Ok(r)) => r,
             Err(_) => {
-                return (
-                    None,
-                    fail(
-                        FailureClass::TimeoutHeaders,
-                        "no response headers before the first-token timeout".into(),
-                    ),
-                )
-            }
-            Ok(Err(e)) if e.is_timeout() => {
-                return (
-                    None,
-                    fail(
-                        FailureClass::TimeoutHeaders,
-                        "timed out waiting for headers".into(),
-                    ),
-                )
-            }
-            Ok(Err(e)) if e.is_connect() => {
-                return (
-                    None,
-                    fail(
-                        FailureClass::Connect,
-                        format!("cannot connect to {}", endpoint.base_url),
-                    ),
-                )
+                let detail = "no response headers before the first-token timeout";
+                return (None, fail(FailureClass::TimeoutHeaders, detail.into()));
             }
             Ok(Err(e)) => {
-                return (
-                    None,
-                    fail(
+                let (class, detail) = if e.is_timeout() {
+                    (
+                        FailureClass::TimeoutHeaders,
+                        "timed out waiting for headers".to_string(),
+                    )
+                } else if e.is_connect() {
+                    (
+                        FailureClass::Connect,
+                        format!("cannot connect to {}", endpoint.base_url),
+                    )
+                } else {
+                    (
                         FailureClass::Connect,
                         format!("request failed: {}", e.without_url()),
-                    ),
-                )
+                    )
+                };
+                return (None, fail(class, detail));
             }
-            Ok(Ok(r)) => r,
         };
         t.headers_ns = Some(ns(Instant::now()));
         let status = resp.status().as_u16();
