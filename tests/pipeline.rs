@@ -220,6 +220,20 @@ fn pipeline_on_simulator_matches_independent_recomputation() {
     }
 }
 
+/// `sit --providers FILE check`: exit code and stderr.
+fn check(f: &std::path::Path) -> (Option<i32>, String) {
+    let out = sit_bin()
+        .arg("--providers")
+        .arg(f)
+        .arg("check")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn bad_providers_toml_names_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -229,14 +243,8 @@ fn bad_providers_toml_names_file_line_and_key() {
         "[[endpoints]]\nid = \"x\"\nprovider = \"p\"\nmodel = \"m\"\ndialect = \"openai\"\nbase_url = \"https://a.example/v1\"\nregion = \"us\"\nprice_per_token = 3\n",
     )
     .unwrap();
-    let out = sit_bin()
-        .arg("--providers")
-        .arg(&f)
-        .arg("check")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = check(&f);
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("bad.toml:8") && err.contains("price_per_token") && err.contains("hint:"),
         "{err}"
@@ -249,14 +257,8 @@ fn bad_providers_toml_names_file_line_and_key() {
             .replace("price_per_token = 3\n", ""),
     )
     .unwrap();
-    let out = sit_bin()
-        .arg("--providers")
-        .arg(&f)
-        .arg("check")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = check(&f);
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("no price schedule") && err.contains("bad.toml:2"),
         "{err}"

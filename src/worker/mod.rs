@@ -328,31 +328,25 @@ impl Worker {
             } else {
                 total_deadline
             };
-            let now = Instant::now();
-            if now >= deadline {
+            // past the deadline (checked before waiting, and again if the wait timed out)
+            let expired = || {
                 let class = if t.first_token_ns.is_none() {
                     FailureClass::TimeoutFirstToken
                 } else {
                     FailureClass::TimeoutTotal
                 };
-                return (
+                (
                     Some(status),
                     fail(class, "deadline passed while streaming".into()),
-                );
+                )
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return expired();
             }
             let wait = (deadline - now).min(stall);
             let chunk = match tokio::time::timeout(wait, resp.chunk()).await {
-                Err(_) if Instant::now() >= deadline => {
-                    let class = if t.first_token_ns.is_none() {
-                        FailureClass::TimeoutFirstToken
-                    } else {
-                        FailureClass::TimeoutTotal
-                    };
-                    return (
-                        Some(status),
-                        fail(class, "deadline passed while streaming".into()),
-                    );
-                }
+                Err(_) if Instant::now() >= deadline => return expired(),
                 Err(_) => {
                     return (
                         Some(status),
