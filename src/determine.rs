@@ -55,28 +55,21 @@ pub fn all_days(
     let days = store.days()?;
     let mut out = Vec::new();
     for tier_id in tiers {
-        let Some(tier) = suite.tier(tier_id) else {
+        if suite.tier(tier_id).is_none() {
             continue;
-        };
+        }
         let mut previous: Option<(Date, crate::fixed::Fixed)> = None;
         for (i, day) in days.iter().enumerate() {
-            let from = day.start_ms() - (m.eligibility_window_hours as i64 - 1) * HOUR_MS;
-            let to = day.start_ms() + m.partitions_per_day as i64 * HOUR_MS;
-            let (endpoints, rows) = index_rows(store, suite, tier_id, from, to)?;
-            let d = compute_day(
+            let d = one_day(
+                store,
+                suite,
                 m,
-                &DayInput {
-                    tier: tier_id,
-                    date: *day,
-                    pass_threshold: tier.pass_threshold,
-                    endpoints: &endpoints,
-                    observations: &rows,
-                    previous_final: previous,
-                    suite_hash: &suite.hash,
-                    sequence: i as u64 + 1,
-                    computed_at,
-                },
-            );
+                tier_id,
+                *day,
+                previous,
+                i as u64 + 1,
+                computed_at,
+            )?;
             if d.status == Status::Final {
                 previous = d.value.map(|v| (*day, v));
             }
@@ -85,4 +78,39 @@ pub fn all_days(
     }
     out.sort_by(|a, b| (a.date, &a.tier).cmp(&(b.date, &b.tier)));
     Ok(out)
+}
+
+/// The determination of one tier for one day, read from the store. `previous_final` is the
+/// value a CONTINGENCY day carries forward; `sequence` and `computed_at` are recorded as given.
+#[allow(clippy::too_many_arguments)]
+pub fn one_day(
+    store: &Store,
+    suite: &Suite,
+    m: &Methodology,
+    tier_id: &str,
+    day: Date,
+    previous_final: Option<(Date, crate::fixed::Fixed)>,
+    sequence: u64,
+    computed_at: &str,
+) -> Result<Determination, StoreError> {
+    let tier = suite
+        .tier(tier_id)
+        .unwrap_or_else(|| panic!("tier `{tier_id}` checked by the caller"));
+    let from = day.start_ms() - (m.eligibility_window_hours as i64 - 1) * HOUR_MS;
+    let to = day.start_ms() + m.partitions_per_day as i64 * HOUR_MS;
+    let (endpoints, rows) = index_rows(store, suite, tier_id, from, to)?;
+    Ok(compute_day(
+        m,
+        &DayInput {
+            tier: tier_id,
+            date: day,
+            pass_threshold: tier.pass_threshold,
+            endpoints: &endpoints,
+            observations: &rows,
+            previous_final,
+            suite_hash: &suite.hash,
+            sequence,
+            computed_at,
+        },
+    ))
 }

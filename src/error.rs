@@ -19,13 +19,35 @@ pub enum Error {
     Http(#[from] reqwest::Error),
     #[error("{0}")]
     Failed(String),
+    /// The publication policy refused (exit 3): the record in force stands.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<crate::publisher::PublishError> for Error {
+    fn from(e: crate::publisher::PublishError) -> Self {
+        use crate::publisher::PublishError as P;
+        match e {
+            P::Refused(r) => Error::Refused(r.to_string()),
+            e @ (P::UnknownTier { .. } | P::NoObservations { .. }) => Error::Usage(e.to_string()),
+            P::Store(s) => Error::Store(s),
+            e @ P::Archive(_) => Error::Failed(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::publisher::keys::KeyError> for Error {
+    fn from(e: crate::publisher::keys::KeyError) -> Self {
+        Error::Usage(e.to_string())
+    }
 }
 
 impl Error {
-    /// 2 for input the user must fix, 1 for everything else.
+    /// 2 for input the user must fix, 3 for a refused publication, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::Usage(_) => 2,
+            Error::Refused(_) => 3,
             _ => 1,
         }
     }

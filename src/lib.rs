@@ -16,6 +16,7 @@ pub mod fixed;
 pub mod index;
 pub mod observation;
 pub mod probes;
+pub mod publisher;
 pub mod rng;
 pub mod sim;
 pub mod sit;

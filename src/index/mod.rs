@@ -40,6 +40,8 @@ pub struct Methodology {
     pub quantiles: String,
     pub dispersion: String,
     pub materiality_threshold: Fixed,
+    /// A published day may be restated until this many hours after the day ends.
+    pub restatement_cutoff_hours: u32,
     pub unit: String,
 }
 
@@ -63,6 +65,7 @@ impl Default for Methodology {
             quantiles: "nearest_rank".into(),
             dispersion: "(p75 - p25) / p50 of endpoint day prices".into(),
             materiality_threshold: Fixed(1_000_000),
+            restatement_cutoff_hours: 24,
             unit: "USD per 1,000,000 SIT".into(),
         }
     }

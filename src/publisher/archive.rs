@@ -1,0 +1,324 @@
+//! The publication archive: signed records as write-once files plus an append-only log.
+//!
+//! Layout, under `<data>/published/`:
+//! - `<tier>/<date>.v<N>.json` — one signed record (canonical bytes), created with O_EXCL and
+//!   fsynced, never rewritten;
+//! - `log.jsonl` — one line per record, appended and fsynced after the record file: tier, date,
+//!   version, sequence, status, value, key id, file name and the record's blake3;
+//! - `keys/<id>.pem` — the public key of every key that signed a record;
+//! - `.lock` — held (flock) by a publisher while it decides and writes.
+//!
+//! Why files and not sled: sled allows one process per database, and the server must keep
+//! serving while `sit publish` adds a record. The server only reads this folder; it notices new
+//! records by the log growing. A record is published when its log line is complete: a crash
+//! between the file and the line leaves an unlisted file, which the next publish reports.
+
+use super::record::record_hash;
+use crate::clock::Date;
+use crate::fixed::Fixed;
+use crate::index::Status;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("publication archive I/O at {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} line {line} is not a publication log entry: {why}\n  hint: the log is append-only; restore it from a backup rather than editing it")]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        why: String,
+    },
+    #[error("{path} does not match its log entry (blake3 {actual}, log says {expected}); the archive was altered")]
+    Altered {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("{path} exists but is not in the publication log (a publish was interrupted)\n  hint: check it with `sit verify`, then move it aside and publish again")]
+    Unlisted { path: PathBuf },
+}
+
+/// One line of `log.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub tier: String,
+    pub date: Date,
+    pub version: u32,
+    pub sequence: u64,
+    pub status: Status,
+    pub value: Option<Fixed>,
+    pub published_at: String,
+    pub key_id: String,
+    /// Path of the record relative to the archive root.
+    pub file: String,
+    pub record_hash: String,
+}
+
+/// The archive folder. Cheap to construct; touches the disk only when asked.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    root: PathBuf,
+}
+
+/// Held while publishing: one publisher at a time decides and writes.
+pub struct ArchiveLock {
+    _file: File,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
+    move |source| ArchiveError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
+}
+
+impl Archive {
+    /// The archive that belongs to a data folder.
+    pub fn for_data(data: &Path) -> Archive {
+        Archive {
+            root: data.join("published"),
+        }
+    }
+
+    pub fn new(root: PathBuf) -> Archive {
+        Archive { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.root.join("log.jsonl")
+    }
+
+    /// Size of the log in bytes (0 when absent): the server's cheap "anything new?" check.
+    pub fn log_len(&self) -> u64 {
+        std::fs::metadata(self.log_path())
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
+    /// Take the publisher lock (creating the archive folder if needed). Blocks while another
+    /// publisher holds it.
+    pub fn lock(&self) -> Result<ArchiveLock, ArchiveError> {
+        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let p = self.root.join(".lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(io(&p))?;
+        f.lock().map_err(io(&p))?;
+        Ok(ArchiveLock { _file: f })
+    }
+
+    /// Every complete log line, in publication order. A final line without its newline was
+    /// never acknowledged and is ignored.
+    pub fn entries(&self) -> Result<Vec<LogEntry>, ArchiveError> {
+        let p = self.log_path();
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(io(&p)(e)),
+        };
+        let complete = match text.rfind('\n') {
+            Some(i) => &text[..=i],
+            None => "",
+        };
+        complete
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                serde_json::from_str(l).map_err(|e| ArchiveError::Corrupt {
+                    path: p.clone(),
+                    line: i + 1,
+                    why: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// The record bytes of a log entry, checked against the logged hash.
+    pub fn read(&self, e: &LogEntry) -> Result<Vec<u8>, ArchiveError> {
+        let p = self.root.join(&e.file);
+        let bytes = std::fs::read(&p).map_err(io(&p))?;
+        let actual = record_hash(&bytes);
+        if actual != e.record_hash {
+            return Err(ArchiveError::Altered {
+                path: p,
+                expected: e.record_hash.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Public key PEM of a key id, if a record signed by it was published here.
+    pub fn key_pem(&self, key_id: &str) -> Option<String> {
+        std::fs::read_to_string(self.key_path(key_id)).ok()
+    }
+
+    fn key_path(&self, key_id: &str) -> PathBuf {
+        let name: String = key_id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        self.root.join("keys").join(format!("{name}.pem"))
+    }
+
+    /// The relative file name of a record.
+    pub fn file_name(tier: &str, date: Date, version: u32) -> String {
+        format!("{tier}/{date}.v{version}.json")
+    }
+
+    /// Write a record and its log line, durably, in that order. `entry.file` must be
+    /// [`Archive::file_name`] of the entry.
+    pub fn append(
+        &self,
+        _lock: &ArchiveLock,
+        bytes: &[u8],
+        entry: &LogEntry,
+        public_pem: &str,
+    ) -> Result<PathBuf, ArchiveError> {
+        debug_assert_eq!(
+            entry.file,
+            Self::file_name(&entry.tier, entry.date, entry.version)
+        );
+        // The signer's public key first, so every listed record has its key beside it.
+        let kp = self.key_path(&entry.key_id);
+        if !kp.exists() {
+            let dir = kp.parent().expect("keys folder");
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+            write_once(&kp, public_pem.as_bytes())?;
+            sync_dir(dir)?;
+        }
+        let path = self.root.join(&entry.file);
+        let dir = path.parent().expect("tier folder");
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        write_once(&path, bytes).map_err(|e| match e {
+            ArchiveError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::AlreadyExists =>
+            {
+                ArchiveError::Unlisted { path: path.clone() }
+            }
+            e => e,
+        })?;
+        sync_dir(dir)?;
+        sync_dir(&self.root)?;
+
+        let lp = self.log_path();
+        let mut log = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(&lp)
+            .map_err(io(&lp))?;
+        // Drop a torn final line left by a crash: it was never acknowledged.
+        let mut existing = String::new();
+        log.read_to_string(&mut existing).map_err(io(&lp))?;
+        let keep = existing.rfind('\n').map(|i| i + 1).unwrap_or(0) as u64;
+        if keep != existing.len() as u64 {
+            log.set_len(keep).map_err(io(&lp))?;
+        }
+        log.seek(SeekFrom::Start(keep)).map_err(io(&lp))?;
+        let mut line = serde_json::to_vec(entry).expect("log entry serialises");
+        line.push(b'\n');
+        log.write_all(&line)
+            .and_then(|_| log.sync_all())
+            .map_err(io(&lp))?;
+        sync_dir(&self.root)?;
+        Ok(path)
+    }
+}
+
+fn write_once(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io(path))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(io(path))
+}
+
+/// The latest version of each (tier, date), in (tier, date) order.
+pub fn in_force(entries: &[LogEntry]) -> std::collections::BTreeMap<(String, Date), &LogEntry> {
+    let mut m = std::collections::BTreeMap::new();
+    for e in entries {
+        let slot = m.entry((e.tier.clone(), e.date)).or_insert(e);
+        if e.version > slot.version {
+            *slot = e;
+        }
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(version: u32) -> LogEntry {
+        let date = Date::parse("2026-01-05").unwrap();
+        LogEntry {
+            tier: "t1".into(),
+            date,
+            version,
+            sequence: version as u64,
+            status: Status::Final,
+            value: Some(Fixed(1)),
+            published_at: "2026-01-06T00:00:00.000Z".into(),
+            key_id: "ed25519:00".into(),
+            file: Archive::file_name("t1", date, version),
+            record_hash: record_hash(format!("r{version}").as_bytes()),
+        }
+    }
+
+    #[test]
+    fn append_is_write_once_and_torn_lines_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Archive::new(dir.path().join("published"));
+        let lock = a.lock().unwrap();
+        a.append(&lock, b"r1", &entry(1), "pem").unwrap();
+        // A torn line from a crash mid-append.
+        let mut f = OpenOptions::new().append(true).open(a.log_path()).unwrap();
+        f.write_all(b"{\"tier\":\"t1\",\"da").unwrap();
+        assert_eq!(a.entries().unwrap().len(), 1);
+        a.append(&lock, b"r2", &entry(2), "pem").unwrap();
+        let es = a.entries().unwrap();
+        assert_eq!(es.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(a.read(&es[1]).unwrap(), b"r2");
+        // The same file again: refused, nothing overwritten.
+        let e = a.append(&lock, b"other", &entry(2), "pem").unwrap_err();
+        assert!(matches!(e, ArchiveError::Unlisted { .. }), "{e}");
+        assert_eq!(a.read(&es[1]).unwrap(), b"r2");
+        assert_eq!(in_force(&es)[&("t1".to_string(), es[0].date)].version, 2);
+    }
+
+    #[test]
+    fn altered_record_file_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Archive::new(dir.path().to_path_buf());
+        let lock = a.lock().unwrap();
+        let p = a.append(&lock, b"r1", &entry(1), "pem").unwrap();
+        std::fs::write(&p, b"r9").unwrap();
+        let e = a.read(&a.entries().unwrap()[0]).unwrap_err();
+        assert!(matches!(e, ArchiveError::Altered { .. }));
+    }
+}

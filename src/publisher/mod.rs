@@ -1,0 +1,168 @@
+//! The publisher: turns a stored day into a signed, write-once determination, and serves the
+//! archive to exchanges over HTTP.
+//!
+//! - [`keys`]: Ed25519 key files (PKCS#8 PEM, mode 0600).
+//! - [`record`]: canonical bytes (RFC 8785), signing and offline verification.
+//! - [`policy`]: when a day may be published or restated (pure).
+//! - [`archive`]: write-once record files plus an append-only log.
+//! - [`serve`]: the read-only HTTP API and the human page.
+
+pub mod archive;
+pub mod keys;
+pub mod page;
+pub mod policy;
+pub mod record;
+pub mod serve;
+
+use crate::clock::{format_utc_ms, Date};
+use crate::fixed::Fixed;
+use crate::index::{Methodology, Status};
+use crate::probes::Suite;
+use crate::store::{Store, StoreError};
+use archive::{in_force, Archive, ArchiveError, LogEntry};
+use ed25519_dalek::SigningKey;
+use policy::{Decision, Refusal};
+use record::{Publication, Restates, SCHEMA};
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+    #[error("unknown tier `{tier}`; tiers are {known}")]
+    UnknownTier { tier: String, known: String },
+    #[error("no observations stored for {date}; nothing to determine\n  hint: check --date and --data; to publish an outage day as CONTINGENCY anyway, pass --allow-empty")]
+    NoObservations { date: Date },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Archive(#[from] ArchiveError),
+}
+
+/// What one publish wrote.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub entry: LogEntry,
+    pub path: PathBuf,
+    pub restated: bool,
+    pub contingency_reason: Option<String>,
+}
+
+/// One publish request.
+pub struct Request<'a> {
+    pub tier: &'a str,
+    pub date: Date,
+    /// Publication time (the caller's clock; recorded and used for the policy, never in the
+    /// index arithmetic).
+    pub now_ms: i64,
+    pub key: &'a SigningKey,
+    /// Publish even when the store holds no observation of the day (an outage: CONTINGENCY).
+    pub allow_empty: bool,
+}
+
+/// The last value a CONTINGENCY day of `tier` before `date` may carry: the record in force of
+/// the latest earlier day whose status is FINAL or RESTATED.
+pub fn previous_final(entries: &[LogEntry], tier: &str, date: Date) -> Option<(Date, Fixed)> {
+    in_force(entries)
+        .into_iter()
+        .filter(|((t, d), e)| {
+            t == tier && *d < date && matches!(e.status, Status::Final | Status::Restated)
+        })
+        .filter_map(|((_, d), e)| e.value.map(|v| (d, v)))
+        .next_back()
+}
+
+/// Compute, decide, sign and archive one (tier, date). Holds the archive lock throughout, so
+/// two publishers cannot both take the same version or sequence number.
+pub fn publish(
+    store: &Store,
+    archive: &Archive,
+    suite: &Suite,
+    m: &Methodology,
+    req: &Request,
+) -> Result<Published, PublishError> {
+    if suite.tier(req.tier).is_none() {
+        return Err(PublishError::UnknownTier {
+            tier: req.tier.into(),
+            known: suite.tier_ids().join(", "),
+        });
+    }
+    if !req.allow_empty && !store.days()?.contains(&req.date) {
+        return Err(PublishError::NoObservations { date: req.date });
+    }
+    let lock = archive.lock()?;
+    let entries = archive.entries()?;
+    let forced = in_force(&entries);
+    let current = forced.get(&(req.tier.to_string(), req.date)).copied();
+    let sequence = entries
+        .iter()
+        .filter(|e| e.tier == req.tier)
+        .map(|e| e.sequence)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let at = format_utc_ms(req.now_ms);
+    let mut d = crate::determine::one_day(
+        store,
+        suite,
+        m,
+        req.tier,
+        req.date,
+        previous_final(&entries, req.tier, req.date),
+        sequence,
+        &at,
+    )?;
+    let decision = policy::decide(
+        m,
+        &d,
+        current.map(|e| (e.version, e.status, e.value)),
+        req.now_ms,
+    )?;
+    let (version, restates) = match decision {
+        Decision::First => (1, None),
+        Decision::Restate { version } => {
+            let cur = current.expect("a restatement has a record in force");
+            d.status = Status::Restated;
+            (
+                version,
+                Some(Restates {
+                    version: cur.version,
+                    sequence: cur.sequence,
+                    status: cur.status,
+                    value: cur.value,
+                    record_hash: cur.record_hash.clone(),
+                }),
+            )
+        }
+    };
+    let vk = req.key.verifying_key();
+    let contingency_reason = d.contingency.as_ref().map(|c| c.reason.clone());
+    let p = Publication {
+        schema: SCHEMA.into(),
+        determination: d,
+        version,
+        published_at: at.clone(),
+        restates,
+        key_id: keys::key_id(&vk),
+    };
+    let bytes = record::sign(&p, req.key);
+    let entry = LogEntry {
+        tier: req.tier.into(),
+        date: req.date,
+        version,
+        sequence,
+        status: p.determination.status,
+        value: p.determination.value,
+        published_at: at,
+        key_id: p.key_id.clone(),
+        file: Archive::file_name(req.tier, req.date, version),
+        record_hash: record::record_hash(&bytes),
+    };
+    let path = archive.append(&lock, &bytes, &entry, &keys::public_pem(&vk))?;
+    Ok(Published {
+        entry,
+        path,
+        restated: version > 1,
+        contingency_reason,
+    })
+}

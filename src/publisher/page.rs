@@ -1,0 +1,202 @@
+//! The human page at `/`: the latest value per tier, its status, and an SVG chart of the
+//! history (plotters), as plain HTML that needs no JavaScript.
+//!
+//! The chart converts fixed-point values to f64 to place points on screen. That is the only
+//! floating point near the index, it is display only, and the exact values are in the table.
+
+use super::serve::Snapshot;
+use crate::index::{Methodology, Status};
+use crate::probes::Suite;
+use plotters::prelude::*;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const COLOURS: [RGBColor; 3] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+];
+
+/// The history chart as an SVG document (empty string when nothing is published).
+pub fn chart_svg(snap: &Snapshot, suite: &Suite) -> String {
+    let series: Vec<(String, Vec<(i32, f64, bool)>)> = suite
+        .tiers
+        .iter()
+        .map(|t| {
+            let pts = snap
+                .records
+                .get(&t.id)
+                .into_iter()
+                .flat_map(|d| d.values())
+                .filter_map(|v| v.last())
+                .filter_map(|s| {
+                    let v = s.entry.value?;
+                    Some((
+                        s.entry.date.0,
+                        v.0 as f64 / 1e9,
+                        s.entry.status == Status::Contingency,
+                    ))
+                })
+                .collect();
+            (format!("{} {}", t.id, t.name), pts)
+        })
+        .collect();
+    let all: Vec<&(i32, f64, bool)> = series.iter().flat_map(|s| s.1.iter()).collect();
+    if all.is_empty() {
+        return String::new();
+    }
+    let x0 = all.iter().map(|p| p.0).min().unwrap_or(0) - 1;
+    let x1 = all.iter().map(|p| p.0).max().unwrap_or(0) + 1;
+    let y1 = all.iter().map(|p| p.1).fold(0.0f64, f64::max) * 1.15 + 1e-9;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (960, 420)).into_drawing_area();
+        let drawn = (|| -> Result<(), Box<dyn std::error::Error + '_>> {
+            root.fill(&WHITE)?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(
+                    "SIT index by tier (USD per 1,000,000 SIT)",
+                    ("sans-serif", 20),
+                )
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(70)
+                .build_cartesian_2d(x0..x1, 0f64..y1)?;
+            chart
+                .configure_mesh()
+                .x_labels(8)
+                .x_label_formatter(&|x| crate::clock::Date(*x).to_string())
+                .y_label_formatter(&|y| format!("{y:.3}"))
+                .y_desc("USD per 1M SIT")
+                .draw()?;
+            for (i, (name, pts)) in series.iter().enumerate() {
+                let c = COLOURS[i % COLOURS.len()];
+                chart
+                    .draw_series(LineSeries::new(
+                        pts.iter().map(|p| (p.0, p.1)),
+                        c.stroke_width(2),
+                    ))?
+                    .label(name.as_str())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                    });
+                // FINAL days filled, CONTINGENCY (carried) days hollow.
+                chart.draw_series(pts.iter().map(|p| {
+                    let style = if p.2 { c.stroke_width(2) } else { c.filled() };
+                    Circle::new((p.0, p.1), 4, style)
+                }))?;
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::LowerRight)
+                .draw()?;
+            root.present()?;
+            Ok(())
+        })();
+        if drawn.is_err() {
+            return String::new();
+        }
+    }
+    svg
+}
+
+/// The whole page.
+pub fn render(snap: &Snapshot, suite: &Suite) -> String {
+    let m = Methodology::default();
+    let mut rows = String::new();
+    for t in &suite.tiers {
+        let cells = match snap.latest(&t.id) {
+            Some(s) => {
+                let d = &s.publication.determination;
+                let note = d
+                    .contingency
+                    .as_ref()
+                    .map(|c| format!("<br><small>{}</small>", esc(&c.reason)))
+                    .unwrap_or_default();
+                format!(
+                    "<td>{}</td><td class=num>{}</td><td class=\"st {st}\">{st}{note}</td><td>{}</td><td>{} / {}</td><td>{}</td><td><a href=\"/v1/index/{}/{}\">signed JSON</a></td>",
+                    d.date,
+                    d.value.map(|v| v.round_dp(6)).unwrap_or_else(|| "—".into()),
+                    s.entry.version,
+                    d.counts.valid_partitions,
+                    d.counts.partitions,
+                    d.counts.endpoints_eligible,
+                    t.id,
+                    d.date,
+                    st = format!("{:?}", d.status).to_uppercase(),
+                )
+            }
+            None => "<td colspan=7>not yet published</td>".to_string(),
+        };
+        rows.push_str(&format!(
+            "<tr><th>{} <small>{}</small></th>{cells}</tr>\n",
+            esc(&t.id),
+            esc(&t.name)
+        ));
+    }
+    let mut history = String::new();
+    let mut recent: Vec<_> = snap
+        .records
+        .values()
+        .flat_map(|d| d.values())
+        .filter_map(|v| v.last())
+        .collect();
+    recent.sort_by(|a, b| (b.entry.date, &a.entry.tier).cmp(&(a.entry.date, &b.entry.tier)));
+    for s in recent.iter().take(45) {
+        let e = &s.entry;
+        history.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td class=num>{}</td><td class=\"st {st}\">{st}</td><td>{}</td><td>{}</td></tr>\n",
+            e.date,
+            esc(&e.tier),
+            e.value.map(|v| v.to_string()).unwrap_or_else(|| "—".into()),
+            e.version,
+            e.sequence,
+            st = format!("{:?}", e.status).to_uppercase(),
+        ));
+    }
+    let svg = chart_svg(snap, suite);
+    let chart = if svg.is_empty() {
+        "<p>Nothing has been published yet. Run <code>sit publish</code>.</p>".to_string()
+    } else {
+        format!("<figure>{svg}<figcaption>Filled points: FINAL or RESTATED; hollow: CONTINGENCY (previous final value carried forward).</figcaption></figure>")
+    };
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>SIT index</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222;padding:0 1em}}
+table{{border-collapse:collapse;margin:1em 0}} td,th{{border-bottom:1px solid #ddd;padding:.35em .7em;text-align:left;vertical-align:top}}
+.num{{font-variant-numeric:tabular-nums;text-align:right}} .st{{font-weight:600}}
+.FINAL{{color:#1a7f37}} .CONTINGENCY{{color:#b35900}} .RESTATED{{color:#0550ae}}
+figure{{margin:1em 0}} figcaption,footer{{color:#555;font-size:.9em}} code{{background:#f4f4f4;padding:0 .2em}}
+</style></head><body>
+<h1>Standard Inference Token (SIT) index</h1>
+<p>Daily settlement values in {unit}. Every value is a signed determination; fetch it from the API and check it with <code>sit verify</code>.</p>
+<table><thead><tr><th>Tier</th><th>Date (UTC)</th><th>Value</th><th>Status</th><th>Version</th><th>Valid partitions</th><th>Endpoints</th><th></th></tr></thead>
+<tbody>
+{rows}</tbody></table>
+{chart}
+<h2>Recent determinations</h2>
+<table><thead><tr><th>Date</th><th>Tier</th><th>Value</th><th>Status</th><th>Version</th><th>Sequence</th></tr></thead><tbody>
+{history}</tbody></table>
+<footer><p>Methodology {mv} (hash <code>{mh}</code>); probe suite {sv} (hash <code>{sh}</code>). {n} records, loaded {loaded}.
+API: <a href="/v1/tiers">/v1/tiers</a>, <a href="/v1/methodology">/v1/methodology</a>, <a href="/v1/keys">/v1/keys</a>, <a href="/v1/openapi.json">/v1/openapi.json</a>.</p></footer>
+</body></html>
+"#,
+        unit = esc(&m.unit),
+        mv = esc(&m.version),
+        mh = &m.hash()[..16],
+        sv = esc(&suite.version),
+        sh = &suite.hash[..16.min(suite.hash.len())],
+        n = snap.count,
+        loaded = snap.loaded_at,
+    )
+}

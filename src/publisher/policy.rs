@@ -1,0 +1,251 @@
+//! When a (tier, date) may be published, and when it may be restated. Pure: the caller passes
+//! the publication time, so every boundary is testable to the millisecond.
+//!
+//! Rules (index-methodology.md, "Publication and restatement"):
+//! - a day is published only after it has ended (UTC);
+//! - a published record is never overwritten; a **restatement** is a new record, version + 1,
+//!   status RESTATED, linking to the record it replaces, and is allowed only when
+//!   1. it is made strictly before the cutoff: end of the day + `restatement_cutoff_hours`;
+//!   2. the recomputed determination is FINAL (a restatement never introduces a carried value);
+//!   3. the change is material: |new - old| > materiality_threshold x |old|, compared exactly
+//!      in integers (no rounding at the boundary). A change exactly at the threshold is refused.
+
+use crate::clock::{format_utc_ms, Date, DAY_MS, HOUR_MS};
+use crate::fixed::{Fixed, ONE};
+use crate::index::{Determination, Methodology, Status};
+
+/// What publishing (tier, date) now would be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The first record for (tier, date).
+    First,
+    /// A restatement of the record in force, as version `version`.
+    Restate { version: u32 },
+}
+
+/// Why publishing was refused. Each names what stands and what would change it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{tier} {date} cannot be published before the day ends at {ends} (UTC)")]
+    DayNotOver {
+        tier: String,
+        date: Date,
+        ends: String,
+    },
+    #[error("{tier} {date} is already published (version {version}, value {value}) and the recomputation gives the same value; published records are never overwritten")]
+    Unchanged {
+        tier: String,
+        date: Date,
+        version: u32,
+        value: String,
+    },
+    #[error("{tier} {date}: the restatement window closed at {cutoff}; version {version} (value {value}) stands")]
+    CutoffPassed {
+        tier: String,
+        date: Date,
+        cutoff: String,
+        version: u32,
+        value: String,
+    },
+    #[error("{tier} {date}: the recomputation is {status:?}, not FINAL; a restatement must rest on a full day, so version {version} stands")]
+    NotFinal {
+        tier: String,
+        date: Date,
+        status: Status,
+        version: u32,
+    },
+    #[error("{tier} {date}: the change from {old} to {new} is not above the materiality threshold of {threshold} of the published value; version {version} stands")]
+    NotMaterial {
+        tier: String,
+        date: Date,
+        old: String,
+        new: String,
+        threshold: String,
+        version: u32,
+    },
+}
+
+/// The instant restatements of `date` stop being accepted.
+pub fn cutoff_ms(m: &Methodology, date: Date) -> i64 {
+    date.start_ms() + DAY_MS + m.restatement_cutoff_hours as i64 * HOUR_MS
+}
+
+/// Exact materiality test: |new - old| * ONE > threshold * |old|. A value appearing where
+/// there was none is material; a value disappearing is handled by [`Refusal::NotFinal`].
+pub fn is_material(threshold: Fixed, old: Option<Fixed>, new: Fixed) -> bool {
+    match old {
+        None => true,
+        Some(old) => (new.0 - old.0).abs() * ONE > threshold.0 * old.0.abs(),
+    }
+}
+
+fn show(v: Option<Fixed>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_else(|| "none".into())
+}
+
+/// Decide whether `new` may be published at `now_ms`, given the record in force, if any:
+/// its (version, status, value).
+pub fn decide(
+    m: &Methodology,
+    new: &Determination,
+    in_force: Option<(u32, Status, Option<Fixed>)>,
+    now_ms: i64,
+) -> Result<Decision, Refusal> {
+    let (tier, date) = (new.tier.clone(), new.date);
+    let ends = date.start_ms() + DAY_MS;
+    if now_ms < ends {
+        return Err(Refusal::DayNotOver {
+            tier,
+            date,
+            ends: format_utc_ms(ends),
+        });
+    }
+    let Some((version, _status, old)) = in_force else {
+        return Ok(Decision::First);
+    };
+    if new.status != Status::Final {
+        return Err(Refusal::NotFinal {
+            tier,
+            date,
+            status: new.status,
+            version,
+        });
+    }
+    let value = new.value.expect("a FINAL determination has a value");
+    if old == Some(value) {
+        return Err(Refusal::Unchanged {
+            tier,
+            date,
+            version,
+            value: value.to_string(),
+        });
+    }
+    let cutoff = cutoff_ms(m, date);
+    if now_ms >= cutoff {
+        return Err(Refusal::CutoffPassed {
+            tier,
+            date,
+            cutoff: format_utc_ms(cutoff),
+            version,
+            value: show(old),
+        });
+    }
+    if !is_material(m.materiality_threshold, old, value) {
+        return Err(Refusal::NotMaterial {
+            tier,
+            date,
+            old: show(old),
+            new: value.to_string(),
+            threshold: format!("{}%", Fixed(m.materiality_threshold.0 * 100).round_dp(2)),
+            version,
+        });
+    }
+    Ok(Decision::Restate {
+        version: version + 1,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{compute_day, DayInput};
+
+    fn det(status_final: bool, value: i128) -> Determination {
+        let m = Methodology::default();
+        let mut d = compute_day(
+            &m,
+            &DayInput {
+                tier: "t1",
+                date: Date::parse("2026-01-05").unwrap(),
+                pass_threshold: Fixed(800_000_000),
+                endpoints: &[],
+                observations: &[],
+                previous_final: Some((Date::parse("2026-01-04").unwrap(), Fixed(value))),
+                suite_hash: "s",
+                sequence: 1,
+                computed_at: "x",
+            },
+        );
+        if status_final {
+            d.status = Status::Final;
+            d.contingency = None;
+        }
+        d
+    }
+
+    fn day_end() -> i64 {
+        Date::parse("2026-01-06").unwrap().start_ms()
+    }
+
+    const OLD: Option<(u32, Status, Option<Fixed>)> = Some((1, Status::Final, Some(Fixed(ONE))));
+
+    #[test]
+    fn first_publication_only_after_the_day_ends() {
+        let m = Methodology::default();
+        let d = det(true, ONE);
+        assert!(matches!(
+            decide(&m, &d, None, day_end() - 1),
+            Err(Refusal::DayNotOver { .. })
+        ));
+        assert_eq!(decide(&m, &d, None, day_end()), Ok(Decision::First));
+    }
+
+    #[test]
+    fn materiality_boundary_is_exact() {
+        let m = Methodology::default(); // 0.10% = 0.001000000
+        let at = day_end() + 1;
+        // Exactly 0.10% above: refused. One unit of the last place more: allowed.
+        let e = decide(&m, &det(true, ONE + 1_000_000), OLD, at).unwrap_err();
+        assert!(matches!(e, Refusal::NotMaterial { .. }), "{e}");
+        assert_eq!(
+            decide(&m, &det(true, ONE + 1_000_001), OLD, at),
+            Ok(Decision::Restate { version: 2 })
+        );
+        // Same below.
+        assert!(decide(&m, &det(true, ONE - 1_000_000), OLD, at).is_err());
+        assert!(decide(&m, &det(true, ONE - 1_000_001), OLD, at).is_ok());
+    }
+
+    #[test]
+    fn cutoff_boundary_is_exact() {
+        let m = Methodology::default();
+        let cutoff = cutoff_ms(&m, Date::parse("2026-01-05").unwrap());
+        assert_eq!(cutoff, day_end() + 24 * HOUR_MS);
+        let d = det(true, 2 * ONE);
+        assert_eq!(
+            decide(&m, &d, OLD, cutoff - 1),
+            Ok(Decision::Restate { version: 2 })
+        );
+        let e = decide(&m, &d, OLD, cutoff).unwrap_err();
+        assert!(matches!(e, Refusal::CutoffPassed { .. }));
+        assert!(e.to_string().contains("2026-01-07T00:00:00.000Z"), "{e}");
+    }
+
+    #[test]
+    fn identical_recomputation_is_refused_even_before_the_cutoff() {
+        let m = Methodology::default();
+        let e = decide(&m, &det(true, ONE), OLD, day_end() + 1).unwrap_err();
+        assert!(matches!(e, Refusal::Unchanged { .. }));
+        assert!(e.to_string().contains("never overwritten"));
+    }
+
+    #[test]
+    fn restatement_must_be_final() {
+        let m = Methodology::default();
+        let e = decide(&m, &det(false, 3 * ONE), OLD, day_end() + 1).unwrap_err();
+        assert!(matches!(e, Refusal::NotFinal { .. }));
+    }
+
+    #[test]
+    fn value_where_there_was_none_is_material() {
+        let m = Methodology::default();
+        let none = Some((1, Status::Contingency, None));
+        assert_eq!(
+            decide(&m, &det(true, ONE), none, day_end()),
+            Ok(Decision::Restate { version: 2 })
+        );
+        assert!(is_material(m.materiality_threshold, None, Fixed(0)));
+        assert!(!is_material(m.materiality_threshold, Some(Fixed(0)), Fixed(0)));
+        assert!(is_material(m.materiality_threshold, Some(Fixed(0)), Fixed(1)));
+    }
+}

@@ -1,0 +1,868 @@
+//! The read-only HTTP API exchanges settle on (axum), plus the human page.
+//!
+//! The server reads only the publication archive. It loads every listed record at start,
+//! checks each one's hash and signature (a record that fails is not served, and `/healthz`
+//! says why), and reloads when the log grows. Responses are pre-rendered bytes held in an
+//! immutable snapshot behind an `Arc`, so serving `latest` is a pointer copy and a header
+//! check: that is what keeps it close to nginx serving a static file.
+//!
+//! Errors are JSON `{"error": {"status", "code", "message", "hint"}}` with 400 for malformed
+//! input and 404 for what does not exist; bad input never produces a 500.
+
+use super::archive::{in_force, Archive, LogEntry};
+use super::keys;
+use super::policy::cutoff_ms;
+use super::record::{self, Publication};
+use crate::clock::{format_utc_ms, Clock, Date, SystemClock};
+use crate::index::Methodology;
+use crate::probes::Suite;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LINK, VARY,
+};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// The OpenAPI 3.1 description, served as is and checked against the server by a test.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// One served record: its exact bytes and what the handlers need to know about it.
+#[derive(Debug)]
+pub struct Served {
+    pub bytes: Bytes,
+    pub etag: HeaderValue,
+    pub entry: LogEntry,
+    pub publication: Publication,
+}
+
+/// Everything the handlers read, rebuilt whenever the archive changes.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// tier -> date -> versions, ascending.
+    pub records: BTreeMap<String, BTreeMap<Date, Vec<Arc<Served>>>>,
+    pub tiers_json: Bytes,
+    pub keys_json: Bytes,
+    pub page: Bytes,
+    pub count: usize,
+    pub errors: Vec<String>,
+    pub log_len: u64,
+    pub loaded_at: String,
+}
+
+impl Snapshot {
+    /// The record in force for (tier, date).
+    pub fn in_force(&self, tier: &str, date: Date) -> Option<&Arc<Served>> {
+        self.records.get(tier)?.get(&date)?.last()
+    }
+
+    pub fn latest(&self, tier: &str) -> Option<&Arc<Served>> {
+        self.records.get(tier)?.values().next_back()?.last()
+    }
+}
+
+fn etag_of(bytes: &[u8]) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{}\"", &record::record_hash(bytes)[..32]))
+        .expect("hex is a valid header value")
+}
+
+/// Load and check the whole archive. Never fails: problems are listed in `errors`.
+pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
+    let log_len = archive.log_len();
+    let mut snap = Snapshot {
+        log_len,
+        loaded_at: format_utc_ms(SystemClock.now_ms()),
+        ..Default::default()
+    };
+    let entries = match archive.entries() {
+        Ok(e) => e,
+        Err(e) => {
+            snap.errors.push(e.to_string());
+            vec![]
+        }
+    };
+    let mut key_cache: BTreeMap<String, Option<ed25519_dalek::VerifyingKey>> = BTreeMap::new();
+    for e in &entries {
+        let vk = key_cache
+            .entry(e.key_id.clone())
+            .or_insert_with(|| {
+                archive
+                    .key_pem(&e.key_id)
+                    .and_then(|p| keys::parse_public(&p).ok())
+            })
+            .clone();
+        let checked = archive
+            .read(e)
+            .map_err(|x| x.to_string())
+            .and_then(|bytes| {
+                let vk = vk.ok_or_else(|| {
+                    format!("{}: public key {} missing from the archive", e.file, e.key_id)
+                })?;
+                let v = record::verify(&bytes, &vk).map_err(|x| format!("{}: {x}", e.file))?;
+                Ok((bytes, v.publication))
+            });
+        match checked {
+            Ok((bytes, publication)) => {
+                let served = Arc::new(Served {
+                    etag: etag_of(&bytes),
+                    bytes: Bytes::from(bytes),
+                    entry: e.clone(),
+                    publication,
+                });
+                let versions = snap
+                    .records
+                    .entry(e.tier.clone())
+                    .or_default()
+                    .entry(e.date)
+                    .or_default();
+                versions.push(served);
+                versions.sort_by_key(|s| s.entry.version);
+                snap.count += 1;
+            }
+            Err(why) => snap.errors.push(format!("not served: {why}")),
+        }
+    }
+    snap.tiers_json = tiers_json(&snap, suite);
+    snap.keys_json = keys_json(archive, &entries);
+    snap.page = Bytes::from(super::page::render(&snap, suite));
+    snap
+}
+
+fn tiers_json(snap: &Snapshot, suite: &Suite) -> Bytes {
+    let tiers: Vec<_> = suite
+        .tiers
+        .iter()
+        .map(|t| {
+            let latest = snap.latest(&t.id).map(|s| {
+                serde_json::json!({
+                    "date": s.entry.date,
+                    "status": s.entry.status,
+                    "value": s.entry.value,
+                    "version": s.entry.version,
+                    "sequence": s.entry.sequence,
+                })
+            });
+            serde_json::json!({
+                "id": t.id,
+                "name": t.name,
+                "pass_threshold": t.pass_threshold,
+                "latest": latest,
+                "links": {
+                    "latest": format!("/v1/index/{}/latest", t.id),
+                    "history": format!("/v1/index/{}", t.id),
+                    "history_csv": format!("/v1/index/{}.csv", t.id),
+                },
+            })
+        })
+        .collect();
+    Bytes::from(
+        serde_json::to_vec_pretty(&serde_json::json!({
+            "unit": Methodology::default().unit,
+            "tiers": tiers,
+        }))
+        .expect("json"),
+    )
+}
+
+fn keys_json(archive: &Archive, entries: &[LogEntry]) -> Bytes {
+    // Validity: from the first record a key signed until the first record signed by a later
+    // key (null while it is the key in use).
+    let mut order: Vec<(String, String, usize)> = Vec::new(); // id, first use, records
+    for e in entries {
+        match order.iter_mut().find(|(id, _, _)| id == &e.key_id) {
+            Some(k) => k.2 += 1,
+            None => order.push((e.key_id.clone(), e.published_at.clone(), 1)),
+        }
+    }
+    let keys: Vec<_> = order
+        .iter()
+        .enumerate()
+        .map(|(i, (id, from, n))| {
+            let pem = archive.key_pem(id);
+            let hex = pem
+                .as_deref()
+                .and_then(|p| keys::parse_public(p).ok())
+                .map(|vk| keys::hex(vk.as_bytes()));
+            serde_json::json!({
+                "key_id": id,
+                "algorithm": "Ed25519",
+                "public_key_hex": hex,
+                "public_key_pem": pem,
+                "valid_from": from,
+                "valid_until": order.get(i + 1).map(|n| n.1.clone()),
+                "records_signed": n,
+            })
+        })
+        .collect();
+    Bytes::from(serde_json::to_vec_pretty(&serde_json::json!({ "keys": keys })).expect("json"))
+}
+
+/// Route labels for metrics.
+#[derive(Clone, Copy)]
+enum Route {
+    Page,
+    Healthz,
+    Metrics,
+    Tiers,
+    Methodology,
+    Keys,
+    OpenApi,
+    History,
+    Latest,
+    ByDate,
+    NotFound,
+    MethodNotAllowed,
+}
+
+const ROUTES: [&str; 12] = [
+    "page",
+    "healthz",
+    "metrics",
+    "tiers",
+    "methodology",
+    "keys",
+    "openapi",
+    "history",
+    "latest",
+    "by_date",
+    "not_found",
+    "method_not_allowed",
+];
+const STATUSES: [u16; 7] = [200, 304, 400, 404, 405, 503, 0];
+
+/// Request counters by route and status: fixed arrays of atomics, no lock on the hot path.
+struct Metrics {
+    counts: [[AtomicU64; 7]; 12],
+    reloads: AtomicU64,
+}
+
+impl Metrics {
+    fn hit(&self, r: Route, status: StatusCode) {
+        let s = STATUSES
+            .iter()
+            .position(|&x| x == status.as_u16())
+            .unwrap_or(STATUSES.len() - 1);
+        self.counts[r as usize][s].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+struct AppState {
+    snap: RwLock<Arc<Snapshot>>,
+    metrics: Metrics,
+    methodology_json: Bytes,
+    methodology: Methodology,
+    suite: &'static Suite,
+}
+
+impl AppState {
+    fn snap(&self) -> Arc<Snapshot> {
+        self.snap
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+fn done(st: &AppState, r: Route, resp: Response) -> Response {
+    st.metrics.hit(r, resp.status());
+    resp
+}
+
+/// A JSON error body with the documented shape.
+pub fn error_response(status: StatusCode, code: &str, message: String, hint: &str) -> Response {
+    let body = serde_json::json!({
+        "error": {"status": status.as_u16(), "code": code, "message": message, "hint": hint}
+    });
+    (
+        status,
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn etag_matches(inm: &HeaderValue, etag: &HeaderValue) -> bool {
+    let Ok(s) = inm.to_str() else { return false };
+    let want = etag.as_bytes();
+    s.split(',').map(str::trim).any(|t| {
+        t == "*" || t.strip_prefix("W/").unwrap_or(t).as_bytes() == want
+    })
+}
+
+/// A 200 with the bytes, or a 304 when the client already has them.
+fn conditional(
+    headers: &HeaderMap,
+    etag: &HeaderValue,
+    content_type: &'static str,
+    cache: &'static str,
+    body: Bytes,
+    link: Option<String>,
+) -> Response {
+    let fresh = headers
+        .get(IF_NONE_MATCH)
+        .map(|v| etag_matches(v, etag))
+        .unwrap_or(false);
+    let mut b = Response::builder()
+        .header(ETAG, etag.clone())
+        .header(CACHE_CONTROL, cache)
+        .header(VARY, "Accept");
+    if let Some(l) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        b = b.header(LINK, l);
+    }
+    let r = if fresh {
+        b.status(StatusCode::NOT_MODIFIED).body(Body::empty())
+    } else {
+        b.status(StatusCode::OK)
+            .header(CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+    };
+    r.expect("valid response parts")
+}
+
+fn static_json(body: &Bytes) -> Response {
+    (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (CACHE_CONTROL, HeaderValue::from_static("public, max-age=60")),
+        ],
+        body.clone(),
+    )
+        .into_response()
+}
+
+fn check_tier(st: &AppState, tier: &str) -> Result<(), Response> {
+    if st.suite.tier(tier).is_some() {
+        return Ok(());
+    }
+    Err(error_response(
+        StatusCode::NOT_FOUND,
+        "unknown_tier",
+        format!("no tier `{tier}`"),
+        &format!("tiers are {}; see /v1/tiers", st.suite.tier_ids().join(", ")),
+    ))
+}
+
+fn parse_date(s: &str, what: &str) -> Result<Date, Response> {
+    Date::parse(s).map_err(|e| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            "bad_date",
+            format!("{what} `{s}` is not a date: {e}"),
+            "write dates as YYYY-MM-DD (UTC), for example 2026-01-05",
+        )
+    })
+}
+
+/// Query parameters, refusing any not in `allowed` (a typo like `form=` must not silently
+/// return everything).
+fn query(raw: Option<String>, allowed: &[&str]) -> Result<BTreeMap<String, String>, Response> {
+    let mut out = BTreeMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        if !allowed.contains(&k.as_ref()) {
+            return Err(error_response(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("unknown query parameter `{k}`"),
+                &format!("this endpoint takes: {}", allowed.join(", ")),
+            ));
+        }
+        out.insert(k.into_owned(), v.into_owned());
+    }
+    Ok(out)
+}
+
+fn not_determined(tier: &str, what: String, snap: &Snapshot) -> Response {
+    let hint = match snap.latest(tier) {
+        Some(s) => format!(
+            "the latest published {tier} determination is for {}",
+            s.entry.date
+        ),
+        None => format!("nothing has been published for {tier} yet"),
+    };
+    error_response(
+        StatusCode::NOT_FOUND,
+        "not_determined",
+        format!("no {tier} determination {what}"),
+        &hint,
+    )
+}
+
+async fn latest(
+    State(st): State<Arc<AppState>>,
+    Path(tier): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let r = (|| {
+        check_tier(&st, &tier)?;
+        let snap = st.snap();
+        let s = snap
+            .latest(&tier)
+            .ok_or_else(|| not_determined(&tier, "has been published".into(), &snap))?;
+        Ok::<_, Response>(conditional(
+            &headers,
+            &s.etag,
+            "application/json",
+            "public, max-age=0, must-revalidate",
+            s.bytes.clone(),
+            None,
+        ))
+    })();
+    done(&st, Route::Latest, r.unwrap_or_else(|e| e))
+}
+
+fn version_links(tier: &str, versions: &[Arc<Served>], shown: u32) -> Option<String> {
+    let links: Vec<String> = versions
+        .iter()
+        .filter(|v| v.entry.version != shown)
+        .map(|v| {
+            let rel = if v.entry.version < shown {
+                "predecessor-version"
+            } else {
+                "successor-version"
+            };
+            format!(
+                "</v1/index/{tier}/{}?version={}>; rel=\"{rel}\"",
+                v.entry.date, v.entry.version
+            )
+        })
+        .collect();
+    (!links.is_empty()).then(|| links.join(", "))
+}
+
+async fn by_date(
+    State(st): State<Arc<AppState>>,
+    Path((tier, date)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let r = (|| {
+        check_tier(&st, &tier)?;
+        let date = parse_date(&date, "date")?;
+        let q = query(q, &["version"])?;
+        let snap = st.snap();
+        let versions = snap
+            .records
+            .get(&tier)
+            .and_then(|d| d.get(&date))
+            .ok_or_else(|| not_determined(&tier, format!("for {date}"), &snap))?;
+        let (s, cache) = match q.get("version") {
+            None => {
+                let cutoff = cutoff_ms(&st.methodology, date);
+                // Before the cutoff a restatement may still replace the record in force.
+                let cache = if SystemClock.now_ms() >= cutoff {
+                    "public, max-age=31536000, immutable"
+                } else {
+                    "public, max-age=60"
+                };
+                (versions.last().expect("non-empty"), cache)
+            }
+            Some(v) => {
+                let n: u32 = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    error_response(
+                        StatusCode::BAD_REQUEST,
+                        "bad_version",
+                        format!("version `{v}` is not a positive integer"),
+                        "versions are numbered from 1",
+                    )
+                })?;
+                let s = versions
+                    .iter()
+                    .find(|s| s.entry.version == n)
+                    .ok_or_else(|| {
+                        error_response(
+                            StatusCode::NOT_FOUND,
+                            "unknown_version",
+                            format!("{tier} {date} has no version {n}"),
+                            &format!("versions 1 to {} exist", versions.len()),
+                        )
+                    })?;
+                // A given version never changes.
+                (s, "public, max-age=31536000, immutable")
+            }
+        };
+        Ok::<_, Response>(conditional(
+            &headers,
+            &s.etag,
+            "application/json",
+            cache,
+            s.bytes.clone(),
+            version_links(&tier, versions, s.entry.version),
+        ))
+    })();
+    done(&st, Route::ByDate, r.unwrap_or_else(|e| e))
+}
+
+/// CSV columns of the history endpoint.
+pub const CSV_HEADER: &str = "tier,date,version,status,value,sequence,carried_from,valid_partitions,partitions,endpoints_eligible,attempts,methodology_version,methodology_hash,suite_hash,merkle_root,published_at,key_id,record_hash";
+
+fn csv_row(s: &Served) -> String {
+    let p = &s.publication;
+    let d = &p.determination;
+    let f = [
+        d.tier.clone(),
+        d.date.to_string(),
+        p.version.to_string(),
+        format!("{:?}", d.status).to_uppercase(),
+        d.value.map(|v| v.to_string()).unwrap_or_default(),
+        d.sequence.to_string(),
+        d.contingency
+            .as_ref()
+            .and_then(|c| c.carried_from)
+            .map(|x| x.to_string())
+            .unwrap_or_default(),
+        d.counts.valid_partitions.to_string(),
+        d.counts.partitions.to_string(),
+        d.counts.endpoints_eligible.to_string(),
+        d.counts.attempts.to_string(),
+        d.methodology_version.clone(),
+        d.methodology_hash.clone(),
+        d.suite_hash.clone(),
+        d.merkle_root.clone(),
+        p.published_at.clone(),
+        p.key_id.clone(),
+        s.entry.record_hash.clone(),
+    ];
+    let cells: Vec<String> = f
+        .iter()
+        .map(|c| {
+            if c.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", c.replace('"', "\"\""))
+            } else {
+                c.clone()
+            }
+        })
+        .collect();
+    cells.join(",")
+}
+
+async fn history(
+    State(st): State<Arc<AppState>>,
+    Path(tier): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let r = (|| {
+        let (tier, csv_suffix) = match tier.strip_suffix(".csv") {
+            Some(t) => (t.to_string(), true),
+            None => (tier.clone(), false),
+        };
+        check_tier(&st, &tier)?;
+        let q = query(q, &["from", "to"])?;
+        let from = q.get("from").map(|s| parse_date(s, "from")).transpose()?;
+        let to = q.get("to").map(|s| parse_date(s, "to")).transpose()?;
+        if let (Some(f), Some(t)) = (from, to) {
+            if f > t {
+                return Err(error_response(
+                    StatusCode::BAD_REQUEST,
+                    "bad_range",
+                    format!("from {f} is after to {t}"),
+                    "give from <= to",
+                ));
+            }
+        }
+        let csv = csv_suffix
+            || headers
+                .get(axum::http::header::ACCEPT)
+                .and_then(|a| a.to_str().ok())
+                .is_some_and(|a| a.contains("text/csv"));
+        let snap = st.snap();
+        let chosen: Vec<&Arc<Served>> = snap
+            .records
+            .get(&tier)
+            .into_iter()
+            .flat_map(|days| days.iter())
+            .filter(|(d, _)| from.is_none_or(|f| **d >= f) && to.is_none_or(|t| **d <= t))
+            .filter_map(|(_, v)| v.last())
+            .collect();
+        let (body, ct) = if csv {
+            let mut s = String::from(CSV_HEADER);
+            s.push('\n');
+            for r in &chosen {
+                s.push_str(&csv_row(r));
+                s.push('\n');
+            }
+            (Bytes::from(s), "text/csv; charset=utf-8")
+        } else {
+            // The records are embedded byte for byte, so each can be verified as served.
+            let mut b = format!(
+                "{{\"tier\":\"{tier}\",\"from\":{},\"to\":{},\"count\":{},\"records\":[",
+                from.map(|d| format!("\"{d}\"")).unwrap_or("null".into()),
+                to.map(|d| format!("\"{d}\"")).unwrap_or("null".into()),
+                chosen.len()
+            )
+            .into_bytes();
+            for (i, r) in chosen.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                b.extend_from_slice(&r.bytes);
+            }
+            b.extend_from_slice(b"]}");
+            (Bytes::from(b), "application/json")
+        };
+        Ok(conditional(
+            &headers,
+            &etag_of(&body),
+            ct,
+            "public, max-age=60",
+            body,
+            None,
+        ))
+    })();
+    done(&st, Route::History, r.unwrap_or_else(|e| e))
+}
+
+async fn tiers(State(st): State<Arc<AppState>>) -> Response {
+    let r = static_json(&st.snap().tiers_json);
+    done(&st, Route::Tiers, r)
+}
+
+async fn keys_handler(State(st): State<Arc<AppState>>) -> Response {
+    let r = static_json(&st.snap().keys_json);
+    done(&st, Route::Keys, r)
+}
+
+async fn methodology(State(st): State<Arc<AppState>>) -> Response {
+    let r = static_json(&st.methodology_json);
+    done(&st, Route::Methodology, r)
+}
+
+async fn openapi(State(st): State<Arc<AppState>>) -> Response {
+    let r = static_json(&Bytes::from_static(OPENAPI.as_bytes()));
+    done(&st, Route::OpenApi, r)
+}
+
+async fn page(State(st): State<Arc<AppState>>) -> Response {
+    let r = (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+            (CACHE_CONTROL, HeaderValue::from_static("public, max-age=60")),
+        ],
+        st.snap().page.clone(),
+    )
+        .into_response();
+    done(&st, Route::Page, r)
+}
+
+async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    let snap = st.snap();
+    let ok = snap.errors.is_empty();
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "degraded" },
+        "records": snap.count,
+        "loaded_at": snap.loaded_at,
+        "errors": snap.errors,
+    });
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let r = (
+        status,
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body.to_string(),
+    )
+        .into_response();
+    done(&st, Route::Healthz, r)
+}
+
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    use std::fmt::Write;
+    let snap = st.snap();
+    let mut s = String::new();
+    s.push_str("# HELP sit_http_requests_total HTTP requests answered, by route and status.\n# TYPE sit_http_requests_total counter\n");
+    for (ri, route) in ROUTES.iter().enumerate() {
+        for (si, status) in STATUSES.iter().enumerate() {
+            let n = st.metrics.counts[ri][si].load(Ordering::Relaxed);
+            if n > 0 {
+                let status = if *status == 0 {
+                    "other".to_string()
+                } else {
+                    status.to_string()
+                };
+                let _ = writeln!(
+                    s,
+                    "sit_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+    }
+    let _ = writeln!(s, "# HELP sit_published_records Signed records being served.\n# TYPE sit_published_records gauge\nsit_published_records {}", snap.count);
+    let _ = writeln!(s, "# HELP sit_archive_errors Archive records refused at load (see /healthz).\n# TYPE sit_archive_errors gauge\nsit_archive_errors {}", snap.errors.len());
+    let _ = writeln!(s, "# HELP sit_archive_reloads_total Times the archive was reloaded after a publish.\n# TYPE sit_archive_reloads_total counter\nsit_archive_reloads_total {}", st.metrics.reloads.load(Ordering::Relaxed));
+    s.push_str("# HELP sit_index_value Latest published value per tier (USD per 1,000,000 SIT; exact value in the record).\n# TYPE sit_index_value gauge\n");
+    for t in &st.suite.tiers {
+        if let Some(l) = snap.latest(&t.id) {
+            if let Some(v) = l.entry.value {
+                let _ = writeln!(
+                    s,
+                    "sit_index_value{{tier=\"{}\",date=\"{}\",status=\"{}\"}} {v}",
+                    t.id,
+                    l.entry.date,
+                    format!("{:?}", l.entry.status).to_uppercase()
+                );
+            }
+        }
+    }
+    let r = (
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        s,
+    )
+        .into_response();
+    done(&st, Route::Metrics, r)
+}
+
+async fn not_found(State(st): State<Arc<AppState>>, uri: axum::http::Uri) -> Response {
+    let r = error_response(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no resource at {}", uri.path()),
+        "see /v1/openapi.json for the endpoints",
+    );
+    done(&st, Route::NotFound, r)
+}
+
+async fn method_not_allowed(State(st): State<Arc<AppState>>) -> Response {
+    let mut r = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this API is read-only".into(),
+        "use GET (or HEAD)",
+    );
+    r.headers_mut()
+        .insert(axum::http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    done(&st, Route::MethodNotAllowed, r)
+}
+
+/// The router over an initial snapshot (exposed for tests that want no reload task).
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/tiers", get(tiers))
+        .route("/v1/methodology", get(methodology))
+        .route("/v1/keys", get(keys_handler))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/index/{tier}", get(history))
+        .route("/v1/index/{tier}/latest", get(latest))
+        .route("/v1/index/{tier}/{date}", get(by_date))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// A running server; [`Running::shutdown`] stops it gracefully (in-flight requests finish).
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    reload: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(());
+        self.reload.abort();
+        self.task
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// How often the server looks for new publications.
+pub const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Bind `addr` and serve `archive`. Returns once listening.
+pub async fn start(archive: Archive, addr: SocketAddr) -> std::io::Result<Running> {
+    let suite = Suite::embedded();
+    let methodology = Methodology::default();
+    let methodology_json = Bytes::from(
+        serde_json::to_vec_pretty(&serde_json::json!({
+            "version": methodology.version,
+            "hash": methodology.hash(),
+            "parameters": methodology,
+            "suite": {"version": suite.version, "hash": suite.hash},
+            "signature": {
+                "algorithm": "Ed25519",
+                "signed_bytes": "RFC 8785 canonical JSON of the record without its `signature` member",
+                "encoding": "128 lowercase hex digits",
+            },
+            "document": "index-methodology.md",
+        }))
+        .expect("json"),
+    );
+    let first = {
+        let (a, s) = (archive.clone(), suite);
+        tokio::task::spawn_blocking(move || load(&a, s))
+            .await
+            .map_err(std::io::Error::other)?
+    };
+    let state = Arc::new(AppState {
+        snap: RwLock::new(Arc::new(first)),
+        metrics: Metrics {
+            counts: Default::default(),
+            reloads: AtomicU64::new(0),
+        },
+        methodology_json,
+        methodology,
+        suite,
+    });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let reload = {
+        let st = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RELOAD_EVERY);
+            loop {
+                tick.tick().await;
+                if archive.log_len() == st.snap().log_len {
+                    continue;
+                }
+                let a = archive.clone();
+                if let Ok(s) = tokio::task::spawn_blocking(move || load(&a, suite)).await {
+                    *st.snap.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(s);
+                    st.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(Running {
+        addr,
+        shutdown: tx,
+        task,
+        reload,
+    })
+}
+
+/// The latest record's bytes for a tier, as served (for the benchmark's nginx file).
+pub fn latest_bytes(archive: &Archive, tier: &str) -> Option<Vec<u8>> {
+    let entries = archive.entries().ok()?;
+    let forced = in_force(&entries);
+    let e = forced
+        .iter()
+        .filter(|((t, _), _)| t == tier)
+        .map(|(_, e)| *e)
+        .next_back()?;
+    archive.read(e).ok()
+}
