@@ -64,14 +64,19 @@ pub fn chart_svg(snap: &Snapshot, suite: &Suite) -> String {
                     ("sans-serif", 20),
                 )
                 .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(70)
+                .margin_right(48)
+                .x_label_area_size(44)
+                .y_label_area_size(80)
                 .build_cartesian_2d(x0..x1, 0f64..y1)?;
             chart
                 .configure_mesh()
                 .x_labels(8)
                 .x_label_formatter(&|x| crate::clock::Date(*x).to_string())
                 .y_label_formatter(&|y| format!("{y:.3}"))
+                .label_style(("sans-serif", 14))
+                .axis_desc_style(("sans-serif", 15))
+                .light_line_style(RGBColor(244, 244, 244))
+                .bold_line_style(RGBColor(215, 215, 215))
                 .y_desc("USD per 1M SIT")
                 .draw()?;
             for (i, (name, pts)) in series.iter().enumerate() {
@@ -95,6 +100,7 @@ pub fn chart_svg(snap: &Snapshot, suite: &Suite) -> String {
                 .configure_series_labels()
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
+                .label_font(("sans-serif", 14))
                 .position(SeriesLabelPosition::LowerRight)
                 .draw()?;
             root.present()?;

@@ -17,7 +17,8 @@ use crate::clock::{format_utc_ms, Clock, Date, SystemClock};
 use crate::index::Methodology;
 use crate::probes::Suite;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
+use axum::http::Uri;
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LINK, VARY,
 };
@@ -394,11 +395,15 @@ fn not_determined(tier: &str, what: String, snap: &Snapshot) -> Response {
     )
 }
 
-async fn latest(
-    State(st): State<Arc<AppState>>,
-    Path(tier): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+/// The raw (still percent-encoded) segment `i` of the path. Tiers and dates never contain
+/// escapes, so matching raw segments is exact and cannot fail on invalid UTF-8 the way a
+/// decoding extractor would (which would answer a plain-text 400 instead of our JSON).
+fn segment(uri: &Uri, i: usize) -> String {
+    uri.path().split('/').nth(i).unwrap_or("").to_string()
+}
+
+async fn latest(State(st): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) -> Response {
+    let tier = segment(&uri, 3);
     let r = (|| {
         check_tier(&st, &tier)?;
         let snap = st.snap();
@@ -438,10 +443,11 @@ fn version_links(tier: &str, versions: &[Arc<Served>], shown: u32) -> Option<Str
 
 async fn by_date(
     State(st): State<Arc<AppState>>,
-    Path((tier, date)): Path<(String, String)>,
+    uri: Uri,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    let (tier, date) = (segment(&uri, 3), segment(&uri, 4));
     let r = (|| {
         check_tier(&st, &tier)?;
         let date = parse_date(&date, "date")?;
@@ -544,10 +550,11 @@ fn csv_row(s: &Served) -> String {
 
 async fn history(
     State(st): State<Arc<AppState>>,
-    Path(tier): Path<String>,
+    uri: Uri,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    let tier = segment(&uri, 3);
     let r = (|| {
         let (tier, csv_suffix) = match tier.strip_suffix(".csv") {
             Some(t) => (t.to_string(), true),
