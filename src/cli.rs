@@ -57,6 +57,10 @@ pub enum Command {
         /// Print `ack SEQ` on stdout as each observation becomes durable (for kill tests).
         #[arg(long, hide = true)]
         print_acks: bool,
+        /// Do not sign and publish the demo days (by default they are published with a demo
+        /// key kept in DATA/demo-key/, so that `sit serve` has something to serve).
+        #[arg(long)]
+        no_publish: bool,
     },
     /// Serve the simulated market on loopback and print a providers.toml for it.
     Sim {
@@ -232,6 +236,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             seed,
             per_hour,
             print_acks,
+            no_publish,
         } => {
             let start = start.as_deref().map(parse_date).transpose()?;
             let opts = DemoOptions {
@@ -266,8 +271,12 @@ pub async fn run(cli: Cli) -> Result<()> {
                 Methodology::default().version
             );
             print!("{}", demo::render_table(&shown));
+            if !no_publish {
+                demo_publish(&cli.data, &report.days)?;
+            }
             println!(
-                "\nData is in {}/ (sled). Next (sit is ./target/release/sit):\n  sit --data {} index --json               every determination as JSON\n  sit --data {} index --date {} --tier t1  one day, one tier\n  sit suite                                  the probe suite and its hash\n  sit demo                                   probe the next simulated days into the same store",
+                "\nData is in {}/ (sled). Next (sit is ./target/release/sit):\n  sit --data {} serve                     serve the signed values: http://127.0.0.1:8080/\n  sit --data {} index --json               every determination as JSON\n  sit --data {} index --date {} --tier t1  one day, one tier\n  sit suite                                  the probe suite and its hash\n  sit demo                                   probe the next simulated days into the same store",
+                cli.data.display(),
                 cli.data.display(),
                 cli.data.display(),
                 cli.data.display(),
@@ -730,4 +739,49 @@ async fn verify(source: &str, key: &std::path::Path) -> Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// Sign and publish the demo's days with a demo key kept beside the store.
+fn demo_publish(data: &std::path::Path, days: &[Date]) -> Result<()> {
+    use crate::publisher::{self, archive::Archive, keys};
+    let dir = data.join("demo-key");
+    let key_path = dir.join(keys::PRIVATE_FILE);
+    if !key_path.exists() {
+        keys::generate(&dir)?;
+    }
+    let sk = keys::load_signing(&key_path)?;
+    let store = Store::open(data)?;
+    let archive = Archive::for_data(data);
+    let suite = Suite::embedded();
+    let m = Methodology::default();
+    println!(
+        "\nPublished and signed with the demo key {} ({}):",
+        key_path.display(),
+        keys::key_id(&sk.verifying_key())
+    );
+    for day in days {
+        for tier in suite.tier_ids() {
+            let req = publisher::Request {
+                tier: &tier,
+                date: *day,
+                now_ms: SystemClock.now_ms(),
+                key: &sk,
+                allow_empty: false,
+            };
+            match publisher::publish(&store, &archive, suite, &m, &req) {
+                Ok(p) => println!(
+                    "  {} {} {:<11} {}  version {}  {}",
+                    p.entry.date,
+                    p.entry.tier,
+                    format!("{:?}", p.entry.status).to_uppercase(),
+                    p.entry.value.map(|v| v.to_string()).unwrap_or_else(|| "no value".into()),
+                    p.entry.version,
+                    p.path.display()
+                ),
+                Err(publisher::PublishError::Refused(r)) => println!("  not published: {r}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
 }

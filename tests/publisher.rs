@@ -46,6 +46,7 @@ fn seed_store() -> &'static Path {
             "2",
             "--hour-ms",
             "300",
+            "--no-publish",
         ]);
         assert!(o.status.success(), "demo failed: {}", text(&o));
         data

@@ -179,7 +179,7 @@ pub fn render(snap: &Snapshot, suite: &Suite) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222;padding:0 1em}}
-table{{border-collapse:collapse;margin:1em 0}} td,th{{border-bottom:1px solid #ddd;padding:.35em .7em;text-align:left;vertical-align:top}}
+table{{border-collapse:collapse;margin:1em 0}} td,th{{border-bottom:1px solid #ddd;padding:.35em .7em;text-align:left;vertical-align:top;white-space:nowrap}} small{{white-space:normal}}
 .num{{font-variant-numeric:tabular-nums;text-align:right}} .st{{font-weight:600}}
 .FINAL{{color:#1a7f37}} .CONTINGENCY{{color:#b35900}} .RESTATED{{color:#0550ae}}
 figure{{margin:1em 0}} figcaption,footer{{color:#555;font-size:.9em}} code{{background:#f4f4f4;padding:0 .2em}}
