@@ -619,17 +619,7 @@ fn publish(
         };
         match publisher::publish(&store, &archive, suite, &m, &req) {
             Ok(p) => {
-                let e = &p.entry;
-                println!(
-                    "published {} {} {:<11} {:>14}  version {} sequence {}  {}",
-                    e.tier,
-                    e.date,
-                    format!("{:?}", e.status).to_uppercase(),
-                    e.value.map(|v| v.to_string()).unwrap_or_else(|| "no value".into()),
-                    e.version,
-                    e.sequence,
-                    p.path.display()
-                );
+                println!("published {}", p.line());
                 if let Some(r) = p.contingency_reason {
                     println!("          {r}");
                 }
@@ -700,8 +690,8 @@ async fn verify(source: &str, key: &std::path::Path) -> Result<()> {
                     "VALID  {} {} {} {}  (version {}, sequence {})",
                     d.tier,
                     d.date,
-                    format!("{:?}", d.status).to_uppercase(),
-                    d.value.map(|x| x.to_string()).unwrap_or_else(|| "no value".into()),
+                    d.status.as_str(),
+                    crate::publisher::show_value(d.value),
                     p.version,
                     d.sequence
                 );
@@ -769,15 +759,7 @@ fn demo_publish(data: &std::path::Path, days: &[Date]) -> Result<()> {
                 allow_empty: false,
             };
             match publisher::publish(&store, &archive, suite, &m, &req) {
-                Ok(p) => println!(
-                    "  {} {} {:<11} {}  version {}  {}",
-                    p.entry.date,
-                    p.entry.tier,
-                    format!("{:?}", p.entry.status).to_uppercase(),
-                    p.entry.value.map(|v| v.to_string()).unwrap_or_else(|| "no value".into()),
-                    p.entry.version,
-                    p.path.display()
-                ),
+                Ok(p) => println!("  {}", p.line()),
                 Err(publisher::PublishError::Refused(r)) => println!("  not published: {r}"),
                 Err(e) => return Err(e.into()),
             }

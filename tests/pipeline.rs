@@ -137,7 +137,15 @@ fn pipeline_on_simulator_matches_independent_recomputation() {
     );
     let published: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
-    let published = published.as_array().unwrap();
+    // A probe scheduled in the last simulated seconds of the day can be sent after midnight on a
+    // loaded machine (one real millisecond is 9 simulated seconds here); it then belongs, by
+    // its send time, to the next day. Only the demo's day is compared.
+    let published: Vec<&serde_json::Value> = published
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["date"] == "2026-01-05")
+        .collect();
     assert_eq!(published.len(), 3, "one determination per tier");
 
     // independent recomputation from the raw stored observations

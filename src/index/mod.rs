@@ -120,6 +120,23 @@ pub enum Status {
     Restated,
 }
 
+impl Status {
+    /// The name as serialised: FINAL, CONTINGENCY, RESTATED.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Final => "FINAL",
+            Status::Contingency => "CONTINGENCY",
+            Status::Restated => "RESTATED",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why an endpoint had no price in a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

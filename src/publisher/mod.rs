@@ -48,6 +48,49 @@ pub struct Published {
     pub contingency_reason: Option<String>,
 }
 
+impl Published {
+    /// One line for people: tier, date, status, value, version, sequence, file.
+    pub fn line(&self) -> String {
+        let e = &self.entry;
+        format!(
+            "{} {} {:<11} {:>14}  version {} sequence {}  {}",
+            e.tier,
+            e.date,
+            e.status.as_str(),
+            show_value(e.value),
+            e.version,
+            e.sequence,
+            self.path.display()
+        )
+    }
+}
+
+/// A value for people: the decimal, or `no value` (a CONTINGENCY day with nothing to carry).
+pub fn show_value(v: Option<Fixed>) -> String {
+    v.map(|x| x.to_string())
+        .unwrap_or_else(|| "no value".into())
+}
+
+/// A CONTINGENCY determination of t1 for 2026-01-05 (no observations) carrying `previous`
+/// from 2026-01-04: the fixture of the publisher's unit tests.
+#[cfg(test)]
+pub(crate) fn carried_day(previous: Fixed) -> crate::index::Determination {
+    crate::index::compute_day(
+        &Methodology::default(),
+        &crate::index::DayInput {
+            tier: "t1",
+            date: Date::parse("2026-01-05").unwrap(),
+            pass_threshold: Fixed(800_000_000),
+            endpoints: &[],
+            observations: &[],
+            previous_final: Some((Date::parse("2026-01-04").unwrap(), previous)),
+            suite_hash: "suite",
+            sequence: 7,
+            computed_at: "2026-01-06T00:10:00.000Z",
+        },
+    )
+}
+
 /// One publish request.
 pub struct Request<'a> {
     pub tier: &'a str,

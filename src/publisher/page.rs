@@ -136,7 +136,7 @@ pub fn render(snap: &Snapshot, suite: &Suite) -> String {
                     d.counts.endpoints_eligible,
                     t.id,
                     d.date,
-                    st = format!("{:?}", d.status).to_uppercase(),
+                    st = d.status.as_str(),
                 )
             }
             None => "<td colspan=7>not yet published</td>".to_string(),
@@ -164,7 +164,7 @@ pub fn render(snap: &Snapshot, suite: &Suite) -> String {
             e.value.map(|v| v.to_string()).unwrap_or_else(|| "—".into()),
             e.version,
             e.sequence,
-            st = format!("{:?}", e.status).to_uppercase(),
+            st = e.status.as_str(),
         ));
     }
     let svg = chart_svg(snap, suite);

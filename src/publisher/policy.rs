@@ -148,24 +148,9 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::{compute_day, DayInput};
 
     fn det(status_final: bool, value: i128) -> Determination {
-        let m = Methodology::default();
-        let mut d = compute_day(
-            &m,
-            &DayInput {
-                tier: "t1",
-                date: Date::parse("2026-01-05").unwrap(),
-                pass_threshold: Fixed(800_000_000),
-                endpoints: &[],
-                observations: &[],
-                previous_final: Some((Date::parse("2026-01-04").unwrap(), Fixed(value))),
-                suite_hash: "s",
-                sequence: 1,
-                computed_at: "x",
-            },
-        );
+        let mut d = crate::publisher::carried_day(Fixed(value));
         if status_final {
             d.status = Status::Final;
             d.contingency = None;

@@ -158,25 +158,9 @@ pub fn record_hash(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::Date;
-    use crate::index::{compute_day, DayInput, Methodology};
 
     pub(crate) fn sample(sk: &SigningKey) -> Publication {
-        let m = Methodology::default();
-        let d = compute_day(
-            &m,
-            &DayInput {
-                tier: "t1",
-                date: Date::parse("2026-01-05").unwrap(),
-                pass_threshold: Fixed(800_000_000),
-                endpoints: &[],
-                observations: &[],
-                previous_final: Some((Date::parse("2026-01-04").unwrap(), Fixed(281_583_000))),
-                suite_hash: "suite",
-                sequence: 7,
-                computed_at: "2026-01-06T00:10:00.000Z",
-            },
-        );
+        let d = crate::publisher::carried_day(Fixed(281_583_000));
         Publication {
             schema: SCHEMA.into(),
             determination: d,

@@ -515,7 +515,7 @@ fn csv_row(s: &Served) -> String {
         d.tier.clone(),
         d.date.to_string(),
         p.version.to_string(),
-        format!("{:?}", d.status).to_uppercase(),
+        d.status.as_str().to_string(),
         d.value.map(|v| v.to_string()).unwrap_or_default(),
         d.sequence.to_string(),
         d.contingency
@@ -714,7 +714,7 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
                     "sit_index_value{{tier=\"{}\",date=\"{}\",status=\"{}\"}} {v}",
                     t.id,
                     l.entry.date,
-                    format!("{:?}", l.entry.status).to_uppercase()
+                    l.entry.status.as_str()
                 );
             }
         }
