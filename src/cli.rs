@@ -413,7 +413,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => {
             let g = crate::publisher::keys::generate(&out)?;
             println!("key id      {}", g.key_id);
-            println!("private key {} (mode 0600; keep it secret)", g.private_path.display());
+            println!(
+                "private key {} (mode 0600; keep it secret)",
+                g.private_path.display()
+            );
             println!("public key  {}", g.public_path.display());
             println!("public hex  {}", g.public_hex);
             Ok(())
@@ -594,8 +597,9 @@ fn publish(
         None => suite.tier_ids(),
     };
     let now_ms = match at {
-        Some(t) => crate::clock::parse_utc_ms(t)
-            .map_err(|e| Error::Usage(format!("--at `{t}`: {e}")))?,
+        Some(t) => {
+            crate::clock::parse_utc_ms(t).map_err(|e| Error::Usage(format!("--at `{t}`: {e}")))?
+        }
         None => SystemClock.now_ms(),
     };
     let sk = publisher::keys::load_signing(key)?;
@@ -651,7 +655,10 @@ async fn read_source(source: &str) -> Result<Vec<u8>> {
         if !status.is_success() {
             return Err(Error::Failed(format!(
                 "{source} answered {status}: {}",
-                String::from_utf8_lossy(&body).chars().take(300).collect::<String>()
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
             )));
         }
         Ok(body.to_vec())
@@ -668,7 +675,11 @@ async fn verify(source: &str, key: &std::path::Path) -> Result<()> {
     let records: Vec<Vec<u8>> = match serde_json::from_slice::<serde_json::Value>(&bytes) {
         Ok(serde_json::Value::Object(o)) if o.contains_key("records") => o["records"]
             .as_array()
-            .map(|a| a.iter().map(|r| serde_json::to_vec(r).unwrap_or_default()).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|r| serde_json::to_vec(r).unwrap_or_default())
+                    .collect()
+            })
             .unwrap_or_default(),
         _ => vec![bytes],
     };
@@ -710,7 +721,9 @@ async fn verify(source: &str, key: &std::path::Path) -> Result<()> {
                     println!(
                         "  restates   version {} (value {}, record {})",
                         r.version,
-                        r.value.map(|x| x.to_string()).unwrap_or_else(|| "none".into()),
+                        r.value
+                            .map(|x| x.to_string())
+                            .unwrap_or_else(|| "none".into()),
                         r.record_hash
                     );
                 }

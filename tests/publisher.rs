@@ -100,10 +100,11 @@ impl Env {
     }
 
     fn record(&self, tier: &str, date: &str, version: u32) -> serde_json::Value {
-        let p = self
-            .archive()
-            .root()
-            .join(Archive::file_name(tier, Date::parse(date).unwrap(), version));
+        let p = self.archive().root().join(Archive::file_name(
+            tier,
+            Date::parse(date).unwrap(),
+            version,
+        ));
         serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
     }
 }
@@ -170,7 +171,10 @@ fn publish_is_write_once_restatements_follow_the_policy_and_link_back() {
     let v2 = env.record("t1", D1, 2);
     assert_eq!(v2["status"], "RESTATED");
     assert_eq!(v2["version"], 2);
-    assert_eq!(v2["sequence"], 2, "sequence increases per tier, restatements included");
+    assert_eq!(
+        v2["sequence"], 2,
+        "sequence increases per tier, restatements included"
+    );
     assert_eq!(v2["restates"]["version"], 1);
     assert_eq!(v2["restates"]["value"], v1["value"]);
     assert_eq!(
@@ -198,7 +202,12 @@ fn publish_is_write_once_restatements_follow_the_policy_and_link_back() {
     // Every version verifies with the publisher's key, through the real binary.
     for v in 1..=3 {
         let f = env.archive().root().join(format!("t1/{D1}.v{v}.json"));
-        let o = sit(&["verify", f.to_str().unwrap(), "--key", env.public.to_str().unwrap()]);
+        let o = sit(&[
+            "verify",
+            f.to_str().unwrap(),
+            "--key",
+            env.public.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{}", text(&o));
     }
 }
@@ -265,7 +274,10 @@ fn publish_refuses_a_world_readable_key_and_an_unknown_tier() {
     let o = env.publish(D1, Some("t1"), "2026-01-06T00:30:00Z", &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("chmod 600"), "{}", text(&o));
-    assert!(env.archive().entries().unwrap().is_empty(), "nothing published");
+    assert!(
+        env.archive().entries().unwrap().is_empty(),
+        "nothing published"
+    );
 }
 
 /// Python's json module as the independent canonicaliser, openssl as the independent
@@ -356,7 +368,12 @@ async fn served_record_verifies_independently_and_one_flipped_byte_fails_both() 
     assert!(!independent_verify(&bytes, &env.public, work.path()));
     let f = work.path().join("flipped.json");
     std::fs::write(&f, &bytes).unwrap();
-    let o = sit(&["verify", f.to_str().unwrap(), "--key", env.public.to_str().unwrap()]);
+    let o = sit(&[
+        "verify",
+        f.to_str().unwrap(),
+        "--key",
+        env.public.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("INVALID"));
     // Another key: refused by name.
@@ -393,7 +410,11 @@ struct Http {
 }
 
 impl Http {
-    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, String) {
+    async fn get(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, String) {
         let mut r = self.client.get(format!("{}{path}", self.base));
         for (k, v) in headers {
             r = r.header(*k, *v);
@@ -435,16 +456,31 @@ async fn http_api_serves_records_csv_304_and_documented_errors() {
     let (s, h, body) = http.get("/v1/index/t1/latest", &[]).await;
     assert_eq!(s, 200);
     let rec: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((rec["date"].as_str(), rec["version"].as_u64()), (Some(D2), Some(2)));
+    assert_eq!(
+        (rec["date"].as_str(), rec["version"].as_u64()),
+        (Some(D2), Some(2))
+    );
     let etag = h["etag"].to_str().unwrap().to_string();
-    assert!(h["cache-control"].to_str().unwrap().contains("must-revalidate"));
-    for inm in [etag.clone(), format!("W/{etag}"), format!("\"x\", {etag}"), "*".into()] {
-        let (s, h2, body) = http.get("/v1/index/t1/latest", &[("if-none-match", &inm)]).await;
+    assert!(h["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("must-revalidate"));
+    for inm in [
+        etag.clone(),
+        format!("W/{etag}"),
+        format!("\"x\", {etag}"),
+        "*".into(),
+    ] {
+        let (s, h2, body) = http
+            .get("/v1/index/t1/latest", &[("if-none-match", &inm)])
+            .await;
         assert_eq!(s, 304, "{inm}");
         assert!(body.is_empty());
         assert_eq!(h2["etag"].to_str().unwrap(), etag);
     }
-    let (s, _, _) = http.get("/v1/index/t1/latest", &[("if-none-match", "\"other\"")]).await;
+    let (s, _, _) = http
+        .get("/v1/index/t1/latest", &[("if-none-match", "\"other\"")])
+        .await;
     assert_eq!(s, 200);
 
     // A date: the record in force, with links to the earlier version.
@@ -465,43 +501,72 @@ async fn http_api_serves_records_csv_304_and_documented_errors() {
     assert_eq!(v1["value"], v2["restates"]["value"]);
     assert!(h["link"].to_str().unwrap().contains("successor-version"));
     let (s, _, _) = http
-        .get(&format!("/v1/index/t1/{D2}?version=1"), &[("if-none-match", h["etag"].to_str().unwrap())])
+        .get(
+            &format!("/v1/index/t1/{D2}?version=1"),
+            &[("if-none-match", h["etag"].to_str().unwrap())],
+        )
         .await;
     assert_eq!(s, 304);
 
     // History as JSON (records embedded byte for byte) and as CSV two ways.
-    let (s, _, body) = http.get("/v1/index/t1?from=2026-01-01&to=2026-01-31", &[]).await;
+    let (s, _, body) = http
+        .get("/v1/index/t1?from=2026-01-01&to=2026-01-31", &[])
+        .await;
     assert_eq!(s, 200);
     let hist: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(hist["count"], 2);
     assert_eq!(hist["records"][1]["version"], 2, "the record in force");
     let (_, _, only) = http.get(&format!("/v1/index/t1?from={D2}"), &[]).await;
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&only).unwrap()["count"], 1);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&only).unwrap()["count"],
+        1
+    );
     let (s, h, csv) = http.get("/v1/index/t1", &[("accept", "text/csv")]).await;
     assert_eq!(s, 200);
     assert!(h["content-type"].to_str().unwrap().starts_with("text/csv"));
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], serve::CSV_HEADER);
     assert_eq!(lines.len(), 3);
-    assert!(lines[2].starts_with(&format!("t1,{D2},2,RESTATED,{},", v2["value"].as_str().unwrap())));
+    assert!(lines[2].starts_with(&format!(
+        "t1,{D2},2,RESTATED,{},",
+        v2["value"].as_str().unwrap()
+    )));
     let (_, _, csv2) = http.get("/v1/index/t1.csv", &[]).await;
     assert_eq!(csv, csv2);
 
     // Every documented error, with its status and JSON body.
     http.error("/v1/index/t9/latest", 404, "unknown_tier").await;
     http.error("/v1/index/t9", 404, "unknown_tier").await;
-    http.error(&format!("/v1/index/t9/{D1}"), 404, "unknown_tier").await;
-    let e = http.error("/v1/index/t1/2027-01-01", 404, "not_determined").await;
+    http.error(&format!("/v1/index/t9/{D1}"), 404, "unknown_tier")
+        .await;
+    let e = http
+        .error("/v1/index/t1/2027-01-01", 404, "not_determined")
+        .await;
     assert!(e["error"]["hint"].as_str().unwrap().contains(D2));
     for bad in ["2026-13-01", "2026-1-5", "yesterday", "2026-02-30", "%FF"] {
-        http.error(&format!("/v1/index/t1/{bad}"), 400, "bad_date").await;
+        http.error(&format!("/v1/index/t1/{bad}"), 400, "bad_date")
+            .await;
     }
-    http.error("/v1/index/t1?from=2026-01-xx", 400, "bad_date").await;
-    http.error("/v1/index/t1?from=2026-02-01&to=2026-01-01", 400, "bad_range").await;
-    http.error("/v1/index/t1?form=2026-01-01", 400, "bad_query").await;
-    http.error(&format!("/v1/index/t1/{D2}?version=0"), 400, "bad_version").await;
-    http.error(&format!("/v1/index/t1/{D2}?version=x"), 400, "bad_version").await;
-    http.error(&format!("/v1/index/t1/{D2}?version=9"), 404, "unknown_version").await;
+    http.error("/v1/index/t1?from=2026-01-xx", 400, "bad_date")
+        .await;
+    http.error(
+        "/v1/index/t1?from=2026-02-01&to=2026-01-01",
+        400,
+        "bad_range",
+    )
+    .await;
+    http.error("/v1/index/t1?form=2026-01-01", 400, "bad_query")
+        .await;
+    http.error(&format!("/v1/index/t1/{D2}?version=0"), 400, "bad_version")
+        .await;
+    http.error(&format!("/v1/index/t1/{D2}?version=x"), 400, "bad_version")
+        .await;
+    http.error(
+        &format!("/v1/index/t1/{D2}?version=9"),
+        404,
+        "unknown_version",
+    )
+    .await;
     http.error("/v2/anything", 404, "not_found").await;
     let r = http
         .client
@@ -534,9 +599,18 @@ async fn http_api_serves_records_csv_304_and_documented_errors() {
     let (s, _, hz) = http.get("/healthz", &[]).await;
     assert_eq!(s, 200, "{hz}");
     let (_, h, metrics) = http.get("/metrics", &[]).await;
-    assert!(h["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
-    assert!(metrics.contains("sit_http_requests_total{route=\"latest\",status=\"304\"} 4"), "{metrics}");
-    assert!(metrics.contains("sit_http_requests_total{route=\"by_date\",status=\"400\"} 7"), "{metrics}");
+    assert!(h["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    assert!(
+        metrics.contains("sit_http_requests_total{route=\"latest\",status=\"304\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sit_http_requests_total{route=\"by_date\",status=\"400\"} 7"),
+        "{metrics}"
+    );
     assert!(metrics.contains("sit_published_records 7"), "{metrics}");
     assert!(metrics.contains(&format!(
         "sit_index_value{{tier=\"t1\",date=\"{D2}\",status=\"RESTATED\"}} {}",
@@ -563,7 +637,9 @@ async fn openapi_document_matches_the_server() {
         match p.get("$ref").and_then(|r| r.as_str()) {
             Some(r) => {
                 let ptr = r.trim_start_matches('#');
-                doc.pointer(ptr).unwrap_or_else(|| panic!("dangling {r}")).clone()
+                doc.pointer(ptr)
+                    .unwrap_or_else(|| panic!("dangling {r}"))
+                    .clone()
             }
             None => p.clone(),
         }
@@ -591,7 +667,10 @@ async fn openapi_document_matches_the_server() {
         }
         let (s, h, _) = http.get(&url, &[]).await;
         let responses = op["responses"].as_object().unwrap();
-        assert!(responses.contains_key(&s.to_string()), "{url} answered {s}, not documented");
+        assert!(
+            responses.contains_key(&s.to_string()),
+            "{url} answered {s}, not documented"
+        );
         let documented = resolve(&responses[&s.to_string()]);
         if let Some(content) = documented["content"].as_object() {
             let ct = h["content-type"].to_str().unwrap();
@@ -615,10 +694,16 @@ async fn openapi_document_matches_the_server() {
     let schema = &doc["components"]["schemas"]["Determination"];
     let props = schema["properties"].as_object().unwrap();
     for k in rec.as_object().unwrap().keys() {
-        assert!(props.contains_key(k), "record member `{k}` is not documented");
+        assert!(
+            props.contains_key(k),
+            "record member `{k}` is not documented"
+        );
     }
     for r in schema["required"].as_array().unwrap() {
-        assert!(rec.get(r.as_str().unwrap()).is_some(), "documented `{r}` missing");
+        assert!(
+            rec.get(r.as_str().unwrap()).is_some(),
+            "documented `{r}` missing"
+        );
     }
     running.shutdown().await.unwrap();
 }
@@ -633,7 +718,9 @@ async fn server_picks_up_new_publications_and_refuses_altered_records() {
         .unwrap();
     let base = format!("http://{}", running.addr);
     let latest = || async {
-        let r = reqwest::get(format!("{base}/v1/index/t1/latest")).await.unwrap();
+        let r = reqwest::get(format!("{base}/v1/index/t1/latest"))
+            .await
+            .unwrap();
         let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
         v["date"].as_str().unwrap().to_string()
     };
@@ -670,7 +757,13 @@ async fn server_picks_up_new_publications_and_refuses_altered_records() {
     assert_eq!(r.status().as_u16(), 503);
     let h: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     assert!(h["errors"][0].as_str().unwrap().contains("altered"), "{h}");
-    let r = reqwest::get(format!("{base}/v1/index/t1/{D2}")).await.unwrap();
-    assert_eq!(r.status().as_u16(), 404, "an altered record is never served");
+    let r = reqwest::get(format!("{base}/v1/index/t1/{D2}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        404,
+        "an altered record is never served"
+    );
     running.shutdown().await.unwrap();
 }

@@ -123,7 +123,7 @@ fn time_weighted_mean_golden() {
 
 #[test]
 fn nearest_rank_golden() {
-    let v: Vec<Fixed> = (1..=10).map(|i| Fixed(i)).collect();
+    let v: Vec<Fixed> = (1..=10).map(Fixed).collect();
     assert_eq!(nearest_rank(&v, f("0.25")), Some(Fixed(3)));
     assert_eq!(nearest_rank(&v, f("0.5")), Some(Fixed(5)));
     assert_eq!(nearest_rank(&v, f("0.75")), Some(Fixed(8)));

@@ -183,7 +183,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Parse hex (either case); None on odd length or a non-hex character.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let v = |c: u8| (c as char).to_digit(16).map(|d| d as u8);

@@ -22,9 +22,12 @@ const COLOURS: [RGBColor; 3] = [
     RGBColor(44, 160, 44),
 ];
 
+/// One tier's points: (day number, value for display, carried?).
+type Series = (String, Vec<(i32, f64, bool)>);
+
 /// The history chart as an SVG document (empty string when nothing is published).
 pub fn chart_svg(snap: &Snapshot, suite: &Suite) -> String {
-    let series: Vec<(String, Vec<(i32, f64, bool)>)> = suite
+    let series: Vec<Series> = suite
         .tiers
         .iter()
         .map(|t| {

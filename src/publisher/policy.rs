@@ -230,7 +230,15 @@ mod tests {
             Ok(Decision::Restate { version: 2 })
         );
         assert!(is_material(m.materiality_threshold, None, Fixed(0)));
-        assert!(!is_material(m.materiality_threshold, Some(Fixed(0)), Fixed(0)));
-        assert!(is_material(m.materiality_threshold, Some(Fixed(0)), Fixed(1)));
+        assert!(!is_material(
+            m.materiality_threshold,
+            Some(Fixed(0)),
+            Fixed(0)
+        ));
+        assert!(is_material(
+            m.materiality_threshold,
+            Some(Fixed(0)),
+            Fixed(1)
+        ));
     }
 }

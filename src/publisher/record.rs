@@ -136,8 +136,7 @@ pub fn verify(record: &[u8], key: &VerifyingKey) -> Result<Verified, VerifyError
     let msg = canonical(&v);
     key.verify_strict(&msg, &Signature::from_bytes(&sig_bytes))
         .map_err(|_| VerifyError::Mismatch)?;
-    let publication =
-        serde_json::from_value(v).map_err(|e| VerifyError::Schema(e.to_string()))?;
+    let publication = serde_json::from_value(v).map_err(|e| VerifyError::Schema(e.to_string()))?;
     Ok(Verified {
         publication,
         signed_bytes: msg,
@@ -224,7 +223,10 @@ mod tests {
         assert_eq!(v["status"], "CONTINGENCY");
         assert_eq!(v["value"], "0.281583000");
         assert_eq!(v["contingency"]["carried_from"], "2026-01-04");
-        assert!(v["contingency"]["reason"].as_str().unwrap().contains("valid"));
+        assert!(v["contingency"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("valid"));
     }
 
     #[test]

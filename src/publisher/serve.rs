@@ -18,10 +18,8 @@ use crate::index::Methodology;
 use crate::probes::Suite;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LINK, VARY};
 use axum::http::Uri;
-use axum::http::header::{
-    CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LINK, VARY,
-};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -91,20 +89,20 @@ pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
     };
     let mut key_cache: BTreeMap<String, Option<ed25519_dalek::VerifyingKey>> = BTreeMap::new();
     for e in &entries {
-        let vk = key_cache
-            .entry(e.key_id.clone())
-            .or_insert_with(|| {
-                archive
-                    .key_pem(&e.key_id)
-                    .and_then(|p| keys::parse_public(&p).ok())
-            })
-            .clone();
+        let vk = *key_cache.entry(e.key_id.clone()).or_insert_with(|| {
+            archive
+                .key_pem(&e.key_id)
+                .and_then(|p| keys::parse_public(&p).ok())
+        });
         let checked = archive
             .read(e)
             .map_err(|x| x.to_string())
             .and_then(|bytes| {
                 let vk = vk.ok_or_else(|| {
-                    format!("{}: public key {} missing from the archive", e.file, e.key_id)
+                    format!(
+                        "{}: public key {} missing from the archive",
+                        e.file, e.key_id
+                    )
                 })?;
                 let v = record::verify(&bytes, &vk).map_err(|x| format!("{}: {x}", e.file))?;
                 Ok((bytes, v.publication))
@@ -264,10 +262,7 @@ struct AppState {
 
 impl AppState {
     fn snap(&self) -> Arc<Snapshot> {
-        self.snap
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.snap.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -276,25 +271,51 @@ fn done(st: &AppState, r: Route, resp: Response) -> Response {
     resp
 }
 
-/// A JSON error body with the documented shape.
-pub fn error_response(status: StatusCode, code: &str, message: String, hint: &str) -> Response {
-    let body = serde_json::json!({
-        "error": {"status": status.as_u16(), "code": code, "message": message, "hint": hint}
-    });
-    (
-        status,
-        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        body.to_string(),
-    )
-        .into_response()
+/// A documented API error: `{"error": {"status", "code", "message", "hint"}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub hint: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: String, hint: &str) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message,
+            hint: hint.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": {
+                "status": self.status.as_u16(),
+                "code": self.code,
+                "message": self.message,
+                "hint": self.hint,
+            }
+        });
+        (
+            self.status,
+            [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            body.to_string(),
+        )
+            .into_response()
+    }
 }
 
 fn etag_matches(inm: &HeaderValue, etag: &HeaderValue) -> bool {
     let Ok(s) = inm.to_str() else { return false };
     let want = etag.as_bytes();
-    s.split(',').map(str::trim).any(|t| {
-        t == "*" || t.strip_prefix("W/").unwrap_or(t).as_bytes() == want
-    })
+    s.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t).as_bytes() == want)
 }
 
 /// A 200 with the bytes, or a 304 when the client already has them.
@@ -331,28 +352,34 @@ fn static_json(body: &Bytes) -> Response {
     (
         [
             (CONTENT_TYPE, HeaderValue::from_static("application/json")),
-            (CACHE_CONTROL, HeaderValue::from_static("public, max-age=60")),
+            (
+                CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=60"),
+            ),
         ],
         body.clone(),
     )
         .into_response()
 }
 
-fn check_tier(st: &AppState, tier: &str) -> Result<(), Response> {
+fn check_tier(st: &AppState, tier: &str) -> Result<(), ApiError> {
     if st.suite.tier(tier).is_some() {
         return Ok(());
     }
-    Err(error_response(
+    Err(ApiError::new(
         StatusCode::NOT_FOUND,
         "unknown_tier",
         format!("no tier `{tier}`"),
-        &format!("tiers are {}; see /v1/tiers", st.suite.tier_ids().join(", ")),
+        &format!(
+            "tiers are {}; see /v1/tiers",
+            st.suite.tier_ids().join(", ")
+        ),
     ))
 }
 
-fn parse_date(s: &str, what: &str) -> Result<Date, Response> {
+fn parse_date(s: &str, what: &str) -> Result<Date, ApiError> {
     Date::parse(s).map_err(|e| {
-        error_response(
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_date",
             format!("{what} `{s}` is not a date: {e}"),
@@ -363,11 +390,11 @@ fn parse_date(s: &str, what: &str) -> Result<Date, Response> {
 
 /// Query parameters, refusing any not in `allowed` (a typo like `form=` must not silently
 /// return everything).
-fn query(raw: Option<String>, allowed: &[&str]) -> Result<BTreeMap<String, String>, Response> {
+fn query(raw: Option<String>, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
     let mut out = BTreeMap::new();
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         if !allowed.contains(&k.as_ref()) {
-            return Err(error_response(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "bad_query",
                 format!("unknown query parameter `{k}`"),
@@ -379,7 +406,7 @@ fn query(raw: Option<String>, allowed: &[&str]) -> Result<BTreeMap<String, Strin
     Ok(out)
 }
 
-fn not_determined(tier: &str, what: String, snap: &Snapshot) -> Response {
+fn not_determined(tier: &str, what: String, snap: &Snapshot) -> ApiError {
     let hint = match snap.latest(tier) {
         Some(s) => format!(
             "the latest published {tier} determination is for {}",
@@ -387,7 +414,7 @@ fn not_determined(tier: &str, what: String, snap: &Snapshot) -> Response {
         ),
         None => format!("nothing has been published for {tier} yet"),
     };
-    error_response(
+    ApiError::new(
         StatusCode::NOT_FOUND,
         "not_determined",
         format!("no {tier} determination {what}"),
@@ -410,7 +437,7 @@ async fn latest(State(st): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) -
         let s = snap
             .latest(&tier)
             .ok_or_else(|| not_determined(&tier, "has been published".into(), &snap))?;
-        Ok::<_, Response>(conditional(
+        Ok::<_, ApiError>(conditional(
             &headers,
             &s.etag,
             "application/json",
@@ -419,7 +446,11 @@ async fn latest(State(st): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) -
             None,
         ))
     })();
-    done(&st, Route::Latest, r.unwrap_or_else(|e| e))
+    done(
+        &st,
+        Route::Latest,
+        r.unwrap_or_else(IntoResponse::into_response),
+    )
 }
 
 fn version_links(tier: &str, versions: &[Arc<Served>], shown: u32) -> Option<String> {
@@ -471,7 +502,7 @@ async fn by_date(
             }
             Some(v) => {
                 let n: u32 = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                    error_response(
+                    ApiError::new(
                         StatusCode::BAD_REQUEST,
                         "bad_version",
                         format!("version `{v}` is not a positive integer"),
@@ -482,7 +513,7 @@ async fn by_date(
                     .iter()
                     .find(|s| s.entry.version == n)
                     .ok_or_else(|| {
-                        error_response(
+                        ApiError::new(
                             StatusCode::NOT_FOUND,
                             "unknown_version",
                             format!("{tier} {date} has no version {n}"),
@@ -493,7 +524,7 @@ async fn by_date(
                 (s, "public, max-age=31536000, immutable")
             }
         };
-        Ok::<_, Response>(conditional(
+        Ok::<_, ApiError>(conditional(
             &headers,
             &s.etag,
             "application/json",
@@ -502,7 +533,11 @@ async fn by_date(
             version_links(&tier, versions, s.entry.version),
         ))
     })();
-    done(&st, Route::ByDate, r.unwrap_or_else(|e| e))
+    done(
+        &st,
+        Route::ByDate,
+        r.unwrap_or_else(IntoResponse::into_response),
+    )
 }
 
 /// CSV columns of the history endpoint.
@@ -566,7 +601,7 @@ async fn history(
         let to = q.get("to").map(|s| parse_date(s, "to")).transpose()?;
         if let (Some(f), Some(t)) = (from, to) {
             if f > t {
-                return Err(error_response(
+                return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "bad_range",
                     format!("from {f} is after to {t}"),
@@ -623,7 +658,11 @@ async fn history(
             None,
         ))
     })();
-    done(&st, Route::History, r.unwrap_or_else(|e| e))
+    done(
+        &st,
+        Route::History,
+        r.unwrap_or_else(IntoResponse::into_response),
+    )
 }
 
 async fn tiers(State(st): State<Arc<AppState>>) -> Response {
@@ -649,8 +688,14 @@ async fn openapi(State(st): State<Arc<AppState>>) -> Response {
 async fn page(State(st): State<Arc<AppState>>) -> Response {
     let r = (
         [
-            (CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
-            (CACHE_CONTROL, HeaderValue::from_static("public, max-age=60")),
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (
+                CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=60"),
+            ),
         ],
         st.snap().page.clone(),
     )
@@ -730,25 +775,29 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     done(&st, Route::Metrics, r)
 }
 
-async fn not_found(State(st): State<Arc<AppState>>, uri: axum::http::Uri) -> Response {
-    let r = error_response(
+async fn not_found(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
+    let r = ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
         format!("no resource at {}", uri.path()),
         "see /v1/openapi.json for the endpoints",
-    );
+    )
+    .into_response();
     done(&st, Route::NotFound, r)
 }
 
 async fn method_not_allowed(State(st): State<Arc<AppState>>) -> Response {
-    let mut r = error_response(
+    let mut r = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "this API is read-only".into(),
         "use GET (or HEAD)",
+    )
+    .into_response();
+    r.headers_mut().insert(
+        axum::http::header::ALLOW,
+        HeaderValue::from_static("GET, HEAD"),
     );
-    r.headers_mut()
-        .insert(axum::http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
     done(&st, Route::MethodNotAllowed, r)
 }
 

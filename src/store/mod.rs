@@ -298,7 +298,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = Store::open(dir.path()).unwrap();
-            s.append(&mut vec![sample(1000)]).unwrap();
+            s.append(&mut [sample(1000)]).unwrap();
         }
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.scan(0, 2000).count(), 1);

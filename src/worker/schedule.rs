@@ -59,7 +59,7 @@ pub fn day_schedule(
             }
         }
     }
-    out.sort_by(|a, b| (a.at_ms, a.endpoint, a.tier).cmp(&(b.at_ms, b.endpoint, b.tier)));
+    out.sort_by_key(|a| (a.at_ms, a.endpoint, a.tier));
     out
 }
 
