@@ -18,6 +18,7 @@ pub mod observation;
 pub mod probes;
 pub mod publisher;
 pub mod rng;
+pub mod signing;
 pub mod sim;
 pub mod sit;
 pub mod store;

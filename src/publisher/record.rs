@@ -1,21 +1,14 @@
 //! The signed record: a determination plus its publication facts, in canonical bytes.
 //!
-//! Format (what an exchange or auditor checks, also stated in index-methodology.md):
-//! - the record is one JSON object; every member except `signature` is signed;
-//! - the signed bytes are the RFC 8785 (JCS) canonical form of the object without `signature`:
-//!   members sorted by key, no insignificant whitespace, and — because the record holds no
-//!   floating-point numbers (decimals are strings, integers fit 2^53) — byte-identical to
-//!   Python's `json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`;
-//! - `signature` is the 64-byte Ed25519 signature over those bytes, as 128 lowercase hex digits;
-//! - `key_id` (signed) names the key: `ed25519:` + 16 hex of blake3(public key bytes).
-//!
-//! The stored and served bytes are the canonical form of the whole object, signature included,
-//! so the record hash (blake3 of those bytes) is stable and can be linked to.
+//! The signature scheme is [`crate::signing`]'s: RFC 8785 canonical bytes of the record
+//! without `signature`, Ed25519, hex. The stored and served bytes are the canonical form of the
+//! whole record, signature included, so the record hash (blake3 of those bytes) is stable and
+//! can be linked to.
 
-use super::keys::{hex, key_id, unhex};
+use super::keys::key_id;
 use crate::fixed::Fixed;
 use crate::index::{Determination, Status};
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 /// Schema tag of a signed determination.
@@ -46,55 +39,12 @@ pub struct Restates {
     pub record_hash: String,
 }
 
-/// Why a record did not verify.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
-    #[error("not a JSON object: {0}")]
-    NotJson(String),
-    #[error("no `signature` member (a string of 128 hex digits) in the record")]
-    NoSignature,
-    #[error("`signature` is not 128 hex digits")]
-    BadSignatureEncoding,
-    #[error("the record holds a floating-point number at {0}; signed records never do")]
-    Float(String),
-    #[error("record signed by key {record} but the key given is {given}")]
-    WrongKey { record: String, given: String },
-    #[error("signature does not match the canonical bytes: the record was altered or signed by another key")]
-    Mismatch,
-    #[error("signature valid, but the record does not parse as a determination: {0}")]
-    Schema(String),
-}
-
-/// RFC 8785 canonical bytes of a JSON value.
-pub fn canonical(v: &serde_json::Value) -> Vec<u8> {
-    serde_json_canonicalizer::to_vec(v).expect("a serde_json::Value always canonicalises")
-}
-
-fn find_float(v: &serde_json::Value, at: &str) -> Option<String> {
-    match v {
-        serde_json::Value::Number(n) if !(n.is_i64() || n.is_u64()) => Some(at.to_string()),
-        serde_json::Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .find_map(|(i, x)| find_float(x, &format!("{at}[{i}]"))),
-        serde_json::Value::Object(o) => o
-            .iter()
-            .find_map(|(k, x)| find_float(x, &format!("{at}.{k}"))),
-        _ => None,
-    }
-}
+pub use crate::signing::{canonical, VerifyError};
 
 /// Sign a publication: returns the bytes to store and serve (canonical JSON with `signature`).
 pub fn sign(p: &Publication, key: &SigningKey) -> Vec<u8> {
     debug_assert_eq!(p.key_id, key_id(&key.verifying_key()));
-    let mut v = serde_json::to_value(p).expect("publication serialises");
-    debug_assert!(find_float(&v, "$").is_none());
-    let msg = canonical(&v);
-    let sig = key.sign(&msg);
-    v.as_object_mut()
-        .expect("publication is an object")
-        .insert("signature".into(), hex(&sig.to_bytes()).into());
-    canonical(&v)
+    crate::signing::sign_value(serde_json::to_value(p).expect("publication serialises"), key)
 }
 
 /// What a successful verification established.
@@ -106,41 +56,16 @@ pub struct Verified {
     pub signature_hex: String,
 }
 
-/// Check a record's signature against `key`, offline. The record may be in any JSON layout
-/// (pretty-printed, reordered): verification re-derives the canonical bytes.
+/// Check a record's signature against `key`, offline (see [`crate::signing::verify_value`]),
+/// then read it as a publication.
 pub fn verify(record: &[u8], key: &VerifyingKey) -> Result<Verified, VerifyError> {
-    let mut v: serde_json::Value =
-        serde_json::from_slice(record).map_err(|e| VerifyError::NotJson(e.to_string()))?;
-    let obj = v
-        .as_object_mut()
-        .ok_or_else(|| VerifyError::NotJson("top level is not an object".into()))?;
-    let sig_hex = match obj.remove("signature") {
-        Some(serde_json::Value::String(s)) => s,
-        _ => return Err(VerifyError::NoSignature),
-    };
-    if let Some(at) = find_float(&v, "$") {
-        return Err(VerifyError::Float(at));
-    }
-    let sig_bytes: [u8; 64] = unhex(&sig_hex)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(VerifyError::BadSignatureEncoding)?;
-    let given = key_id(key);
-    if let Some(recorded) = v.get("key_id").and_then(|k| k.as_str()) {
-        if recorded != given {
-            return Err(VerifyError::WrongKey {
-                record: recorded.to_string(),
-                given,
-            });
-        }
-    }
-    let msg = canonical(&v);
-    key.verify_strict(&msg, &Signature::from_bytes(&sig_bytes))
-        .map_err(|_| VerifyError::Mismatch)?;
-    let publication = serde_json::from_value(v).map_err(|e| VerifyError::Schema(e.to_string()))?;
+    let v = crate::signing::verify_value(record, key)?;
+    let publication =
+        serde_json::from_value(v.value).map_err(|e| VerifyError::Schema(e.to_string()))?;
     Ok(Verified {
         publication,
-        signed_bytes: msg,
-        signature_hex: sig_hex,
+        signed_bytes: v.signed_bytes,
+        signature_hex: v.signature_hex,
     })
 }
 
