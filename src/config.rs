@@ -295,6 +295,33 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Parse and check providers-file text; `file` is used in error messages.
+/// An endpoint given on the command line (`sit certify --base-url ...`), validated by the same
+/// rules as providers.toml. It carries a zero price: certification measures, it does not cost.
+pub fn direct_endpoint(
+    base_url: &str,
+    dialect: &str,
+    model: &str,
+    api_key_env: Option<&str>,
+) -> Result<Endpoint, ConfigError> {
+    // JSON string literals are valid TOML basic strings.
+    let q = |s: &str| serde_json::to_string(s).expect("a string serialises");
+    let mut t = format!(
+        "[[endpoints]]\nid = \"direct\"\nprovider = \"direct\"\nmodel = {}\ndialect = {}\nbase_url = {}\nregion = \"unknown\"\n",
+        q(model),
+        q(dialect),
+        q(base_url)
+    );
+    if let Some(v) = api_key_env {
+        t.push_str(&format!("api_key_env = {}\n", q(v)));
+    }
+    t.push_str("\n[[endpoints.prices]]\neffective_from = \"1970-01-01T00:00:00Z\"\ninput = \"0\"\noutput = \"0\"\n");
+    let mut c = parse(
+        "command line (--base-url, --dialect, --model, --api-key-env)",
+        &t,
+    )?;
+    Ok(c.endpoints.remove(0))
+}
+
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     let cx = Ctx { file, text };
     let raw: RawFile = toml::from_str(text).map_err(|e| {

@@ -5,6 +5,7 @@
 //! tested with golden vectors and replayed by auditors.
 
 pub mod bench;
+pub mod certify;
 pub mod cli;
 pub mod clock;
 pub mod config;

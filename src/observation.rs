@@ -173,6 +173,10 @@ pub struct Observation {
     pub cost: Pusd,
     pub sit_size: u64,
     pub delivered_sit: u64,
+    /// Content arrived before the assistant role (streaming conformance; omitted when false,
+    /// so records without the defect keep their bytes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub content_before_role: bool,
 }
 
 impl Observation {

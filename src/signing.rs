@@ -52,7 +52,10 @@ fn find_float(v: &serde_json::Value, at: &str) -> Option<String> {
 /// Sign a JSON object (which must carry `key_id` and no `signature`): returns the canonical
 /// bytes of the object with `signature` added.
 pub fn sign_value(mut v: serde_json::Value, key: &SigningKey) -> Vec<u8> {
-    debug_assert!(find_float(&v, "$").is_none(), "signed documents hold no floats");
+    debug_assert!(
+        find_float(&v, "$").is_none(),
+        "signed documents hold no floats"
+    );
     debug_assert_eq!(
         v.get("key_id").and_then(|k| k.as_str()),
         Some(key_id(&key.verifying_key()).as_str())

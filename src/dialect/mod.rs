@@ -47,6 +47,10 @@ pub struct StreamState {
     pub server_model: Option<String>,
     /// The dialect's end marker was seen (`[DONE]`, `message_stop`, ...).
     pub done: bool,
+    /// The assistant role was announced (OpenAI: `delta.role`).
+    pub role_seen: bool,
+    /// Content arrived before the role was announced (a streaming-conformance defect).
+    pub content_before_role: bool,
     /// An in-stream failure (error event, malformed chunk): stop reading.
     pub failure: Option<(FailureClass, String)>,
 }

@@ -110,8 +110,12 @@ pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
         .and_then(|c| c.first())
     {
         if let Some(delta) = choice.get("delta") {
+            if delta.get("role").and_then(|r| r.as_str()).is_some() {
+                st.role_seen = true;
+            }
             if let Some(t) = delta.get("content").and_then(|c| c.as_str()) {
                 if !t.is_empty() {
+                    st.content_before_role |= !st.role_seen;
                     st.text.push_str(t);
                     eff.content = true;
                     eff.answer = true;

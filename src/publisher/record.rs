@@ -44,7 +44,10 @@ pub use crate::signing::{canonical, VerifyError};
 /// Sign a publication: returns the bytes to store and serve (canonical JSON with `signature`).
 pub fn sign(p: &Publication, key: &SigningKey) -> Vec<u8> {
     debug_assert_eq!(p.key_id, key_id(&key.verifying_key()));
-    crate::signing::sign_value(serde_json::to_value(p).expect("publication serialises"), key)
+    crate::signing::sign_value(
+        serde_json::to_value(p).expect("publication serialises"),
+        key,
+    )
 }
 
 /// What a successful verification established.

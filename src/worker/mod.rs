@@ -216,6 +216,7 @@ impl Worker {
             answer,
             finish_reason: st.finish_reason,
             server_model: st.server_model,
+            content_before_role: st.content_before_role,
             correct,
             within_sla: on_time,
             tokens,

@@ -1,0 +1,310 @@
+//! Self-certification against the simulator on loopback, through the real `sit` binary:
+//! a 95%-quality endpoint certifies t1, a 50% one does not, a slow first token fails the SLA
+//! with that reason, inflated usage is flagged; the figures agree with what the simulated
+//! server itself counted; tampering, a foreign key and Ctrl-C are handled.
+
+use sit::sim::{self, Market, SimProvider};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sit"))
+        .args(args)
+        .output()
+        .expect("run sit")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn provider(
+    id: &str,
+    quality: u32,
+    ttft_ms: u64,
+    inflation_permille: u32,
+    seed: u64,
+) -> SimProvider {
+    SimProvider {
+        id: id.into(),
+        base_input: 0.1,
+        base_output: 0.4,
+        quality_permille: [quality; 3],
+        ttft_ms,
+        tokens_per_sec: 400,
+        inflation_permille,
+        reasoning_tokens: 0,
+        fault_permille: 0,
+        seed,
+    }
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    providers: PathBuf,
+    key: PathBuf,
+    public: PathBuf,
+    running: sim::server::RunningMarket,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let market = Market {
+            seed: 7,
+            providers: vec![
+                provider("sim-good", 950, 60, 1000, 11),
+                provider("sim-poor", 500, 60, 1000, 12),
+                provider("sim-slow", 990, 2600, 1000, 13),
+                provider("sim-inflating", 990, 60, 1400, 14),
+            ],
+        };
+        use sit::clock::Clock;
+        let now = sit::clock::SystemClock.now_ms();
+        let until = sit::clock::Date::of_ms(now).succ();
+        let running = sim::server::start(market.clone(), until).await.unwrap();
+        let eps = market.endpoints(&running.base_urls(), until);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let providers = dir.join("providers.toml");
+        std::fs::write(&providers, sim::providers_toml(&eps, now)).unwrap();
+        let o = sit(&[
+            "keys",
+            "generate",
+            "--out",
+            dir.join("keys").to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        Fixture {
+            providers,
+            key: dir.join("keys/signing-key.pem"),
+            public: dir.join("keys/public-key.pem"),
+            dir,
+            running,
+            _tmp: tmp,
+        }
+    }
+
+    /// `sit certify` in a blocking thread (the simulator runs on this runtime).
+    async fn certify(&self, endpoint: &str, attempts: u32) -> (Output, PathBuf) {
+        let out = self.dir.join(format!("{endpoint}.json"));
+        let args: Vec<String> = [
+            "--providers",
+            self.providers.to_str().unwrap(),
+            "certify",
+            "--endpoint",
+            endpoint,
+            "--tier",
+            "t1",
+            "--attempts",
+            &attempts.to_string(),
+            "--seed",
+            "42",
+            "--key",
+            self.key.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let o = tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+            sit(&a)
+        })
+        .await
+        .unwrap();
+        (o, out)
+    }
+
+    fn verify(&self, cert: &Path, key: &Path) -> Output {
+        sit(&[
+            "verify-cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ])
+    }
+}
+
+fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+fn check<'a>(cert: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    cert["tiers"][0]["verdict"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certify_verdicts_flags_and_server_agreement_on_the_simulator() {
+    let fx = Fixture::new().await;
+
+    // 95% quality: certifies t1.
+    let (o, good) = fx.certify("sim-good", 100).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let c = json(&good);
+    assert_eq!(c["schema"], "sit-certificate/1");
+    assert_eq!(c["tiers"][0]["tier"], "t1");
+    assert_eq!(c["tiers"][0]["attempts"], 100);
+    assert_eq!(c["tiers"][0]["verdict"]["pass"], true, "{}", text(&o));
+    assert_eq!(c["endpoint"]["models_returned"]["sim-good-chat"], 100);
+    assert_eq!(c["suite"]["hash"], sit::probes::Suite::embedded().hash);
+    assert!(c["flags"].as_array().unwrap().is_empty(), "{}", c["flags"]);
+    let v = fx.verify(&good, &fx.public);
+    assert!(v.status.success(), "{}", text(&v));
+    assert!(fx.dir.join("sim-good.md").exists() && fx.dir.join("sim-good.html").exists());
+    let html = std::fs::read_to_string(fx.dir.join("sim-good.html")).unwrap();
+    assert!(html.contains("<svg") && !html.contains("<script"));
+    // What the certificate counted is what the server saw and billed.
+    let stats = fx.running.stats(0);
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(stats.requests.load(Relaxed), 100);
+    assert_eq!(
+        stats.ok.load(Relaxed),
+        c["tiers"][0]["answered"].as_u64().unwrap()
+    );
+    assert_eq!(
+        stats.prompt_tokens_reported.load(Relaxed),
+        c["tokens"]["reported_input_all"].as_u64().unwrap()
+    );
+    assert_eq!(
+        stats.completion_tokens_reported.load(Relaxed),
+        c["tokens"]["reported_output_all"].as_u64().unwrap()
+    );
+
+    // 50% quality: does not, and says it is the quality.
+    let (o, poor) = fx.certify("sim-poor", 100).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let c = json(&poor);
+    assert_eq!(c["tiers"][0]["verdict"]["pass"], false);
+    assert_eq!(check(&c, "quality")["ok"], false);
+    assert_eq!(check(&c, "availability")["ok"], true);
+    assert!(fx.verify(&poor, &fx.public).status.success());
+
+    // Slow first token: answers are right, the SLA is not met, with that reason.
+    let (o, slow) = fx.certify("sim-slow", 40).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let c = json(&slow);
+    assert_eq!(c["tiers"][0]["verdict"]["pass"], false);
+    assert_eq!(check(&c, "quality")["ok"], true, "{}", check(&c, "quality"));
+    let sla = check(&c, "sla_ttft");
+    assert_eq!(sla["ok"], false);
+    assert!(sla["detail"]
+        .as_str()
+        .unwrap()
+        .contains("time to first token"));
+    assert!(c["tiers"][0]["latency"]["ttft_us"]["p90"].as_u64().unwrap() > 1_500_000);
+
+    // Inflated usage: flagged (the verdict is about quality and time, the flag about billing).
+    let (o, infl) = fx.certify("sim-inflating", 40).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let c = json(&infl);
+    let flags: Vec<&str> = c["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(flags, ["usage_inflated"]);
+    let ratio: f64 = c["tokens"]["output_ratio"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ratio > 1.3, "{ratio}");
+    assert!(text(&o).contains("flag usage_inflated"));
+
+    // Tampering: an edited figure fails the signature; a consistent-looking edit re-signed
+    // with the same key fails the consistency check; another key is refused.
+    let mut t = json(&poor);
+    t["tiers"][0]["verdict"]["pass"] = true.into();
+    let edited = fx.dir.join("edited.json");
+    std::fs::write(&edited, serde_json::to_vec(&t).unwrap()).unwrap();
+    let v = fx.verify(&edited, &fx.public);
+    assert_eq!(v.status.code(), Some(1));
+    assert!(
+        text(&v).contains("signature does not match"),
+        "{}",
+        text(&v)
+    );
+    t.as_object_mut().unwrap().remove("signature");
+    let sk = sit::publisher::keys::load_signing(&fx.key).unwrap();
+    std::fs::write(&edited, sit::signing::sign_value(t, &sk)).unwrap();
+    let v = fx.verify(&edited, &fx.public);
+    assert_eq!(v.status.code(), Some(1));
+    assert!(text(&v).contains("verdict does not follow"), "{}", text(&v));
+    let mut t = json(&good);
+    t["tiers"][0]["correct"] = (t["tiers"][0]["correct"].as_u64().unwrap() - 1).into();
+    t.as_object_mut().unwrap().remove("signature");
+    std::fs::write(&edited, sit::signing::sign_value(t, &sk)).unwrap();
+    let v = fx.verify(&edited, &fx.public);
+    assert_eq!(v.status.code(), Some(1));
+    assert!(
+        text(&v).contains("does not follow from the counts") || text(&v).contains("add up"),
+        "{}",
+        text(&v)
+    );
+    let other = fx.dir.join("other");
+    sit(&["keys", "generate", "--out", other.to_str().unwrap()]);
+    let v = fx.verify(&good, &other.join("public-key.pem"));
+    assert_eq!(v.status.code(), Some(1));
+    assert!(text(&v).contains("but the key given is"), "{}", text(&v));
+
+    fx.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_writes_an_incomplete_report_and_no_certificate() {
+    let fx = Fixture::new().await;
+    let out = fx.dir.join("cut.json");
+    let child = Command::new(env!("CARGO_BIN_EXE_sit"))
+        .args([
+            "--providers",
+            fx.providers.to_str().unwrap(),
+            "certify",
+            "--endpoint",
+            "sim-slow",
+            "--tier",
+            "t1",
+            "--attempts",
+            "400",
+            "--concurrency",
+            "4",
+            "--key",
+            fx.key.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let some attempts finish (each takes about 2.6 s), then interrupt.
+    tokio::time::sleep(std::time::Duration::from_millis(6000)).await;
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    assert!(!out.exists(), "no certificate for an interrupted run");
+    let md = std::fs::read_to_string(fx.dir.join("cut.partial.md")).unwrap();
+    assert!(md.starts_with("# INCOMPLETE"), "{md}");
+    assert!(md.contains("of 400 attempts. No certificate was issued"));
+    let html = std::fs::read_to_string(fx.dir.join("cut.partial.html")).unwrap();
+    assert!(html.contains("INCOMPLETE"));
+    assert!(text(&o).contains("no certificate issued"));
+    fx.running.shutdown().await;
+}
