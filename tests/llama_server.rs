@@ -37,8 +37,9 @@ impl Drop for Server {
     }
 }
 
-#[test]
-fn probe_real_llama_server_openai_dialect_usage_matches_server_metrics() {
+/// Start the fixture on a free port: Some((guard, port)), or None when it is unavailable and
+/// not required (CI sets SIT_REQUIRE_LLM=1, which turns that into a failure).
+fn start_fixture() -> Option<(Server, u16)> {
     let required = std::env::var("SIT_REQUIRE_LLM")
         .map(|v| v == "1")
         .unwrap_or(false);
@@ -50,17 +51,26 @@ fn probe_real_llama_server_openai_dialect_usage_matches_server_metrics() {
     let start = Command::new(fixture())
         .args(["start", &port.to_string()])
         .output();
-    let pid = match start {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+    match start {
+        Ok(o) if o.status.success() => Some((
+            Server(String::from_utf8_lossy(&o.stdout).trim().to_string()),
+            port,
+        )),
         other => {
             assert!(!required, "llama-server fixture did not start: {other:?}");
             eprintln!(
                 "SKIPPED: llama-server fixture unavailable (needs root and ../shared): {other:?}"
             );
-            return;
+            None
         }
+    }
+}
+
+#[test]
+fn probe_real_llama_server_openai_dialect_usage_matches_server_metrics() {
+    let Some((_server, port)) = start_fixture() else {
+        return;
     };
-    let _server = Server(pid);
 
     let dir = tempfile::tempdir().unwrap();
     let providers = dir.path().join("providers.toml");
@@ -133,5 +143,98 @@ fn probe_real_llama_server_openai_dialect_usage_matches_server_metrics() {
     assert_eq!(
         reported_out, predicted,
         "completion tokens we recorded vs the server's own count"
+    );
+}
+
+/// `sit certify` against the real llama-server: a certificate is issued whatever the verdict,
+/// its token figures are the server's own counts, and `sit verify-cert` finds the verdict
+/// consistent with the thresholds.
+#[test]
+fn certify_real_llama_server_figures_match_server_metrics() {
+    let Some((_server, port)) = start_fixture() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let sit = || Command::new(env!("CARGO_BIN_EXE_sit"));
+    assert!(sit()
+        .args(["keys", "generate", "--out"])
+        .arg(&keys)
+        .status()
+        .unwrap()
+        .success());
+    let cert = dir.path().join("smollm2.json");
+    let out = sit()
+        .args([
+            "certify",
+            "--base-url",
+            &format!("http://127.0.0.1:{port}/v1"),
+            "--dialect",
+            "openai",
+            "--model",
+            "smollm2",
+            "--tier",
+            "t1",
+            "--attempts",
+            "16",
+            "--concurrency",
+            "2",
+            "--key",
+        ])
+        .arg(keys.join("signing-key.pem"))
+        .arg("--out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sit certify failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(&cert).unwrap()).unwrap();
+    let metrics = http_get(port, "/metrics");
+    let tk = &c["tokens"];
+    let n = |v: &serde_json::Value| v.as_u64().unwrap();
+    assert_eq!(n(&c["tiers"][0]["attempts"]), 16);
+    assert_eq!(
+        n(&tk["reported_output_all"]),
+        metric(&metrics, "llamacpp:tokens_predicted_total"),
+        "output tokens in the certificate vs the server's count"
+    );
+    // usage.prompt_tokens includes the prompt-cache hits the server counts separately
+    assert_eq!(
+        n(&tk["reported_input_all"]),
+        metric(&metrics, "llamacpp:prompt_tokens_total")
+            + metric(&metrics, "llamacpp:prompt_tokens_cached_total"),
+        "input tokens in the certificate vs the server's count"
+    );
+    // every attempt is accounted for: a stream with usage, or a failure before any stream
+    let failures: u64 = c["failures"].as_object().unwrap().values().map(n).sum();
+    let answered = n(&c["tiers"][0]["answered"]);
+    assert_eq!(answered + failures, 16);
+    assert_eq!(
+        n(&c["conformance"]["usage_chunk"]),
+        n(&tk["attempts_with_usage"])
+    );
+    assert_eq!(
+        c["endpoint"]["models_returned"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .next()
+            .map(|s| s.as_str()),
+        Some("smollm2")
+    );
+    let v = sit()
+        .arg("verify-cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(keys.join("public-key.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success(),
+        "verify-cert: {}",
+        String::from_utf8_lossy(&v.stdout)
     );
 }

@@ -187,6 +187,20 @@ mod tests {
     }
 
     #[test]
+    fn content_before_the_role_is_noted_and_after_it_is_not() {
+        let mut st = StreamState::default();
+        on_event(&ev(r#"{"choices":[{"delta":{"content":"4"}}]}"#), &mut st);
+        assert!(st.content_before_role);
+        let mut st = StreamState::default();
+        on_event(
+            &ev(r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#),
+            &mut st,
+        );
+        on_event(&ev(r#"{"choices":[{"delta":{"content":"4"}}]}"#), &mut st);
+        assert!(st.role_seen && !st.content_before_role);
+    }
+
+    #[test]
     fn role_only_and_empty_chunks_are_not_content() {
         let mut st = StreamState::default();
         let e = on_event(
