@@ -174,6 +174,7 @@ fn sample_observation() -> crate::observation::Observation {
         cost: crate::fixed::Pusd(7_200_000),
         sit_size: 80,
         delivered_sit: 80,
+        evidence: None,
         content_before_role: false,
     }
 }

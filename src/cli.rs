@@ -57,6 +57,9 @@ pub enum Command {
         /// Print `ack SEQ` on stdout as each observation becomes durable (for kill tests).
         #[arg(long, hide = true)]
         print_acks: bool,
+        /// Use only the first N simulated providers (small audit bundles for tests).
+        #[arg(long, hide = true)]
+        market_size: Option<usize>,
         /// Do not sign and publish the demo days (by default they are published with a demo
         /// key kept in DATA/demo-key/, so that `sit serve` has something to serve).
         #[arg(long)]
@@ -208,6 +211,26 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditWhat {
+    /// Write a self-contained bundle of one day: observations with raw evidence, prices, suite,
+    /// methodology, seed commitment and reveal, published determinations, keys, manifest.
+    Export {
+        #[arg(long)]
+        date: String,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Re-grade, re-count, re-cost and recompute every determination of a bundle (no store).
+    Replay {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a bundle: manifest, hash chain, Merkle roots, seed commitment, signatures.
+    Verify {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Reproduce the Standard Token Cost Index from its price tape, exactly, and compare with
     /// what it published.
     Stci {
@@ -311,6 +334,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             per_hour,
             print_acks,
             no_publish,
+            market_size,
         } => {
             let start = start.as_deref().map(parse_date).transpose()?;
             let opts = DemoOptions {
@@ -319,6 +343,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 hour_ms,
                 seed,
                 per_hour,
+                market_size,
                 progress: !print_acks,
                 print_acks,
             };
@@ -544,6 +569,91 @@ pub async fn run(cli: Cli) -> Result<()> {
             certify(&cli, target, &tier, attempts, &key, &out, seed, concurrency).await
         }
         Command::VerifyCert { file, key } => verify_cert(&file, &key),
+        Command::Audit {
+            what: AuditWhat::Export { date, out },
+        } => {
+            let date = parse_date(&date)?;
+            if !cli.data.exists() {
+                return Err(Error::Usage(format!(
+                    "no store at {}; pass --data DIR",
+                    cli.data.display()
+                )));
+            }
+            let store = Store::open(&cli.data)?;
+            let archive = crate::publisher::archive::Archive::for_data(&cli.data);
+            let e =
+                crate::audit::bundle::export(&store, &archive, date, &out, SystemClock.now_ms())
+                    .map_err(|e| Error::Failed(e.to_string()))?;
+            println!(
+                "bundle {}: {} observations, {} published determinations, {} files",
+                out.display(),
+                e.observations,
+                e.determinations,
+                e.files
+            );
+            Ok(())
+        }
+        Command::Audit {
+            what: AuditWhat::Replay { dir, json },
+        } => {
+            let b = crate::audit::bundle::Bundle::load(&dir)
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            let t0 = std::time::Instant::now();
+            let r = crate::audit::bundle::replay(&b);
+            let secs = t0.elapsed().as_secs_f64();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&r).map_err(|e| Error::Failed(e.to_string()))?
+                );
+            } else {
+                for s in &r.structure {
+                    println!("STRUCTURE  {s}");
+                }
+                for d in &r.observation_differences {
+                    println!("OBSERVATION  {d}");
+                }
+                for (name, outcome) in &r.determinations {
+                    println!("{name}: {outcome}");
+                }
+                eprintln!(
+                    "re-derived {} observations ({} reference tokens) in {:.2} s",
+                    r.observations_rederived, r.reference_tokens, secs
+                );
+            }
+            if r.identical() {
+                Ok(())
+            } else {
+                Err(Error::Failed("replay is not identical".into()))
+            }
+        }
+        Command::Audit {
+            what: AuditWhat::Verify { dir },
+        } => {
+            let b = crate::audit::bundle::Bundle::load(&dir)
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            let problems = crate::audit::bundle::verify(&b);
+            if problems.is_empty() {
+                println!(
+                    "VERIFIED  {}: manifest, hash chain (seq {}..{}), Merkle roots and signatures of {} determinations, schedule commitment of {}",
+                    dir.display(),
+                    b.chain.first_seq,
+                    b.chain.last_seq,
+                    b.determinations.len(),
+                    b.manifest.date
+                );
+                Ok(())
+            } else {
+                for p in &problems {
+                    println!("FAILED  {p}");
+                }
+                Err(Error::Failed(format!(
+                    "{} checks failed; first: {}",
+                    problems.len(),
+                    problems[0]
+                )))
+            }
+        }
         Command::Audit {
             what:
                 AuditWhat::Stci {

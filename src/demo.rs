@@ -10,6 +10,7 @@ use crate::observation::Observation;
 use crate::probes::Suite;
 use crate::sim::{self, Market};
 use crate::store::Store;
+use crate::worker::commit::{commitment_of, salt_of, Commitment, Reveal};
 use crate::worker::recorder::Recorder;
 use crate::worker::schedule::{day_schedule, day_seed, Slot};
 use crate::worker::{ProbeSpec, Worker};
@@ -30,6 +31,8 @@ pub struct DemoOptions {
     pub hour_ms: u64,
     pub seed: u64,
     pub per_hour: u32,
+    /// Use only the first N simulated providers (None: all 12). Small bundles for tests.
+    pub market_size: Option<usize>,
     pub progress: bool,
     /// Print `ack SEQ` on stdout each time an observation is durably recorded (kill tests).
     pub print_acks: bool,
@@ -198,7 +201,10 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
     let m = Methodology::default();
     crate::tokenizer::warm_up();
 
-    let market = Market::default_market(opts.seed);
+    let mut market = Market::default_market(opts.seed);
+    if let Some(n) = opts.market_size {
+        market.providers.truncate(n.max(1));
+    }
     let running = sim::server::start(market.clone(), until).await?;
     let endpoints = market.endpoints(&running.base_urls(), until);
     for e in &endpoints {
@@ -212,6 +218,22 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
     let worker = Worker::new(Defaults::default(), clock, m.clone())?;
     let (recorder, rec_task) = Recorder::start(store.clone());
 
+    // Commit each day's schedule seed before probing starts; reveal after the days end.
+    let archive = crate::publisher::archive::Archive::for_data(data);
+    let ids: Vec<String> = eps.iter().map(|e| e.0.id.clone()).collect();
+    for d in &days {
+        let seed = day_seed(opts.seed, *d);
+        archive
+            .put_commitment(&Commitment {
+                date: *d,
+                commitment: commitment_of(*d, seed, &salt_of(opts.seed, *d)),
+                endpoints: ids.clone(),
+                per_hour: opts.per_hour,
+                suite_hash: suite.hash.clone(),
+                committed_at: format_utc_ms(worker.clock().now_ms()),
+            })
+            .map_err(|e| Error::Failed(e.to_string()))?;
+    }
     let mut slots = Vec::new();
     for d in &days {
         slots.extend(day_schedule(
@@ -240,6 +262,16 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
         .map_err(|e| Error::Failed(format!("recorder task failed: {e}")))??;
     running.shutdown().await;
     let summary = summary?;
+    for d in &days {
+        archive
+            .put_reveal(&Reveal {
+                date: *d,
+                seed: format!("{:016x}", day_seed(opts.seed, *d)),
+                salt: crate::publisher::keys::hex(&salt_of(opts.seed, *d)),
+                revealed_at: format_utc_ms(worker.clock().now_ms().max(d.succ().start_ms())),
+            })
+            .map_err(|e| Error::Failed(e.to_string()))?;
+    }
 
     let computed_at = format_utc_ms(crate::clock::SystemClock.now_ms());
     let determinations = determine::all_days(&store, suite, &m, &suite.tier_ids(), &computed_at)?;

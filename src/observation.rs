@@ -173,6 +173,9 @@ pub struct Observation {
     pub cost: Pusd,
     pub sit_size: u64,
     pub delivered_sit: u64,
+    /// The raw exchange, so an auditor can re-derive the answer, usage, grade and cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
     /// Content arrived before the assistant role (streaming conformance; omitted when false,
     /// so records without the defect keep their bytes).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -183,5 +186,70 @@ impl Observation {
     /// The attempt completed with an answer (availability numerator).
     pub fn succeeded(&self) -> bool {
         self.failure.is_none()
+    }
+}
+
+/// The raw evidence of an attempt: what was sent and every body byte that came back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The request body as sent (JSON). Credentials travel in headers and are never in it.
+    pub request: String,
+    /// The response body bytes as received (up to the body cap), deflate-compressed, base64.
+    pub response_deflate_b64: String,
+    /// Length of the uncompressed response body.
+    pub response_bytes: u64,
+}
+
+impl Evidence {
+    pub fn new(request: &[u8], response: &[u8]) -> Evidence {
+        use base64::Engine;
+        use std::io::Write;
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+        z.write_all(response).expect("writing to memory");
+        let packed = z.finish().expect("writing to memory");
+        Evidence {
+            request: String::from_utf8_lossy(request).into_owned(),
+            response_deflate_b64: base64::engine::general_purpose::STANDARD.encode(packed),
+            response_bytes: response.len() as u64,
+        }
+    }
+
+    /// The response body bytes, checked against the recorded length.
+    pub fn response(&self) -> Result<Vec<u8>, String> {
+        use base64::Engine;
+        use std::io::Read;
+        let packed = base64::engine::general_purpose::STANDARD
+            .decode(&self.response_deflate_b64)
+            .map_err(|e| format!("response evidence is not base64: {e}"))?;
+        let mut out = Vec::with_capacity(self.response_bytes as usize);
+        flate2::read::DeflateDecoder::new(&packed[..])
+            .take(self.response_bytes + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("response evidence does not inflate: {e}"))?;
+        if out.len() as u64 != self.response_bytes {
+            return Err(format!(
+                "response evidence holds {} bytes, the record says {}",
+                out.len(),
+                self.response_bytes
+            ));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod evidence_tests {
+    use super::Evidence;
+
+    #[test]
+    fn evidence_round_trips_and_detects_a_wrong_length() {
+        let body = b"data: {\"choices\":[]}\n\ndata: [DONE]\n\n".repeat(20);
+        let e = Evidence::new(b"{}", &body);
+        assert!(e.response_deflate_b64.len() < body.len());
+        assert_eq!(e.response().unwrap(), body);
+        let mut bad = e.clone();
+        bad.response_bytes -= 1;
+        assert!(bad.response().is_err());
+        assert!(Evidence::new(b"{}", b"").response().unwrap().is_empty());
     }
 }

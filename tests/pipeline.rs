@@ -111,6 +111,7 @@ fn pipeline_on_simulator_matches_independent_recomputation() {
         hour_ms: 400,
         seed: 11,
         per_hour: 3,
+        market_size: None,
         progress: false,
         print_acks: false,
     };

@@ -1,6 +1,7 @@
 //! Auditors' tools. [`stci`]: reproduce a peer index (the Standard Token Cost Index) from its
 //! own price tape, exactly, as an independent check of our decimal machinery and of theirs.
 
+pub mod bundle;
 pub mod stci;
 
 use stci::{compute, differences, parse_methodology, parse_published, parse_tape, StciError};

@@ -98,6 +98,24 @@ impl Dialect {
         }
     }
 
+    /// Re-derive the stream state from the raw body bytes of an attempt, exactly as the worker
+    /// derived it while streaming: events are applied in order until the end marker or an
+    /// in-stream failure. `Err` when the bytes are not valid UTF-8 (recorded as such).
+    pub fn replay(self, raw: &[u8]) -> Result<StreamState, sse::SseError> {
+        let mut dec = sse::SseDecoder::new();
+        let mut events = Vec::new();
+        dec.feed(raw, &mut events)?;
+        dec.finish(&mut events)?;
+        let mut st = StreamState::default();
+        for ev in &events {
+            self.on_event(ev, &mut st);
+            if st.failure.is_some() || st.done {
+                break;
+            }
+        }
+        Ok(st)
+    }
+
     /// Parse a non-streamed error body (HTTP status >= 400) for a short detail and whether it
     /// is a quota error. Never includes request content.
     pub fn error_detail(self, body: &[u8]) -> (String, bool) {

@@ -179,6 +179,53 @@ impl Archive {
         self.root.join("keys").join(format!("{name}.pem"))
     }
 
+    fn commitment_path(&self, date: Date, kind: &str) -> PathBuf {
+        self.root
+            .join("commitments")
+            .join(format!("{date}.{kind}.json"))
+    }
+
+    /// Write a schedule document once; writing the same bytes again is a no-op, different
+    /// bytes are refused (a commitment cannot change).
+    fn put_once<T: Serialize>(&self, path: PathBuf, v: &T) -> Result<(), ArchiveError> {
+        let bytes = crate::signing::canonical(&serde_json::to_value(v).expect("serialises"));
+        if let Ok(old) = std::fs::read(&path) {
+            if old == bytes {
+                return Ok(());
+            }
+            return Err(ArchiveError::Altered {
+                expected: record_hash(&old),
+                actual: record_hash(&bytes),
+                path,
+            });
+        }
+        let dir = path.parent().expect("commitments folder");
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        write_once(&path, &bytes)?;
+        sync_dir(dir)
+    }
+
+    /// Publish a day's schedule commitment (before the day).
+    pub fn put_commitment(
+        &self,
+        c: &crate::worker::commit::Commitment,
+    ) -> Result<(), ArchiveError> {
+        self.put_once(self.commitment_path(c.date, "commit"), c)
+    }
+
+    /// Publish a day's seed reveal (after the day).
+    pub fn put_reveal(&self, r: &crate::worker::commit::Reveal) -> Result<(), ArchiveError> {
+        self.put_once(self.commitment_path(r.date, "reveal"), r)
+    }
+
+    pub fn commitment(&self, date: Date) -> Option<crate::worker::commit::Commitment> {
+        serde_json::from_slice(&std::fs::read(self.commitment_path(date, "commit")).ok()?).ok()
+    }
+
+    pub fn reveal(&self, date: Date) -> Option<crate::worker::commit::Reveal> {
+        serde_json::from_slice(&std::fs::read(self.commitment_path(date, "reveal")).ok()?).ok()
+    }
+
     /// The relative file name of a record.
     pub fn file_name(tier: &str, date: Date, version: u32) -> String {
         format!("{tier}/{date}.v{version}.json")

@@ -256,6 +256,7 @@ mod tests {
             cost: crate::fixed::Pusd(5),
             sit_size: 10,
             delivered_sit: 10,
+            evidence: None,
             content_before_role: false,
         }
     }

@@ -12,12 +12,13 @@ use crate::dialect::sse::SseDecoder;
 use crate::dialect::{ChatRequest, StreamState};
 use crate::fixed::Pusd;
 use crate::index::Methodology;
-use crate::observation::{Failure, FailureClass, Observation, Timings, Tokens};
+use crate::observation::{Evidence, Failure, FailureClass, Observation, Timings, Tokens};
 use crate::probes::{Family, Suite, Tier};
 use crate::{sit, tokenizer};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod commit;
 pub mod recorder;
 pub mod schedule;
 
@@ -28,6 +29,122 @@ pub enum PreflightError {
     NoPrice(String, String),
     #[error("endpoint `{0}` skipped: dialect `{1}` has no adapter in this build yet")]
     UnsupportedDialect(String, String),
+}
+
+/// What follows from an attempt's stream and transport outcome: pure, so an auditor's replay
+/// (`sit audit replay`) re-derives exactly what the worker recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derived {
+    pub failure: Option<Failure>,
+    pub correct: bool,
+    pub on_time: bool,
+    pub tokens: Tokens,
+    pub cost: Pusd,
+    pub answer: String,
+    pub delivered: u64,
+}
+
+/// Derive the recorded figures of an attempt. `transport` is the failure seen below the stream
+/// (connect, timeouts, stall, HTTP status, body cap, UTF-8); stream-level failures (error
+/// event, malformed, truncated, length, content filter, empty) are classified here.
+#[allow(clippy::too_many_arguments)]
+pub fn derive(
+    inst: &crate::probes::ProbeInstance,
+    tier: &Tier,
+    system: &str,
+    status: Option<u16>,
+    transport: Option<Failure>,
+    st: &StreamState,
+    timings: &Timings,
+    price: &crate::config::PriceEntry,
+) -> Derived {
+    let fail = |class, detail: &str| {
+        Some(Failure {
+            class,
+            detail: detail.into(),
+            retry_after_ms: None,
+        })
+    };
+    let failure = transport.or_else(|| {
+        if let Some((class, detail)) = st.failure.clone() {
+            fail(class, &detail)
+        } else if !st.done {
+            fail(
+                FailureClass::Truncated,
+                "stream ended without its end marker",
+            )
+        } else if st.finish_reason.as_deref() == Some("length") {
+            fail(FailureClass::FinishLength, "answer cut at max_tokens")
+        } else if st.finish_reason.as_deref() == Some("content_filter") {
+            fail(
+                FailureClass::ContentFilter,
+                "answer withheld by a content filter",
+            )
+        } else if st.text.trim().is_empty() {
+            fail(FailureClass::EmptyCompletion, "no answer text")
+        } else {
+            None
+        }
+    });
+    let correct = failure.is_none()
+        && inst
+            .generated
+            .grader
+            .grade(&st.text, &inst.generated.expected);
+    let on_time = sit::within_sla(timings, tier);
+    let mut tokens = Tokens {
+        usage_reported: st.usage.is_some(),
+        ref_input: tokenizer::count(system) + inst.ref_prompt_tokens,
+        ref_output: tokenizer::count(&st.text),
+        ..Default::default()
+    };
+    if let Some(u) = &st.usage {
+        tokens.reported_input = u.input;
+        tokens.reported_output = u.output;
+        tokens.reported_reasoning = u.reasoning;
+        tokens.reported_cached = u.cached;
+    }
+    // A request refused before any body (HTTP error, connect failure) is not billed.
+    let billed_anything =
+        st.usage.is_some() || (status.map(|s| s < 300).unwrap_or(false) && !st.text.is_empty());
+    if billed_anything {
+        sit::billed(&mut tokens);
+    }
+    let cost: Pusd = sit::cost(&tokens, price);
+    let succeeded = failure.is_none();
+    let mut answer = st.text.clone();
+    if answer.len() > ANSWER_CAP {
+        let mut end = ANSWER_CAP;
+        while !answer.is_char_boundary(end) {
+            end -= 1;
+        }
+        answer.truncate(end);
+    }
+    Derived {
+        delivered: sit::delivered(inst.sit_size, succeeded, correct, on_time),
+        failure,
+        correct,
+        on_time,
+        tokens,
+        cost,
+        answer,
+    }
+}
+
+/// `hay` with every occurrence of `needle` replaced.
+fn replace_bytes(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(hay.len());
+    let mut i = 0;
+    while i < hay.len() {
+        if hay[i..].starts_with(needle) {
+            out.extend_from_slice(with);
+            i += needle.len();
+        } else {
+            out.push(hay[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// Answers longer than this are cut in the record (the grade uses the full text).
@@ -112,45 +229,28 @@ impl Worker {
 
         let mut timings = Timings::default();
         let mut st = StreamState::default();
-        let (status, failure) = self.exchange(endpoint, http, &mut timings, &mut st).await;
+        let mut raw = Vec::new();
+        let request_body = http.body.clone();
+        let (status, failure) = self
+            .exchange(endpoint, http, &mut timings, &mut st, &mut raw)
+            .await;
+        // A provider may echo the key in an error body: evidence never keeps it.
+        if let Some(k) = key.map(|k| k.expose().as_bytes()).filter(|k| !k.is_empty()) {
+            raw = replace_bytes(&raw, k, b"<redacted>");
+        }
+        let evidence = Evidence::new(&request_body, &raw);
 
-        // classify the end of a stream that did not fail outright
-        let failure = failure.or_else(|| {
-            if let Some((class, detail)) = st.failure.clone() {
-                Some(Failure {
-                    class,
-                    detail,
-                    retry_after_ms: None,
-                })
-            } else if !st.done {
-                Some(Failure {
-                    class: FailureClass::Truncated,
-                    detail: "stream ended without its end marker".into(),
-                    retry_after_ms: None,
-                })
-            } else if st.finish_reason.as_deref() == Some("length") {
-                Some(Failure {
-                    class: FailureClass::FinishLength,
-                    detail: "answer cut at max_tokens".into(),
-                    retry_after_ms: None,
-                })
-            } else if st.finish_reason.as_deref() == Some("content_filter") {
-                Some(Failure {
-                    class: FailureClass::ContentFilter,
-                    detail: "answer withheld by a content filter".into(),
-                    retry_after_ms: None,
-                })
-            } else if st.text.trim().is_empty() {
-                Some(Failure {
-                    class: FailureClass::EmptyCompletion,
-                    detail: "no answer text".into(),
-                    retry_after_ms: None,
-                })
-            } else {
-                None
-            }
-        });
-        let failure = failure.map(|mut f| {
+        let d = derive(
+            &inst,
+            &spec.tier,
+            &req.system,
+            status,
+            failure,
+            &st,
+            &timings,
+            &price,
+        );
+        let failure = d.failure.map(|mut f| {
             if let Some(k) = key {
                 if !k.expose().is_empty() {
                     f.detail = f.detail.replace(k.expose(), "<redacted>");
@@ -158,41 +258,6 @@ impl Worker {
             }
             f
         });
-
-        let correct = failure.is_none()
-            && inst
-                .generated
-                .grader
-                .grade(&st.text, &inst.generated.expected);
-        let on_time = sit::within_sla(&timings, &spec.tier);
-        let mut tokens = Tokens {
-            usage_reported: st.usage.is_some(),
-            ref_input: tokenizer::count(&req.system) + inst.ref_prompt_tokens,
-            ref_output: tokenizer::count(&st.text),
-            ..Default::default()
-        };
-        if let Some(u) = &st.usage {
-            tokens.reported_input = u.input;
-            tokens.reported_output = u.output;
-            tokens.reported_reasoning = u.reasoning;
-            tokens.reported_cached = u.cached;
-        }
-        // A request refused before any body (HTTP error, connect failure) is not billed.
-        let billed_anything =
-            st.usage.is_some() || (status.map(|s| s < 300).unwrap_or(false) && !st.text.is_empty());
-        if billed_anything {
-            sit::billed(&mut tokens);
-        }
-        let cost: Pusd = sit::cost(&tokens, &price);
-        let succeeded = failure.is_none();
-        let mut answer = st.text;
-        if answer.len() > ANSWER_CAP {
-            let mut end = ANSWER_CAP;
-            while !answer.is_char_boundary(end) {
-                end -= 1;
-            }
-            answer.truncate(end);
-        }
         Ok(Observation {
             seq: 0,
             prev_hash: String::new(),
@@ -213,17 +278,18 @@ impl Worker {
             http_status: status,
             failure,
             timings,
-            answer,
+            answer: d.answer,
             finish_reason: st.finish_reason,
             server_model: st.server_model,
+            evidence: Some(evidence),
             content_before_role: st.content_before_role,
-            correct,
-            within_sla: on_time,
-            tokens,
+            correct: d.correct,
+            within_sla: d.on_time,
+            tokens: d.tokens,
             price: Some(price),
-            cost,
+            cost: d.cost,
             sit_size: inst.sit_size,
-            delivered_sit: sit::delivered(inst.sit_size, succeeded, correct, on_time),
+            delivered_sit: d.delivered,
         })
     }
 
@@ -235,6 +301,7 @@ impl Worker {
         http: crate::dialect::HttpRequest,
         t: &mut Timings,
         st: &mut StreamState,
+        raw: &mut Vec<u8>,
     ) -> (Option<u16>, Option<Failure>) {
         let fail = |class, detail: String| {
             Some(Failure {
@@ -297,6 +364,7 @@ impl Worker {
                 }
             }
             t.last_byte_ns = Some(ns(Instant::now()));
+            raw.extend_from_slice(&body);
             let (detail, quota) = endpoint.dialect.error_detail(&body);
             let class = match status {
                 401 | 403 => FailureClass::Auth,
@@ -387,6 +455,7 @@ impl Worker {
                     ),
                 );
             }
+            raw.extend_from_slice(&chunk);
             events.clear();
             if dec.feed(&chunk, &mut events).is_err() {
                 return (
@@ -398,7 +467,8 @@ impl Worker {
                 );
             }
             if self.apply(endpoint, &events, at, t, st) {
-                break;
+                // Events after the end are not applied (Dialect::replay does the same).
+                return (Some(status), None);
             }
         }
         events.clear();

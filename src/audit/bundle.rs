@@ -1,0 +1,779 @@
+//! Audit bundles: everything needed to check one day's determinations on another machine,
+//! with no access to our store.
+//!
+//! Layout of a bundle folder:
+//! - `observations.jsonl`: the stored observation records, byte for byte, in chain order: the
+//!   contiguous run of sequence numbers that covers the day and its trailing eligibility
+//!   window, each with its raw evidence (request sent, response bytes compressed);
+//! - `chain.json`: the hash the first record links to, and the last record's hash;
+//! - `prices.json`: the price schedule of every endpoint in the records;
+//! - `suite.toml`, `suite.json`: the probe suite and its hash;
+//! - `methodology.json`: the index parameters and their hash;
+//! - `commitments/`: the schedule-seed commitment and reveal of the day (and the day before);
+//! - `determinations/`: every published version of the day's determinations (signed);
+//! - `keys/`: the public keys that signed them;
+//! - `manifest.json`: blake3 of every other file.
+
+use crate::clock::{format_utc_ms, Date, DAY_MS, HOUR_MS};
+use crate::config::PriceSchedule;
+use crate::index::{compute_day, DayInput, Determination, IndexObs, Methodology, Status};
+use crate::observation::{FailureClass, Observation};
+use crate::probes::{Family, Suite};
+use crate::publisher::archive::Archive;
+use crate::publisher::record::Publication;
+use crate::store::Store;
+use crate::worker::commit::{check_day, Commitment, Reveal};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const SCHEMA: &str = "sit-audit-bundle/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Bundle(String),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
+    move |source| AuditError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema: String,
+    pub date: Date,
+    pub created_at: String,
+    pub sit_version: String,
+    /// Relative path -> blake3 hex.
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Chain {
+    pub first_seq: u64,
+    /// The hash the first record links to (its `prev_hash`).
+    pub anchor: String,
+    pub last_seq: u64,
+    pub last_hash: String,
+}
+
+/// The window of records a day's determination reads.
+fn window(m: &Methodology, date: Date) -> (i64, i64) {
+    (
+        date.start_ms() - (m.eligibility_window_hours as i64 - 1) * HOUR_MS,
+        date.start_ms() + m.partitions_per_day as i64 * HOUR_MS,
+    )
+}
+
+fn hex32(h: &[u8; 32]) -> String {
+    blake3::Hash::from(*h).to_hex().to_string()
+}
+
+/// What an export wrote.
+#[derive(Debug)]
+pub struct Exported {
+    pub observations: usize,
+    pub determinations: usize,
+    pub files: usize,
+}
+
+/// Write the bundle of `date` into `out` (created; must be empty or absent).
+pub fn export(
+    store: &Store,
+    archive: &Archive,
+    date: Date,
+    out: &Path,
+    now_ms: i64,
+) -> Result<Exported, AuditError> {
+    if out.exists() && std::fs::read_dir(out).map_err(io(out))?.next().is_some() {
+        return Err(AuditError::Bundle(format!(
+            "{} is not empty; choose a new folder for the bundle",
+            out.display()
+        )));
+    }
+    let m = Methodology::default();
+    let suite = Suite::embedded();
+    let (from, to) = window(&m, date);
+    let mut all: Vec<(u64, [u8; 32], Observation)> = Vec::new();
+    for r in store.scan(i64::MIN / 2, i64::MAX / 2) {
+        let s = r?;
+        all.push((s.obs.seq, s.hash, s.obs));
+    }
+    all.sort_by_key(|r| r.0);
+    let in_window: Vec<u64> = all
+        .iter()
+        .filter(|r| r.2.at_ms >= from && r.2.at_ms < to)
+        .map(|r| r.0)
+        .collect();
+    let (Some(&lo), Some(&hi)) = (in_window.iter().min(), in_window.iter().max()) else {
+        return Err(AuditError::Bundle(format!(
+            "no observations stored for {date} or its trailing window"
+        )));
+    };
+    let run: Vec<&(u64, [u8; 32], Observation)> =
+        all.iter().filter(|r| r.0 >= lo && r.0 <= hi).collect();
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut lines = Vec::new();
+    for (seq, hash, o) in &run {
+        let bytes = serde_json::to_vec(o).expect("observation serialises");
+        if blake3::hash(&bytes).as_bytes() != hash {
+            return Err(AuditError::Bundle(format!(
+                "stored record seq {seq} does not re-serialise to its hashed bytes"
+            )));
+        }
+        lines.extend_from_slice(&bytes);
+        lines.push(b'\n');
+    }
+    files.insert("observations.jsonl".into(), lines);
+    let chain = Chain {
+        first_seq: lo,
+        anchor: run[0].2.prev_hash.clone(),
+        last_seq: hi,
+        last_hash: hex32(&run.last().expect("non-empty").1),
+    };
+    let json = |v: &dyn erased::Ser| v.pretty();
+    files.insert("chain.json".into(), json(&chain));
+    let mut prices: BTreeMap<String, PriceSchedule> = BTreeMap::new();
+    for (_, _, o) in &run {
+        if !prices.contains_key(&o.endpoint) {
+            prices.insert(o.endpoint.clone(), store.prices(&o.endpoint)?);
+        }
+    }
+    files.insert("prices.json".into(), json(&prices));
+    files.insert(
+        "suite.toml".into(),
+        crate::probes::SUITE_TOML.as_bytes().to_vec(),
+    );
+    files.insert(
+        "suite.json".into(),
+        json(&serde_json::json!({"version": suite.version, "hash": suite.hash})),
+    );
+    files.insert(
+        "methodology.json".into(),
+        json(&serde_json::json!({"version": m.version, "hash": m.hash(), "parameters": m})),
+    );
+    for d in [date.pred(), date] {
+        if let Some(c) = archive.commitment(d) {
+            files.insert(format!("commitments/{d}.commit.json"), json(&c));
+        }
+        if let Some(r) = archive.reveal(d) {
+            files.insert(format!("commitments/{d}.reveal.json"), json(&r));
+        }
+    }
+    let entries = archive
+        .entries()
+        .map_err(|e| AuditError::Bundle(e.to_string()))?;
+    let mut determinations = 0;
+    for e in entries.iter().filter(|e| e.date == date) {
+        let bytes = archive
+            .read(e)
+            .map_err(|x| AuditError::Bundle(x.to_string()))?;
+        files.insert(
+            format!("determinations/{}.v{}.json", e.tier, e.version),
+            bytes,
+        );
+        if let Some(pem) = archive.key_pem(&e.key_id) {
+            files.insert(
+                format!("keys/{}.pem", e.key_id.replace(':', "-")),
+                pem.into_bytes(),
+            );
+        }
+        determinations += 1;
+    }
+    let manifest = Manifest {
+        schema: SCHEMA.into(),
+        date,
+        created_at: format_utc_ms(now_ms),
+        sit_version: env!("CARGO_PKG_VERSION").into(),
+        files: files
+            .iter()
+            .map(|(k, v)| (k.clone(), blake3::hash(v).to_hex().to_string()))
+            .collect(),
+    };
+    files.insert("manifest.json".into(), json(&manifest));
+    for (name, bytes) in &files {
+        let p = out.join(name);
+        let dir = p.parent().expect("in the bundle");
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        std::fs::write(&p, bytes).map_err(io(&p))?;
+    }
+    Ok(Exported {
+        observations: run.len(),
+        determinations,
+        files: files.len(),
+    })
+}
+
+/// Pretty JSON of anything serialisable, without generic plumbing at every call.
+mod erased {
+    pub trait Ser {
+        fn pretty(&self) -> Vec<u8>;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn pretty(&self) -> Vec<u8> {
+            let mut v = serde_json::to_vec_pretty(self).expect("serialises");
+            v.push(b'\n');
+            v
+        }
+    }
+}
+
+/// A bundle read from disk.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    /// (line bytes, record hash, parsed record), in file order.
+    pub records: Vec<(Vec<u8>, [u8; 32], Observation)>,
+    pub chain: Chain,
+    pub prices: BTreeMap<String, PriceSchedule>,
+    pub suite: Suite,
+    pub methodology: Methodology,
+    pub commitments: BTreeMap<Date, (Option<Commitment>, Option<Reveal>)>,
+    /// (file name, bytes).
+    pub determinations: Vec<(String, Vec<u8>)>,
+    /// (file name, PEM).
+    pub keys: Vec<(String, String)>,
+}
+
+fn read(dir: &Path, name: &str) -> Result<Vec<u8>, AuditError> {
+    let p = dir.join(name);
+    std::fs::read(&p).map_err(io(&p))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<T, AuditError> {
+    serde_json::from_slice(&read(dir, name)?)
+        .map_err(|e| AuditError::Bundle(format!("{name}: {e}")))
+}
+
+fn list(dir: &Path, sub: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir.join(sub))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| format!("{sub}/{}", e.file_name().to_string_lossy()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+impl Bundle {
+    pub fn load(dir: &Path) -> Result<Bundle, AuditError> {
+        let manifest: Manifest = parse(dir, "manifest.json")?;
+        if manifest.schema != SCHEMA {
+            return Err(AuditError::Bundle(format!(
+                "manifest schema `{}` is not {SCHEMA}",
+                manifest.schema
+            )));
+        }
+        let text = read(dir, "observations.jsonl")?;
+        let mut records = Vec::new();
+        for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let o: Observation = serde_json::from_slice(line).map_err(|e| {
+                AuditError::Bundle(format!("observations.jsonl line {}: {e}", i + 1))
+            })?;
+            records.push((line.to_vec(), *blake3::hash(line).as_bytes(), o));
+        }
+        let suite_text = String::from_utf8(read(dir, "suite.toml")?)
+            .map_err(|_| AuditError::Bundle("suite.toml is not UTF-8".into()))?;
+        let suite = Suite::parse(&suite_text)
+            .map_err(|e| AuditError::Bundle(format!("suite.toml: {e}")))?;
+        #[derive(Deserialize)]
+        struct M {
+            parameters: Methodology,
+        }
+        let methodology = parse::<M>(dir, "methodology.json")?.parameters;
+        let mut commitments: BTreeMap<Date, (Option<Commitment>, Option<Reveal>)> = BTreeMap::new();
+        for f in list(dir, "commitments") {
+            if f.ends_with(".commit.json") {
+                let c: Commitment = parse(dir, &f)?;
+                let d = c.date;
+                commitments.entry(d).or_default().0 = Some(c);
+            } else if f.ends_with(".reveal.json") {
+                let r: Reveal = parse(dir, &f)?;
+                let d = r.date;
+                commitments.entry(d).or_default().1 = Some(r);
+            }
+        }
+        let mut determinations = Vec::new();
+        for f in list(dir, "determinations") {
+            determinations.push((f.clone(), read(dir, &f)?));
+        }
+        let mut keys = Vec::new();
+        for f in list(dir, "keys") {
+            let pem = String::from_utf8(read(dir, &f)?)
+                .map_err(|_| AuditError::Bundle(format!("{f} is not UTF-8")))?;
+            keys.push((f, pem));
+        }
+        Ok(Bundle {
+            dir: dir.to_path_buf(),
+            chain: parse(dir, "chain.json")?,
+            prices: parse(dir, "prices.json")?,
+            manifest,
+            records,
+            suite,
+            methodology,
+            commitments,
+            determinations,
+            keys,
+        })
+    }
+
+    /// The chain: records in sequence order, contiguous, each linking to the one before.
+    /// Names the first record that breaks it.
+    pub fn check_chain(&self) -> Result<(), String> {
+        let mut prev_hash = self.chain.anchor.clone();
+        let mut expect = self.chain.first_seq;
+        for (i, (_, hash, o)) in self.records.iter().enumerate() {
+            let line = i + 1;
+            if o.seq != expect {
+                return Err(if o.seq > expect {
+                    format!("observations.jsonl line {line}: seq {} follows seq {}: record {expect} is missing (deleted)", o.seq, expect.wrapping_sub(1))
+                } else {
+                    format!("observations.jsonl line {line}: seq {} is out of order or duplicated (expected {expect}): records were reordered or inserted", o.seq)
+                });
+            }
+            if o.prev_hash != prev_hash {
+                return Err(if i == 0 {
+                    format!(
+                        "observations.jsonl line 1: seq {} does not link to the chain anchor",
+                        o.seq
+                    )
+                } else {
+                    format!(
+                        "observations.jsonl line {line}: seq {} does not link to seq {}: seq {} was altered, or this record was inserted",
+                        o.seq,
+                        o.seq - 1,
+                        o.seq - 1
+                    )
+                });
+            }
+            prev_hash = hex32(hash);
+            expect += 1;
+        }
+        if expect.wrapping_sub(1) != self.chain.last_seq || prev_hash != self.chain.last_hash {
+            return Err(format!(
+                "the chain ends at seq {} with hash {}, chain.json says seq {} ({}): the last record was altered, removed or added",
+                expect.wrapping_sub(1),
+                prev_hash,
+                self.chain.last_seq,
+                self.chain.last_hash
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every file listed in the manifest has its hash; no file is unlisted.
+    pub fn check_manifest(&self) -> Result<(), String> {
+        let mut present = Vec::new();
+        for sub in ["", "commitments", "determinations", "keys"] {
+            if sub.is_empty() {
+                for e in std::fs::read_dir(&self.dir).map_err(|e| e.to_string())? {
+                    let e = e.map_err(|e| e.to_string())?;
+                    if e.file_type().map(|t| t.is_file()).unwrap_or(false) {
+                        present.push(e.file_name().to_string_lossy().to_string());
+                    }
+                }
+            } else {
+                present.extend(list(&self.dir, sub));
+            }
+        }
+        for (name, want) in &self.manifest.files {
+            let got = std::fs::read(self.dir.join(name))
+                .map(|b| blake3::hash(&b).to_hex().to_string())
+                .map_err(|_| format!("{name} is listed in the manifest but missing"))?;
+            if &got != want {
+                return Err(format!("{name}: blake3 {got}, the manifest says {want}"));
+            }
+        }
+        for p in present {
+            if p != "manifest.json" && !self.manifest.files.contains_key(&p) {
+                return Err(format!("{p} is not in the manifest (added to the bundle)"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The published determinations, verified against the bundled keys.
+    pub fn publications(&self) -> Result<Vec<(String, Publication, Vec<u8>)>, String> {
+        let mut out = Vec::new();
+        for (name, bytes) in &self.determinations {
+            let v: serde_json::Value =
+                serde_json::from_slice(bytes).map_err(|e| format!("{name}: {e}"))?;
+            let kid = v["key_id"].as_str().unwrap_or("").replace(':', "-");
+            let pem = self
+                .keys
+                .iter()
+                .find(|(f, _)| f == &format!("keys/{kid}.pem"))
+                .map(|(_, p)| p)
+                .ok_or_else(|| format!("{name}: its public key {kid} is not in the bundle"))?;
+            let vk =
+                crate::publisher::keys::parse_public(pem).map_err(|e| format!("{name}: {e}"))?;
+            let ver =
+                crate::publisher::record::verify(bytes, &vk).map_err(|e| format!("{name}: {e}"))?;
+            out.push((name.clone(), ver.publication, ver.signed_bytes));
+        }
+        Ok(out)
+    }
+
+    /// The commitment check of the bundle's day: the reveal matches the commitment and every
+    /// probe of the day comes from the schedule it fixes (none missing, none added).
+    pub fn check_commitment(&self) -> Result<(), String> {
+        let day = self.manifest.date;
+        let (Some(c), Some(r)) = self
+            .commitments
+            .get(&day)
+            .map(|(c, r)| (c.clone(), r.clone()))
+            .unwrap_or((None, None))
+        else {
+            return Err(format!(
+                "{day}: no schedule commitment and reveal in the bundle"
+            ));
+        };
+        // The day's probes: sent within the day (a probe of the last seconds may be sent just
+        // after midnight; one of the previous day's last seconds just after its midnight).
+        let near: Vec<&Observation> = self
+            .records
+            .iter()
+            .map(|r| &r.2)
+            .filter(|o| o.at_ms >= day.start_ms() && o.at_ms < day.start_ms() + DAY_MS + HOUR_MS)
+            .filter(|o| o.suite_hash == self.suite.hash)
+            .collect();
+        let (in_day, spill): (Vec<&Observation>, Vec<&Observation>) = near
+            .into_iter()
+            .partition(|o| o.at_ms >= day.start_ms() + 60_000 && o.at_ms < day.start_ms() + DAY_MS);
+        // Spill-over records are matched when they belong to the day, ignored otherwise.
+        let keys: std::collections::BTreeSet<(u64, String)> = r
+            .seed_u64()
+            .map(|s| {
+                crate::worker::schedule::day_schedule(
+                    &self.suite,
+                    c.endpoints.len(),
+                    day,
+                    s,
+                    c.per_hour,
+                )
+                .into_iter()
+                .map(|s| (s.seed, s.nonce))
+                .collect()
+            })
+            .unwrap_or_default();
+        let mut candidates = in_day;
+        candidates.extend(
+            spill
+                .into_iter()
+                .filter(|o| keys.contains(&(o.seed, o.nonce.clone()))),
+        );
+        check_day(&self.suite, &c, &r, &candidates)
+    }
+}
+
+/// One re-derived observation that disagrees with its record.
+fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
+    let at = |what: String| format!("seq {}: {what}", o.seq);
+    let tier = b
+        .suite
+        .tier(&o.tier)
+        .ok_or_else(|| at(format!("tier `{}` is not in the suite", o.tier)))?;
+    let family =
+        Family::from_id(&o.family).ok_or_else(|| at(format!("unknown family {}", o.family)))?;
+    let m = &b.methodology;
+    let inst = b
+        .suite
+        .instance(tier, family, o.seed, m.sit_w_in, m.sit_w_out);
+    let price = b
+        .prices
+        .get(&o.endpoint)
+        .and_then(|s| s.in_force(o.at_ms))
+        .ok_or_else(|| at(format!("no price of {} in force", o.endpoint)))?;
+    let ev = o
+        .evidence
+        .as_ref()
+        .ok_or_else(|| at("no raw evidence recorded".into()))?;
+    let req: serde_json::Value =
+        serde_json::from_str(&ev.request).map_err(|e| at(format!("request evidence: {e}")))?;
+    let system = req["messages"][0]["content"].as_str().unwrap_or("");
+    let user = req["messages"][1]["content"].as_str().unwrap_or("");
+    if user != inst.generated.prompt {
+        return Err(at(
+            "the request sent is not the probe (family, seed) generates".into(),
+        ));
+    }
+    let raw = ev.response().map_err(at)?;
+    let dialect: crate::config::Dialect =
+        serde_json::from_value(serde_json::Value::String(o.dialect.clone()))
+            .map_err(|e| at(format!("dialect: {e}")))?;
+    let http_ok = o.http_status.is_some_and(|s| s < 300);
+    // Failures below the stream (no 2xx, timeouts, stall, body cap, UTF-8) are recorded facts
+    // of timing and transport; everything the stream itself says is re-derived.
+    let transport = o.failure.clone().filter(|f| {
+        !http_ok
+            || matches!(
+                f.class,
+                FailureClass::Connect
+                    | FailureClass::TimeoutHeaders
+                    | FailureClass::TimeoutFirstToken
+                    | FailureClass::TimeoutTotal
+                    | FailureClass::Stall
+                    | FailureClass::BodyTooLarge
+                    | FailureClass::InvalidUtf8
+            )
+    });
+    let st = if http_ok {
+        dialect.replay(&raw).unwrap_or_default()
+    } else {
+        Default::default()
+    };
+    let d = crate::worker::derive(
+        &inst,
+        tier,
+        system,
+        o.http_status,
+        transport,
+        &st,
+        &o.timings,
+        price,
+    );
+    let mut r = o.clone();
+    r.failure = d.failure.map(|mut f| {
+        // Details are prose; the class is what counts.
+        if let Some(orig) = &o.failure {
+            f.detail = orig.detail.clone();
+            f.retry_after_ms = orig.retry_after_ms;
+        }
+        f
+    });
+    r.correct = d.correct;
+    r.within_sla = d.on_time;
+    r.tokens = d.tokens;
+    r.cost = d.cost;
+    r.answer = d.answer;
+    r.delivered_sit = d.delivered;
+    r.sit_size = inst.sit_size;
+    r.price = Some(price.clone());
+    Ok(r)
+}
+
+/// First differing JSON path between two values.
+pub fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value::*;
+    match (a, b) {
+        (Object(x), Object(y)) => {
+            let keys: std::collections::BTreeSet<&std::string::String> =
+                x.keys().chain(y.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                first_difference(
+                    x.get(k).unwrap_or(&Null),
+                    y.get(k).unwrap_or(&Null),
+                    &format!("{at}.{k}"),
+                )
+            })
+        }
+        (Array(x), Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (p, q))| first_difference(p, q, &format!("{at}[{i}]"))),
+        _ if a == b => None,
+        _ => Some(format!("{at}: computed {a}, published {b}")),
+    }
+}
+
+/// The outcome of a replay.
+#[derive(Debug, Serialize)]
+pub struct Replay {
+    /// Observations whose re-derived figures differ from the record (first few).
+    pub observation_differences: Vec<String>,
+    pub observations_rederived: usize,
+    pub reference_tokens: u64,
+    /// Per published record: `identical` or the first difference.
+    pub determinations: Vec<(String, String)>,
+    /// Structural problems found before recomputing (chain, commitment).
+    pub structure: Vec<String>,
+}
+
+impl Replay {
+    pub fn identical(&self) -> bool {
+        self.structure.is_empty()
+            && self.observation_differences.is_empty()
+            && !self.determinations.is_empty()
+            && self.determinations.iter().all(|(_, v)| v == "identical")
+    }
+}
+
+/// Re-grade, re-count, re-cost every observation from its raw evidence and recompute every
+/// published determination of the bundle from the re-derived figures.
+pub fn replay(b: &Bundle) -> Replay {
+    let mut structure = Vec::new();
+    if let Err(e) = b.check_chain() {
+        structure.push(e);
+    }
+    if let Err(e) = b.check_commitment() {
+        structure.push(e);
+    }
+    let mut diffs = Vec::new();
+    let mut derived: Vec<(Observation, [u8; 32])> = Vec::with_capacity(b.records.len());
+    let mut ref_tokens = 0u64;
+    for (_, hash, o) in &b.records {
+        match rederive(b, o) {
+            Ok(r) => {
+                ref_tokens += r.tokens.ref_input + r.tokens.ref_output;
+                let (x, y) = (
+                    serde_json::to_value(&r).expect("serialises"),
+                    serde_json::to_value(o).expect("serialises"),
+                );
+                if let Some(d) = first_difference(&x, &y, "") {
+                    if diffs.len() < 20 {
+                        diffs.push(format!("seq {}: {}", o.seq, d.trim_start_matches('.')));
+                    }
+                }
+                derived.push((r, *hash));
+            }
+            Err(e) => {
+                if diffs.len() < 20 {
+                    diffs.push(e);
+                }
+                derived.push((o.clone(), *hash));
+            }
+        }
+    }
+    let mut determinations = Vec::new();
+    match b.publications() {
+        Err(e) => structure.push(e),
+        Ok(pubs) => {
+            for (name, p, signed) in pubs {
+                let outcome = recompute(b, &derived, &p)
+                    .map(|computed| {
+                        let mut q = p.clone();
+                        q.determination = computed;
+                        if p.determination.status == Status::Restated {
+                            q.determination.status = Status::Restated;
+                        }
+                        let bytes =
+                            crate::signing::canonical(&serde_json::to_value(&q).expect("json"));
+                        if bytes == signed {
+                            "identical".to_string()
+                        } else {
+                            let x = serde_json::to_value(&q.determination).expect("json");
+                            let y = serde_json::to_value(&p.determination).expect("json");
+                            first_difference(&x, &y, "")
+                                .map(|d| format!("differs at {}", d.trim_start_matches('.')))
+                                .unwrap_or_else(|| "differs in its canonical bytes".into())
+                        }
+                    })
+                    .unwrap_or_else(|e| format!("cannot recompute: {e}"));
+                determinations.push((name, outcome));
+            }
+        }
+    }
+    Replay {
+        observation_differences: diffs,
+        observations_rederived: b.records.len(),
+        reference_tokens: ref_tokens,
+        determinations,
+        structure,
+    }
+}
+
+/// The determination of a published record, recomputed from re-derived observations.
+fn recompute(
+    b: &Bundle,
+    derived: &[(Observation, [u8; 32])],
+    p: &Publication,
+) -> Result<Determination, String> {
+    let d = &p.determination;
+    let tier = b
+        .suite
+        .tier(&d.tier)
+        .ok_or_else(|| format!("tier {} not in the suite", d.tier))?;
+    let (from, to) = window(&b.methodology, d.date);
+    let rows_src: Vec<&(Observation, [u8; 32])> = derived
+        .iter()
+        .filter(|(o, _)| {
+            o.tier == d.tier && o.suite_hash == b.suite.hash && o.at_ms >= from && o.at_ms < to
+        })
+        .collect();
+    let mut endpoints: Vec<String> = rows_src.iter().map(|(o, _)| o.endpoint.clone()).collect();
+    endpoints.sort();
+    endpoints.dedup();
+    let rows: Vec<IndexObs> = rows_src
+        .iter()
+        .map(|(o, h)| IndexObs {
+            endpoint: endpoints.binary_search(&o.endpoint).expect("in universe") as u32,
+            at_ms: o.at_ms,
+            cost_pusd: o.cost.0,
+            delivered_sit: o.delivered_sit,
+            succeeded: o.succeeded(),
+            correct: o.correct,
+            hash: *h,
+        })
+        .collect();
+    let previous_final = d
+        .contingency
+        .as_ref()
+        .and_then(|c| c.carried_from.zip(d.value));
+    Ok(compute_day(
+        &b.methodology,
+        &DayInput {
+            tier: &d.tier,
+            date: d.date,
+            pass_threshold: tier.pass_threshold,
+            endpoints: &endpoints,
+            observations: &rows,
+            previous_final,
+            suite_hash: &b.suite.hash,
+            sequence: d.sequence,
+            computed_at: &d.computed_at,
+        },
+    ))
+}
+
+/// Verify a bundle: manifest, chain, Merkle roots, seed commitment, signatures. Returns every
+/// problem found, in that order; empty means verified.
+pub fn verify(b: &Bundle) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Err(e) = b.check_chain() {
+        out.push(format!("chain: {e}"));
+    }
+    let recorded: Vec<(Observation, [u8; 32])> =
+        b.records.iter().map(|(_, h, o)| (o.clone(), *h)).collect();
+    match b.publications() {
+        Err(e) => out.push(format!("signature: {e}")),
+        Ok(pubs) => {
+            for (name, p, _) in pubs {
+                match recompute(b, &recorded, &p) {
+                    Ok(c) if c.merkle_root == p.determination.merkle_root => {}
+                    Ok(c) => out.push(format!(
+                        "merkle: {name}: the observations give root {}, the record says {}: an observation it used was added, dropped or edited",
+                        c.merkle_root, p.determination.merkle_root
+                    )),
+                    Err(e) => out.push(format!("merkle: {name}: {e}")),
+                }
+            }
+        }
+    }
+    if let Err(e) = b.check_commitment() {
+        out.push(format!("commitment: {e}"));
+    }
+    if let Err(e) = b.check_manifest() {
+        out.push(format!("manifest: {e}"));
+    }
+    if b.methodology.hash() != Methodology::default().hash() {
+        out.push("methodology: the bundle's parameters are not this build's methodology".into());
+    }
+    out
+}

@@ -1,0 +1,303 @@
+//! Audit bundles through the real binary, each command a separate process working on a copy of
+//! the bundle in a new folder (no store anywhere near it):
+//! - the committed golden bundle replays to its committed determination bytes exactly (this
+//!   fails if anything on the index path changes its output) and verifies;
+//! - a fresh bundle exported from a live demo store replays and verifies;
+//! - each tampering (a price edited, a record deleted, inserted, two reordered, the revealed
+//!   seed changed) is named by `sit audit verify`, and replay no longer says identical.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn golden() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/bundle-2026-01-05")
+}
+
+fn sit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sit"))
+        .args(args)
+        .output()
+        .expect("run sit")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+/// A copy of the golden bundle in a new folder.
+fn copy_golden() -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("bundle");
+    copy_dir(&golden(), &dir);
+    (t, dir)
+}
+
+fn replay(dir: &Path) -> Output {
+    sit(&["audit", "replay", dir.to_str().unwrap()])
+}
+
+fn verify(dir: &Path) -> Output {
+    sit(&["audit", "verify", dir.to_str().unwrap()])
+}
+
+fn first_failure(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find(|l| l.starts_with("FAILED"))
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn golden_bundle_replays_to_the_committed_bytes_and_verifies() {
+    let (_t, dir) = copy_golden();
+    let o = replay(&dir);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for t in ["t1", "t2", "t3"] {
+        assert!(
+            out.contains(&format!("determinations/{t}.v1.json: identical")),
+            "{out}"
+        );
+    }
+    let o = verify(&dir);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("VERIFIED"));
+    // The golden day has two FINAL tiers and a CONTINGENCY one: both paths are pinned.
+    let status = |t: &str| {
+        let v: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.join(format!("determinations/{t}.v1.json"))).unwrap(),
+        )
+        .unwrap();
+        v["status"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        [status("t1"), status("t2"), status("t3")],
+        ["FINAL", "FINAL", "CONTINGENCY"]
+    );
+}
+
+#[test]
+fn bundle_exported_from_a_live_store_replays_identically() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let o = sit(&[
+        "--data",
+        data.to_str().unwrap(),
+        "demo",
+        "--days",
+        "1",
+        "--hour-ms",
+        "150",
+        "--per-hour",
+        "1",
+        "--market-size",
+        "6",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = t.path().join("bundle");
+    let o = sit(&[
+        "--data",
+        data.to_str().unwrap(),
+        "audit",
+        "export",
+        "--date",
+        "2026-01-05",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("3 published determinations"));
+    // The replay works from a copy in a new folder, the store out of reach.
+    let elsewhere = t.path().join("elsewhere/bundle");
+    copy_dir(&out, &elsewhere);
+    std::fs::remove_dir_all(&data).unwrap();
+    let o = replay(&elsewhere);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = verify(&elsewhere);
+    assert!(o.status.success(), "{}", text(&o));
+    // Exporting into a folder that is not empty is refused.
+    let o = sit(&[
+        "audit",
+        "export",
+        "--date",
+        "2026-01-05",
+        "--out",
+        elsewhere.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+}
+
+fn edit_lines(dir: &Path, f: impl FnOnce(&mut Vec<String>)) {
+    let p = dir.join("observations.jsonl");
+    let mut lines: Vec<String> = std::fs::read_to_string(&p)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    f(&mut lines);
+    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+}
+
+/// Line 206 of the golden observations is seq 205, an answered t1 probe in the middle of the day.
+const LINE: usize = 205;
+
+#[test]
+fn edited_price_is_named_and_breaks_the_replay() {
+    let (_t, dir) = copy_golden();
+    edit_lines(&dir, |l| {
+        let mut o: serde_json::Value = serde_json::from_str(&l[LINE]).unwrap();
+        assert_eq!(o["seq"], 205);
+        o["price"]["input"] = "9.000000".into();
+        o["cost"] = "0.000123000000".into();
+        l[LINE] = serde_json::to_string(&o).unwrap();
+    });
+    let v = verify(&dir);
+    assert_eq!(v.status.code(), Some(1));
+    assert!(
+        first_failure(&v).contains("seq 206 does not link to seq 205: seq 205 was altered"),
+        "{}",
+        text(&v)
+    );
+    let r = replay(&dir);
+    assert!(!r.status.success());
+    assert!(text(&r).contains("OBSERVATION  seq 205"), "{}", text(&r));
+}
+
+#[test]
+fn deleted_record_is_named_and_breaks_the_replay() {
+    let (_t, dir) = copy_golden();
+    edit_lines(&dir, |l| {
+        l.remove(LINE);
+    });
+    let v = verify(&dir);
+    assert_eq!(v.status.code(), Some(1));
+    assert!(
+        first_failure(&v).contains("record 205 is missing (deleted)"),
+        "{}",
+        text(&v)
+    );
+    assert!(
+        text(&v).contains("merkle:"),
+        "the Merkle root also catches it"
+    );
+    assert!(!replay(&dir).status.success());
+}
+
+#[test]
+fn inserted_record_is_named_and_breaks_the_replay() {
+    let (_t, dir) = copy_golden();
+    edit_lines(&dir, |l| {
+        let mut o: serde_json::Value = serde_json::from_str(&l[LINE]).unwrap();
+        o["nonce"] = "feedfacefeedface".into();
+        o["seq"] = 206.into();
+        l.insert(LINE + 1, serde_json::to_string(&o).unwrap());
+    });
+    let v = verify(&dir);
+    assert_eq!(v.status.code(), Some(1));
+    let f = first_failure(&v);
+    assert!(
+        f.contains("line 207: seq 206 does not link to seq 205"),
+        "{}",
+        text(&v)
+    );
+    assert!(!replay(&dir).status.success());
+}
+
+#[test]
+fn reordered_records_are_named_and_break_the_replay() {
+    let (_t, dir) = copy_golden();
+    edit_lines(&dir, |l| l.swap(LINE, LINE + 1));
+    let v = verify(&dir);
+    assert_eq!(v.status.code(), Some(1));
+    assert!(
+        first_failure(&v).contains("line 206: seq 206 follows seq 204"),
+        "{}",
+        text(&v)
+    );
+    let r = replay(&dir);
+    assert!(!r.status.success());
+    assert!(text(&r).contains("STRUCTURE"), "{}", text(&r));
+}
+
+#[test]
+fn changed_revealed_seed_is_named_and_breaks_the_replay() {
+    let (_t, dir) = copy_golden();
+    let p = dir.join("commitments/2026-01-05.reveal.json");
+    let mut r: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    let seed = u64::from_str_radix(r["seed"].as_str().unwrap(), 16).unwrap();
+    r["seed"] = format!("{:016x}", seed ^ 1).into();
+    std::fs::write(&p, serde_json::to_vec_pretty(&r).unwrap()).unwrap();
+    let v = verify(&dir);
+    assert_eq!(v.status.code(), Some(1));
+    assert!(
+        first_failure(&v)
+            .contains("commitment: 2026-01-05: the revealed seed does not match the commitment"),
+        "{}",
+        text(&v)
+    );
+    let r = replay(&dir);
+    assert!(!r.status.success());
+    assert!(
+        text(&r).contains("revealed seed does not match"),
+        "{}",
+        text(&r)
+    );
+}
+
+#[test]
+fn a_cherry_picked_probe_is_named_by_the_commitment_check() {
+    // Re-chain a record whose prompt seed was swapped (as if a favourable probe replaced the
+    // scheduled one), fixing every hash after it: only the commitment can tell.
+    let (_t, dir) = copy_golden();
+    edit_lines(&dir, |l| {
+        let mut prev: Option<String> = None;
+        for (i, line) in l.iter_mut().enumerate() {
+            let mut o: serde_json::Value = serde_json::from_str(line).unwrap();
+            if i == LINE {
+                o["seed"] = (o["seed"].as_u64().unwrap() ^ 1).into();
+            }
+            if let Some(p) = &prev {
+                o["prev_hash"] = p.clone().into();
+            }
+            // Re-serialise exactly as the store does (field order preserved by the struct).
+            let rec: sit::observation::Observation = serde_json::from_value(o).unwrap();
+            *line = serde_json::to_string(&rec).unwrap();
+            prev = Some(blake3::hash(line.as_bytes()).to_hex().to_string());
+        }
+    });
+    // chain.json's last hash would give it away too; the forger fixes that as well.
+    let last = std::fs::read_to_string(dir.join("observations.jsonl")).unwrap();
+    let last_line = last.lines().last().unwrap();
+    let cp = dir.join("chain.json");
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
+    c["last_hash"] = blake3::hash(last_line.as_bytes())
+        .to_hex()
+        .to_string()
+        .into();
+    std::fs::write(&cp, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+    let v = verify(&dir);
+    assert_eq!(v.status.code(), Some(1));
+    let out = text(&v);
+    assert!(
+        out.contains("observation seq 205") && out.contains("is not in the committed schedule"),
+        "{out}"
+    );
+}
