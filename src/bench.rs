@@ -178,3 +178,87 @@ fn sample_observation() -> crate::observation::Observation {
         content_before_role: false,
     }
 }
+
+/// Recompute `days` archived days of `per_day` observations each (3 tiers), in order, carrying
+/// the last FINAL value into CONTINGENCY days, as an auditor does from extracted index rows.
+pub fn recompute_bench(days: u32, per_day: usize, endpoints: u32) -> String {
+    let m = Methodology::default();
+    let first = Date::parse("2026-01-05").expect("date");
+    let ids: Vec<String> = (0..endpoints).map(|i| format!("ep{i:03}")).collect();
+    let tiers = ["t1", "t2", "t3"];
+    let archive: Vec<Vec<Vec<IndexObs>>> = (0..days)
+        .map(|d| {
+            let date = Date(first.0 + d as i32);
+            (0..tiers.len())
+                .map(|t| {
+                    synthetic_day(
+                        date,
+                        per_day / tiers.len(),
+                        endpoints,
+                        (d * 3 + t as u32) as u64 + 1,
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let t0 = Instant::now();
+    let mut finals = 0;
+    for (t, tier) in tiers.iter().enumerate() {
+        let mut previous = None;
+        for (d, day) in archive.iter().enumerate() {
+            let date = Date(first.0 + d as i32);
+            let det = compute_day(
+                &m,
+                &DayInput {
+                    tier,
+                    date,
+                    pass_threshold: crate::fixed::Fixed(700_000_000),
+                    endpoints: &ids,
+                    observations: &day[t],
+                    previous_final: previous,
+                    suite_hash: "bench",
+                    sequence: d as u64 + 1,
+                    computed_at: "bench",
+                },
+            );
+            if det.status == crate::index::Status::Final {
+                previous = det.value.map(|v| (date, v));
+                finals += 1;
+            }
+        }
+    }
+    let s = t0.elapsed().as_secs_f64();
+    format!(
+        "recompute: {days} days x {} observations (3 tiers, {endpoints} endpoints) = {} observations in {s:.3} s ({:.0} observations/s); {finals} of {} determinations FINAL",
+        per_day / tiers.len() * tiers.len(),
+        days as usize * (per_day / tiers.len()) * tiers.len(),
+        (days as usize * per_day) as f64 / s,
+        days as usize * tiers.len()
+    )
+}
+
+/// Re-derive every observation of an audit bundle from its raw evidence (decompress, decode
+/// the stream, re-grade, re-count with the reference tokenizer, re-cost) `repeats` times.
+pub fn rederive_bench(bundle: &std::path::Path, repeats: u32) -> Result<String, String> {
+    let b = crate::audit::bundle::Bundle::load(bundle).map_err(|e| e.to_string())?;
+    crate::tokenizer::warm_up();
+    let mut best = f64::MAX;
+    let mut tokens = 0;
+    for _ in 0..repeats.max(1) {
+        let t0 = Instant::now();
+        let (_, diffs, t) = crate::audit::bundle::rederive_all(&b);
+        best = best.min(t0.elapsed().as_secs_f64());
+        tokens = t;
+        if !diffs.is_empty() {
+            return Err(format!("the bundle does not re-derive: {}", diffs[0]));
+        }
+    }
+    Ok(format!(
+        "rederive: {} observations, {tokens} reference tokens, best {best:.3} s of {} runs: {:.0} reference tokens/s, {:.0} observations/s ({} threads)",
+        b.records.len(),
+        repeats.max(1),
+        tokens as f64 / best,
+        b.records.len() as f64 / best,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    ))
+}

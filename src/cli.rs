@@ -269,6 +269,22 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 5)]
         repeats: u32,
     },
+    /// Recompute archived days (3 tiers each) from index rows, carrying CONTINGENCY values.
+    Recompute {
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, default_value_t = 300_000)]
+        observations: usize,
+        #[arg(long, default_value_t = 40)]
+        endpoints: u32,
+    },
+    /// Re-derive every observation of an audit bundle from its raw evidence.
+    Rederive {
+        #[arg(long, value_name = "DIR")]
+        bundle: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        repeats: u32,
+    },
     /// Append observations to a fresh sled store.
     Ingest {
         #[arg(long, default_value_t = 200_000)]
@@ -694,6 +710,18 @@ pub async fn run(cli: Cli) -> Result<()> {
                         crate::bench::index_bench(observations, endpoints, repeats)
                     )
                 }
+                BenchWhat::Recompute {
+                    days,
+                    observations,
+                    endpoints,
+                } => println!(
+                    "{}",
+                    crate::bench::recompute_bench(days, observations, endpoints)
+                ),
+                BenchWhat::Rederive { bundle, repeats } => println!(
+                    "{}",
+                    crate::bench::rederive_bench(&bundle, repeats).map_err(Error::Failed)?
+                ),
                 BenchWhat::Ingest {
                     observations,
                     batch,

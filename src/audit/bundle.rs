@@ -593,6 +593,60 @@ pub fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: &str) 
     }
 }
 
+/// Re-derive every record from its evidence, on every core (results in record order, so the
+/// outcome does not depend on scheduling). Returns the re-derived records with their hashes,
+/// the first differences found, and the reference tokens counted.
+pub fn rederive_all(b: &Bundle) -> (Vec<(Observation, [u8; 32])>, Vec<String>, u64) {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .max(1);
+    let chunk = b.records.len().div_ceil(threads).max(1);
+    let parts: Vec<Vec<(Observation, [u8; 32], Option<String>)>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = b
+            .records
+            .chunks(chunk)
+            .map(|part| {
+                sc.spawn(move || {
+                    part.iter()
+                        .map(|(_, hash, o)| match rederive(b, o) {
+                            Ok(r) if &r == o => (r, *hash, None),
+                            Ok(r) => {
+                                let (x, y) = (
+                                    serde_json::to_value(&r).expect("serialises"),
+                                    serde_json::to_value(o).expect("serialises"),
+                                );
+                                let d = first_difference(&x, &y, "").map(|d| {
+                                    format!("seq {}: {}", o.seq, d.trim_start_matches('.'))
+                                });
+                                (r, *hash, d)
+                            }
+                            Err(e) => (o.clone(), *hash, Some(e)),
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("re-derivation thread"))
+            .collect()
+    });
+    let mut derived = Vec::with_capacity(b.records.len());
+    let mut diffs = Vec::new();
+    let mut tokens = 0u64;
+    for (r, h, d) in parts.into_iter().flatten() {
+        tokens += r.tokens.ref_input + r.tokens.ref_output;
+        if let Some(d) = d {
+            if diffs.len() < 20 {
+                diffs.push(d);
+            }
+        }
+        derived.push((r, h));
+    }
+    (derived, diffs, tokens)
+}
+
 /// The outcome of a replay.
 #[derive(Debug, Serialize)]
 pub struct Replay {
@@ -625,32 +679,7 @@ pub fn replay(b: &Bundle) -> Replay {
     if let Err(e) = b.check_commitment() {
         structure.push(e);
     }
-    let mut diffs = Vec::new();
-    let mut derived: Vec<(Observation, [u8; 32])> = Vec::with_capacity(b.records.len());
-    let mut ref_tokens = 0u64;
-    for (_, hash, o) in &b.records {
-        match rederive(b, o) {
-            Ok(r) => {
-                ref_tokens += r.tokens.ref_input + r.tokens.ref_output;
-                let (x, y) = (
-                    serde_json::to_value(&r).expect("serialises"),
-                    serde_json::to_value(o).expect("serialises"),
-                );
-                if let Some(d) = first_difference(&x, &y, "") {
-                    if diffs.len() < 20 {
-                        diffs.push(format!("seq {}: {}", o.seq, d.trim_start_matches('.')));
-                    }
-                }
-                derived.push((r, *hash));
-            }
-            Err(e) => {
-                if diffs.len() < 20 {
-                    diffs.push(e);
-                }
-                derived.push((o.clone(), *hash));
-            }
-        }
-    }
+    let (derived, diffs, ref_tokens) = rederive_all(b);
     let mut determinations = Vec::new();
     match b.publications() {
         Err(e) => structure.push(e),
