@@ -568,6 +568,23 @@ async fn http_api_serves_records_csv_304_and_documented_errors() {
     )
     .await;
     http.error("/v2/anything", 404, "not_found").await;
+    http.error("/v1/commitments/2027-01-01", 404, "not_committed")
+        .await;
+    http.error("/v1/commitments/tomorrow", 400, "bad_date")
+        .await;
+    // The demo committed its days' schedules: served with the reveal, which matches.
+    let (s, _, c) = http.get(&format!("/v1/commitments/{D1}"), &[]).await;
+    assert_eq!(s, 200, "{c}");
+    let c: serde_json::Value = serde_json::from_str(&c).unwrap();
+    let reveal: sit::worker::commit::Reveal = serde_json::from_value(c["reveal"].clone()).unwrap();
+    assert_eq!(
+        sit::worker::commit::commitment_of(
+            Date::parse(D1).unwrap(),
+            reveal.seed_u64().unwrap(),
+            &reveal.salt_bytes().unwrap()
+        ),
+        c["commitment"]["commitment"].as_str().unwrap()
+    );
     let r = http
         .client
         .post(format!("{}/v1/index/t1/latest", http.base))
@@ -645,7 +662,7 @@ async fn openapi_document_matches_the_server() {
         }
     };
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 10, "every route is documented");
+    assert_eq!(paths.len(), 11, "every route is documented");
     for (path, item) in paths {
         let op = &item["get"];
         let params: Vec<serde_json::Value> = op["parameters"]

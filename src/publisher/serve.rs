@@ -218,9 +218,10 @@ enum Route {
     ByDate,
     NotFound,
     MethodNotAllowed,
+    Commitments,
 }
 
-const ROUTES: [&str; 12] = [
+const ROUTES: [&str; 13] = [
     "page",
     "healthz",
     "metrics",
@@ -233,12 +234,13 @@ const ROUTES: [&str; 12] = [
     "by_date",
     "not_found",
     "method_not_allowed",
+    "commitments",
 ];
 const STATUSES: [u16; 7] = [200, 304, 400, 404, 405, 503, 0];
 
 /// Request counters by route and status: fixed arrays of atomics, no lock on the hot path.
 struct Metrics {
-    counts: [[AtomicU64; 7]; 12],
+    counts: [[AtomicU64; 7]; 13],
     reloads: AtomicU64,
 }
 
@@ -253,6 +255,7 @@ impl Metrics {
 }
 
 struct AppState {
+    archive: Archive,
     snap: RwLock<Arc<Snapshot>>,
     metrics: Metrics,
     methodology_json: Bytes,
@@ -665,6 +668,47 @@ async fn history(
     )
 }
 
+/// The probe-schedule commitment of a day (published before it) and, once the day is over,
+/// its reveal: auditors check every probe of the day against the schedule the seed fixes.
+async fn commitments(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
+    let date = segment(&uri, 3);
+    let r = (|| {
+        let date = parse_date(&date, "date")?;
+        let c = st.archive.commitment(date).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_committed",
+                format!("no probe-schedule commitment for {date}"),
+                "commitments are published before each probed day",
+            )
+        })?;
+        let body = serde_json::json!({
+            "date": date,
+            "commitment": c,
+            "reveal": st.archive.reveal(date),
+            "scheme": "commitment = blake3(\"sit-seed-commit-v1\" || date || seed (8 bytes LE) || salt (32 bytes)); the schedule is worker::schedule::day_schedule(seed)",
+        });
+        Ok::<_, ApiError>(
+            (
+                [
+                    (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+                    (
+                        CACHE_CONTROL,
+                        HeaderValue::from_static("public, max-age=60"),
+                    ),
+                ],
+                serde_json::to_vec_pretty(&body).expect("json"),
+            )
+                .into_response(),
+        )
+    })();
+    done(
+        &st,
+        Route::Commitments,
+        r.unwrap_or_else(IntoResponse::into_response),
+    )
+}
+
 async fn tiers(State(st): State<Arc<AppState>>) -> Response {
     let r = static_json(&st.snap().tiers_json);
     done(&st, Route::Tiers, r)
@@ -811,6 +855,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/methodology", get(methodology))
         .route("/v1/keys", get(keys_handler))
         .route("/v1/openapi.json", get(openapi))
+        .route("/v1/commitments/{date}", get(commitments))
         .route("/v1/index/{tier}", get(history))
         .route("/v1/index/{tier}/latest", get(latest))
         .route("/v1/index/{tier}/{date}", get(by_date))
@@ -866,6 +911,7 @@ pub async fn start(archive: Archive, addr: SocketAddr) -> std::io::Result<Runnin
             .map_err(std::io::Error::other)?
     };
     let state = Arc::new(AppState {
+        archive: archive.clone(),
         snap: RwLock::new(Arc::new(first)),
         metrics: Metrics {
             counts: Default::default(),
