@@ -125,6 +125,7 @@ fn sample_observation() -> crate::observation::Observation {
     Observation {
         seq: 0,
         prev_hash: String::new(),
+        worker: "w1".into(),
         endpoint: "sim-atlas".into(),
         provider: "sim-atlas".into(),
         model: "sim-atlas-chat".into(),

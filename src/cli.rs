@@ -816,7 +816,8 @@ async fn probe(
             }
         }
     }
-    let worker = crate::worker::Worker::new(cfg.defaults.clone(), clock, Methodology::default())?;
+    let worker = crate::worker::Worker::new(cfg.defaults.clone(), clock, Methodology::default())?
+        .with_id("probe");
     let (recorder, rec_task) = crate::worker::recorder::Recorder::start(store.clone());
     let pb = if json {
         indicatif::ProgressBar::hidden()

@@ -215,7 +215,7 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
 
     let factor = (crate::clock::HOUR_MS as u64 / opts.hour_ms).max(1);
     let clock: Arc<dyn Clock> = Arc::new(CompressedClock::new(start.start_ms(), factor));
-    let worker = Worker::new(Defaults::default(), clock, m.clone())?;
+    let worker = Worker::new(Defaults::default(), clock, m.clone())?.with_id("demo");
     let (recorder, rec_task) = Recorder::start(store.clone());
 
     // Commit each day's schedule seed before probing starts; reveal after the days end.

@@ -141,6 +141,10 @@ pub struct Observation {
     pub seq: u64,
     /// blake3 (hex) of the previous stored observation's bytes (assigned by the store).
     pub prev_hash: String,
+    /// The worker that made the attempt: each worker's records form their own hash chain
+    /// (`prev_hash` is the hash of that worker's previous record). Omitted when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub worker: String,
     pub endpoint: String,
     pub provider: String,
     pub model: String,

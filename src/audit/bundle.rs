@@ -59,13 +59,16 @@ pub struct Manifest {
     pub files: BTreeMap<String, String>,
 }
 
+/// Where the bundle's records sit in the store's chains: `seq` is global and contiguous here;
+/// each worker's records link to that worker's previous record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Chain {
     pub first_seq: u64,
-    /// The hash the first record links to (its `prev_hash`).
-    pub anchor: String,
     pub last_seq: u64,
-    pub last_hash: String,
+    /// Per worker: the hash its first record in the bundle links to.
+    pub anchors: BTreeMap<String, String>,
+    /// Per worker: the hash of its last record in the bundle.
+    pub heads: BTreeMap<String, String>,
 }
 
 /// The window of records a day's determination reads.
@@ -136,11 +139,19 @@ pub fn export(
         lines.push(b'\n');
     }
     files.insert("observations.jsonl".into(), lines);
+    let mut anchors = BTreeMap::new();
+    let mut heads = BTreeMap::new();
+    for (_, hash, o) in &run {
+        anchors
+            .entry(o.worker.clone())
+            .or_insert_with(|| o.prev_hash.clone());
+        heads.insert(o.worker.clone(), hex32(hash));
+    }
     let chain = Chain {
         first_seq: lo,
-        anchor: run[0].2.prev_hash.clone(),
         last_seq: hi,
-        last_hash: hex32(&run.last().expect("non-empty").1),
+        anchors,
+        heads,
     };
     let json = |v: &dyn erased::Ser| v.pretty();
     files.insert("chain.json".into(), json(&chain));
@@ -336,7 +347,12 @@ impl Bundle {
     /// The chain: records in sequence order, contiguous, each linking to the one before.
     /// Names the first record that breaks it.
     pub fn check_chain(&self) -> Result<(), String> {
-        let mut prev_hash = self.chain.anchor.clone();
+        let mut last: BTreeMap<&str, (String, Option<u64>)> = self
+            .chain
+            .anchors
+            .iter()
+            .map(|(w, a)| (w.as_str(), (a.clone(), None)))
+            .collect();
         let mut expect = self.chain.first_seq;
         for (i, (_, hash, o)) in self.records.iter().enumerate() {
             let line = i + 1;
@@ -347,32 +363,42 @@ impl Bundle {
                     format!("observations.jsonl line {line}: seq {} is out of order or duplicated (expected {expect}): records were reordered or inserted", o.seq)
                 });
             }
-            if o.prev_hash != prev_hash {
-                return Err(if i == 0 {
-                    format!(
-                        "observations.jsonl line 1: seq {} does not link to the chain anchor",
+            let Some((prev_hash, prev_seq)) = last.get_mut(o.worker.as_str()) else {
+                return Err(format!(
+                    "observations.jsonl line {line}: seq {} names worker `{}`, which has no chain in this bundle: inserted",
+                    o.seq, o.worker
+                ));
+            };
+            if &o.prev_hash != prev_hash {
+                return Err(match prev_seq {
+                    None => format!(
+                        "observations.jsonl line {line}: seq {} does not link to worker `{}`'s chain anchor",
+                        o.seq, o.worker
+                    ),
+                    Some(p) => format!(
+                        "observations.jsonl line {line}: seq {} does not link to seq {p}: seq {p} was altered, or this record was inserted",
                         o.seq
-                    )
-                } else {
-                    format!(
-                        "observations.jsonl line {line}: seq {} does not link to seq {}: seq {} was altered, or this record was inserted",
-                        o.seq,
-                        o.seq - 1,
-                        o.seq - 1
-                    )
+                    ),
                 });
             }
-            prev_hash = hex32(hash);
+            *prev_hash = hex32(hash);
+            *prev_seq = Some(o.seq);
             expect += 1;
         }
-        if expect.wrapping_sub(1) != self.chain.last_seq || prev_hash != self.chain.last_hash {
+        if expect.wrapping_sub(1) != self.chain.last_seq {
             return Err(format!(
-                "the chain ends at seq {} with hash {}, chain.json says seq {} ({}): the last record was altered, removed or added",
+                "the records end at seq {}, chain.json says {}: records were removed or added at the end",
                 expect.wrapping_sub(1),
-                prev_hash,
-                self.chain.last_seq,
-                self.chain.last_hash
+                self.chain.last_seq
             ));
+        }
+        for (w, (h, _)) in &last {
+            if self.chain.heads.get(*w) != Some(h) {
+                return Err(format!(
+                    "worker `{w}`'s last record hashes to {h}, chain.json says {}: its last record was altered",
+                    self.chain.heads.get(*w).map(String::as_str).unwrap_or("nothing")
+                ));
+            }
         }
         Ok(())
     }

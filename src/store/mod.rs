@@ -3,7 +3,10 @@
 //! Layout (one sled tree, prefixed keys, so a batch is atomic across all of them):
 //! - `o` + time key (8 bytes, big-endian, sign bit flipped) + seq (8 bytes BE) ->
 //!   32-byte blake3 of the record bytes + the record bytes (observation JSON).
-//! - `h` -> chain head: next seq (8 bytes BE) + hash of the last record (32 bytes).
+//! - `h` -> next seq (8 bytes BE) + hash of the last record (32 bytes).
+//! - `w` + worker id -> hash of that worker's last record: each worker's records form their
+//!   own chain (`prev_hash` is the hash of the same worker's previous record), while `seq` is
+//!   global, so a gap in `seq` shows a deleted record whichever worker made it.
 //! - `y` + day (4 bytes BE) -> marker: a day that has observations.
 //! - `p` + endpoint id + 0x00 + effective-from time key -> price entry JSON (write-once).
 //!
@@ -99,6 +102,19 @@ impl Store {
         }
     }
 
+    /// Hash of the last record of `worker` (the genesis hash when it has none).
+    pub fn worker_head(&self, worker: &str) -> Result<[u8; 32], StoreError> {
+        let mut k = vec![b'w'];
+        k.extend_from_slice(worker.as_bytes());
+        match self.tree.get(&k)? {
+            None => Ok(GENESIS),
+            Some(v) => v[..].try_into().map_err(|_| StoreError::Corrupt {
+                key: format!("w{worker}"),
+                why: "worker head has the wrong length".into(),
+            }),
+        }
+    }
+
     /// Append observations as one atomic, flushed batch. Assigns `seq` and `prev_hash` and
     /// returns the stored records' hashes. When this returns Ok, the records are on disk.
     pub fn append(&self, batch: &mut [Observation]) -> Result<Vec<[u8; 32]>, StoreError> {
@@ -110,9 +126,14 @@ impl Store {
         let mut b = sled::Batch::default();
         let mut hashes = Vec::with_capacity(batch.len());
         let mut days = std::collections::BTreeSet::new();
+        let mut heads: std::collections::BTreeMap<String, [u8; 32]> = Default::default();
         for o in batch.iter_mut() {
+            let wprev = match heads.get(&o.worker) {
+                Some(h) => *h,
+                None => self.worker_head(&o.worker)?,
+            };
             o.seq = seq;
-            o.prev_hash = blake3::Hash::from(prev).to_hex().to_string();
+            o.prev_hash = blake3::Hash::from(wprev).to_hex().to_string();
             let bytes = serde_json::to_vec(o).expect("observation serialises");
             let h = *blake3::hash(&bytes).as_bytes();
             let mut v = Vec::with_capacity(32 + bytes.len());
@@ -121,8 +142,14 @@ impl Store {
             b.insert(&obs_key(o.at_ms, seq)[..], v);
             days.insert(Date::of_ms(o.at_ms));
             hashes.push(h);
+            heads.insert(o.worker.clone(), h);
             prev = h;
             seq += 1;
+        }
+        for (w, h) in &heads {
+            let mut k = vec![b'w'];
+            k.extend_from_slice(w.as_bytes());
+            b.insert(k, &h[..]);
         }
         for d in days {
             let mut k = vec![b'y'];
@@ -229,6 +256,7 @@ mod tests {
         Observation {
             seq: 0,
             prev_hash: String::new(),
+            worker: String::new(),
             endpoint: "e".into(),
             provider: "p".into(),
             model: "m".into(),
@@ -259,6 +287,36 @@ mod tests {
             evidence: None,
             content_before_role: false,
         }
+    }
+
+    #[test]
+    fn each_worker_chains_its_own_records_across_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let day = Date::parse("2026-01-05").unwrap().start_ms();
+        let w = |name: &str, t: i64| {
+            let mut o = sample(day + t);
+            o.worker = name.into();
+            o
+        };
+        let mut a = vec![w("a", 1), w("b", 2), w("a", 3)];
+        let ha = s.append(&mut a).unwrap();
+        let mut b = vec![w("b", 4), w("a", 5)];
+        let hb = s.append(&mut b).unwrap();
+        let hex = |h: [u8; 32]| blake3::Hash::from(h).to_hex().to_string();
+        let genesis = hex(GENESIS);
+        assert_eq!(a[0].prev_hash, genesis);
+        assert_eq!(a[1].prev_hash, genesis, "b starts its own chain");
+        assert_eq!(a[2].prev_hash, hex(ha[0]));
+        assert_eq!(b[0].prev_hash, hex(ha[1]), "b continues after a's records");
+        assert_eq!(b[1].prev_hash, hex(ha[2]));
+        assert_eq!(
+            a.iter().chain(&b).map(|o| o.seq).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4],
+            "seq is global"
+        );
+        assert_eq!(s.worker_head("a").unwrap(), hb[1]);
+        assert_eq!(s.worker_head("b").unwrap(), hb[0]);
     }
 
     #[test]

@@ -153,6 +153,8 @@ const ANSWER_CAP: usize = 64 * 1024;
 /// Shared probe machinery: one HTTP client (connection pool), timeouts, suite, clock.
 #[derive(Clone)]
 pub struct Worker {
+    /// Names this worker's hash chain in the store.
+    id: String,
     client: reqwest::Client,
     defaults: Defaults,
     clock: Arc<dyn Clock>,
@@ -183,12 +185,19 @@ impl Worker {
             .user_agent(concat!("sit-oracle/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Worker {
+            id: "w1".into(),
             client,
             defaults,
             clock,
             suite: Suite::embedded(),
             methodology,
         })
+    }
+
+    /// Name this worker (its records form their own hash chain).
+    pub fn with_id(mut self, id: &str) -> Worker {
+        self.id = id.to_string();
+        self
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -261,6 +270,7 @@ impl Worker {
         Ok(Observation {
             seq: 0,
             prev_hash: String::new(),
+            worker: self.id.clone(),
             endpoint: endpoint.id.clone(),
             provider: endpoint.provider.clone(),
             model: endpoint.model.clone(),
