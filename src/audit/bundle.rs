@@ -619,16 +619,20 @@ pub fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: &str) 
     }
 }
 
+/// A record with its hash.
+pub type Hashed = (Observation, [u8; 32]);
+
 /// Re-derive every record from its evidence, on every core (results in record order, so the
 /// outcome does not depend on scheduling). Returns the re-derived records with their hashes,
 /// the first differences found, and the reference tokens counted.
-pub fn rederive_all(b: &Bundle) -> (Vec<(Observation, [u8; 32])>, Vec<String>, u64) {
+pub fn rederive_all(b: &Bundle) -> (Vec<Hashed>, Vec<String>, u64) {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .max(1);
     let chunk = b.records.len().div_ceil(threads).max(1);
-    let parts: Vec<Vec<(Observation, [u8; 32], Option<String>)>> = std::thread::scope(|sc| {
+    type Outcome = (Observation, [u8; 32], Option<String>);
+    let parts: Vec<Vec<Outcome>> = std::thread::scope(|sc| {
         let handles: Vec<_> = b
             .records
             .chunks(chunk)
