@@ -5,40 +5,20 @@
 //! - a fresh bundle exported from a live demo store replays and verifies;
 //! - each tampering (a price edited, a record deleted, inserted, two reordered, the revealed
 //!   seed changed) is named by `sit audit verify`, and replay no longer says identical.
+//!
+//! The golden bundle was made with (regenerate it only when the suite, methodology or index
+//! output change on purpose, and say so in the commit):
+//! `sit --data d demo --days 1 --hour-ms 150 --per-hour 1 --market-size 6` then
+//! `sit --data d audit export --date 2026-01-05 --out tests/golden/bundle-2026-01-05`.
+
+mod common;
+use common::{copy_dir, sit, text};
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn golden() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/bundle-2026-01-05")
-}
-
-fn sit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sit"))
-        .args(args)
-        .output()
-        .expect("run sit")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
 }
 
 /// A copy of the golden bundle in a new folder.

@@ -3,24 +3,12 @@
 //! with that reason, inflated usage is flagged; the figures agree with what the simulated
 //! server itself counted; tampering, a foreign key and Ctrl-C are handled.
 
+mod common;
+use common::{sit, text};
+
 use sit::sim::{self, Market, SimProvider};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn sit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sit"))
-        .args(args)
-        .output()
-        .expect("run sit")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn provider(
     id: &str,

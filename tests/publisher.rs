@@ -3,6 +3,9 @@
 //! independent Ed25519 check (openssl, and Python `cryptography` where installed) over bytes
 //! canonicalised by Python's json module rather than by our code.
 
+mod common;
+use common::{copy_dir, sit, text};
+
 use sit::clock::Date;
 use sit::fixed::Fixed;
 use sit::observation::Observation;
@@ -15,21 +18,6 @@ use std::sync::OnceLock;
 
 const D1: &str = "2026-01-05";
 const D2: &str = "2026-01-06";
-
-fn sit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sit"))
-        .args(args)
-        .output()
-        .expect("run sit")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// A store with two simulated days, made once per test binary; each test copies it.
 fn seed_store() -> &'static Path {
@@ -106,19 +94,6 @@ impl Env {
             version,
         ));
         serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
     }
 }
 
