@@ -532,17 +532,17 @@ fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
         .ok_or_else(|| at("no raw evidence recorded".into()))?;
     let req: serde_json::Value =
         serde_json::from_str(&ev.request).map_err(|e| at(format!("request evidence: {e}")))?;
-    let system = req["messages"][0]["content"].as_str().unwrap_or("");
-    let user = req["messages"][1]["content"].as_str().unwrap_or("");
+    let dialect: crate::config::Dialect =
+        serde_json::from_value(serde_json::Value::String(o.dialect.clone()))
+            .map_err(|e| at(format!("dialect: {e}")))?;
+    let (system, user) = dialect.request_texts(&req);
+    let system = system.as_str();
     if user != inst.generated.prompt {
         return Err(at(
             "the request sent is not the probe (family, seed) generates".into(),
         ));
     }
     let raw = ev.response().map_err(at)?;
-    let dialect: crate::config::Dialect =
-        serde_json::from_value(serde_json::Value::String(o.dialect.clone()))
-            .map_err(|e| at(format!("dialect: {e}")))?;
     let http_ok = o.http_status.is_some_and(|s| s < 300);
     // Failures below the stream (no 2xx, timeouts, stall, body cap, UTF-8) are recorded facts
     // of timing and transport; everything the stream itself says is re-derived.

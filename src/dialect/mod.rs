@@ -5,6 +5,8 @@
 //! adapters are pure functions of the bytes they are given, so captured streams can be replayed
 //! through them in tests and audits.
 
+pub mod anthropic;
+pub mod gemini;
 pub mod openai;
 pub mod sse;
 
@@ -73,28 +75,33 @@ impl Dialect {
         req: &ChatRequest,
         key: Option<&ApiKey>,
     ) -> Option<HttpRequest> {
-        match self {
-            Dialect::Openai => Some(openai::build(endpoint, req, key)),
-            Dialect::Anthropic | Dialect::Gemini => None,
-        }
+        Some(match self {
+            Dialect::Openai => openai::build(endpoint, req, key),
+            Dialect::Anthropic => anthropic::build(endpoint, req, key),
+            Dialect::Gemini => gemini::build(endpoint, req, key),
+        })
     }
 
-    /// Whether this build can probe the dialect.
+    /// Whether this build can probe the dialect (all three can).
     pub fn supported(self) -> bool {
-        matches!(self, Dialect::Openai)
+        true
+    }
+
+    /// (system, user) messages of a request body built by this dialect (for replay).
+    pub fn request_texts(self, body: &serde_json::Value) -> (String, String) {
+        match self {
+            Dialect::Openai => openai::request_texts(body),
+            Dialect::Anthropic => anthropic::request_texts(body),
+            Dialect::Gemini => gemini::request_texts(body),
+        }
     }
 
     /// Apply one SSE event to the state.
     pub fn on_event(self, ev: &sse::SseEvent, st: &mut StreamState) -> EventEffect {
         match self {
             Dialect::Openai => openai::on_event(ev, st),
-            Dialect::Anthropic | Dialect::Gemini => {
-                st.failure = Some((
-                    FailureClass::Malformed,
-                    format!("no {self} adapter in this build"),
-                ));
-                EventEffect::default()
-            }
+            Dialect::Anthropic => anthropic::on_event(ev, st),
+            Dialect::Gemini => gemini::on_event(ev, st),
         }
     }
 
@@ -119,6 +126,66 @@ impl Dialect {
     /// Parse a non-streamed error body (HTTP status >= 400) for a short detail and whether it
     /// is a quota error. Never includes request content.
     pub fn error_detail(self, body: &[u8]) -> (String, bool) {
-        openai::error_detail(body)
+        match self {
+            Dialect::Openai => openai::error_detail(body),
+            Dialect::Anthropic => anthropic::error_detail(body),
+            Dialect::Gemini => gemini::error_detail(body),
+        }
+    }
+}
+
+/// Shorten `s` to at most `n` bytes (on a character boundary), marking the cut.
+pub(crate) fn truncate(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        return s.to_string();
+    }
+    let mut end = n;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    const DIALECTS: [Dialect; 3] = [Dialect::Openai, Dialect::Anthropic, Dialect::Gemini];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Arbitrary bytes into every adapter: an error or a state, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            for d in DIALECTS {
+                let _ = d.replay(&bytes);
+                let _ = d.error_detail(&bytes);
+            }
+        }
+
+        /// Arbitrary JSON-ish events (the shapes adapters look into, with wrong types and
+        /// missing members) never panic either.
+        #[test]
+        fn arbitrary_json_events_never_panic(
+            keys in proptest::collection::vec(prop_oneof![
+                Just("type"), Just("choices"), Just("delta"), Just("usage"), Just("message"),
+                Just("candidates"), Just("usageMetadata"), Just("error"), Just("content"),
+                Just("parts"), Just("text"), Just("finishReason"), Just("stop_reason"),
+            ], 1..6),
+            vals in proptest::collection::vec(prop_oneof![
+                Just("null"), Just("1"), Just("-5"), Just("1.5e400"), Just("\"x\""), Just("[]"),
+                Just("{}"), Just("[{}]"), Just("\"message_start\""), Just("\"content_block_delta\""),
+                Just("\"message_delta\""), Just("\"error\""), Just("[{\"delta\":{}}]"),
+                Just("{\"type\":\"text_delta\",\"text\":5}"),
+            ], 1..6),
+        ) {
+            let body: Vec<String> = keys.iter().zip(vals.iter().cycle()).map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            let stream = format!("data: {{{}}}\n\ndata: [DONE]\n\n", body.join(","));
+            for d in DIALECTS {
+                let _ = d.replay(stream.as_bytes());
+            }
+        }
     }
 }

@@ -8,10 +8,19 @@
 //! not content and never starts the first-token clock.
 
 use super::sse::SseEvent;
-use super::{ChatRequest, EventEffect, HttpRequest, StreamState, Usage};
+use super::{truncate, ChatRequest, EventEffect, HttpRequest, StreamState, Usage};
 use crate::config::{ApiKey, Endpoint};
 use crate::observation::FailureClass;
 use serde_json::Value;
+
+/// (system, user) of a request body this adapter built.
+pub fn request_texts(body: &Value) -> (String, String) {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    (
+        s(&body["messages"][0]["content"]),
+        s(&body["messages"][1]["content"]),
+    )
+}
 
 pub fn build(endpoint: &Endpoint, req: &ChatRequest, key: Option<&ApiKey>) -> HttpRequest {
     let body = serde_json::json!({
@@ -162,17 +171,6 @@ pub fn error_detail(body: &[u8]) -> (String, bool) {
         }
         Err(_) => (truncate(text.trim(), 200), false),
     }
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.len() <= n {
-        return s.to_string();
-    }
-    let mut end = n;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
 }
 
 #[cfg(test)]
