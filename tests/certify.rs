@@ -28,6 +28,7 @@ fn provider(
         reasoning_tokens: 0,
         fault_permille: 0,
         seed,
+        dialect: sit::config::Dialect::Openai,
     }
 }
 

@@ -1,4 +1,5 @@
-//! The embedded simulated market: providers on loopback speaking the OpenAI dialect.
+//! The embedded simulated market: providers on loopback speaking the OpenAI, Anthropic and
+//! Gemini dialects.
 //!
 //! Each simulated provider has its own list-price path (mean-reverting jump-diffusion on the
 //! log price, hourly steps, as in the seed paper), latency profile, answer quality per tier,
@@ -38,6 +39,8 @@ pub struct SimProvider {
     /// Probability (per mille) of a fault (429, 500, truncated or malformed stream).
     pub fault_permille: u32,
     pub seed: u64,
+    /// The API dialect its endpoint speaks (every simulated server answers all three).
+    pub dialect: Dialect,
 }
 
 /// A seeded market of providers.
@@ -70,6 +73,7 @@ fn p(
         reasoning_tokens: reas,
         fault_permille: fault,
         seed: 0,
+        dialect: Dialect::Openai,
     }
 }
 
@@ -211,6 +215,17 @@ impl Market {
                 15,
             ),
         ];
+        // A mixed market: two providers speak Anthropic Messages, two Gemini.
+        for (id, d) in [
+            ("sim-cobalt", Dialect::Anthropic),
+            ("sim-kestrel", Dialect::Anthropic),
+            ("sim-ember", Dialect::Gemini),
+            ("sim-lumen", Dialect::Gemini),
+        ] {
+            if let Some(pr) = providers.iter_mut().find(|p| p.id == id) {
+                pr.dialect = d;
+            }
+        }
         for (i, pr) in providers.iter_mut().enumerate() {
             pr.seed = Rng::from_bytes(&[
                 &seed.to_le_bytes(),
@@ -279,8 +294,12 @@ impl Market {
                 id: pr.id.clone(),
                 provider: pr.id.clone(),
                 model: format!("{}-chat", pr.id),
-                dialect: Dialect::Openai,
-                base_url: base_urls[i].clone(),
+                dialect: pr.dialect,
+                // OpenAI-style bases end in /v1; the other adapters add their own paths.
+                base_url: match pr.dialect {
+                    Dialect::Openai => base_urls[i].clone(),
+                    _ => base_urls[i].trim_end_matches("/v1").to_string(),
+                },
                 region: "loopback".into(),
                 api_key_env: None,
                 concurrency: 64,

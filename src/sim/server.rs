@@ -98,7 +98,9 @@ pub async fn start(
         });
         shared.push(sh.clone());
         let app = Router::new()
-            .route("/v1/chat/completions", post(chat))
+            .route("/v1/chat/completions", post(openai_chat))
+            .route("/v1/messages", post(anthropic_messages))
+            .route("/v1beta/models/{action}", post(gemini_generate))
             .route("/v1/models", get(models))
             .route("/sim/stats", get(stats))
             .route("/sim/prices", get(prices))
@@ -152,6 +154,191 @@ fn chunk(id: &str, model: &str, delta: serde_json::Value, finish: Option<&str>) 
     Bytes::from(format!("data: {v}\n\n"))
 }
 
+/// How a dialect frames the same simulated answer on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Openai,
+    Anthropic,
+    Gemini,
+}
+
+/// Token counts of one answer, as the provider reports them.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    prompt: u64,
+    /// Output including hidden reasoning.
+    completion: u64,
+    reasoning: u64,
+}
+
+fn sse(v: &serde_json::Value) -> Bytes {
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+fn sse_event(name: &str, v: &serde_json::Value) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {v}\n\n"))
+}
+
+impl Framing {
+    /// (system, user, stream?, include usage?) of a request in this dialect.
+    fn parse(self, req: &serde_json::Value) -> Option<(String, String, bool, bool)> {
+        let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
+        match self {
+            Framing::Openai => {
+                let messages = req.get("messages")?.as_array()?;
+                let text_of = |role: &str| -> String {
+                    messages
+                        .iter()
+                        .filter(|m| m.get("role").and_then(|r| r.as_str()) == Some(role))
+                        .filter_map(|m| m.get("content").and_then(|c| c.as_str()))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                Some((
+                    text_of("system"),
+                    text_of("user"),
+                    req.get("stream").and_then(|x| x.as_bool()).unwrap_or(false),
+                    req.pointer("/stream_options/include_usage")
+                        .and_then(|x| x.as_bool())
+                        .unwrap_or(false),
+                ))
+            }
+            Framing::Anthropic => Some((
+                s(&req["system"]).unwrap_or_default(),
+                s(&req["messages"][0]["content"])?,
+                true,
+                true,
+            )),
+            Framing::Gemini => Some((
+                s(&req["systemInstruction"]["parts"][0]["text"]).unwrap_or_default(),
+                s(&req["contents"][0]["parts"][0]["text"])?,
+                true,
+                true,
+            )),
+        }
+    }
+
+    /// An HTTP error body in this dialect's shape. `kind`: rate_limit, server, bad_request.
+    fn error(self, status: StatusCode, kind: &str, msg: &str) -> Response {
+        let body = match self {
+            Framing::Openai => serde_json::json!({"error": {"message": msg, "type": match kind {
+                "rate_limit" => "rate_limit_error", "server" => "server_error", _ => "invalid_request_error" }}}),
+            Framing::Anthropic => {
+                serde_json::json!({"type": "error", "error": {"message": msg, "type": match kind {
+                "rate_limit" => "rate_limit_error", "server" => "api_error", _ => "invalid_request_error" }}})
+            }
+            Framing::Gemini => {
+                serde_json::json!({"error": {"code": status.as_u16(), "message": msg, "status": match kind {
+                "rate_limit" => "RESOURCE_EXHAUSTED", "server" => "INTERNAL", _ => "INVALID_ARGUMENT" }}})
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+
+    /// Frames sent before the first token (the role, the message start).
+    fn start(self, id: &str, model: &str, c: Counts) -> Vec<Bytes> {
+        match self {
+            Framing::Openai => vec![chunk(
+                id,
+                model,
+                serde_json::json!({"role": "assistant", "content": ""}),
+                None,
+            )],
+            Framing::Anthropic => vec![
+                sse_event(
+                    "message_start",
+                    &serde_json::json!({"type": "message_start", "message": {
+                    "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
+                    "usage": {"input_tokens": c.prompt, "output_tokens": 1}}}),
+                ),
+                sse_event(
+                    "content_block_start",
+                    &serde_json::json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "text", "text": ""}}),
+                ),
+                sse_event("ping", &serde_json::json!({"type": "ping"})),
+            ],
+            Framing::Gemini => vec![],
+        }
+    }
+
+    fn piece(self, id: &str, model: &str, text: &str) -> Bytes {
+        match self {
+            Framing::Openai => chunk(id, model, serde_json::json!({"content": text}), None),
+            Framing::Anthropic => sse_event(
+                "content_block_delta",
+                &serde_json::json!({"type": "content_block_delta",
+                "index": 0, "delta": {"type": "text_delta", "text": text}}),
+            ),
+            Framing::Gemini => sse(
+                &serde_json::json!({"candidates": [{"content": {"role": "model",
+                "parts": [{"text": text}]}, "index": 0}], "modelVersion": model}),
+            ),
+        }
+    }
+
+    fn malformed(self) -> Bytes {
+        match self {
+            Framing::Openai => Bytes::from_static(b"data: {\"choices\":[{\"delta\":{\"content\":\n\n"),
+            Framing::Anthropic => Bytes::from_static(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":\n\n"),
+            Framing::Gemini => Bytes::from_static(b"data: {\"candidates\":[{\"content\":\n\n"),
+        }
+    }
+
+    /// Frames after the last token: finish, usage, end marker.
+    fn finish(self, id: &str, model: &str, c: Counts, include_usage: bool) -> Vec<Bytes> {
+        match self {
+            Framing::Openai => {
+                let mut v = vec![chunk(id, model, serde_json::json!({}), Some("stop"))];
+                if include_usage {
+                    let usage = serde_json::json!({
+                        "prompt_tokens": c.prompt, "completion_tokens": c.completion,
+                        "total_tokens": c.prompt + c.completion,
+                        "completion_tokens_details": {"reasoning_tokens": c.reasoning},
+                        "prompt_tokens_details": {"cached_tokens": 0},
+                    });
+                    v.push(sse(
+                        &serde_json::json!({"id": id, "object": "chat.completion.chunk",
+                        "created": 0, "model": model, "choices": [], "usage": usage}),
+                    ));
+                }
+                v.push(Bytes::from_static(b"data: [DONE]\n\n"));
+                v
+            }
+            Framing::Anthropic => vec![
+                sse_event(
+                    "content_block_stop",
+                    &serde_json::json!({"type": "content_block_stop", "index": 0}),
+                ),
+                sse_event(
+                    "message_delta",
+                    &serde_json::json!({"type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                    "usage": {"output_tokens": c.completion}}),
+                ),
+                sse_event("message_stop", &serde_json::json!({"type": "message_stop"})),
+            ],
+            Framing::Gemini => vec![sse(&serde_json::json!({
+                "candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": {"promptTokenCount": c.prompt, "candidatesTokenCount": c.completion - c.reasoning,
+                    "thoughtsTokenCount": c.reasoning, "totalTokenCount": c.prompt + c.completion},
+                "modelVersion": model}))],
+        }
+    }
+}
+
+async fn openai_chat(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
+    chat(sh, Framing::Openai, body).await
+}
+
+async fn anthropic_messages(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
+    chat(sh, Framing::Anthropic, body).await
+}
+
+async fn gemini_generate(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
+    chat(sh, Framing::Gemini, body).await
+}
+
 /// A wrong answer of the same shape: change the last digit, or alter the text.
 fn corrupt(answer: &str, r: &mut Rng) -> String {
     if let Some(pos) = answer.rfind(|c: char| c.is_ascii_digit()) {
@@ -165,37 +352,24 @@ fn corrupt(answer: &str, r: &mut Rng) -> String {
     }
 }
 
-async fn chat(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
+async fn chat(sh: Arc<Shared>, framing: Framing, body: Bytes) -> Response {
     let st = &sh.stats;
     st.requests.fetch_add(1, Ordering::Relaxed);
     let req: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(_) => {
             st.bad_requests.fetch_add(1, Ordering::Relaxed);
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "body is not JSON",
-            );
+            return framing.error(StatusCode::BAD_REQUEST, "bad_request", "body is not JSON");
         }
     };
-    let Some(messages) = req.get("messages").and_then(|m| m.as_array()) else {
+    let Some((system, user, stream, include_usage)) = framing.parse(&req) else {
         st.bad_requests.fetch_add(1, Ordering::Relaxed);
-        return error(
+        return framing.error(
             StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "`messages` is required",
+            "bad_request",
+            "the request has no user message",
         );
     };
-    let text_of = |role: &str| -> String {
-        messages
-            .iter()
-            .filter(|m| m.get("role").and_then(|r| r.as_str()) == Some(role))
-            .filter_map(|m| m.get("content").and_then(|c| c.as_str()))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    let (system, user) = (text_of("system"), text_of("user"));
     let p = &sh.provider;
     let mut r = Rng::from_bytes(&[&p.seed.to_le_bytes(), &body]);
 
@@ -208,9 +382,9 @@ async fn chat(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
     match fault {
         Some(0) => {
             st.rate_limited.fetch_add(1, Ordering::Relaxed);
-            let mut resp = error(
+            let mut resp = framing.error(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
+                "rate_limit",
                 "Rate limit reached; retry later",
             );
             resp.headers_mut()
@@ -219,9 +393,9 @@ async fn chat(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
         }
         Some(1) => {
             st.server_errors.fetch_add(1, Ordering::Relaxed);
-            return error(
+            return framing.error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
+                "server",
                 "The server had an error processing your request",
             );
         }
@@ -256,11 +430,11 @@ async fn chat(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
     let reasoning = p.reasoning_tokens as u64 * [1, 2, 4][tier_idx];
     let prompt_tokens = infl(prompt_ref);
     let completion_tokens = infl(answer_ref) + reasoning;
-    let stream = req.get("stream").and_then(|s| s.as_bool()).unwrap_or(false);
-    let include_usage = req
-        .pointer("/stream_options/include_usage")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+    let counts = Counts {
+        prompt: prompt_tokens,
+        completion: completion_tokens,
+        reasoning,
+    };
     let model = format!("{}-chat", p.id);
     let id = format!("chatcmpl-{}", r.hex(8));
     let usage = serde_json::json!({
@@ -298,14 +472,9 @@ async fn chat(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
     let sh2 = sh.clone();
     tokio::spawn(async move {
         let st = &sh2.stats;
-        let _ = tx
-            .send(chunk(
-                &id,
-                &model,
-                serde_json::json!({"role": "assistant", "content": ""}),
-                None,
-            ))
-            .await;
+        for f in framing.start(&id, &model, counts) {
+            let _ = tx.send(f).await;
+        }
         tokio::time::sleep(Duration::from_millis(ttft)).await;
         let cut = if fault == Some(2) {
             pieces.len().div_ceil(2)
@@ -319,37 +488,19 @@ async fn chat(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
             }
             if k == 0 && fault == Some(3) {
                 st.malformed.fetch_add(1, Ordering::Relaxed);
-                let _ = tx
-                    .send(Bytes::from_static(
-                        b"data: {\"choices\":[{\"delta\":{\"content\":\n\n",
-                    ))
-                    .await;
+                let _ = tx.send(framing.malformed()).await;
                 return;
             }
             if k > 0 {
                 tokio::time::sleep(per_token).await;
             }
-            if tx
-                .send(chunk(
-                    &id,
-                    &model,
-                    serde_json::json!({"content": piece}),
-                    None,
-                ))
-                .await
-                .is_err()
-            {
+            if tx.send(framing.piece(&id, &model, piece)).await.is_err() {
                 return;
             }
         }
-        let _ = tx
-            .send(chunk(&id, &model, serde_json::json!({}), Some("stop")))
-            .await;
-        if include_usage {
-            let v = serde_json::json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [], "usage": usage});
-            let _ = tx.send(Bytes::from(format!("data: {v}\n\n"))).await;
+        for f in framing.finish(&id, &model, counts, include_usage) {
+            let _ = tx.send(f).await;
         }
-        let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
         st.ok.fetch_add(1, Ordering::Relaxed);
         st.prompt_tokens_reported
             .fetch_add(prompt_tokens, Ordering::Relaxed);
