@@ -68,6 +68,17 @@ fn start_fixture() -> Option<(Server, u16)> {
 
 #[test]
 fn probe_real_llama_server_openai_dialect_usage_matches_server_metrics() {
+    probe_matches_server_metrics("openai", "/v1");
+}
+
+#[test]
+fn probe_real_llama_server_anthropic_dialect_usage_matches_server_metrics() {
+    probe_matches_server_metrics("anthropic", "");
+}
+
+/// `sit probe` over `dialect` (base URL `http://127.0.0.1:PORT{base}`): every attempt gets an
+/// HTTP 200 stream with usage, and the completion tokens recorded add up to the server's count.
+fn probe_matches_server_metrics(dialect: &str, base: &str) {
     let Some((_server, port)) = start_fixture() else {
         return;
     };
@@ -77,8 +88,8 @@ fn probe_real_llama_server_openai_dialect_usage_matches_server_metrics() {
     std::fs::write(
         &providers,
         format!(
-            "[[endpoints]]\nid = \"llama-smollm2\"\nprovider = \"llama.cpp\"\nmodel = \"smollm2\"\ndialect = \"openai\"\n\
-             base_url = \"http://127.0.0.1:{port}/v1\"\nregion = \"loopback\"\nconcurrency = 2\n\n\
+            "[[endpoints]]\nid = \"llama-smollm2\"\nprovider = \"llama.cpp\"\nmodel = \"smollm2\"\ndialect = \"{dialect}\"\n\
+             base_url = \"http://127.0.0.1:{port}{base}\"\nregion = \"loopback\"\nconcurrency = 2\n\n\
              [[endpoints.prices]]\neffective_from = \"2020-01-01T00:00:00Z\"\ninput = \"0.02\"\noutput = \"0.05\"\n"
         ),
     )
