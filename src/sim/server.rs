@@ -13,7 +13,7 @@ use crate::rng::Rng;
 use crate::tokenizer;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -327,17 +327,30 @@ impl Framing {
     }
 }
 
-async fn openai_chat(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
-    chat(sh, Framing::Openai, body).await
+async fn openai_chat(State(sh): State<Arc<Shared>>, h: HeaderMap, body: Bytes) -> Response {
+    chat(sh, Framing::Openai, &h, body).await
 }
 
-async fn anthropic_messages(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
-    chat(sh, Framing::Anthropic, body).await
+async fn anthropic_messages(State(sh): State<Arc<Shared>>, h: HeaderMap, body: Bytes) -> Response {
+    chat(sh, Framing::Anthropic, &h, body).await
 }
 
-async fn gemini_generate(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
-    chat(sh, Framing::Gemini, body).await
+async fn gemini_generate(State(sh): State<Arc<Shared>>, h: HeaderMap, body: Bytes) -> Response {
+    chat(sh, Framing::Gemini, &h, body).await
 }
+
+/// The API key a request carries, in whichever header its dialect uses.
+fn key_of(h: &HeaderMap) -> Option<String> {
+    let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
+    get("authorization")
+        .map(|a| a.trim_start_matches("Bearer ").to_string())
+        .or_else(|| get("x-api-key"))
+        .or_else(|| get("x-goog-api-key"))
+}
+
+/// Keys starting with this are refused with a 401 that echoes the key, as some real providers
+/// do: the secrets test proves the echo never reaches a record, a log or an export.
+pub const ECHO_KEY_PREFIX: &str = "sk-sim-echo-";
 
 /// A wrong answer of the same shape: change the last digit, or alter the text.
 fn corrupt(answer: &str, r: &mut Rng) -> String {
@@ -352,9 +365,16 @@ fn corrupt(answer: &str, r: &mut Rng) -> String {
     }
 }
 
-async fn chat(sh: Arc<Shared>, framing: Framing, body: Bytes) -> Response {
+async fn chat(sh: Arc<Shared>, framing: Framing, headers: &HeaderMap, body: Bytes) -> Response {
     let st = &sh.stats;
     st.requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(k) = key_of(headers).filter(|k| k.starts_with(ECHO_KEY_PREFIX)) {
+        return framing.error(
+            StatusCode::UNAUTHORIZED,
+            "auth",
+            &format!("Incorrect API key provided: {k}. You can find your API key in your account settings."),
+        );
+    }
     let req: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(_) => {

@@ -1,0 +1,146 @@
+//! API keys: read from the named environment variable only, and never written anywhere — not
+//! to stdout or stderr, stored observations (sled files), `--json` output, or audit bundles —
+//! even when a provider echoes the key back in an error body (the simulator does, for keys
+//! starting with `sk-sim-echo-`). All three dialects carry the key (Authorization, x-api-key,
+//! x-goog-api-key).
+
+mod common;
+use common::{sit, text};
+use sit::sim::{self, Market};
+use std::path::Path;
+
+const SECRET: &str = "SECRET-7f3a9c41d2";
+
+fn files_containing(dir: &Path, needle: &[u8], out: &mut Vec<String>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files_containing(&p, needle, out);
+        } else {
+            let b = std::fs::read(&p).unwrap();
+            if b.windows(needle.len()).any(|w| w == needle) {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_never_appears_in_output_records_or_bundles() {
+    use sit::clock::Clock;
+    let now = sit::clock::SystemClock.now_ms();
+    let today = sit::clock::Date::of_ms(now);
+    let market = Market::default_market(3);
+    let running = sim::server::start(market.clone(), today.succ())
+        .await
+        .unwrap();
+    let eps = market.endpoints(&running.base_urls(), today.succ());
+    let dialects: std::collections::BTreeSet<String> =
+        eps.iter().map(|e| e.dialect.to_string()).collect();
+    assert_eq!(
+        dialects.len(),
+        3,
+        "the key travels in all three dialects' headers"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let providers = tmp.path().join("providers.toml");
+    let toml = sim::providers_toml(&eps, now).replace(
+        "region = \"loopback\"\n",
+        "region = \"loopback\"\napi_key_env = \"SIT_TEST_KEY\"\n",
+    );
+    std::fs::write(&providers, toml).unwrap();
+    let data = tmp.path().join("data");
+    let (d, p) = (
+        data.to_str().unwrap().to_string(),
+        providers.to_str().unwrap().to_string(),
+    );
+
+    let mut outputs = Vec::new();
+    for key in [
+        format!("{}{SECRET}", sit::sim::server::ECHO_KEY_PREFIX),
+        format!("sk-sim-ok-{SECRET}"),
+    ] {
+        let (d, p, key) = (d.clone(), p.clone(), key.clone());
+        let o = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_sit"))
+                .env("SIT_TEST_KEY", &key)
+                .args([
+                    "--data",
+                    &d,
+                    "--providers",
+                    &p,
+                    "probe",
+                    "--all",
+                    "--tier",
+                    "t1",
+                    "--json",
+                ])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        outputs.push(text(&o));
+    }
+    // Without the variable the endpoints are skipped, naming the variable, not a value.
+    let o = sit(&["--data", &d, "--providers", &p, "check"]);
+    assert!(text(&o).contains("skipped until SIT_TEST_KEY is set"));
+    outputs.push(text(&o));
+    let o = sit(&["--data", &d, "index", "--json"]);
+    outputs.push(text(&o));
+    let bundle = tmp.path().join("bundle");
+    let o = sit(&[
+        "--data",
+        &d,
+        "audit",
+        "export",
+        "--date",
+        &today.to_string(),
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    outputs.push(text(&o));
+
+    // The echo really happened, and was redacted before it was recorded.
+    let store = sit::store::Store::open(&data).unwrap();
+    let obs: Vec<_> = store
+        .scan(i64::MIN / 2, i64::MAX / 2)
+        .map(|r| r.unwrap().obs)
+        .collect();
+    drop(store);
+    let auth: Vec<_> = obs
+        .iter()
+        .filter(|o| {
+            o.failure
+                .as_ref()
+                .is_some_and(|f| f.class == sit::observation::FailureClass::Auth)
+        })
+        .collect();
+    assert_eq!(
+        auth.len(),
+        48,
+        "every attempt with the echo key is refused (12 endpoints x 4)"
+    );
+    assert!(auth
+        .iter()
+        .all(|o| o.failure.as_ref().unwrap().detail.contains("<redacted>")));
+    assert!(auth.iter().all(|o| String::from_utf8_lossy(
+        &o.evidence.as_ref().unwrap().response().unwrap()
+    )
+    .contains("<redacted>")));
+    assert!(
+        obs.iter().any(|o| o.failure.is_none()),
+        "the other key works"
+    );
+
+    for (i, out) in outputs.iter().enumerate() {
+        assert!(!out.contains(SECRET), "command {i} printed the key:\n{out}");
+    }
+    let mut hits = Vec::new();
+    files_containing(&data, SECRET.as_bytes(), &mut hits);
+    files_containing(&bundle, SECRET.as_bytes(), &mut hits);
+    assert!(hits.is_empty(), "the key is in {hits:?}");
+    running.shutdown().await;
+}
