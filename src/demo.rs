@@ -13,7 +13,7 @@ use crate::store::Store;
 use crate::worker::commit::{commitment_of, salt_of, Commitment, Reveal};
 use crate::worker::recorder::Recorder;
 use crate::worker::schedule::{day_schedule, day_seed, Slot};
-use crate::worker::{ProbeSpec, Worker};
+use crate::worker::{retry, ProbeSpec, Worker};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -109,30 +109,47 @@ pub async fn run_slots(
         let tier = suite.tiers[slot.tier].clone();
         tasks.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            let spec = ProbeSpec {
+            let mut spec = ProbeSpec {
                 tier,
                 family: slot.family,
                 seed: slot.seed,
                 nonce: slot.nonce,
                 retry: 0,
             };
-            match w.probe(&ep.0, ep.1.as_ref(), &spec).await {
-                Ok(obs) => {
-                    note(&summary, &obs);
-                    match rec.record(obs).await {
-                        Ok(seq) => {
-                            recorded.fetch_add(1, Ordering::Relaxed);
-                            if print_acks {
-                                println!("ack {seq}");
-                            }
+            // Each retry is its own recorded attempt; Retry-After is a minimum wait.
+            loop {
+                let obs = match w.probe(&ep.0, ep.1.as_ref(), &spec).await {
+                    Ok(obs) => obs,
+                    Err(e) => {
+                        errors.lock().unwrap().push(e.to_string());
+                        break;
+                    }
+                };
+                note(&summary, &obs);
+                let wait =
+                    retry::delay(&retry::Policy::default(), obs.failure.as_ref(), spec.retry);
+                match rec.record(obs).await {
+                    Ok(seq) => {
+                        recorded.fetch_add(1, Ordering::Relaxed);
+                        if print_acks {
+                            println!("ack {seq}");
                         }
-                        Err(e) => errors
+                    }
+                    Err(e) => {
+                        errors
                             .lock()
                             .unwrap()
-                            .push(format!("recording failed: {e}")),
+                            .push(format!("recording failed: {e}"));
+                        break;
                     }
                 }
-                Err(e) => errors.lock().unwrap().push(e.to_string()),
+                match wait {
+                    Some(d) => {
+                        tokio::time::sleep(d).await;
+                        spec.retry += 1;
+                    }
+                    None => break,
+                }
             }
             pb.inc(1);
         });

@@ -118,11 +118,9 @@ fn pipeline_on_simulator_matches_independent_recomputation() {
     let report = rt.block_on(demo::run(&data, &opts)).expect("demo runs");
     let day = report.days[0];
     assert_eq!(day, Date::parse("2026-01-05").unwrap());
-    assert_eq!(
-        report.summary.recorded,
-        12 * 3 * 3 * 24,
-        "every probe recorded"
-    );
+    // Every scheduled probe, and every retry of a transient refusal, is recorded.
+    assert_eq!(report.summary.recorded, report.summary.attempts);
+    assert!(report.summary.attempts >= 12 * 3 * 3 * 24);
 
     // what the real binary publishes
     let out = sit_bin()

@@ -97,6 +97,18 @@ pub fn check_day(
         .map(|(i, s)| ((s.seed, s.nonce.as_str()), i))
         .collect();
     for o in observations {
+        // A retry repeats its scheduled probe: it must follow the original attempt.
+        if o.retry > 0 {
+            match by_key.get(&(o.seed, o.nonce.as_str())) {
+                Some(&i) if used[i] && o.at_ms >= slots[i].at_ms => continue,
+                _ => {
+                    return Err(format!(
+                        "observation seq {} is retry {} of a probe that was not attempted first in the committed schedule of {}",
+                        o.seq, o.retry, c.date
+                    ))
+                }
+            }
+        }
         let hit = by_key
             .get(&(o.seed, o.nonce.as_str()))
             .copied()

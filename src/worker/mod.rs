@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 pub mod commit;
 pub mod recorder;
+pub mod retry;
 pub mod schedule;
 
 /// Why a probe could not even be attempted (nothing was sent, nothing is recorded).
@@ -221,10 +222,18 @@ impl Worker {
         );
         let req = ChatRequest {
             model: endpoint.model.clone(),
-            system: format!(
-                "Request {}. Answer the user's request exactly as instructed.",
-                spec.nonce
-            ),
+            // A retry is a distinct request (its own cache-buster), same probe.
+            system: if spec.retry == 0 {
+                format!(
+                    "Request {}. Answer the user's request exactly as instructed.",
+                    spec.nonce
+                )
+            } else {
+                format!(
+                    "Request {}-r{}. Answer the user's request exactly as instructed.",
+                    spec.nonce, spec.retry
+                )
+            },
             user: inst.generated.prompt.clone(),
             max_tokens: spec.tier.max_tokens,
         };
