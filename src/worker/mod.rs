@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub mod commit;
+pub mod ratelimit;
 pub mod recorder;
 pub mod retry;
 pub mod schedule;
@@ -368,12 +369,11 @@ impl Worker {
         t.headers_ns = Some(ns(Instant::now()));
         let status = resp.status().as_u16();
         if status >= 300 {
-            let retry_after_ms = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(|s| s * 1000);
+            let hs = resp.headers();
+            let retry_after_ms = ratelimit::wait_ms(
+                |k| hs.get(k).and_then(|v| v.to_str().ok()),
+                self.clock.now_ms(),
+            );
             let mut body = Vec::new();
             let mut resp = resp;
             while let Ok(Ok(Some(c))) = tokio::time::timeout(stall, resp.chunk()).await {
