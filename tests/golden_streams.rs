@@ -115,9 +115,9 @@ fn anthropic_stream_from_llama_server() {
     let start = &p[0]["message"]["usage"];
     let output = p
         .iter()
+        .rev()
         .filter(|v| v["type"] == "message_delta")
-        .filter_map(|v| v["usage"]["output_tokens"].as_u64())
-        .last();
+        .find_map(|v| v["usage"]["output_tokens"].as_u64());
     // Anthropic reports cache reads apart from input_tokens; the recorded input is their sum
     // (as OpenAI's prompt_tokens includes cached tokens). This capture hit llama-server's
     // prompt cache: 1 new token + 39 read.
