@@ -263,3 +263,156 @@ pub fn rederive_bench(bundle: &std::path::Path, repeats: u32) -> Result<String, 
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     ))
 }
+
+/// `streams` concurrent probes against one simulated provider with an exact first-token delay:
+/// how many complete, and the error of the measured time to first token against the delay the
+/// server injected (`ttft_ms` + prompt tokens / 40 ms, no jitter).
+pub async fn streams_bench(streams: usize, ttft_ms: u64) -> Result<String, String> {
+    use crate::clock::{Clock, SystemClock};
+    use crate::probes::{Family, Suite};
+    use crate::sim::{Market, SimProvider};
+    use crate::worker::{ProbeSpec, Worker};
+    use std::sync::Arc;
+    crate::tokenizer::warm_up();
+    let provider = SimProvider {
+        id: "sim-bench".into(),
+        base_input: 0.1,
+        base_output: 0.4,
+        quality_permille: [1000; 3],
+        ttft_ms,
+        tokens_per_sec: 100,
+        inflation_permille: 1000,
+        reasoning_tokens: 0,
+        fault_permille: 0,
+        seed: 1,
+        dialect: crate::config::Dialect::Openai,
+        ttft_jitter_permille: 0,
+    };
+    let now = SystemClock.now_ms();
+    let until = Date::of_ms(now).succ();
+    let market = Market::single(provider);
+    let running = crate::sim::server::start(market.clone(), until)
+        .await
+        .map_err(|e| e.to_string())?;
+    let ep = market.endpoints(&running.base_urls(), until).remove(0);
+    let defaults = crate::config::Defaults {
+        concurrency: streams as u32,
+        first_token_timeout_ms: 60_000,
+        total_timeout_ms: 120_000,
+        stall_timeout_ms: 60_000,
+        ..Default::default()
+    };
+    let worker = Worker::new(defaults, Arc::new(SystemClock), Methodology::default())
+        .map_err(|e| e.to_string())?
+        .with_id("bench");
+    let suite = Suite::embedded();
+    let tier = suite.tier("t1").expect("t1").clone();
+    let mut r = Rng::new(7);
+    let ep = Arc::new(ep);
+    let start = Arc::new(tokio::sync::Barrier::new(streams));
+    let t0 = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..streams {
+        let (w, ep, start) = (worker.clone(), ep.clone(), start.clone());
+        let spec = ProbeSpec {
+            tier: tier.clone(),
+            family: Family::from_id("t1.arith").expect("family"),
+            seed: r.next_u64(),
+            nonce: r.hex(8),
+            retry: 0,
+        };
+        tasks.spawn(async move {
+            start.wait().await;
+            w.probe(&ep, None, &spec).await
+        });
+    }
+    let mut err_us = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+        .map_err(|e| e.to_string())?;
+    let (mut ok, mut failed, mut late, mut early) = (0u64, BTreeMapCount::default(), 0u64, 0u64);
+    while let Some(j) = tasks.join_next().await {
+        let o = j.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        if let Some(f) = &o.failure {
+            failed.add(f.class.as_str());
+            continue;
+        }
+        ok += 1;
+        let injected_us = (ttft_ms + o.tokens.ref_input / 40) * 1000;
+        let measured_us = o.timings.first_token_ns.unwrap_or(0) / 1000;
+        if measured_us >= injected_us {
+            late += 1;
+            err_us.saturating_record((measured_us - injected_us).max(1));
+        } else {
+            early += 1;
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    running.shutdown().await;
+    Ok(format!(
+        "streams: {streams} concurrent OpenAI streams, injected first-token delay {ttft_ms} ms + prompt/40: {ok} complete, failures {:?}, in {wall:.2} s; TTFT error (measured - injected): p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({late} at or after, {early} before the injected delay)",
+        failed.0,
+        err_us.value_at_quantile(0.5) as f64 / 1000.0,
+        err_us.value_at_quantile(0.9) as f64 / 1000.0,
+        err_us.value_at_quantile(0.99) as f64 / 1000.0,
+        err_us.max() as f64 / 1000.0,
+    ))
+}
+
+/// Counts by name, in name order.
+#[derive(Default)]
+struct BTreeMapCount(std::collections::BTreeMap<String, u64>);
+
+impl BTreeMapCount {
+    fn add(&mut self, k: &str) {
+        *self.0.entry(k.to_string()).or_insert(0) += 1;
+    }
+}
+
+/// Client CPU per SSE event: decode + adapter, timed per event over a synthetic OpenAI stream
+/// of `events` content chunks, repeated `repeats` times.
+pub fn event_overhead_bench(events: usize, repeats: u32) -> String {
+    use crate::config::Dialect;
+    use crate::dialect::sse::SseDecoder;
+    use crate::dialect::StreamState;
+    let mut body = String::from("data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"model\":\"m\"}\n\n");
+    for i in 0..events {
+        body.push_str(&format!(
+            "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]}}\n\n"
+        ));
+    }
+    let chunks: Vec<&[u8]> = body.as_bytes().split_inclusive(|b| *b == b'\n').collect();
+    let mut h =
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).expect("bounds");
+    let mut evs = Vec::new();
+    for _ in 0..repeats.max(1) {
+        let mut dec = SseDecoder::new();
+        let mut st = StreamState::default();
+        // one network read per event (the worst case: a chunk per event)
+        let mut pending: Vec<u8> = Vec::new();
+        for c in &chunks {
+            pending.extend_from_slice(c);
+            if *c != b"\n" {
+                continue;
+            }
+            let t = Instant::now();
+            evs.clear();
+            dec.feed(&pending, &mut evs).expect("utf-8");
+            for ev in &evs {
+                Dialect::Openai.on_event(ev, &mut st);
+            }
+            let ns = t.elapsed().as_nanos() as u64;
+            if !evs.is_empty() {
+                h.saturating_record((ns / evs.len() as u64).max(1));
+            }
+            pending.clear();
+        }
+        std::hint::black_box(&st);
+    }
+    format!(
+        "event overhead: {} events x {} runs, decode + OpenAI adapter per event: p50 {:.2} us, p99 {:.2} us, max {:.2} us",
+        events,
+        repeats.max(1),
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.max() as f64 / 1000.0
+    )
+}

@@ -285,6 +285,20 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 5)]
         repeats: u32,
     },
+    /// Concurrent streams against the simulator: completion and time-to-first-token error.
+    Streams {
+        #[arg(long, default_value_t = 1000)]
+        streams: usize,
+        #[arg(long, default_value_t = 200)]
+        ttft_ms: u64,
+    },
+    /// Client CPU per SSE event (decoder + adapter).
+    Events {
+        #[arg(long, default_value_t = 10_000)]
+        events: usize,
+        #[arg(long, default_value_t = 20)]
+        repeats: u32,
+    },
     /// Append observations to a fresh sled store.
     Ingest {
         #[arg(long, default_value_t = 200_000)]
@@ -718,6 +732,15 @@ pub async fn run(cli: Cli) -> Result<()> {
                     "{}",
                     crate::bench::recompute_bench(days, observations, endpoints)
                 ),
+                BenchWhat::Streams { streams, ttft_ms } => println!(
+                    "{}",
+                    crate::bench::streams_bench(streams, ttft_ms)
+                        .await
+                        .map_err(Error::Failed)?
+                ),
+                BenchWhat::Events { events, repeats } => {
+                    println!("{}", crate::bench::event_overhead_bench(events, repeats))
+                }
                 BenchWhat::Rederive { bundle, repeats } => println!(
                     "{}",
                     crate::bench::rederive_bench(&bundle, repeats).map_err(Error::Failed)?

@@ -29,6 +29,7 @@ fn provider(
         fault_permille: 0,
         seed,
         dialect: sit::config::Dialect::Openai,
+        ttft_jitter_permille: 350,
     }
 }
 

@@ -41,6 +41,9 @@ pub struct SimProvider {
     pub seed: u64,
     /// The API dialect its endpoint speaks (every simulated server answers all three).
     pub dialect: Dialect,
+    /// Spread of the first-token delay around `ttft_ms` (lognormal sigma x 1000; 0: exact,
+    /// for the TTFT-accuracy benchmark).
+    pub ttft_jitter_permille: u32,
 }
 
 /// A seeded market of providers.
@@ -74,6 +77,7 @@ fn p(
         fault_permille: fault,
         seed: 0,
         dialect: Dialect::Openai,
+        ttft_jitter_permille: 350,
     }
 }
 

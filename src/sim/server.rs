@@ -464,8 +464,11 @@ async fn chat(sh: Arc<Shared>, framing: Framing, headers: &HeaderMap, body: Byte
         "prompt_tokens_details": {"cached_tokens": 0},
     });
     // first-token delay: lognormal around the median, plus prefill and reasoning time
-    let ttft =
-        (p.ttft_ms as f64 * (0.35 * r.normal()).exp()) as u64 + prompt_ref / 40 + reasoning / 20;
+    // (the noise is drawn even when unused, so the rest of the request's randomness is the same)
+    let noise = r.normal();
+    let ttft = (p.ttft_ms as f64 * (p.ttft_jitter_permille as f64 / 1000.0 * noise).exp()) as u64
+        + prompt_ref / 40
+        + reasoning / 20;
     let per_token = Duration::from_micros(1_000_000 / p.tokens_per_sec.max(1) as u64);
 
     if !stream {
