@@ -69,23 +69,11 @@ fn u(v: &Value, k: &str) -> Option<u64> {
 
 /// Apply one event of the stream.
 pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
-    let data = ev.data.trim();
-    if data.is_empty() {
+    let Some(v) = super::event_json(ev, st) else {
         return EventEffect::default();
-    }
-    let v: Value = match serde_json::from_str(data) {
-        Ok(v) => v,
-        Err(e) => {
-            st.failure = Some((FailureClass::Malformed, format!("chunk is not JSON: {e}")));
-            return EventEffect::default();
-        }
     };
     if let Some(err) = v.get("error") {
-        let msg = err
-            .get("message")
-            .and_then(|m| m.as_str())
-            .unwrap_or("error event");
-        st.failure = Some((classify(err), truncate(msg, 200)));
+        super::record_error(err, st, classify);
         return EventEffect::default();
     }
     if !v.is_object() {
@@ -154,31 +142,14 @@ pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
 
 /// Detail of an error body and whether it is a quota error.
 pub fn error_detail(body: &[u8]) -> (String, bool) {
-    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
-    match serde_json::from_str::<Value>(&text) {
-        Ok(v) => {
-            let err = v.get("error").unwrap_or(&v);
-            let msg = err
-                .get("message")
-                .and_then(|m| m.as_str())
-                .unwrap_or("")
-                .to_string();
-            (truncate(&msg, 200), classify(err) == FailureClass::Quota)
-        }
-        Err(_) => (truncate(text.trim(), 200), false),
-    }
+    super::error_body(body, classify)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ev(data: &str) -> SseEvent {
-        SseEvent {
-            data: data.into(),
-            ..Default::default()
-        }
-    }
+    use crate::dialect::data_event as ev;
 
     #[test]
     fn thoughts_are_reasoning_usage_counts_them_apart_and_finish_ends_the_answer() {

@@ -134,6 +134,70 @@ impl Dialect {
     }
 }
 
+/// The JSON of one event's data: None for an empty event, or after recording a malformed one
+/// as the attempt's failure.
+pub(crate) fn event_json(ev: &sse::SseEvent, st: &mut StreamState) -> Option<serde_json::Value> {
+    let data = ev.data.trim();
+    if data.is_empty() {
+        return None;
+    }
+    match serde_json::from_str(data) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            st.failure = Some((
+                FailureClass::Malformed,
+                format!("event data is not JSON: {e}"),
+            ));
+            None
+        }
+    }
+}
+
+/// Record an in-stream error object (`{"message": ...}`) with the dialect's classification.
+pub(crate) fn record_error(
+    err: &serde_json::Value,
+    st: &mut StreamState,
+    classify: fn(&serde_json::Value) -> FailureClass,
+) {
+    let msg = err
+        .get("message")
+        .and_then(|m| m.as_str())
+        .unwrap_or("error event");
+    st.failure = Some((classify(err), truncate(msg, 200)));
+}
+
+/// Short detail of a non-streamed error body and whether it is a quota (billing) error, with
+/// the dialect's classification. Never includes request content.
+pub(crate) fn error_body(
+    body: &[u8],
+    classify: fn(&serde_json::Value) -> FailureClass,
+) -> (String, bool) {
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(v) => {
+            let err = v.get("error").unwrap_or(&v);
+            let msg = err
+                .get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("")
+                .to_string();
+            let quota =
+                classify(err) == FailureClass::Quota || msg.to_ascii_lowercase().contains("quota");
+            (truncate(&msg, 200), quota)
+        }
+        Err(_) => (truncate(text.trim(), 200), false),
+    }
+}
+
+/// An event with only data (tests).
+#[cfg(test)]
+pub(crate) fn data_event(data: &str) -> sse::SseEvent {
+    sse::SseEvent {
+        data: data.into(),
+        ..Default::default()
+    }
+}
+
 /// Shorten `s` to at most `n` bytes (on a character boundary), marking the cut.
 pub(crate) fn truncate(s: &str, n: usize) -> String {
     if s.len() <= n {

@@ -80,27 +80,15 @@ fn classify_error(err: &Value) -> FailureClass {
 
 /// Apply one event of the stream.
 pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
-    let data = ev.data.trim();
-    if data == "[DONE]" {
+    if ev.data.trim() == "[DONE]" {
         st.done = true;
         return EventEffect::default();
     }
-    if data.is_empty() {
+    let Some(v) = super::event_json(ev, st) else {
         return EventEffect::default();
-    }
-    let v: Value = match serde_json::from_str(data) {
-        Ok(v) => v,
-        Err(e) => {
-            st.failure = Some((FailureClass::Malformed, format!("chunk is not JSON: {e}")));
-            return EventEffect::default();
-        }
     };
     if let Some(err) = v.get("error") {
-        let msg = err
-            .get("message")
-            .and_then(|m| m.as_str())
-            .unwrap_or("error event");
-        st.failure = Some((classify_error(err), truncate(msg, 200)));
+        super::record_error(err, st, classify_error);
         return EventEffect::default();
     }
     if !v.is_object() {
@@ -156,33 +144,14 @@ pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
 
 /// Detail of an error body and whether it says "quota".
 pub fn error_detail(body: &[u8]) -> (String, bool) {
-    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
-    match serde_json::from_str::<Value>(&text) {
-        Ok(v) => {
-            let err = v.get("error").unwrap_or(&v);
-            let msg = err
-                .get("message")
-                .and_then(|m| m.as_str())
-                .unwrap_or("")
-                .to_string();
-            let quota = classify_error(err) == FailureClass::Quota
-                || msg.to_ascii_lowercase().contains("quota");
-            (truncate(&msg, 200), quota)
-        }
-        Err(_) => (truncate(text.trim(), 200), false),
-    }
+    super::error_body(body, classify_error)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ev(data: &str) -> SseEvent {
-        SseEvent {
-            data: data.into(),
-            ..Default::default()
-        }
-    }
+    use crate::dialect::data_event as ev;
 
     #[test]
     fn content_before_the_role_is_noted_and_after_it_is_not() {
