@@ -61,19 +61,43 @@ fn obs_key(at_ms: i64, seq: u64) -> [u8; 17] {
     k
 }
 
+/// How long [`Store::open`] waits for another handle to release the store's lock.
+pub const LOCK_WAIT_MS: u64 = 5_000;
+
 /// The genesis "previous hash" of a chain.
 pub const GENESIS: [u8; 32] = [0u8; 32];
 
 impl Store {
+    /// Open (or create) the store in `dir`.
+    ///
+    /// sled holds an exclusive file lock for as long as a process has the database open. A
+    /// process that has just dropped its handle may still hold the lock for a moment (sled's
+    /// background flusher lets go last), so a busy lock is retried for up to
+    /// [`LOCK_WAIT_MS`] before giving up with the "another process" hint.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        let mut waited_ms = 0;
+        let db = loop {
+            match sled::Config::new()
+                .path(dir)
+                .mode(sled::Mode::HighThroughput)
+                .open()
+            {
+                Ok(db) => break db,
+                // sled wraps the flock failure in a message, not an error kind.
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock") && waited_ms < LOCK_WAIT_MS =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    waited_ms += 50;
+                }
+                Err(source) => {
+                    return Err(StoreError::Open {
+                        path: dir.to_path_buf(),
+                        source,
+                    })
+                }
+            }
+        };
         let tree = db.open_tree("sit-v1")?;
         Ok(Store {
             db,
@@ -351,6 +375,21 @@ mod tests {
                 *blake3::hash(&serde_json::to_vec(&st.obs).unwrap()).as_bytes()
             );
         }
+    }
+
+    #[test]
+    fn open_waits_for_a_handle_that_is_being_released() {
+        // Regression: a test dropped its handle and immediately ran `sit publish`, which
+        // failed with "could not acquire lock" while sled's flusher still held it.
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path()).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(first);
+        });
+        let second = Store::open(dir.path());
+        release.join().unwrap();
+        assert!(second.is_ok(), "{:?}", second.err());
     }
 
     #[test]
