@@ -287,6 +287,7 @@ pub async fn streams_bench(streams: usize, ttft_ms: u64) -> Result<String, Strin
         seed: 1,
         dialect: crate::config::Dialect::Openai,
         ttft_jitter_permille: 0,
+        scripted: None,
     };
     let now = SystemClock.now_ms();
     let until = Date::of_ms(now).succ();

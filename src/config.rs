@@ -77,6 +77,9 @@ pub struct Endpoint {
     /// Name of the env var holding the API key; `None` for endpoints that need no key.
     pub api_key_env: Option<String>,
     pub concurrency: u32,
+    /// Most requests started per minute (retries included); `None`: no pacing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
     pub prices: PriceSchedule,
 }
 
@@ -125,6 +128,9 @@ impl Endpoint {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Defaults {
     pub concurrency: u32,
+    /// Most requests started per minute per endpoint; `None`: no pacing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
     pub connect_timeout_ms: u64,
     pub first_token_timeout_ms: u64,
     pub total_timeout_ms: u64,
@@ -138,6 +144,7 @@ impl Default for Defaults {
     fn default() -> Self {
         Defaults {
             concurrency: 8,
+            requests_per_minute: None,
             connect_timeout_ms: 5_000,
             first_token_timeout_ms: 30_000,
             total_timeout_ms: 120_000,
@@ -187,6 +194,7 @@ struct RawFile {
 #[serde(deny_unknown_fields)]
 struct RawDefaults {
     concurrency: Option<Spanned<i64>>,
+    requests_per_minute: Option<Spanned<i64>>,
     connect_timeout_ms: Option<Spanned<i64>>,
     first_token_timeout_ms: Option<Spanned<i64>>,
     total_timeout_ms: Option<Spanned<i64>>,
@@ -205,6 +213,7 @@ struct RawEndpoint {
     region: Spanned<String>,
     api_key_env: Option<Spanned<String>>,
     concurrency: Option<Spanned<i64>>,
+    requests_per_minute: Option<Spanned<i64>>,
     #[serde(default)]
     prices: Vec<RawPrice>,
 }
@@ -276,8 +285,21 @@ impl Ctx<'_> {
     }
 }
 
+/// A requests-per-minute limit: 1 to 6,000,000 (100,000 per second).
+fn rpm(cx: &Ctx<'_>, v: &Spanned<i64>, key: &str) -> Result<u32, ConfigError> {
+    match *v.get_ref() {
+        n @ 1..=6_000_000 => Ok(n as u32),
+        _ => Err(cx.span(
+            v,
+            key,
+            "must be between 1 and 6000000",
+            "set the provider's published request limit per minute, e.g. 500, or remove the key for no pacing",
+        )),
+    }
+}
+
 const ENDPOINT_KEYS: &str =
-    "id, provider, model, dialect, base_url, region, api_key_env, concurrency, prices";
+    "id, provider, model, dialect, base_url, region, api_key_env, concurrency, requests_per_minute, prices";
 const PRICE_KEYS: &str = "effective_from, input, output, cached_input, request_fee";
 
 /// Load and check a providers file.
@@ -361,6 +383,9 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         let mut c = defaults.concurrency as u64;
         pos(&d.concurrency, "defaults.concurrency", &mut c)?;
         defaults.concurrency = c.min(100_000) as u32;
+        if let Some(v) = &d.requests_per_minute {
+            defaults.requests_per_minute = Some(rpm(&cx, v, "defaults.requests_per_minute")?);
+        }
         pos(
             &d.connect_timeout_ms,
             "defaults.connect_timeout_ms",
@@ -466,6 +491,10 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             Some(c) => *c.get_ref() as u32,
             None => defaults.concurrency,
         };
+        let requests_per_minute = match &e.requests_per_minute {
+            Some(v) => Some(rpm(&cx, v, "requests_per_minute")?),
+            None => defaults.requests_per_minute,
+        };
         let mut entries: Vec<PriceEntry> = Vec::new();
         if e.prices.is_empty() {
             return Err(cx.span(
@@ -562,6 +591,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             region: e.region.into_inner(),
             api_key_env,
             concurrency,
+            requests_per_minute,
             prices: PriceSchedule(entries),
         });
     }
@@ -659,6 +689,21 @@ request_fee = "0.0001"
             assert_eq!((e.key.as_str(), e.line), (key, line), "{e}");
             assert!(!e.hint.is_empty());
         }
+    }
+
+    #[test]
+    fn requests_per_minute_defaults_and_overrides_and_is_checked() {
+        assert_eq!(parse("p.toml", GOOD).unwrap().endpoints[0].requests_per_minute, None);
+        let with_default = format!("[defaults]\nrequests_per_minute = 500\n{GOOD}");
+        let c = parse("p.toml", &with_default).unwrap();
+        assert_eq!(c.endpoints[0].requests_per_minute, Some(500));
+        let own = with_default.replace("region = \"us\"", "region = \"us\"\nrequests_per_minute = 60");
+        assert_eq!(parse("p.toml", &own).unwrap().endpoints[0].requests_per_minute, Some(60));
+        let e = err(&own.replace("requests_per_minute = 60", "requests_per_minute = 0"));
+        assert_eq!(e.key, "requests_per_minute", "{e}");
+        assert!(e.hint.contains("per minute"), "{e}");
+        let e = err(&with_default.replace("= 500", "= -3"));
+        assert_eq!(e.key, "defaults.requests_per_minute", "{e}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use crate::worker::pace::Pacer;
 use tokio::sync::Semaphore;
 
 /// Options of `sit demo`.
@@ -86,6 +87,10 @@ pub async fn run_slots(
         .iter()
         .map(|e| Arc::new(Semaphore::new(e.0.concurrency as usize)))
         .collect();
+    let pacers: Vec<Option<Arc<Pacer>>> = endpoints
+        .iter()
+        .map(|e| Pacer::new(e.0.requests_per_minute).map(Arc::new))
+        .collect();
     let summary = Arc::new(Mutex::new(RunSummary::default()));
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
     let recorded = Arc::new(AtomicU64::new(0));
@@ -96,10 +101,11 @@ pub async fn run_slots(
             tokio::time::sleep(wait).await;
         }
         pb.set_message(format_utc_ms(worker.clock().now_ms()));
-        let (w, ep, sem, rec, pb, summary, errors, recorded) = (
+        let (w, ep, sem, pacer, rec, pb, summary, errors, recorded) = (
             worker.clone(),
             endpoints[slot.endpoint].clone(),
             sems[slot.endpoint].clone(),
+            pacers[slot.endpoint].clone(),
             recorder.clone(),
             pb.clone(),
             summary.clone(),
@@ -118,6 +124,9 @@ pub async fn run_slots(
             };
             // Each retry is its own recorded attempt; Retry-After is a minimum wait.
             loop {
+                if let Some(p) = &pacer {
+                    p.wait().await;
+                }
                 let obs = match w.probe(&ep.0, ep.1.as_ref(), &spec).await {
                     Ok(obs) => obs,
                     Err(e) => {

@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 pub enum FailureClass {
     /// TCP/TLS connection could not be made.
     Connect,
+    /// The connection closed (or was reset) after the request was sent and before any
+    /// response headers: often a kept-alive connection the server dropped under load.
+    ConnectionClosed,
     /// No response headers within the first-token timeout.
     TimeoutHeaders,
     /// Headers came, but no answer token within the first-token timeout.
@@ -62,9 +65,36 @@ pub enum FailureClass {
 }
 
 impl FailureClass {
+    /// Every class, in declaration order (the fixture suite proves each one can be produced).
+    pub const ALL: [FailureClass; 22] = [
+        FailureClass::Connect,
+        FailureClass::ConnectionClosed,
+        FailureClass::TimeoutHeaders,
+        FailureClass::TimeoutFirstToken,
+        FailureClass::TimeoutTotal,
+        FailureClass::Stall,
+        FailureClass::Auth,
+        FailureClass::Quota,
+        FailureClass::ModelNotFound,
+        FailureClass::BadRequest,
+        FailureClass::RateLimited,
+        FailureClass::ServerError,
+        FailureClass::Overloaded,
+        FailureClass::ErrorEvent,
+        FailureClass::Truncated,
+        FailureClass::EmptyCompletion,
+        FailureClass::FinishLength,
+        FailureClass::ContentFilter,
+        FailureClass::Malformed,
+        FailureClass::BodyTooLarge,
+        FailureClass::InvalidUtf8,
+        FailureClass::OtherHttp,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             FailureClass::Connect => "connect",
+            FailureClass::ConnectionClosed => "connection_closed",
             FailureClass::TimeoutHeaders => "timeout_headers",
             FailureClass::TimeoutFirstToken => "timeout_first_token",
             FailureClass::TimeoutTotal => "timeout_total",
@@ -255,5 +285,37 @@ mod evidence_tests {
         bad.response_bytes -= 1;
         assert!(bad.response().is_err());
         assert!(Evidence::new(b"{}", b"").response().unwrap().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::FailureClass;
+
+    #[test]
+    fn all_lists_every_class_once_with_its_serde_name() {
+        // Adding a variant breaks this exhaustive match until ALL (and the fixture suite in
+        // tests/failure_classes.rs) know about it.
+        fn known(c: FailureClass) -> bool {
+            use FailureClass::*;
+            match c {
+                Connect | ConnectionClosed | TimeoutHeaders | TimeoutFirstToken | TimeoutTotal
+                | Stall | Auth | Quota | ModelNotFound | BadRequest | RateLimited
+                | ServerError | Overloaded | ErrorEvent | Truncated | EmptyCompletion
+                | FinishLength | ContentFilter | Malformed | BodyTooLarge | InvalidUtf8
+                | OtherHttp => true,
+            }
+        }
+        let mut names: Vec<&str> = FailureClass::ALL.iter().map(|c| c.as_str()).collect();
+        for c in FailureClass::ALL {
+            assert!(known(c));
+            assert_eq!(
+                serde_json::to_value(c).unwrap(),
+                serde_json::Value::from(c.as_str())
+            );
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), FailureClass::ALL.len());
     }
 }

@@ -30,6 +30,7 @@ fn provider(
         seed,
         dialect: sit::config::Dialect::Openai,
         ttft_jitter_permille: 350,
+        scripted: None,
     }
 }
 

@@ -551,6 +551,7 @@ fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
             || matches!(
                 f.class,
                 FailureClass::Connect
+                    | FailureClass::ConnectionClosed
                     | FailureClass::TimeoutHeaders
                     | FailureClass::TimeoutFirstToken
                     | FailureClass::TimeoutTotal

@@ -44,6 +44,19 @@ pub struct SimProvider {
     /// Spread of the first-token delay around `ttft_ms` (lognormal sigma x 1000; 0: exact,
     /// for the TTFT-accuracy benchmark).
     pub ttft_jitter_permille: u32,
+    /// A fault every streamed answer gets (for fixture tests of failure classes that the
+    /// fault-injecting mock cannot produce); `None` in the demo market.
+    pub scripted: Option<ScriptedFault>,
+}
+
+/// A fault the simulator injects into every streamed answer of a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptedFault {
+    /// After the first answer piece, the dialect's in-stream error object (HTTP status stays
+    /// 200, as real providers do when a generation fails midway).
+    ErrorEvent,
+    /// One answer piece carries bytes that are not UTF-8; the stream otherwise completes.
+    InvalidUtf8,
 }
 
 /// A seeded market of providers.
@@ -78,6 +91,7 @@ fn p(
         seed: 0,
         dialect: Dialect::Openai,
         ttft_jitter_permille: 350,
+        scripted: None,
     }
 }
 
@@ -307,6 +321,7 @@ impl Market {
                 region: "loopback".into(),
                 api_key_env: None,
                 concurrency: 64,
+                requests_per_minute: None,
                 prices: self.schedule(i, until),
             })
             .collect()

@@ -7,7 +7,7 @@
 //! `GET /sim/stats` reports what the server received and did (for tests);
 //! `GET /sim/prices` the provider's price schedule.
 
-use super::{Market, SimProvider};
+use super::{Market, ScriptedFault, SimProvider};
 use crate::probes::solve_any;
 use crate::rng::Rng;
 use crate::tokenizer;
@@ -277,6 +277,36 @@ impl Framing {
         }
     }
 
+    /// An error object inside the stream after HTTP 200, in this dialect's shape.
+    fn error_event(self) -> Bytes {
+        match self {
+            Framing::Openai => sse(&serde_json::json!({"error": {
+                "message": "The server had an error while processing your request.",
+                "type": "server_error", "param": null, "code": null}})),
+            Framing::Anthropic => sse_event(
+                "error",
+                &serde_json::json!({"type": "error", "error": {
+                "type": "api_error", "message": "Internal server error"}}),
+            ),
+            Framing::Gemini => sse(&serde_json::json!({"error": {
+                "code": 500, "message": "Internal error encountered.", "status": "INTERNAL"}})),
+        }
+    }
+
+    /// An answer piece whose text is two bytes that are not UTF-8.
+    fn invalid_utf8_piece(self, id: &str, model: &str) -> Bytes {
+        const MARK: &str = "@@NOT-UTF8@@";
+        let good = self.piece(id, model, MARK);
+        let at = good
+            .windows(MARK.len())
+            .position(|w| w == MARK.as_bytes())
+            .expect("the marker is in the piece");
+        let mut v = good[..at].to_vec();
+        v.extend_from_slice(&[0xff, 0xfe]);
+        v.extend_from_slice(&good[at + MARK.len()..]);
+        Bytes::from(v)
+    }
+
     fn malformed(self) -> Bytes {
         match self {
             Framing::Openai => Bytes::from_static(b"data: {\"choices\":[{\"delta\":{\"content\":\n\n"),
@@ -517,7 +547,15 @@ async fn chat(sh: Arc<Shared>, framing: Framing, headers: &HeaderMap, body: Byte
             if k > 0 {
                 tokio::time::sleep(per_token).await;
             }
-            if tx.send(framing.piece(&id, &model, piece)).await.is_err() {
+            let frame = match (k, sh2.provider.scripted) {
+                (0, Some(ScriptedFault::InvalidUtf8)) => framing.invalid_utf8_piece(&id, &model),
+                _ => framing.piece(&id, &model, piece),
+            };
+            if tx.send(frame).await.is_err() {
+                return;
+            }
+            if k == 0 && sh2.provider.scripted == Some(ScriptedFault::ErrorEvent) {
+                let _ = tx.send(framing.error_event()).await;
                 return;
             }
         }

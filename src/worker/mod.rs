@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub mod commit;
+pub mod pace;
 pub mod ratelimit;
 pub mod recorder;
 pub mod retry;
@@ -147,6 +148,31 @@ fn replace_bytes(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Whether a request error means the server closed or reset the connection after the request
+/// went out (hyper's "connection closed before message completed", a reset, a broken pipe),
+/// as opposed to a connection that could not be made at all.
+fn closed_before_headers(e: &reqwest::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
+                return true;
+            }
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        src = s.source();
+    }
+    false
 }
 
 /// Answers longer than this are cut in the record (the grade uses the full text).
@@ -356,6 +382,14 @@ impl Worker {
                     (
                         FailureClass::Connect,
                         format!("cannot connect to {}", endpoint.base_url),
+                    )
+                } else if closed_before_headers(&e) {
+                    (
+                        FailureClass::ConnectionClosed,
+                        format!(
+                            "the connection closed before response headers: {}",
+                            e.without_url()
+                        ),
                     )
                 } else {
                     (

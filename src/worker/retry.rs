@@ -37,6 +37,7 @@ pub fn retryable(class: FailureClass) -> bool {
             | FailureClass::Overloaded
             | FailureClass::ServerError
             | FailureClass::Connect
+            | FailureClass::ConnectionClosed
             | FailureClass::TimeoutHeaders
     )
 }
