@@ -4,7 +4,7 @@ use crate::clock::{Date, HOUR_MS};
 use crate::index::{compute_day, DayInput, IndexObs, Methodology};
 use crate::rng::Rng;
 use crate::store::Store;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Synthetic observations of one day for one tier: `n` rows over `endpoints` endpoints at
 /// random times of the day and the trailing window, prices scattered around 1 USD/1M SIT,
@@ -264,38 +264,50 @@ pub fn rederive_bench(bundle: &std::path::Path, repeats: u32) -> Result<String, 
     ))
 }
 
-/// `streams` concurrent probes against one simulated provider with an exact first-token delay:
-/// how many complete, and the error of the measured time to first token against the delay the
-/// server injected (`ttft_ms` + prompt tokens / 40 ms, no jitter).
-pub async fn streams_bench(streams: usize, ttft_ms: u64) -> Result<String, String> {
+/// `streams` concurrent probes against one simulated provider in this process, twice: a cold
+/// round (every stream opens its connection) and a warm round (pooled connections).
+///
+/// Stream starts are spread evenly over `ramp_ms` and every first token is due at least
+/// `ttft_ms` after its start, so with `ttft_ms >= ramp_ms` all streams are open when the first
+/// tokens begin to arrive; answers (tier t2: JSON records, sorted lists, ...) then stream at 10
+/// tokens/s, so streams stay open while the others' first tokens arrive. `ramp_ms = 0` releases
+/// them all at once (a barrier): the worst burst, which measures queueing, not accuracy.
+///
+/// The simulator logs, per answer, when its handler started and when it handed the first answer
+/// piece to the HTTP layer (same monotonic clock). Two errors per round:
+/// - vs injected: the worker's time to first answer token minus the injected delay;
+/// - client-added: the worker's time to first answer token minus the server's own
+///   (first piece - request received): transport both ways plus the client's overhead.
+///
+/// `separate_process`: run the simulator as a child `sit sim` process (as a real provider is
+/// on other machines), so that the worker's threads share nothing with the server's but the
+/// two cores; the server's log then comes over HTTP (`/sim/served`, durations only).
+pub async fn streams_bench(
+    streams: usize,
+    ttft_ms: u64,
+    jitter_permille: u32,
+    ramp_ms: u64,
+    separate_process: bool,
+) -> Result<String, String> {
     use crate::clock::{Clock, SystemClock};
     use crate::probes::{Family, Suite};
-    use crate::sim::{Market, SimProvider};
+    use crate::sim::Market;
     use crate::worker::{ProbeSpec, Worker};
     use std::sync::Arc;
     crate::tokenizer::warm_up();
-    let provider = SimProvider {
-        id: "sim-bench".into(),
-        base_input: 0.1,
-        base_output: 0.4,
-        quality_permille: [1000; 3],
-        ttft_ms,
-        tokens_per_sec: 100,
-        inflation_permille: 1000,
-        reasoning_tokens: 0,
-        fault_permille: 0,
-        seed: 1,
-        dialect: crate::config::Dialect::Openai,
-        ttft_jitter_permille: 0,
-        scripted: None,
-    };
     let now = SystemClock.now_ms();
     let until = Date::of_ms(now).succ();
-    let market = Market::single(provider);
-    let running = crate::sim::server::start(market.clone(), until)
-        .await
-        .map_err(|e| e.to_string())?;
-    let ep = market.endpoints(&running.base_urls(), until).remove(0);
+    let market = Market::single(bench_provider(ttft_ms, jitter_permille));
+    let server = if separate_process {
+        SimServer::Child(SimChild::spawn(ttft_ms, jitter_permille)?)
+    } else {
+        SimServer::InProcess(
+            crate::sim::server::start_with(market.clone(), until, true)
+                .await
+                .map_err(|e| e.to_string())?,
+        )
+    };
+    let ep = Arc::new(market.endpoints(&[server.base_url()], until).remove(0));
     let defaults = crate::config::Defaults {
         concurrency: streams as u32,
         first_token_timeout_ms: 60_000,
@@ -306,56 +318,225 @@ pub async fn streams_bench(streams: usize, ttft_ms: u64) -> Result<String, Strin
     let worker = Worker::new(defaults, Arc::new(SystemClock), Methodology::default())
         .map_err(|e| e.to_string())?
         .with_id("bench");
-    let suite = Suite::embedded();
-    let tier = suite.tier("t1").expect("t1").clone();
+    let tier = Suite::embedded().tier("t2").expect("t2").clone();
+    let families: Vec<Family> = tier
+        .families
+        .iter()
+        .map(|f| Family::from_id(f).expect("suite family"))
+        .collect();
     let mut r = Rng::new(7);
-    let ep = Arc::new(ep);
-    let start = Arc::new(tokio::sync::Barrier::new(streams));
-    let t0 = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..streams {
-        let (w, ep, start) = (worker.clone(), ep.clone(), start.clone());
-        let spec = ProbeSpec {
-            tier: tier.clone(),
-            family: Family::from_id("t1.arith").expect("family"),
-            seed: r.next_u64(),
-            nonce: r.hex(8),
-            retry: 0,
+    let mut lines = vec![format!(
+        "streams: {streams} OpenAI streams started over {ramp_ms} ms, injected first-token delay {ttft_ms} ms median (jitter {jitter_permille}/1000) + prompt tokens/40, answers at 10 tokens/s, simulator {}",
+        if separate_process { "in a separate process" } else { "in this process" }
+    )];
+    for round in ["cold", "warm"] {
+        let start = Arc::new(tokio::sync::Barrier::new(streams));
+        let t0 = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..streams {
+            let (w, ep, start) = (worker.clone(), ep.clone(), start.clone());
+            let spec = ProbeSpec {
+                tier: tier.clone(),
+                family: families[i % families.len()],
+                seed: r.next_u64(),
+                nonce: r.hex(8),
+                retry: 0,
+            };
+            let at = t0 + Duration::from_micros(ramp_ms * 1000 * i as u64 / streams as u64);
+            tasks.spawn(async move {
+                if ramp_ms == 0 {
+                    start.wait().await;
+                } else {
+                    tokio::time::sleep_until(at.into()).await;
+                }
+                let began = Instant::now();
+                let o = w.probe(&ep, None, &spec).await;
+                (began, Instant::now(), o)
+            });
+        }
+        let mut obs = Vec::new();
+        while let Some(j) = tasks.join_next().await {
+            let (began, ended, o) = j.map_err(|e| e.to_string())?;
+            obs.push((began, ended, o.map_err(|e| e.to_string())?));
+        }
+        let wall = t0.elapsed().as_secs_f64();
+        let served = server.take_served().await?;
+        let hist = || hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3);
+        let (mut vs_injected, mut client_added, mut open_at_first) = (
+            hist().map_err(|e| e.to_string())?,
+            hist().map_err(|e| e.to_string())?,
+            hist().map_err(|e| e.to_string())?,
+        );
+        let (mut failed, mut early, mut unmatched) = (BTreeMapCount::default(), 0u64, 0u64);
+        for (began, _, o) in &obs {
+            if let Some(f) = &o.failure {
+                failed.add(f.class.as_str());
+                continue;
+            }
+            let Some(&(injected_ms, server_ns)) = served.get(&o.nonce) else {
+                unmatched += 1;
+                continue;
+            };
+            let measured_ns = o.timings.first_token_ns.unwrap_or(0);
+            let injected_ns = injected_ms * 1_000_000;
+            if measured_ns < injected_ns {
+                early += 1;
+            }
+            vs_injected.saturating_record((measured_ns.saturating_sub(injected_ns) / 1000).max(1));
+            client_added.saturating_record((measured_ns.saturating_sub(server_ns) / 1000).max(1));
+            // how many streams were open when this first token arrived
+            let at = *began + Duration::from_nanos(measured_ns);
+            let open = obs.iter().filter(|(b, e, _)| *b <= at && at <= *e).count();
+            open_at_first.saturating_record(open as u64);
+        }
+        let q = |h: &hdrhistogram::Histogram<u64>| {
+            format!(
+                "p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                h.value_at_quantile(0.5) as f64 / 1000.0,
+                h.value_at_quantile(0.99) as f64 / 1000.0,
+                h.max() as f64 / 1000.0
+            )
         };
-        tasks.spawn(async move {
-            start.wait().await;
-            w.probe(&ep, None, &spec).await
-        });
+        lines.push(format!(
+            "  {round}: {} complete, failures {:?}, {unmatched} unmatched, {early} before the injected delay, in {wall:.2} s; streams open at a first token: min {}, p50 {}, max {}\n    TTFT error vs injected delay: {}\n    client-added (vs server's own first-token instant): {}",
+            vs_injected.len(),
+            failed.0,
+            open_at_first.min(),
+            open_at_first.value_at_quantile(0.5),
+            open_at_first.max(),
+            q(&vs_injected),
+            q(&client_added)
+        ));
     }
-    let mut err_us = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
-        .map_err(|e| e.to_string())?;
-    let (mut ok, mut failed, mut late, mut early) = (0u64, BTreeMapCount::default(), 0u64, 0u64);
-    while let Some(j) = tasks.join_next().await {
-        let o = j.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
-        if let Some(f) = &o.failure {
-            failed.add(f.class.as_str());
-            continue;
-        }
-        ok += 1;
-        let injected_us = (ttft_ms + o.tokens.ref_input / 40) * 1000;
-        let measured_us = o.timings.first_token_ns.unwrap_or(0) / 1000;
-        if measured_us >= injected_us {
-            late += 1;
-            err_us.saturating_record((measured_us - injected_us).max(1));
-        } else {
-            early += 1;
+    server.stop().await;
+    Ok(lines.join("\n"))
+}
+
+/// The simulated provider of the streams benchmark (also served by `sit sim --bench-ttft-ms`).
+pub fn bench_provider(ttft_ms: u64, jitter_permille: u32) -> crate::sim::SimProvider {
+    use crate::sim::SimProvider;
+    SimProvider {
+        id: "sim-bench".into(),
+        base_input: 0.1,
+        base_output: 0.4,
+        quality_permille: [1000; 3],
+        ttft_ms,
+        tokens_per_sec: 10,
+        inflation_permille: 1000,
+        reasoning_tokens: 0,
+        fault_permille: 0,
+        seed: 1,
+        dialect: crate::config::Dialect::Openai,
+        ttft_jitter_permille: jitter_permille,
+        scripted: None,
+    }
+}
+
+/// The streams benchmark's server: in this process, or a child `sit sim`.
+enum SimServer {
+    InProcess(crate::sim::server::RunningMarket),
+    Child(SimChild),
+}
+
+impl SimServer {
+    fn base_url(&self) -> String {
+        match self {
+            SimServer::InProcess(m) => m.base_urls().remove(0),
+            SimServer::Child(c) => c.base_url.clone(),
         }
     }
-    let wall = t0.elapsed().as_secs_f64();
-    running.shutdown().await;
-    Ok(format!(
-        "streams: {streams} concurrent OpenAI streams, injected first-token delay {ttft_ms} ms + prompt/40: {ok} complete, failures {:?}, in {wall:.2} s; TTFT error (measured - injected): p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({late} at or after, {early} before the injected delay)",
-        failed.0,
-        err_us.value_at_quantile(0.5) as f64 / 1000.0,
-        err_us.value_at_quantile(0.9) as f64 / 1000.0,
-        err_us.value_at_quantile(0.99) as f64 / 1000.0,
-        err_us.max() as f64 / 1000.0,
-    ))
+
+    /// nonce -> (injected delay ms, server's own first-token time ns), taken from the log.
+    async fn take_served(&self) -> Result<std::collections::BTreeMap<String, (u64, u64)>, String> {
+        // The nonce is the second word of "Request {nonce}. Answer ...".
+        let nonce = |system: &str| {
+            system
+                .split_whitespace()
+                .nth(1)
+                .map(|w| w.trim_end_matches('.').to_string())
+        };
+        let mut out = std::collections::BTreeMap::new();
+        match self {
+            SimServer::InProcess(m) => {
+                for s in m.take_served(0) {
+                    if let Some(n) = nonce(&s.system) {
+                        let ns = s.first_token.duration_since(s.received).as_nanos() as u64;
+                        out.insert(n, (s.injected_ms, ns));
+                    }
+                }
+            }
+            SimServer::Child(c) => {
+                let url = format!("{}/sim/served", c.base_url.trim_end_matches("/v1"));
+                let body = reqwest::get(&url)
+                    .await
+                    .map_err(|e| format!("GET {url}: {e}"))?
+                    .bytes()
+                    .await
+                    .map_err(|e| format!("GET {url}: {e}"))?;
+                let v: serde_json::Value =
+                    serde_json::from_slice(&body).map_err(|e| format!("GET {url}: {e}"))?;
+                for s in v.as_array().into_iter().flatten() {
+                    if let (Some(n), Some(inj), Some(ns)) = (
+                        s["system"].as_str().and_then(nonce),
+                        s["injected_ms"].as_u64(),
+                        s["server_ttft_ns"].as_u64(),
+                    ) {
+                        out.insert(n, (inj, ns));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn stop(self) {
+        match self {
+            SimServer::InProcess(m) => m.shutdown().await,
+            SimServer::Child(mut c) => {
+                let _ = c.child.kill();
+                let _ = c.child.wait();
+            }
+        }
+    }
+}
+
+/// A child `sit sim --bench-ttft-ms ...` process.
+struct SimChild {
+    child: std::process::Child,
+    base_url: String,
+}
+
+impl SimChild {
+    fn spawn(ttft_ms: u64, jitter_permille: u32) -> Result<SimChild, String> {
+        use std::io::BufRead;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut child = std::process::Command::new(exe)
+            .args([
+                "sim",
+                "--bench-ttft-ms",
+                &ttft_ms.to_string(),
+                "--bench-jitter-permille",
+                &jitter_permille.to_string(),
+                "--for-secs",
+                "3600",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the simulator process: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no simulator stdout")?;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.map_err(|e| e.to_string())?;
+            if let Some(url) = line.strip_prefix("base_url = \"") {
+                return Ok(SimChild {
+                    child,
+                    base_url: url.trim_end_matches('"').to_string(),
+                });
+            }
+        }
+        let _ = child.kill();
+        Err("the simulator process printed no base_url".into())
+    }
 }
 
 /// Counts by name, in name order.

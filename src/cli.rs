@@ -72,6 +72,12 @@ pub enum Command {
         /// Stop after this many seconds (default: run until Ctrl-C).
         #[arg(long)]
         for_secs: Option<u64>,
+        /// Serve only the streams benchmark's provider with this first-token delay, logging
+        /// served answers at /sim/served (used by `sit bench streams --separate-process`).
+        #[arg(long, hide = true)]
+        bench_ttft_ms: Option<u64>,
+        #[arg(long, hide = true, default_value_t = 0)]
+        bench_jitter_permille: u32,
     },
     /// Print determinations computed from the store.
     Index {
@@ -289,8 +295,19 @@ pub enum BenchWhat {
     Streams {
         #[arg(long, default_value_t = 1000)]
         streams: usize,
-        #[arg(long, default_value_t = 200)]
+        /// Median injected first-token delay, ms.
+        #[arg(long, default_value_t = 1000)]
         ttft_ms: u64,
+        /// Spread of the injected delays (lognormal sigma x 1000; 0: every stream's first token
+        /// is due at the same instant, the worst burst).
+        #[arg(long, default_value_t = 0)]
+        jitter_permille: u32,
+        /// Spread the stream starts evenly over this many ms (0: all at once, the worst burst).
+        #[arg(long, default_value_t = 1000)]
+        ramp_ms: u64,
+        /// Run the simulator as a child process instead of in this one.
+        #[arg(long)]
+        separate_process: bool,
     },
     /// Client CPU per SSE event (decoder + adapter).
     Events {
@@ -413,11 +430,24 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Sim { seed, for_secs } => {
-            let market = crate::sim::Market::default_market(seed);
+        Command::Sim {
+            seed,
+            for_secs,
+            bench_ttft_ms,
+            bench_jitter_permille,
+        } => {
+            let market = match bench_ttft_ms {
+                Some(t) => crate::sim::Market::single(crate::bench::bench_provider(
+                    t,
+                    bench_jitter_permille,
+                )),
+                None => crate::sim::Market::default_market(seed),
+            };
             let now = SystemClock.now_ms();
             let until = Date::of_ms(now).succ();
-            let running = crate::sim::server::start(market.clone(), until).await?;
+            let running =
+                crate::sim::server::start_with(market.clone(), until, bench_ttft_ms.is_some())
+                    .await?;
             let eps = market.endpoints(&running.base_urls(), until);
             println!("{}", crate::sim::providers_toml(&eps, now));
             eprintln!(
@@ -732,9 +762,21 @@ pub async fn run(cli: Cli) -> Result<()> {
                     "{}",
                     crate::bench::recompute_bench(days, observations, endpoints)
                 ),
-                BenchWhat::Streams { streams, ttft_ms } => println!(
+                BenchWhat::Streams {
+                    streams,
+                    ttft_ms,
+                    jitter_permille,
+                    ramp_ms,
+                    separate_process,
+                } => println!(
                     "{}",
-                    crate::bench::streams_bench(streams, ttft_ms)
+                    crate::bench::streams_bench(
+                        streams,
+                        ttft_ms,
+                        jitter_permille,
+                        ramp_ms,
+                        separate_process
+                    )
                         .await
                         .map_err(Error::Failed)?
                 ),

@@ -16,6 +16,8 @@ pub mod dialect;
 pub mod error;
 pub mod fixed;
 pub mod index;
+pub mod lane;
+pub mod net;
 pub mod observation;
 pub mod probes;
 pub mod publisher;

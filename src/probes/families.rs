@@ -85,8 +85,19 @@ const ITEMS: &[&str] = &[
 ];
 const WEEKDAYS: &[&str] = &["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"];
 
-fn re(p: &str) -> Regex {
-    Regex::new(p).expect("family regex")
+/// A family's regex, compiled once per process (solving runs per simulated request, and
+/// compiling a regex costs far more than matching it).
+fn re(p: &'static str) -> Regex {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeMap<&'static str, Regex>>> =
+        std::sync::OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    cache
+        .entry(p)
+        .or_insert_with(|| Regex::new(p).expect("family regex"))
+        .clone()
 }
 
 fn money(v_cents: i128) -> String {
@@ -392,8 +403,11 @@ impl Family {
             }
             Family::Needle => {
                 let c = re(r"What is the access code of record (\d+)\?").captures(prompt)?;
-                let pat = format!(r"Record {}: the access code is ([0-9A-F]+)\.", &c[1]);
-                Some(re(&pat).captures(prompt)?[1].to_string())
+                let wanted = &c[1];
+                re(r"Record (\d+): the access code is ([0-9A-F]+)\.")
+                    .captures_iter(prompt)
+                    .find(|r| &r[1] == wanted)
+                    .map(|r| r[2].to_string())
             }
             Family::ModPow => {
                 let c = re(r"Compute \((\d+)\^(\d+)\) mod (\d+)\.").captures(prompt)?;

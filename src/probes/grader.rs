@@ -137,11 +137,29 @@ impl Grader {
                     _ => false,
                 })
             }
-            Grader::Regex { pattern } => Regex::new(pattern)
+            Grader::Regex { pattern } => compiled(pattern)
                 .map(|re| re.is_match(answer))
                 .unwrap_or(false),
         }
     }
+}
+
+/// A grading regex, compiled once per process (a suite has a handful; graders run per attempt
+/// and per re-derivation). An invalid pattern stays `None`: it grades every answer wrong.
+fn compiled(pattern: &str) -> Option<Regex> {
+    static CACHE: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::BTreeMap<String, Option<Regex>>>,
+    > = std::sync::OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = cache.get(pattern) {
+        return r.clone();
+    }
+    let r = Regex::new(pattern).ok();
+    cache.insert(pattern.to_string(), r.clone());
+    r
 }
 
 #[cfg(test)]

@@ -921,7 +921,7 @@ pub async fn start(archive: Archive, addr: SocketAddr) -> std::io::Result<Runnin
         methodology,
         suite,
     });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = crate::net::listen(addr)?;
     let addr = listener.local_addr()?;
     let reload = {
         let st = state.clone();

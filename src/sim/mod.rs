@@ -9,6 +9,7 @@
 //! market; prices are quantised to exact decimals before the oracle sees them.
 
 pub mod server;
+pub mod timer;
 
 use crate::clock::{Date, HOUR_MS};
 use crate::config::{Dialect, Endpoint, PriceEntry, PriceSchedule};

@@ -44,6 +44,22 @@ struct Shared {
     provider: SimProvider,
     stats: Stats,
     schedule: crate::config::PriceSchedule,
+    /// Server-side instants of each streamed answer, when logging is on (benchmarks).
+    served: Option<std::sync::Mutex<Vec<Served>>>,
+}
+
+/// What the server did for one streamed answer, on the monotonic clock of this process: the
+/// reference for measuring how much a client's time-to-first-token adds to the server's own.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// The request's system text (it carries the probe nonce).
+    pub system: String,
+    /// The handler started (request head and body read).
+    pub received: std::time::Instant,
+    /// The injected first-token delay, ms.
+    pub injected_ms: u64,
+    /// The first answer piece was handed to the HTTP layer.
+    pub first_token: std::time::Instant,
 }
 
 /// A running simulated market.
@@ -66,6 +82,14 @@ impl RunningMarket {
     pub fn stats(&self, i: usize) -> &Stats {
         &self.shared[i].stats
     }
+    /// Taken log of served answers of provider `i` (empty unless started with logging).
+    pub fn take_served(&self, i: usize) -> Vec<Served> {
+        self.shared[i]
+            .served
+            .as_ref()
+            .map(|m| std::mem::take(&mut *m.lock().unwrap_or_else(|p| p.into_inner())))
+            .unwrap_or_default()
+    }
     /// Stop all servers and wait for them to finish.
     pub async fn shutdown(self) {
         for s in self.shutdown {
@@ -83,18 +107,34 @@ pub async fn start(
     market: Market,
     priced_until: crate::clock::Date,
 ) -> std::io::Result<RunningMarket> {
+    start_with(market, priced_until, false).await
+}
+
+/// [`start`], optionally logging the server-side instants of every streamed answer
+/// ([`RunningMarket::take_served`]).
+pub async fn start_with(
+    market: Market,
+    priced_until: crate::clock::Date,
+    log_served: bool,
+) -> std::io::Result<RunningMarket> {
+    use axum::serve::ListenerExt;
     tokenizer::warm_up();
     let mut addrs = Vec::new();
     let mut shared = Vec::new();
     let mut shutdown = Vec::new();
     let mut tasks = Vec::new();
     for (i, p) in market.providers.iter().enumerate() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = crate::net::listen(([127, 0, 0, 1], 0).into())?;
         addrs.push(listener.local_addr()?);
+        // Answers are many small writes: never hold one back waiting for an ACK (Nagle).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let sh = Arc::new(Shared {
             provider: p.clone(),
             stats: Stats::default(),
             schedule: market.schedule(i, priced_until),
+            served: log_served.then(|| std::sync::Mutex::new(Vec::new())),
         });
         shared.push(sh.clone());
         let app = Router::new()
@@ -103,6 +143,7 @@ pub async fn start(
             .route("/v1beta/models/{action}", post(gemini_generate))
             .route("/v1/models", get(models))
             .route("/sim/stats", get(stats))
+            .route("/sim/served", get(served))
             .route("/sim/prices", get(prices))
             .with_state(sh);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -128,6 +169,28 @@ async fn models(State(sh): State<Arc<Shared>>) -> Json<serde_json::Value> {
     Json(
         serde_json::json!({"object": "list", "data": [{"id": format!("{}-chat", sh.provider.id), "object": "model"}]}),
     )
+}
+
+/// The served-answer log (taken: each record is returned once), for a benchmark that runs the
+/// simulator in another process. Durations only: instants do not cross processes.
+async fn served(State(sh): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    let taken = sh
+        .served
+        .as_ref()
+        .map(|m| std::mem::take(&mut *m.lock().unwrap_or_else(|p| p.into_inner())))
+        .unwrap_or_default();
+    Json(serde_json::Value::Array(
+        taken
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "system": s.system,
+                    "injected_ms": s.injected_ms,
+                    "server_ttft_ns": s.first_token.duration_since(s.received).as_nanos() as u64,
+                })
+            })
+            .collect(),
+    ))
 }
 
 async fn stats(State(sh): State<Arc<Shared>>) -> Json<serde_json::Value> {
@@ -378,6 +441,11 @@ fn key_of(h: &HeaderMap) -> Option<String> {
         .or_else(|| get("x-goog-api-key"))
 }
 
+fn model_lane() -> &'static crate::lane::Lane {
+    static LANE: std::sync::OnceLock<crate::lane::Lane> = std::sync::OnceLock::new();
+    LANE.get_or_init(|| crate::lane::Lane::start("sit-sim-model", 5))
+}
+
 /// Keys starting with this are refused with a 401 that echoes the key, as some real providers
 /// do: the secrets test proves the echo never reaches a record, a log or an export.
 pub const ECHO_KEY_PREFIX: &str = "sk-sim-echo-";
@@ -396,6 +464,7 @@ fn corrupt(answer: &str, r: &mut Rng) -> String {
 }
 
 async fn chat(sh: Arc<Shared>, framing: Framing, headers: &HeaderMap, body: Bytes) -> Response {
+    let received = std::time::Instant::now();
     let st = &sh.stats;
     st.requests.fetch_add(1, Ordering::Relaxed);
     if let Some(k) = key_of(headers).filter(|k| k.starts_with(ECHO_KEY_PREFIX)) {
@@ -452,30 +521,40 @@ async fn chat(sh: Arc<Shared>, framing: Framing, headers: &HeaderMap, body: Byte
         _ => {}
     }
 
-    let (answer, tier_idx) = match solve_any(&user) {
-        Some((fam, correct)) => {
-            let tier_idx = match &fam.id()[..2] {
-                "t1" => 0,
-                "t2" => 1,
-                _ => 2,
-            };
-            let good = r.chance_permille(p.quality_permille[tier_idx]);
-            (
-                if good {
-                    correct
-                } else {
-                    corrupt(&correct, &mut r)
-                },
-                tier_idx,
-            )
-        }
-        None => (
-            "I am a simulated model and cannot answer that.".to_string(),
-            0,
-        ),
-    };
-    let prompt_ref = tokenizer::count(&system) + tokenizer::count(&user);
-    let answer_ref = tokenizer::count(&answer);
+    // Solving and counting tokens stand in for the provider's model, which runs on the
+    // provider's machines: here on a lane of its own at low priority, so that neither the
+    // simulated servers' I/O nor a probe worker in the same process waits behind it.
+    let quality = p.quality_permille;
+    let (sys_c, user_c) = (system.clone(), user.clone());
+    let (answer, tier_idx, prompt_ref, answer_ref, mut r) = model_lane().run(move || {
+        let (system, user) = (sys_c, user_c);
+        let (answer, tier_idx) = match solve_any(&user) {
+            Some((fam, correct)) => {
+                let tier_idx = match &fam.id()[..2] {
+                    "t1" => 0,
+                    "t2" => 1,
+                    _ => 2,
+                };
+                let good = r.chance_permille(quality[tier_idx]);
+                (
+                    if good {
+                        correct
+                    } else {
+                        corrupt(&correct, &mut r)
+                    },
+                    tier_idx,
+                )
+            }
+            None => (
+                "I am a simulated model and cannot answer that.".to_string(),
+                0,
+            ),
+        };
+        let prompt_ref = tokenizer::count(&system) + tokenizer::count(&user);
+        let answer_ref = tokenizer::count(&answer);
+        (answer, tier_idx, prompt_ref, answer_ref, r)
+    })
+    .await;
     let infl = |n: u64| (n * p.inflation_permille as u64).div_ceil(1000);
     let reasoning = p.reasoning_tokens as u64 * [1, 2, 4][tier_idx];
     let prompt_tokens = infl(prompt_ref);
@@ -528,7 +607,9 @@ async fn chat(sh: Arc<Shared>, framing: Framing, headers: &HeaderMap, body: Byte
         for f in framing.start(&id, &model, counts) {
             let _ = tx.send(f).await;
         }
-        tokio::time::sleep(Duration::from_millis(ttft)).await;
+        // The injected delay counts from the request's arrival, not from the end of this
+        // handler's own work (parsing, solving, counting tokens), on a sub-millisecond timer.
+        super::timer::sleep_until(received + Duration::from_millis(ttft)).await;
         let cut = if fault == Some(2) {
             pieces.len().div_ceil(2)
         } else {
@@ -553,6 +634,16 @@ async fn chat(sh: Arc<Shared>, framing: Framing, headers: &HeaderMap, body: Byte
             };
             if tx.send(frame).await.is_err() {
                 return;
+            }
+            if k == 0 {
+                if let Some(log) = &sh2.served {
+                    log.lock().unwrap_or_else(|p| p.into_inner()).push(Served {
+                        system: system.clone(),
+                        received,
+                        injected_ms: ttft,
+                        first_token: std::time::Instant::now(),
+                    });
+                }
             }
             if k == 0 && sh2.provider.scripted == Some(ScriptedFault::ErrorEvent) {
                 let _ = tx.send(framing.error_event()).await;

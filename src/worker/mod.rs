@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 pub mod commit;
 pub mod pace;
+pub mod post;
 pub mod ratelimit;
 pub mod recorder;
 pub mod retry;
@@ -240,13 +241,12 @@ impl Worker {
         key: Option<&ApiKey>,
         spec: &ProbeSpec,
     ) -> Result<Observation, PreflightError> {
-        let inst = self.suite.instance(
-            &spec.tier,
-            spec.family,
-            spec.seed,
-            self.methodology.sit_w_in,
-            self.methodology.sit_w_out,
-        );
+        // Generating the probe counts its tokens: CPU work, kept off the I/O threads too.
+        let inst = {
+            let (suite, tier, family, seed) = (self.suite, spec.tier.clone(), spec.family, spec.seed);
+            let (w_in, w_out) = (self.methodology.sit_w_in, self.methodology.sit_w_out);
+            post::run(move || suite.instance(&tier, family, seed, w_in, w_out)).await
+        };
         let req = ChatRequest {
             model: endpoint.model.clone(),
             // A retry is a distinct request (its own cache-buster), same probe.
@@ -279,30 +279,29 @@ impl Worker {
         let (status, failure) = self
             .exchange(endpoint, http, &mut timings, &mut st, &mut raw)
             .await;
-        // A provider may echo the key in an error body: evidence never keeps it.
-        if let Some(k) = key.map(|k| k.expose().as_bytes()).filter(|k| !k.is_empty()) {
-            raw = replace_bytes(&raw, k, b"<redacted>");
-        }
-        let evidence = Evidence::new(&request_body, &raw);
-
-        let d = derive(
-            &inst,
-            &spec.tier,
-            &req.system,
-            status,
-            failure,
-            &st,
-            &timings,
-            &price,
-        );
-        let failure = d.failure.map(|mut f| {
-            if let Some(k) = key {
-                if !k.expose().is_empty() {
-                    f.detail = f.detail.replace(k.expose(), "<redacted>");
-                }
+        // Grading, tokenizing, costing and compressing the evidence are CPU work: done on the
+        // low-priority post-processing thread, so that the I/O threads keep reading other
+        // streams on time (a first-token instant is only as accurate as the thread noticing it).
+        let key_bytes = key.map(|k| k.expose().to_string()).filter(|k| !k.is_empty());
+        let (tier, system) = (spec.tier.clone(), req.system.clone());
+        let (inst_c, st_c, timings_c, price_c) = (inst.clone(), st.clone(), timings.clone(), price.clone());
+        let post = move || {
+            let mut raw = raw;
+            // A provider may echo the key in an error body: evidence never keeps it.
+            if let Some(k) = &key_bytes {
+                raw = replace_bytes(&raw, k.as_bytes(), b"<redacted>");
             }
-            f
-        });
+            let evidence = Evidence::new(&request_body, &raw);
+            let mut d = derive(
+                &inst_c, &tier, &system, status, failure, &st_c, &timings_c, &price_c,
+            );
+            if let (Some(f), Some(k)) = (d.failure.as_mut(), &key_bytes) {
+                f.detail = f.detail.replace(k.as_str(), "<redacted>");
+            }
+            (evidence, d)
+        };
+        let (evidence, d) = post::run(post).await;
+        let failure = d.failure;
         Ok(Observation {
             seq: 0,
             prev_hash: String::new(),

@@ -1,0 +1,90 @@
+//! CPU lanes: one named thread, optionally at low priority, running CPU-bound jobs for async
+//! code and handing the results back.
+//!
+//! Why not tokio's blocking pool: under load it grows to hundreds of threads, each with the
+//! same CPU share as an I/O thread and each building its own regex and tokenizer caches. A
+//! first-token instant is taken when an I/O thread notices the bytes, so every CPU-bound job
+//! that competes with the I/O threads as an equal is measurement error. A lane does the same
+//! work on one warm thread, and at `nice` > 0 (Linux) a woken I/O thread preempts it at once.
+
+use std::sync::mpsc;
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// A thread that runs jobs in submission order.
+pub struct Lane {
+    tx: std::sync::Mutex<mpsc::Sender<Job>>,
+}
+
+impl Lane {
+    /// Start a lane named `name`; on Linux its thread runs at `nice` (0 = normal priority).
+    pub fn start(name: &str, nice: i32) -> Lane {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                set_nice(nice);
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            })
+            .expect("spawn a CPU lane thread");
+        Lane {
+            tx: std::sync::Mutex::new(tx),
+        }
+    }
+
+    /// Run `f` on the lane and await its result.
+    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        let sent = self
+            .tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(job);
+        assert!(sent.is_ok(), "a lane's thread lives as long as the lane");
+        rx.await.expect("lane jobs do not panic")
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn set_nice(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    // SAFETY: setpriority/gettid have no memory-safety preconditions; on Linux, PRIO_PROCESS
+    // with a thread id changes that thread only. Failure leaves the default priority.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_nice(_nice: i32) {}
+
+#[cfg(test)]
+mod tests {
+    use super::Lane;
+
+    #[tokio::test]
+    async fn jobs_run_in_order_and_return_their_results() {
+        let lane = Lane::start("test-lane", 5);
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (o1, o2) = (order.clone(), order.clone());
+        let a = lane.run(move || {
+            o1.lock().unwrap().push(1);
+            2
+        });
+        let b = lane.run(move || {
+            o2.lock().unwrap().push(2);
+            "two".to_string()
+        });
+        assert_eq!(a.await, 2);
+        assert_eq!(b.await, "two");
+        assert_eq!(*order.lock().unwrap(), vec![1, 2]);
+    }
+}
