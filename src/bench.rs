@@ -155,6 +155,7 @@ fn sample_observation() -> crate::observation::Observation {
                 140_000_000,
                 150_000_000,
             ],
+            ..Default::default()
         },
         answer: "1136".into(),
         finish_reason: Some("stop".into()),

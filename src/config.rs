@@ -138,6 +138,10 @@ pub struct Defaults {
     pub stall_timeout_ms: u64,
     /// Largest response body kept; larger is a `body_too_large` failure.
     pub max_body_bytes: u64,
+    /// Extra CA certificates (PEM) trusted besides the Mozilla roots: a private gateway's.
+    /// Relative paths are relative to the providers file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Defaults {
@@ -150,6 +154,7 @@ impl Default for Defaults {
             total_timeout_ms: 120_000,
             stall_timeout_ms: 15_000,
             max_body_bytes: 4 * 1024 * 1024,
+            tls_ca_file: None,
         }
     }
 }
@@ -200,6 +205,7 @@ struct RawDefaults {
     total_timeout_ms: Option<Spanned<i64>>,
     stall_timeout_ms: Option<Spanned<i64>>,
     max_body_bytes: Option<Spanned<i64>>,
+    tls_ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -411,6 +417,19 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             "defaults.max_body_bytes",
             &mut defaults.max_body_bytes,
         )?;
+        if let Some(ca) = &d.tls_ca_file {
+            let base = Path::new(file).parent().unwrap_or(Path::new(""));
+            let path = base.join(ca.get_ref());
+            if !path.is_file() {
+                return Err(cx.span(
+                    ca,
+                    "defaults.tls_ca_file",
+                    format!("no file at {}", path.display()),
+                    "point it at a PEM file of CA certificates (relative paths are relative to this file)",
+                ));
+            }
+            defaults.tls_ca_file = Some(path);
+        }
     }
 
     let mut ids = BTreeSet::new();

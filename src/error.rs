@@ -36,6 +36,17 @@ impl From<crate::publisher::PublishError> for Error {
     }
 }
 
+impl From<crate::worker::ClientError> for Error {
+    fn from(e: crate::worker::ClientError) -> Self {
+        use crate::worker::ClientError as C;
+        match e {
+            C::Http(h) => Error::Http(h),
+            e @ C::CaFile { .. } => Error::Usage(e.to_string()),
+            e @ C::Tls(_) => Error::Failed(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::publisher::keys::KeyError> for Error {
     fn from(e: crate::publisher::keys::KeyError) -> Self {
         Error::Usage(e.to_string())

@@ -142,6 +142,16 @@ pub struct Timings {
     pub last_byte_ns: Option<u64>,
     /// Arrival time (first byte) of every SSE event, in order.
     pub event_ns: Vec<u64>,
+    /// Whether the request went out on a pooled connection (`true`) or on one opened for it
+    /// (`false`); absent when unknown (no response, or older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<bool>,
+    /// Cold connections only: TCP connect time (DNS included), ns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ns: Option<u64>,
+    /// Cold TLS connections only: TLS handshake time, ns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ns: Option<u64>,
 }
 
 /// The token triple and the billing basis.

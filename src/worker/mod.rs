@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub mod commit;
+pub mod conn;
 pub mod pace;
 pub mod post;
 pub mod ratelimit;
@@ -185,10 +186,42 @@ pub struct Worker {
     /// Names this worker's hash chain in the store.
     id: String,
     client: reqwest::Client,
+    /// The client's connections, for phases and warm/cold marking.
+    conns: Arc<conn::ConnLog>,
     defaults: Defaults,
     clock: Arc<dyn Clock>,
     suite: &'static Suite,
     methodology: Methodology,
+}
+
+/// The worker's HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("cannot use tls_ca_file {path}: {why}\n  hint: point defaults.tls_ca_file at a PEM file of CA certificates, or remove it")]
+    CaFile { path: String, why: String },
+}
+
+/// The certificates of a PEM file (a private gateway's CA).
+fn read_ca_file(
+    path: &std::path::Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ClientError> {
+    use rustls::pki_types::pem::PemObject;
+    let err = |why: String| ClientError::CaFile {
+        path: path.display().to_string(),
+        why,
+    };
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err("no CERTIFICATE block in the file".into()));
+    }
+    Ok(certs)
 }
 
 /// One probe to run.
@@ -206,16 +239,24 @@ impl Worker {
         defaults: Defaults,
         clock: Arc<dyn Clock>,
         methodology: Methodology,
-    ) -> Result<Worker, reqwest::Error> {
+    ) -> Result<Worker, ClientError> {
+        let extra_roots = match &defaults.tls_ca_file {
+            Some(path) => read_ca_file(path)?,
+            None => Vec::new(),
+        };
+        let conns = Arc::new(conn::ConnLog::default());
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(defaults.connect_timeout_ms))
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(concat!("sit-oracle/", env!("CARGO_PKG_VERSION")))
+            .use_preconfigured_tls(conn::tls_config(&extra_roots)?)
+            .connector_layer(conn::TimingLayer::new(conns.clone()))
             .build()?;
         Ok(Worker {
             id: "w1".into(),
             client,
+            conns,
             defaults,
             clock,
             suite: Suite::embedded(),
@@ -400,6 +441,11 @@ impl Worker {
             }
         };
         t.headers_ns = Some(ns(Instant::now()));
+        if let Some(u) = self.conns.claim(conn::socket_pair(resp.extensions()), t0) {
+            t.warm = Some(!u.cold);
+            t.connect_ns = u.connect_ns;
+            t.tls_ns = u.tls_ns;
+        }
         let status = resp.status().as_u16();
         if status >= 300 {
             let hs = resp.headers();
