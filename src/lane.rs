@@ -55,9 +55,16 @@ fn set_nice(nice: i32) {
     if nice == 0 {
         return;
     }
-    // SAFETY: setpriority/gettid have no memory-safety preconditions; on Linux, PRIO_PROCESS
-    // with a thread id changes that thread only. Failure leaves the default priority.
+    // SAFETY: these calls have no memory-safety preconditions; on Linux, pid 0 / a thread id
+    // address the calling thread only. Failure leaves the default priority.
     unsafe {
+        if nice >= 19 {
+            // SCHED_IDLE: run only when no normal thread wants the CPU.
+            let param = libc::sched_param { sched_priority: 0 };
+            if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0 {
+                return;
+            }
+        }
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, nice);
     }

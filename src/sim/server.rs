@@ -443,7 +443,7 @@ fn key_of(h: &HeaderMap) -> Option<String> {
 
 fn model_lane() -> &'static crate::lane::Lane {
     static LANE: std::sync::OnceLock<crate::lane::Lane> = std::sync::OnceLock::new();
-    LANE.get_or_init(|| crate::lane::Lane::start("sit-sim-model", 5))
+    LANE.get_or_init(|| crate::lane::Lane::start("sit-sim-model", 19))
 }
 
 /// Keys starting with this are refused with a 401 that echoes the key, as some real providers
