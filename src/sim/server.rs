@@ -24,7 +24,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// Counters of one simulated provider.
 #[derive(Debug, Default, Serialize)]
@@ -446,6 +445,80 @@ fn model_lane() -> &'static crate::lane::Lane {
     LANE.get_or_init(|| crate::lane::Lane::start("sit-sim-model", 19))
 }
 
+/// One step of a streamed answer.
+enum Step {
+    Frame(Bytes),
+    /// Wait for the first answer piece's instant (the precise timer).
+    FirstTokenAt(std::time::Instant),
+    Sleep(Duration),
+    /// Note the first answer piece in the served log (benchmarks).
+    LogServed,
+    Count(Counter),
+}
+
+enum Counter {
+    Ok {
+        prompt_tokens: u64,
+        completion_tokens: u64,
+    },
+    Truncated,
+    Malformed,
+}
+
+/// Plays a plan of steps as a response body.
+struct Player {
+    sh: Arc<Shared>,
+    steps: std::vec::IntoIter<Step>,
+    system: String,
+    received: std::time::Instant,
+    injected_ms: u64,
+}
+
+impl Player {
+    /// The next frame to write, after the waits and bookkeeping before it; None at the end.
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        loop {
+            match self.steps.next()? {
+                Step::Frame(b) => return Some(b),
+                Step::FirstTokenAt(at) => super::timer::sleep_until(at).await,
+                Step::Sleep(d) => tokio::time::sleep(d).await,
+                Step::LogServed => {
+                    if let Some(log) = &self.sh.served {
+                        log.lock().unwrap_or_else(|p| p.into_inner()).push(Served {
+                            system: std::mem::take(&mut self.system),
+                            received: self.received,
+                            injected_ms: self.injected_ms,
+                            // the piece before this step has just been handed to hyper
+                            first_token: std::time::Instant::now(),
+                        });
+                    }
+                }
+                Step::Count(c) => {
+                    let st = &self.sh.stats;
+                    match c {
+                        Counter::Ok {
+                            prompt_tokens,
+                            completion_tokens,
+                        } => {
+                            st.ok.fetch_add(1, Ordering::Relaxed);
+                            st.prompt_tokens_reported
+                                .fetch_add(prompt_tokens, Ordering::Relaxed);
+                            st.completion_tokens_reported
+                                .fetch_add(completion_tokens, Ordering::Relaxed);
+                        }
+                        Counter::Truncated => {
+                            st.truncated.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Counter::Malformed => {
+                            st.malformed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Keys starting with this are refused with a 401 that echoes the key, as some real providers
 /// do: the secrets test proves the echo never reaches a record, a log or an export.
 pub const ECHO_KEY_PREFIX: &str = "sk-sim-echo-";
@@ -600,67 +673,72 @@ async fn chat(sh: Arc<Shared>, framing: Framing, headers: &HeaderMap, body: Byte
         let chars: Vec<char> = answer.chars().collect();
         chars.chunks(4).map(|c| c.iter().collect()).collect()
     };
-    let (tx, rx) = mpsc::channel::<Bytes>(16);
-    let sh2 = sh.clone();
-    tokio::spawn(async move {
-        let st = &sh2.stats;
-        for f in framing.start(&id, &model, counts) {
-            let _ = tx.send(f).await;
+    // The answer as a plan of steps, played by the response body itself: the HTTP connection
+    // task wakes straight from the first-token timer and writes, with no task in between.
+    let mut plan: Vec<Step> = framing
+        .start(&id, &model, counts)
+        .into_iter()
+        .map(Step::Frame)
+        .collect();
+    // The injected delay counts from the request's arrival, not from the end of this
+    // handler's own work (parsing, solving, counting tokens), on a sub-millisecond timer.
+    plan.push(Step::FirstTokenAt(received + Duration::from_millis(ttft)));
+    let cut = if fault == Some(2) {
+        pieces.len().div_ceil(2)
+    } else {
+        usize::MAX
+    };
+    let mut completed = true;
+    for (k, piece) in pieces.iter().enumerate() {
+        if k == cut {
+            plan.push(Step::Count(Counter::Truncated)); // connection closes without [DONE]
+            completed = false;
+            break;
         }
-        // The injected delay counts from the request's arrival, not from the end of this
-        // handler's own work (parsing, solving, counting tokens), on a sub-millisecond timer.
-        super::timer::sleep_until(received + Duration::from_millis(ttft)).await;
-        let cut = if fault == Some(2) {
-            pieces.len().div_ceil(2)
-        } else {
-            usize::MAX
-        };
-        for (k, piece) in pieces.iter().enumerate() {
-            if k == cut {
-                st.truncated.fetch_add(1, Ordering::Relaxed);
-                return; // connection closes without [DONE]
-            }
-            if k == 0 && fault == Some(3) {
-                st.malformed.fetch_add(1, Ordering::Relaxed);
-                let _ = tx.send(framing.malformed()).await;
-                return;
-            }
-            if k > 0 {
-                tokio::time::sleep(per_token).await;
-            }
-            let frame = match (k, sh2.provider.scripted) {
-                (0, Some(ScriptedFault::InvalidUtf8)) => framing.invalid_utf8_piece(&id, &model),
-                _ => framing.piece(&id, &model, piece),
-            };
-            if tx.send(frame).await.is_err() {
-                return;
-            }
-            if k == 0 {
-                if let Some(log) = &sh2.served {
-                    log.lock().unwrap_or_else(|p| p.into_inner()).push(Served {
-                        system: system.clone(),
-                        received,
-                        injected_ms: ttft,
-                        first_token: std::time::Instant::now(),
-                    });
-                }
-            }
-            if k == 0 && sh2.provider.scripted == Some(ScriptedFault::ErrorEvent) {
-                let _ = tx.send(framing.error_event()).await;
-                return;
-            }
+        if k == 0 && fault == Some(3) {
+            plan.push(Step::Count(Counter::Malformed));
+            plan.push(Step::Frame(framing.malformed()));
+            completed = false;
+            break;
         }
-        for f in framing.finish(&id, &model, counts, include_usage) {
-            let _ = tx.send(f).await;
+        if k > 0 {
+            plan.push(Step::Sleep(per_token));
         }
-        st.ok.fetch_add(1, Ordering::Relaxed);
-        st.prompt_tokens_reported
-            .fetch_add(prompt_tokens, Ordering::Relaxed);
-        st.completion_tokens_reported
-            .fetch_add(completion_tokens, Ordering::Relaxed);
-    });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+        plan.push(Step::Frame(match (k, p.scripted) {
+            (0, Some(ScriptedFault::InvalidUtf8)) => framing.invalid_utf8_piece(&id, &model),
+            _ => framing.piece(&id, &model, piece),
+        }));
+        if k == 0 {
+            plan.push(Step::LogServed);
+        }
+        if k == 0 && p.scripted == Some(ScriptedFault::ErrorEvent) {
+            plan.push(Step::Frame(framing.error_event()));
+            completed = false;
+            break;
+        }
+    }
+    if completed {
+        plan.extend(
+            framing
+                .finish(&id, &model, counts, include_usage)
+                .into_iter()
+                .map(Step::Frame),
+        );
+        plan.push(Step::Count(Counter::Ok {
+            prompt_tokens,
+            completion_tokens,
+        }));
+    }
+    let player = Player {
+        sh: sh.clone(),
+        steps: plan.into_iter(),
+        system,
+        received,
+        injected_ms: ttft,
+    };
+    let body = futures_util::stream::unfold(player, |mut pl| async move {
+        let frame = pl.next_frame().await?;
+        Some((Ok::<_, Infallible>(frame), pl))
     });
     Response::builder()
         .status(StatusCode::OK)
