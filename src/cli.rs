@@ -777,8 +777,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                         ramp_ms,
                         separate_process
                     )
-                        .await
-                        .map_err(Error::Failed)?
+                    .await
+                    .map_err(Error::Failed)?
                 ),
                 BenchWhat::Events { events, repeats } => {
                     println!("{}", crate::bench::event_overhead_bench(events, repeats))

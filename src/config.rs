@@ -712,12 +712,21 @@ request_fee = "0.0001"
 
     #[test]
     fn requests_per_minute_defaults_and_overrides_and_is_checked() {
-        assert_eq!(parse("p.toml", GOOD).unwrap().endpoints[0].requests_per_minute, None);
+        assert_eq!(
+            parse("p.toml", GOOD).unwrap().endpoints[0].requests_per_minute,
+            None
+        );
         let with_default = format!("[defaults]\nrequests_per_minute = 500\n{GOOD}");
         let c = parse("p.toml", &with_default).unwrap();
         assert_eq!(c.endpoints[0].requests_per_minute, Some(500));
-        let own = with_default.replace("region = \"us\"", "region = \"us\"\nrequests_per_minute = 60");
-        assert_eq!(parse("p.toml", &own).unwrap().endpoints[0].requests_per_minute, Some(60));
+        let own = with_default.replace(
+            "region = \"us\"",
+            "region = \"us\"\nrequests_per_minute = 60",
+        );
+        assert_eq!(
+            parse("p.toml", &own).unwrap().endpoints[0].requests_per_minute,
+            Some(60)
+        );
         let e = err(&own.replace("requests_per_minute = 60", "requests_per_minute = 0"));
         assert_eq!(e.key, "requests_per_minute", "{e}");
         assert!(e.hint.contains("per minute"), "{e}");

@@ -11,6 +11,7 @@ use crate::probes::Suite;
 use crate::sim::{self, Market};
 use crate::store::Store;
 use crate::worker::commit::{commitment_of, salt_of, Commitment, Reveal};
+use crate::worker::pace::Pacer;
 use crate::worker::recorder::Recorder;
 use crate::worker::schedule::{day_schedule, day_seed, Slot};
 use crate::worker::{retry, ProbeSpec, Worker};
@@ -19,7 +20,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use crate::worker::pace::Pacer;
 use tokio::sync::Semaphore;
 
 /// Options of `sit demo`.

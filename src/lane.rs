@@ -40,11 +40,7 @@ impl Lane {
         let job: Job = Box::new(move || {
             let _ = tx.send(f());
         });
-        let sent = self
-            .tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(job);
+        let sent = self.tx.lock().unwrap_or_else(|p| p.into_inner()).send(job);
         assert!(sent.is_ok(), "a lane's thread lives as long as the lane");
         rx.await.expect("lane jobs do not panic")
     }

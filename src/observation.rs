@@ -310,10 +310,9 @@ mod class_tests {
             use FailureClass::*;
             match c {
                 Connect | ConnectionClosed | TimeoutHeaders | TimeoutFirstToken | TimeoutTotal
-                | Stall | Auth | Quota | ModelNotFound | BadRequest | RateLimited
-                | ServerError | Overloaded | ErrorEvent | Truncated | EmptyCompletion
-                | FinishLength | ContentFilter | Malformed | BodyTooLarge | InvalidUtf8
-                | OtherHttp => true,
+                | Stall | Auth | Quota | ModelNotFound | BadRequest | RateLimited | ServerError
+                | Overloaded | ErrorEvent | Truncated | EmptyCompletion | FinishLength
+                | ContentFilter | Malformed | BodyTooLarge | InvalidUtf8 | OtherHttp => true,
             }
         }
         let mut names: Vec<&str> = FailureClass::ALL.iter().map(|c| c.as_str()).collect();

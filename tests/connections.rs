@@ -20,7 +20,11 @@ fn openssl(dir: &Path, args: &[&str]) {
         .args(args)
         .output()
         .expect("the openssl command line is installed");
-    assert!(out.status.success(), "openssl {args:?}: {}", common::text(&out));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        common::text(&out)
+    );
 }
 
 /// A CA (ca.pem) and a server certificate for 127.0.0.1 signed by it (server.pem, server.key).
@@ -31,12 +35,64 @@ fn make_certs(dir: &Path) {
     )
     .unwrap();
     for args in [
-        &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"][..],
-        &["req", "-x509", "-new", "-key", "ca.key", "-days", "2", "-subj", "/CN=sit test CA", "-out", "ca.pem"],
-        &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "server.key"],
-        &["req", "-new", "-key", "server.key", "-subj", "/CN=127.0.0.1", "-out", "server.csr"],
-        &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-          "-days", "2", "-extfile", "server.ext", "-out", "server.pem"],
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "ca.key",
+        ][..],
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "ca.key",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=sit test CA",
+            "-out",
+            "ca.pem",
+        ],
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "server.key",
+        ],
+        &[
+            "req",
+            "-new",
+            "-key",
+            "server.key",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-out",
+            "server.csr",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
     ] {
         openssl(dir, args);
     }
@@ -148,7 +204,16 @@ fn probe(dir: &Path, name: &str, base_url: &str) -> Vec<sit::observation::Observ
         .arg(&data)
         .arg("--providers")
         .arg(&providers)
-        .args(["probe", "--endpoint", name, "--rounds", "1", "--tier", "t1", "--json"])
+        .args([
+            "probe",
+            "--endpoint",
+            name,
+            "--rounds",
+            "1",
+            "--tier",
+            "t1",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", common::text(&out));
@@ -177,17 +242,31 @@ async fn first_request_on_a_connection_is_cold_with_connect_and_tls_phases_then_
     .await
     .unwrap();
 
-    for (obs, tls, accepted) in [(&tls_obs, true, &tls_accepted), (&tcp_obs, false, &tcp_accepted)] {
+    for (obs, tls, accepted) in [
+        (&tls_obs, true, &tls_accepted),
+        (&tcp_obs, false, &tcp_accepted),
+    ] {
         assert_eq!(obs.len(), 4);
         assert!(obs.iter().all(|o| o.failure.is_none()), "{obs:?}");
-        let cold: Vec<_> = obs.iter().filter(|o| o.timings.warm == Some(false)).collect();
+        let cold: Vec<_> = obs
+            .iter()
+            .filter(|o| o.timings.warm == Some(false))
+            .collect();
         let warm = obs.iter().filter(|o| o.timings.warm == Some(true)).count();
         // one connection per endpoint (concurrency 1, keep-alive): one cold, three warm
         assert_eq!(accepted.load(Ordering::SeqCst), 1, "tls {tls}");
-        assert_eq!((cold.len(), warm), (1, 3), "tls {tls}: {:?}", obs.iter().map(|o| &o.timings).collect::<Vec<_>>());
+        assert_eq!(
+            (cold.len(), warm),
+            (1, 3),
+            "tls {tls}: {:?}",
+            obs.iter().map(|o| &o.timings).collect::<Vec<_>>()
+        );
         let t = &cold[0].timings;
         let connect = t.connect_ns.expect("a cold connection has a connect phase");
-        eprintln!("tls {tls}: connect {connect} ns, tls {:?} ns, headers {:?} ns", t.tls_ns, t.headers_ns);
+        eprintln!(
+            "tls {tls}: connect {connect} ns, tls {:?} ns, headers {:?} ns",
+            t.tls_ns, t.headers_ns
+        );
         assert!(connect > 0);
         match (tls, t.tls_ns) {
             (true, Some(h)) => {
@@ -218,5 +297,8 @@ fn a_missing_tls_ca_file_is_named_with_a_hint() {
     let out = common::sit(&["--providers", p.to_str().unwrap(), "check"]);
     assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
     let t = common::text(&out);
-    assert!(t.contains("tls_ca_file") && t.contains("nope.pem") && t.contains("PEM"), "{t}");
+    assert!(
+        t.contains("tls_ca_file") && t.contains("nope.pem") && t.contains("PEM"),
+        "{t}"
+    );
 }

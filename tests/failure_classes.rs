@@ -68,42 +68,162 @@ fn cases() -> Vec<Case> {
     vec![
         c("fx-connect", "openai", ClosedPort, F::Connect),
         c("fx-hangup", "anthropic", HangUp, F::ConnectionClosed),
-        c("fx-delay", "openai", Llmock(|| vec![json!({"type": "delay", "seconds": 2.0})]), F::TimeoutHeaders),
-        c("fx-slow-first", "anthropic", Llmock(|| vec![json!({"type": "slow_first_token", "seconds": 2.0})]), F::TimeoutFirstToken),
-        c("fx-slow-total", "openai", Llmock(|| vec![json!({"type": "stream_fault", "kind": "stall", "after_chunks": 2, "stall_seconds": 4.0})]), F::TimeoutTotal),
+        c(
+            "fx-delay",
+            "openai",
+            Llmock(|| vec![json!({"type": "delay", "seconds": 2.0})]),
+            F::TimeoutHeaders,
+        ),
+        c(
+            "fx-slow-first",
+            "anthropic",
+            Llmock(|| vec![json!({"type": "slow_first_token", "seconds": 2.0})]),
+            F::TimeoutFirstToken,
+        ),
+        c(
+            "fx-slow-total",
+            "openai",
+            Llmock(|| {
+                vec![
+                    json!({"type": "stream_fault", "kind": "stall", "after_chunks": 2, "stall_seconds": 4.0}),
+                ]
+            }),
+            F::TimeoutTotal,
+        ),
         Case {
             id: "fx-stall",
             dialect: "anthropic",
-            via: Llmock(|| vec![json!({"type": "stream_fault", "kind": "stall", "after_chunks": 2, "stall_seconds": 3.0})]),
+            via: Llmock(|| {
+                vec![
+                    json!({"type": "stream_fault", "kind": "stall", "after_chunks": 2, "stall_seconds": 3.0}),
+                ]
+            }),
             timeouts: ShortStall,
             expect: F::Stall,
         },
         c("fx-401", "anthropic", Llmock(|| fail(401)), F::Auth),
         c("fx-403", "gemini", Llmock(|| fail(403)), F::Auth),
         c("fx-402", "anthropic", Llmock(|| fail(402)), F::Quota),
-        c("fx-quota-429", "openai", Llmock(|| vec![json!({"type": "fail", "status": 429, "code": "insufficient_quota",
-            "message": "You exceeded your current quota, please check your plan and billing details."})]), F::Quota),
-        c("fx-quota-gemini", "gemini", Llmock(|| vec![json!({"type": "fail", "status": 429,
-            "message": "You exceeded your current quota, please check your plan and billing details."})]), F::Quota),
+        c(
+            "fx-quota-429",
+            "openai",
+            Llmock(|| {
+                vec![
+                    json!({"type": "fail", "status": 429, "code": "insufficient_quota",
+            "message": "You exceeded your current quota, please check your plan and billing details."}),
+                ]
+            }),
+            F::Quota,
+        ),
+        c(
+            "fx-quota-gemini",
+            "gemini",
+            Llmock(|| {
+                vec![json!({"type": "fail", "status": 429,
+            "message": "You exceeded your current quota, please check your plan and billing details."})]
+            }),
+            F::Quota,
+        ),
         c("fx-404", "gemini", Llmock(|| fail(404)), F::ModelNotFound),
-        c("fx-context", "openai", Llmock(|| vec![json!({"type": "fail", "status": 400, "code": "context_length_exceeded",
-            "message": "This model's maximum context length is 8192 tokens."})]), F::BadRequest),
+        c(
+            "fx-context",
+            "openai",
+            Llmock(|| {
+                vec![
+                    json!({"type": "fail", "status": 400, "code": "context_length_exceeded",
+            "message": "This model's maximum context length is 8192 tokens."}),
+                ]
+            }),
+            F::BadRequest,
+        ),
         c("fx-413", "anthropic", Llmock(|| fail(413)), F::BadRequest),
-        c("fx-429", "anthropic", Llmock(|| vec![json!({"type": "fail", "status": 429, "retry_after": 1})]), F::RateLimited),
+        c(
+            "fx-429",
+            "anthropic",
+            Llmock(|| vec![json!({"type": "fail", "status": 429, "retry_after": 1})]),
+            F::RateLimited,
+        ),
         c("fx-500", "gemini", Llmock(|| fail(500)), F::ServerError),
         c("fx-503", "openai", Llmock(|| fail(503)), F::ServerError),
         c("fx-529", "anthropic", Llmock(|| fail(529)), F::Overloaded),
-        c("fx-error-event", "openai", Sim(sit::sim::ScriptedFault::ErrorEvent), F::ErrorEvent),
-        c("fx-error-event-a", "anthropic", Sim(sit::sim::ScriptedFault::ErrorEvent), F::ErrorEvent),
-        c("fx-truncate", "gemini", Llmock(|| vec![json!({"type": "stream_fault", "kind": "truncate", "after_chunks": 2})]), F::Truncated),
-        c("fx-disconnect", "openai", Llmock(|| vec![json!({"type": "stream_fault", "kind": "disconnect", "after_chunks": 2})]), F::Truncated),
-        c("fx-empty", "openai", Llmock(|| vec![json!({"type": "reply", "text": ""})]), F::EmptyCompletion),
-        c("fx-length", "anthropic", Llmock(|| vec![json!({"type": "reply", "text": "The answer is", "finish_reason": "length"})]), F::FinishLength),
-        c("fx-filter", "gemini", Llmock(|| vec![json!({"type": "reply", "text": "I cannot", "finish_reason": "content_filter"})]), F::ContentFilter),
-        c("fx-malformed", "openai", Llmock(|| vec![json!({"type": "stream_fault", "kind": "malformed", "after_chunks": 1})]), F::Malformed),
-        c("fx-malformed-a", "anthropic", Llmock(|| vec![json!({"type": "stream_fault", "kind": "malformed", "after_chunks": 1})]), F::Malformed),
-        c("fx-big", "anthropic", Llmock(|| vec![json!({"type": "reply", "text": "forty-two ".repeat(4000)})]), F::BodyTooLarge),
-        c("fx-not-utf8", "gemini", Sim(sit::sim::ScriptedFault::InvalidUtf8), F::InvalidUtf8),
+        c(
+            "fx-error-event",
+            "openai",
+            Sim(sit::sim::ScriptedFault::ErrorEvent),
+            F::ErrorEvent,
+        ),
+        c(
+            "fx-error-event-a",
+            "anthropic",
+            Sim(sit::sim::ScriptedFault::ErrorEvent),
+            F::ErrorEvent,
+        ),
+        c(
+            "fx-truncate",
+            "gemini",
+            Llmock(|| vec![json!({"type": "stream_fault", "kind": "truncate", "after_chunks": 2})]),
+            F::Truncated,
+        ),
+        c(
+            "fx-disconnect",
+            "openai",
+            Llmock(|| {
+                vec![json!({"type": "stream_fault", "kind": "disconnect", "after_chunks": 2})]
+            }),
+            F::Truncated,
+        ),
+        c(
+            "fx-empty",
+            "openai",
+            Llmock(|| vec![json!({"type": "reply", "text": ""})]),
+            F::EmptyCompletion,
+        ),
+        c(
+            "fx-length",
+            "anthropic",
+            Llmock(|| {
+                vec![json!({"type": "reply", "text": "The answer is", "finish_reason": "length"})]
+            }),
+            F::FinishLength,
+        ),
+        c(
+            "fx-filter",
+            "gemini",
+            Llmock(|| {
+                vec![
+                    json!({"type": "reply", "text": "I cannot", "finish_reason": "content_filter"}),
+                ]
+            }),
+            F::ContentFilter,
+        ),
+        c(
+            "fx-malformed",
+            "openai",
+            Llmock(|| {
+                vec![json!({"type": "stream_fault", "kind": "malformed", "after_chunks": 1})]
+            }),
+            F::Malformed,
+        ),
+        c(
+            "fx-malformed-a",
+            "anthropic",
+            Llmock(|| {
+                vec![json!({"type": "stream_fault", "kind": "malformed", "after_chunks": 1})]
+            }),
+            F::Malformed,
+        ),
+        c(
+            "fx-big",
+            "anthropic",
+            Llmock(|| vec![json!({"type": "reply", "text": "forty-two ".repeat(4000)})]),
+            F::BodyTooLarge,
+        ),
+        c(
+            "fx-not-utf8",
+            "gemini",
+            Sim(sit::sim::ScriptedFault::InvalidUtf8),
+            F::InvalidUtf8,
+        ),
         c("fx-418", "openai", Llmock(|| fail(418)), F::OtherHttp),
     ]
 }
@@ -113,7 +233,11 @@ fn every_class_has_a_fixture() {
     let covered: std::collections::BTreeSet<FailureClass> =
         cases().iter().map(|c| c.expect).collect();
     for class in FailureClass::ALL {
-        assert!(covered.contains(&class), "no fixture produces `{}`", class.as_str());
+        assert!(
+            covered.contains(&class),
+            "no fixture produces `{}`",
+            class.as_str()
+        );
     }
 }
 
@@ -179,7 +303,10 @@ fn start_llmock() -> Option<Llmock> {
     let mock = Llmock { child, port };
     let t0 = Instant::now();
     while http(port, "GET", "/health", "").map(|r| r.0).ok() != Some(200) {
-        assert!(t0.elapsed() < Duration::from_secs(60), "llmock did not come up");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "llmock did not come up"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     Some(mock)
@@ -264,7 +391,10 @@ fn every_failure_class_is_recorded_from_a_real_server() {
         &json!({ "behaviors": behaviors }).to_string(),
     )
     .unwrap();
-    assert!(status == 200 || status == 201, "llmock refused the scenario ({status}): {body}");
+    assert!(
+        status == 200 || status == 201,
+        "llmock refused the scenario ({status}): {body}"
+    );
 
     // Our simulator, one provider per scripted fault, speaking the fixture's dialect.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -295,9 +425,7 @@ fn every_failure_class_is_recorded_from_a_real_server() {
             .collect(),
     };
     let until = sit::clock::Date::parse("2099-01-01").unwrap();
-    let sim = rt
-        .block_on(sit::sim::server::start(market, until))
-        .unwrap();
+    let sim = rt.block_on(sit::sim::server::start(market, until)).unwrap();
     let sim_urls = sim.base_urls();
 
     let closed_port = free_port();
@@ -358,7 +486,11 @@ fn every_failure_class_is_recorded_from_a_real_server() {
         let obs = by_endpoint.get(c.id).map(Vec::as_slice).unwrap_or(&[]);
         let firsts: Vec<&Observation> = obs.iter().filter(|o| o.retry == 0).collect();
         if firsts.len() != 4 {
-            wrong.push(format!("{}: {} first attempts, expected 4", c.id, firsts.len()));
+            wrong.push(format!(
+                "{}: {} first attempts, expected 4",
+                c.id,
+                firsts.len()
+            ));
             continue;
         }
         for o in obs {
@@ -379,7 +511,11 @@ fn every_failure_class_is_recorded_from_a_real_server() {
         }
         // Retries: retryable classes are retried twice more, the others never.
         let max_retry = obs.iter().map(|o| o.retry).max().unwrap_or(0);
-        let expect_retry = if sit::worker::retry::retryable(c.expect) { 2 } else { 0 };
+        let expect_retry = if sit::worker::retry::retryable(c.expect) {
+            2
+        } else {
+            0
+        };
         if max_retry != expect_retry || obs.len() != 4 * (1 + expect_retry as usize) {
             wrong.push(format!(
                 "{}: {} attempts, highest retry {max_retry}; expected {} and {expect_retry}",
@@ -394,7 +530,11 @@ fn every_failure_class_is_recorded_from_a_real_server() {
     // The 429's Retry-After is parsed and honoured as a minimum wait between attempts.
     let rl = &by_endpoint["fx-429"];
     for o in rl {
-        assert_eq!(o.failure.as_ref().unwrap().retry_after_ms, Some(1000), "{o:?}");
+        assert_eq!(
+            o.failure.as_ref().unwrap().retry_after_ms,
+            Some(1000),
+            "{o:?}"
+        );
     }
     for first in rl.iter().filter(|o| o.retry == 0) {
         let chain: Vec<&Observation> = rl.iter().filter(|o| o.seed == first.seed).collect();
@@ -410,7 +550,14 @@ fn every_failure_class_is_recorded_from_a_real_server() {
         }
     }
     // Refused before any body: nothing is billed. Streamed failures keep what was billed.
-    for id in ["fx-401", "fx-404", "fx-429", "fx-529", "fx-connect", "fx-hangup"] {
+    for id in [
+        "fx-401",
+        "fx-404",
+        "fx-429",
+        "fx-529",
+        "fx-connect",
+        "fx-hangup",
+    ] {
         assert!(by_endpoint[id].iter().all(|o| o.cost.0 == 0), "{id} cost");
     }
     assert!(

@@ -88,8 +88,9 @@ const WEEKDAYS: &[&str] = &["Monday", "Tuesday", "Wednesday", "Thursday", "Frida
 /// A family's regex, compiled once per process (solving runs per simulated request, and
 /// compiling a regex costs far more than matching it).
 fn re(p: &'static str) -> Regex {
-    static CACHE: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeMap<&'static str, Regex>>> =
-        std::sync::OnceLock::new();
+    static CACHE: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::BTreeMap<&'static str, Regex>>,
+    > = std::sync::OnceLock::new();
     let mut cache = CACHE
         .get_or_init(Default::default)
         .lock()

@@ -599,35 +599,36 @@ async fn chat(sh: Arc<Shared>, framing: Framing, headers: &HeaderMap, body: Byte
     // simulated servers' I/O nor a probe worker in the same process waits behind it.
     let quality = p.quality_permille;
     let (sys_c, user_c) = (system.clone(), user.clone());
-    let (answer, tier_idx, prompt_ref, answer_ref, mut r) = model_lane().run(move || {
-        let (system, user) = (sys_c, user_c);
-        let (answer, tier_idx) = match solve_any(&user) {
-            Some((fam, correct)) => {
-                let tier_idx = match &fam.id()[..2] {
-                    "t1" => 0,
-                    "t2" => 1,
-                    _ => 2,
-                };
-                let good = r.chance_permille(quality[tier_idx]);
-                (
-                    if good {
-                        correct
-                    } else {
-                        corrupt(&correct, &mut r)
-                    },
-                    tier_idx,
-                )
-            }
-            None => (
-                "I am a simulated model and cannot answer that.".to_string(),
-                0,
-            ),
-        };
-        let prompt_ref = tokenizer::count(&system) + tokenizer::count(&user);
-        let answer_ref = tokenizer::count(&answer);
-        (answer, tier_idx, prompt_ref, answer_ref, r)
-    })
-    .await;
+    let (answer, tier_idx, prompt_ref, answer_ref, mut r) = model_lane()
+        .run(move || {
+            let (system, user) = (sys_c, user_c);
+            let (answer, tier_idx) = match solve_any(&user) {
+                Some((fam, correct)) => {
+                    let tier_idx = match &fam.id()[..2] {
+                        "t1" => 0,
+                        "t2" => 1,
+                        _ => 2,
+                    };
+                    let good = r.chance_permille(quality[tier_idx]);
+                    (
+                        if good {
+                            correct
+                        } else {
+                            corrupt(&correct, &mut r)
+                        },
+                        tier_idx,
+                    )
+                }
+                None => (
+                    "I am a simulated model and cannot answer that.".to_string(),
+                    0,
+                ),
+            };
+            let prompt_ref = tokenizer::count(&system) + tokenizer::count(&user);
+            let answer_ref = tokenizer::count(&answer);
+            (answer, tier_idx, prompt_ref, answer_ref, r)
+        })
+        .await;
     let infl = |n: u64| (n * p.inflation_permille as u64).div_ceil(1000);
     let reasoning = p.reasoning_tokens as u64 * [1, 2, 4][tier_idx];
     let prompt_tokens = infl(prompt_ref);

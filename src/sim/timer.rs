@@ -6,8 +6,8 @@
 //! millisecond. One thread keeps the pending deadlines in a heap and sleeps on a channel with a
 //! timeout until the earliest one (futex precision, tens of microseconds).
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;

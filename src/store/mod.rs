@@ -85,7 +85,8 @@ impl Store {
                 Ok(db) => break db,
                 // sled wraps the flock failure in a message, not an error kind.
                 Err(sled::Error::Io(e))
-                    if e.to_string().contains("could not acquire lock") && waited_ms < LOCK_WAIT_MS =>
+                    if e.to_string().contains("could not acquire lock")
+                        && waited_ms < LOCK_WAIT_MS =>
                 {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                     waited_ms += 50;

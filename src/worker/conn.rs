@@ -291,12 +291,18 @@ mod tests {
         let started = Instant::now();
         let ready = started + Duration::from_millis(2);
         log.insert(pair(5001), rec(started, None, ready));
-        log.insert(pair(5002), rec(ready, None, ready + Duration::from_millis(2)));
+        log.insert(
+            pair(5002),
+            rec(ready, None, ready + Duration::from_millis(2)),
+        );
         // opened by another request's race before this one started: no connect cost here
         let later = ready + Duration::from_millis(1);
         assert!(!log.claim(Some(pair(5001)), later).unwrap().cold);
         let u = log.claim(Some(pair(5002)), started).unwrap();
-        assert_eq!((u.cold, u.connect_ns, u.tls_ns), (true, Some(2_000_000), None));
+        assert_eq!(
+            (u.cold, u.connect_ns, u.tls_ns),
+            (true, Some(2_000_000), None)
+        );
         // unknown pair (opened before the log existed): warm; no socket info: unknown
         assert!(!log.claim(Some(pair(6000)), started).unwrap().cold);
         assert_eq!(log.claim(None, started), None);

@@ -284,7 +284,8 @@ impl Worker {
     ) -> Result<Observation, PreflightError> {
         // Generating the probe counts its tokens: CPU work, kept off the I/O threads too.
         let inst = {
-            let (suite, tier, family, seed) = (self.suite, spec.tier.clone(), spec.family, spec.seed);
+            let (suite, tier, family, seed) =
+                (self.suite, spec.tier.clone(), spec.family, spec.seed);
             let (w_in, w_out) = (self.methodology.sit_w_in, self.methodology.sit_w_out);
             post::run(move || suite.instance(&tier, family, seed, w_in, w_out)).await
         };
@@ -323,9 +324,12 @@ impl Worker {
         // Grading, tokenizing, costing and compressing the evidence are CPU work: done on the
         // low-priority post-processing thread, so that the I/O threads keep reading other
         // streams on time (a first-token instant is only as accurate as the thread noticing it).
-        let key_bytes = key.map(|k| k.expose().to_string()).filter(|k| !k.is_empty());
+        let key_bytes = key
+            .map(|k| k.expose().to_string())
+            .filter(|k| !k.is_empty());
         let (tier, system) = (spec.tier.clone(), req.system.clone());
-        let (inst_c, st_c, timings_c, price_c) = (inst.clone(), st.clone(), timings.clone(), price.clone());
+        let (inst_c, st_c, timings_c, price_c) =
+            (inst.clone(), st.clone(), timings.clone(), price.clone());
         let post = move || {
             let mut raw = raw;
             // A provider may echo the key in an error body: evidence never keeps it.

@@ -80,7 +80,11 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let t = Instant::now();
         p.wait().await;
-        assert_eq!(Instant::now() - t, Duration::ZERO, "no debt from the quiet spell");
+        assert_eq!(
+            Instant::now() - t,
+            Duration::ZERO,
+            "no debt from the quiet spell"
+        );
         let t = Instant::now();
         p.wait().await;
         assert_eq!(Instant::now() - t, Duration::from_secs(1));

@@ -7,5 +7,7 @@ use std::sync::OnceLock;
 /// Run `f` on the post-processing lane and await its result.
 pub async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     static LANE: OnceLock<Lane> = OnceLock::new();
-    LANE.get_or_init(|| Lane::start("sit-post", 19)).run(f).await
+    LANE.get_or_init(|| Lane::start("sit-post", 19))
+        .run(f)
+        .await
 }
