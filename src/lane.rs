@@ -25,7 +25,9 @@ impl Lane {
             .spawn(move || {
                 set_nice(nice);
                 while let Ok(job) = rx.recv() {
-                    job();
+                    // A panicking job fails its own caller (its result channel is dropped),
+                    // not every later job.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                 }
             })
             .expect("spawn a CPU lane thread");
@@ -89,5 +91,14 @@ mod tests {
         assert_eq!(a.await, 2);
         assert_eq!(b.await, "two");
         assert_eq!(*order.lock().unwrap(), vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_its_caller_and_the_lane_keeps_running() {
+        let lane = std::sync::Arc::new(Lane::start("test-lane-panic", 0));
+        let l = lane.clone();
+        let failed = tokio::spawn(async move { l.run(|| -> u32 { panic!("job failed") }).await });
+        assert!(failed.await.is_err(), "the caller sees the panic");
+        assert_eq!(lane.run(|| 7).await, 7);
     }
 }

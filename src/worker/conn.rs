@@ -70,8 +70,12 @@ const FORGET_AFTER: Duration = Duration::from_secs(120);
 impl ConnLog {
     fn insert(&self, key: (SocketAddr, SocketAddr), rec: ConnRecord) {
         let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        let now = rec.ready;
-        conns.retain(|_, r| now.saturating_duration_since(r.last_used) < FORGET_AFTER);
+        // Forget closed connections now and then (not on every insert: a cold round of
+        // thousands of connections would rescan the whole log each time).
+        if conns.len() % 1024 == 1023 {
+            let now = rec.ready;
+            conns.retain(|_, r| now.saturating_duration_since(r.last_used) < FORGET_AFTER);
+        }
         conns.insert(key, rec);
     }
 
