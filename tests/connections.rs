@@ -217,11 +217,7 @@ fn probe(dir: &Path, name: &str, base_url: &str) -> Vec<sit::observation::Observ
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", common::text(&out));
-    let store = sit::store::Store::open(&data).unwrap();
-    let mut obs: Vec<_> = store
-        .scan(i64::MIN / 2, i64::MAX / 2)
-        .map(|r| r.unwrap().obs)
-        .collect();
+    let mut obs = common::stored_observations(&data);
     obs.sort_by_key(|o| o.seq);
     obs
 }

@@ -16,7 +16,7 @@ use sit::observation::{FailureClass, Observation};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -358,14 +358,6 @@ fn defaults_toml(t: Timeouts) -> &'static str {
     }
 }
 
-fn observations(data: &Path) -> Vec<Observation> {
-    let store = sit::store::Store::open(data).unwrap();
-    store
-        .scan(i64::MIN / 2, i64::MAX / 2)
-        .map(|r| r.unwrap().obs)
-        .collect()
-}
-
 #[test]
 fn every_failure_class_is_recorded_from_a_real_server() {
     let Some(mock) = start_llmock() else {
@@ -475,7 +467,7 @@ fn every_failure_class_is_recorded_from_a_real_server() {
     for (t, data, child) in runs {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{t:?} run: {}", common::text(&out));
-        for o in observations(&data) {
+        for o in common::stored_observations(&data) {
             by_endpoint.entry(o.endpoint.clone()).or_default().push(o);
         }
     }
