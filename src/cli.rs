@@ -869,7 +869,7 @@ async fn probe(
         for e in 0..eps.len() {
             for &t in &tiers {
                 for fam in &suite.tiers[t].families {
-                    slots.push(crate::worker::schedule::Slot {
+                    slots.push(crate::schedule::Slot {
                         at_ms: now,
                         endpoint: e,
                         tier: t,
@@ -1000,7 +1000,8 @@ async fn read_source(source: &str) -> Result<Vec<u8>> {
 }
 
 async fn verify(source: &str, key: &std::path::Path) -> Result<()> {
-    use crate::publisher::{keys, record};
+    use crate::publisher::keys;
+    use crate::record;
     let vk = keys::load_public(key)?;
     let bytes = read_source(source).await?;
     // A history document holds records; verify each of them.
@@ -1288,7 +1289,7 @@ async fn certify(
 }
 
 fn verify_cert(file: &std::path::Path, key: &std::path::Path) -> Result<()> {
-    use crate::certify::certificate::{check_consistency, Certificate};
+    use crate::certificate::{check_consistency, Certificate};
     let vk = crate::publisher::keys::load_public(key)?;
     let bytes = std::fs::read(file)
         .map_err(|e| Error::Usage(format!("cannot read {}: {e}", file.display())))?;

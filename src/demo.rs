@@ -2,18 +2,18 @@
 //! shares with `sit probe`.
 
 use crate::clock::{format_utc_ms, Clock, CompressedClock, Date};
+use crate::commit::{commitment_of, salt_of, Commitment, Reveal};
 use crate::config::{ApiKey, Defaults, Endpoint};
 use crate::determine;
 use crate::error::{Error, Result};
 use crate::index::{Determination, Methodology};
 use crate::observation::Observation;
 use crate::probes::Suite;
+use crate::schedule::{day_schedule, day_seed, Slot};
 use crate::sim::{self, Market};
 use crate::store::Store;
-use crate::worker::commit::{commitment_of, salt_of, Commitment, Reveal};
 use crate::worker::pace::Pacer;
 use crate::worker::recorder::Recorder;
-use crate::worker::schedule::{day_schedule, day_seed, Slot};
 use crate::worker::{retry, ProbeSpec, Worker};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;

@@ -1,8 +1,16 @@
 //! SIT oracle: a Standard Inference Token benchmark and settlement-index oracle.
 //!
 //! Data flows one way: probe -> observation -> store -> index -> determination -> publish.
-//! Modules that compute ([`fixed`], [`sit`], [`index`], [`probes`]) do no I/O, so they can be
-//! tested with golden vectors and replayed by auditors.
+//! Everything that computes or checks a settlement value (fixed point, SIT maths, probe suite,
+//! index, signed documents, commitments) lives in the pure [`sit_core`] crate and is
+//! re-exported here under its old paths; this crate adds what talks to the world: the worker
+//! and its dialects, the store, the publisher and its server, certification runs, audit
+//! commands and the simulator.
+
+pub use sit_core::{
+    certificate, commit, derive, fixed, index, observation, price, probes, record, rng, schedule,
+    signing, sit, stci, tokenizer, versions,
+};
 
 pub mod audit;
 pub mod bench;
@@ -14,17 +22,9 @@ pub mod demo;
 pub mod determine;
 pub mod dialect;
 pub mod error;
-pub mod fixed;
-pub mod index;
 pub mod lane;
 pub mod net;
-pub mod observation;
-pub mod probes;
 pub mod publisher;
-pub mod rng;
-pub mod signing;
 pub mod sim;
-pub mod sit;
 pub mod store;
-pub mod tokenizer;
 pub mod worker;

@@ -1,15 +1,15 @@
 //! Peer replay of the Standard Token Cost Index from its real price tape
-//! (../shared/data/stci): every published figure of every day reproduced exactly by the real
+//! (a copy in tests/data/stci, MIT, see its README): every published figure of every day reproduced exactly by the real
 //! binary, a doctored published value caught, and further days computed from the tape alone.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn stci() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/stci");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/stci");
     assert!(
         p.join("observations").is_dir(),
-        "the STCI tape is expected at {} (the project's shared data)",
+        "the STCI tape is expected at {} (part of the repository)",
         p.display()
     );
     p

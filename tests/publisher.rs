@@ -551,9 +551,9 @@ async fn http_api_serves_records_csv_304_and_documented_errors() {
     let (s, _, c) = http.get(&format!("/v1/commitments/{D1}"), &[]).await;
     assert_eq!(s, 200, "{c}");
     let c: serde_json::Value = serde_json::from_str(&c).unwrap();
-    let reveal: sit::worker::commit::Reveal = serde_json::from_value(c["reveal"].clone()).unwrap();
+    let reveal: sit::commit::Reveal = serde_json::from_value(c["reveal"].clone()).unwrap();
     assert_eq!(
-        sit::worker::commit::commitment_of(
+        sit::commit::commitment_of(
             Date::parse(D1).unwrap(),
             reveal.seed_u64().unwrap(),
             &reveal.salt_bytes().unwrap()

@@ -15,14 +15,14 @@
 //! - `manifest.json`: blake3 of every other file.
 
 use crate::clock::{format_utc_ms, Date, DAY_MS, HOUR_MS};
+use crate::commit::{check_day, Commitment, Reveal};
 use crate::config::PriceSchedule;
 use crate::index::{compute_day, DayInput, Determination, IndexObs, Methodology, Status};
 use crate::observation::{FailureClass, Observation};
 use crate::probes::{Family, Suite};
 use crate::publisher::archive::Archive;
-use crate::publisher::record::Publication;
+use crate::record::Publication;
 use crate::store::Store;
-use crate::worker::commit::{check_day, Commitment, Reveal};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -449,8 +449,7 @@ impl Bundle {
                 .ok_or_else(|| format!("{name}: its public key {kid} is not in the bundle"))?;
             let vk =
                 crate::publisher::keys::parse_public(pem).map_err(|e| format!("{name}: {e}"))?;
-            let ver =
-                crate::publisher::record::verify(bytes, &vk).map_err(|e| format!("{name}: {e}"))?;
+            let ver = crate::record::verify(bytes, &vk).map_err(|e| format!("{name}: {e}"))?;
             out.push((name.clone(), ver.publication, ver.signed_bytes));
         }
         Ok(out)
@@ -486,16 +485,10 @@ impl Bundle {
         let keys: std::collections::BTreeSet<(u64, String)> = r
             .seed_u64()
             .map(|s| {
-                crate::worker::schedule::day_schedule(
-                    &self.suite,
-                    c.endpoints.len(),
-                    day,
-                    s,
-                    c.per_hour,
-                )
-                .into_iter()
-                .map(|s| (s.seed, s.nonce))
-                .collect()
+                crate::schedule::day_schedule(&self.suite, c.endpoints.len(), day, s, c.per_hour)
+                    .into_iter()
+                    .map(|s| (s.seed, s.nonce))
+                    .collect()
             })
             .unwrap_or_default();
         let mut candidates = in_day;

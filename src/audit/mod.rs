@@ -2,9 +2,10 @@
 //! own price tape, exactly, as an independent check of our decimal machinery and of theirs.
 
 pub mod bundle;
-pub mod stci;
 
-use stci::{compute, differences, parse_methodology, parse_published, parse_tape, StciError};
+use crate::stci::{
+    self, compute, differences, parse_methodology, parse_published, parse_tape, StciError,
+};
 use std::path::Path;
 
 /// One (day, index) row of a peer replay.

@@ -8,10 +8,9 @@
 //!
 //! Certification never writes to the index store: its attempts are not index observations.
 
-pub mod certificate;
 pub mod report;
-pub mod stats;
 
+use crate::certificate::{self, Certificate, EndpointInfo, Figures, Reference, Window, SCHEMA};
 use crate::clock::{format_utc_ms, Clock, SystemClock};
 use crate::config::{ApiKey, Endpoint};
 use crate::error::{Error, Result};
@@ -19,7 +18,6 @@ use crate::index::Methodology;
 use crate::observation::Observation;
 use crate::probes::{Family, Suite};
 use crate::worker::{ProbeSpec, Worker};
-use certificate::{Certificate, EndpointInfo, Figures, Reference, Window, SCHEMA};
 use ed25519_dalek::SigningKey;
 use std::future::Future;
 use std::sync::{Arc, Mutex};

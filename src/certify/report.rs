@@ -4,9 +4,9 @@
 //!
 //! Histogram bar heights are plain counts; the only floats are pixel positions.
 
-use super::certificate::{EndpointInfo, Figures};
-use super::stats::Hist;
-use super::stats::Percentiles;
+use crate::certificate::stats::Hist;
+use crate::certificate::stats::Percentiles;
+use crate::certificate::{EndpointInfo, Figures};
 use crate::observation::Observation;
 use plotters::prelude::*;
 

@@ -30,32 +30,7 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
-/// Provider-reported usage.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub input: Option<u64>,
-    pub output: Option<u64>,
-    pub reasoning: Option<u64>,
-    pub cached: Option<u64>,
-}
-
-/// What an adapter learned from the stream so far.
-#[derive(Debug, Clone, Default)]
-pub struct StreamState {
-    pub text: String,
-    pub reasoning_chars: u64,
-    pub usage: Option<Usage>,
-    pub finish_reason: Option<String>,
-    pub server_model: Option<String>,
-    /// The dialect's end marker was seen (`[DONE]`, `message_stop`, ...).
-    pub done: bool,
-    /// The assistant role was announced (OpenAI: `delta.role`).
-    pub role_seen: bool,
-    /// Content arrived before the role was announced (a streaming-conformance defect).
-    pub content_before_role: bool,
-    /// An in-stream failure (error event, malformed chunk): stop reading.
-    pub failure: Option<(FailureClass, String)>,
-}
+pub use sit_core::derive::{StreamState, Usage};
 
 /// What one event contributed, for timing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

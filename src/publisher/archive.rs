@@ -13,10 +13,10 @@
 //! records by the log growing. A record is published when its log line is complete: a crash
 //! between the file and the line leaves an unlisted file, which the next publish reports.
 
-use super::record::record_hash;
 use crate::clock::Date;
 use crate::fixed::Fixed;
 use crate::index::Status;
+use crate::record::record_hash;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -206,23 +206,20 @@ impl Archive {
     }
 
     /// Publish a day's schedule commitment (before the day).
-    pub fn put_commitment(
-        &self,
-        c: &crate::worker::commit::Commitment,
-    ) -> Result<(), ArchiveError> {
+    pub fn put_commitment(&self, c: &crate::commit::Commitment) -> Result<(), ArchiveError> {
         self.put_once(self.commitment_path(c.date, "commit"), c)
     }
 
     /// Publish a day's seed reveal (after the day).
-    pub fn put_reveal(&self, r: &crate::worker::commit::Reveal) -> Result<(), ArchiveError> {
+    pub fn put_reveal(&self, r: &crate::commit::Reveal) -> Result<(), ArchiveError> {
         self.put_once(self.commitment_path(r.date, "reveal"), r)
     }
 
-    pub fn commitment(&self, date: Date) -> Option<crate::worker::commit::Commitment> {
+    pub fn commitment(&self, date: Date) -> Option<crate::commit::Commitment> {
         serde_json::from_slice(&std::fs::read(self.commitment_path(date, "commit")).ok()?).ok()
     }
 
-    pub fn reveal(&self, date: Date) -> Option<crate::worker::commit::Reveal> {
+    pub fn reveal(&self, date: Date) -> Option<crate::commit::Reveal> {
         serde_json::from_slice(&std::fs::read(self.commitment_path(date, "reveal")).ok()?).ok()
     }
 

@@ -6,8 +6,9 @@
 //! settlement value in our name. The publisher refuses such a key rather than warn.
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
+pub use sit_core::signing::{hex, key_id, parse_public, public_pem, unhex};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -38,12 +39,6 @@ pub enum KeyError {
     },
     #[error("no system randomness for a new key: {0}")]
     Random(String),
-}
-
-/// The key id that travels with every signature: `ed25519:` + 16 hex digits of blake3 of the
-/// 32 raw public-key bytes. Short enough to read, long enough not to collide by accident.
-pub fn key_id(vk: &VerifyingKey) -> String {
-    format!("ed25519:{}", &blake3::hash(vk.as_bytes()).to_hex()[..16])
 }
 
 /// What [`generate`] wrote.
@@ -151,48 +146,6 @@ pub fn load_public(path: &Path) -> Result<VerifyingKey, KeyError> {
     })
 }
 
-/// Parse a public key from SPKI PEM or 64 hex characters.
-pub fn parse_public(text: &str) -> Result<VerifyingKey, String> {
-    let t = text.trim();
-    if t.starts_with("-----BEGIN") {
-        return VerifyingKey::from_public_key_pem(t).map_err(|e| e.to_string());
-    }
-    let bytes = unhex(t).ok_or("neither PEM nor 64 hex characters")?;
-    let arr: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| "a raw Ed25519 public key is 32 bytes (64 hex characters)".to_string())?;
-    VerifyingKey::from_bytes(&arr).map_err(|e| e.to_string())
-}
-
-/// The public key as SPKI PEM.
-pub fn public_pem(vk: &VerifyingKey) -> String {
-    vk.to_public_key_pem(LineEnding::LF)
-        .expect("SPKI encoding of a valid key")
-}
-
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const D: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(D[(b >> 4) as usize] as char);
-        s.push(D[(b & 15) as usize] as char);
-    }
-    s
-}
-
-/// Parse hex (either case); None on odd length or a non-hex character.
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    let v = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    s.as_bytes()
-        .chunks(2)
-        .map(|p| Some(v(p[0])? << 4 | v(p[1])?))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,13 +187,5 @@ mod tests {
             assert!(matches!(e, KeyError::Exposed { .. }), "{mode:o}");
             assert!(e.to_string().contains("chmod 600"));
         }
-    }
-
-    #[test]
-    fn hex_round_trip() {
-        assert_eq!(hex(&[0, 15, 255]), "000fff");
-        assert_eq!(unhex("000FfF").unwrap(), vec![0, 15, 255]);
-        assert!(unhex("0g").is_none());
-        assert!(unhex("abc").is_none());
     }
 }

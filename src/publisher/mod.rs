@@ -11,18 +11,17 @@ pub mod archive;
 pub mod keys;
 pub mod page;
 pub mod policy;
-pub mod record;
 pub mod serve;
 
 use crate::clock::{format_utc_ms, Date};
 use crate::fixed::Fixed;
 use crate::index::{Methodology, Status};
 use crate::probes::Suite;
+use crate::record::{self, Publication, Restates, SCHEMA};
 use crate::store::{Store, StoreError};
 use archive::{in_force, Archive, ArchiveError, LogEntry};
 use ed25519_dalek::SigningKey;
 use policy::{Decision, Refusal};
-use record::{Publication, Restates, SCHEMA};
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]

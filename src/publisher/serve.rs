@@ -12,10 +12,10 @@
 use super::archive::{in_force, Archive, LogEntry};
 use super::keys;
 use super::policy::cutoff_ms;
-use super::record::{self, Publication};
 use crate::clock::{format_utc_ms, Clock, Date, SystemClock};
 use crate::index::Methodology;
 use crate::probes::Suite;
+use crate::record::{self, Publication};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LINK, VARY};

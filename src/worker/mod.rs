@@ -10,22 +10,18 @@ use crate::clock::Clock;
 use crate::config::{ApiKey, Defaults, Endpoint};
 use crate::dialect::sse::SseDecoder;
 use crate::dialect::{ChatRequest, StreamState};
-use crate::fixed::Pusd;
 use crate::index::Methodology;
-use crate::observation::{Evidence, Failure, FailureClass, Observation, Timings, Tokens};
+use crate::observation::{Evidence, Failure, FailureClass, Observation, Timings};
 use crate::probes::{Family, Suite, Tier};
-use crate::{sit, tokenizer};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub mod commit;
 pub mod conn;
 pub mod pace;
 pub mod post;
 pub mod ratelimit;
 pub mod recorder;
 pub mod retry;
-pub mod schedule;
 
 /// Why a probe could not even be attempted (nothing was sent, nothing is recorded).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,105 +32,7 @@ pub enum PreflightError {
     UnsupportedDialect(String, String),
 }
 
-/// What follows from an attempt's stream and transport outcome: pure, so an auditor's replay
-/// (`sit audit replay`) re-derives exactly what the worker recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Derived {
-    pub failure: Option<Failure>,
-    pub correct: bool,
-    pub on_time: bool,
-    pub tokens: Tokens,
-    pub cost: Pusd,
-    pub answer: String,
-    pub delivered: u64,
-}
-
-/// Derive the recorded figures of an attempt. `transport` is the failure seen below the stream
-/// (connect, timeouts, stall, HTTP status, body cap, UTF-8); stream-level failures (error
-/// event, malformed, truncated, length, content filter, empty) are classified here.
-#[allow(clippy::too_many_arguments)]
-pub fn derive(
-    inst: &crate::probes::ProbeInstance,
-    tier: &Tier,
-    system: &str,
-    status: Option<u16>,
-    transport: Option<Failure>,
-    st: &StreamState,
-    timings: &Timings,
-    price: &crate::config::PriceEntry,
-) -> Derived {
-    let fail = |class, detail: &str| {
-        Some(Failure {
-            class,
-            detail: detail.into(),
-            retry_after_ms: None,
-        })
-    };
-    let failure = transport.or_else(|| {
-        if let Some((class, detail)) = st.failure.clone() {
-            fail(class, &detail)
-        } else if !st.done {
-            fail(
-                FailureClass::Truncated,
-                "stream ended without its end marker",
-            )
-        } else if st.finish_reason.as_deref() == Some("length") {
-            fail(FailureClass::FinishLength, "answer cut at max_tokens")
-        } else if st.finish_reason.as_deref() == Some("content_filter") {
-            fail(
-                FailureClass::ContentFilter,
-                "answer withheld by a content filter",
-            )
-        } else if st.text.trim().is_empty() {
-            fail(FailureClass::EmptyCompletion, "no answer text")
-        } else {
-            None
-        }
-    });
-    let correct = failure.is_none()
-        && inst
-            .generated
-            .grader
-            .grade(&st.text, &inst.generated.expected);
-    let on_time = sit::within_sla(timings, tier);
-    let mut tokens = Tokens {
-        usage_reported: st.usage.is_some(),
-        ref_input: tokenizer::count(system) + inst.ref_prompt_tokens,
-        ref_output: tokenizer::count(&st.text),
-        ..Default::default()
-    };
-    if let Some(u) = &st.usage {
-        tokens.reported_input = u.input;
-        tokens.reported_output = u.output;
-        tokens.reported_reasoning = u.reasoning;
-        tokens.reported_cached = u.cached;
-    }
-    // A request refused before any body (HTTP error, connect failure) is not billed.
-    let billed_anything =
-        st.usage.is_some() || (status.map(|s| s < 300).unwrap_or(false) && !st.text.is_empty());
-    if billed_anything {
-        sit::billed(&mut tokens);
-    }
-    let cost: Pusd = sit::cost(&tokens, price);
-    let succeeded = failure.is_none();
-    let mut answer = st.text.clone();
-    if answer.len() > ANSWER_CAP {
-        let mut end = ANSWER_CAP;
-        while !answer.is_char_boundary(end) {
-            end -= 1;
-        }
-        answer.truncate(end);
-    }
-    Derived {
-        delivered: sit::delivered(inst.sit_size, succeeded, correct, on_time),
-        failure,
-        correct,
-        on_time,
-        tokens,
-        cost,
-        answer,
-    }
-}
+pub use sit_core::derive::{derive, Derived};
 
 /// `hay` with every occurrence of `needle` replaced.
 fn replace_bytes(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
@@ -178,7 +76,6 @@ fn closed_before_headers(e: &reqwest::Error) -> bool {
 }
 
 /// Answers longer than this are cut in the record (the grade uses the full text).
-const ANSWER_CAP: usize = 64 * 1024;
 
 /// Shared probe machinery: one HTTP client (connection pool), timeouts, suite, clock.
 #[derive(Clone)]

@@ -1,0 +1,599 @@
+//! The certificate: what was measured, the verdict per tier, and the rules that connect them.
+//! Pure: built from observations, checked by recomputation, no I/O.
+//!
+//! Verdict of a tier (all checks must pass; each check is stated, passing or not):
+//! 1. `attempts`: at least the fewest attempts with which a perfect score could reach the
+//!    threshold (t1 16, t2 9, t3 4 at the shipped thresholds);
+//! 2. `quality`: the Wilson 95% lower bound of the pass rate (correct answers among answered
+//!    attempts, as in the index) is at least the tier's pass threshold;
+//! 3. `availability`: the Wilson 95% lower bound of answered / attempted is at least the
+//!    methodology's availability floor (0.90);
+//! 4. `sla_ttft`, `sla_e2e`: the p90 time to first answer token and the p90 end-to-end time of
+//!    answered attempts are within the tier's SLA.
+//!
+//! Flags never change a verdict; they tell a buyer what to look at: reported output usage
+//! (reasoning excluded) above 1.15x the reference tokenizer's count, attempts without usage,
+//! cached tokens despite the per-request nonce, content before the role, streams without their
+//! end marker.
+
+pub mod stats;
+
+use crate::fixed::{Fixed, ONE};
+use crate::observation::{FailureClass, Observation};
+use crate::probes::Suite;
+use serde::{Deserialize, Serialize};
+use stats::{attempts_needed, min_attempts, rate, wilson_lower, Hist, Percentiles};
+use std::collections::BTreeMap;
+
+pub const SCHEMA: &str = "sit-certificate/1";
+
+/// Reported/reference output ratio above which usage is flagged as inflated.
+pub const INFLATION_FLAG: Fixed = Fixed(1_150_000_000);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointInfo {
+    pub id: String,
+    pub provider: String,
+    pub base_url: String,
+    pub dialect: String,
+    pub model_requested: String,
+    /// Model names the server returned, with how many answers carried each.
+    pub models_returned: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reference {
+    pub version: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub started_at: String,
+    pub finished_at: String,
+    /// Master seed of the probe seeds and nonces (fresh per run; recorded for replay).
+    pub seed: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FamilyFigures {
+    pub family: String,
+    pub attempts: u64,
+    pub answered: u64,
+    pub correct: u64,
+    pub pass_rate: Fixed,
+    pub pass_rate_lower95: Fixed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Time to the first body byte, microseconds.
+    pub ttfb_us: Percentiles,
+    /// Time to the first answer token, microseconds.
+    pub ttft_us: Percentiles,
+    /// End to end (last byte), microseconds.
+    pub e2e_us: Percentiles,
+    /// Reference tokens per second after the first token, x1000.
+    pub output_speed_milli_tps: Percentiles,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub pass: bool,
+    pub checks: Vec<Check>,
+    /// When quality fell short only for lack of attempts: attempts needed at the observed rate.
+    pub attempts_needed: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierFigures {
+    pub tier: String,
+    pub pass_threshold: Fixed,
+    pub availability_floor: Fixed,
+    pub sla_ttft_ms: u64,
+    pub sla_e2e_ms: u64,
+    pub min_attempts: u64,
+    pub attempts: u64,
+    pub answered: u64,
+    pub correct: u64,
+    pub pass_rate: Fixed,
+    pub pass_rate_lower95: Fixed,
+    pub availability: Fixed,
+    pub availability_lower95: Fixed,
+    /// Answered attempts within both SLA limits.
+    pub within_sla: u64,
+    pub families: Vec<FamilyFigures>,
+    pub latency: Latency,
+    pub failures: BTreeMap<String, u64>,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenFigures {
+    /// Every attempt that reported usage (answered or not) and what it reported: what the
+    /// provider would bill, to compare with its own counters.
+    pub attempts_with_usage: u64,
+    pub reported_input_all: u64,
+    pub reported_output_all: u64,
+    pub answered: u64,
+    pub answered_with_usage: u64,
+    pub reported_input: u64,
+    pub reference_input: u64,
+    pub reported_output: u64,
+    pub reported_reasoning: u64,
+    pub reference_output: u64,
+    /// reported input / reference input (answers with usage).
+    pub input_ratio: Option<Fixed>,
+    /// (reported output - reported reasoning) / reference output (answers with usage).
+    pub output_ratio: Option<Fixed>,
+    pub answers_with_reasoning: u64,
+    pub answers_with_cached: u64,
+    pub reported_cached: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conformance {
+    /// Attempts that got a 2xx stream.
+    pub streams: u64,
+    /// Streams that carried a usage chunk.
+    pub usage_chunk: u64,
+    /// Streams that ended without the dialect's end marker.
+    pub missing_end_marker: u64,
+    /// Streams that sent content before announcing the assistant role.
+    pub content_before_role: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flag {
+    pub code: String,
+    pub detail: String,
+}
+
+/// Everything measured (the certificate without its signing facts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Figures {
+    pub attempts: u64,
+    pub tiers: Vec<TierFigures>,
+    pub failures: BTreeMap<String, u64>,
+    pub tokens: TokenFigures,
+    pub conformance: Conformance,
+    pub flags: Vec<Flag>,
+}
+
+/// The signed certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    pub schema: String,
+    pub endpoint: EndpointInfo,
+    pub suite: Reference,
+    pub methodology: Reference,
+    pub window: Window,
+    #[serde(flatten)]
+    pub figures: Figures,
+    pub certified_at: String,
+    pub key_id: String,
+}
+
+fn pct(v: Fixed) -> String {
+    format!("{}%", Fixed(v.0 * 100).round_dp(1))
+}
+
+fn ms(us: u64) -> String {
+    format!("{}.{:03} ms", us / 1000, us % 1000)
+}
+
+/// The verdict that follows from a tier's figures. `sit verify-cert` calls this too.
+pub fn verdict(t: &TierFigures) -> Verdict {
+    let mut checks = Vec::new();
+    let mut check = |name: &str, ok: bool, detail: String| {
+        checks.push(Check {
+            name: name.into(),
+            ok,
+            detail,
+        })
+    };
+    check(
+        "attempts",
+        t.attempts >= t.min_attempts,
+        format!(
+            "{} attempts; at least {} are needed for a perfect score's 95% lower bound to reach {}",
+            t.attempts,
+            t.min_attempts,
+            pct(t.pass_threshold)
+        ),
+    );
+    check(
+        "quality",
+        t.answered > 0 && t.pass_rate_lower95 >= t.pass_threshold,
+        format!(
+            "pass rate {} ({} of {} answered), 95% lower bound {} vs threshold {}",
+            pct(t.pass_rate),
+            t.correct,
+            t.answered,
+            pct(t.pass_rate_lower95),
+            pct(t.pass_threshold)
+        ),
+    );
+    check(
+        "availability",
+        t.availability_lower95 >= t.availability_floor,
+        format!(
+            "{} of {} attempts answered ({}), 95% lower bound {} vs floor {}",
+            t.answered,
+            t.attempts,
+            pct(t.availability),
+            pct(t.availability_lower95),
+            pct(t.availability_floor)
+        ),
+    );
+    let answered = t.latency.ttft_us.count > 0;
+    check(
+        "sla_ttft",
+        answered && t.latency.ttft_us.p90 <= t.sla_ttft_ms * 1000,
+        if answered {
+            format!(
+                "p90 time to first token {} vs SLA {} ms",
+                ms(t.latency.ttft_us.p90),
+                t.sla_ttft_ms
+            )
+        } else {
+            "no answered attempt to time".into()
+        },
+    );
+    check(
+        "sla_e2e",
+        answered && t.latency.e2e_us.p90 <= t.sla_e2e_ms * 1000,
+        if answered {
+            format!(
+                "p90 end-to-end {} vs SLA {} ms",
+                ms(t.latency.e2e_us.p90),
+                t.sla_e2e_ms
+            )
+        } else {
+            "no answered attempt to time".into()
+        },
+    );
+    let quality_short = !checks[1].ok;
+    Verdict {
+        pass: checks.iter().all(|c| c.ok),
+        checks,
+        attempts_needed: if quality_short {
+            attempts_needed(t.correct, t.answered, t.pass_threshold)
+        } else {
+            None
+        },
+    }
+}
+
+fn answered(o: &Observation) -> bool {
+    o.failure.is_none()
+}
+
+fn ratio(num: u64, den: u64) -> Option<Fixed> {
+    (den > 0).then(|| {
+        Fixed(crate::fixed::div_round_half_even(
+            num as i128 * ONE,
+            den as i128,
+        ))
+    })
+}
+
+fn count_failures<'a>(obs: impl Iterator<Item = &'a Observation>) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for o in obs {
+        if let Some(f) = &o.failure {
+            *m.entry(f.class.as_str().to_string()).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+/// Everything a certificate states, from the attempts made. `tiers` fixes the order.
+pub fn figures(
+    suite: &Suite,
+    availability_floor: Fixed,
+    tiers: &[String],
+    obs: &[Observation],
+) -> Figures {
+    let mut out_tiers = Vec::new();
+    for tid in tiers {
+        let tier = suite.tier(tid).expect("tiers checked by the caller");
+        let these: Vec<&Observation> = obs.iter().filter(|o| &o.tier == tid).collect();
+        let attempts = these.len() as u64;
+        let answered_n = these.iter().filter(|o| answered(o)).count() as u64;
+        let correct = these.iter().filter(|o| answered(o) && o.correct).count() as u64;
+        let families = tier
+            .families
+            .iter()
+            .map(|f| {
+                let fo: Vec<&&Observation> = these.iter().filter(|o| &o.family == f).collect();
+                let a = fo.iter().filter(|o| answered(o)).count() as u64;
+                let c = fo.iter().filter(|o| answered(o) && o.correct).count() as u64;
+                FamilyFigures {
+                    family: f.clone(),
+                    attempts: fo.len() as u64,
+                    answered: a,
+                    correct: c,
+                    pass_rate: rate(c, a),
+                    pass_rate_lower95: wilson_lower(c, a),
+                }
+            })
+            .collect();
+        let (mut ttfb, mut ttft, mut e2e, mut speed) = (
+            Hist::default(),
+            Hist::default(),
+            Hist::default(),
+            Hist::default(),
+        );
+        let mut within = 0;
+        for o in these.iter().filter(|o| answered(o)) {
+            let t = &o.timings;
+            if let Some(v) = t.first_byte_ns {
+                ttfb.record(v / 1000);
+            }
+            if let Some(v) = t.first_token_ns {
+                ttft.record(v / 1000);
+            }
+            if let Some(v) = t.last_byte_ns {
+                e2e.record(v / 1000);
+            }
+            if let (Some(a), Some(b)) = (t.first_token_ns, t.last_byte_ns) {
+                let out = o.tokens.ref_output;
+                if out > 1 && b > a {
+                    speed.record(((out - 1) as u128 * 1_000_000_000_000 / (b - a) as u128) as u64);
+                }
+            }
+            within += crate::sit::within_sla(t, tier) as u64;
+        }
+        let mut tf = TierFigures {
+            tier: tid.clone(),
+            pass_threshold: tier.pass_threshold,
+            availability_floor,
+            sla_ttft_ms: tier.sla_ttft_ms,
+            sla_e2e_ms: tier.sla_e2e_ms,
+            min_attempts: min_attempts(tier.pass_threshold),
+            attempts,
+            answered: answered_n,
+            correct,
+            pass_rate: rate(correct, answered_n),
+            pass_rate_lower95: wilson_lower(correct, answered_n),
+            availability: rate(answered_n, attempts),
+            availability_lower95: wilson_lower(answered_n, attempts),
+            within_sla: within,
+            families,
+            latency: Latency {
+                ttfb_us: ttfb.summary(),
+                ttft_us: ttft.summary(),
+                e2e_us: e2e.summary(),
+                output_speed_milli_tps: speed.summary(),
+            },
+            failures: count_failures(these.iter().copied()),
+            verdict: Verdict {
+                pass: false,
+                checks: vec![],
+                attempts_needed: None,
+            },
+        };
+        tf.verdict = verdict(&tf);
+        out_tiers.push(tf);
+    }
+
+    let mut tk = TokenFigures::default();
+    let mut cf = Conformance::default();
+    for o in obs {
+        let stream = o.http_status.is_some_and(|s| (200..300).contains(&s));
+        if stream {
+            cf.streams += 1;
+            cf.usage_chunk += o.tokens.usage_reported as u64;
+            cf.missing_end_marker +=
+                o.failure
+                    .as_ref()
+                    .is_some_and(|f| f.class == FailureClass::Truncated) as u64;
+            cf.content_before_role += o.content_before_role as u64;
+        }
+        let t = &o.tokens;
+        if t.usage_reported {
+            tk.attempts_with_usage += 1;
+            tk.reported_input_all += t.reported_input.unwrap_or(0);
+            tk.reported_output_all += t.reported_output.unwrap_or(0);
+        }
+        if !answered(o) {
+            continue;
+        }
+        tk.answered += 1;
+        if let (true, Some(i), Some(out)) = (t.usage_reported, t.reported_input, t.reported_output)
+        {
+            tk.answered_with_usage += 1;
+            tk.reported_input += i;
+            tk.reference_input += t.ref_input;
+            tk.reported_output += out;
+            tk.reported_reasoning += t.reported_reasoning.unwrap_or(0);
+            tk.reference_output += t.ref_output;
+        }
+        tk.answers_with_reasoning += (t.reported_reasoning.unwrap_or(0) > 0) as u64;
+        tk.answers_with_cached += (t.reported_cached.unwrap_or(0) > 0) as u64;
+        tk.reported_cached += t.reported_cached.unwrap_or(0);
+    }
+    tk.input_ratio = ratio(tk.reported_input, tk.reference_input);
+    tk.output_ratio = ratio(
+        tk.reported_output.saturating_sub(tk.reported_reasoning),
+        tk.reference_output,
+    );
+    let flags = flags(&tk, &cf);
+    Figures {
+        attempts: obs.len() as u64,
+        tiers: out_tiers,
+        failures: count_failures(obs.iter()),
+        tokens: tk,
+        conformance: cf,
+        flags,
+    }
+}
+
+/// The flags that follow from the token and conformance figures.
+pub fn flags(tk: &TokenFigures, cf: &Conformance) -> Vec<Flag> {
+    let mut f = Vec::new();
+    let mut flag = |code: &str, detail: String| {
+        f.push(Flag {
+            code: code.into(),
+            detail,
+        })
+    };
+    if let Some(r) = tk.output_ratio.filter(|r| *r > INFLATION_FLAG) {
+        flag(
+            "usage_inflated",
+            format!(
+                "reported output tokens (reasoning excluded) are {}x the reference tokenizer's count (flag above {}x)",
+                r.round_dp(3),
+                INFLATION_FLAG.round_dp(2)
+            ),
+        );
+    }
+    if tk.answered > tk.answered_with_usage {
+        flag(
+            "usage_missing",
+            format!(
+                "{} of {} answers carried no usage",
+                tk.answered - tk.answered_with_usage,
+                tk.answered
+            ),
+        );
+    }
+    if tk.answers_with_cached > 0 {
+        flag(
+            "cached_despite_nonce",
+            format!(
+                "{} answers reported {} cached prompt tokens although every prompt carried a fresh nonce",
+                tk.answers_with_cached, tk.reported_cached
+            ),
+        );
+    }
+    if cf.content_before_role > 0 {
+        flag(
+            "content_before_role",
+            format!(
+                "{} streams sent content before the assistant role",
+                cf.content_before_role
+            ),
+        );
+    }
+    if cf.missing_end_marker > 0 {
+        flag(
+            "missing_end_marker",
+            format!(
+                "{} streams ended without the end marker",
+                cf.missing_end_marker
+            ),
+        );
+    }
+    f
+}
+
+/// Internal consistency of a certificate: every derived figure and every verdict recomputed
+/// from the counts. Returns the first inconsistency found.
+pub fn check_consistency(c: &Certificate, suite: &Suite) -> Result<(), String> {
+    if c.schema != SCHEMA {
+        return Err(format!("schema is `{}`, expected `{SCHEMA}`", c.schema));
+    }
+    if c.suite.hash != suite.hash {
+        return Err(format!(
+            "made with probe suite {} but this build's suite is {}; it cannot vouch for other probes",
+            c.suite.hash, suite.hash
+        ));
+    }
+    let f = &c.figures;
+    let mut tier_attempts = 0;
+    for t in &f.tiers {
+        let at = |what: &str| format!("tier {}: {what}", t.tier);
+        let spec = suite
+            .tier(&t.tier)
+            .ok_or_else(|| at("not a tier of this suite"))?;
+        if (t.pass_threshold, t.sla_ttft_ms, t.sla_e2e_ms)
+            != (spec.pass_threshold, spec.sla_ttft_ms, spec.sla_e2e_ms)
+        {
+            return Err(at("thresholds or SLA differ from the suite's"));
+        }
+        if t.min_attempts != min_attempts(t.pass_threshold) {
+            return Err(at("min_attempts does not follow from the threshold"));
+        }
+        if t.correct > t.answered || t.answered > t.attempts {
+            return Err(at(
+                "counts are impossible (correct <= answered <= attempts)",
+            ));
+        }
+        let fam_sum = |g: fn(&FamilyFigures) -> u64| t.families.iter().map(g).sum::<u64>();
+        if (
+            fam_sum(|x| x.attempts),
+            fam_sum(|x| x.answered),
+            fam_sum(|x| x.correct),
+        ) != (t.attempts, t.answered, t.correct)
+        {
+            return Err(at("family counts do not add up to the tier's"));
+        }
+        for x in &t.families {
+            if x.pass_rate != rate(x.correct, x.answered)
+                || x.pass_rate_lower95 != wilson_lower(x.correct, x.answered)
+            {
+                return Err(at(&format!(
+                    "family {}: pass rate or bound does not follow from its counts",
+                    x.family
+                )));
+            }
+        }
+        if t.pass_rate != rate(t.correct, t.answered)
+            || t.pass_rate_lower95 != wilson_lower(t.correct, t.answered)
+        {
+            return Err(at("pass rate or its bound does not follow from the counts"));
+        }
+        if t.availability != rate(t.answered, t.attempts)
+            || t.availability_lower95 != wilson_lower(t.answered, t.attempts)
+        {
+            return Err(at(
+                "availability or its bound does not follow from the counts",
+            ));
+        }
+        if t.failures.values().sum::<u64>() != t.attempts - t.answered {
+            return Err(at("failure classes do not add up to the failed attempts"));
+        }
+        if t.latency.ttft_us.count > t.answered || t.within_sla > t.answered {
+            return Err(at("more timed answers than answers"));
+        }
+        if verdict(t) != t.verdict {
+            return Err(at("the verdict does not follow from the figures"));
+        }
+        tier_attempts += t.attempts;
+    }
+    if tier_attempts != f.attempts {
+        return Err("tier attempts do not add up to the total".into());
+    }
+    let mut all = BTreeMap::new();
+    for t in &f.tiers {
+        for (k, v) in &t.failures {
+            *all.entry(k.clone()).or_insert(0) += v;
+        }
+    }
+    if all != f.failures {
+        return Err("failure classes do not add up across tiers".into());
+    }
+    let tk = &f.tokens;
+    if tk.input_ratio != ratio(tk.reported_input, tk.reference_input)
+        || tk.output_ratio
+            != ratio(
+                tk.reported_output.saturating_sub(tk.reported_reasoning),
+                tk.reference_output,
+            )
+    {
+        return Err("token ratios do not follow from the token counts".into());
+    }
+    if flags(tk, &f.conformance) != f.flags {
+        return Err("flags do not follow from the token and conformance figures".into());
+    }
+    Ok(())
+}

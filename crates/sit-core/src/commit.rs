@@ -1,0 +1,145 @@
+//! Probe-schedule commitment: each day's schedule seed is committed before the day and
+//! revealed after it, so an auditor can check that every probe of the day came from the
+//! committed schedule (nothing cherry-picked, nothing dropped) without anyone being able to
+//! predict probe times or prompts in advance. Pure.
+//!
+//! commitment = blake3("sit-seed-commit-v1" || date || seed (8 bytes LE) || salt (32 bytes)),
+//! hex. The salt makes the 64-bit seed impossible to grind from the commitment.
+
+use crate::observation::Observation;
+use crate::probes::Suite;
+use crate::schedule::day_schedule;
+use crate::time::Date;
+use serde::{Deserialize, Serialize};
+
+/// Published before the day: binds the seed and everything the schedule depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commitment {
+    pub date: Date,
+    pub commitment: String,
+    /// Endpoint ids in schedule order.
+    pub endpoints: Vec<String>,
+    pub per_hour: u32,
+    pub suite_hash: String,
+    pub committed_at: String,
+}
+
+/// Published after the day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reveal {
+    pub date: Date,
+    /// The day seed, 16 hex digits.
+    pub seed: String,
+    /// 64 hex digits.
+    pub salt: String,
+    pub revealed_at: String,
+}
+
+pub fn commitment_of(date: Date, seed: u64, salt: &[u8; 32]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"sit-seed-commit-v1");
+    h.update(date.to_string().as_bytes());
+    h.update(&seed.to_le_bytes());
+    h.update(salt);
+    h.finalize().to_hex().to_string()
+}
+
+/// The salt of a day, derived from a secret (the master seed) so a restarted scheduler
+/// commits the same value.
+pub fn salt_of(master: u64, date: Date) -> [u8; 32] {
+    *blake3::hash(
+        &[
+            b"sit-seed-salt".as_slice(),
+            &master.to_le_bytes(),
+            date.to_string().as_bytes(),
+        ]
+        .concat(),
+    )
+    .as_bytes()
+}
+
+impl Reveal {
+    pub fn seed_u64(&self) -> Option<u64> {
+        u64::from_str_radix(&self.seed, 16).ok()
+    }
+
+    pub fn salt_bytes(&self) -> Option<[u8; 32]> {
+        crate::signing::unhex(&self.salt)?.try_into().ok()
+    }
+}
+
+/// Check a reveal against its commitment, and the day's observations against the schedule
+/// the revealed seed produces. Returns the first problem, naming the record.
+pub fn check_day(
+    suite: &Suite,
+    c: &Commitment,
+    r: &Reveal,
+    observations: &[&Observation],
+) -> Result<(), String> {
+    let (Some(seed), Some(salt)) = (r.seed_u64(), r.salt_bytes()) else {
+        return Err(format!(
+            "{}: the reveal is not a 16-hex seed and 64-hex salt",
+            r.date
+        ));
+    };
+    if commitment_of(c.date, seed, &salt) != c.commitment || r.date != c.date {
+        return Err(format!(
+            "{}: the revealed seed does not match the commitment published before the day",
+            c.date
+        ));
+    }
+    let slots = day_schedule(suite, c.endpoints.len(), c.date, seed, c.per_hour);
+    let mut used = vec![false; slots.len()];
+    // (seed, nonce) identify a slot; a BTreeMap keeps the lookup deterministic and fast.
+    let by_key: std::collections::BTreeMap<(u64, &str), usize> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ((s.seed, s.nonce.as_str()), i))
+        .collect();
+    for o in observations {
+        // A retry repeats its scheduled probe: it must follow the original attempt.
+        if o.retry > 0 {
+            match by_key.get(&(o.seed, o.nonce.as_str())) {
+                Some(&i) if used[i] && o.at_ms >= slots[i].at_ms => continue,
+                _ => {
+                    return Err(format!(
+                        "observation seq {} is retry {} of a probe that was not attempted first in the committed schedule of {}",
+                        o.seq, o.retry, c.date
+                    ))
+                }
+            }
+        }
+        let hit = by_key
+            .get(&(o.seed, o.nonce.as_str()))
+            .copied()
+            .filter(|&i| {
+                let s = &slots[i];
+                !used[i]
+                    && c.endpoints[s.endpoint] == o.endpoint
+                    && suite.tiers[s.tier].id == o.tier
+                    && s.family.id() == o.family
+                    && o.at_ms >= s.at_ms
+            });
+        match hit {
+            Some(i) => used[i] = true,
+            None => {
+                return Err(format!(
+                    "observation seq {} ({} {} {}, seed {}) is not in the committed schedule of {}",
+                    o.seq, o.endpoint, o.tier, o.family, o.seed, c.date
+                ))
+            }
+        }
+    }
+    if let Some(i) = used.iter().position(|u| !u) {
+        let s = &slots[i];
+        return Err(format!(
+            "{}: scheduled probe {} {} {} (seed {}) has no observation: dropped",
+            c.date,
+            c.endpoints[s.endpoint],
+            suite.tiers[s.tier].id,
+            s.family.id(),
+            s.seed
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,577 @@
+//! The daily SIT index for one tier: pure functions, no I/O, no clock, no floats.
+//!
+//! Steps (index-methodology.md states them in full):
+//! 1. Bucket the tier's observations by endpoint and UTC hour, over the day and the trailing
+//!    eligibility window before it.
+//! 2. For each hourly partition, decide each endpoint's eligibility over the trailing window
+//!    (enough attempts, availability floor, quality threshold) and its partition price
+//!    (ratio of sums: cost / delivered SIT).
+//! 3. Across eligible endpoints: total order (price, endpoint id), cut floor(trim * n) from
+//!    each end, mean of the rest; fewer than `min_endpoints` makes the partition invalid.
+//! 4. Daily value: time-weighted mean of the valid partitions; fewer than
+//!    `min_valid_partitions` valid gives CONTINGENCY with the previous final value carried.
+//!
+//! Every division rounds half to even at the [`Fixed`] scale (9 places).
+
+pub mod merkle;
+
+use crate::fixed::{div_round_half_even, sit_price, Fixed, ONE};
+use crate::time::{Date, HOUR_MS};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Versioned index parameters. Their canonical JSON is hashed into every determination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Methodology {
+    pub version: String,
+    pub partitions_per_day: u32,
+    pub partition_hours: u32,
+    pub eligibility_window_hours: u32,
+    pub min_attempts_in_window: u32,
+    pub availability_floor: Fixed,
+    pub min_endpoints: u32,
+    pub trim_fraction: Fixed,
+    pub max_endpoint_weight: Fixed,
+    pub min_valid_partitions: u32,
+    pub sit_w_in: u64,
+    pub sit_w_out: u64,
+    pub fixed_scale: u32,
+    pub rounding: String,
+    pub quantiles: String,
+    pub dispersion: String,
+    pub materiality_threshold: Fixed,
+    /// A published day may be restated until this many hours after the day ends.
+    pub restatement_cutoff_hours: u32,
+    pub unit: String,
+}
+
+impl Default for Methodology {
+    /// The current methodology (see [`crate::versions::Registry`] for every version by hash).
+    fn default() -> Self {
+        crate::versions::Registry::embedded()
+            .current_methodology()
+            .clone()
+    }
+}
+
+impl Methodology {
+    /// Methodology 1.0.0 (in force since the first published day).
+    pub fn v1_0_0() -> Self {
+        Methodology {
+            version: "1.0.0".into(),
+            partitions_per_day: 24,
+            partition_hours: 1,
+            eligibility_window_hours: 24,
+            min_attempts_in_window: 6,
+            availability_floor: Fixed(900_000_000),
+            min_endpoints: 5,
+            trim_fraction: Fixed(200_000_000),
+            max_endpoint_weight: Fixed(340_000_000),
+            min_valid_partitions: 18,
+            sit_w_in: 1,
+            sit_w_out: 4,
+            fixed_scale: crate::fixed::SCALE,
+            rounding: "half_to_even".into(),
+            quantiles: "nearest_rank".into(),
+            dispersion: "(p75 - p25) / p50 of endpoint day prices".into(),
+            materiality_threshold: Fixed(1_000_000),
+            restatement_cutoff_hours: 24,
+            unit: "USD per 1,000,000 SIT".into(),
+        }
+    }
+
+    /// blake3 (hex) of the canonical JSON of the parameters.
+    pub fn hash(&self) -> String {
+        let v = serde_json::to_value(self).expect("methodology serialises");
+        // serde_json::Value's map is a BTreeMap (no preserve_order): keys come out sorted.
+        blake3::hash(v.to_string().as_bytes()).to_hex().to_string()
+    }
+}
+
+/// What the index needs of one observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexObs {
+    /// Index into the sorted endpoint list of the [`DayInput`].
+    pub endpoint: u32,
+    pub at_ms: i64,
+    pub cost_pusd: i128,
+    pub delivered_sit: u64,
+    pub succeeded: bool,
+    pub correct: bool,
+    /// blake3 of the stored observation bytes (Merkle leaf).
+    pub hash: [u8; 32],
+}
+
+/// Everything one (tier, day) computation depends on.
+#[derive(Debug, Clone)]
+pub struct DayInput<'a> {
+    pub tier: &'a str,
+    pub date: Date,
+    pub pass_threshold: Fixed,
+    /// Endpoint ids sorted ascending and unique: the total order's tie-breaker.
+    pub endpoints: &'a [String],
+    /// Observations of this tier; those outside the window are ignored.
+    pub observations: &'a [IndexObs],
+    /// The last FINAL value before this day, for carry-forward.
+    pub previous_final: Option<(Date, Fixed)>,
+    pub suite_hash: &'a str,
+    pub sequence: u64,
+    /// When the caller computed this (recorded, never used in the arithmetic).
+    pub computed_at: &'a str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Final,
+    Contingency,
+    Restated,
+}
+
+impl Status {
+    /// The name as serialised: FINAL, CONTINGENCY, RESTATED.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Final => "FINAL",
+            Status::Contingency => "CONTINGENCY",
+            Status::Restated => "RESTATED",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an endpoint had no price in a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExclusionReason {
+    /// No attempt in this partition.
+    NoAttempts,
+    /// Fewer than `min_attempts_in_window` attempts in the trailing window.
+    InsufficientAttempts,
+    /// Availability in the window below the floor.
+    LowAvailability,
+    /// Quality pass rate in the window below the tier threshold.
+    LowQuality,
+    /// Attempts in the partition, but none delivered SIT: the price is undefined.
+    NoDeliveredSit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exclusion {
+    pub endpoint: String,
+    pub reason: ExclusionReason,
+    /// Number of the day's partitions excluded for this reason.
+    pub partitions: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaveOneOut {
+    pub endpoint: String,
+    /// Share of the daily value carried by this endpoint.
+    pub weight: Fixed,
+    /// Daily value without this endpoint minus the daily value; None when the day would not
+    /// be FINAL without it.
+    pub delta: Option<Fixed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    pub hour: u32,
+    pub eligible: u32,
+    pub trimmed_each_side: u32,
+    pub value: Option<Fixed>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub endpoints_observed: u32,
+    pub endpoints_eligible: u32,
+    pub attempts: u64,
+    pub input_observations: u64,
+    pub partitions: u32,
+    pub valid_partitions: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contingency {
+    pub reason: String,
+    pub carried_from: Option<Date>,
+}
+
+/// The determination of one tier for one day (signature fields come with the publisher).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Determination {
+    pub tier: String,
+    pub date: Date,
+    pub status: Status,
+    pub value: Option<Fixed>,
+    pub unit: String,
+    pub contingency: Option<Contingency>,
+    pub methodology_version: String,
+    pub methodology_hash: String,
+    pub suite_hash: String,
+    pub counts: Counts,
+    pub endpoint_price_p25: Option<Fixed>,
+    pub endpoint_price_p50: Option<Fixed>,
+    pub endpoint_price_p75: Option<Fixed>,
+    pub dispersion: Option<Fixed>,
+    pub top3_concentration: Fixed,
+    pub excluded: Vec<Exclusion>,
+    pub leave_one_out: Vec<LeaveOneOut>,
+    pub partitions: Vec<PartitionRecord>,
+    pub merkle_root: String,
+    pub sequence: u64,
+    pub computed_at: String,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Agg {
+    attempts: u32,
+    succeeded: u32,
+    correct: u32,
+    cost: i128,
+    delivered: u128,
+}
+
+impl Agg {
+    fn add(&mut self, o: &Agg) {
+        self.attempts += o.attempts;
+        self.succeeded += o.succeeded;
+        self.correct += o.correct;
+        self.cost += o.cost;
+        self.delivered += o.delivered;
+    }
+}
+
+/// Trim count for `n` endpoints: floor(trim_fraction * n).
+pub fn trim_count(trim_fraction: Fixed, n: usize) -> usize {
+    (trim_fraction.0 * n as i128 / ONE) as usize
+}
+
+/// Outcome of one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOutcome {
+    pub eligible: usize,
+    pub trimmed_each_side: usize,
+    pub value: Result<Fixed, String>,
+    /// Endpoints kept after trimming.
+    pub kept: Vec<u32>,
+}
+
+/// The trimmed mean of one partition. `prices` need not be sorted: they are put in the total
+/// order (price, endpoint index) here, so ties are broken by endpoint id.
+pub fn trimmed_mean(m: &Methodology, prices: &[(Fixed, u32)]) -> PartitionOutcome {
+    let mut v = prices.to_vec();
+    v.sort_unstable();
+    let n = v.len();
+    if n < m.min_endpoints as usize {
+        return PartitionOutcome {
+            eligible: n,
+            trimmed_each_side: 0,
+            value: Err(format!(
+                "FEWER_THAN_MIN_ENDPOINTS: {n} eligible, {} needed",
+                m.min_endpoints
+            )),
+            kept: vec![],
+        };
+    }
+    let k = trim_count(m.trim_fraction, n);
+    let kept = &v[k..n - k];
+    let mm = kept.len() as i128;
+    // equal weights 1/mm; the cap must hold: 1/mm <= max_endpoint_weight
+    if ONE > m.max_endpoint_weight.0 * mm {
+        return PartitionOutcome {
+            eligible: n,
+            trimmed_each_side: k,
+            value: Err(format!(
+                "WEIGHT_CAP: {mm} endpoints after trimming give each more than {}",
+                m.max_endpoint_weight
+            )),
+            kept: vec![],
+        };
+    }
+    let sum: i128 = kept.iter().map(|(p, _)| p.0).sum();
+    PartitionOutcome {
+        eligible: n,
+        trimmed_each_side: k,
+        value: Ok(Fixed(div_round_half_even(sum, mm))),
+        kept: kept.iter().map(|(_, e)| *e).collect(),
+    }
+}
+
+/// Time-weighted mean of valid partitions: sum(d_p * x_p) / sum(d_p), durations in hours.
+pub fn time_weighted_mean(values: &[(Fixed, u32)]) -> Option<Fixed> {
+    let total: i128 = values.iter().map(|(_, d)| *d as i128).sum();
+    if total == 0 {
+        return None;
+    }
+    let sum: i128 = values.iter().map(|(v, d)| v.0 * *d as i128).sum();
+    Some(Fixed(div_round_half_even(sum, total)))
+}
+
+/// Nearest-rank quantile of sorted values: element ceil(q * n) - 1 (q in (0, 1]).
+pub fn nearest_rank(sorted: &[Fixed], q: Fixed) -> Option<Fixed> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let n = sorted.len() as i128;
+    let rank = ((q.0 * n + ONE - 1) / ONE).clamp(1, n);
+    Some(sorted[(rank - 1) as usize])
+}
+
+struct DayCore {
+    partitions: Vec<PartitionOutcome>,
+    value: Option<Fixed>,
+    valid: usize,
+}
+
+fn aggregate(m: &Methodology, eligible: &[Vec<(Fixed, u32)>], exclude: Option<u32>) -> DayCore {
+    let mut partitions = Vec::with_capacity(eligible.len());
+    let mut vals = Vec::new();
+    for prices in eligible {
+        let p: Vec<(Fixed, u32)> = match exclude {
+            Some(x) => prices.iter().copied().filter(|(_, e)| *e != x).collect(),
+            None => prices.clone(),
+        };
+        let out = trimmed_mean(m, &p);
+        if let Ok(v) = out.value {
+            vals.push((v, m.partition_hours));
+        }
+        partitions.push(out);
+    }
+    let valid = vals.len();
+    let value = if valid >= m.min_valid_partitions as usize {
+        time_weighted_mean(&vals)
+    } else {
+        None
+    };
+    DayCore {
+        partitions,
+        value,
+        valid,
+    }
+}
+
+/// Compute the determination of `input.tier` for `input.date`.
+pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
+    let e_count = input.endpoints.len();
+    let parts = m.partitions_per_day as usize;
+    let win = m.eligibility_window_hours as usize;
+    let hours = parts + win - 1;
+    let day_start = input.date.start_ms();
+    let window_start = day_start - (win as i64 - 1) * HOUR_MS;
+    let day_end = day_start + parts as i64 * HOUR_MS;
+
+    // 1. buckets [endpoint][hour]
+    let mut buckets = vec![Agg::default(); e_count * hours];
+    let mut leaves: Vec<(i64, [u8; 32])> = Vec::new();
+    let mut attempts_day = 0u64;
+    let mut observed = vec![false; e_count];
+    for o in input.observations {
+        if o.at_ms < window_start || o.at_ms >= day_end || (o.endpoint as usize) >= e_count {
+            continue;
+        }
+        leaves.push((o.at_ms, o.hash));
+        let h = ((o.at_ms - window_start) / HOUR_MS) as usize;
+        let b = &mut buckets[o.endpoint as usize * hours + h];
+        b.attempts += 1;
+        b.succeeded += o.succeeded as u32;
+        b.correct += (o.succeeded && o.correct) as u32;
+        b.cost += o.cost_pusd;
+        b.delivered += o.delivered_sit as u128;
+        if o.at_ms >= day_start {
+            attempts_day += 1;
+            observed[o.endpoint as usize] = true;
+        }
+    }
+
+    // 2. eligibility and partition prices
+    let mut eligible: Vec<Vec<(Fixed, u32)>> = vec![Vec::new(); parts];
+    let mut excl: BTreeMap<(u32, ExclusionReason), u32> = BTreeMap::new();
+    let mut day_agg = vec![Agg::default(); e_count]; // over partitions where priced
+    for e in 0..e_count {
+        if !observed[e] {
+            continue;
+        }
+        let row = &buckets[e * hours..(e + 1) * hours];
+        for (p, elig) in eligible.iter_mut().enumerate() {
+            let hp = win - 1 + p;
+            let mut w = Agg::default();
+            for b in &row[hp + 1 - win..=hp] {
+                w.add(b);
+            }
+            let part = row[hp];
+            let reason = if part.attempts == 0 {
+                Some(ExclusionReason::NoAttempts)
+            } else if w.attempts < m.min_attempts_in_window {
+                Some(ExclusionReason::InsufficientAttempts)
+            } else if (w.succeeded as i128) * ONE < m.availability_floor.0 * w.attempts as i128 {
+                Some(ExclusionReason::LowAvailability)
+            } else if w.succeeded == 0
+                || (w.correct as i128) * ONE < input.pass_threshold.0 * w.succeeded as i128
+            {
+                Some(ExclusionReason::LowQuality)
+            } else if part.delivered == 0 {
+                Some(ExclusionReason::NoDeliveredSit)
+            } else {
+                None
+            };
+            match reason {
+                Some(r) => *excl.entry((e as u32, r)).or_default() += 1,
+                None => {
+                    let price = sit_price(part.cost, part.delivered).expect("delivered > 0");
+                    elig.push((price, e as u32));
+                    day_agg[e].add(&part);
+                }
+            }
+        }
+    }
+
+    // 3-4. partitions and the day
+    let core = aggregate(m, &eligible, None);
+    let mut valid_weights = vec![0i128; e_count];
+    for p in core.partitions.iter().filter(|p| p.value.is_ok()) {
+        let w = div_round_half_even(ONE, p.kept.len() as i128);
+        for e in &p.kept {
+            valid_weights[*e as usize] += w;
+        }
+    }
+    let weights: Vec<Fixed> = valid_weights
+        .iter()
+        .map(|w| {
+            if core.valid == 0 {
+                Fixed::ZERO
+            } else {
+                Fixed(div_round_half_even(*w, core.valid as i128))
+            }
+        })
+        .collect();
+    let mut sorted_w: Vec<Fixed> = weights.clone();
+    sorted_w.sort_unstable_by(|a, b| b.cmp(a));
+    let top3 = Fixed(sorted_w.iter().take(3).map(|w| w.0).sum());
+
+    // endpoint day prices and their spread
+    let mut day_prices: Vec<Fixed> = day_agg
+        .iter()
+        .filter_map(|a| sit_price(a.cost, a.delivered))
+        .collect();
+    day_prices.sort_unstable();
+    let q = |x: i128| nearest_rank(&day_prices, Fixed(x));
+    let (p25, p50, p75) = (q(250_000_000), q(500_000_000), q(750_000_000));
+    let dispersion = match (p25, p50, p75) {
+        (Some(a), Some(b), Some(c)) if b.0 > 0 => Some(Fixed::ratio(c.0 - a.0, b.0)),
+        _ => None,
+    };
+
+    // leave-one-out over endpoints that were ever eligible
+    let mut ever = vec![false; e_count];
+    for p in &eligible {
+        for (_, e) in p {
+            ever[*e as usize] = true;
+        }
+    }
+    let leave_one_out: Vec<LeaveOneOut> = (0..e_count)
+        .filter(|e| ever[*e])
+        .map(|e| {
+            let without = aggregate(m, &eligible, Some(e as u32)).value;
+            LeaveOneOut {
+                endpoint: input.endpoints[e].clone(),
+                weight: weights[e],
+                delta: match (without, core.value) {
+                    (Some(w), Some(v)) => Some(Fixed(w.0 - v.0)),
+                    _ => None,
+                },
+            }
+        })
+        .collect();
+
+    let (status, value, contingency) = match core.value {
+        Some(v) => (Status::Final, Some(v), None),
+        None => {
+            let why = format!(
+                "only {} of {} partitions valid (minimum {})",
+                core.valid, parts, m.min_valid_partitions
+            );
+            match input.previous_final {
+                Some((d, v)) => (
+                    Status::Contingency,
+                    Some(v),
+                    Some(Contingency {
+                        reason: format!("{why}; carried forward the final value of {d}"),
+                        carried_from: Some(d),
+                    }),
+                ),
+                None => (
+                    Status::Contingency,
+                    None,
+                    Some(Contingency {
+                        reason: format!("{why}; no earlier final value exists to carry forward"),
+                        carried_from: None,
+                    }),
+                ),
+            }
+        }
+    };
+
+    leaves.sort_unstable();
+    let merkle_root = merkle::root(leaves.iter().map(|(_, h)| *h));
+
+    Determination {
+        tier: input.tier.to_string(),
+        date: input.date,
+        status,
+        value,
+        unit: m.unit.clone(),
+        contingency,
+        methodology_version: m.version.clone(),
+        methodology_hash: m.hash(),
+        suite_hash: input.suite_hash.to_string(),
+        counts: Counts {
+            endpoints_observed: observed.iter().filter(|x| **x).count() as u32,
+            endpoints_eligible: ever.iter().filter(|x| **x).count() as u32,
+            attempts: attempts_day,
+            input_observations: leaves.len() as u64,
+            partitions: parts as u32,
+            valid_partitions: core.valid as u32,
+        },
+        endpoint_price_p25: p25,
+        endpoint_price_p50: p50,
+        endpoint_price_p75: p75,
+        dispersion,
+        top3_concentration: top3,
+        excluded: excl
+            .into_iter()
+            .map(|((e, reason), partitions)| Exclusion {
+                endpoint: input.endpoints[e as usize].clone(),
+                reason,
+                partitions,
+            })
+            .collect(),
+        leave_one_out,
+        partitions: core
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(h, p)| PartitionRecord {
+                hour: h as u32,
+                eligible: p.eligible as u32,
+                trimmed_each_side: p.trimmed_each_side as u32,
+                value: p.value.as_ref().ok().copied(),
+                invalid_reason: p.value.as_ref().err().cloned(),
+            })
+            .collect(),
+        merkle_root,
+        sequence: input.sequence,
+        computed_at: input.computed_at.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,37 @@
+//! The SIT oracle's settlement kernel: everything that decides or checks a settlement value,
+//! and nothing that talks to a network, a database or a clock.
+//!
+//! - [`fixed`]: integer fixed point with half-to-even rounding (prices, ratios, costs).
+//! - [`time`]: UTC days and millisecond timestamps (the settlement calendar).
+//! - [`price`]: list-price schedules; [`sit`]: SIT size, cost and delivered SIT.
+//! - [`probes`]: the tiered probe suite (families, generators, graders, suite hash);
+//!   [`tokenizer`]: the reference tokenizer.
+//! - [`observation`]: one probe attempt as recorded; [`derive`]: its figures from recorded facts.
+//! - [`index`]: the daily index and the Merkle root of its inputs; [`versions`]: every
+//!   methodology and suite by hash.
+//! - [`signing`], [`record`], [`certificate`]: signed documents; [`verify`] is the one entry
+//!   point an exchange or auditor needs to check what the oracle signs.
+//! - [`schedule`], [`commit`]: the probe schedule and its seed commitment.
+//! - [`stci`]: the peer replay of the Standard Token Cost Index.
+//!
+//! The `sit` crate (worker, dialects, store, publisher, server, simulator) depends on this one;
+//! never the other way.
+
+pub mod certificate;
+pub mod commit;
+pub mod derive;
+pub mod fixed;
+pub mod index;
+pub mod observation;
+pub mod price;
+pub mod probes;
+pub mod record;
+pub mod rng;
+pub mod schedule;
+pub mod signing;
+pub mod sit;
+pub mod stci;
+pub mod time;
+pub mod tokenizer;
+pub mod verify;
+pub mod versions;

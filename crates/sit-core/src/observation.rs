@@ -1,0 +1,330 @@
+//! The observation: one probe attempt, as recorded.
+//!
+//! An observation holds the facts of an attempt (what was asked, what came back, when, what
+//! the provider reported) and the SIT figures derived from them (cost, size, delivered). It has
+//! no floating-point fields: its JSON bytes are hashed into the chain and must be identical
+//! wherever they are re-serialised.
+
+use crate::fixed::Pusd;
+use crate::price::PriceEntry;
+use serde::{Deserialize, Serialize};
+
+/// The closed failure taxonomy. Every failed attempt has exactly one class.
+///
+/// Effect on the index (see index-methodology.md): every class counts as a failed attempt in
+/// availability and delivers 0 SIT; whatever the provider billed before the failure still
+/// counts as cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// TCP/TLS connection could not be made.
+    Connect,
+    /// The connection closed (or was reset) after the request was sent and before any
+    /// response headers: often a kept-alive connection the server dropped under load.
+    ConnectionClosed,
+    /// No response headers within the first-token timeout.
+    TimeoutHeaders,
+    /// Headers came, but no answer token within the first-token timeout.
+    TimeoutFirstToken,
+    /// The whole response took longer than the total timeout.
+    TimeoutTotal,
+    /// The body stopped: no bytes for the stall timeout.
+    Stall,
+    /// 401 or 403.
+    Auth,
+    /// 402, or a quota / billing error (never retried).
+    Quota,
+    /// 404: model or path not found.
+    ModelNotFound,
+    /// 400, 413 or 422: the request was refused (often context length).
+    BadRequest,
+    /// 429 (Retry-After recorded).
+    RateLimited,
+    /// 500-599 except 529.
+    ServerError,
+    /// 529, or an `overloaded` error.
+    Overloaded,
+    /// An error object arrived inside the stream after HTTP 200.
+    ErrorEvent,
+    /// The stream ended without its end marker.
+    Truncated,
+    /// The stream completed with no answer text.
+    EmptyCompletion,
+    /// The answer was cut by the token limit (`finish_reason = length`).
+    FinishLength,
+    /// The answer was withheld by a content filter.
+    ContentFilter,
+    /// A chunk or body that is not the dialect's JSON.
+    Malformed,
+    /// The body exceeded the size cap.
+    BodyTooLarge,
+    /// The body is not valid UTF-8.
+    InvalidUtf8,
+    /// Any other HTTP status.
+    OtherHttp,
+}
+
+impl FailureClass {
+    /// Every class, in declaration order (the fixture suite proves each one can be produced).
+    pub const ALL: [FailureClass; 22] = [
+        FailureClass::Connect,
+        FailureClass::ConnectionClosed,
+        FailureClass::TimeoutHeaders,
+        FailureClass::TimeoutFirstToken,
+        FailureClass::TimeoutTotal,
+        FailureClass::Stall,
+        FailureClass::Auth,
+        FailureClass::Quota,
+        FailureClass::ModelNotFound,
+        FailureClass::BadRequest,
+        FailureClass::RateLimited,
+        FailureClass::ServerError,
+        FailureClass::Overloaded,
+        FailureClass::ErrorEvent,
+        FailureClass::Truncated,
+        FailureClass::EmptyCompletion,
+        FailureClass::FinishLength,
+        FailureClass::ContentFilter,
+        FailureClass::Malformed,
+        FailureClass::BodyTooLarge,
+        FailureClass::InvalidUtf8,
+        FailureClass::OtherHttp,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Connect => "connect",
+            FailureClass::ConnectionClosed => "connection_closed",
+            FailureClass::TimeoutHeaders => "timeout_headers",
+            FailureClass::TimeoutFirstToken => "timeout_first_token",
+            FailureClass::TimeoutTotal => "timeout_total",
+            FailureClass::Stall => "stall",
+            FailureClass::Auth => "auth",
+            FailureClass::Quota => "quota",
+            FailureClass::ModelNotFound => "model_not_found",
+            FailureClass::BadRequest => "bad_request",
+            FailureClass::RateLimited => "rate_limited",
+            FailureClass::ServerError => "server_error",
+            FailureClass::Overloaded => "overloaded",
+            FailureClass::ErrorEvent => "error_event",
+            FailureClass::Truncated => "truncated",
+            FailureClass::EmptyCompletion => "empty_completion",
+            FailureClass::FinishLength => "finish_length",
+            FailureClass::ContentFilter => "content_filter",
+            FailureClass::Malformed => "malformed",
+            FailureClass::BodyTooLarge => "body_too_large",
+            FailureClass::InvalidUtf8 => "invalid_utf8",
+            FailureClass::OtherHttp => "other_http",
+        }
+    }
+}
+
+/// A failure with its class and a short, key-free detail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub class: FailureClass,
+    pub detail: String,
+    /// Parsed Retry-After, when the server sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// Monotonic timings in nanoseconds since the request was handed to the HTTP client.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timings {
+    pub headers_ns: Option<u64>,
+    /// First byte of the response body.
+    pub first_byte_ns: Option<u64>,
+    /// First content of any kind (reasoning included). Role-only and empty chunks never count.
+    pub first_content_ns: Option<u64>,
+    /// First answer token (visible text).
+    pub first_token_ns: Option<u64>,
+    pub last_byte_ns: Option<u64>,
+    /// Arrival time (first byte) of every SSE event, in order.
+    pub event_ns: Vec<u64>,
+    /// Whether the request went out on a pooled connection (`true`) or on one opened for it
+    /// (`false`); absent when unknown (no response, or older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<bool>,
+    /// Cold connections only: TCP connect time (DNS included), ns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ns: Option<u64>,
+    /// Cold TLS connections only: TLS handshake time, ns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ns: Option<u64>,
+}
+
+/// The token triple and the billing basis.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    /// Whether the provider reported usage at all.
+    pub usage_reported: bool,
+    pub reported_input: Option<u64>,
+    /// Output tokens as reported (reasoning included, as providers bill them).
+    pub reported_output: Option<u64>,
+    pub reported_reasoning: Option<u64>,
+    pub reported_cached: Option<u64>,
+    /// Reference-tokenizer count of the request's message text (system nonce + prompt).
+    pub ref_input: u64,
+    /// Reference-tokenizer count of the returned answer text.
+    pub ref_output: u64,
+    /// Billed input tokens (including cached ones), output tokens, and the cached part.
+    pub billed_input: u64,
+    pub billed_output: u64,
+    pub billed_cached: u64,
+}
+
+/// One probe attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    /// Position in the store's hash chain (assigned by the store).
+    pub seq: u64,
+    /// blake3 (hex) of the previous stored observation's bytes (assigned by the store).
+    pub prev_hash: String,
+    /// The worker that made the attempt: each worker's records form their own hash chain
+    /// (`prev_hash` is the hash of that worker's previous record). Omitted when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub worker: String,
+    pub endpoint: String,
+    pub provider: String,
+    pub model: String,
+    pub dialect: String,
+    pub region: String,
+    pub tier: String,
+    pub family: String,
+    pub family_version: u32,
+    pub seed: u64,
+    pub nonce: String,
+    pub suite_hash: String,
+    /// When the request was sent, UTC milliseconds, by `clock`.
+    pub at_ms: i64,
+    pub clock: String,
+    /// 0 for a first try, n for the n-th retry of the same probe.
+    pub retry: u32,
+    pub http_status: Option<u16>,
+    pub failure: Option<Failure>,
+    pub timings: Timings,
+    /// The answer text (capped at 64 KiB).
+    pub answer: String,
+    pub finish_reason: Option<String>,
+    /// The model name the server returned.
+    pub server_model: Option<String>,
+    pub correct: bool,
+    pub within_sla: bool,
+    pub tokens: Tokens,
+    /// The price schedule entry in force at `at_ms` (None when the endpoint had none yet).
+    pub price: Option<PriceEntry>,
+    pub cost: Pusd,
+    pub sit_size: u64,
+    pub delivered_sit: u64,
+    /// The raw exchange, so an auditor can re-derive the answer, usage, grade and cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+    /// Content arrived before the assistant role (streaming conformance; omitted when false,
+    /// so records without the defect keep their bytes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub content_before_role: bool,
+}
+
+impl Observation {
+    /// The attempt completed with an answer (availability numerator).
+    pub fn succeeded(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// The raw evidence of an attempt: what was sent and every body byte that came back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The request body as sent (JSON). Credentials travel in headers and are never in it.
+    pub request: String,
+    /// The response body bytes as received (up to the body cap), deflate-compressed, base64.
+    pub response_deflate_b64: String,
+    /// Length of the uncompressed response body.
+    pub response_bytes: u64,
+}
+
+impl Evidence {
+    pub fn new(request: &[u8], response: &[u8]) -> Evidence {
+        use base64::Engine;
+        use std::io::Write;
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+        z.write_all(response).expect("writing to memory");
+        let packed = z.finish().expect("writing to memory");
+        Evidence {
+            request: String::from_utf8_lossy(request).into_owned(),
+            response_deflate_b64: base64::engine::general_purpose::STANDARD.encode(packed),
+            response_bytes: response.len() as u64,
+        }
+    }
+
+    /// The response body bytes, checked against the recorded length.
+    pub fn response(&self) -> Result<Vec<u8>, String> {
+        use base64::Engine;
+        use std::io::Read;
+        let packed = base64::engine::general_purpose::STANDARD
+            .decode(&self.response_deflate_b64)
+            .map_err(|e| format!("response evidence is not base64: {e}"))?;
+        let mut out = Vec::with_capacity(self.response_bytes as usize);
+        flate2::read::DeflateDecoder::new(&packed[..])
+            .take(self.response_bytes + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("response evidence does not inflate: {e}"))?;
+        if out.len() as u64 != self.response_bytes {
+            return Err(format!(
+                "response evidence holds {} bytes, the record says {}",
+                out.len(),
+                self.response_bytes
+            ));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod evidence_tests {
+    use super::Evidence;
+
+    #[test]
+    fn evidence_round_trips_and_detects_a_wrong_length() {
+        let body = b"data: {\"choices\":[]}\n\ndata: [DONE]\n\n".repeat(20);
+        let e = Evidence::new(b"{}", &body);
+        assert!(e.response_deflate_b64.len() < body.len());
+        assert_eq!(e.response().unwrap(), body);
+        let mut bad = e.clone();
+        bad.response_bytes -= 1;
+        assert!(bad.response().is_err());
+        assert!(Evidence::new(b"{}", b"").response().unwrap().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::FailureClass;
+
+    #[test]
+    fn all_lists_every_class_once_with_its_serde_name() {
+        // Adding a variant breaks this exhaustive match until ALL (and the fixture suite in
+        // tests/failure_classes.rs) know about it.
+        fn known(c: FailureClass) -> bool {
+            use FailureClass::*;
+            match c {
+                Connect | ConnectionClosed | TimeoutHeaders | TimeoutFirstToken | TimeoutTotal
+                | Stall | Auth | Quota | ModelNotFound | BadRequest | RateLimited | ServerError
+                | Overloaded | ErrorEvent | Truncated | EmptyCompletion | FinishLength
+                | ContentFilter | Malformed | BodyTooLarge | InvalidUtf8 | OtherHttp => true,
+            }
+        }
+        let mut names: Vec<&str> = FailureClass::ALL.iter().map(|c| c.as_str()).collect();
+        for c in FailureClass::ALL {
+            assert!(known(c));
+            assert_eq!(
+                serde_json::to_value(c).unwrap(),
+                serde_json::Value::from(c.as_str())
+            );
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), FailureClass::ALL.len());
+    }
+}

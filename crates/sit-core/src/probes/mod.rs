@@ -1,0 +1,200 @@
+//! The probe suite: capability tiers, their probe families, and the suite hash.
+//!
+//! The suite is defined by `probes/suite.toml` (embedded in the binary) plus the generators in
+//! [`families`]. Its hash covers both: the file's bytes and, for every family, its id, version
+//! and the instances it generates for seeds 0..8. So a change to a template, a generator or a
+//! grader changes the hash, and every observation and determination says which suite made it.
+
+pub mod families;
+pub mod grader;
+
+use crate::fixed::Fixed;
+pub use families::{Family, Generated, FAMILIES};
+pub use grader::Grader;
+use serde::{Deserialize, Serialize};
+
+/// The embedded suite definition.
+pub const SUITE_TOML: &str = include_str!("../../../../probes/suite.toml");
+
+/// One capability tier.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub pass_threshold: Fixed,
+    pub budget_out: u32,
+    pub max_tokens: u32,
+    pub sla_ttft_ms: u64,
+    pub sla_e2e_ms: u64,
+    pub families: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuiteFile {
+    suite_version: String,
+    tiers: Vec<Tier>,
+}
+
+/// The loaded, checked suite with its hash.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    pub version: String,
+    pub tiers: Vec<Tier>,
+    /// Lowercase hex blake3.
+    pub hash: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error("probes/suite.toml: {0}")]
+    Parse(String),
+    #[error(
+        "probes/suite.toml: tier `{tier}` names unknown family `{family}`; known families: {known}"
+    )]
+    UnknownFamily {
+        tier: String,
+        family: String,
+        known: String,
+    },
+    #[error("probes/suite.toml: tier `{0}` needs at least 4 families")]
+    TooFewFamilies(String),
+    #[error("probes/suite.toml: duplicate tier `{0}`")]
+    DuplicateTier(String),
+}
+
+/// A probe instance ready to send: generated prompt plus its SIT size.
+#[derive(Debug, Clone)]
+pub struct ProbeInstance {
+    pub family: Family,
+    pub seed: u64,
+    pub generated: Generated,
+    /// Reference-tokenizer tokens of the prompt (the user message, without the nonce).
+    pub ref_prompt_tokens: u64,
+    /// `w_in * ref_prompt_tokens + w_out * budget_out`.
+    pub sit_size: u64,
+}
+
+impl Suite {
+    /// The suite embedded in this binary.
+    pub fn embedded() -> &'static Suite {
+        static S: std::sync::OnceLock<Suite> = std::sync::OnceLock::new();
+        S.get_or_init(|| {
+            Suite::parse(SUITE_TOML).expect("embedded probes/suite.toml is valid (tested)")
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Suite, SuiteError> {
+        let f: SuiteFile = toml::from_str(text).map_err(|e| SuiteError::Parse(e.to_string()))?;
+        let known = FAMILIES
+            .iter()
+            .map(|f| f.id())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut seen = std::collections::BTreeSet::new();
+        for t in &f.tiers {
+            if !seen.insert(t.id.clone()) {
+                return Err(SuiteError::DuplicateTier(t.id.clone()));
+            }
+            if t.families.len() < 4 {
+                return Err(SuiteError::TooFewFamilies(t.id.clone()));
+            }
+            for fam in &t.families {
+                if Family::from_id(fam).is_none() {
+                    return Err(SuiteError::UnknownFamily {
+                        tier: t.id.clone(),
+                        family: fam.clone(),
+                        known,
+                    });
+                }
+            }
+        }
+        let mut h = blake3::Hasher::new();
+        h.update(b"sit-suite-v1\n");
+        h.update(text.as_bytes());
+        for fam in FAMILIES {
+            h.update(format!("\nfamily {} v{}\n", fam.id(), fam.version()).as_bytes());
+            for seed in 0..8u64 {
+                let g = fam.generate(seed);
+                let grader = serde_json::to_string(&g.grader).expect("grader serialises");
+                for part in [g.prompt.as_str(), g.expected.as_str(), grader.as_str()] {
+                    h.update(&(part.len() as u64).to_le_bytes());
+                    h.update(part.as_bytes());
+                }
+            }
+        }
+        Ok(Suite {
+            version: f.suite_version,
+            tiers: f.tiers,
+            hash: h.finalize().to_hex().to_string(),
+        })
+    }
+
+    pub fn tier(&self, id: &str) -> Option<&Tier> {
+        self.tiers.iter().find(|t| t.id == id)
+    }
+
+    pub fn tier_ids(&self) -> Vec<String> {
+        self.tiers.iter().map(|t| t.id.clone()).collect()
+    }
+
+    /// Build the instance for (family, seed) in `tier`, sized with the reference tokenizer.
+    pub fn instance(
+        &self,
+        tier: &Tier,
+        family: Family,
+        seed: u64,
+        w_in: u64,
+        w_out: u64,
+    ) -> ProbeInstance {
+        let generated = family.generate(seed);
+        let ref_prompt_tokens = crate::tokenizer::count(&generated.prompt);
+        ProbeInstance {
+            family,
+            seed,
+            sit_size: w_in * ref_prompt_tokens + w_out * tier.budget_out as u64,
+            ref_prompt_tokens,
+            generated,
+        }
+    }
+}
+
+/// Solve any suite prompt (simulator only): which family made it and its correct answer.
+pub fn solve_any(prompt: &str) -> Option<(Family, String)> {
+    FAMILIES
+        .iter()
+        .find_map(|f| f.solve(prompt).map(|a| (*f, a)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_suite_is_valid_with_three_tiers_of_four_families() {
+        let s = Suite::embedded();
+        assert_eq!(s.tier_ids(), vec!["t1", "t2", "t3"]);
+        for t in &s.tiers {
+            assert!(t.families.len() >= 4);
+            assert!(t.pass_threshold > Fixed::ZERO && t.pass_threshold.0 <= crate::fixed::ONE);
+        }
+        assert_eq!(s.hash.len(), 64);
+    }
+
+    #[test]
+    fn suite_hash_changes_with_any_parameter() {
+        let a = Suite::parse(SUITE_TOML).unwrap();
+        let b = Suite::parse(&SUITE_TOML.replace("budget_out = 16", "budget_out = 17")).unwrap();
+        assert_ne!(a.hash, b.hash);
+        assert_eq!(a.hash, Suite::parse(SUITE_TOML).unwrap().hash);
+    }
+
+    #[test]
+    fn unknown_family_is_named() {
+        let bad = SUITE_TOML.replace("\"t1.uppercase\"", "\"t1.nope\"");
+        let e = Suite::parse(&bad).unwrap_err().to_string();
+        assert!(e.contains("t1.nope") && e.contains("t1.arith"), "{e}");
+    }
+}

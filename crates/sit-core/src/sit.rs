@@ -1,0 +1,132 @@
+//! SIT normalisation: cost, size and delivered SIT of one attempt. Pure, integer-only.
+//!
+//! - size = `w_in * ref_tokens(prompt) + w_out * budget_out(tier)` (computed with the probe
+//!   instance, see [`crate::probes::Suite::instance`]).
+//! - delivered = size when the answer is graded correct **and** met the tier SLA (time to
+//!   first answer token and end to end), else 0.
+//! - cost = (billed input - cached) x input price + cached x cached price + billed output x
+//!   output price + request fee, with the schedule entry in force at the attempt's time.
+//!
+//! Units: a [`Rate`] is 1e-6 USD per 1,000,000 tokens, i.e. exactly 1e-12 USD = 1 pico-USD per
+//! token, so `tokens * rate.0` is the exact cost in pico-USD. No rounding happens here.
+
+use crate::fixed::Pusd;
+use crate::observation::{Timings, Tokens};
+use crate::price::PriceEntry;
+use crate::probes::Tier;
+
+/// Weights of the SIT size formula (integers; see index-methodology.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SitWeights {
+    pub w_in: u64,
+    pub w_out: u64,
+}
+
+/// Exact cost of an attempt in pico-USD. The request fee is charged only when something was
+/// billed (a refused request with no usage costs nothing).
+pub fn cost(tokens: &Tokens, price: &PriceEntry) -> Pusd {
+    let cached = tokens.billed_cached.min(tokens.billed_input) as i128;
+    let uncached = tokens.billed_input as i128 - cached;
+    let out = tokens.billed_output as i128;
+    let mut c = uncached * price.input.0 + cached * price.cached_input.0 + out * price.output.0;
+    if tokens.billed_input + tokens.billed_output > 0 {
+        c += price.request_fee.0;
+    }
+    Pusd(c)
+}
+
+/// Whether the attempt met the tier's latency SLA.
+pub fn within_sla(t: &Timings, tier: &Tier) -> bool {
+    match (t.first_token_ns, t.last_byte_ns) {
+        (Some(ft), Some(end)) => {
+            ft <= tier.sla_ttft_ms * 1_000_000 && end <= tier.sla_e2e_ms * 1_000_000
+        }
+        _ => false,
+    }
+}
+
+/// Delivered SIT: the size if correct, on time and complete; 0 otherwise.
+pub fn delivered(sit_size: u64, succeeded: bool, correct: bool, on_time: bool) -> u64 {
+    if succeeded && correct && on_time {
+        sit_size
+    } else {
+        0
+    }
+}
+
+/// Billing basis from provider usage, falling back to reference counts when the provider did
+/// not report usage (the fallback is flagged by `usage_reported = false`).
+pub fn billed(t: &mut Tokens) {
+    if t.usage_reported {
+        t.billed_input = t.reported_input.unwrap_or(0);
+        t.billed_output = t.reported_output.unwrap_or(0);
+        t.billed_cached = t.reported_cached.unwrap_or(0);
+    } else {
+        t.billed_input = t.ref_input;
+        t.billed_output = t.ref_output;
+        t.billed_cached = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixed::Rate;
+
+    fn price() -> PriceEntry {
+        PriceEntry {
+            effective_from_ms: 0,
+            input: Rate::parse("0.15").unwrap(),
+            output: Rate::parse("0.60").unwrap(),
+            cached_input: Rate::parse("0.075").unwrap(),
+            request_fee: Pusd::parse("0.0001").unwrap(),
+        }
+    }
+
+    #[test]
+    fn cost_golden() {
+        let t = Tokens {
+            billed_input: 1000,
+            billed_output: 200,
+            billed_cached: 400,
+            ..Default::default()
+        };
+        // 600*0.15e-6 + 400*0.075e-6 + 200*0.6e-6 + 1e-4 = 9e-5 + 3e-5 + 1.2e-4 + 1e-4 = 3.4e-4
+        assert_eq!(cost(&t, &price()).to_canonical(), "0.000340000000");
+        let none = Tokens::default();
+        assert_eq!(cost(&none, &price()), Pusd::ZERO);
+    }
+
+    #[test]
+    fn delivered_needs_all_three() {
+        assert_eq!(delivered(300, true, true, true), 300);
+        assert_eq!(delivered(300, true, false, true), 0);
+        assert_eq!(delivered(300, true, true, false), 0);
+        assert_eq!(delivered(300, false, true, true), 0);
+    }
+
+    #[test]
+    fn billed_falls_back_to_reference_counts() {
+        let mut t = Tokens {
+            ref_input: 50,
+            ref_output: 7,
+            ..Default::default()
+        };
+        billed(&mut t);
+        assert_eq!((t.billed_input, t.billed_output), (50, 7));
+        let mut t = Tokens {
+            usage_reported: true,
+            reported_input: Some(60),
+            reported_output: Some(90),
+            reported_cached: Some(10),
+            ref_input: 50,
+            ref_output: 7,
+            ..Default::default()
+        };
+        billed(&mut t);
+        assert_eq!(
+            (t.billed_input, t.billed_output, t.billed_cached),
+            (60, 90, 10)
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! Checking what the oracle signs, inside your own systems: one call per document.
+//!
+//! An exchange settling on the index, or an auditor, needs three things: the record's bytes
+//! (as served by `GET /v1/index/{tier}/{date}`), the publisher's public key (as served by
+//! `GET /v1/keys` and obtained out of band), and this module. Nothing here opens a socket or
+//! a file.
+//!
+//! ```no_run
+//! let record = std::fs::read("t1-2026-01-05.json").unwrap();
+//! let key = sit_core::verify::public_key(&std::fs::read_to_string("public-key.pem").unwrap()).unwrap();
+//! let v = sit_core::verify::determination(&record, &key).unwrap();
+//! println!("{} {} {:?}", v.publication.determination.tier, v.publication.determination.date,
+//!          v.publication.determination.value);
+//! ```
+//!
+//! - [`determination`]: the Ed25519 signature over the record's RFC 8785 canonical bytes, the
+//!   schema tag, and that the record parses as a determination (decimals as strings, no floats).
+//! - [`certificate`]: the signature, then every derived figure and verdict recomputed from the
+//!   certificate's own counts under the probe suite it names.
+
+use crate::certificate::{check_consistency, Certificate};
+use crate::record::{Verified, SCHEMA};
+use crate::signing::VerifyError;
+use crate::versions::Registry;
+pub use ed25519_dalek::VerifyingKey;
+
+/// Why a document is not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The public key text is neither SPKI PEM nor 64 hex digits.
+    #[error("public key: {0}")]
+    Key(String),
+    /// The signature does not hold (altered document, other key, not a signed document).
+    #[error("{0}")]
+    Signature(#[from] VerifyError),
+    /// Signed, but not a document of the expected kind.
+    #[error("signature valid, but the document is a `{found}`, not a `{expected}`")]
+    Schema { expected: String, found: String },
+    /// Signed, but its figures do not follow from its counts (or its suite is unknown).
+    #[error("signature valid, but the certificate is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// Parse a public key given as SPKI PEM (`-----BEGIN PUBLIC KEY-----`) or 64 hex digits.
+pub fn public_key(text: &str) -> Result<VerifyingKey, Error> {
+    crate::signing::parse_public(text).map_err(Error::Key)
+}
+
+/// Verify a signed determination (`sit-determination/1`) against the publisher's key.
+pub fn determination(record: &[u8], key: &VerifyingKey) -> Result<Verified, Error> {
+    let v = crate::record::verify(record, key)?;
+    if v.publication.schema != SCHEMA {
+        return Err(Error::Schema {
+            expected: SCHEMA.into(),
+            found: v.publication.schema.clone(),
+        });
+    }
+    Ok(v)
+}
+
+/// Verify a signed certificate (`sit-certificate/1`): signature, then consistency of every
+/// figure and verdict with its counts, under the suite version it names.
+pub fn certificate(doc: &[u8], key: &VerifyingKey) -> Result<Certificate, Error> {
+    certificate_with(doc, key, Registry::embedded())
+}
+
+/// [`certificate`] with an explicit registry of suite versions.
+pub fn certificate_with(
+    doc: &[u8],
+    key: &VerifyingKey,
+    versions: &Registry,
+) -> Result<Certificate, Error> {
+    let v = crate::signing::verify_value(doc, key)?;
+    let found = v.value["schema"].as_str().unwrap_or("").to_string();
+    if found != crate::certificate::SCHEMA {
+        return Err(Error::Schema {
+            expected: crate::certificate::SCHEMA.into(),
+            found,
+        });
+    }
+    let cert: Certificate = serde_json::from_value(v.value)
+        .map_err(|e| Error::Inconsistent(format!("not a certificate: {e}")))?;
+    let suite = versions
+        .suite(&cert.suite.hash)
+        .map_err(|e| Error::Inconsistent(e.to_string()))?;
+    check_consistency(&cert, suite).map_err(Error::Inconsistent)?;
+    Ok(cert)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    #[test]
+    fn a_certificate_is_not_accepted_as_a_determination_and_back() {
+        let sk = SigningKey::from_bytes(&[9; 32]);
+        let doc = crate::signing::sign_value(
+            serde_json::json!({"schema": "sit-certificate/1", "key_id": crate::signing::key_id(&sk.verifying_key())}),
+            &sk,
+        );
+        assert!(determination(&doc, &sk.verifying_key()).is_err());
+        let doc = crate::signing::sign_value(
+            serde_json::json!({"schema": "sit-determination/1", "key_id": crate::signing::key_id(&sk.verifying_key())}),
+            &sk,
+        );
+        let e = certificate(&doc, &sk.verifying_key()).unwrap_err();
+        assert!(matches!(e, Error::Schema { .. }), "{e}");
+    }
+
+    #[test]
+    fn keys_parse_from_pem_or_hex_and_garbage_is_named() {
+        let vk = SigningKey::from_bytes(&[3; 32]).verifying_key();
+        let pem = crate::signing::public_pem(&vk);
+        assert_eq!(public_key(&pem).unwrap(), vk);
+        assert_eq!(public_key(&crate::signing::hex(vk.as_bytes())).unwrap(), vk);
+        assert!(matches!(public_key("nope"), Err(Error::Key(_))));
+    }
+}
