@@ -53,7 +53,7 @@ pub fn stci_replay(
     let mut rows = Vec::new();
     for (day, path) in days {
         let tape = parse_tape(&path.display().to_string(), &read(&path)?)?;
-        let computed = compute(&m, &tape);
+        let computed = compute(&m, &tape)?;
         let pubd = match published {
             Some(dir) => {
                 let f = dir.join(format!("{day}.json"));

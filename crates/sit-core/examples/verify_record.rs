@@ -55,7 +55,9 @@ fn main() -> ExitCode {
                 d.tier,
                 d.date,
                 d.status,
-                d.value.map(|x| x.to_string()).unwrap_or_else(|| "no value".into()),
+                d.value
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "no value".into()),
                 d.unit,
                 v.publication.version,
                 d.methodology_version,

@@ -1,5 +1,5 @@
 //! Peer replay: reproduce the daily values the Standard Token Cost Index (STCI) published from
-//! its own price tape, with exact decimal arithmetic.
+//! its own price tape, with the peer's own arithmetic.
 //!
 //! STCI's rule (methodology.yaml v1.0.0 and its published description): for each index, the
 //! basket is every observation of the day (STCI-ALL) or the observations whose `model_id`, or
@@ -9,13 +9,20 @@
 //! blended = (input + r x output) / (1 + r) with r = `output_ratio`, dispersion = the sample
 //! standard deviation of the input rates (n - 1), each rounded to `decimal_places.output` places.
 //!
-//! Here every rate is an exact decimal (at most 6 places, as on the tape; more is refused),
-//! means and the blend are exact rationals, the standard deviation is an exact integer square
-//! root comparison, and every rounding is half to even on the exact value. This reproduces all
-//! 865 published figures of the 44 days on file; STCI itself computed in binary floating point,
-//! so a value whose exact mean sits on a rounding tie could differ: the table would show it.
+//! STCI computes in Python with binary floating point, and a replay that claims to reproduce
+//! the peer must reproduce *that* arithmetic, not a cleaner one: rates are read exactly (at
+//! most 6 places, as on the tape; more is refused), turned into the doubles Python's JSON
+//! reader makes, and carried through `statistics.mean`, the float blend, `statistics.stdev`
+//! (Python >= 3.11) and `round(x, places)` exactly as CPython does them, in integer arithmetic
+//! ([`pyfloat`]). Where the exact mean is a decimal half (1.075), Python rounds the double
+//! below it (1.07) and so does this replay; half-to-even on the decimal would say 1.08.
+//! `crates/sit-core/tests/data/stci-python.jsonl` holds golden vectors made by CPython itself
+//! (`scripts/stci-python-golden.py`).
 
-use crate::fixed::{div_round_half_even, format_scaled, parse_scaled};
+pub mod pyfloat;
+
+use crate::fixed::{format_scaled, parse_scaled};
+use pyfloat::Double;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -35,6 +42,8 @@ pub enum StciError {
     Methodology { file: String, why: String },
     #[error("{file}: {why}")]
     Published { file: String, why: String },
+    #[error("{0}; STCI's arithmetic cannot be reproduced for it")]
+    Range(String),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -198,25 +207,19 @@ pub struct IndexValue {
     pub models_included: Vec<String>,
 }
 
-/// round_half_even(sqrt(n / d)) for n >= 0, d > 0, exactly.
-fn sqrt_round_half_even(n: i128, d: i128) -> i128 {
-    let q = (n / d).isqrt(); // = floor(sqrt(n / d))
-                             // sqrt(n/d) >= q + 1/2  <=>  4n >= (2q + 1)^2 d
-    let lhs = 4 * n;
-    let rhs = (2 * q + 1) * (2 * q + 1) * d;
-    if lhs > rhs || (lhs == rhs && q % 2 == 1) {
-        q + 1
-    } else {
-        q
-    }
-}
-
 /// Compute every index of one day. Indices below basket coverage are omitted, as STCI does.
-pub fn compute(m: &StciMethodology, obs: &[TapeObservation]) -> Vec<IndexValue> {
+///
+/// The means, the blend, the deviation and the rounding follow STCI's Python arithmetic
+/// exactly (see [`pyfloat`]): the value published is what the peer's code computes, including
+/// where binary floating point rounds a decimal half the "wrong" way.
+pub fn compute(m: &StciMethodology, obs: &[TapeObservation]) -> Result<Vec<IndexValue>, StciError> {
     let places = m.output_places;
-    // value in micro-units -> output places: divide by 10^(6 - places)
-    let shift = 10i128.pow(RATE_PLACES - places.min(RATE_PLACES));
-    let fmt = |v: i128| format_scaled(v, places);
+    let range = |e: pyfloat::RangeError| StciError::Range(e.to_string());
+    let double = |v: i128| Double::from_decimal(v, RATE_PLACES).map_err(range);
+    let r = m.output_ratio;
+    let ratio = Double::from_ratio(r.num, r.den).map_err(range)?;
+    let one_plus_ratio = Double::from_int(1).add(ratio).map_err(range)?;
+    let fmt = |d: Double| format_scaled(d.round_places(places), places);
     let mut out = Vec::new();
     for (name, models) in &m.indices {
         let basket: Vec<&TapeObservation> = if models.is_empty() {
@@ -237,28 +240,34 @@ pub fn compute(m: &StciMethodology, obs: &[TapeObservation]) -> Vec<IndexValue> 
         if !models.is_empty() && n * cov.den < cov.num * models.len() as i128 {
             continue;
         }
-        let s_in: i128 = basket.iter().map(|o| o.input).sum();
-        let s_out: i128 = basket.iter().map(|o| o.output).sum();
-        let r = m.output_ratio;
-        let blended =
-            div_round_half_even(r.den * s_in + r.num * s_out, n * (r.num + r.den) * shift);
-        let dispersion = (n > 1).then(|| {
-            let ss: i128 = basket.iter().map(|o| o.input * o.input).sum();
-            // sample variance in micro-units²: (n Σx² - S²) / (n (n - 1)); to output places
-            let num = n * ss - s_in * s_in;
-            fmt(sqrt_round_half_even(num, n * (n - 1) * shift * shift))
-        });
+        let inputs: Vec<Double> = basket
+            .iter()
+            .map(|o| double(o.input))
+            .collect::<Result<_, _>>()?;
+        let outputs: Vec<Double> = basket
+            .iter()
+            .map(|o| double(o.output))
+            .collect::<Result<_, _>>()?;
+        let avg_in = Double::mean(&inputs).map_err(range)?;
+        let avg_out = Double::mean(&outputs).map_err(range)?;
+        // (avg_input + output_ratio * avg_output) / (1 + output_ratio), each step a double
+        let blended = ratio
+            .mul(avg_out)
+            .and_then(|x| avg_in.add(x))
+            .and_then(|x| x.div(one_plus_ratio))
+            .map_err(range)?;
+        let dispersion = Double::stdev(&inputs).map_err(range)?;
         out.push(IndexValue {
             index: name.clone(),
-            input_rate: fmt(div_round_half_even(s_in, n * shift)),
-            output_rate: fmt(div_round_half_even(s_out, n * shift)),
+            input_rate: fmt(avg_in),
+            output_rate: fmt(avg_out),
             blended_rate: fmt(blended),
             model_count: n as u64,
-            dispersion,
+            dispersion: dispersion.map(fmt),
             models_included: basket.iter().map(|o| o.model_id.clone()).collect(),
         });
     }
-    out
+    Ok(out)
 }
 
 /// What STCI published for one index of one day, exact.
@@ -367,39 +376,44 @@ mod tests {
     }
 
     #[test]
-    fn means_blend_and_sample_deviation_round_half_even_exactly() {
+    fn means_blend_and_sample_deviation_follow_python() {
         // inputs 1.00, 2.00, 4.00: mean 2.333.. -> 2.33; outputs 0.005, 0.015, 0.010 -> 0.01
         let obs = [
             o("a/x", "1", "0.005"),
             o("a/y", "2", "0.015"),
             o("a/z", "4", "0.01"),
         ];
-        let v = &compute(&meth(vec![]), &obs)[0];
+        let v = &compute(&meth(vec![]), &obs).unwrap()[0];
         assert_eq!(v.input_rate, "2.33");
         assert_eq!(v.output_rate, "0.01");
         // blended = (7/3 + 3 * 0.01) / 4 = 0.590833.. -> 0.59
         assert_eq!(v.blended_rate, "0.59");
         // sample sd of 1, 2, 4 = sqrt(7/3) = 1.5275.. -> 1.53
         assert_eq!(v.dispersion.as_deref(), Some("1.53"));
-        // A tie: mean exactly 0.125 -> 0.12 (half to even); 0.135 -> 0.14.
+        // A binary tie: mean exactly 0.125 -> 0.12 (to even); mean(0.12, 0.15) -> 0.14.
         let tie = [o("a/x", "0.1", "0"), o("a/y", "0.15", "0")];
-        assert_eq!(compute(&meth(vec![]), &tie)[0].input_rate, "0.12");
+        assert_eq!(compute(&meth(vec![]), &tie).unwrap()[0].input_rate, "0.12");
         let tie = [o("a/x", "0.12", "0"), o("a/y", "0.15", "0")];
-        assert_eq!(compute(&meth(vec![]), &tie)[0].input_rate, "0.14");
+        assert_eq!(compute(&meth(vec![]), &tie).unwrap()[0].input_rate, "0.14");
     }
 
     #[test]
     fn basket_filter_and_coverage() {
         let obs = [o("a/x", "1", "1"), o("b/y", "3", "3")];
         // 1 of 4 listed models observed: below 50% coverage, not published.
-        assert!(compute(&meth(vec!["a/x", "c/z", "d/w", "e/v"]), &obs).is_empty());
+        assert!(compute(&meth(vec!["a/x", "c/z", "d/w", "e/v"]), &obs)
+            .unwrap()
+            .is_empty());
         // `b/y` also matches as provider/model_id (`b/b/y`): 2 of 4 = 50%, published.
-        let v = compute(&meth(vec!["a/x", "b/b/y", "c/z", "d/w"]), &obs);
+        let v = compute(&meth(vec!["a/x", "b/b/y", "c/z", "d/w"]), &obs).unwrap();
         assert_eq!(v[0].model_count, 2);
         assert_eq!(v[0].dispersion.as_deref(), Some("1.41"));
         assert_eq!(v[0].models_included, ["a/x", "b/y"]);
         // One model: no dispersion.
-        assert_eq!(compute(&meth(vec!["a/x"]), &obs)[0].dispersion, None);
+        assert_eq!(
+            compute(&meth(vec!["a/x"]), &obs).unwrap()[0].dispersion,
+            None
+        );
     }
 
     #[test]
@@ -416,13 +430,62 @@ mod tests {
         }
     }
 
+    /// CPython's own results (scripts/stci-python-golden.py) for constructed half cases and
+    /// 300 seeded random baskets: every figure must match.
     #[test]
-    fn sqrt_rounding_is_exact_at_ties() {
-        assert_eq!(sqrt_round_half_even(0, 1), 0);
-        assert_eq!(sqrt_round_half_even(4, 1), 2);
-        // sqrt(6.25) = 2.5 -> 2 (even); sqrt(12.25) = 3.5 -> 4
-        assert_eq!(sqrt_round_half_even(25, 4), 2);
-        assert_eq!(sqrt_round_half_even(49, 4), 4);
-        assert_eq!(sqrt_round_half_even(7, 3), 2); // 1.527 -> 2
+    fn replay_matches_cpython_golden_vectors() {
+        let text = include_str!("../../tests/data/stci-python.jsonl");
+        let mut checked = 0;
+        for line in text.lines() {
+            let g: serde_json::Value = serde_json::from_str(line).unwrap();
+            let rates = |k: &str| -> Vec<String> {
+                g[k].as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect()
+            };
+            let (ins, outs) = (rates("inputs"), rates("outputs"));
+            let obs: Vec<TapeObservation> = ins
+                .iter()
+                .zip(&outs)
+                .enumerate()
+                .map(|(i, (a, b))| o(&format!("p/m{i}"), a, b))
+                .collect();
+            let v = &compute(&meth(vec![]), &obs).unwrap()[0];
+            let name = g["name"].as_str().unwrap();
+            assert_eq!(
+                v.input_rate,
+                g["input_rate"].as_str().unwrap(),
+                "{name}: input"
+            );
+            assert_eq!(
+                v.output_rate,
+                g["output_rate"].as_str().unwrap(),
+                "{name}: output"
+            );
+            assert_eq!(
+                v.blended_rate,
+                g["blended_rate"].as_str().unwrap(),
+                "{name}: blended"
+            );
+            assert_eq!(
+                v.dispersion.as_deref(),
+                g["dispersion"].as_str(),
+                "{name}: dispersion"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 300, "{checked}");
+    }
+
+    /// Regression (issue 10): an exact decimal mean of 1.135 is published as 1.13 by STCI
+    /// (the double below the half), where half-to-even on the decimal gives 1.14.
+    #[test]
+    fn decimal_half_mean_rounds_as_the_peers_double() {
+        let obs = [o("a/x", "1.13", "0"), o("a/y", "1.14", "0")];
+        assert_eq!(compute(&meth(vec![]), &obs).unwrap()[0].input_rate, "1.13");
+        let obs = [o("a/x", "1.12", "0"), o("a/y", "1.17", "0")];
+        assert_eq!(compute(&meth(vec![]), &obs).unwrap()[0].input_rate, "1.15");
     }
 }
