@@ -1,5 +1,5 @@
-//! `sit demo`: the whole pipeline on the embedded simulated market, and the probe runner it
-//! shares with `sit probe`.
+//! `sit demo`: the whole pipeline on the embedded simulated market (the probe runner it shares
+//! with `sit probe` is [`crate::worker::runner`]).
 
 use crate::clock::{format_utc_ms, Clock, CompressedClock, Date};
 use crate::commit::{commitment_of, salt_of, Commitment, Reveal};
@@ -7,20 +7,15 @@ use crate::config::{ApiKey, Defaults, Endpoint};
 use crate::determine;
 use crate::error::{Error, Result};
 use crate::index::{Determination, Methodology};
-use crate::observation::Observation;
 use crate::probes::Suite;
-use crate::schedule::{day_schedule, day_seed, Slot};
+use crate::schedule::{day_schedule, day_seed};
 use crate::sim::{self, Market};
 use crate::store::Store;
-use crate::worker::pace::Pacer;
 use crate::worker::recorder::Recorder;
-use crate::worker::{retry, ProbeSpec, Worker};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::collections::BTreeMap;
+use crate::worker::runner::{progress_bar, run_slots, RunSummary};
+use crate::worker::Worker;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use tokio::sync::Semaphore;
+use std::sync::Arc;
 
 /// Options of `sit demo`.
 #[derive(Debug, Clone)]
@@ -37,162 +32,6 @@ pub struct DemoOptions {
     pub progress: bool,
     /// Print `ack SEQ` on stdout each time an observation is durably recorded (kill tests).
     pub print_acks: bool,
-}
-
-/// What a run of probes did.
-#[derive(Debug, Default, Clone)]
-pub struct RunSummary {
-    pub attempts: u64,
-    pub recorded: u64,
-    pub delivered: u64,
-    /// Per endpoint: attempts, failures by class, correct.
-    pub per_endpoint: BTreeMap<String, EndpointSummary>,
-}
-
-#[derive(Debug, Default, Clone, serde::Serialize)]
-pub struct EndpointSummary {
-    pub attempts: u64,
-    pub succeeded: u64,
-    pub correct: u64,
-    pub delivered: u64,
-    pub failures: BTreeMap<String, u64>,
-}
-
-fn progress_bar(total: u64, show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(total);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} probes  {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    pb
-}
-
-/// Run scheduled probes: each at its clock time, per-endpoint concurrency, every observation
-/// recorded (durably) before it counts.
-pub async fn run_slots(
-    worker: &Worker,
-    endpoints: &[Arc<(Endpoint, Option<ApiKey>)>],
-    suite: &'static Suite,
-    slots: Vec<Slot>,
-    recorder: &Recorder,
-    pb: &ProgressBar,
-    print_acks: bool,
-) -> Result<RunSummary> {
-    let sems: Vec<Arc<Semaphore>> = endpoints
-        .iter()
-        .map(|e| Arc::new(Semaphore::new(e.0.concurrency as usize)))
-        .collect();
-    let pacers: Vec<Option<Arc<Pacer>>> = endpoints
-        .iter()
-        .map(|e| Pacer::new(e.0.requests_per_minute).map(Arc::new))
-        .collect();
-    let summary = Arc::new(Mutex::new(RunSummary::default()));
-    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
-    let recorded = Arc::new(AtomicU64::new(0));
-    let mut tasks = tokio::task::JoinSet::new();
-    for slot in slots {
-        let wait = worker.clock().real_until(slot.at_ms);
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        pb.set_message(format_utc_ms(worker.clock().now_ms()));
-        let (w, ep, sem, pacer, rec, pb, summary, errors, recorded) = (
-            worker.clone(),
-            endpoints[slot.endpoint].clone(),
-            sems[slot.endpoint].clone(),
-            pacers[slot.endpoint].clone(),
-            recorder.clone(),
-            pb.clone(),
-            summary.clone(),
-            errors.clone(),
-            recorded.clone(),
-        );
-        let tier = suite.tiers[slot.tier].clone();
-        tasks.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            let mut spec = ProbeSpec {
-                tier,
-                family: slot.family,
-                seed: slot.seed,
-                nonce: slot.nonce,
-                retry: 0,
-            };
-            // Each retry is its own recorded attempt; Retry-After is a minimum wait.
-            loop {
-                if let Some(p) = &pacer {
-                    p.wait().await;
-                }
-                let obs = match w.probe(&ep.0, ep.1.as_ref(), &spec).await {
-                    Ok(obs) => obs,
-                    Err(e) => {
-                        errors.lock().unwrap().push(e.to_string());
-                        break;
-                    }
-                };
-                note(&summary, &obs);
-                let wait =
-                    retry::delay(&retry::Policy::default(), obs.failure.as_ref(), spec.retry);
-                match rec.record(obs).await {
-                    Ok(seq) => {
-                        recorded.fetch_add(1, Ordering::Relaxed);
-                        if print_acks {
-                            println!("ack {seq}");
-                        }
-                    }
-                    Err(e) => {
-                        errors
-                            .lock()
-                            .unwrap()
-                            .push(format!("recording failed: {e}"));
-                        break;
-                    }
-                }
-                match wait {
-                    Some(d) => {
-                        tokio::time::sleep(d).await;
-                        spec.retry += 1;
-                    }
-                    None => break,
-                }
-            }
-            pb.inc(1);
-        });
-        while let Some(r) = tasks.try_join_next() {
-            r.map_err(|e| Error::Failed(format!("probe task failed: {e}")))?;
-        }
-    }
-    while let Some(r) = tasks.join_next().await {
-        r.map_err(|e| Error::Failed(format!("probe task failed: {e}")))?;
-    }
-    let errs = errors.lock().unwrap().clone();
-    if let Some(first) = errs.first() {
-        return Err(Error::Failed(format!(
-            "{} probes could not run; first: {first}",
-            errs.len()
-        )));
-    }
-    let mut s = summary.lock().unwrap().clone();
-    s.recorded = recorded.load(Ordering::Relaxed);
-    Ok(s)
-}
-
-fn note(summary: &Mutex<RunSummary>, o: &Observation) {
-    let mut s = summary.lock().unwrap();
-    s.attempts += 1;
-    s.delivered += (o.delivered_sit > 0) as u64;
-    let e = s.per_endpoint.entry(o.endpoint.clone()).or_default();
-    e.attempts += 1;
-    e.succeeded += o.succeeded() as u64;
-    e.correct += o.correct as u64;
-    e.delivered += (o.delivered_sit > 0) as u64;
-    if let Some(f) = &o.failure {
-        *e.failures.entry(f.class.as_str().to_string()).or_default() += 1;
-    }
 }
 
 /// The result of a demo run.
@@ -293,7 +132,7 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
             .put_reveal(&Reveal {
                 date: *d,
                 seed: format!("{:016x}", day_seed(opts.seed, *d)),
-                salt: crate::publisher::keys::hex(&salt_of(opts.seed, *d)),
+                salt: crate::signing::hex(&salt_of(opts.seed, *d)),
                 revealed_at: format_utc_ms(worker.clock().now_ms().max(d.succ().start_ms())),
             })
             .map_err(|e| Error::Failed(e.to_string()))?;
@@ -306,65 +145,4 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
         summary,
         determinations,
     })
-}
-
-/// A human table of a run's attempts per endpoint: availability, correct and delivered as
-/// shares of attempts, failures by class.
-pub fn render_summary(s: &RunSummary) -> String {
-    let width = s
-        .per_endpoint
-        .keys()
-        .map(|k| k.len())
-        .max()
-        .unwrap_or(8)
-        .max(8);
-    let mut out = format!(
-        "{:<width$} {:>8} {:>9} {:>8} {:>9}  failures\n",
-        "endpoint", "attempts", "available", "correct", "delivered"
-    );
-    for (id, e) in &s.per_endpoint {
-        let pct = |n: u64| format!("{:.1}%", 100.0 * n as f64 / e.attempts.max(1) as f64);
-        let fails: Vec<String> = e.failures.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        out.push_str(&format!(
-            "{:<width$} {:>8} {:>9} {:>8} {:>9}  {}\n",
-            id,
-            e.attempts,
-            pct(e.succeeded),
-            pct(e.correct),
-            pct(e.delivered),
-            fails.join(" ")
-        ));
-    }
-    out
-}
-
-/// A human table of determinations.
-pub fn render_table(ds: &[Determination]) -> String {
-    let mut s = format!(
-        "{:<10}  {:<4}  {:>14}  {:<11}  {:>9}  {:>7}  {:>10}\n",
-        "date", "tier", "USD/1M SIT", "status", "endpoints", "valid", "dispersion"
-    );
-    for d in ds {
-        let status = serde_json::to_value(d.status)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
-        s.push_str(&format!(
-            "{:<10}  {:<4}  {:>14}  {:<11}  {:>4}/{:<4}  {:>4}/24  {:>10}\n",
-            d.date.to_string(),
-            d.tier,
-            d.value.map(|v| v.round_dp(6)).unwrap_or_else(|| "-".into()),
-            status,
-            d.counts.endpoints_eligible,
-            d.counts.endpoints_observed,
-            d.counts.valid_partitions,
-            d.dispersion
-                .map(|v| v.round_dp(4))
-                .unwrap_or_else(|| "-".into()),
-        ));
-        if let Some(c) = &d.contingency {
-            s.push_str(&format!("            ^ {}\n", c.reason));
-        }
-    }
-    s
 }

@@ -13,7 +13,6 @@ pub use sit_core::{
 };
 
 pub mod audit;
-pub mod bench;
 pub mod certify;
 pub mod cli;
 pub mod clock;
@@ -25,6 +24,7 @@ pub mod error;
 pub mod lane;
 pub mod net;
 pub mod publisher;
+pub mod report;
 pub mod sim;
 pub mod store;
 pub mod worker;

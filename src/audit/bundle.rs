@@ -447,8 +447,7 @@ impl Bundle {
                 .find(|(f, _)| f == &format!("keys/{kid}.pem"))
                 .map(|(_, p)| p)
                 .ok_or_else(|| format!("{name}: its public key {kid} is not in the bundle"))?;
-            let vk =
-                crate::publisher::keys::parse_public(pem).map_err(|e| format!("{name}: {e}"))?;
+            let vk = crate::signing::parse_public(pem).map_err(|e| format!("{name}: {e}"))?;
             let ver = crate::record::verify(bytes, &vk).map_err(|e| format!("{name}: {e}"))?;
             out.push((name.clone(), ver.publication, ver.signed_bytes));
         }
@@ -558,7 +557,7 @@ fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
     } else {
         Default::default()
     };
-    let d = crate::worker::derive(
+    let d = crate::derive::derive(
         &inst,
         tier,
         system,

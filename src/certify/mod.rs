@@ -171,7 +171,7 @@ pub fn certify(
         },
         figures: measure(plan, run),
         certified_at: format_utc_ms(SystemClock.now_ms()),
-        key_id: crate::publisher::keys::key_id(&key.verifying_key()),
+        key_id: crate::signing::key_id(&key.verifying_key()),
     };
     let bytes = crate::signing::sign_value(
         serde_json::to_value(&cert).expect("certificate serialises"),

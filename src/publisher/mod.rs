@@ -185,7 +185,7 @@ pub fn publish(
         version,
         published_at: at.clone(),
         restates,
-        key_id: keys::key_id(&vk),
+        key_id: crate::signing::key_id(&vk),
     };
     let bytes = record::sign(&p, req.key);
     let entry = LogEntry {
@@ -200,7 +200,7 @@ pub fn publish(
         file: Archive::file_name(req.tier, req.date, version),
         record_hash: record::record_hash(&bytes),
     };
-    let path = archive.append(&lock, &bytes, &entry, &keys::public_pem(&vk))?;
+    let path = archive.append(&lock, &bytes, &entry, &crate::signing::public_pem(&vk))?;
     Ok(Published {
         entry,
         path,

@@ -10,7 +10,6 @@
 //! input and 404 for what does not exist; bad input never produces a 500.
 
 use super::archive::{in_force, Archive, LogEntry};
-use super::keys;
 use super::policy::cutoff_ms;
 use crate::clock::{format_utc_ms, Clock, Date, SystemClock};
 use crate::index::Methodology;
@@ -92,7 +91,7 @@ pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
         let vk = *key_cache.entry(e.key_id.clone()).or_insert_with(|| {
             archive
                 .key_pem(&e.key_id)
-                .and_then(|p| keys::parse_public(&p).ok())
+                .and_then(|p| crate::signing::parse_public(&p).ok())
         });
         let checked = archive
             .read(e)
@@ -187,8 +186,8 @@ fn keys_json(archive: &Archive, entries: &[LogEntry]) -> Bytes {
             let pem = archive.key_pem(id);
             let hex = pem
                 .as_deref()
-                .and_then(|p| keys::parse_public(p).ok())
-                .map(|vk| keys::hex(vk.as_bytes()));
+                .and_then(|p| crate::signing::parse_public(p).ok())
+                .map(|vk| crate::signing::hex(vk.as_bytes()));
             serde_json::json!({
                 "key_id": id,
                 "algorithm": "Ed25519",

@@ -22,6 +22,7 @@ pub mod post;
 pub mod ratelimit;
 pub mod recorder;
 pub mod retry;
+pub mod runner;
 
 /// Why a probe could not even be attempted (nothing was sent, nothing is recorded).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

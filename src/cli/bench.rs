@@ -1,4 +1,4 @@
-//! `sit bench`: performance measurements recorded in BENCHMARKS.md (never timed assertions).
+//! `sit bench`: the benchmarks behind BENCHMARKS.md (not part of the library's API).
 
 use crate::clock::{Date, HOUR_MS};
 use crate::index::{compute_day, DayInput, IndexObs, Methodology};
@@ -598,4 +598,53 @@ pub fn event_overhead_bench(events: usize, repeats: u32) -> String {
         h.value_at_quantile(0.99) as f64 / 1000.0,
         h.max() as f64 / 1000.0
     )
+}
+
+/// Run `sit bench ...`.
+pub(super) async fn run(what: super::BenchWhat) -> crate::error::Result<()> {
+    use super::BenchWhat;
+    use crate::error::Error;
+    match what {
+        BenchWhat::Index {
+            observations,
+            endpoints,
+            repeats,
+        } => {
+            println!("{}", index_bench(observations, endpoints, repeats))
+        }
+        BenchWhat::Recompute {
+            days,
+            observations,
+            endpoints,
+        } => println!("{}", recompute_bench(days, observations, endpoints)),
+        BenchWhat::Streams {
+            streams,
+            ttft_ms,
+            jitter_permille,
+            ramp_ms,
+            separate_process,
+        } => println!(
+            "{}",
+            streams_bench(streams, ttft_ms, jitter_permille, ramp_ms, separate_process)
+                .await
+                .map_err(Error::Failed)?
+        ),
+        BenchWhat::Events { events, repeats } => {
+            println!("{}", event_overhead_bench(events, repeats))
+        }
+        BenchWhat::Rederive { bundle, repeats } => println!(
+            "{}",
+            rederive_bench(&bundle, repeats).map_err(Error::Failed)?
+        ),
+        BenchWhat::Ingest {
+            observations,
+            batch,
+        } => {
+            let dir = std::env::temp_dir().join(format!("sit-bench-ingest-{}", std::process::id()));
+            let r = ingest_bench(&dir, observations, batch);
+            let _ = std::fs::remove_dir_all(&dir);
+            println!("{}", r?);
+        }
+    }
+    Ok(())
 }

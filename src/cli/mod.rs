@@ -1,0 +1,395 @@
+//! Command-line options (clap, all in one place) and dispatch. Exit codes: 0 ok, 1 failure
+//! (including a record that does not verify), 2 usage or bad input (including a bad
+//! providers.toml or key file), 3 publication refused by policy (the record in force stands).
+//!
+//! One file per command family: [`pipeline`] (demo, sim, probe, index, suite, check),
+//! [`publish`] (keys, publish, serve, verify), [`certify`] (certify, verify-cert), [`audit`]
+//! and [`bench`].
+
+mod audit;
+mod bench;
+mod certify;
+mod pipeline;
+mod publish;
+
+use crate::clock::Date;
+use crate::error::{Error, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sit",
+    version,
+    about = "Standard Inference Token (SIT) benchmark and settlement-index oracle"
+)]
+pub struct Cli {
+    /// Folder of the sled store.
+    #[arg(long, global = true, default_value = "sit-data", value_name = "DIR")]
+    pub data: PathBuf,
+    /// Endpoints and price schedules.
+    #[arg(
+        long,
+        global = true,
+        default_value = "providers.toml",
+        value_name = "FILE"
+    )]
+    pub providers: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the whole pipeline on the embedded simulated market (no keys, no network).
+    Demo {
+        /// Simulated days to probe.
+        #[arg(long, default_value_t = 2)]
+        days: u32,
+        /// First simulated day (YYYY-MM-DD); default 2026-01-05 or the day after the stored data.
+        #[arg(long)]
+        start: Option<String>,
+        /// Real milliseconds per simulated hour.
+        #[arg(long, default_value_t = 2500)]
+        hour_ms: u64,
+        /// Market and schedule seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Probes per endpoint, tier and hour.
+        #[arg(long, default_value_t = 3)]
+        per_hour: u32,
+        /// Print `ack SEQ` on stdout as each observation becomes durable (for kill tests).
+        #[arg(long, hide = true)]
+        print_acks: bool,
+        /// Use only the first N simulated providers (small audit bundles for tests).
+        #[arg(long, hide = true)]
+        market_size: Option<usize>,
+        /// Do not sign and publish the demo days (by default they are published with a demo
+        /// key kept in DATA/demo-key/, so that `sit serve` has something to serve).
+        #[arg(long)]
+        no_publish: bool,
+    },
+    /// Serve the simulated market on loopback and print a providers.toml for it.
+    Sim {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        for_secs: Option<u64>,
+        /// Serve only the streams benchmark's provider with this first-token delay, logging
+        /// served answers at /sim/served (used by `sit bench streams --separate-process`).
+        #[arg(long, hide = true)]
+        bench_ttft_ms: Option<u64>,
+        #[arg(long, hide = true, default_value_t = 0)]
+        bench_jitter_permille: u32,
+    },
+    /// Print determinations computed from the store.
+    Index {
+        /// Only this day (YYYY-MM-DD).
+        #[arg(long)]
+        date: Option<String>,
+        /// Only this tier.
+        #[arg(long)]
+        tier: Option<String>,
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Probe configured endpoints now and store the observations.
+    Probe {
+        /// Endpoint id from the providers file.
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        endpoint: Option<String>,
+        /// Every endpoint whose key is available.
+        #[arg(long)]
+        all: bool,
+        /// Rounds of one probe per tier family.
+        #[arg(long, default_value_t = 1)]
+        rounds: u32,
+        /// Only this tier.
+        #[arg(long)]
+        tier: Option<String>,
+        /// Summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the probe suite: tiers, families, SLAs and the suite hash.
+    Suite {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the providers file and exit.
+    Check,
+    /// Signing keys for the publisher (and certificates).
+    Keys {
+        #[command(subcommand)]
+        what: KeysWhat,
+    },
+    /// Compute, sign and archive the determination of a day (write-once; restatements only
+    /// within policy).
+    Publish {
+        /// The UTC day to publish (YYYY-MM-DD); it must have ended.
+        #[arg(long)]
+        date: String,
+        /// Only this tier (default: every tier).
+        #[arg(long)]
+        tier: Option<String>,
+        /// The Ed25519 private key (PKCS#8 PEM, mode 0600) from `sit keys generate`.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Publish a day with no stored observations as CONTINGENCY (a full outage).
+        #[arg(long)]
+        allow_empty: bool,
+        /// Publication time (RFC 3339 UTC) instead of now: for backfills and tests.
+        #[arg(long, hide = true, value_name = "TIME")]
+        at: Option<String>,
+    },
+    /// Serve the published determinations over HTTP (read-only), with a human page at `/`.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+    },
+    /// Check a signed record (a file, or an http:// URL) against a public key, offline.
+    Verify {
+        /// A record file, a history document, or a URL serving one.
+        #[arg(value_name = "RECORD")]
+        source: String,
+        /// The publisher's public key (PEM, or 64 hex characters).
+        #[arg(long, value_name = "PUBKEY")]
+        key: PathBuf,
+    },
+    /// Run the tier suite against an endpoint and issue a signed certificate of what it meets.
+    Certify {
+        /// Endpoint id from the providers file.
+        #[arg(
+            long,
+            conflicts_with = "base_url",
+            required_unless_present = "base_url"
+        )]
+        endpoint: Option<String>,
+        /// Or an endpoint given directly: its base URL (with --dialect and --model).
+        #[arg(long, requires_all = ["dialect", "model"])]
+        base_url: Option<String>,
+        /// openai, anthropic or gemini (with --base-url).
+        #[arg(long)]
+        dialect: Option<String>,
+        /// Model name to request (with --base-url).
+        #[arg(long)]
+        model: Option<String>,
+        /// Environment variable holding the API key (with --base-url).
+        #[arg(long, value_name = "VAR")]
+        api_key_env: Option<String>,
+        /// t1, t2, t3 or all.
+        #[arg(long, default_value = "all")]
+        tier: String,
+        /// Attempts per tier. 100 lets a 95% pass rate show a lower bound of about 0.89.
+        #[arg(long, default_value_t = 100)]
+        attempts: u32,
+        /// The certifier's Ed25519 private key (from `sit keys generate`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Certificate file; the reports go beside it (.md, .html).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Master seed of the probes (default: fresh from the system's randomness).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Concurrent attempts (default: the endpoint's concurrency).
+        #[arg(long)]
+        concurrency: Option<u32>,
+    },
+    /// Check a certificate: signature, probe-suite hash and that the verdicts follow from the
+    /// figures.
+    VerifyCert {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The certifier's public key.
+        #[arg(long, value_name = "PUBKEY")]
+        key: PathBuf,
+    },
+    /// Auditors' tools.
+    Audit {
+        #[command(subcommand)]
+        what: AuditWhat,
+    },
+    /// Performance benchmarks (results go to BENCHMARKS.md by hand, with the command).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditWhat {
+    /// Write a self-contained bundle of one day: observations with raw evidence, prices, suite,
+    /// methodology, seed commitment and reveal, published determinations, keys, manifest.
+    Export {
+        #[arg(long)]
+        date: String,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Re-grade, re-count, re-cost and recompute every determination of a bundle (no store).
+    Replay {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a bundle: manifest, hash chain, Merkle roots, seed commitment, signatures.
+    Verify {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Reproduce the Standard Token Cost Index from its price tape, exactly, and compare with
+    /// what it published.
+    Stci {
+        /// Folder of YYYY-MM-DD.jsonl price observations.
+        #[arg(long, value_name = "DIR")]
+        observations: PathBuf,
+        /// STCI's methodology.yaml.
+        #[arg(long, value_name = "FILE")]
+        methodology: PathBuf,
+        /// Folder of published YYYY-MM-DD.json index files to compare with.
+        #[arg(long, value_name = "DIR")]
+        published: Option<PathBuf>,
+        /// One JSON document: one object per day and index.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysWhat {
+    /// Write a new Ed25519 key pair: signing-key.pem (PKCS#8, mode 0600) and public-key.pem.
+    Generate {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchWhat {
+    /// Compute one day for 3 tiers from synthetic observations.
+    Index {
+        #[arg(long, default_value_t = 1_000_000)]
+        observations: usize,
+        #[arg(long, default_value_t = 40)]
+        endpoints: u32,
+        #[arg(long, default_value_t = 5)]
+        repeats: u32,
+    },
+    /// Recompute archived days (3 tiers each) from index rows, carrying CONTINGENCY values.
+    Recompute {
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, default_value_t = 300_000)]
+        observations: usize,
+        #[arg(long, default_value_t = 40)]
+        endpoints: u32,
+    },
+    /// Re-derive every observation of an audit bundle from its raw evidence.
+    Rederive {
+        #[arg(long, value_name = "DIR")]
+        bundle: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        repeats: u32,
+    },
+    /// Concurrent streams against the simulator: completion and time-to-first-token error.
+    Streams {
+        #[arg(long, default_value_t = 1000)]
+        streams: usize,
+        /// Median injected first-token delay, ms.
+        #[arg(long, default_value_t = 1000)]
+        ttft_ms: u64,
+        /// Spread of the injected delays (lognormal sigma x 1000; 0: every stream's first token
+        /// is due at the same instant, the worst burst).
+        #[arg(long, default_value_t = 0)]
+        jitter_permille: u32,
+        /// Spread the stream starts evenly over this many ms (0: all at once, the worst burst).
+        #[arg(long, default_value_t = 1000)]
+        ramp_ms: u64,
+        /// Run the simulator as a child process instead of in this one.
+        #[arg(long)]
+        separate_process: bool,
+    },
+    /// Client CPU per SSE event (decoder + adapter).
+    Events {
+        #[arg(long, default_value_t = 10_000)]
+        events: usize,
+        #[arg(long, default_value_t = 20)]
+        repeats: u32,
+    },
+    /// Append observations to a fresh sled store.
+    Ingest {
+        #[arg(long, default_value_t = 200_000)]
+        observations: usize,
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
+}
+
+/// The global paths.
+pub struct Paths {
+    pub data: PathBuf,
+    pub providers: PathBuf,
+}
+
+fn parse_date(s: &str) -> Result<Date> {
+    Date::parse(s).map_err(|e| Error::Usage(e.to_string()))
+}
+
+/// Entry point used by `main`: parse, run, print errors, return the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Run a parsed command.
+/// Run a parsed command.
+pub async fn run(cli: Cli) -> Result<()> {
+    let Cli {
+        data,
+        providers,
+        command,
+    } = cli;
+    let paths = Paths { data, providers };
+    match command {
+        c @ (Command::Demo { .. }
+        | Command::Sim { .. }
+        | Command::Index { .. }
+        | Command::Probe { .. }
+        | Command::Suite { .. }
+        | Command::Check) => pipeline::run(&paths, c).await,
+        c @ (Command::Keys { .. }
+        | Command::Publish { .. }
+        | Command::Serve { .. }
+        | Command::Verify { .. }) => publish::run(&paths, c).await,
+        c @ (Command::Certify { .. } | Command::VerifyCert { .. }) => certify::run(&paths, c).await,
+        c @ Command::Audit { .. } => audit::run(&paths, c).await,
+        Command::Bench { what } => bench::run(what).await,
+    }
+}

@@ -1,0 +1,323 @@
+//! Probing and previewing: `sit demo`, `sit sim`, `sit probe`, `sit index`, `sit suite`, `sit check`.
+
+use super::{parse_date, Command, Paths};
+use crate::clock::{format_utc_ms, Clock, Date, SystemClock};
+use crate::config::{self, ApiKey, Endpoint};
+use crate::demo::{self, DemoOptions};
+use crate::error::{Error, Result};
+use crate::index::Methodology;
+use crate::probes::{Family, Suite};
+use crate::store::Store;
+use std::sync::Arc;
+
+/// Run a command of this family.
+pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
+    match command {
+        Command::Demo {
+            days,
+            start,
+            hour_ms,
+            seed,
+            per_hour,
+            print_acks,
+            no_publish,
+            market_size,
+        } => {
+            let start = start.as_deref().map(parse_date).transpose()?;
+            let opts = DemoOptions {
+                days,
+                start,
+                hour_ms,
+                seed,
+                per_hour,
+                market_size,
+                progress: !print_acks,
+                print_acks,
+            };
+            let t0 = std::time::Instant::now();
+            let report = demo::run(&cli.data, &opts).await?;
+            let s = &report.summary;
+            println!(
+                "\nProbed {} attempts on {} simulated providers in {:.0} s; {} recorded durably, {} delivered their SIT.\n",
+                s.attempts,
+                s.per_endpoint.len(),
+                t0.elapsed().as_secs_f64(),
+                s.recorded,
+                s.delivered
+            );
+            print!("{}", crate::report::render_summary(s));
+            let shown: Vec<_> = report
+                .determinations
+                .iter()
+                .filter(|d| report.days.contains(&d.date))
+                .cloned()
+                .collect();
+            println!(
+                "\nDaily SIT index (USD per 1,000,000 SIT), methodology {}:\n",
+                Methodology::default().version
+            );
+            print!("{}", crate::report::render_table(&shown));
+            if !no_publish {
+                super::publish::demo_publish(&cli.data, &report.days)?;
+            }
+            println!(
+                "\nData is in {}/ (sled). Next (sit is ./target/release/sit):\n  sit --data {} serve                     serve the signed values: http://127.0.0.1:8080/\n  sit --data {} index --json               every determination as JSON\n  sit --data {} index --date {} --tier t1  one day, one tier\n  sit suite                                  the probe suite and its hash\n  sit demo                                   probe the next simulated days into the same store",
+                cli.data.display(),
+                cli.data.display(),
+                cli.data.display(),
+                cli.data.display(),
+                report.days[0]
+            );
+            Ok(())
+        }
+        Command::Sim {
+            seed,
+            for_secs,
+            bench_ttft_ms,
+            bench_jitter_permille,
+        } => {
+            let market = match bench_ttft_ms {
+                Some(t) => crate::sim::Market::single(super::bench::bench_provider(
+                    t,
+                    bench_jitter_permille,
+                )),
+                None => crate::sim::Market::default_market(seed),
+            };
+            let now = SystemClock.now_ms();
+            let until = Date::of_ms(now).succ();
+            let running =
+                crate::sim::server::start_with(market.clone(), until, bench_ttft_ms.is_some())
+                    .await?;
+            let eps = market.endpoints(&running.base_urls(), until);
+            println!("{}", crate::sim::providers_toml(&eps, now));
+            eprintln!(
+                "sit sim: {} providers on 127.0.0.1 (Ctrl-C to stop)",
+                eps.len()
+            );
+            match for_secs {
+                Some(s) => tokio::time::sleep(std::time::Duration::from_secs(s)).await,
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+            running.shutdown().await;
+            Ok(())
+        }
+        Command::Index { date, tier, json } => {
+            let date = date.as_deref().map(parse_date).transpose()?;
+            let suite = Suite::embedded();
+            if let Some(t) = &tier {
+                if suite.tier(t).is_none() {
+                    return Err(Error::Usage(format!(
+                        "unknown tier `{t}`; tiers are {}",
+                        suite.tier_ids().join(", ")
+                    )));
+                }
+            }
+            if !cli.data.exists() {
+                return Err(Error::Usage(format!(
+                    "no store at {}; run `sit demo` first or pass --data DIR",
+                    cli.data.display()
+                )));
+            }
+            let store = Store::open(&cli.data)?;
+            let computed_at = format_utc_ms(SystemClock.now_ms());
+            let all = crate::determine::all_days(
+                &store,
+                suite,
+                &Methodology::default(),
+                &suite.tier_ids(),
+                &computed_at,
+            )?;
+            let ds: Vec<_> = all
+                .into_iter()
+                .filter(|d| {
+                    date.map(|x| d.date == x).unwrap_or(true)
+                        && tier.as_ref().map(|t| &d.tier == t).unwrap_or(true)
+                })
+                .collect();
+            if let Some(d) = date {
+                if ds.is_empty() {
+                    return Err(Error::Failed(format!("no observations stored for {d}")));
+                }
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&ds).map_err(|e| Error::Failed(e.to_string()))?
+                );
+            } else {
+                print!("{}", crate::report::render_table(&ds));
+            }
+            Ok(())
+        }
+        Command::Probe {
+            endpoint,
+            all,
+            rounds,
+            tier,
+            json,
+        } => probe(&cli, endpoint, all, rounds, tier, json).await,
+        Command::Suite { json } => {
+            let s = Suite::embedded();
+            if json {
+                let v = serde_json::json!({"version": s.version, "hash": s.hash, "tiers": s.tiers});
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                println!("probe suite {} (hash {})", s.version, s.hash);
+                for t in &s.tiers {
+                    println!(
+                        "  {} {:<9} pass >= {}  budget_out {:>3}  SLA ttft {} ms, e2e {} ms  families: {}",
+                        t.id,
+                        t.name,
+                        t.pass_threshold.round_dp(2),
+                        t.budget_out,
+                        t.sla_ttft_ms,
+                        t.sla_e2e_ms,
+                        t.families.join(", ")
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Check => {
+            let c = config::load(&cli.providers)?;
+            println!(
+                "{}: {} endpoints OK",
+                cli.providers.display(),
+                c.endpoints.len()
+            );
+            for e in &c.endpoints {
+                let key = match (&e.api_key_env, e.api_key()) {
+                    (None, _) => "no key needed".to_string(),
+                    (Some(_), Ok(_)) => "key available".to_string(),
+                    (Some(var), Err(_)) => format!("skipped until {var} is set"),
+                };
+                let key = if e.dialect.supported() {
+                    key
+                } else {
+                    format!("{key}; no {} adapter yet", e.dialect)
+                };
+                println!(
+                    "  {:<28} {:<9} {}  ({key})",
+                    e.id,
+                    e.dialect.to_string(),
+                    e.base_url
+                );
+            }
+            Ok(())
+        }
+        _ => unreachable!("dispatched by cli::run"),
+    }
+}
+
+async fn probe(
+    cli: &Paths,
+    endpoint: Option<String>,
+    all: bool,
+    rounds: u32,
+    tier: Option<String>,
+    json: bool,
+) -> Result<()> {
+    let cfg = config::load(&cli.providers)?;
+    let suite = Suite::embedded();
+    let tiers: Vec<usize> = match &tier {
+        Some(t) => vec![suite.tiers.iter().position(|x| &x.id == t).ok_or_else(|| {
+            Error::Usage(format!(
+                "unknown tier `{t}`; tiers are {}",
+                suite.tier_ids().join(", ")
+            ))
+        })?],
+        None => (0..suite.tiers.len()).collect(),
+    };
+    let chosen: Vec<&Endpoint> = if all {
+        cfg.endpoints.iter().collect()
+    } else {
+        let id = endpoint.unwrap_or_default();
+        vec![cfg.endpoint(&id).ok_or_else(|| {
+            Error::Usage(format!(
+                "no endpoint `{id}` in {}; `sit check` lists them",
+                cli.providers.display()
+            ))
+        })?]
+    };
+    let mut eps: Vec<Arc<(Endpoint, Option<ApiKey>)>> = Vec::new();
+    for e in chosen {
+        if !e.dialect.supported() {
+            eprintln!(
+                "endpoint `{}` skipped: dialect `{}` has no adapter in this build yet",
+                e.id, e.dialect
+            );
+            continue;
+        }
+        match e.api_key() {
+            Ok(k) => eps.push(Arc::new((e.clone(), k))),
+            Err(err) => eprintln!("{err}"),
+        }
+    }
+    if eps.is_empty() {
+        return Err(Error::Usage(
+            "no endpoint can be probed (see the lines above)".into(),
+        ));
+    }
+    std::fs::create_dir_all(&cli.data)?;
+    let store = Arc::new(Store::open(&cli.data)?);
+    for e in &eps {
+        store.put_prices(&e.0.id, &e.0.prices)?;
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.now_ms();
+    let mut r = crate::rng::Rng::from_bytes(&[
+        b"sit-probe",
+        &now.to_le_bytes(),
+        &std::process::id().to_le_bytes(),
+    ]);
+    let mut slots = Vec::new();
+    for _ in 0..rounds {
+        for e in 0..eps.len() {
+            for &t in &tiers {
+                for fam in &suite.tiers[t].families {
+                    slots.push(crate::schedule::Slot {
+                        at_ms: now,
+                        endpoint: e,
+                        tier: t,
+                        family: Family::from_id(fam).expect("suite family"),
+                        seed: r.next_u64(),
+                        nonce: r.hex(8),
+                    });
+                }
+            }
+        }
+    }
+    let worker = crate::worker::Worker::new(cfg.defaults.clone(), clock, Methodology::default())?
+        .with_id("probe");
+    let (recorder, rec_task) = crate::worker::recorder::Recorder::start(store.clone());
+    let pb = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(slots.len() as u64)
+    };
+    let summary =
+        crate::worker::runner::run_slots(&worker, &eps, suite, slots, &recorder, &pb, false).await;
+    pb.finish_and_clear();
+    drop(recorder);
+    rec_task
+        .await
+        .map_err(|e| Error::Failed(format!("recorder task failed: {e}")))??;
+    let s = summary?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&s.per_endpoint)
+                .map_err(|e| Error::Failed(e.to_string()))?
+        );
+    } else {
+        print!("{}", crate::report::render_summary(&s));
+        println!(
+            "{} observations stored in {}/",
+            s.recorded,
+            cli.data.display()
+        );
+    }
+    Ok(())
+}

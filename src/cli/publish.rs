@@ -1,0 +1,252 @@
+//! Publishing for exchanges: `sit keys`, `sit publish`, `sit serve`, `sit verify`.
+
+use super::{parse_date, Command, KeysWhat, Paths};
+use crate::clock::{Clock, Date, SystemClock};
+use crate::error::{Error, Result};
+use crate::index::Methodology;
+use crate::probes::Suite;
+use crate::store::Store;
+
+/// Run a command of this family.
+pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
+    match command {
+        Command::Keys {
+            what: KeysWhat::Generate { out },
+        } => {
+            let g = crate::publisher::keys::generate(&out)?;
+            println!("key id      {}", g.key_id);
+            println!(
+                "private key {} (mode 0600; keep it secret)",
+                g.private_path.display()
+            );
+            println!("public key  {}", g.public_path.display());
+            println!("public hex  {}", g.public_hex);
+            Ok(())
+        }
+        Command::Publish {
+            date,
+            tier,
+            key,
+            allow_empty,
+            at,
+        } => publish(&cli, &date, tier, &key, allow_empty, at.as_deref()),
+        Command::Serve { addr } => {
+            let archive = crate::publisher::archive::Archive::for_data(&cli.data);
+            let running = crate::publisher::serve::start(archive.clone(), addr)
+                .await
+                .map_err(|e| Error::Failed(format!("cannot serve on {addr}: {e}")))?;
+            eprintln!(
+                "sit serve: http://{} (archive {}; Ctrl-C to stop)",
+                running.addr,
+                archive.root().display()
+            );
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("sit serve: shutting down");
+            running.shutdown().await?;
+            Ok(())
+        }
+        Command::Verify { source, key } => verify(&source, &key).await,
+        _ => unreachable!("dispatched by cli::run"),
+    }
+}
+
+fn publish(
+    cli: &Paths,
+    date: &str,
+    tier: Option<String>,
+    key: &std::path::Path,
+    allow_empty: bool,
+    at: Option<&str>,
+) -> Result<()> {
+    use crate::publisher::{self, archive::Archive};
+    let date = parse_date(date)?;
+    let suite = Suite::embedded();
+    let tiers = match tier {
+        Some(t) => vec![t],
+        None => suite.tier_ids(),
+    };
+    let now_ms = match at {
+        Some(t) => {
+            crate::clock::parse_utc_ms(t).map_err(|e| Error::Usage(format!("--at `{t}`: {e}")))?
+        }
+        None => SystemClock.now_ms(),
+    };
+    let sk = publisher::keys::load_signing(key)?;
+    if !cli.data.exists() {
+        return Err(Error::Usage(format!(
+            "no store at {}; run `sit demo` first or pass --data DIR",
+            cli.data.display()
+        )));
+    }
+    let store = Store::open(&cli.data)?;
+    let archive = Archive::for_data(&cli.data);
+    let m = Methodology::default();
+    let mut refused = Vec::new();
+    for t in &tiers {
+        let req = publisher::Request {
+            tier: t,
+            date,
+            now_ms,
+            key: &sk,
+            allow_empty,
+        };
+        match publisher::publish(&store, &archive, suite, &m, &req) {
+            Ok(p) => {
+                println!("published {}", p.line());
+                if let Some(r) = p.contingency_reason {
+                    println!("          {r}");
+                }
+            }
+            Err(publisher::PublishError::Refused(r)) => {
+                eprintln!("refused: {r}");
+                refused.push(r.to_string());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Refused(format!(
+            "{} of {} publications refused; the records in force stand",
+            refused.len(),
+            tiers.len()
+        )))
+    }
+}
+
+/// Read a record from a file or an http(s) URL.
+async fn read_source(source: &str) -> Result<Vec<u8>> {
+    if source.starts_with("http://") || source.starts_with("https://") {
+        let r = reqwest::Client::new().get(source).send().await?;
+        let status = r.status();
+        let body = r.bytes().await?;
+        if !status.is_success() {
+            return Err(Error::Failed(format!(
+                "{source} answered {status}: {}",
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            )));
+        }
+        Ok(body.to_vec())
+    } else {
+        std::fs::read(source).map_err(|e| Error::Usage(format!("cannot read {source}: {e}")))
+    }
+}
+
+async fn verify(source: &str, key: &std::path::Path) -> Result<()> {
+    use crate::publisher::keys;
+    use crate::record;
+    let vk = keys::load_public(key)?;
+    let bytes = read_source(source).await?;
+    // A history document holds records; verify each of them.
+    let records: Vec<Vec<u8>> = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(o)) if o.contains_key("records") => o["records"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|r| serde_json::to_vec(r).unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => vec![bytes],
+    };
+    if records.is_empty() {
+        return Err(Error::Failed(format!("{source}: no records to verify")));
+    }
+    let mut bad = 0;
+    for (i, r) in records.iter().enumerate() {
+        let label = if records.len() > 1 {
+            format!("{source} record {}", i + 1)
+        } else {
+            source.to_string()
+        };
+        match record::verify(r, &vk) {
+            Ok(v) => {
+                let p = &v.publication;
+                let d = &p.determination;
+                println!(
+                    "VALID  {} {} {} {}  (version {}, sequence {})",
+                    d.tier,
+                    d.date,
+                    d.status.as_str(),
+                    crate::publisher::show_value(d.value),
+                    p.version,
+                    d.sequence
+                );
+                println!("  key        {} (the key given)", p.key_id);
+                println!(
+                    "  signed     {} canonical bytes (RFC 8785, record without `signature`), blake3 {}",
+                    v.signed_bytes.len(),
+                    record::record_hash(&v.signed_bytes)
+                );
+                println!("  signature  Ed25519 ok");
+                println!(
+                    "  inputs     methodology {} ({}), suite {}, merkle root {}",
+                    d.methodology_version, d.methodology_hash, d.suite_hash, d.merkle_root
+                );
+                if let Some(r) = &p.restates {
+                    println!(
+                        "  restates   version {} (value {}, record {})",
+                        r.version,
+                        r.value
+                            .map(|x| x.to_string())
+                            .unwrap_or_else(|| "none".into()),
+                        r.record_hash
+                    );
+                }
+            }
+            Err(e) => {
+                bad += 1;
+                println!("INVALID  {label}: {e}");
+            }
+        }
+    }
+    if bad > 0 {
+        Err(Error::Failed(format!(
+            "{bad} of {} records did not verify",
+            records.len()
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Sign and publish the demo's days with a demo key kept beside the store.
+pub(super) fn demo_publish(data: &std::path::Path, days: &[Date]) -> Result<()> {
+    use crate::publisher::{self, archive::Archive, keys};
+    let dir = data.join("demo-key");
+    let key_path = dir.join(keys::PRIVATE_FILE);
+    if !key_path.exists() {
+        keys::generate(&dir)?;
+    }
+    let sk = keys::load_signing(&key_path)?;
+    let store = Store::open(data)?;
+    let archive = Archive::for_data(data);
+    let suite = Suite::embedded();
+    let m = Methodology::default();
+    println!(
+        "\nPublished and signed with the demo key {} ({}):",
+        key_path.display(),
+        crate::signing::key_id(&sk.verifying_key())
+    );
+    for day in days {
+        for tier in suite.tier_ids() {
+            let req = publisher::Request {
+                tier: &tier,
+                date: *day,
+                now_ms: SystemClock.now_ms(),
+                key: &sk,
+                allow_empty: false,
+            };
+            match publisher::publish(&store, &archive, suite, &m, &req) {
+                Ok(p) => println!("  {}", p.line()),
+                Err(publisher::PublishError::Refused(r)) => println!("  not published: {r}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
