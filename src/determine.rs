@@ -2,7 +2,7 @@
 //! them to the pure index. The I/O side of the index, kept separate so that the index itself
 //! stays pure and replayable.
 
-use crate::clock::{Date, HOUR_MS};
+use crate::clock::Date;
 use crate::index::{compute_day, DayInput, Determination, IndexObs, Methodology, Status};
 use crate::probes::Suite;
 use crate::store::{Store, StoreError};
@@ -15,32 +15,14 @@ pub fn index_rows(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<(Vec<String>, Vec<IndexObs>), StoreError> {
-    let mut raw = Vec::new();
-    for r in store.scan(from_ms, to_ms) {
-        let s = r?;
-        // Only observations made with this suite count: mixing suites would mix units.
-        if s.obs.tier == tier && s.obs.suite_hash == suite.hash {
-            raw.push(s);
-        }
-    }
-    let mut endpoints: Vec<String> = raw.iter().map(|s| s.obs.endpoint.clone()).collect();
-    endpoints.sort();
-    endpoints.dedup();
-    let rows = raw
-        .iter()
-        .map(|s| IndexObs {
-            endpoint: endpoints
-                .binary_search(&s.obs.endpoint)
-                .expect("endpoint in universe") as u32,
-            at_ms: s.obs.at_ms,
-            cost_pusd: s.obs.cost.0,
-            delivered_sit: s.obs.delivered_sit,
-            succeeded: s.obs.succeeded(),
-            correct: s.obs.correct,
-            hash: s.hash,
-        })
-        .collect();
-    Ok((endpoints, rows))
+    let raw = store.scan(from_ms, to_ms).collect::<Result<Vec<_>, _>>()?;
+    Ok(crate::index::input_rows(
+        raw.iter().map(|s| (&s.obs, &s.hash)),
+        tier,
+        &suite.hash,
+        from_ms,
+        to_ms,
+    ))
 }
 
 /// Determinations for every stored day (ascending) and every tier in `tiers`, carrying the
@@ -96,8 +78,7 @@ pub fn one_day(
     let tier = suite
         .tier(tier_id)
         .unwrap_or_else(|| panic!("tier `{tier_id}` checked by the caller"));
-    let from = day.start_ms() - (m.eligibility_window_hours as i64 - 1) * HOUR_MS;
-    let to = day.start_ms() + m.partitions_per_day as i64 * HOUR_MS;
+    let (from, to) = crate::index::day_window(m, day);
     let (endpoints, rows) = index_rows(store, suite, tier_id, from, to)?;
     Ok(compute_day(
         m,

@@ -31,7 +31,7 @@ impl From<crate::publisher::PublishError> for Error {
             P::Refused(r) => Error::Refused(r.to_string()),
             e @ (P::UnknownTier { .. } | P::NoObservations { .. }) => Error::Usage(e.to_string()),
             P::Store(s) => Error::Store(s),
-            e @ P::Archive(_) => Error::Failed(e.to_string()),
+            e @ (P::Archive(_) | P::Version(_) | P::Record { .. }) => Error::Failed(e.to_string()),
         }
     }
 }

@@ -17,12 +17,15 @@
 use crate::clock::{format_utc_ms, Date, DAY_MS, HOUR_MS};
 use crate::commit::{check_day, Commitment, Reveal};
 use crate::config::PriceSchedule;
-use crate::index::{compute_day, DayInput, Determination, IndexObs, Methodology, Status};
+use crate::index::{
+    compute_day, day_window, input_rows, DayInput, Determination, Methodology, Status,
+};
 use crate::observation::{FailureClass, Observation};
 use crate::probes::{Family, Suite};
-use crate::publisher::archive::Archive;
+use crate::publisher::archive::{Archive, LogEntry};
 use crate::record::Publication;
 use crate::store::Store;
+use crate::versions::Registry;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -72,13 +75,6 @@ pub struct Chain {
 }
 
 /// The window of records a day's determination reads.
-fn window(m: &Methodology, date: Date) -> (i64, i64) {
-    (
-        date.start_ms() - (m.eligibility_window_hours as i64 - 1) * HOUR_MS,
-        date.start_ms() + m.partitions_per_day as i64 * HOUR_MS,
-    )
-}
-
 fn hex32(h: &[u8; 32]) -> String {
     blake3::Hash::from(*h).to_hex().to_string()
 }
@@ -92,9 +88,14 @@ pub struct Exported {
 }
 
 /// Write the bundle of `date` into `out` (created; must be empty or absent).
+///
+/// The bundle carries the methodology and suite the day's published records name (looked up
+/// by hash in `versions`), so a day made under older rules replays under those rules; a day
+/// not yet published is exported with the current versions.
 pub fn export(
     store: &Store,
     archive: &Archive,
+    versions: &Registry,
     date: Date,
     out: &Path,
     now_ms: i64,
@@ -105,9 +106,11 @@ pub fn export(
             out.display()
         )));
     }
-    let m = Methodology::default();
-    let suite = Suite::embedded();
-    let (from, to) = window(&m, date);
+    let entries = archive
+        .entries()
+        .map_err(|e| AuditError::Bundle(e.to_string()))?;
+    let (m, suite) = day_versions(archive, &entries, versions, date)?;
+    let (from, to) = day_window(&m, date);
     let mut all: Vec<(u64, [u8; 32], Observation)> = Vec::new();
     for r in store.scan(i64::MIN / 2, i64::MAX / 2) {
         let s = r?;
@@ -162,10 +165,7 @@ pub fn export(
         }
     }
     files.insert("prices.json".into(), json(&prices));
-    files.insert(
-        "suite.toml".into(),
-        crate::probes::SUITE_TOML.as_bytes().to_vec(),
-    );
+    files.insert("suite.toml".into(), suite.source.as_bytes().to_vec());
     files.insert(
         "suite.json".into(),
         json(&serde_json::json!({"version": suite.version, "hash": suite.hash})),
@@ -182,9 +182,6 @@ pub fn export(
             files.insert(format!("commitments/{d}.reveal.json"), json(&r));
         }
     }
-    let entries = archive
-        .entries()
-        .map_err(|e| AuditError::Bundle(e.to_string()))?;
     let mut determinations = 0;
     for e in entries.iter().filter(|e| e.date == date) {
         let bytes = archive
@@ -224,6 +221,42 @@ pub fn export(
         determinations,
         files: files.len(),
     })
+}
+
+/// The methodology and suite `date` was made with: the ones its published records name, or
+/// the current ones when nothing is published yet.
+fn day_versions<'v>(
+    archive: &Archive,
+    entries: &[LogEntry],
+    versions: &'v Registry,
+    date: Date,
+) -> Result<(Methodology, &'v Suite), AuditError> {
+    let mut named = std::collections::BTreeSet::new();
+    for e in entries.iter().filter(|e| e.date == date) {
+        let bytes = archive
+            .read(e)
+            .map_err(|x| AuditError::Bundle(x.to_string()))?;
+        let p = crate::record::parse(&bytes)
+            .map_err(|x| AuditError::Bundle(format!("{}: {x}", e.file)))?;
+        named.insert((p.determination.methodology_hash, p.determination.suite_hash));
+    }
+    let version = |e: crate::versions::VersionError| AuditError::Bundle(e.to_string());
+    match named.len() {
+        0 => Ok((
+            versions.current_methodology().clone(),
+            versions.current_suite(),
+        )),
+        1 => {
+            let (mh, sh) = named.into_iter().next().expect("one");
+            Ok((
+                versions.methodology(&mh).map_err(version)?.clone(),
+                versions.suite(&sh).map_err(version)?,
+            ))
+        }
+        _ => Err(AuditError::Bundle(format!(
+            "the records published for {date} name more than one (methodology, suite): {named:?}; export each version apart"
+        ))),
+    }
 }
 
 /// Pretty JSON of anything serialisable, without generic plumbing at every call.
@@ -752,28 +785,14 @@ fn recompute(
         .suite
         .tier(&d.tier)
         .ok_or_else(|| format!("tier {} not in the suite", d.tier))?;
-    let (from, to) = window(&b.methodology, d.date);
-    let rows_src: Vec<&(Observation, [u8; 32])> = derived
-        .iter()
-        .filter(|(o, _)| {
-            o.tier == d.tier && o.suite_hash == b.suite.hash && o.at_ms >= from && o.at_ms < to
-        })
-        .collect();
-    let mut endpoints: Vec<String> = rows_src.iter().map(|(o, _)| o.endpoint.clone()).collect();
-    endpoints.sort();
-    endpoints.dedup();
-    let rows: Vec<IndexObs> = rows_src
-        .iter()
-        .map(|(o, h)| IndexObs {
-            endpoint: endpoints.binary_search(&o.endpoint).expect("in universe") as u32,
-            at_ms: o.at_ms,
-            cost_pusd: o.cost.0,
-            delivered_sit: o.delivered_sit,
-            succeeded: o.succeeded(),
-            correct: o.correct,
-            hash: *h,
-        })
-        .collect();
+    let (from, to) = day_window(&b.methodology, d.date);
+    let (endpoints, rows) = input_rows(
+        derived.iter().map(|(o, h)| (o, h)),
+        &d.tier,
+        &b.suite.hash,
+        from,
+        to,
+    );
     let previous_final = d
         .contingency
         .as_ref()
@@ -824,8 +843,21 @@ pub fn verify(b: &Bundle) -> Vec<String> {
     if let Err(e) = b.check_manifest() {
         out.push(format!("manifest: {e}"));
     }
-    if b.methodology.hash() != Methodology::default().hash() {
-        out.push("methodology: the bundle's parameters are not this build's methodology".into());
+    let mh = b.methodology.hash();
+    if let Err(e) = Registry::embedded().methodology(&mh) {
+        out.push(format!(
+            "methodology: the bundle's parameters are no published version: {e}"
+        ));
+    }
+    if let Ok(pubs) = b.publications() {
+        for (name, p, _) in pubs {
+            if p.determination.methodology_hash != mh {
+                out.push(format!(
+                    "methodology: {name} was made under methodology {}, the bundle carries {mh}",
+                    p.determination.methodology_hash
+                ));
+            }
+        }
     }
     out
 }

@@ -20,9 +20,15 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             }
             let store = Store::open(&cli.data)?;
             let archive = crate::publisher::archive::Archive::for_data(&cli.data);
-            let e =
-                crate::audit::bundle::export(&store, &archive, date, &out, SystemClock.now_ms())
-                    .map_err(|e| Error::Failed(e.to_string()))?;
+            let e = crate::audit::bundle::export(
+                &store,
+                &archive,
+                crate::versions::Registry::embedded(),
+                date,
+                &out,
+                SystemClock.now_ms(),
+            )
+            .map_err(|e| Error::Failed(e.to_string()))?;
             println!(
                 "bundle {}: {} observations, {} published determinations, {} files",
                 out.display(),

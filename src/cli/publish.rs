@@ -3,7 +3,6 @@
 use super::{parse_date, Command, KeysWhat, Paths};
 use crate::clock::{Clock, Date, SystemClock};
 use crate::error::{Error, Result};
-use crate::index::Methodology;
 use crate::probes::Suite;
 use crate::store::Store;
 
@@ -80,7 +79,6 @@ fn publish(
     }
     let store = Store::open(&cli.data)?;
     let archive = Archive::for_data(&cli.data);
-    let m = Methodology::default();
     let mut refused = Vec::new();
     for t in &tiers {
         let req = publisher::Request {
@@ -90,7 +88,12 @@ fn publish(
             key: &sk,
             allow_empty,
         };
-        match publisher::publish(&store, &archive, suite, &m, &req) {
+        match publisher::publish(
+            &store,
+            &archive,
+            crate::versions::Registry::embedded(),
+            &req,
+        ) {
             Ok(p) => {
                 println!("published {}", p.line());
                 if let Some(r) = p.contingency_reason {
@@ -226,7 +229,6 @@ pub(super) fn demo_publish(data: &std::path::Path, days: &[Date]) -> Result<()> 
     let store = Store::open(data)?;
     let archive = Archive::for_data(data);
     let suite = Suite::embedded();
-    let m = Methodology::default();
     println!(
         "\nPublished and signed with the demo key {} ({}):",
         key_path.display(),
@@ -241,7 +243,12 @@ pub(super) fn demo_publish(data: &std::path::Path, days: &[Date]) -> Result<()> 
                 key: &sk,
                 allow_empty: false,
             };
-            match publisher::publish(&store, &archive, suite, &m, &req) {
+            match publisher::publish(
+                &store,
+                &archive,
+                crate::versions::Registry::embedded(),
+                &req,
+            ) {
                 Ok(p) => println!("  {}", p.line()),
                 Err(publisher::PublishError::Refused(r)) => println!("  not published: {r}"),
                 Err(e) => return Err(e.into()),

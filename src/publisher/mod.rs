@@ -15,10 +15,11 @@ pub mod serve;
 
 use crate::clock::{format_utc_ms, Date};
 use crate::fixed::Fixed;
-use crate::index::{Methodology, Status};
+use crate::index::Status;
 use crate::probes::Suite;
 use crate::record::{self, Publication, Restates, SCHEMA};
 use crate::store::{Store, StoreError};
+use crate::versions::Registry;
 use archive::{in_force, Archive, ArchiveError, LogEntry};
 use ed25519_dalek::SigningKey;
 use policy::{Decision, Refusal};
@@ -36,6 +37,10 @@ pub enum PublishError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Archive(#[from] ArchiveError),
+    #[error("{0}")]
+    Version(#[from] crate::versions::VersionError),
+    #[error("the record in force {file} does not parse: {why}")]
+    Record { file: String, why: String },
 }
 
 /// What one publish wrote.
@@ -75,7 +80,7 @@ pub fn show_value(v: Option<Fixed>) -> String {
 #[cfg(test)]
 pub(crate) fn carried_day(previous: Fixed) -> crate::index::Determination {
     crate::index::compute_day(
-        &Methodology::default(),
+        &crate::index::Methodology::default(),
         &crate::index::DayInput {
             tier: "t1",
             date: Date::parse("2026-01-05").unwrap(),
@@ -116,18 +121,23 @@ pub fn previous_final(entries: &[LogEntry], tier: &str, date: Date) -> Option<(D
 
 /// Compute, decide, sign and archive one (tier, date). Holds the archive lock throughout, so
 /// two publishers cannot both take the same version or sequence number.
+///
+/// A day is computed under the methodology and suite it was first published with (named by
+/// hash in the record in force, looked up in `versions`), so a restatement after the rules
+/// changed recomputes under the old rules; a day published for the first time uses the
+/// current versions.
 pub fn publish(
     store: &Store,
     archive: &Archive,
-    suite: &Suite,
-    m: &Methodology,
+    versions: &Registry,
     req: &Request,
 ) -> Result<Published, PublishError> {
-    if suite.tier(req.tier).is_none() {
-        return Err(PublishError::UnknownTier {
-            tier: req.tier.into(),
-            known: suite.tier_ids().join(", "),
-        });
+    let unknown_tier = |suite: &Suite| PublishError::UnknownTier {
+        tier: req.tier.into(),
+        known: suite.tier_ids().join(", "),
+    };
+    if versions.current_suite().tier(req.tier).is_none() {
+        return Err(unknown_tier(versions.current_suite()));
     }
     if !req.allow_empty && !store.days()?.contains(&req.date) {
         return Err(PublishError::NoObservations { date: req.date });
@@ -136,6 +146,22 @@ pub fn publish(
     let entries = archive.entries()?;
     let forced = in_force(&entries);
     let current = forced.get(&(req.tier.to_string(), req.date)).copied();
+    let (m, suite) = match current {
+        Some(e) => {
+            let p = record::parse(&archive.read(e)?).map_err(|why| PublishError::Record {
+                file: e.file.clone(),
+                why,
+            })?;
+            (
+                versions.methodology(&p.determination.methodology_hash)?,
+                versions.suite(&p.determination.suite_hash)?,
+            )
+        }
+        None => (versions.current_methodology(), versions.current_suite()),
+    };
+    if suite.tier(req.tier).is_none() {
+        return Err(unknown_tier(suite));
+    }
     let sequence = entries
         .iter()
         .filter(|e| e.tier == req.tier)

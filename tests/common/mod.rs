@@ -45,3 +45,39 @@ pub fn stored_observations(data: &Path) -> Vec<sit::observation::Observation> {
         .map(|r| r.unwrap().obs)
         .collect()
 }
+
+/// The committed golden audit bundle (tests/golden/bundle-2026-01-05), loaded.
+pub fn golden_bundle() -> sit::audit::bundle::Bundle {
+    sit::audit::bundle::Bundle::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/bundle-2026-01-05"),
+    )
+    .unwrap()
+}
+
+/// A store (and its archive) in `data` holding a bundle's records, prices and commitments.
+/// The golden bundle starts at seq 0 with a zero anchor, so the rebuilt records are
+/// byte-identical to the bundled ones (checked).
+pub fn store_from(
+    b: &sit::audit::bundle::Bundle,
+    data: &Path,
+) -> (sit::store::Store, sit::publisher::archive::Archive) {
+    let store = sit::store::Store::open(data).unwrap();
+    for (_, hash, o) in &b.records {
+        let mut one = [o.clone()];
+        let h = store.append(&mut one).unwrap();
+        assert_eq!(&h[0], hash, "rebuilt record seq {} differs", o.seq);
+    }
+    for (endpoint, schedule) in &b.prices {
+        store.put_prices(endpoint, schedule).unwrap();
+    }
+    let archive = sit::publisher::archive::Archive::for_data(data);
+    for (c, r) in b.commitments.values() {
+        if let Some(c) = c {
+            archive.put_commitment(c).unwrap();
+        }
+        if let Some(r) = r {
+            archive.put_reveal(r).unwrap();
+        }
+    }
+    (store, archive)
+}

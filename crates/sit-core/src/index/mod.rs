@@ -102,6 +102,52 @@ pub struct IndexObs {
     pub hash: [u8; 32],
 }
 
+/// The index rows of one tier's observations made with one suite and sent in `[from_ms,
+/// to_ms)`, with their endpoint universe (sorted, unique: the total order's tie-breaker).
+/// Observations of another tier, another suite or outside the window are left out: mixing
+/// suites would mix units.
+pub fn input_rows<'a>(
+    observations: impl IntoIterator<Item = (&'a crate::observation::Observation, &'a [u8; 32])>,
+    tier: &str,
+    suite_hash: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> (Vec<String>, Vec<IndexObs>) {
+    let kept: Vec<_> = observations
+        .into_iter()
+        .filter(|(o, _)| {
+            o.tier == tier && o.suite_hash == suite_hash && o.at_ms >= from_ms && o.at_ms < to_ms
+        })
+        .collect();
+    let mut endpoints: Vec<String> = kept.iter().map(|(o, _)| o.endpoint.clone()).collect();
+    endpoints.sort();
+    endpoints.dedup();
+    let rows = kept
+        .iter()
+        .map(|(o, h)| IndexObs {
+            endpoint: endpoints
+                .binary_search(&o.endpoint)
+                .expect("endpoint in universe") as u32,
+            at_ms: o.at_ms,
+            cost_pusd: o.cost.0,
+            delivered_sit: o.delivered_sit,
+            succeeded: o.succeeded(),
+            correct: o.correct,
+            hash: **h,
+        })
+        .collect();
+    (endpoints, rows)
+}
+
+/// The window of observations a day's determination reads: the trailing eligibility window
+/// before the day and the day itself, `[from_ms, to_ms)`.
+pub fn day_window(m: &Methodology, date: Date) -> (i64, i64) {
+    (
+        date.start_ms() - (m.eligibility_window_hours as i64 - 1) * HOUR_MS,
+        date.start_ms() + m.partitions_per_day as i64 * HOUR_MS,
+    )
+}
+
 /// Everything one (tier, day) computation depends on.
 #[derive(Debug, Clone)]
 pub struct DayInput<'a> {

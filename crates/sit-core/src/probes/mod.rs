@@ -45,6 +45,8 @@ pub struct Suite {
     pub tiers: Vec<Tier>,
     /// Lowercase hex blake3.
     pub hash: String,
+    /// The TOML text the suite was parsed from (exported into audit bundles).
+    pub source: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +131,7 @@ impl Suite {
             version: f.suite_version,
             tiers: f.tiers,
             hash: h.finalize().to_hex().to_string(),
+            source: text.to_string(),
         })
     }
 
