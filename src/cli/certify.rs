@@ -34,7 +34,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 },
                 (None, None) => unreachable!("clap requires one"),
             };
-            certify(&cli, target, &tier, attempts, &key, &out, seed, concurrency).await
+            certify(cli, target, &tier, attempts, &key, &out, seed, concurrency).await
         }
         Command::VerifyCert { file, key } => verify_cert(&file, &key),
         _ => unreachable!("dispatched by cli::run"),

@@ -157,7 +157,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             rounds,
             tier,
             json,
-        } => probe(&cli, endpoint, all, rounds, tier, json).await,
+        } => probe(cli, endpoint, all, rounds, tier, json).await,
         Command::Suite { json } => {
             let s = Suite::embedded();
             if json {

@@ -28,7 +28,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             key,
             allow_empty,
             at,
-        } => publish(&cli, &date, tier, &key, allow_empty, at.as_deref()),
+        } => publish(cli, &date, tier, &key, allow_empty, at.as_deref()),
         Command::Serve { addr } => {
             let archive = crate::publisher::archive::Archive::for_data(&cli.data);
             let running = crate::publisher::serve::start(archive.clone(), addr)

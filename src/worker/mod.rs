@@ -76,8 +76,6 @@ fn closed_before_headers(e: &reqwest::Error) -> bool {
     false
 }
 
-/// Answers longer than this are cut in the record (the grade uses the full text).
-
 /// Shared probe machinery: one HTTP client (connection pool), timeouts, suite, clock.
 #[derive(Clone)]
 pub struct Worker {

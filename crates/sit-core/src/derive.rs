@@ -12,7 +12,8 @@ use crate::price::PriceEntry;
 use crate::probes::{ProbeInstance, Tier};
 use crate::{sit, tokenizer};
 
-/// Answers are stored up to this many bytes (cut at a character boundary).
+/// Answers longer than this are cut in the record, at a character boundary (the grade uses
+/// the full text).
 pub const ANSWER_CAP: usize = 64 * 1024;
 
 /// Provider-reported usage.

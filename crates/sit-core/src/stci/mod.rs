@@ -218,7 +218,7 @@ pub fn compute(m: &StciMethodology, obs: &[TapeObservation]) -> Result<Vec<Index
     let double = |v: i128| Double::from_decimal(v, RATE_PLACES).map_err(range);
     let r = m.output_ratio;
     let ratio = Double::from_ratio(r.num, r.den).map_err(range)?;
-    let one_plus_ratio = Double::from_int(1).add(ratio).map_err(range)?;
+    let one_plus_ratio = Double::from_int(1).plus(ratio).map_err(range)?;
     let fmt = |d: Double| format_scaled(d.round_places(places), places);
     let mut out = Vec::new();
     for (name, models) in &m.indices {
@@ -252,9 +252,9 @@ pub fn compute(m: &StciMethodology, obs: &[TapeObservation]) -> Result<Vec<Index
         let avg_out = Double::mean(&outputs).map_err(range)?;
         // (avg_input + output_ratio * avg_output) / (1 + output_ratio), each step a double
         let blended = ratio
-            .mul(avg_out)
-            .and_then(|x| avg_in.add(x))
-            .and_then(|x| x.div(one_plus_ratio))
+            .times(avg_out)
+            .and_then(|x| avg_in.plus(x))
+            .and_then(|x| x.over(one_plus_ratio))
             .map_err(range)?;
         let dispersion = Double::stdev(&inputs).map_err(range)?;
         out.push(IndexValue {

@@ -119,14 +119,14 @@ impl Double {
     }
 
     /// `a + b`, rounded to the nearest double.
-    pub fn add(self, b: Double) -> Result<Double, RangeError> {
+    pub fn plus(self, b: Double) -> Result<Double, RangeError> {
         let emin = self.e.min(b.e);
         let v = (signed(&self) << (self.e - emin) as usize) + (signed(&b) << (b.e - emin) as usize);
         from_signed(v, &BigUint::one(), emin)
     }
 
     /// `a * b`, rounded to the nearest double.
-    pub fn mul(self, b: Double) -> Result<Double, RangeError> {
+    pub fn times(self, b: Double) -> Result<Double, RangeError> {
         nearest(
             self.neg != b.neg,
             &(big(self.m) * big(b.m)),
@@ -136,7 +136,7 @@ impl Double {
     }
 
     /// `a / b`, rounded to the nearest double (`b` non-zero).
-    pub fn div(self, b: Double) -> Result<Double, RangeError> {
+    pub fn over(self, b: Double) -> Result<Double, RangeError> {
         if b.m == 0 {
             return Err(RangeError("a division by zero".into()));
         }
@@ -340,9 +340,9 @@ mod tests {
         for &a in &vals {
             for &b in &vals {
                 let (x, y) = (of(a), of(b));
-                assert_eq!(x.add(y).unwrap(), of(a + b), "{a} + {b}");
-                assert_eq!(x.mul(y).unwrap(), of(a * b), "{a} * {b}");
-                assert_eq!(x.div(y).unwrap(), of(a / b), "{a} / {b}");
+                assert_eq!(x.plus(y).unwrap(), of(a + b), "{a} + {b}");
+                assert_eq!(x.times(y).unwrap(), of(a * b), "{a} * {b}");
+                assert_eq!(x.over(y).unwrap(), of(a / b), "{a} / {b}");
             }
         }
     }
