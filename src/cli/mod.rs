@@ -270,6 +270,18 @@ pub enum KeysWhat {
 
 #[derive(Subcommand, Debug)]
 pub enum BenchWhat {
+    /// Candidate index methods on a simulated market with a known true price: leave-one-out,
+    /// panel-change jumps, tracking of the true factor.
+    Stability {
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 16)]
+        endpoints: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Compute one day for 3 tiers from synthetic observations.
     Index {
         #[arg(long, default_value_t = 1_000_000)]

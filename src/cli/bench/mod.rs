@@ -1,5 +1,7 @@
 //! `sit bench`: the benchmarks behind BENCHMARKS.md (not part of the library's API).
 
+mod stability;
+
 use crate::clock::{Date, HOUR_MS};
 use crate::index::{compute_day, DayInput, IndexObs, Methodology};
 use crate::rng::Rng;
@@ -629,6 +631,23 @@ pub(super) async fn run(what: super::BenchWhat) -> crate::error::Result<()> {
                 .await
                 .map_err(Error::Failed)?
         ),
+        BenchWhat::Stability {
+            days,
+            seed,
+            endpoints,
+            json,
+        } => {
+            let rows = stability::run(days, seed, endpoints);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows)
+                        .map_err(|e| Error::Failed(e.to_string()))?
+                );
+            } else {
+                print!("{}", stability::render(&rows, seed, endpoints));
+            }
+        }
         BenchWhat::Events { events, repeats } => {
             println!("{}", event_overhead_bench(events, repeats))
         }
