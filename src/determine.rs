@@ -3,6 +3,7 @@
 //! stays pure and replayable.
 
 use crate::clock::Date;
+use crate::index::chain::{next_link, ChainLink};
 use crate::index::{compute_day, DayInput, Determination, IndexObs, Methodology, Status};
 use crate::probes::Suite;
 use crate::store::{Store, StoreError};
@@ -41,6 +42,7 @@ pub fn all_days(
             continue;
         }
         let mut previous: Option<(Date, crate::fixed::Fixed)> = None;
+        let mut link: Option<ChainLink> = None;
         for (i, day) in days.iter().enumerate() {
             let d = one_day(
                 store,
@@ -49,11 +51,21 @@ pub fn all_days(
                 tier_id,
                 *day,
                 previous,
+                link.as_ref(),
                 i as u64 + 1,
                 computed_at,
             )?;
             if d.status == Status::Final {
                 previous = d.value.map(|v| (*day, v));
+            }
+            if let (Some(cp), Some(rec)) = (&m.chain, &d.chain) {
+                link = Some(next_link(
+                    cp,
+                    rec,
+                    *day,
+                    d.value,
+                    d.status != Status::Contingency,
+                ));
             }
             out.push(d);
         }
@@ -72,6 +84,7 @@ pub fn one_day(
     tier_id: &str,
     day: Date,
     previous_final: Option<(Date, crate::fixed::Fixed)>,
+    chain: Option<&ChainLink>,
     sequence: u64,
     computed_at: &str,
 ) -> Result<Determination, StoreError> {
@@ -92,6 +105,7 @@ pub fn one_day(
             suite_hash: &suite.hash,
             sequence,
             computed_at,
+            chain,
         },
     ))
 }

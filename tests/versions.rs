@@ -57,9 +57,13 @@ fn a_day_made_under_an_older_methodology_recomputes_under_it_after_the_default_c
         allow_empty: false,
     };
 
-    // 1. Published under the embedded registry (1.0.0): the golden value, Merkle root and hash.
-    let old = Registry::embedded();
-    assert_eq!(old.current_methodology().version, "1.0.0");
+    // 1. Published by a build whose current methodology is 1.0.0: the golden value, Merkle
+    // root and hash.
+    let old = &Registry::new(
+        vec![Methodology::v1_0_0()],
+        vec![Registry::embedded().current_suite().clone()],
+    )
+    .unwrap();
     let p = publish(&store, &archive, old, &req("t1", day, at)).unwrap();
     let rec = sit::record::parse(&std::fs::read(&p.path).unwrap()).unwrap();
     for field in [
@@ -87,6 +91,7 @@ fn a_day_made_under_an_older_methodology_recomputes_under_it_after_the_default_c
         &new_rules,
         "t1",
         day,
+        None,
         None,
         1,
         "2026-01-06T00:00:00.000Z",

@@ -809,6 +809,8 @@ fn recompute(
             suite_hash: &b.suite.hash,
             sequence: d.sequence,
             computed_at: &d.computed_at,
+            // a chained day starts from the state its record states
+            chain: d.chain.as_ref().map(|c| &c.link),
         },
     ))
 }

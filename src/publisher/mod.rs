@@ -15,6 +15,7 @@ pub mod serve;
 
 use crate::clock::{format_utc_ms, Date};
 use crate::fixed::Fixed;
+use crate::index::chain::{next_link, ChainLink, ChainParams};
 use crate::index::Status;
 use crate::probes::Suite;
 use crate::record::{self, Publication, Restates, SCHEMA};
@@ -91,6 +92,7 @@ pub(crate) fn carried_day(previous: Fixed) -> crate::index::Determination {
             suite_hash: "suite",
             sequence: 7,
             computed_at: "2026-01-06T00:10:00.000Z",
+            chain: None,
         },
     )
 }
@@ -117,6 +119,44 @@ pub fn previous_final(entries: &[LogEntry], tier: &str, date: Date) -> Option<(D
         })
         .filter_map(|((_, d), e)| e.value.map(|v| (d, v)))
         .next_back()
+}
+
+/// The chain state a chained day of `tier` starts from: derived from the record in force of
+/// the latest earlier day. A record made without a chain (methodology 1.0.0) hands over its
+/// last final level with no references (the chain restarts there); no earlier record: the
+/// chain starts.
+pub fn chain_link_before(
+    archive: &Archive,
+    entries: &[LogEntry],
+    cp: &ChainParams,
+    tier: &str,
+    date: Date,
+) -> Result<ChainLink, PublishError> {
+    let forced = in_force(entries);
+    let Some(e) = forced
+        .iter()
+        .filter(|((t, d), _)| t == tier && *d < date)
+        .map(|(_, e)| *e)
+        .next_back()
+    else {
+        return Ok(ChainLink::default());
+    };
+    let p = record::parse(&archive.read(e)?).map_err(|why| PublishError::Record {
+        file: e.file.clone(),
+        why,
+    })?;
+    let d = &p.determination;
+    Ok(match &d.chain {
+        Some(rec) => next_link(cp, rec, d.date, d.value, d.status != Status::Contingency),
+        None => {
+            let last = previous_final(entries, tier, date);
+            ChainLink {
+                level: last.map(|(_, v)| v),
+                level_date: last.map(|(d, _)| d),
+                references: vec![],
+            }
+        }
+    })
 }
 
 /// Compute, decide, sign and archive one (tier, date). Holds the archive lock throughout, so
@@ -170,6 +210,12 @@ pub fn publish(
         .unwrap_or(0)
         + 1;
     let at = format_utc_ms(req.now_ms);
+    let link = match &m.chain {
+        Some(cp) => Some(chain_link_before(
+            archive, &entries, cp, req.tier, req.date,
+        )?),
+        None => None,
+    };
     let mut d = crate::determine::one_day(
         store,
         suite,
@@ -177,6 +223,7 @@ pub fn publish(
         req.tier,
         req.date,
         previous_final(&entries, req.tier, req.date),
+        link.as_ref(),
         sequence,
         &at,
     )?;

@@ -103,6 +103,7 @@ mod tests {
                 suite_hash: "suite",
                 sequence: 7,
                 computed_at: "2026-01-06T00:10:00.000Z",
+                chain: None,
             },
         );
         Publication {

@@ -67,6 +67,7 @@ pub fn index_bench(total: usize, endpoints: u32, repeats: u32) -> String {
                     suite_hash: "bench",
                     sequence: 1,
                     computed_at: "bench",
+                    chain: None,
                 },
             );
             values.push(d.value.map(|v| v.to_string()).unwrap_or_default());
@@ -223,6 +224,7 @@ pub fn recompute_bench(days: u32, per_day: usize, endpoints: u32) -> String {
                     suite_hash: "bench",
                     sequence: d as u64 + 1,
                     computed_at: "bench",
+                    chain: None,
                 },
             );
             if det.status == crate::index::Status::Final {

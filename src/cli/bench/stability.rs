@@ -378,6 +378,7 @@ pub fn run(days: u32, seed: u64, n: usize) -> Vec<MethodFigures> {
             suite_hash: "bench",
             sequence: d as u64,
             computed_at: "bench",
+            chain: None,
         };
         let det = compute_day(&m, &input);
         let value = det.value.map(|v| v.0 as f64 / 1e9);

@@ -13,6 +13,7 @@
 //!
 //! Every division rounds half to even at the [`Fixed`] scale (9 places).
 
+pub mod chain;
 pub mod merkle;
 
 use crate::fixed::{div_round_half_even, sit_price, Fixed, ONE};
@@ -43,6 +44,10 @@ pub struct Methodology {
     /// A published day may be restated until this many hours after the day ends.
     pub restatement_cutoff_hours: u32,
     pub unit: String,
+    /// The chained matched-panel index (1.1 and later); absent in 1.0.0, whose parameters
+    /// and hash are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<chain::ChainParams>,
 }
 
 impl Default for Methodology {
@@ -77,6 +82,23 @@ impl Methodology {
             materiality_threshold: Fixed(1_000_000),
             restatement_cutoff_hours: 24,
             unit: "USD per 1,000,000 SIT".into(),
+            chain: None,
+        }
+    }
+
+    /// Methodology 1.1.0: the daily value is a chain-linked, matched-panel geometric mean of
+    /// the endpoints' price relatives (see [`chain`]); partitions, eligibility, sufficiency,
+    /// trimming fraction, weight cap and contingency as in 1.0.0.
+    pub fn v1_1_0() -> Self {
+        Methodology {
+            version: "1.1.0".into(),
+            chain: Some(chain::ChainParams {
+                method: "chain-linked geometric mean of matched price relatives (endpoint day price / its own previous valid day price), trimmed by relative".into(),
+                max_reference_age_days: 7,
+                min_price_partitions: 12,
+                base: "a chain continues the previous published level; where no relative can be matched it carries that level and restarts the references; with no previous level it starts at the trimmed geometric mean of the day prices".into(),
+            }),
+            ..Methodology::v1_0_0()
         }
     }
 
@@ -164,6 +186,8 @@ pub struct DayInput<'a> {
     pub sequence: u64,
     /// When the caller computed this (recorded, never used in the arithmetic).
     pub computed_at: &'a str,
+    /// Chained methodologies: the state the day starts from (None: the chain starts here).
+    pub chain: Option<&'a chain::ChainLink>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -275,6 +299,10 @@ pub struct Determination {
     pub merkle_root: String,
     pub sequence: u64,
     pub computed_at: String,
+    /// Chained methodologies: the chain state, day prices and relatives (absent in 1.0.0, so
+    /// 1.0.0 records keep their bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<chain::ChainRecord>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -480,29 +508,6 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
         }
     }
 
-    // 3-4. partitions and the day
-    let core = aggregate(m, &eligible, None);
-    let mut valid_weights = vec![0i128; e_count];
-    for p in core.partitions.iter().filter(|p| p.value.is_ok()) {
-        let w = div_round_half_even(ONE, p.kept.len() as i128);
-        for e in &p.kept {
-            valid_weights[*e as usize] += w;
-        }
-    }
-    let weights: Vec<Fixed> = valid_weights
-        .iter()
-        .map(|w| {
-            if core.valid == 0 {
-                Fixed::ZERO
-            } else {
-                Fixed(div_round_half_even(*w, core.valid as i128))
-            }
-        })
-        .collect();
-    let mut sorted_w: Vec<Fixed> = weights.clone();
-    sorted_w.sort_unstable_by(|a, b| b.cmp(a));
-    let top3 = Fixed(sorted_w.iter().take(3).map(|w| w.0).sum());
-
     // endpoint day prices and their spread
     let mut day_prices: Vec<Fixed> = day_agg
         .iter()
@@ -515,55 +520,51 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
         (Some(a), Some(b), Some(c)) if b.0 > 0 => Some(Fixed::ratio(c.0 - a.0, b.0)),
         _ => None,
     };
-
-    // leave-one-out over endpoints that were ever eligible
+    // endpoints that were ever eligible in the day
     let mut ever = vec![false; e_count];
     for p in &eligible {
         for (_, e) in p {
             ever[*e as usize] = true;
         }
     }
+
+    // 3-4. partitions and the day, by the methodology's aggregation
+    let v = match &m.chain {
+        None => levels_day(m, &eligible, e_count),
+        Some(cp) => chained_day(m, cp, input, &eligible, &day_agg),
+    };
+    let mut sorted_w: Vec<Fixed> = v.weights.clone();
+    sorted_w.sort_unstable_by(|a, b| b.cmp(a));
+    let top3 = Fixed(sorted_w.iter().take(3).map(|w| w.0).sum());
     let leave_one_out: Vec<LeaveOneOut> = (0..e_count)
         .filter(|e| ever[*e])
-        .map(|e| {
-            let without = aggregate(m, &eligible, Some(e as u32)).value;
-            LeaveOneOut {
-                endpoint: input.endpoints[e].clone(),
-                weight: weights[e],
-                delta: match (without, core.value) {
-                    (Some(w), Some(v)) => Some(Fixed(w.0 - v.0)),
-                    _ => None,
-                },
-            }
+        .map(|e| LeaveOneOut {
+            endpoint: input.endpoints[e].clone(),
+            weight: v.weights[e],
+            delta: v.deltas[e],
         })
         .collect();
 
-    let (status, value, contingency) = match core.value {
-        Some(v) => (Status::Final, Some(v), None),
-        None => {
-            let why = format!(
-                "only {} of {} partitions valid (minimum {})",
-                core.valid, parts, m.min_valid_partitions
-            );
-            match input.previous_final {
-                Some((d, v)) => (
-                    Status::Contingency,
-                    Some(v),
-                    Some(Contingency {
-                        reason: format!("{why}; carried forward the final value of {d}"),
-                        carried_from: Some(d),
-                    }),
-                ),
-                None => (
-                    Status::Contingency,
-                    None,
-                    Some(Contingency {
-                        reason: format!("{why}; no earlier final value exists to carry forward"),
-                        carried_from: None,
-                    }),
-                ),
-            }
-        }
+    let (status, value, contingency) = match v.value {
+        Ok(x) => (Status::Final, Some(x), None),
+        Err(why) => match input.previous_final {
+            Some((d, x)) => (
+                Status::Contingency,
+                Some(x),
+                Some(Contingency {
+                    reason: format!("{why}; carried forward the final value of {d}"),
+                    carried_from: Some(d),
+                }),
+            ),
+            None => (
+                Status::Contingency,
+                None,
+                Some(Contingency {
+                    reason: format!("{why}; no earlier final value exists to carry forward"),
+                    carried_from: None,
+                }),
+            ),
+        },
     };
 
     leaves.sort_unstable();
@@ -585,7 +586,7 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
             attempts: attempts_day,
             input_observations: leaves.len() as u64,
             partitions: parts as u32,
-            valid_partitions: core.valid as u32,
+            valid_partitions: v.valid as u32,
         },
         endpoint_price_p25: p25,
         endpoint_price_p50: p50,
@@ -601,6 +602,65 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
             })
             .collect(),
         leave_one_out,
+        partitions: v.partitions,
+        merkle_root,
+        sequence: input.sequence,
+        computed_at: input.computed_at.to_string(),
+        chain: v.chain,
+    }
+}
+
+/// The aggregation-specific part of a day.
+struct DayValue {
+    /// The day's value, or why there is none (the CONTINGENCY reason).
+    value: Result<Fixed, String>,
+    valid: usize,
+    partitions: Vec<PartitionRecord>,
+    /// Per endpoint index.
+    weights: Vec<Fixed>,
+    deltas: Vec<Option<Fixed>>,
+    chain: Option<chain::ChainRecord>,
+}
+
+fn insufficient(m: &Methodology, valid: usize) -> String {
+    format!(
+        "only {} of {} partitions valid (minimum {})",
+        valid, m.partitions_per_day, m.min_valid_partitions
+    )
+}
+
+/// Methodology 1.0.0: trimmed mean of partition price levels, time-weighted over the day.
+fn levels_day(m: &Methodology, eligible: &[Vec<(Fixed, u32)>], e_count: usize) -> DayValue {
+    let core = aggregate(m, eligible, None);
+    let mut valid_weights = vec![0i128; e_count];
+    for p in core.partitions.iter().filter(|p| p.value.is_ok()) {
+        let w = div_round_half_even(ONE, p.kept.len() as i128);
+        for e in &p.kept {
+            valid_weights[*e as usize] += w;
+        }
+    }
+    let weights: Vec<Fixed> = valid_weights
+        .iter()
+        .map(|w| {
+            if core.valid == 0 {
+                Fixed::ZERO
+            } else {
+                Fixed(div_round_half_even(*w, core.valid as i128))
+            }
+        })
+        .collect();
+    let deltas = (0..e_count)
+        .map(|e| {
+            let without = aggregate(m, eligible, Some(e as u32)).value;
+            match (without, core.value) {
+                (Some(w), Some(v)) => Some(Fixed(w.0 - v.0)),
+                _ => None,
+            }
+        })
+        .collect();
+    DayValue {
+        value: core.value.ok_or_else(|| insufficient(m, core.valid)),
+        valid: core.valid,
         partitions: core
             .partitions
             .iter()
@@ -613,9 +673,84 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
                 invalid_reason: p.value.as_ref().err().cloned(),
             })
             .collect(),
-        merkle_root,
-        sequence: input.sequence,
-        computed_at: input.computed_at.to_string(),
+        weights,
+        deltas,
+        chain: None,
+    }
+}
+
+/// Methodology 1.1: a partition is valid when at least `min_endpoints` endpoints are eligible
+/// in it (its value is not computed: the day's value is the chained level); the day needs
+/// `min_valid_partitions` valid partitions, then [`chain::chain_day`] sets the value from the
+/// endpoints' day prices (eligible partitions only, at least `min_price_partitions` of them).
+fn chained_day(
+    m: &Methodology,
+    cp: &chain::ChainParams,
+    input: &DayInput,
+    eligible: &[Vec<(Fixed, u32)>],
+    day_agg: &[Agg],
+) -> DayValue {
+    let e_count = input.endpoints.len();
+    let mut priced = vec![0u32; e_count];
+    for p in eligible {
+        for (_, e) in p {
+            priced[*e as usize] += 1;
+        }
+    }
+    let partitions: Vec<PartitionRecord> = eligible
+        .iter()
+        .enumerate()
+        .map(|(h, p)| PartitionRecord {
+            hour: h as u32,
+            eligible: p.len() as u32,
+            trimmed_each_side: 0,
+            value: None,
+            invalid_reason: (p.len() < m.min_endpoints as usize).then(|| {
+                format!(
+                    "FEWER_THAN_MIN_ENDPOINTS: {} eligible, {} needed",
+                    p.len(),
+                    m.min_endpoints
+                )
+            }),
+        })
+        .collect();
+    let valid = partitions
+        .iter()
+        .filter(|p| p.invalid_reason.is_none())
+        .count();
+    let prices: Vec<Option<(Fixed, u32)>> = (0..e_count)
+        .map(|e| {
+            (priced[e] >= cp.min_price_partitions)
+                .then(|| sit_price(day_agg[e].cost, day_agg[e].delivered))
+                .flatten()
+                .map(|p| (p, priced[e]))
+        })
+        .collect();
+    let start = chain::ChainLink::default();
+    let link = input.chain.unwrap_or(&start);
+    let day = chain::chain_day(m, cp, link, input.date, input.endpoints, &prices);
+    let value = if valid < m.min_valid_partitions as usize {
+        Err(insufficient(m, valid))
+    } else {
+        day.value.ok_or_else(|| {
+            format!(
+                "fewer than {} endpoints with a day price (at least {} eligible partitions) and no matched relatives",
+                m.min_endpoints, cp.min_price_partitions
+            )
+        })
+    };
+    let ok = value.is_ok();
+    DayValue {
+        value,
+        valid,
+        partitions,
+        weights: if ok {
+            day.weights
+        } else {
+            vec![Fixed::ZERO; e_count]
+        },
+        deltas: if ok { day.deltas } else { vec![None; e_count] },
+        chain: Some(day.record),
     }
 }
 

@@ -57,6 +57,7 @@ fn input<'a>(
         suite_hash: "suite",
         sequence: 1,
         computed_at: "2026-01-06T00:00:00.000Z",
+        chain: None,
     }
 }
 

@@ -1,0 +1,358 @@
+//! Methodology 1.1: a chain-linked, matched-panel index of price relatives.
+//!
+//! Each endpoint contributes its own price *change*: its day price against its own previous
+//! valid day price (its reference). The relatives are put in the total order (relative,
+//! endpoint id), trimmed `floor(trim_fraction * k)` from each end, and their geometric mean
+//! moves the previous level: `level_d = level_prev * G_d`. An endpoint that enters has no
+//! reference on its first day, so it cannot move the level; one that leaves simply has no
+//! relative; one that was down for hours or days is compared with its last valid price (at most
+//! `max_reference_age_days` old). That is how statistical agencies keep an elementary
+//! aggregate's level continuous while the panel changes (Jevons index of matched relatives,
+//! chain-linked), and why one endpoint's entry, exit or outage no longer swings the value.
+//!
+//! Everything is integer: relatives are [`Fixed`] ratios rounded half to even; the geometric
+//! mean of `k` relatives is the integer `k`-th root of their exact product (a big integer),
+//! rounded to the nearest unit of 10^-9 (a tie cannot occur: `(2r + 1)^k` is odd, `2^k * P`
+//! is even); the new level is `level * G` rounded half to even at 10^-9.
+//!
+//! The chain state a day starts from ([`ChainLink`]: the previous level and every endpoint's
+//! reference) is written into the day's determination, so a replay needs nothing but the
+//! record and its observations, and [`next_link`] derives the next day's state from it.
+
+use crate::fixed::{div_round_half_even, Fixed, ONE};
+use crate::time::Date;
+use num_bigint::BigUint;
+use num_traits::{One, ToPrimitive, Zero};
+use serde::{Deserialize, Serialize};
+
+/// Parameters of the chained index (present in methodology 1.1 and later).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainParams {
+    /// The aggregation, stated in words for readers of the methodology document.
+    pub method: String,
+    /// A reference older than this many days is not used (the endpoint re-enters).
+    pub max_reference_age_days: u32,
+    /// An endpoint's day price needs at least this many partitions in which it was eligible.
+    pub min_price_partitions: u32,
+    /// How the level is anchored where a chain starts.
+    pub base: String,
+}
+
+/// An endpoint's reference: its last valid day price and that day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reference {
+    pub endpoint: String,
+    pub price: Fixed,
+    pub date: Date,
+}
+
+/// The chain state a day starts from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainLink {
+    /// The previous level and the day that set it (absent where the chain starts).
+    pub level: Option<Fixed>,
+    pub level_date: Option<Date>,
+    /// References, sorted by endpoint id.
+    pub references: Vec<Reference>,
+}
+
+/// One endpoint's day price: cost over delivered SIT in the partitions where it was eligible.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayPrice {
+    pub endpoint: String,
+    pub price: Fixed,
+    pub partitions: u32,
+}
+
+/// One endpoint's relative: day price / reference price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relative {
+    pub endpoint: String,
+    pub relative: Fixed,
+    pub reference_date: Date,
+    /// Kept after trimming (it moved the level).
+    pub kept: bool,
+}
+
+/// What a chained day records besides the common determination fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainRecord {
+    /// The state the day started from.
+    pub link: ChainLink,
+    /// Every endpoint with a day price (the next day's references), by endpoint id.
+    pub day_prices: Vec<DayPrice>,
+    /// Matched relatives, in the total order (relative, endpoint id).
+    pub relatives: Vec<Relative>,
+    /// The trimmed geometric mean of the relatives (absent on a base day).
+    pub geometric_mean: Option<Fixed>,
+    /// How the value was set: `chained`, `base_carried` (too few matched relatives: the
+    /// previous level carries and the references restart) or `base_levels` (no previous level:
+    /// the trimmed geometric mean of the day prices).
+    pub basis: String,
+}
+
+/// Nearest integer to the `k`-th root of `p` (k >= 1). No ties exist (see the module doc).
+pub fn nth_root_nearest(p: &BigUint, k: u32) -> BigUint {
+    if k == 1 || p.is_zero() {
+        return p.clone();
+    }
+    let r = p.nth_root(k); // floor
+                           // round up iff p > (r + 1/2)^k  <=>  2^k p > (2r + 1)^k
+    let lhs = p << k as usize;
+    let rhs = (r.clone() * 2u32 + 1u32).pow(k);
+    if lhs > rhs {
+        r + 1u32
+    } else {
+        r
+    }
+}
+
+/// The geometric mean of positive fixed-point values, rounded to the nearest 10^-9.
+pub fn geometric_mean(values: &[Fixed]) -> Option<Fixed> {
+    if values.is_empty() || values.iter().any(|v| v.0 <= 0) {
+        return None;
+    }
+    let mut p = BigUint::one();
+    for v in values {
+        p *= BigUint::from(v.0 as u128);
+    }
+    let g = nth_root_nearest(&p, values.len() as u32);
+    Some(Fixed(g.to_i128().expect("the mean of i128 values fits")))
+}
+
+/// Trim `floor(trim * n)` from each end of values already in the total order; `None` when
+/// fewer than `min` remain before trimming or the weight cap (`1 / kept <= cap`) fails.
+pub fn trimmed_geometric_mean(
+    sorted: &[Fixed],
+    trim: Fixed,
+    min: usize,
+    cap: Fixed,
+) -> Option<(Fixed, usize)> {
+    let n = sorted.len();
+    if n < min.max(1) {
+        return None;
+    }
+    let k = super::trim_count(trim, n);
+    let kept = &sorted[k..n - k];
+    if ONE > cap.0 * kept.len() as i128 {
+        return None;
+    }
+    geometric_mean(kept).map(|g| (g, k))
+}
+
+/// `level * g`, rounded half to even at 10^-9.
+pub fn scale(level: Fixed, g: Fixed) -> Fixed {
+    Fixed(div_round_half_even(level.0 * g.0, ONE))
+}
+
+/// The outcome of a chained day (before the common determination fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainDay {
+    pub value: Option<Fixed>,
+    pub record: ChainRecord,
+    /// Per endpoint index: weight in the value (1/kept for kept relatives, else 0).
+    pub weights: Vec<Fixed>,
+    /// Per endpoint index: the value without it minus the value (None: no value without it).
+    pub deltas: Vec<Option<Fixed>>,
+}
+
+/// Compute a chained day. `prices[e]` is endpoint `e`'s day price with its partition count
+/// (already filtered by `min_price_partitions`); `ids[e]` its id. The day is assumed
+/// sufficient (enough valid partitions): the caller decides CONTINGENCY before.
+pub fn chain_day(
+    m: &super::Methodology,
+    p: &ChainParams,
+    link: &ChainLink,
+    date: Date,
+    ids: &[String],
+    prices: &[Option<(Fixed, u32)>],
+) -> ChainDay {
+    let n = ids.len();
+    let min = m.min_endpoints as usize;
+    let day_prices: Vec<DayPrice> = (0..n)
+        .filter_map(|e| {
+            prices[e].map(|(price, partitions)| DayPrice {
+                endpoint: ids[e].clone(),
+                price,
+                partitions,
+            })
+        })
+        .collect();
+    // matched relatives against fresh references
+    let oldest = Date(date.0 - p.max_reference_age_days as i32);
+    let mut rel: Vec<(Fixed, u32, Date)> = (0..n)
+        .filter_map(|e| {
+            let (price, _) = prices[e]?;
+            let r = link
+                .references
+                .binary_search_by(|r| r.endpoint.as_str().cmp(&ids[e]))
+                .ok()
+                .map(|i| &link.references[i])?;
+            (r.date >= oldest && r.date < date && r.price.0 > 0)
+                .then(|| (Fixed::ratio(price.0, r.price.0), e as u32, r.date))
+        })
+        .collect();
+    rel.sort_unstable();
+    let sorted: Vec<Fixed> = rel.iter().map(|r| r.0).collect();
+    let chained = link
+        .level
+        .and_then(|_| trimmed_geometric_mean(&sorted, m.trim_fraction, min, m.max_endpoint_weight));
+    let mut weights = vec![Fixed::ZERO; n];
+    let mut deltas: Vec<Option<Fixed>> = vec![None; n];
+    let (value, geo, basis, kept_range) = match (chained, link.level) {
+        (Some((g, k)), Some(level)) => {
+            let v = scale(level, g);
+            let kept = rel.len() - 2 * k;
+            for r in &rel[k..rel.len() - k] {
+                weights[r.1 as usize] = Fixed::ratio(1, kept as i128);
+            }
+            for e in 0..n {
+                deltas[e] = if rel.iter().any(|r| r.1 == e as u32) {
+                    let without: Vec<Fixed> = rel
+                        .iter()
+                        .filter(|r| r.1 != e as u32)
+                        .map(|r| r.0)
+                        .collect();
+                    trimmed_geometric_mean(&without, m.trim_fraction, min, m.max_endpoint_weight)
+                        .map(|(g2, _)| Fixed(scale(level, g2).0 - v.0))
+                } else {
+                    // no relative today (an entrant, or a stale reference): no effect
+                    Some(Fixed::ZERO)
+                };
+            }
+            (Some(v), Some(g), "chained", Some((k, rel.len() - k)))
+        }
+        (_, Some(level)) if day_prices.len() >= min => {
+            deltas.iter_mut().for_each(|d| *d = Some(Fixed::ZERO));
+            (Some(level), None, "base_carried", None)
+        }
+        (_, None) if day_prices.len() >= min => {
+            let mut lv: Vec<(Fixed, u32)> = (0..n)
+                .filter_map(|e| prices[e].map(|(x, _)| (x, e as u32)))
+                .collect();
+            lv.sort_unstable();
+            let sorted_lv: Vec<Fixed> = lv.iter().map(|x| x.0).collect();
+            match trimmed_geometric_mean(&sorted_lv, m.trim_fraction, min, m.max_endpoint_weight) {
+                Some((g, k)) => {
+                    let kept = lv.len() - 2 * k;
+                    for x in &lv[k..lv.len() - k] {
+                        weights[x.1 as usize] = Fixed::ratio(1, kept as i128);
+                    }
+                    for e in 0..n {
+                        deltas[e] = if prices[e].is_some() {
+                            let without: Vec<Fixed> =
+                                lv.iter().filter(|x| x.1 != e as u32).map(|x| x.0).collect();
+                            trimmed_geometric_mean(
+                                &without,
+                                m.trim_fraction,
+                                min,
+                                m.max_endpoint_weight,
+                            )
+                            .map(|(g2, _)| Fixed(g2.0 - g.0))
+                        } else {
+                            Some(Fixed::ZERO)
+                        };
+                    }
+                    (Some(g), None, "base_levels", None)
+                }
+                None => (None, None, "insufficient", None),
+            }
+        }
+        _ => (None, None, "insufficient", None),
+    };
+    let relatives = rel
+        .iter()
+        .enumerate()
+        .map(|(i, (r, e, d))| Relative {
+            endpoint: ids[*e as usize].clone(),
+            relative: *r,
+            reference_date: *d,
+            kept: kept_range.map(|(a, b)| i >= a && i < b).unwrap_or(false),
+        })
+        .collect();
+    ChainDay {
+        value,
+        record: ChainRecord {
+            link: link.clone(),
+            day_prices,
+            relatives,
+            geometric_mean: geo,
+            basis: basis.into(),
+        },
+        weights,
+        deltas,
+    }
+}
+
+/// The state the next day starts from. A day that set a value (FINAL or RESTATED) moves the
+/// level and refreshes the references of every endpoint it priced (references older than
+/// `max_reference_age_days` are dropped); a CONTINGENCY day passes its own starting state on
+/// unchanged, so the next valid day's relatives span the gap.
+pub fn next_link(
+    p: &ChainParams,
+    record: &ChainRecord,
+    date: Date,
+    value: Option<Fixed>,
+    set_value: bool,
+) -> ChainLink {
+    if !set_value {
+        return record.link.clone();
+    }
+    let oldest = Date(date.0 + 1 - p.max_reference_age_days as i32);
+    let mut refs: Vec<Reference> = record
+        .link
+        .references
+        .iter()
+        .filter(|r| !record.day_prices.iter().any(|d| d.endpoint == r.endpoint))
+        .cloned()
+        .chain(record.day_prices.iter().map(|d| Reference {
+            endpoint: d.endpoint.clone(),
+            price: d.price,
+            date,
+        }))
+        .filter(|r| r.date >= oldest)
+        .collect();
+    refs.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
+    ChainLink {
+        level: value,
+        level_date: Some(date),
+        references: refs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nth_root_rounds_to_nearest() {
+        let b = |x: u128| BigUint::from(x);
+        assert_eq!(nth_root_nearest(&b(27), 3), b(3));
+        assert_eq!(nth_root_nearest(&b(26), 3), b(3)); // 2.962
+        assert_eq!(nth_root_nearest(&b(42), 3), b(3)); // 3.476 -> 3
+        assert_eq!(nth_root_nearest(&b(43), 3), b(4)); // 3.503 -> 4
+        assert_eq!(nth_root_nearest(&b(2), 2), b(1)); // 1.414
+        assert_eq!(nth_root_nearest(&b(3), 2), b(2)); // 1.732
+        assert_eq!(nth_root_nearest(&b(0), 5), b(0));
+    }
+
+    #[test]
+    fn geometric_mean_golden() {
+        // sqrt(1.000000000 * 1.210000000) = 1.1 exactly
+        assert_eq!(
+            geometric_mean(&[Fixed(1_000_000_000), Fixed(1_210_000_000)]),
+            Some(Fixed(1_100_000_000))
+        );
+        // (1.01 * 0.99 * 1.02)^(1/3) = 1.00658915435126244... (Python decimal, 50 digits)
+        assert_eq!(
+            geometric_mean(&[
+                Fixed(1_010_000_000),
+                Fixed(990_000_000),
+                Fixed(1_020_000_000)
+            ]),
+            Some(Fixed(1_006_589_154))
+        );
+        assert_eq!(geometric_mean(&[]), None);
+        assert_eq!(geometric_mean(&[Fixed(0)]), None);
+    }
+}
