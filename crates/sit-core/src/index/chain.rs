@@ -355,4 +355,155 @@ mod tests {
         assert_eq!(geometric_mean(&[]), None);
         assert_eq!(geometric_mean(&[Fixed(0)]), None);
     }
+
+    // Golden vectors of methodology 1.1 (index-methodology.md §11): a panel of six endpoints
+    // a..f whose references are all 1.000000000 of 2026-01-04, level 1.000000000.
+    use crate::index::Methodology;
+
+    fn d(s: &str) -> Date {
+        Date::parse(s).unwrap()
+    }
+    fn ids(n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| ((b'a' + i as u8) as char).to_string())
+            .collect()
+    }
+    fn link(n: usize, level: i128, date: &str) -> ChainLink {
+        ChainLink {
+            level: Some(Fixed(level)),
+            level_date: Some(d("2026-01-04")),
+            references: ids(n)
+                .into_iter()
+                .map(|e| Reference {
+                    endpoint: e,
+                    price: Fixed(ONE),
+                    date: d(date),
+                })
+                .collect(),
+        }
+    }
+    fn prices(v: &[Option<i128>]) -> Vec<Option<(Fixed, u32)>> {
+        v.iter().map(|p| p.map(|x| (Fixed(x), 24))).collect()
+    }
+    fn run(l: &ChainLink, n: usize, p: &[Option<i128>]) -> ChainDay {
+        let m = Methodology::v1_1_0();
+        let cp = m.chain.clone().unwrap();
+        chain_day(&m, &cp, l, d("2026-01-05"), &ids(n), &prices(p))
+    }
+
+    #[test]
+    fn golden_common_move_and_ties_broken_by_endpoint_id() {
+        // every price +10%: trim 1 each side of 6, G = 1.1, level 1.1; no endpoint matters
+        let c = run(&link(6, ONE, "2026-01-04"), 6, &[Some(1_100_000_000); 6]);
+        assert_eq!(c.value, Some(Fixed(1_100_000_000)));
+        assert_eq!(c.record.basis, "chained");
+        assert!(c.deltas.iter().all(|x| *x == Some(Fixed::ZERO)));
+        // ties: a and b at 1.0, c d e at 1.2 (f missing): the order (relative, id) trims a
+        // (first of the 1.0s) and e (last of the 1.2s); G = (1.0 * 1.2 * 1.2)^(1/3)
+        let c = run(
+            &link(6, ONE, "2026-01-04"),
+            6,
+            &[
+                Some(ONE),
+                Some(ONE),
+                Some(1_200_000_000),
+                Some(1_200_000_000),
+                Some(1_200_000_000),
+                None,
+            ],
+        );
+        assert_eq!(c.record.geometric_mean, Some(Fixed(1_129_243_235)));
+        let kept: Vec<(&str, bool)> = c
+            .record
+            .relatives
+            .iter()
+            .map(|r| (r.endpoint.as_str(), r.kept))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("a", false),
+                ("b", true),
+                ("c", true),
+                ("d", true),
+                ("e", false)
+            ]
+        );
+        assert_eq!(c.weights[1], Fixed(333_333_333));
+        assert_eq!(c.weights[0], Fixed::ZERO);
+    }
+
+    #[test]
+    fn golden_exit_and_rounding_of_the_level() {
+        // f leaves: 5 relatives d .95 c 1.00 a 1.05 b 1.10 e 1.20, trim 1 each side,
+        // G = (1.00 * 1.05 * 1.10)^(1/3) = 1.049205749; level 0.5 * G = 0.5246028745 -> even
+        let c = run(
+            &link(6, 500_000_000, "2026-01-04"),
+            6,
+            &[
+                Some(1_050_000_000),
+                Some(1_100_000_000),
+                Some(ONE),
+                Some(950_000_000),
+                Some(1_200_000_000),
+                None,
+            ],
+        );
+        assert_eq!(c.record.geometric_mean, Some(Fixed(1_049_205_749)));
+        assert_eq!(c.value, Some(Fixed(524_602_874)));
+        // any further removal leaves 4 < min_endpoints: no value without it
+        assert_eq!(c.deltas[0], None);
+        assert_eq!(c.deltas[5], Some(Fixed::ZERO)); // f: no relative, no effect
+    }
+
+    #[test]
+    fn golden_entry_has_no_effect_until_its_second_day() {
+        let base = [Some(1_100_000_000); 6];
+        let mut with_g = base.to_vec();
+        with_g.push(Some(5 * ONE)); // g enters at 5x the others' level
+        let l = link(6, ONE, "2026-01-04");
+        let a = run(&l, 6, &base);
+        let b = run(&l, 7, &with_g);
+        assert_eq!(a.value, b.value);
+        assert_eq!(b.deltas[6], Some(Fixed::ZERO));
+        assert_eq!(b.weights[6], Fixed::ZERO);
+        assert_eq!(b.record.relatives.len(), 6);
+        // the next day starts with g's reference, dated the entry day
+        let cp = Methodology::v1_1_0().chain.unwrap();
+        let next = next_link(&cp, &b.record, d("2026-01-05"), b.value, true);
+        let g = next.references.iter().find(|r| r.endpoint == "g").unwrap();
+        assert_eq!((g.price, g.date), (Fixed(5 * ONE), d("2026-01-05")));
+        assert_eq!(next.level, Some(Fixed(1_100_000_000)));
+    }
+
+    #[test]
+    fn golden_outage_uses_the_last_valid_price_up_to_seven_days() {
+        // references of 2026-01-01 (4 days old) still match; of 2025-12-28 (8 days) do not
+        let fresh = run(&link(6, ONE, "2026-01-01"), 6, &[Some(1_100_000_000); 6]);
+        assert_eq!(fresh.record.relatives.len(), 6);
+        let stale = run(&link(6, ONE, "2025-12-28"), 6, &[Some(1_100_000_000); 6]);
+        assert!(stale.record.relatives.is_empty());
+        // no matched relative: the level carries and the references restart
+        assert_eq!(stale.value, Some(Fixed(ONE)));
+        assert_eq!(stale.record.basis, "base_carried");
+        // a CONTINGENCY day passes its starting state on unchanged
+        let cp = Methodology::v1_1_0().chain.unwrap();
+        assert_eq!(
+            next_link(&cp, &fresh.record, d("2026-01-05"), None, false),
+            link(6, ONE, "2026-01-01")
+        );
+    }
+
+    #[test]
+    fn golden_chain_start_is_the_trimmed_geometric_mean_of_levels() {
+        // no previous level: prices 0.1 0.2 0.4 0.8 1.6 3.2 (trim 1 each side):
+        // (0.2 * 0.4 * 0.8 * 1.6)^(1/4) = 0.565685425 (sqrt(0.32))
+        let p: Vec<Option<i128>> = [100, 200, 400, 800, 1600, 3200]
+            .iter()
+            .map(|x| Some(x * 1_000_000))
+            .collect();
+        let c = run(&ChainLink::default(), 6, &p);
+        assert_eq!(c.record.basis, "base_levels");
+        assert_eq!(c.value, Some(Fixed(565_685_425)));
+    }
 }
