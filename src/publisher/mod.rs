@@ -81,7 +81,7 @@ pub fn show_value(v: Option<Fixed>) -> String {
 #[cfg(test)]
 pub(crate) fn carried_day(previous: Fixed) -> crate::index::Determination {
     crate::index::compute_day(
-        &crate::index::Methodology::default(),
+        &crate::index::Methodology::v1_0_0(),
         &crate::index::DayInput {
             tier: "t1",
             date: Date::parse("2026-01-05").unwrap(),

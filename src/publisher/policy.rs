@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn first_publication_only_after_the_day_ends() {
-        let m = Methodology::default();
+        let m = Methodology::v1_0_0();
         let d = det(true, ONE);
         assert!(matches!(
             decide(&m, &d, None, day_end() - 1),
@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn materiality_boundary_is_exact() {
-        let m = Methodology::default(); // 0.10% = 0.001000000
+        let m = Methodology::v1_0_0(); // 0.10% = 0.001000000
         let at = day_end() + 1;
         // Exactly 0.10% above: refused. One unit of the last place more: allowed.
         let e = decide(&m, &det(true, ONE + 1_000_000), OLD, at).unwrap_err();
@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn cutoff_boundary_is_exact() {
-        let m = Methodology::default();
+        let m = Methodology::v1_0_0();
         let cutoff = cutoff_ms(&m, Date::parse("2026-01-05").unwrap());
         assert_eq!(cutoff, day_end() + 24 * HOUR_MS);
         let d = det(true, 2 * ONE);
@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn identical_recomputation_is_refused_even_before_the_cutoff() {
-        let m = Methodology::default();
+        let m = Methodology::v1_0_0();
         let e = decide(&m, &det(true, ONE), OLD, day_end() + 1).unwrap_err();
         assert!(matches!(e, Refusal::Unchanged { .. }));
         assert!(e.to_string().contains("never overwritten"));
@@ -216,14 +216,14 @@ mod tests {
 
     #[test]
     fn restatement_must_be_final() {
-        let m = Methodology::default();
+        let m = Methodology::v1_0_0();
         let e = decide(&m, &det(false, 3 * ONE), OLD, day_end() + 1).unwrap_err();
         assert!(matches!(e, Refusal::NotFinal { .. }));
     }
 
     #[test]
     fn value_where_there_was_none_is_material() {
-        let m = Methodology::default();
+        let m = Methodology::v1_0_0();
         let none = Some((1, Status::Contingency, None));
         assert_eq!(
             decide(&m, &det(true, ONE), none, day_end()),

@@ -1,8 +1,10 @@
 //! The embedded simulated market: providers on loopback speaking the OpenAI, Anthropic and
 //! Gemini dialects.
 //!
-//! Each simulated provider has its own list-price path (mean-reverting jump-diffusion on the
-//! log price, hourly steps, as in the seed paper), latency profile, answer quality per tier,
+//! Every list price follows a common market factor (mean-reverting jump-diffusion on the log
+//! price, hourly steps, as in the seed paper: demand and supply shocks that move everyone)
+//! times the provider's own deviation, around its persistent level; each provider also has its
+//! own latency profile, answer quality per tier,
 //! tokenizer inflation (reported usage vs the reference tokenizer), hidden reasoning tokens and
 //! fault rate. Everything is seeded: the same market seed gives the same prices and, for the
 //! same requests, the same answers and faults. Floats appear here only to *generate* the
@@ -19,6 +21,29 @@ use crate::rng::Rng;
 /// The first hour of every price path (paths are simulated from here, so a given date always
 /// gets the same prices whatever day a run starts on).
 pub const EPOCH: &str = "2026-01-01";
+
+/// A mean-reverting jump-diffusion on a log price, hourly from 0:
+/// `x += -kappa x + sigma N(0,1)`, plus with probability `jump_rate` a jump `N(jump_mu, jump_sd)`.
+pub fn mrjd(
+    r: &mut Rng,
+    hours: usize,
+    kappa: f64,
+    sigma: f64,
+    jump_rate: f64,
+    jump_mu: f64,
+    jump_sd: f64,
+) -> Vec<f64> {
+    let mut x = 0.0f64;
+    let mut out = Vec::with_capacity(hours);
+    for _ in 0..hours {
+        out.push(x);
+        x += -kappa * x + sigma * r.normal();
+        if r.unit_f64() < jump_rate {
+            x += jump_mu + jump_sd * r.normal();
+        }
+    }
+    out
+}
 
 /// One simulated provider's behaviour.
 #[derive(Debug, Clone)]
@@ -264,22 +289,26 @@ impl Market {
         }
     }
 
-    /// Hourly price multipliers of provider `i` from [`EPOCH`] for `hours` hours:
-    /// log-price x follows dx = -kappa x dt + sigma dW + J dN (jumps mean-revert too).
+    /// The market's common log-price factor, hourly from [`EPOCH`]: demand and supply shocks
+    /// that move every provider (the paper's mean-reverting jump-diffusion, slow reversion,
+    /// about one shock a week). Exposed so an index can be scored against the true price.
+    pub fn factor_path(&self, hours: usize) -> Vec<f64> {
+        let mut r = Rng::new(self.seed ^ 0x4641_4354_4f52);
+        mrjd(&mut r, hours, 0.004, 0.010, 0.006, -0.06, 0.10)
+    }
+
+    /// Hourly price multipliers of provider `i` from [`EPOCH`] for `hours` hours: the common
+    /// factor times the provider's own deviation (a faster-reverting path with rare price
+    /// cuts), so providers move together and differ by their persistent levels.
     pub fn price_path(&self, i: usize, hours: usize) -> Vec<f64> {
         let pr = &self.providers[i];
         let mut r = Rng::new(pr.seed ^ 0x5052_4943_4553);
-        let (kappa, sigma, jump_rate, jump_mu, jump_sd) = (0.04, 0.012, 0.006, -0.08, 0.12);
-        let mut x = 0.0f64;
-        let mut out = Vec::with_capacity(hours);
-        for _ in 0..hours {
-            out.push(x.exp());
-            x += -kappa * x + sigma * r.normal();
-            if r.unit_f64() < jump_rate {
-                x += jump_mu + jump_sd * r.normal();
-            }
-        }
-        out
+        let idio = mrjd(&mut r, hours, 0.02, 0.004, 0.001, -0.12, 0.05);
+        self.factor_path(hours)
+            .iter()
+            .zip(idio)
+            .map(|(c, x)| (c + x).exp())
+            .collect()
     }
 
     /// The price schedule of provider `i`: one entry per hour from [`EPOCH`] up to the end of

@@ -89,7 +89,7 @@ mod tests {
     pub(crate) fn sample(sk: &SigningKey) -> Publication {
         // t1 on 2026-01-05 with no observations: CONTINGENCY carrying 2026-01-04's value.
         let d = crate::index::compute_day(
-            &crate::index::Methodology::default(),
+            &crate::index::Methodology::v1_0_0(),
             &crate::index::DayInput {
                 tier: "t1",
                 date: crate::time::Date::parse("2026-01-05").unwrap(),

@@ -39,8 +39,11 @@ impl Registry {
     pub fn embedded() -> &'static Registry {
         static R: OnceLock<Registry> = OnceLock::new();
         R.get_or_init(|| {
-            Registry::new(vec![Methodology::v1_0_0()], vec![Suite::embedded().clone()])
-                .expect("embedded versions are distinct")
+            Registry::new(
+                vec![Methodology::v1_0_0(), Methodology::v1_1_0()],
+                vec![Suite::embedded().clone()],
+            )
+            .expect("embedded versions are distinct")
         })
     }
 

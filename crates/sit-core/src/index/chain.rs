@@ -2,18 +2,20 @@
 //!
 //! Each endpoint contributes its own price *change*: its day price against its own previous
 //! valid day price (its reference). The relatives are put in the total order (relative,
-//! endpoint id), trimmed `floor(trim_fraction * k)` from each end, and their geometric mean
-//! moves the previous level: `level_d = level_prev * G_d`. An endpoint that enters has no
+//! endpoint id), `trim_fraction` of them is trimmed from each end with fractional weights at
+//! the cut-offs ([`trim_weights`]), and their weighted geometric mean moves the previous level:
+//! `level_d = level_prev * G_d`. An endpoint that enters has no
 //! reference on its first day, so it cannot move the level; one that leaves simply has no
 //! relative; one that was down for hours or days is compared with its last valid price (at most
 //! `max_reference_age_days` old). That is how statistical agencies keep an elementary
 //! aggregate's level continuous while the panel changes (Jevons index of matched relatives,
 //! chain-linked), and why one endpoint's entry, exit or outage no longer swings the value.
 //!
-//! Everything is integer: relatives are [`Fixed`] ratios rounded half to even; the geometric
-//! mean of `k` relatives is the integer `k`-th root of their exact product (a big integer),
-//! rounded to the nearest unit of 10^-9 (a tie cannot occur: `(2r + 1)^k` is odd, `2^k * P`
-//! is even); the new level is `level * G` rounded half to even at 10^-9.
+//! Everything is integer: relatives are [`Fixed`] ratios rounded half to even; with weights
+//! `c_i / D` (small integers: `D = 3k` at the 20% trim), the geometric mean is the integer
+//! `D`-th root of the exact product `prod r_i ^ c_i` (a big integer), rounded to the nearest
+//! unit of 10^-9 (a tie cannot occur: `(2r + 1)^D` is odd, `2^D * P` is even); the new level is
+//! `level * G` rounded half to even at 10^-9.
 //!
 //! The chain state a day starts from ([`ChainLink`]: the previous level and every endpoint's
 //! reference) is written into the day's determination, so a replay needs nothing but the
@@ -70,8 +72,8 @@ pub struct Relative {
     pub endpoint: String,
     pub relative: Fixed,
     pub reference_date: Date,
-    /// Kept after trimming (it moved the level).
-    pub kept: bool,
+    /// Its weight in the geometric mean (0 when trimmed; a fraction at the cut-offs).
+    pub weight: Fixed,
 }
 
 /// What a chained day records besides the common determination fields.
@@ -120,24 +122,70 @@ pub fn geometric_mean(values: &[Fixed]) -> Option<Fixed> {
     Some(Fixed(g.to_i128().expect("the mean of i128 values fits")))
 }
 
-/// Trim `floor(trim * n)` from each end of values already in the total order; `None` when
-/// fewer than `min` remain before trimming or the weight cap (`1 / kept <= cap`) fails.
+/// The weights of a fractionally trimmed mean of `n` ordered values: element `i` covers
+/// `[i, i + 1)` and keeps its overlap with the span `[t, n - t]`, `t = trim * n`, so the
+/// elements at the cut-offs keep a fraction of a weight (as in the Cleveland Fed's trimmed-mean
+/// CPI). Removing one value then moves the cut-offs by `trim` of an element, not by a whole
+/// one. Returns integer numerators over a common denominator, reduced; `None` when nothing is
+/// kept or the reduced denominator would exceed 100,000 (a trim fraction with many digits).
+pub fn trim_weights(trim: Fixed, n: usize) -> Option<(Vec<u64>, u64)> {
+    let t = trim.0 * n as i128;
+    let top = n as i128 * ONE - t;
+    let c: Vec<i128> = (0..n as i128)
+        .map(|i| ((i + 1) * ONE).min(top) - (i * ONE).max(t))
+        .map(|x| x.max(0))
+        .collect();
+    let d: i128 = c.iter().sum();
+    if d <= 0 {
+        return None;
+    }
+    let g = c.iter().fold(d, |a, b| gcd(a, *b));
+    let (c, d): (Vec<u64>, u64) = (c.iter().map(|x| (x / g) as u64).collect(), (d / g) as u64);
+    (d <= 100_000).then_some((c, d))
+}
+
+fn gcd(a: i128, b: i128) -> i128 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// The fractionally trimmed geometric mean of values already in the total order:
+/// `(prod x_i ^ c_i) ^ (1 / D)` with the weights `c_i / D` of [`trim_weights`], the root taken
+/// to the nearest 10^-9. `None` with fewer than `min` values, when a weight would exceed the
+/// cap, or a value is not positive. Also returns each position's weight.
 pub fn trimmed_geometric_mean(
     sorted: &[Fixed],
     trim: Fixed,
     min: usize,
     cap: Fixed,
-) -> Option<(Fixed, usize)> {
+) -> Option<(Fixed, Vec<Fixed>)> {
     let n = sorted.len();
-    if n < min.max(1) {
+    if n < min.max(1) || sorted.iter().any(|v| v.0 <= 0) {
         return None;
     }
-    let k = super::trim_count(trim, n);
-    let kept = &sorted[k..n - k];
-    if ONE > cap.0 * kept.len() as i128 {
+    let (c, d) = trim_weights(trim, n)?;
+    let max = *c.iter().max().expect("n >= 1");
+    if (max as i128) * ONE > cap.0 * d as i128 {
         return None;
     }
-    geometric_mean(kept).map(|g| (g, k))
+    let mut p = BigUint::one();
+    for (v, e) in sorted.iter().zip(&c) {
+        if *e > 0 {
+            p *= BigUint::from(v.0 as u128).pow(*e as u32);
+        }
+    }
+    let g = nth_root_nearest(&p, d as u32);
+    let weights = c
+        .iter()
+        .map(|e| Fixed::ratio(*e as i128, d as i128))
+        .collect();
+    Some((
+        Fixed(g.to_i128().expect("the mean of i128 values fits")),
+        weights,
+    ))
 }
 
 /// `level * g`, rounded half to even at 10^-9.
@@ -199,13 +247,14 @@ pub fn chain_day(
         .and_then(|_| trimmed_geometric_mean(&sorted, m.trim_fraction, min, m.max_endpoint_weight));
     let mut weights = vec![Fixed::ZERO; n];
     let mut deltas: Vec<Option<Fixed>> = vec![None; n];
-    let (value, geo, basis, kept_range) = match (chained, link.level) {
-        (Some((g, k)), Some(level)) => {
+    let mut rel_weights = vec![Fixed::ZERO; rel.len()];
+    let (value, geo, basis) = match (chained, link.level) {
+        (Some((g, w)), Some(level)) => {
             let v = scale(level, g);
-            let kept = rel.len() - 2 * k;
-            for r in &rel[k..rel.len() - k] {
-                weights[r.1 as usize] = Fixed::ratio(1, kept as i128);
+            for (r, x) in rel.iter().zip(&w) {
+                weights[r.1 as usize] = *x;
             }
+            rel_weights = w;
             for e in 0..n {
                 deltas[e] = if rel.iter().any(|r| r.1 == e as u32) {
                     let without: Vec<Fixed> = rel
@@ -220,11 +269,11 @@ pub fn chain_day(
                     Some(Fixed::ZERO)
                 };
             }
-            (Some(v), Some(g), "chained", Some((k, rel.len() - k)))
+            (Some(v), Some(g), "chained")
         }
         (_, Some(level)) if day_prices.len() >= min => {
             deltas.iter_mut().for_each(|d| *d = Some(Fixed::ZERO));
-            (Some(level), None, "base_carried", None)
+            (Some(level), None, "base_carried")
         }
         (_, None) if day_prices.len() >= min => {
             let mut lv: Vec<(Fixed, u32)> = (0..n)
@@ -233,10 +282,9 @@ pub fn chain_day(
             lv.sort_unstable();
             let sorted_lv: Vec<Fixed> = lv.iter().map(|x| x.0).collect();
             match trimmed_geometric_mean(&sorted_lv, m.trim_fraction, min, m.max_endpoint_weight) {
-                Some((g, k)) => {
-                    let kept = lv.len() - 2 * k;
-                    for x in &lv[k..lv.len() - k] {
-                        weights[x.1 as usize] = Fixed::ratio(1, kept as i128);
+                Some((g, w)) => {
+                    for (x, wx) in lv.iter().zip(&w) {
+                        weights[x.1 as usize] = *wx;
                     }
                     for e in 0..n {
                         deltas[e] = if prices[e].is_some() {
@@ -253,12 +301,12 @@ pub fn chain_day(
                             Some(Fixed::ZERO)
                         };
                     }
-                    (Some(g), None, "base_levels", None)
+                    (Some(g), None, "base_levels")
                 }
-                None => (None, None, "insufficient", None),
+                None => (None, None, "insufficient"),
             }
         }
-        _ => (None, None, "insufficient", None),
+        _ => (None, None, "insufficient"),
     };
     let relatives = rel
         .iter()
@@ -267,7 +315,7 @@ pub fn chain_day(
             endpoint: ids[*e as usize].clone(),
             relative: *r,
             reference_date: *d,
-            kept: kept_range.map(|(a, b)| i >= a && i < b).unwrap_or(false),
+            weight: rel_weights[i],
         })
         .collect();
     ChainDay {
@@ -417,7 +465,7 @@ mod tests {
             .record
             .relatives
             .iter()
-            .map(|r| (r.endpoint.as_str(), r.kept))
+            .map(|r| (r.endpoint.as_str(), r.weight.0 > 0))
             .collect();
         assert_eq!(
             kept,
@@ -431,6 +479,38 @@ mod tests {
         );
         assert_eq!(c.weights[1], Fixed(333_333_333));
         assert_eq!(c.weights[0], Fixed::ZERO);
+    }
+
+    #[test]
+    fn golden_fractional_trim_at_the_cut_offs() {
+        // 6 relatives: t = 1.2, weights 0, 0.8, 1, 1, 0.8, 0 (x5: 0 4 5 5 4 0 over 18):
+        // (0.95^4 * 1.00^5 * 1.05^5 * 1.10^4)^(1/18) = 1.023608729 (Python decimal, 80 digits)
+        assert_eq!(
+            trim_weights(Fixed(200_000_000), 6),
+            Some((vec![0, 4, 5, 5, 4, 0], 18))
+        );
+        let c = run(
+            &link(6, ONE, "2026-01-04"),
+            6,
+            &[
+                Some(900_000_000),
+                Some(950_000_000),
+                Some(ONE),
+                Some(1_050_000_000),
+                Some(1_100_000_000),
+                Some(1_300_000_000),
+            ],
+        );
+        assert_eq!(c.record.geometric_mean, Some(Fixed(1_023_608_729)));
+        assert_eq!(c.weights[1], Fixed(222_222_222)); // 4/18
+        assert_eq!(c.weights[2], Fixed(277_777_778)); // 5/18
+                                                      // without the 1.30: t = 1.0 exactly, kept 0.95 1.00 1.05: 0.999165971
+        assert_eq!(c.deltas[5], Some(Fixed(999_165_971 - 1_023_608_729)));
+        assert_eq!(
+            trim_weights(Fixed(200_000_000), 5),
+            Some((vec![0, 1, 1, 1, 0], 3))
+        );
+        assert_eq!(trim_weights(Fixed(500_000_000), 4), None);
     }
 
     #[test]

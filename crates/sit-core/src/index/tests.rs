@@ -63,7 +63,7 @@ fn input<'a>(
 
 #[test]
 fn trimmed_mean_golden_and_ties_broken_by_endpoint_id() {
-    let m = Methodology::default();
+    let m = Methodology::v1_0_0();
     let p = |v: &[(i64, u32)]| {
         v.iter()
             .map(|(x, e)| (Fixed(*x as i128 * ONE), *e))
@@ -142,7 +142,7 @@ fn six_endpoint_day() -> (Vec<String>, Vec<IndexObs>) {
 
 #[test]
 fn full_day_is_final_with_golden_value() {
-    let m = Methodology::default();
+    let m = Methodology::v1_0_0();
     let (e, obs) = six_endpoint_day();
     let d = compute_day(&m, &input(&e, &obs, None));
     // n=6, cut 1 each side: mean(2,3,4,5) = 3.5 every hour
@@ -182,7 +182,7 @@ fn full_day_is_final_with_golden_value() {
 
 #[test]
 fn observation_order_does_not_matter() {
-    let m = Methodology::default();
+    let m = Methodology::v1_0_0();
     let (e, mut obs) = six_endpoint_day();
     let a = compute_day(&m, &input(&e, &obs, None));
     obs.reverse();
@@ -192,7 +192,7 @@ fn observation_order_does_not_matter() {
 
 #[test]
 fn contingency_carries_previous_final_forward_and_says_why() {
-    let m = Methodology::default();
+    let m = Methodology::v1_0_0();
     let e = ids(6);
     let mut obs = Vec::new();
     for i in 0..6u32 {
@@ -232,7 +232,7 @@ fn contingency_carries_previous_final_forward_and_says_why() {
 
 #[test]
 fn exclusion_reasons_are_recorded() {
-    let m = Methodology::default();
+    let m = Methodology::v1_0_0();
     let e = ids(7);
     let mut obs = Vec::new();
     for i in 0..5u32 {
@@ -265,7 +265,7 @@ fn exclusion_reasons_are_recorded() {
 
 #[test]
 fn first_hours_without_window_history_are_insufficient() {
-    let m = Methodology::default();
+    let m = Methodology::v1_0_0();
     let e = ids(5);
     let mut obs = Vec::new();
     for i in 0..5u32 {
@@ -283,8 +283,8 @@ fn first_hours_without_window_history_are_insufficient() {
 
 #[test]
 fn methodology_hash_is_stable_and_sensitive() {
-    let m = Methodology::default();
-    assert_eq!(m.hash(), Methodology::default().hash());
+    let m = Methodology::v1_0_0();
+    assert_eq!(m.hash(), Methodology::v1_0_0().hash());
     let mut m2 = m.clone();
     m2.min_endpoints = 6;
     assert_ne!(m.hash(), m2.hash());
@@ -300,7 +300,7 @@ proptest! {
         absurd_high in proptest::bool::ANY,
         frac_outliers in 0usize..=100,
     ) {
-        let m = Methodology::default();
+        let m = Methodology::v1_0_0();
         let n_honest = honest.len();
         // total n = honest + outliers, outliers <= floor(0.2 n)
         let mut k = 0;
