@@ -60,6 +60,16 @@ pub fn render_table(ds: &[Determination]) -> String {
         ));
         if let Some(c) = &d.contingency {
             s.push_str(&format!("            ^ {}\n", c.reason));
+        } else if let Some(c) = &d.chain {
+            match c.basis.as_str() {
+                "base_levels" => s.push_str(
+                    "            ^ the chain starts here: trimmed geometric mean of the endpoints' day prices (the anchor)\n",
+                ),
+                "base_carried" => s.push_str(
+                    "            ^ too few matched relatives: the previous level carries, references restart\n",
+                ),
+                _ => {}
+            }
         }
     }
     s

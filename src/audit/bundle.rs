@@ -117,9 +117,13 @@ pub fn export(
         all.push((s.obs.seq, s.hash, s.obs));
     }
     all.sort_by_key(|r| r.0);
+    // The window, plus the first hour after the day: a probe scheduled in the day's last
+    // seconds may be sent just after midnight on a loaded machine, and the commitment check
+    // needs it to account for every scheduled probe (the determination's inputs stay the
+    // window's; replay filters them).
     let in_window: Vec<u64> = all
         .iter()
-        .filter(|r| r.2.at_ms >= from && r.2.at_ms < to)
+        .filter(|r| r.2.at_ms >= from && r.2.at_ms < to + HOUR_MS)
         .map(|r| r.0)
         .collect();
     let (Some(&lo), Some(&hi)) = (in_window.iter().min(), in_window.iter().max()) else {
