@@ -62,7 +62,15 @@ fn example_verifier_accepts_a_published_record_and_rejects_a_flipped_byte() {
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.starts_with("VALID t1 2026-01-05 FINAL "), "{out}");
-    assert!(out.contains("methodology 1.0.0"), "{out}");
+    let current = sit::index::Methodology::default();
+    assert!(
+        out.contains(&format!(
+            "methodology {} {}",
+            current.version,
+            current.hash()
+        )),
+        "{out}"
+    );
 
     // One flipped byte inside the value: rejected, exit 1.
     let bytes = std::fs::read(&record).unwrap();

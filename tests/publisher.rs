@@ -109,7 +109,10 @@ fn shift_t1_prices(data: &Path, date: &str, suffix: &str, factor: i128) {
         .map(|r| r.unwrap().obs)
         .filter(|o| o.tier == "t1" && (o.endpoint == "sim-atlas" || o.endpoint == "sim-boreal"))
         .map(|mut o| {
-            o.endpoint = format!("{}-{suffix}", o.endpoint);
+            // A suffix makes new endpoints (entrants); none adds attempts to existing ones.
+            if !suffix.is_empty() {
+                o.endpoint = format!("{}-{suffix}", o.endpoint);
+            }
             o.cost = sit::fixed::Pusd(o.cost.0 * factor);
             o
         })
@@ -421,7 +424,10 @@ async fn http_api_serves_records_csv_304_and_documented_errors() {
         let o = env.publish(d, None, at, &[]);
         assert!(o.status.success(), "{}", text(&o));
     }
-    shift_t1_prices(&env.data, D2, "late", 4);
+    // Late attempts of two existing endpoints at 4x the cost: under methodology 1.1 a chained
+    // day moves with existing endpoints' prices (entrants would not move it until their
+    // second day).
+    shift_t1_prices(&env.data, D2, "", 4);
     let o = env.publish(D2, Some("t1"), "2026-01-07T06:00:00Z", &[]);
     assert!(o.status.success(), "{}", text(&o));
 
