@@ -255,20 +255,8 @@ pub fn chain_day(
                 weights[r.1 as usize] = *x;
             }
             rel_weights = w;
-            for e in 0..n {
-                deltas[e] = if rel.iter().any(|r| r.1 == e as u32) {
-                    let without: Vec<Fixed> = rel
-                        .iter()
-                        .filter(|r| r.1 != e as u32)
-                        .map(|r| r.0)
-                        .collect();
-                    trimmed_geometric_mean(&without, m.trim_fraction, min, m.max_endpoint_weight)
-                        .map(|(g2, _)| Fixed(scale(level, g2).0 - v.0))
-                } else {
-                    // no relative today (an entrant, or a stale reference): no effect
-                    Some(Fixed::ZERO)
-                };
-            }
+            let pairs: Vec<(Fixed, u32)> = rel.iter().map(|r| (r.0, r.1)).collect();
+            deltas = leave_one_out(m, &pairs, n, |g2| Fixed(scale(level, g2).0 - v.0));
             (Some(v), Some(g), "chained")
         }
         (_, Some(level)) if day_prices.len() >= min => {
@@ -286,21 +274,7 @@ pub fn chain_day(
                     for (x, wx) in lv.iter().zip(&w) {
                         weights[x.1 as usize] = *wx;
                     }
-                    for e in 0..n {
-                        deltas[e] = if prices[e].is_some() {
-                            let without: Vec<Fixed> =
-                                lv.iter().filter(|x| x.1 != e as u32).map(|x| x.0).collect();
-                            trimmed_geometric_mean(
-                                &without,
-                                m.trim_fraction,
-                                min,
-                                m.max_endpoint_weight,
-                            )
-                            .map(|(g2, _)| Fixed(g2.0 - g.0))
-                        } else {
-                            Some(Fixed::ZERO)
-                        };
-                    }
+                    deltas = leave_one_out(m, &lv, n, |g2| Fixed(g2.0 - g.0));
                     (Some(g), None, "base_levels")
                 }
                 None => (None, None, "insufficient"),
@@ -330,6 +304,32 @@ pub fn chain_day(
         weights,
         deltas,
     }
+}
+
+/// Per endpoint index: `f` of the fractionally trimmed geometric mean of `values` (value,
+/// endpoint) without that endpoint (None when too few remain); an endpoint without a value
+/// has no effect (0).
+fn leave_one_out(
+    m: &super::Methodology,
+    values: &[(Fixed, u32)],
+    n: usize,
+    f: impl Fn(Fixed) -> Fixed,
+) -> Vec<Option<Fixed>> {
+    (0..n as u32)
+        .map(|e| {
+            if !values.iter().any(|x| x.1 == e) {
+                return Some(Fixed::ZERO);
+            }
+            let without: Vec<Fixed> = values.iter().filter(|x| x.1 != e).map(|x| x.0).collect();
+            trimmed_geometric_mean(
+                &without,
+                m.trim_fraction,
+                m.min_endpoints as usize,
+                m.max_endpoint_weight,
+            )
+            .map(|(g, _)| f(g))
+        })
+        .collect()
 }
 
 /// The state the next day starts from. A day that set a value (FINAL or RESTATED) moves the
