@@ -585,6 +585,16 @@ async fn http_api_serves_records_csv_304_and_documented_errors() {
     let m: serde_json::Value = serde_json::from_str(&m).unwrap();
     assert_eq!(m["hash"], sit::index::Methodology::default().hash());
     assert_eq!(m["hash"], v2["methodology_hash"]);
+    // every version by hash, 1.0.0 included, each with its parameters
+    let versions = m["versions"].as_array().unwrap();
+    for want in [
+        sit::index::Methodology::v1_0_0(),
+        sit::index::Methodology::v1_1_0(),
+    ] {
+        let v = versions.iter().find(|v| v["hash"] == want.hash()).unwrap();
+        assert_eq!(v["version"], want.version.as_str());
+        assert_eq!(v["parameters"], serde_json::to_value(&want).unwrap());
+    }
     let (_, _, k) = http.get("/v1/keys", &[]).await;
     let k: serde_json::Value = serde_json::from_str(&k).unwrap();
     assert_eq!(k["keys"].as_array().unwrap().len(), 1);

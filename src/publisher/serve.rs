@@ -894,6 +894,12 @@ pub async fn start(archive: Archive, addr: SocketAddr) -> std::io::Result<Runnin
             "hash": methodology.hash(),
             "parameters": methodology,
             "suite": {"version": suite.version, "hash": suite.hash},
+            // every version this build can recompute, by hash: a record names its
+            // methodology_hash, and an exchange looks its parameters up here
+            "versions": crate::versions::Registry::embedded()
+                .methodologies()
+                .map(|(h, m)| serde_json::json!({"version": m.version, "hash": h, "parameters": m}))
+                .collect::<Vec<_>>(),
             "signature": {
                 "algorithm": "Ed25519",
                 "signed_bytes": "RFC 8785 canonical JSON of the record without its `signature` member",
