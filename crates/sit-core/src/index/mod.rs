@@ -740,6 +740,16 @@ fn chained_day(
         })
     };
     let ok = value.is_ok();
+    let mut record = day.record;
+    if !ok {
+        // A CONTINGENCY day sets no level: its record keeps the starting state and the day
+        // prices (for readers), but no mean, no weights and basis `insufficient`.
+        record.geometric_mean = None;
+        record.basis = "insufficient".into();
+        for r in &mut record.relatives {
+            r.weight = Fixed::ZERO;
+        }
+    }
     DayValue {
         value,
         valid,
@@ -750,7 +760,7 @@ fn chained_day(
             vec![Fixed::ZERO; e_count]
         },
         deltas: if ok { day.deltas } else { vec![None; e_count] },
-        chain: Some(day.record),
+        chain: Some(record),
     }
 }
 

@@ -322,3 +322,56 @@ proptest! {
         prop_assert!(v >= lo && v <= hi, "value {} outside [{}, {}]", v, lo, hi);
     }
 }
+
+/// Methodology 1.1 end to end through `compute_day`: six endpoints priced all day, a level
+/// of 0.5 and references 10% below today's prices give a chained value of 0.55; a day
+/// without observations is CONTINGENCY, sets no level and passes its starting state on.
+#[test]
+fn chained_day_through_compute_day_and_its_contingency() {
+    use chain::{next_link, ChainLink, Reference};
+    let m = Methodology::v1_1_0();
+    let cp = m.chain.clone().unwrap();
+    let eps = ids(6);
+    let prices = ["0.11", "0.22", "0.33", "0.44", "0.55", "0.66"];
+    let mut obs = Vec::new();
+    for (e, p) in prices.iter().enumerate() {
+        obs.extend(series(e as u32, f(p), -23..24, 1, true));
+    }
+    let prev = Date::parse("2026-01-04").unwrap();
+    let link = ChainLink {
+        level: Some(f("0.5")),
+        level_date: Some(prev),
+        references: eps
+            .iter()
+            .zip(["0.1", "0.2", "0.3", "0.4", "0.5", "0.6"])
+            .map(|(e, p)| Reference {
+                endpoint: e.clone(),
+                price: f(p),
+                date: prev,
+            })
+            .collect(),
+    };
+    let mut i = input(&eps, &obs, Some((prev, f("0.5"))));
+    i.chain = Some(&link);
+    let d = compute_day(&m, &i);
+    assert_eq!(d.status, Status::Final);
+    assert_eq!(d.value, Some(f("0.55")));
+    let c = d.chain.clone().unwrap();
+    assert_eq!(c.basis, "chained");
+    assert_eq!(c.geometric_mean, Some(f("1.1")));
+    assert_eq!(c.day_prices.len(), 6);
+    assert_eq!(d.methodology_version, "1.1.0");
+    assert!(d.partitions.iter().all(|p| p.value.is_none()));
+    let next = next_link(&cp, &c, d.date, d.value, true);
+    assert_eq!(next.level, Some(f("0.55")));
+    assert!(next.references.iter().all(|r| r.date == d.date));
+
+    let mut empty = input(&eps, &[], Some((prev, f("0.5"))));
+    empty.chain = Some(&link);
+    let d = compute_day(&m, &empty);
+    assert_eq!(d.status, Status::Contingency);
+    assert_eq!(d.value, Some(f("0.5")));
+    let c = d.chain.unwrap();
+    assert_eq!((c.basis.as_str(), c.geometric_mean), ("insufficient", None));
+    assert_eq!(next_link(&cp, &c, d.date, d.value, false), link);
+}
