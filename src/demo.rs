@@ -139,7 +139,15 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
     }
 
     let computed_at = format_utc_ms(crate::clock::SystemClock.now_ms());
-    let determinations = determine::all_days(&store, suite, &m, &suite.tier_ids(), &computed_at)?;
+    let published = crate::publisher::published_methodologies(&archive)?;
+    let made_with = |tier: &str, date: Date| published.get(&(tier.to_string(), date)).cloned();
+    let determinations = determine::all_days(
+        &store,
+        crate::versions::Registry::embedded(),
+        &suite.tier_ids(),
+        &computed_at,
+        &made_with,
+    )?;
     Ok(DemoReport {
         days,
         summary,

@@ -7,6 +7,7 @@ use crate::index::chain::{next_link, ChainLink};
 use crate::index::{compute_day, DayInput, Determination, IndexObs, Methodology, Status};
 use crate::probes::Suite;
 use crate::store::{Store, StoreError};
+use crate::versions::Registry;
 
 /// Observations of one tier in a window, as index rows with their endpoint universe.
 pub fn index_rows(
@@ -26,15 +27,30 @@ pub fn index_rows(
     ))
 }
 
+/// Why the store's days could not be determined.
+#[derive(Debug, thiserror::Error)]
+pub enum DetermineError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Version(#[from] crate::versions::VersionError),
+}
+
 /// Determinations for every stored day (ascending) and every tier in `tiers`, carrying the
 /// last FINAL value forward into CONTINGENCY days. `computed_at` is recorded as given.
+///
+/// Each (tier, day) is computed under the methodology `made_with` names for it (the hash in
+/// its published record), else under the current one, so a preview agrees with what was
+/// published under older rules. A chained day starts from the state the previous day hands
+/// on; a day made without a chain (1.0.0) hands on its last final value with no references.
 pub fn all_days(
     store: &Store,
-    suite: &Suite,
-    m: &Methodology,
+    versions: &Registry,
     tiers: &[String],
     computed_at: &str,
-) -> Result<Vec<Determination>, StoreError> {
+    made_with: &dyn Fn(&str, Date) -> Option<String>,
+) -> Result<Vec<Determination>, DetermineError> {
+    let suite = versions.current_suite();
     let days = store.days()?;
     let mut out = Vec::new();
     for tier_id in tiers {
@@ -42,8 +58,21 @@ pub fn all_days(
             continue;
         }
         let mut previous: Option<(Date, crate::fixed::Fixed)> = None;
-        let mut link: Option<ChainLink> = None;
+        let mut handed: Option<ChainLink> = None;
         for (i, day) in days.iter().enumerate() {
+            let m = match made_with(tier_id, *day) {
+                Some(h) => versions.methodology(&h)?,
+                None => versions.current_methodology(),
+            };
+            let link = match (&m.chain, &handed) {
+                (None, _) => None,
+                (Some(_), Some(l)) => Some(l.clone()),
+                (Some(_), None) => Some(ChainLink {
+                    level: previous.map(|(_, v)| v),
+                    level_date: previous.map(|(d, _)| d),
+                    references: vec![],
+                }),
+            };
             let d = one_day(
                 store,
                 suite,
@@ -58,15 +87,16 @@ pub fn all_days(
             if d.status == Status::Final {
                 previous = d.value.map(|v| (*day, v));
             }
-            if let (Some(cp), Some(rec)) = (&m.chain, &d.chain) {
-                link = Some(next_link(
+            handed = match (&m.chain, &d.chain) {
+                (Some(cp), Some(rec)) => Some(next_link(
                     cp,
                     rec,
                     *day,
                     d.value,
                     d.status != Status::Contingency,
-                ));
-            }
+                )),
+                _ => None,
+            };
             out.push(d);
         }
     }

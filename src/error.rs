@@ -24,6 +24,15 @@ pub enum Error {
     Refused(String),
 }
 
+impl From<crate::determine::DetermineError> for Error {
+    fn from(e: crate::determine::DetermineError) -> Self {
+        match e {
+            crate::determine::DetermineError::Store(s) => Error::Store(s),
+            e => Error::Failed(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::publisher::PublishError> for Error {
     fn from(e: crate::publisher::PublishError) -> Self {
         use crate::publisher::PublishError as P;

@@ -107,6 +107,31 @@ fn a_day_made_under_an_older_methodology_recomputes_under_it_after_the_default_c
         "new rules {a} vs 1.0.0 {b}: not a material change"
     );
 
+    // A preview of the store (`sit index`) recomputes the published day under 1.0.0 and
+    // an unpublished one under the current methodology.
+    let published = sit::publisher::published_methodologies(&archive).unwrap();
+    let made_with = |tier: &str, date: Date| published.get(&(tier.to_string(), date)).cloned();
+    let preview = sit::determine::all_days(
+        &store,
+        Registry::embedded(),
+        &["t1".to_string(), "t2".to_string()],
+        "2026-01-06T00:00:00.000Z",
+        &made_with,
+    )
+    .unwrap();
+    let of = |t: &str| {
+        preview
+            .iter()
+            .find(|d| d.tier == t && d.date == day)
+            .unwrap()
+    };
+    assert_eq!(of("t1").methodology_hash, v1_hash);
+    assert_eq!(of("t1").value, rec.determination.value);
+    assert_eq!(
+        of("t2").methodology_hash,
+        Registry::embedded().current_methodology().hash()
+    );
+
     // 2. The default changes.
     let new = old.clone().with_methodology(new_rules.clone()).unwrap();
     assert_eq!(new.current_methodology(), &new_rules);

@@ -121,6 +121,23 @@ pub fn previous_final(entries: &[LogEntry], tier: &str, date: Date) -> Option<(D
         .next_back()
 }
 
+/// The methodology hash each (tier, day) in force was published under: what a recomputation
+/// of a published day must use (see [`crate::determine::all_days`]).
+pub fn published_methodologies(
+    archive: &Archive,
+) -> Result<std::collections::BTreeMap<(String, Date), String>, PublishError> {
+    let entries = archive.entries()?;
+    let mut out = std::collections::BTreeMap::new();
+    for (k, e) in in_force(&entries) {
+        let p = record::parse(&archive.read(e)?).map_err(|why| PublishError::Record {
+            file: e.file.clone(),
+            why,
+        })?;
+        out.insert(k, p.determination.methodology_hash);
+    }
+    Ok(out)
+}
+
 /// The chain state a chained day of `tier` starts from: derived from the record in force of
 /// the latest earlier day. A record made without a chain (methodology 1.0.0) hands over its
 /// last final level with no references (the chain restarts there); no earlier record: the
