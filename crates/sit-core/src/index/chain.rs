@@ -207,7 +207,41 @@ pub struct ChainDay {
 /// Compute a chained day. `prices[e]` is endpoint `e`'s day price with its partition count
 /// (already filtered by `min_price_partitions`); `ids[e]` its id. The day is assumed
 /// sufficient (enough valid partitions): the caller decides CONTINGENCY before.
+///
+/// A day price must be positive (a geometric mean has no place for 0): a zero price is left
+/// out as if the endpoint had none. Leave-one-out deltas are the whole day recomputed without
+/// the endpoint, base rules included (None when that leaves no value).
 pub fn chain_day(
+    m: &super::Methodology,
+    p: &ChainParams,
+    link: &ChainLink,
+    date: Date,
+    ids: &[String],
+    prices: &[Option<(Fixed, u32)>],
+) -> ChainDay {
+    let prices: Vec<Option<(Fixed, u32)>> =
+        prices.iter().map(|x| x.filter(|(v, _)| v.0 > 0)).collect();
+    let mut day = chain_core(m, p, link, date, ids, &prices);
+    let Some(v) = day.value else {
+        return day;
+    };
+    day.deltas = (0..ids.len())
+        .map(|e| {
+            if prices[e].is_none() {
+                return Some(Fixed::ZERO);
+            }
+            let mut without = prices.clone();
+            without[e] = None;
+            chain_core(m, p, link, date, ids, &without)
+                .value
+                .map(|w| Fixed(w.0 - v.0))
+        })
+        .collect();
+    day
+}
+
+/// [`chain_day`] without the leave-one-out deltas (all None).
+fn chain_core(
     m: &super::Methodology,
     p: &ChainParams,
     link: &ChainLink,
@@ -246,7 +280,7 @@ pub fn chain_day(
         .level
         .and_then(|_| trimmed_geometric_mean(&sorted, m.trim_fraction, min, m.max_endpoint_weight));
     let mut weights = vec![Fixed::ZERO; n];
-    let mut deltas: Vec<Option<Fixed>> = vec![None; n];
+    let deltas: Vec<Option<Fixed>> = vec![None; n];
     let mut rel_weights = vec![Fixed::ZERO; rel.len()];
     let (value, geo, basis) = match (chained, link.level) {
         (Some((g, w)), Some(level)) => {
@@ -255,14 +289,9 @@ pub fn chain_day(
                 weights[r.1 as usize] = *x;
             }
             rel_weights = w;
-            let pairs: Vec<(Fixed, u32)> = rel.iter().map(|r| (r.0, r.1)).collect();
-            deltas = leave_one_out(m, &pairs, n, |g2| Fixed(scale(level, g2).0 - v.0));
             (Some(v), Some(g), "chained")
         }
-        (_, Some(level)) if day_prices.len() >= min => {
-            deltas.iter_mut().for_each(|d| *d = Some(Fixed::ZERO));
-            (Some(level), None, "base_carried")
-        }
+        (_, Some(level)) if day_prices.len() >= min => (Some(level), None, "base_carried"),
         (_, None) if day_prices.len() >= min => {
             let mut lv: Vec<(Fixed, u32)> = (0..n)
                 .filter_map(|e| prices[e].map(|(x, _)| (x, e as u32)))
@@ -274,7 +303,6 @@ pub fn chain_day(
                     for (x, wx) in lv.iter().zip(&w) {
                         weights[x.1 as usize] = *wx;
                     }
-                    deltas = leave_one_out(m, &lv, n, |g2| Fixed(g2.0 - g.0));
                     (Some(g), None, "base_levels")
                 }
                 None => (None, None, "insufficient"),
@@ -304,32 +332,6 @@ pub fn chain_day(
         weights,
         deltas,
     }
-}
-
-/// Per endpoint index: `f` of the fractionally trimmed geometric mean of `values` (value,
-/// endpoint) without that endpoint (None when too few remain); an endpoint without a value
-/// has no effect (0).
-fn leave_one_out(
-    m: &super::Methodology,
-    values: &[(Fixed, u32)],
-    n: usize,
-    f: impl Fn(Fixed) -> Fixed,
-) -> Vec<Option<Fixed>> {
-    (0..n as u32)
-        .map(|e| {
-            if !values.iter().any(|x| x.1 == e) {
-                return Some(Fixed::ZERO);
-            }
-            let without: Vec<Fixed> = values.iter().filter(|x| x.1 != e).map(|x| x.0).collect();
-            trimmed_geometric_mean(
-                &without,
-                m.trim_fraction,
-                m.min_endpoints as usize,
-                m.max_endpoint_weight,
-            )
-            .map(|(g, _)| f(g))
-        })
-        .collect()
 }
 
 /// The state the next day starts from. A day that set a value (FINAL or RESTATED) moves the
@@ -585,5 +587,30 @@ mod tests {
         let c = run(&ChainLink::default(), 6, &p);
         assert_eq!(c.record.basis, "base_levels");
         assert_eq!(c.value, Some(Fixed(565_685_425)));
+    }
+
+    #[test]
+    fn regression_a_zero_day_price_is_left_out_not_freezing_the_level() {
+        // review of issue 17: one endpoint priced at 0 made the geometric mean fail
+        let mut p = vec![Some(0i128)];
+        p.extend([Some(1_100_000_000); 7]);
+        let c = run(&link(8, ONE, "2026-01-04"), 8, &p);
+        assert_eq!(
+            (c.record.basis.as_str(), c.value),
+            ("chained", Some(Fixed(1_100_000_000)))
+        );
+        assert_eq!(c.deltas[0], Some(Fixed::ZERO));
+    }
+
+    #[test]
+    fn regression_leave_one_out_recomputes_the_whole_day_base_rules_included() {
+        // five matched a..e and an entrant f, all +10%: without a, only 4 relatives remain,
+        // so the day would carry the level (1.0): delta -0.1, not None
+        let mut l = link(5, ONE, "2026-01-04");
+        l.references.truncate(5);
+        let c = run(&l, 6, &[Some(1_100_000_000); 6]);
+        assert_eq!(c.value, Some(Fixed(1_100_000_000)));
+        assert_eq!(c.deltas[0], Some(Fixed(-100_000_000)));
+        assert_eq!(c.deltas[5], Some(Fixed::ZERO)); // the entrant
     }
 }

@@ -759,7 +759,29 @@ fn chained_day(
         } else {
             vec![Fixed::ZERO; e_count]
         },
-        deltas: if ok { day.deltas } else { vec![None; e_count] },
+        deltas: if ok {
+            // without an endpoint the day must still have enough valid partitions
+            let valid_without = |e: usize| {
+                eligible
+                    .iter()
+                    .filter(|p| {
+                        let here = p.iter().any(|(_, x)| *x as usize == e) as usize;
+                        p.len() - here >= m.min_endpoints as usize
+                    })
+                    .count()
+            };
+            day.deltas
+                .iter()
+                .enumerate()
+                .map(|(e, d)| {
+                    (valid_without(e) >= m.min_valid_partitions as usize)
+                        .then_some(*d)
+                        .flatten()
+                })
+                .collect()
+        } else {
+            vec![None; e_count]
+        },
         chain: Some(record),
     }
 }

@@ -375,3 +375,41 @@ fn chained_day_through_compute_day_and_its_contingency() {
     assert_eq!((c.basis.as_str(), c.geometric_mean), ("insufficient", None));
     assert_eq!(next_link(&cp, &c, d.date, d.value, false), link);
 }
+
+/// Review of issue 17: a leave-one-out delta must be None when the day would not have enough
+/// valid partitions without the endpoint (as in 1.0.0).
+#[test]
+fn regression_chained_leave_one_out_respects_partition_sufficiency() {
+    use chain::{ChainLink, Reference};
+    let m = Methodology::v1_1_0();
+    let eps = ids(6);
+    let mut obs = Vec::new();
+    for e in 0..5u32 {
+        obs.extend(series(e, f("0.11"), -23..24, 1, true));
+    }
+    // f is priced in hours 0..16 only: hours 17..23 have exactly 5 eligible endpoints
+    obs.extend(series(5, f("0.11"), -23..17, 1, true));
+    let prev = Date::parse("2026-01-04").unwrap();
+    let link = ChainLink {
+        level: Some(f("1")),
+        level_date: Some(prev),
+        references: eps
+            .iter()
+            .map(|e| Reference {
+                endpoint: e.clone(),
+                price: f("0.1"),
+                date: prev,
+            })
+            .collect(),
+    };
+    let mut i = input(&eps, &obs, Some((prev, f("1"))));
+    i.chain = Some(&link);
+    let d = compute_day(&m, &i);
+    assert_eq!(d.status, Status::Final);
+    assert_eq!(d.value, Some(f("1.1")));
+    let delta = |e: &str| d.leave_one_out.iter().find(|l| l.endpoint == e).unwrap().delta;
+    // without ep00 only 17 partitions stay valid: no value
+    assert_eq!(delta("ep00"), None);
+    // without ep05 all 24 partitions keep 5 endpoints; 5 relatives of 1.1 remain
+    assert_eq!(delta("ep05"), Some(Fixed::ZERO));
+}
