@@ -83,7 +83,7 @@ fn bundle_exported_from_a_live_store_replays_identically() {
         data.to_str().unwrap(),
         "demo",
         "--days",
-        "1",
+        "2",
         "--hour-ms",
         "150",
         "--per-hour",
@@ -92,6 +92,8 @@ fn bundle_exported_from_a_live_store_replays_identically() {
         "6",
     ]);
     assert!(o.status.success(), "{}", text(&o));
+    // The second day is chained (methodology 1.1): its bundle carries the first day's records,
+    // the state each chained record starts from is checked against them.
     let out = t.path().join("bundle");
     let o = sit(&[
         "--data",
@@ -99,12 +101,14 @@ fn bundle_exported_from_a_live_store_replays_identically() {
         "audit",
         "export",
         "--date",
-        "2026-01-05",
+        "2026-01-06",
         "--out",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("3 published determinations"));
+    assert!(out.join("previous/t1.json").exists());
+    let key = sit::publisher::keys::load_signing(&data.join("demo-key/signing-key.pem")).unwrap();
     // The replay works from a copy in a new folder, the store out of reach.
     let elsewhere = t.path().join("elsewhere/bundle");
     copy_dir(&out, &elsewhere);
@@ -113,6 +117,34 @@ fn bundle_exported_from_a_live_store_replays_identically() {
     assert!(o.status.success(), "{}", text(&o));
     let o = verify(&elsewhere);
     assert!(o.status.success(), "{}", text(&o));
+
+    // A record whose stated starting level does not follow from the previous record, signed
+    // by the publisher's own key (the manifest updated too): named by verify, and replay is
+    // no longer identical although the record recomputes from its own (wrong) link.
+    let forged = t.path().join("forged/bundle");
+    copy_dir(&elsewhere, &forged);
+    let f = forged.join("determinations/t1.v1.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+    assert_eq!(v["chain"]["basis"], "chained", "{v}");
+    v["chain"]["link"]["level"] = serde_json::json!("9.000000000");
+    v.as_object_mut().unwrap().remove("signature");
+    let bytes = sit::signing::sign_value(v, &key);
+    std::fs::write(&f, &bytes).unwrap();
+    let mf = forged.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mf).unwrap()).unwrap();
+    m["files"]["determinations/t1.v1.json"] =
+        serde_json::json!(blake3::hash(&bytes).to_hex().to_string());
+    std::fs::write(&mf, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let o = verify(&forged);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let first = first_failure(&o);
+    assert!(
+        first.starts_with("FAILED  link:") && first.contains("t1.v1.json starts from level"),
+        "{}",
+        text(&o)
+    );
+    let o = replay(&forged);
+    assert!(!o.status.success(), "{}", text(&o));
     // Exporting into a folder that is not empty is refused.
     let o = sit(&[
         "audit",

@@ -203,6 +203,33 @@ pub fn export(
         }
         determinations += 1;
     }
+    // The record in force of each tier's latest earlier day: a chained determination starts
+    // from the state it hands on, and `verify` checks that link.
+    let forced = crate::publisher::archive::in_force(&entries);
+    let tiers: std::collections::BTreeSet<&str> = entries
+        .iter()
+        .filter(|e| e.date == date)
+        .map(|e| e.tier.as_str())
+        .collect();
+    for tier in tiers {
+        if let Some(e) = forced
+            .iter()
+            .filter(|((t, d), _)| t == tier && *d < date)
+            .map(|(_, e)| *e)
+            .next_back()
+        {
+            let bytes = archive
+                .read(e)
+                .map_err(|x| AuditError::Bundle(x.to_string()))?;
+            files.insert(format!("previous/{tier}.json"), bytes);
+            if let Some(pem) = archive.key_pem(&e.key_id) {
+                files.insert(
+                    format!("keys/{}.pem", e.key_id.replace(':', "-")),
+                    pem.into_bytes(),
+                );
+            }
+        }
+    }
     let manifest = Manifest {
         schema: SCHEMA.into(),
         date,
@@ -290,6 +317,9 @@ pub struct Bundle {
     pub commitments: BTreeMap<Date, (Option<Commitment>, Option<Reveal>)>,
     /// (file name, bytes).
     pub determinations: Vec<(String, Vec<u8>)>,
+    /// (file name, bytes): each tier's record in force of the latest earlier day (absent in
+    /// bundles made before methodology 1.1, and where a chain starts).
+    pub previous: Vec<(String, Vec<u8>)>,
     /// (file name, PEM).
     pub keys: Vec<(String, String)>,
 }
@@ -361,6 +391,10 @@ impl Bundle {
         for f in list(dir, "determinations") {
             determinations.push((f.clone(), read(dir, &f)?));
         }
+        let mut previous = Vec::new();
+        for f in list(dir, "previous") {
+            previous.push((f.clone(), read(dir, &f)?));
+        }
         let mut keys = Vec::new();
         for f in list(dir, "keys") {
             let pem = String::from_utf8(read(dir, &f)?)
@@ -377,6 +411,7 @@ impl Bundle {
             methodology,
             commitments,
             determinations,
+            previous,
             keys,
         })
     }
@@ -473,8 +508,22 @@ impl Bundle {
 
     /// The published determinations, verified against the bundled keys.
     pub fn publications(&self) -> Result<Vec<(String, Publication, Vec<u8>)>, String> {
+        self.verified(&self.determinations)
+    }
+
+    /// The previous days' records (see [`Bundle::previous`]), each verified like
+    /// [`Bundle::publications`].
+    pub fn previous_publications(&self) -> Result<Vec<(String, Publication, Vec<u8>)>, String> {
+        self.verified(&self.previous)
+    }
+
+    /// Check each signed record with the bundled key it names.
+    fn verified(
+        &self,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<Vec<(String, Publication, Vec<u8>)>, String> {
         let mut out = Vec::new();
-        for (name, bytes) in &self.determinations {
+        for (name, bytes) in records {
             let v: serde_json::Value =
                 serde_json::from_slice(bytes).map_err(|e| format!("{name}: {e}"))?;
             let kid = v["key_id"].as_str().unwrap_or("").replace(':', "-");
@@ -736,6 +785,9 @@ pub fn replay(b: &Bundle) -> Replay {
     if let Err(e) = b.check_chain() {
         structure.push(e);
     }
+    if let Err(e) = check_links(b) {
+        structure.push(e);
+    }
     if let Err(e) = b.check_commitment() {
         structure.push(e);
     }
@@ -819,6 +871,46 @@ fn recompute(
     ))
 }
 
+/// Every chained determination starts from the state its tier's previous record hands on
+/// ([`crate::index::chain::link_after`]); a stated link that does not follow is named.
+fn check_links(b: &Bundle) -> Result<(), String> {
+    let pubs = b.publications()?;
+    let previous = b.previous_publications()?;
+    for (name, p, _) in &pubs {
+        let d = &p.determination;
+        let Some(c) = &d.chain else { continue };
+        let cp = b
+            .methodology
+            .chain
+            .as_ref()
+            .ok_or_else(|| format!("{name} is chained but the bundle's methodology is not"))?;
+        let prev = previous
+            .iter()
+            .find(|(_, q, _)| q.determination.tier == d.tier)
+            .map(|(_, q, _)| &q.determination);
+        if prev.is_some_and(|q| q.date >= d.date) {
+            return Err(format!(
+                "{name}: the previous record is not of an earlier day"
+            ));
+        }
+        let want = crate::index::chain::link_after(cp, prev);
+        if c.link != want {
+            return Err(format!(
+                "{name} starts from level {:?} of {:?} with {} references, but {} hands on level {:?} of {:?} with {} references",
+                c.link.level.map(|v| v.to_string()),
+                c.link.level_date.map(|v| v.to_string()),
+                c.link.references.len(),
+                prev.map(|q| format!("the record of {}", q.date))
+                    .unwrap_or_else(|| "no earlier record (the chain starts)".into()),
+                want.level.map(|v| v.to_string()),
+                want.level_date.map(|v| v.to_string()),
+                want.references.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Verify a bundle: manifest, chain, Merkle roots, seed commitment, signatures. Returns every
 /// problem found, in that order; empty means verified.
 pub fn verify(b: &Bundle) -> Vec<String> {
@@ -842,6 +934,9 @@ pub fn verify(b: &Bundle) -> Vec<String> {
                 }
             }
         }
+    }
+    if let Err(e) = check_links(b) {
+        out.push(format!("link: {e}"));
     }
     if let Err(e) = b.check_commitment() {
         out.push(format!("commitment: {e}"));

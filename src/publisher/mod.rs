@@ -15,7 +15,7 @@ pub mod serve;
 
 use crate::clock::{format_utc_ms, Date};
 use crate::fixed::Fixed;
-use crate::index::chain::{next_link, ChainLink, ChainParams};
+use crate::index::chain::{link_after, ChainLink, ChainParams};
 use crate::index::Status;
 use crate::probes::Suite;
 use crate::record::{self, Publication, Restates, SCHEMA};
@@ -138,10 +138,8 @@ pub fn published_methodologies(
     Ok(out)
 }
 
-/// The chain state a chained day of `tier` starts from: derived from the record in force of
-/// the latest earlier day. A record made without a chain (methodology 1.0.0) hands over its
-/// last final level with no references (the chain restarts there); no earlier record: the
-/// chain starts.
+/// The chain state a chained day of `tier` starts from: [`link_after`] the record in force of
+/// the latest earlier day (none: the chain starts).
 pub fn chain_link_before(
     archive: &Archive,
     entries: &[LogEntry],
@@ -162,18 +160,7 @@ pub fn chain_link_before(
         file: e.file.clone(),
         why,
     })?;
-    let d = &p.determination;
-    Ok(match &d.chain {
-        Some(rec) => next_link(cp, rec, d.date, d.value, d.status != Status::Contingency),
-        None => {
-            let last = previous_final(entries, tier, date);
-            ChainLink {
-                level: last.map(|(_, v)| v),
-                level_date: last.map(|(d, _)| d),
-                references: vec![],
-            }
-        }
-    })
+    Ok(link_after(cp, Some(&p.determination)))
 }
 
 /// Compute, decide, sign and archive one (tier, date). Holds the archive lock throughout, so

@@ -370,6 +370,32 @@ pub fn next_link(
     }
 }
 
+/// The chain state a day starts from, given the determination in force of the latest earlier
+/// day of its tier (None: the chain starts). A chained record hands on [`next_link`]; a record
+/// made without a chain (1.0.0) hands on its last final value with no references (a FINAL or
+/// RESTATED day its own value, a CONTINGENCY day the value it carried and where from).
+pub fn link_after(p: &ChainParams, previous: Option<&super::Determination>) -> ChainLink {
+    use super::Status;
+    let Some(d) = previous else {
+        return ChainLink::default();
+    };
+    match &d.chain {
+        Some(rec) => next_link(p, rec, d.date, d.value, d.status != Status::Contingency),
+        None => {
+            let from = match d.status {
+                Status::Contingency => d.contingency.as_ref().and_then(|c| c.carried_from),
+                _ => Some(d.date),
+            };
+            let value = from.and(d.value);
+            ChainLink {
+                level: value,
+                level_date: value.and(from),
+                references: vec![],
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

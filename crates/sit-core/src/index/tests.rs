@@ -407,7 +407,13 @@ fn regression_chained_leave_one_out_respects_partition_sufficiency() {
     let d = compute_day(&m, &i);
     assert_eq!(d.status, Status::Final);
     assert_eq!(d.value, Some(f("1.1")));
-    let delta = |e: &str| d.leave_one_out.iter().find(|l| l.endpoint == e).unwrap().delta;
+    let delta = |e: &str| {
+        d.leave_one_out
+            .iter()
+            .find(|l| l.endpoint == e)
+            .unwrap()
+            .delta
+    };
     // without ep00 only 17 partitions stay valid: no value
     assert_eq!(delta("ep00"), None);
     // without ep05 all 24 partitions keep 5 endpoints; 5 relatives of 1.1 remain
