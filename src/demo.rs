@@ -4,7 +4,6 @@
 use crate::clock::{format_utc_ms, Clock, CompressedClock, Date};
 use crate::commit::{commitment_of, salt_of, Commitment, Reveal};
 use crate::config::{ApiKey, Defaults, Endpoint};
-use crate::determine;
 use crate::error::{Error, Result};
 use crate::index::{Determination, Methodology};
 use crate::probes::Suite;
@@ -139,14 +138,12 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
     }
 
     let computed_at = format_utc_ms(crate::clock::SystemClock.now_ms());
-    let published = crate::publisher::published_methodologies(&archive)?;
-    let made_with = |tier: &str, date: Date| published.get(&(tier.to_string(), date)).cloned();
-    let determinations = determine::all_days(
+    let determinations = crate::publisher::recompute_all(
         &store,
+        &archive,
         crate::versions::Registry::embedded(),
         &suite.tier_ids(),
         &computed_at,
-        &made_with,
     )?;
     Ok(DemoReport {
         days,

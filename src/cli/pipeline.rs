@@ -123,17 +123,12 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             let store = Store::open(&cli.data)?;
             let computed_at = format_utc_ms(SystemClock.now_ms());
             // Published days are recomputed under the methodology their record names.
-            let published = crate::publisher::published_methodologies(
-                &crate::publisher::archive::Archive::for_data(&cli.data),
-            )?;
-            let made_with =
-                |tier: &str, date: Date| published.get(&(tier.to_string(), date)).cloned();
-            let all = crate::determine::all_days(
+            let all = crate::publisher::recompute_all(
                 &store,
+                &crate::publisher::archive::Archive::for_data(&cli.data),
                 crate::versions::Registry::embedded(),
                 &suite.tier_ids(),
                 &computed_at,
-                &made_with,
             )?;
             let ds: Vec<_> = all
                 .into_iter()

@@ -138,6 +138,25 @@ pub fn published_methodologies(
     Ok(out)
 }
 
+/// Every stored day of `tiers`, recomputed from the store with each published day under the
+/// methodology its record names ([`crate::determine::all_days`]): what `sit index` and the
+/// demo table show.
+pub fn recompute_all(
+    store: &Store,
+    archive: &Archive,
+    versions: &Registry,
+    tiers: &[String],
+    computed_at: &str,
+) -> Result<Vec<crate::index::Determination>, PublishError> {
+    let published = published_methodologies(archive)?;
+    let made_with = |tier: &str, date: Date| published.get(&(tier.to_string(), date)).cloned();
+    crate::determine::all_days(store, versions, tiers, computed_at, &made_with).map_err(|e| match e
+    {
+        crate::determine::DetermineError::Store(s) => PublishError::Store(s),
+        crate::determine::DetermineError::Version(v) => PublishError::Version(v),
+    })
+}
+
 /// The chain state a chained day of `tier` starts from: [`link_after`] the record in force of
 /// the latest earlier day (none: the chain starts).
 pub fn chain_link_before(
