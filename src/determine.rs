@@ -4,7 +4,7 @@
 
 use crate::clock::Date;
 use crate::index::chain::{next_link, ChainLink};
-use crate::index::{compute_day, DayInput, Determination, IndexObs, Methodology, Status};
+use crate::index::{compute_day, DayInput, Determination, IndexObs, Methodology};
 use crate::probes::Suite;
 use crate::store::{Store, StoreError};
 use crate::versions::Registry;
@@ -84,17 +84,13 @@ pub fn all_days(
                 i as u64 + 1,
                 computed_at,
             )?;
-            if d.status == Status::Final {
+            if d.status.sets_value() {
                 previous = d.value.map(|v| (*day, v));
             }
             handed = match (&m.chain, &d.chain) {
-                (Some(cp), Some(rec)) => Some(next_link(
-                    cp,
-                    rec,
-                    *day,
-                    d.value,
-                    d.status != Status::Contingency,
-                )),
+                (Some(cp), Some(rec)) => {
+                    Some(next_link(cp, rec, *day, d.value, d.status.sets_value()))
+                }
                 _ => None,
             };
             out.push(d);

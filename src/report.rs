@@ -63,7 +63,7 @@ pub fn render_table(ds: &[Determination]) -> String {
         } else if let Some(c) = &d.chain {
             match c.basis.as_str() {
                 "base_levels" => s.push_str(
-                    "            ^ the chain starts here: trimmed geometric mean of the endpoints' day prices (the anchor)\n",
+                    "            ^ the chain starts here: the anchor (trimmed geometric mean of day prices), not for settlement\n",
                 ),
                 "base_carried" => s.push_str(
                     "            ^ too few matched relatives: the previous level carries, references restart\n",

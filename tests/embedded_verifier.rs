@@ -61,7 +61,8 @@ fn example_verifier_accepts_a_published_record_and_rejects_a_flipped_byte() {
     let o = check(&record, &public);
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.starts_with("VALID t1 2026-01-05 FINAL "), "{out}");
+    // The first day of the demo store is the chain's anchor (BASE).
+    assert!(out.starts_with("VALID t1 2026-01-05 BASE "), "{out}");
     let current = sit::index::Methodology::default();
     assert!(
         out.contains(&format!(

@@ -133,7 +133,8 @@ fn publish_is_write_once_restatements_follow_the_policy_and_link_back() {
     assert!(o.status.success(), "{}", text(&o));
     let v1 = env.record("t1", D1, 1);
     assert_eq!(v1["version"], 1);
-    assert_eq!(v1["status"], "FINAL");
+    // The first day of the store is where t1's chain starts: the anchor, status BASE.
+    assert_eq!(v1["status"], "BASE");
     assert_eq!(v1["sequence"], 1);
     let v1_bytes = std::fs::read(env.archive().root().join("t1/2026-01-05.v1.json")).unwrap();
 
@@ -147,7 +148,8 @@ fn publish_is_write_once_restatements_follow_the_policy_and_link_back() {
     let o = env.publish(D1, Some("t1"), "2026-01-06T12:00:00Z", &[]);
     assert!(o.status.success(), "{}", text(&o));
     let v2 = env.record("t1", D1, 2);
-    assert_eq!(v2["status"], "RESTATED");
+    // A restated anchor stays BASE (never a settlement value); `restates` says what it replaces.
+    assert_eq!(v2["status"], "BASE");
     assert_eq!(v2["version"], 2);
     assert_eq!(
         v2["sequence"], 2,
@@ -590,6 +592,7 @@ async fn http_api_serves_records_csv_304_and_documented_errors() {
     for want in [
         sit::index::Methodology::v1_0_0(),
         sit::index::Methodology::v1_1_0(),
+        sit::index::Methodology::v1_2_0(),
     ] {
         let v = versions.iter().find(|v| v["hash"] == want.hash()).unwrap();
         assert_eq!(v["version"], want.version.as_str());

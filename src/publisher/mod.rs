@@ -110,13 +110,11 @@ pub struct Request<'a> {
 }
 
 /// The last value a CONTINGENCY day of `tier` before `date` may carry: the record in force of
-/// the latest earlier day whose status is FINAL or RESTATED.
+/// the latest earlier day that set its own value (FINAL, RESTATED or BASE).
 pub fn previous_final(entries: &[LogEntry], tier: &str, date: Date) -> Option<(Date, Fixed)> {
     in_force(entries)
         .into_iter()
-        .filter(|((t, d), e)| {
-            t == tier && *d < date && matches!(e.status, Status::Final | Status::Restated)
-        })
+        .filter(|((t, d), e)| t == tier && *d < date && e.status.sets_value())
         .filter_map(|((_, d), e)| e.value.map(|v| (d, v)))
         .next_back()
 }
@@ -260,7 +258,9 @@ pub fn publish(
         Decision::First => (1, None),
         Decision::Restate { version } => {
             let cur = current.expect("a restatement has a record in force");
-            d.status = Status::Restated;
+            if d.status == Status::Final {
+                d.status = Status::Restated;
+            }
             (
                 version,
                 Some(Restates {

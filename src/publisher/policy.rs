@@ -47,7 +47,7 @@ pub enum Refusal {
         version: u32,
         value: String,
     },
-    #[error("{tier} {date}: the recomputation is {status:?}, not FINAL; a restatement must rest on a full day, so version {version} stands")]
+    #[error("{tier} {date}: the recomputation is {status}, not FINAL (or BASE); a restatement must rest on a full day, so version {version} stands")]
     NotFinal {
         tier: String,
         date: Date,
@@ -103,7 +103,7 @@ pub fn decide(
     let Some((version, _status, old)) = in_force else {
         return Ok(Decision::First);
     };
-    if new.status != Status::Final {
+    if !new.status.sets_value() {
         return Err(Refusal::NotFinal {
             tier,
             date,
@@ -111,7 +111,9 @@ pub fn decide(
             version,
         });
     }
-    let value = new.value.expect("a FINAL determination has a value");
+    let value = new
+        .value
+        .expect("a FINAL or BASE determination has a value");
     if old == Some(value) {
         return Err(Refusal::Unchanged {
             tier,
@@ -219,6 +221,32 @@ mod tests {
         let m = Methodology::v1_0_0();
         let e = decide(&m, &det(false, 3 * ONE), OLD, day_end() + 1).unwrap_err();
         assert!(matches!(e, Refusal::NotFinal { .. }));
+    }
+
+    /// Issue 17: a chain's anchor day (BASE) can be restated like a FINAL one, under the same
+    /// cutoff and materiality rules; a CONTINGENCY recomputation still cannot replace it.
+    #[test]
+    fn a_base_day_may_be_restated_under_the_same_rules() {
+        let m = Methodology::v1_1_0();
+        let base = Some((1, Status::Base, Some(Fixed(ONE))));
+        let mut d = det(true, 2 * ONE);
+        d.status = Status::Base;
+        assert_eq!(
+            decide(&m, &d, base, day_end() + 1),
+            Ok(Decision::Restate { version: 2 })
+        );
+        let cutoff = cutoff_ms(&m, Date::parse("2026-01-05").unwrap());
+        assert!(matches!(
+            decide(&m, &d, base, cutoff),
+            Err(Refusal::CutoffPassed { .. })
+        ));
+        d.value = Some(Fixed(ONE + 1_000_000));
+        assert!(matches!(
+            decide(&m, &d, base, day_end() + 1),
+            Err(Refusal::NotMaterial { .. })
+        ));
+        let e = decide(&m, &det(false, 3 * ONE), base, day_end() + 1).unwrap_err();
+        assert!(e.to_string().contains("not FINAL (or BASE)"), "{e}");
     }
 
     #[test]

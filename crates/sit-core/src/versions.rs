@@ -40,7 +40,11 @@ impl Registry {
         static R: OnceLock<Registry> = OnceLock::new();
         R.get_or_init(|| {
             Registry::new(
-                vec![Methodology::v1_0_0(), Methodology::v1_1_0()],
+                vec![
+                    Methodology::v1_0_0(),
+                    Methodology::v1_1_0(),
+                    Methodology::v1_2_0(),
+                ],
                 vec![Suite::embedded().clone()],
             )
             .expect("embedded versions are distinct")

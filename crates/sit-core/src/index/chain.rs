@@ -38,6 +38,23 @@ pub struct ChainParams {
     pub min_price_partitions: u32,
     /// How the level is anchored where a chain starts.
     pub base: String,
+    /// 1.2.0: an endpoint's day price pools its delivered share (delivered SIT / attempted
+    /// SIT) over its priced days in this many trailing days, today included (see
+    /// [`pooled_price`]). Absent in 1.1.0 (the share of the day alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality_window_days: Option<u32>,
+    /// 1.2.0: the anchor day where a chain starts is published with status BASE (not a
+    /// settlement value). Absent (false) in 1.1.0, whose anchor days are FINAL.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub anchor_base: bool,
+}
+
+/// One priced day of an endpoint in the quality window: its delivered and attempted SIT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QualityDay {
+    pub date: Date,
+    pub delivered_sit: u64,
+    pub attempted_sit: u64,
 }
 
 /// An endpoint's reference: its last valid day price and that day.
@@ -46,6 +63,9 @@ pub struct Reference {
     pub endpoint: String,
     pub price: Fixed,
     pub date: Date,
+    /// 1.2.0: the endpoint's priced days still inside the quality window, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quality: Vec<QualityDay>,
 }
 
 /// The chain state a day starts from.
@@ -64,6 +84,14 @@ pub struct DayPrice {
     pub endpoint: String,
     pub price: Fixed,
     pub partitions: u32,
+    /// 1.2.0: the day's delivered and attempted SIT in those partitions (the next day's
+    /// quality window) and the share pooled over the window that `price` used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_sit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempted_sit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooled_share: Option<Fixed>,
 }
 
 /// One endpoint's relative: day price / reference price.
@@ -92,6 +120,32 @@ pub struct ChainRecord {
     /// the trimmed geometric mean of the day prices).
     pub basis: String,
 }
+
+/// An endpoint's day price with its delivered share pooled over the quality window (1.2.0):
+/// with today's cost `C` (pico-USD), delivered `S` and attempted `A` SIT, and the window's
+/// sums `S_w`, `A_w` (today included), the price is `(C / A) / (S_w / A_w)`: today's cost per
+/// attempted SIT over the pooled share, in USD per 1,000,000 SIT, computed as one exact
+/// rational `C * 1000 * A_w / (A * S_w)` rounded half to even at 10^-9. With a window of the
+/// day alone it is exactly the 1.1.0 day price `C * 1000 / S`. Why: the share an endpoint
+/// delivers is a sample (72 probes a day at t3 with pass rates of 0.6-0.9 move it by 5-10% from
+/// day to day), and in a relative that sampling noise, not the market, made the largest
+/// leave-one-out effects; pooled over 7 days the relative keeps one-seventh of it, while a
+/// lasting change of quality still passes into the chained level in full within the window
+/// (the quality factors of successive relatives telescope).
+pub fn pooled_price(cost_pusd: i128, attempted: u64, window: &[QualityDay]) -> Option<Fixed> {
+    let s_w: u128 = window.iter().map(|q| q.delivered_sit as u128).sum();
+    let a_w: u128 = window.iter().map(|q| q.attempted_sit as u128).sum();
+    if attempted == 0 || s_w == 0 {
+        return None;
+    }
+    Some(Fixed(div_round_half_even(
+        cost_pusd * 1000 * a_w as i128,
+        attempted as i128 * s_w as i128,
+    )))
+}
+
+/// `basis` of a chain's anchor day (its status is BASE).
+pub const BASE_LEVELS: &str = "base_levels";
 
 /// Nearest integer to the `k`-th root of `p` (k >= 1). No ties exist (see the module doc).
 pub fn nth_root_nearest(p: &BigUint, k: u32) -> BigUint {
@@ -257,6 +311,9 @@ fn chain_core(
                 endpoint: ids[e].clone(),
                 price,
                 partitions,
+                delivered_sit: None,
+                attempted_sit: None,
+                pooled_share: None,
             })
         })
         .collect();
@@ -303,7 +360,7 @@ fn chain_core(
                     for (x, wx) in lv.iter().zip(&w) {
                         weights[x.1 as usize] = *wx;
                     }
-                    (Some(g), None, "base_levels")
+                    (Some(g), None, BASE_LEVELS)
                 }
                 None => (None, None, "insufficient"),
             }
@@ -349,19 +406,49 @@ pub fn next_link(
         return record.link.clone();
     }
     let oldest = Date(date.0 + 1 - p.max_reference_age_days as i32);
+    let previous = |e: &str| {
+        record
+            .link
+            .references
+            .binary_search_by(|r| r.endpoint.as_str().cmp(e))
+            .ok()
+            .map(|i| &record.link.references[i])
+    };
     let mut refs: Vec<Reference> = record
         .link
         .references
         .iter()
         .filter(|r| !record.day_prices.iter().any(|d| d.endpoint == r.endpoint))
         .cloned()
-        .chain(record.day_prices.iter().map(|d| Reference {
-            endpoint: d.endpoint.clone(),
-            price: d.price,
-            date,
+        .chain(record.day_prices.iter().map(|d| {
+            Reference {
+                endpoint: d.endpoint.clone(),
+                price: d.price,
+                date,
+                quality: match (d.delivered_sit, d.attempted_sit) {
+                    (Some(s), Some(a)) => previous(&d.endpoint)
+                        .map(|r| r.quality.clone())
+                        .unwrap_or_default()
+                        .into_iter()
+                        .chain([QualityDay {
+                            date,
+                            delivered_sit: s,
+                            attempted_sit: a,
+                        }])
+                        .collect(),
+                    _ => vec![],
+                },
+            }
         }))
         .filter(|r| r.date >= oldest)
         .collect();
+    // keep the quality days the next day's window can still use: [next - w + 1, next - 1]
+    if let Some(w) = p.quality_window_days {
+        let first = Date(date.0 + 2 - w as i32);
+        for r in &mut refs {
+            r.quality.retain(|q| q.date >= first);
+        }
+    }
     refs.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
     ChainLink {
         level: value,
@@ -380,7 +467,7 @@ pub fn link_after(p: &ChainParams, previous: Option<&super::Determination>) -> C
         return ChainLink::default();
     };
     match &d.chain {
-        Some(rec) => next_link(p, rec, d.date, d.value, d.status != Status::Contingency),
+        Some(rec) => next_link(p, rec, d.date, d.value, d.status.sets_value()),
         None => {
             let from = match d.status {
                 Status::Contingency => d.contingency.as_ref().and_then(|c| c.carried_from),
@@ -454,6 +541,7 @@ mod tests {
                     endpoint: e,
                     price: Fixed(ONE),
                     date: d(date),
+                    quality: vec![],
                 })
                 .collect(),
         }
@@ -638,5 +726,111 @@ mod tests {
         assert_eq!(c.value, Some(Fixed(1_100_000_000)));
         assert_eq!(c.deltas[0], Some(Fixed(-100_000_000)));
         assert_eq!(c.deltas[5], Some(Fixed::ZERO)); // the entrant
+    }
+
+    fn q(date: &str, s: u64, a: u64) -> QualityDay {
+        QualityDay {
+            date: Date::parse(date).unwrap(),
+            delivered_sit: s,
+            attempted_sit: a,
+        }
+    }
+
+    /// Golden vectors of methodology 1.2.0's pooled-quality day price (index-methodology §14).
+    #[test]
+    fn golden_pooled_price() {
+        // the day alone: exactly 1.1.0's cost over delivered SIT
+        let today = q("2026-01-06", 300, 400);
+        assert_eq!(
+            pooled_price(1_000_000_000, 400, std::slice::from_ref(&today)),
+            Some(Fixed(3_333_333_333))
+        );
+        assert_eq!(
+            pooled_price(1_000_000_000, 400, std::slice::from_ref(&today)),
+            crate::fixed::sit_price(1_000_000_000, 300)
+        );
+        // pooled with yesterday: 1e9 * 1000 * 800 / (400 * 660)
+        let two = [q("2026-01-05", 360, 400), today.clone()];
+        assert_eq!(
+            pooled_price(1_000_000_000, 400, &two),
+            Some(Fixed(3_030_303_030))
+        );
+        // half to even: 62.5 -> 62, 187.5 -> 188 (units of 10^-9)
+        let w = [q("2026-01-06", 16, 16)];
+        assert_eq!(pooled_price(1, 16, &w), Some(Fixed(62)));
+        assert_eq!(pooled_price(3, 16, &w), Some(Fixed(188)));
+        // nothing delivered in the window, or nothing attempted today: no price
+        assert_eq!(pooled_price(5, 16, &[q("2026-01-06", 0, 16)]), None);
+        assert_eq!(pooled_price(5, 0, &w), None);
+    }
+
+    /// 1.2.0: a day appends its (delivered, attempted) to the references of the endpoints it
+    /// priced and keeps only the days the next day's 7-day window can use.
+    #[test]
+    fn next_link_carries_the_quality_window_and_drops_what_falls_out() {
+        let mut cp = Methodology::v1_2_0().chain.unwrap();
+        let date = Date::parse("2026-01-10").unwrap();
+        let record = ChainRecord {
+            link: ChainLink {
+                level: Some(Fixed(ONE)),
+                level_date: Some(Date(date.0 - 1)),
+                references: vec![Reference {
+                    endpoint: "a".into(),
+                    price: Fixed(ONE),
+                    date: Date(date.0 - 1),
+                    // 6 and 5 days before today: the next day's window is [d - 5, d + 1]
+                    quality: vec![q("2026-01-04", 1, 2), q("2026-01-05", 3, 4)],
+                }],
+            },
+            day_prices: vec![DayPrice {
+                endpoint: "a".into(),
+                price: Fixed(2 * ONE),
+                partitions: 24,
+                delivered_sit: Some(5),
+                attempted_sit: Some(6),
+                pooled_share: Some(Fixed(ONE)),
+            }],
+            relatives: vec![],
+            geometric_mean: None,
+            basis: "chained".into(),
+        };
+        let next = next_link(&cp, &record, date, Some(Fixed(ONE)), true);
+        assert_eq!(
+            next.references[0].quality,
+            vec![q("2026-01-05", 3, 4), q("2026-01-10", 5, 6)]
+        );
+        assert_eq!(next.references[0].price, Fixed(2 * ONE));
+        // 1.1.0 records no quality window: its references keep their old bytes
+        cp.quality_window_days = None;
+        let mut r11 = record.clone();
+        r11.link.references[0].quality.clear();
+        r11.day_prices[0].delivered_sit = None;
+        r11.day_prices[0].attempted_sit = None;
+        let next = next_link(&cp, &r11, date, Some(Fixed(ONE)), true);
+        assert!(next.references[0].quality.is_empty());
+        let json = serde_json::to_string(&next.references[0]).unwrap();
+        assert!(!json.contains("quality"), "{json}");
+    }
+
+    /// 1.1.0's parameters serialise exactly as before 1.2.0 added optional members (its hash,
+    /// which every published 1.1.0 record names, must not move).
+    #[test]
+    fn regression_v1_1_0_parameters_keep_their_bytes() {
+        let v = serde_json::to_value(Methodology::v1_1_0()).unwrap();
+        let chain = v["chain"].as_object().unwrap();
+        let keys: Vec<&str> = chain.keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "base",
+                "max_reference_age_days",
+                "method",
+                "min_price_partitions"
+            ]
+        );
+        assert_eq!(
+            Methodology::v1_1_0().hash(),
+            "4163508155dcb18361739311ec9cc9e226cd6a0da31e6680359971bbc0c7c54e"
+        );
     }
 }

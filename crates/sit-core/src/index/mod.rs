@@ -97,9 +97,25 @@ impl Methodology {
                 max_reference_age_days: 7,
                 min_price_partitions: 12,
                 base: "a chain continues the previous published level; where no relative can be matched it carries that level and restarts the references; with no previous level it starts at the trimmed geometric mean of the day prices".into(),
+                quality_window_days: None,
+                anchor_base: false,
             }),
             ..Methodology::v1_0_0()
         }
+    }
+
+    /// Methodology 1.2.0: 1.1.0 with each endpoint's delivered share pooled over a 7-day
+    /// window in its day price ([`chain::pooled_price`]), and the anchor day where a chain
+    /// starts published as BASE, not as a settlement value.
+    pub fn v1_2_0() -> Self {
+        let mut m = Methodology::v1_1_0();
+        m.version = "1.2.0".into();
+        let cp = m.chain.as_mut().expect("1.1.0 is chained");
+        cp.method = "chain-linked geometric mean of matched price relatives (endpoint day price / its own previous valid day price; day price = cost per attempted SIT over the delivered share pooled over the quality window), trimmed by relative".into();
+        cp.base = "a chain continues the previous published level; where no relative can be matched it carries that level and restarts the references; with no previous level it starts at the trimmed geometric mean of the day prices, published with status BASE (the anchor, not a settlement value)".into();
+        cp.quality_window_days = Some(7);
+        cp.anchor_base = true;
+        m
     }
 
     /// blake3 (hex) of the canonical JSON of the parameters.
@@ -118,6 +134,8 @@ pub struct IndexObs {
     pub at_ms: i64,
     pub cost_pusd: i128,
     pub delivered_sit: u64,
+    /// The SIT the attempt would have delivered (the probe's size), delivered or not.
+    pub attempted_sit: u64,
     pub succeeded: bool,
     pub correct: bool,
     /// blake3 of the stored observation bytes (Merkle leaf).
@@ -153,6 +171,7 @@ pub fn input_rows<'a>(
             at_ms: o.at_ms,
             cost_pusd: o.cost.0,
             delivered_sit: o.delivered_sit,
+            attempted_sit: o.sit_size,
             succeeded: o.succeeded(),
             correct: o.correct,
             hash: **h,
@@ -180,7 +199,8 @@ pub struct DayInput<'a> {
     pub endpoints: &'a [String],
     /// Observations of this tier; those outside the window are ignored.
     pub observations: &'a [IndexObs],
-    /// The last FINAL value before this day, for carry-forward.
+    /// The last value set from data (FINAL, RESTATED or BASE) before this day, for
+    /// carry-forward.
     pub previous_final: Option<(Date, Fixed)>,
     pub suite_hash: &'a str,
     pub sequence: u64,
@@ -196,16 +216,37 @@ pub enum Status {
     Final,
     Contingency,
     Restated,
+    /// Methodology 1.2.0 and later: where a chained index starts (no earlier level: a new data
+    /// folder, a new tier), the day's value is the chain's anchor, a statistic of the day's
+    /// price *levels*. It is published, signed and chained from like a FINAL value, but it is
+    /// not a settlement value: with a panel whose prices span 15-50x, one endpoint more or less
+    /// moves an anchor by 10-30% (a level statistic's sensitivity), while a chained day moves
+    /// by well under 2%.
+    /// A restated base day stays BASE (its `restates` member says what it replaces).
+    Base,
 }
 
 impl Status {
-    /// The name as serialised: FINAL, CONTINGENCY, RESTATED.
+    /// The name as serialised: FINAL, CONTINGENCY, RESTATED, BASE.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Final => "FINAL",
             Status::Contingency => "CONTINGENCY",
             Status::Restated => "RESTATED",
+            Status::Base => "BASE",
         }
+    }
+
+    /// The day set its own value from its own data (FINAL, RESTATED or BASE): the value a
+    /// later CONTINGENCY day carries and a chain continues from.
+    pub fn sets_value(self) -> bool {
+        !matches!(self, Status::Contingency)
+    }
+
+    /// The value may settle a contract (FINAL or RESTATED; not a CONTINGENCY carry, not the
+    /// anchor of a chain).
+    pub fn settles(self) -> bool {
+        matches!(self, Status::Final | Status::Restated)
     }
 }
 
@@ -312,6 +353,7 @@ struct Agg {
     correct: u32,
     cost: i128,
     delivered: u128,
+    attempted: u128,
 }
 
 impl Agg {
@@ -321,6 +363,7 @@ impl Agg {
         self.correct += o.correct;
         self.cost += o.cost;
         self.delivered += o.delivered;
+        self.attempted += o.attempted;
     }
 }
 
@@ -460,6 +503,7 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
         b.correct += (o.succeeded && o.correct) as u32;
         b.cost += o.cost_pusd;
         b.delivered += o.delivered_sit as u128;
+        b.attempted += o.attempted_sit as u128;
         if o.at_ms >= day_start {
             attempts_day += 1;
             observed[o.endpoint as usize] = true;
@@ -545,7 +589,12 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
         })
         .collect();
 
+    let anchor = m.chain.as_ref().is_some_and(|cp| cp.anchor_base)
+        && v.chain
+            .as_ref()
+            .is_some_and(|c| c.basis == chain::BASE_LEVELS);
     let (status, value, contingency) = match v.value {
+        Ok(x) if anchor => (Status::Base, Some(x), None),
         Ok(x) => (Status::Final, Some(x), None),
         Err(why) => match input.previous_final {
             Some((d, x)) => (
@@ -718,17 +767,66 @@ fn chained_day(
         .iter()
         .filter(|p| p.invalid_reason.is_none())
         .count();
-    let prices: Vec<Option<(Fixed, u32)>> = (0..e_count)
-        .map(|e| {
-            (priced[e] >= cp.min_price_partitions)
-                .then(|| sit_price(day_agg[e].cost, day_agg[e].delivered))
-                .flatten()
-                .map(|p| (p, priced[e]))
-        })
-        .collect();
     let start = chain::ChainLink::default();
     let link = input.chain.unwrap_or(&start);
-    let day = chain::chain_day(m, cp, link, input.date, input.endpoints, &prices);
+    // 1.2.0: the endpoint's quality window, today included
+    let window = |e: usize| -> Option<Vec<chain::QualityDay>> {
+        let w = cp.quality_window_days?;
+        let first = Date(input.date.0 + 1 - w as i32);
+        let earlier = link
+            .references
+            .binary_search_by(|r| r.endpoint.as_str().cmp(&input.endpoints[e]))
+            .ok()
+            .map(|i| link.references[i].quality.as_slice())
+            .unwrap_or_default();
+        Some(
+            earlier
+                .iter()
+                .filter(|q| q.date >= first && q.date < input.date)
+                .cloned()
+                .chain([chain::QualityDay {
+                    date: input.date,
+                    delivered_sit: day_agg[e].delivered as u64,
+                    attempted_sit: day_agg[e].attempted as u64,
+                }])
+                .collect(),
+        )
+    };
+    let windows: Vec<Option<Vec<chain::QualityDay>>> = (0..e_count)
+        .map(|e| {
+            (priced[e] >= cp.min_price_partitions)
+                .then(|| window(e))
+                .flatten()
+        })
+        .collect();
+    let prices: Vec<Option<(Fixed, u32)>> = (0..e_count)
+        .map(|e| {
+            if priced[e] < cp.min_price_partitions || day_agg[e].delivered == 0 {
+                return None;
+            }
+            match &windows[e] {
+                Some(w) => chain::pooled_price(day_agg[e].cost, day_agg[e].attempted as u64, w),
+                None => sit_price(day_agg[e].cost, day_agg[e].delivered),
+            }
+            .map(|p| (p, priced[e]))
+        })
+        .collect();
+    let mut day = chain::chain_day(m, cp, link, input.date, input.endpoints, &prices);
+    if cp.quality_window_days.is_some() {
+        for dp in &mut day.record.day_prices {
+            let e = input
+                .endpoints
+                .binary_search(&dp.endpoint)
+                .expect("a priced endpoint is in the universe");
+            let w = windows[e].as_ref().expect("priced under a quality window");
+            let (s, a) = w.iter().fold((0u128, 0u128), |(s, a), q| {
+                (s + q.delivered_sit as u128, a + q.attempted_sit as u128)
+            });
+            dp.delivered_sit = Some(day_agg[e].delivered as u64);
+            dp.attempted_sit = Some(day_agg[e].attempted as u64);
+            dp.pooled_share = Some(Fixed::ratio(s as i128, a as i128));
+        }
+    }
     let value = if valid < m.min_valid_partitions as usize {
         Err(insufficient(m, valid))
     } else {

@@ -33,6 +33,7 @@ fn series(
                 at_ms: at,
                 cost_pusd: price.0,
                 delivered_sit: if correct { 1000 } else { 0 },
+                attempted_sit: 1000,
                 succeeded: true,
                 correct,
                 hash,
@@ -348,6 +349,7 @@ fn chained_day_through_compute_day_and_its_contingency() {
                 endpoint: e.clone(),
                 price: f(p),
                 date: prev,
+                quality: vec![],
             })
             .collect(),
     };
@@ -376,6 +378,179 @@ fn chained_day_through_compute_day_and_its_contingency() {
     assert_eq!(next_link(&cp, &c, d.date, d.value, false), link);
 }
 
+/// Issue 17: where a chain starts the value is a level statistic (10-30% leave-one-out on a
+/// heterogeneous panel); it is published as BASE, chained from and carried, never a settlement
+/// value. The next day, chained from it, is FINAL.
+#[test]
+fn chain_start_is_base_and_not_a_settlement_value() {
+    use chain::next_link;
+    let m = Methodology::v1_2_0();
+    let cp = m.chain.clone().unwrap();
+    let eps = ids(6);
+    let prices = ["0.1", "0.2", "0.4", "0.8", "1.6", "3.2"];
+    let mut obs = Vec::new();
+    for (e, p) in prices.iter().enumerate() {
+        obs.extend(series(e as u32, f(p), -23..24, 1, true));
+    }
+    let d = compute_day(&m, &input(&eps, &obs, None));
+    assert_eq!(d.status, Status::Base);
+    assert_eq!(d.status.as_str(), "BASE");
+    assert!(d.status.sets_value() && !d.status.settles());
+    assert_eq!(d.chain.as_ref().unwrap().basis, chain::BASE_LEVELS);
+    assert_eq!(d.value, Some(f("0.565685425")), "golden: sqrt(0.32)");
+    assert_eq!(
+        serde_json::to_value(d.status).unwrap(),
+        serde_json::json!("BASE")
+    );
+    // the next day chains from the anchor and is FINAL
+    let link = next_link(&cp, d.chain.as_ref().unwrap(), d.date, d.value, true);
+    let next_day = Date(d.date.0 + 1);
+    let mut obs2 = Vec::new();
+    for (e, p) in prices.iter().enumerate() {
+        let mut s = series(e as u32, f(p), -23..24, 1, true);
+        for o in &mut s {
+            o.at_ms += crate::time::DAY_MS;
+            o.cost_pusd = o.cost_pusd * 11 / 10;
+        }
+        obs2.extend(s);
+    }
+    let mut i = input(&eps, &obs2, Some((d.date, d.value.unwrap())));
+    i.date = next_day;
+    i.chain = Some(&link);
+    let d2 = compute_day(&m, &i);
+    assert_eq!(d2.status, Status::Final);
+    assert!(d2.status.settles());
+    assert_eq!(d2.chain.as_ref().unwrap().basis, "chained");
+    assert_eq!(
+        d2.value,
+        Some(f("0.622253968")),
+        "0.565685425 * 1.1, half to even"
+    );
+    // 1.0.0 and 1.1.0 never make a BASE day (their published anchors stay FINAL)
+    for old in [Methodology::v1_0_0(), Methodology::v1_1_0()] {
+        assert_eq!(
+            compute_day(&old, &input(&eps, &obs, None)).status,
+            Status::Final
+        );
+    }
+}
+
+/// Methodology 1.2.0 through compute_day: an endpoint's day price pools its delivered share
+/// over its priced days of the last 7 (today included) as carried by the link; a day 7 days
+/// old is outside the window; the next link keeps only what the next window can use.
+#[test]
+fn pooled_quality_window_through_compute_day() {
+    use chain::{next_link, ChainLink, QualityDay, Reference};
+    let m = Methodology::v1_2_0();
+    let cp = m.chain.clone().unwrap();
+    let eps = ids(6);
+    let mut obs = Vec::new();
+    for e in 0..6u32 {
+        obs.extend(series(e, f("0.3"), -23..24, 1, true));
+    }
+    let today = Date::parse(DAY).unwrap();
+    let ago = |n: i32| Date(today.0 - n);
+    let qd = |n: i32, s: u64| QualityDay {
+        date: ago(n),
+        delivered_sit: s,
+        attempted_sit: 24_000,
+    };
+    let link = ChainLink {
+        level: Some(f("2")),
+        level_date: Some(ago(1)),
+        references: eps
+            .iter()
+            .enumerate()
+            .map(|(e, id)| Reference {
+                endpoint: id.clone(),
+                // ep00 delivered half of what it attempted 6 days ago: its pooled share is
+                // (24000 + 12000) / (24000 + 24000) = 0.75 and its price 0.3 / 0.75 = 0.4; the
+                // day 7 days ago (nothing delivered) is out of the window.
+                price: if e == 0 { f("0.4") } else { f("0.3") },
+                date: ago(1),
+                quality: if e == 0 {
+                    vec![qd(7, 0), qd(6, 12_000)]
+                } else {
+                    vec![]
+                },
+            })
+            .collect(),
+    };
+    let mut i = input(&eps, &obs, Some((ago(1), f("2"))));
+    i.chain = Some(&link);
+    let d = compute_day(&m, &i);
+    assert_eq!(d.status, Status::Final);
+    let c = d.chain.clone().unwrap();
+    let p0 = &c.day_prices[0];
+    assert_eq!(
+        (
+            p0.price,
+            p0.pooled_share,
+            p0.delivered_sit,
+            p0.attempted_sit
+        ),
+        (f("0.4"), Some(f("0.75")), Some(24_000), Some(24_000))
+    );
+    assert_eq!(c.day_prices[1].pooled_share, Some(f("1")));
+    assert_eq!(c.geometric_mean, Some(f("1")));
+    assert_eq!(d.value, Some(f("2")));
+    // the next day's window is [today - 5, today + 1]: the 6-day-old day is dropped
+    let next = next_link(&cp, &c, today, d.value, true);
+    assert_eq!(
+        next.references[0].quality,
+        vec![QualityDay {
+            date: today,
+            delivered_sit: 24_000,
+            attempted_sit: 24_000,
+        }]
+    );
+    // under 1.1.0 the same day prices ep00 at its day's own share: 0.3, a relative of 0.75
+    let d11 = compute_day(&Methodology::v1_1_0(), &i);
+    let c11 = d11.chain.unwrap();
+    assert_eq!(c11.day_prices[0].price, f("0.3"));
+    assert_eq!(c11.day_prices[0].pooled_share, None);
+}
+
+/// A data folder whose last day was published under 1.1.0 continues under 1.2.0: the 1.1.0
+/// record (no quality window) hands on its level and references, the first 1.2.0 day is a
+/// FINAL chained day (not a new anchor), and its pooled share is that of the day alone.
+#[test]
+fn first_1_2_0_day_chains_from_a_1_1_0_record() {
+    use chain::link_after;
+    let eps = ids(6);
+    let prices = ["0.1", "0.2", "0.4", "0.8", "1.6", "3.2"];
+    let mut obs = Vec::new();
+    for (e, p) in prices.iter().enumerate() {
+        obs.extend(series(e as u32, f(p), -23..24, 1, true));
+    }
+    let d11 = compute_day(&Methodology::v1_1_0(), &input(&eps, &obs, None));
+    assert_eq!(d11.status, Status::Final);
+    let m = Methodology::v1_2_0();
+    let link = link_after(m.chain.as_ref().unwrap(), Some(&d11));
+    assert_eq!(link.level, d11.value);
+    assert!(link.references.iter().all(|r| r.quality.is_empty()));
+    let mut obs2 = Vec::new();
+    for (e, p) in prices.iter().enumerate() {
+        let mut s = series(e as u32, f(p), -23..24, 1, true);
+        for o in &mut s {
+            o.at_ms += crate::time::DAY_MS;
+        }
+        obs2.extend(s);
+    }
+    let mut i = input(&eps, &obs2, Some((d11.date, d11.value.unwrap())));
+    i.date = Date(d11.date.0 + 1);
+    i.chain = Some(&link);
+    let d = compute_day(&m, &i);
+    assert_eq!(d.status, Status::Final);
+    let c = d.chain.unwrap();
+    assert_eq!(c.basis, "chained");
+    assert_eq!(
+        d.value, d11.value,
+        "same prices: the level carries on unchanged"
+    );
+    assert!(c.day_prices.iter().all(|p| p.pooled_share == Some(f("1"))));
+}
+
 /// Review of issue 17: a leave-one-out delta must be None when the day would not have enough
 /// valid partitions without the endpoint (as in 1.0.0).
 #[test]
@@ -399,6 +574,7 @@ fn regression_chained_leave_one_out_respects_partition_sufficiency() {
                 endpoint: e.clone(),
                 price: f("0.1"),
                 date: prev,
+                quality: vec![],
             })
             .collect(),
     };
