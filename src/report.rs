@@ -62,8 +62,11 @@ pub fn render_table(ds: &[Determination]) -> String {
             s.push_str(&format!("            ^ {}\n", c.reason));
         } else if let Some(c) = &d.chain {
             match c.basis.as_str() {
-                "base_levels" => s.push_str(
+                "base_levels" if d.status == crate::index::Status::Base => s.push_str(
                     "            ^ the chain starts here: the anchor (trimmed geometric mean of day prices), not for settlement\n",
+                ),
+                "base_levels" => s.push_str(
+                    "            ^ the chain starts here: the anchor (trimmed geometric mean of day prices)\n",
                 ),
                 "base_carried" => s.push_str(
                     "            ^ too few matched relatives: the previous level carries, references restart\n",

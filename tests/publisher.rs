@@ -210,7 +210,8 @@ fn contingency_day_carries_the_previous_final_value_with_its_reason() {
         &["--allow-empty"],
     );
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("carried forward the final value of 2026-01-06"));
+    // (2026-01-06 is t2's first published day here: its BASE value, the last value set from data)
+    assert!(text(&o).contains("carried forward the last value set from data, that of 2026-01-06"));
     let c = env.record("t2", "2026-01-20", 1);
     assert_eq!(c["status"], "CONTINGENCY");
     assert_eq!(c["value"], final_value);
@@ -240,7 +241,7 @@ fn contingency_day_carries_the_previous_final_value_with_its_reason() {
     assert!(n["contingency"]["reason"]
         .as_str()
         .unwrap()
-        .contains("no earlier final value"));
+        .contains("no earlier value set from data"));
 }
 
 #[test]

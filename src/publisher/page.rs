@@ -5,7 +5,7 @@
 //! floating point near the index, it is display only, and the exact values are in the table.
 
 use super::serve::Snapshot;
-use crate::index::{Methodology, Status};
+use crate::index::Methodology;
 use crate::probes::Suite;
 use plotters::prelude::*;
 
@@ -42,7 +42,8 @@ pub fn chart_svg(snap: &Snapshot, suite: &Suite) -> String {
                     Some((
                         s.entry.date.0,
                         v.0 as f64 / 1e9,
-                        s.entry.status == Status::Contingency,
+                        // hollow: not a settlement value (a carried value, or a chain's anchor)
+                        !s.entry.status.settles(),
                     ))
                 })
                 .collect();
@@ -174,7 +175,7 @@ pub fn render(snap: &Snapshot, suite: &Suite) -> String {
     let chart = if svg.is_empty() {
         "<p>Nothing has been published yet. Run <code>sit publish</code>.</p>".to_string()
     } else {
-        format!("<figure>{svg}<figcaption>Filled points: FINAL or RESTATED; hollow: CONTINGENCY (previous final value carried forward).</figcaption></figure>")
+        format!("<figure>{svg}<figcaption>Filled points: FINAL or RESTATED (settlement values); hollow: BASE (where a chain starts: its anchor, not a settlement value) or CONTINGENCY (the last value carried forward).</figcaption></figure>")
     };
     format!(
         r#"<!doctype html>

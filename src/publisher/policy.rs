@@ -227,7 +227,7 @@ mod tests {
     /// cutoff and materiality rules; a CONTINGENCY recomputation still cannot replace it.
     #[test]
     fn a_base_day_may_be_restated_under_the_same_rules() {
-        let m = Methodology::v1_1_0();
+        let m = Methodology::v1_2_0();
         let base = Some((1, Status::Base, Some(Fixed(ONE))));
         let mut d = det(true, 2 * ONE);
         d.status = Status::Base;

@@ -208,9 +208,10 @@ pub fn recompute_bench(days: u32, per_day: usize, endpoints: u32) -> String {
         })
         .collect();
     let t0 = Instant::now();
-    let mut finals = 0;
+    let (mut finals, mut bases) = (0, 0);
     for (t, tier) in tiers.iter().enumerate() {
         let mut previous = None;
+        let mut link: Option<crate::index::chain::ChainLink> = None;
         for (d, day) in archive.iter().enumerate() {
             let date = Date(first.0 + d as i32);
             let det = compute_day(
@@ -225,18 +226,28 @@ pub fn recompute_bench(days: u32, per_day: usize, endpoints: u32) -> String {
                     suite_hash: "bench",
                     sequence: d as u64 + 1,
                     computed_at: "bench",
-                    chain: None,
+                    chain: link.as_ref(),
                 },
             );
-            if det.status == crate::index::Status::Final {
-                previous = det.value.map(|v| (date, v));
-                finals += 1;
+            if let (Some(cp), Some(rec)) = (&m.chain, &det.chain) {
+                link = Some(crate::index::chain::next_link(
+                    cp,
+                    rec,
+                    date,
+                    det.value,
+                    det.status.sets_value(),
+                ));
             }
+            if det.status.sets_value() {
+                previous = det.value.map(|v| (date, v));
+            }
+            finals += det.status.settles() as u32;
+            bases += (det.status == crate::index::Status::Base) as u32;
         }
     }
     let s = t0.elapsed().as_secs_f64();
     format!(
-        "recompute: {days} days x {} observations (3 tiers, {endpoints} endpoints) = {} observations in {s:.3} s ({:.0} observations/s); {finals} of {} determinations FINAL",
+        "recompute: {days} days x {} observations (3 tiers, {endpoints} endpoints) = {} observations in {s:.3} s ({:.0} observations/s); {finals} of {} determinations FINAL, {bases} BASE (each tier's first day: the chain's anchor)",
         per_day / tiers.len() * tiers.len(),
         days as usize * (per_day / tiers.len()) * tiers.len(),
         (days as usize * per_day) as f64 / s,

@@ -138,10 +138,13 @@ pub fn pooled_price(cost_pusd: i128, attempted: u64, window: &[QualityDay]) -> O
     if attempted == 0 || s_w == 0 {
         return None;
     }
-    Some(Fixed(div_round_half_even(
-        cost_pusd * 1000 * a_w as i128,
-        attempted as i128 * s_w as i128,
-    )))
+    // Checked: a product past i128 is refused (no price) rather than wrapped. Realistic sums
+    // stay near 1e26, far below i128's 1.7e38.
+    let num = cost_pusd
+        .checked_mul(1000)?
+        .checked_mul(i128::try_from(a_w).ok()?)?;
+    let den = (attempted as i128).checked_mul(i128::try_from(s_w).ok()?)?;
+    Some(Fixed(div_round_half_even(num, den)))
 }
 
 /// `basis` of a chain's anchor day (its status is BASE).
@@ -425,8 +428,9 @@ pub fn next_link(
                 endpoint: d.endpoint.clone(),
                 price: d.price,
                 date,
-                quality: match (d.delivered_sit, d.attempted_sit) {
-                    (Some(s), Some(a)) => previous(&d.endpoint)
+                // only a methodology with a quality window carries one
+                quality: match (p.quality_window_days, d.delivered_sit, d.attempted_sit) {
+                    (Some(_), Some(s), Some(a)) => previous(&d.endpoint)
                         .map(|r| r.quality.clone())
                         .unwrap_or_default()
                         .into_iter()
@@ -443,11 +447,13 @@ pub fn next_link(
         .filter(|r| r.date >= oldest)
         .collect();
     // keep the quality days the next day's window can still use: [next - w + 1, next - 1]
-    if let Some(w) = p.quality_window_days {
-        let first = Date(date.0 + 2 - w as i32);
-        for r in &mut refs {
-            r.quality.retain(|q| q.date >= first);
-        }
+    // (none without a window: a 1.1.0 chain never carries them)
+    let first = match p.quality_window_days {
+        Some(w) => Date(date.0 + 2 - w as i32),
+        None => Date(i32::MAX),
+    };
+    for r in &mut refs {
+        r.quality.retain(|q| q.date >= first);
     }
     refs.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
     ChainLink {

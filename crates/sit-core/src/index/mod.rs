@@ -222,7 +222,7 @@ pub enum Status {
     /// not a settlement value: with a panel whose prices span 15-50x, one endpoint more or less
     /// moves an anchor by 10-30% (a level statistic's sensitivity), while a chained day moves
     /// by well under 2%.
-    /// A restated base day stays BASE (its `restates` member says what it replaces).
+    /// A restatement of a base day that is still where the chain starts is BASE again.
     Base,
 }
 
@@ -589,10 +589,18 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
         })
         .collect();
 
-    let anchor = m.chain.as_ref().is_some_and(|cp| cp.anchor_base)
+    let base_rules = m.chain.as_ref().is_some_and(|cp| cp.anchor_base);
+    let anchor = base_rules
         && v.chain
             .as_ref()
             .is_some_and(|c| c.basis == chain::BASE_LEVELS);
+    // The reason is signed text: 1.0.0 and 1.1.0 keep their words; from 1.2.0 the carried
+    // value may be a BASE value, so it is not called final.
+    let (carried, nothing) = if base_rules {
+        ("the last value set from data, that", "value set from data")
+    } else {
+        ("the final value", "final value")
+    };
     let (status, value, contingency) = match v.value {
         Ok(x) if anchor => (Status::Base, Some(x), None),
         Ok(x) => (Status::Final, Some(x), None),
@@ -601,7 +609,7 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
                 Status::Contingency,
                 Some(x),
                 Some(Contingency {
-                    reason: format!("{why}; carried forward the final value of {d}"),
+                    reason: format!("{why}; carried forward {carried} of {d}"),
                     carried_from: Some(d),
                 }),
             ),
@@ -609,7 +617,7 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
                 Status::Contingency,
                 None,
                 Some(Contingency {
-                    reason: format!("{why}; no earlier final value exists to carry forward"),
+                    reason: format!("{why}; no earlier {nothing} exists to carry forward"),
                     carried_from: None,
                 }),
             ),
@@ -669,6 +677,12 @@ struct DayValue {
     weights: Vec<Fixed>,
     deltas: Vec<Option<Fixed>>,
     chain: Option<chain::ChainRecord>,
+}
+
+/// A day's SIT sum as recorded (u64): one endpoint's SIT in a day is far below 2^64; a sum that
+/// is not is a corrupted input, not a value to truncate.
+fn sit_u64(x: u128) -> u64 {
+    u64::try_from(x).expect("one endpoint's SIT in a day fits in u64")
 }
 
 fn insufficient(m: &Methodology, valid: usize) -> String {
@@ -786,8 +800,8 @@ fn chained_day(
                 .cloned()
                 .chain([chain::QualityDay {
                     date: input.date,
-                    delivered_sit: day_agg[e].delivered as u64,
-                    attempted_sit: day_agg[e].attempted as u64,
+                    delivered_sit: sit_u64(day_agg[e].delivered),
+                    attempted_sit: sit_u64(day_agg[e].attempted),
                 }])
                 .collect(),
         )
@@ -805,7 +819,7 @@ fn chained_day(
                 return None;
             }
             match &windows[e] {
-                Some(w) => chain::pooled_price(day_agg[e].cost, day_agg[e].attempted as u64, w),
+                Some(w) => chain::pooled_price(day_agg[e].cost, sit_u64(day_agg[e].attempted), w),
                 None => sit_price(day_agg[e].cost, day_agg[e].delivered),
             }
             .map(|p| (p, priced[e]))
@@ -822,8 +836,8 @@ fn chained_day(
             let (s, a) = w.iter().fold((0u128, 0u128), |(s, a), q| {
                 (s + q.delivered_sit as u128, a + q.attempted_sit as u128)
             });
-            dp.delivered_sit = Some(day_agg[e].delivered as u64);
-            dp.attempted_sit = Some(day_agg[e].attempted as u64);
+            dp.delivered_sit = Some(sit_u64(day_agg[e].delivered));
+            dp.attempted_sit = Some(sit_u64(day_agg[e].attempted));
             dp.pooled_share = Some(Fixed::ratio(s as i128, a as i128));
         }
     }
