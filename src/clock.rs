@@ -79,6 +79,42 @@ impl Clock for CompressedClock {
     }
 }
 
+/// A compressed clock anchored to the machine's UTC clock instead of to the process: it reads
+/// `sim_start_ms + (unix_now - real_anchor_ms) * factor`. `sit run` writes the anchor into the
+/// data folder at first start, so a restarted service continues the same simulated timeline
+/// (time passes while it is down, as it does in production).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AnchoredClock {
+    pub real_anchor_ms: i64,
+    pub sim_start_ms: i64,
+    pub factor: u64,
+}
+
+impl Clock for AnchoredClock {
+    fn now_ms(&self) -> i64 {
+        let real_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0)
+            - self.real_anchor_ms * 1000;
+        self.sim_start_ms + real_us * self.factor.max(1) as i64 / 1000
+    }
+    fn real_until(&self, target_ms: i64) -> Duration {
+        let ahead = target_ms - self.now_ms();
+        if ahead <= 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_micros(ahead as u64 * 1000 / self.factor.max(1))
+    }
+    fn describe(&self) -> String {
+        format!(
+            "compressed:{}x from {}",
+            self.factor.max(1),
+            format_utc_ms(self.sim_start_ms)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

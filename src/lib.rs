@@ -25,6 +25,7 @@ pub mod lane;
 pub mod net;
 pub mod publisher;
 pub mod report;
+pub mod service;
 pub mod sim;
 pub mod store;
 pub mod worker;

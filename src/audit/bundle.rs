@@ -576,7 +576,39 @@ impl Bundle {
                     .collect()
             })
             .unwrap_or_default();
-        let mut candidates = in_day;
+        // A retry of one of the previous day's last probes can be sent well after midnight (a
+        // Retry-After, a loaded machine, a compressed clock): it belongs to the previous day's
+        // schedule (committed and revealed in this bundle too), not to this one's.
+        let previous: std::collections::BTreeSet<(u64, String)> = self
+            .commitments
+            .get(&day.pred())
+            .and_then(|(c, r)| {
+                let (c, r) = (c.clone()?, r.as_ref()?);
+                let (seed, salt) = (r.seed_u64()?, r.salt_bytes()?);
+                // only a reveal that opens its commitment counts
+                (crate::commit::commitment_of(c.date, seed, &salt) == c.commitment)
+                    .then_some((c, seed))
+            })
+            .map(|(c, s)| {
+                crate::schedule::day_schedule(
+                    &self.suite,
+                    c.endpoints.len(),
+                    day.pred(),
+                    s,
+                    c.per_hour,
+                )
+                .into_iter()
+                .map(|s| (s.seed, s.nonce))
+                .collect()
+            })
+            .unwrap_or_default();
+        let mut candidates: Vec<&Observation> = in_day
+            .into_iter()
+            .filter(|o| {
+                let k = (o.seed, o.nonce.clone());
+                !(o.retry > 0 && previous.contains(&k) && !keys.contains(&k))
+            })
+            .collect();
         candidates.extend(
             spill
                 .into_iter()
@@ -599,6 +631,26 @@ fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
     let inst = b
         .suite
         .instance(tier, family, o.seed, m.sit_w_in, m.sit_w_out);
+    if o.missed() {
+        // A probe never sent has nothing to re-derive: it must say so in every field (no
+        // response, no answer, no cost, nothing delivered) and name the probe's size.
+        let mut r = o.clone();
+        r.http_status = None;
+        r.timings = Default::default();
+        r.answer = String::new();
+        r.finish_reason = None;
+        r.server_model = None;
+        r.correct = false;
+        r.within_sla = false;
+        r.tokens = Default::default();
+        r.price = None;
+        r.cost = crate::fixed::Pusd::ZERO;
+        r.sit_size = inst.sit_size;
+        r.delivered_sit = 0;
+        r.evidence = None;
+        r.retry = 0;
+        return Ok(r);
+    }
     let price = b
         .prices
         .get(&o.endpoint)

@@ -69,6 +69,29 @@ pub enum Command {
         #[arg(long)]
         no_publish: bool,
     },
+    /// Run the oracle: commit each day's schedule before it, probe it, publish each day by
+    /// itself once it is complete, reveal the seed and write the day's audit bundle; resumes
+    /// after a restart without losing or inventing a probe.
+    Run {
+        /// The publisher's ed25519 signing key (see `sit keys`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Probes per endpoint, tier and hour.
+        #[arg(long, default_value_t = 3)]
+        per_hour: u32,
+        /// Compressed clock (tests, demos): the simulated day the timeline starts at.
+        #[arg(long, requires = "hour_ms")]
+        start: Option<String>,
+        /// Compressed clock: real milliseconds per simulated hour.
+        #[arg(long, requires = "start")]
+        hour_ms: Option<u64>,
+        /// Stop cleanly after publishing the day before this one (YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<String>,
+        /// Print `ack SEQ` on stdout as each observation becomes durable (for kill tests).
+        #[arg(long, hide = true)]
+        print_acks: bool,
+    },
     /// Serve the simulated market on loopback and print a providers.toml for it.
     Sim {
         #[arg(long, default_value_t = 1)]
@@ -391,6 +414,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let paths = Paths { data, providers };
     match command {
         c @ (Command::Demo { .. }
+        | Command::Run { .. }
         | Command::Sim { .. }
         | Command::Index { .. }
         | Command::Probe { .. }

@@ -70,6 +70,33 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             );
             Ok(())
         }
+        Command::Run {
+            key,
+            per_hour,
+            start,
+            hour_ms,
+            until,
+            print_acks,
+        } => {
+            let opts = crate::service::RunOptions {
+                key,
+                per_hour,
+                start: start.as_deref().map(parse_date).transpose()?,
+                hour_ms,
+                until: until.as_deref().map(parse_date).transpose()?,
+                progress: !print_acks,
+                print_acks,
+            };
+            let report = crate::service::run(&cli.data, &cli.providers, &opts).await?;
+            println!(
+                "sit run: stopped before {} as asked; {} probes sent, {} recorded as missed, {} records published in this run",
+                opts.until.map(|d| d.to_string()).unwrap_or_default(),
+                report.probes,
+                report.missed,
+                report.published.len()
+            );
+            Ok(())
+        }
         Command::Sim {
             seed,
             for_secs,

@@ -170,6 +170,63 @@ impl Worker {
         &self.clock
     }
 
+    /// The record of a scheduled probe that was never sent (its time passed while the service
+    /// was down, or before it started): `why` says which. No request, no answer, no cost.
+    /// `at_ms` is the time it was due, so it belongs to its day wherever it is recorded.
+    pub fn missed(
+        &self,
+        endpoint: &Endpoint,
+        spec: &ProbeSpec,
+        at_ms: i64,
+        why: &str,
+    ) -> Observation {
+        let inst = self.suite.instance(
+            &spec.tier,
+            spec.family,
+            spec.seed,
+            self.methodology.sit_w_in,
+            self.methodology.sit_w_out,
+        );
+        Observation {
+            seq: 0,
+            prev_hash: String::new(),
+            worker: self.id.clone(),
+            endpoint: endpoint.id.clone(),
+            provider: endpoint.provider.clone(),
+            model: endpoint.model.clone(),
+            dialect: endpoint.dialect.to_string(),
+            region: endpoint.region.clone(),
+            tier: spec.tier.id.clone(),
+            family: spec.family.id().to_string(),
+            family_version: spec.family.version(),
+            seed: spec.seed,
+            nonce: spec.nonce.clone(),
+            suite_hash: self.suite.hash.clone(),
+            at_ms,
+            clock: self.clock.describe(),
+            retry: 0,
+            http_status: None,
+            failure: Some(crate::observation::Failure {
+                class: crate::observation::FailureClass::Missed,
+                detail: why.to_string(),
+                retry_after_ms: None,
+            }),
+            timings: Timings::default(),
+            answer: String::new(),
+            finish_reason: None,
+            server_model: None,
+            evidence: None,
+            content_before_role: false,
+            correct: false,
+            within_sla: false,
+            tokens: Default::default(),
+            price: None,
+            cost: crate::fixed::Pusd::ZERO,
+            sit_size: inst.sit_size,
+            delivered_sit: 0,
+        }
+    }
+
     /// Run one probe against `endpoint`. Returns the observation (seq and chain fields are
     /// filled in by the store).
     pub async fn probe(

@@ -62,6 +62,11 @@ pub enum FailureClass {
     InvalidUtf8,
     /// Any other HTTP status.
     OtherHttp,
+    /// Not an attempt: a scheduled probe whose time passed while the service was down (or
+    /// before it started), recorded so the commitment check accounts for every scheduled probe.
+    /// It counts as no attempt in the index (it does not hurt the endpoint's availability).
+    /// Not in [`FailureClass::ALL`], which lists what a provider's response can produce.
+    Missed,
 }
 
 impl FailureClass {
@@ -115,6 +120,7 @@ impl FailureClass {
             FailureClass::BodyTooLarge => "body_too_large",
             FailureClass::InvalidUtf8 => "invalid_utf8",
             FailureClass::OtherHttp => "other_http",
+            FailureClass::Missed => "missed",
         }
     }
 }
@@ -231,6 +237,13 @@ impl Observation {
     pub fn succeeded(&self) -> bool {
         self.failure.is_none()
     }
+
+    /// A scheduled probe that was never sent ([`FailureClass::Missed`]).
+    pub fn missed(&self) -> bool {
+        self.failure
+            .as_ref()
+            .is_some_and(|f| f.class == FailureClass::Missed)
+    }
 }
 
 /// The raw evidence of an attempt: what was sent and every body byte that came back.
@@ -313,6 +326,7 @@ mod class_tests {
                 | Stall | Auth | Quota | ModelNotFound | BadRequest | RateLimited | ServerError
                 | Overloaded | ErrorEvent | Truncated | EmptyCompletion | FinishLength
                 | ContentFilter | Malformed | BodyTooLarge | InvalidUtf8 | OtherHttp => true,
+                Missed => false, // no response produces it: not in ALL
             }
         }
         let mut names: Vec<&str> = FailureClass::ALL.iter().map(|c| c.as_str()).collect();

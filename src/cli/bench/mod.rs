@@ -31,6 +31,7 @@ pub fn synthetic_day(date: Date, n: usize, endpoints: u32, seed: u64) -> Vec<Ind
                     * (500_000 + (e as i128) * 40_000 + r.range(0, 100_000) as i128),
                 delivered_sit: if correct { sit } else { 0 },
                 attempted_sit: sit,
+                missed: false,
                 succeeded,
                 correct,
                 hash,

@@ -156,6 +156,7 @@ impl PanelMarket {
                             cost_pusd: (cost * 1e6).round() as i128,
                             delivered_sit: if correct { sit } else { 0 },
                             attempted_sit: sit,
+                            missed: false,
                             succeeded,
                             correct,
                             hash,

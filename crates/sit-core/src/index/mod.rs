@@ -136,6 +136,8 @@ pub struct IndexObs {
     pub delivered_sit: u64,
     /// The SIT the attempt would have delivered (the probe's size), delivered or not.
     pub attempted_sit: u64,
+    /// A scheduled probe that was never sent: no attempt, only counted (`counts.missed`).
+    pub missed: bool,
     pub succeeded: bool,
     pub correct: bool,
     /// blake3 of the stored observation bytes (Merkle leaf).
@@ -172,6 +174,7 @@ pub fn input_rows<'a>(
             cost_pusd: o.cost.0,
             delivered_sit: o.delivered_sit,
             attempted_sit: o.sit_size,
+            missed: o.missed(),
             succeeded: o.succeeded(),
             correct: o.correct,
             hash: **h,
@@ -308,6 +311,14 @@ pub struct Counts {
     pub input_observations: u64,
     pub partitions: u32,
     pub valid_partitions: u32,
+    /// Scheduled probes of the day never sent (the service was down at their time); omitted
+    /// when none, so records made before `sit run` keep their bytes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missed: u64,
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -490,12 +501,17 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
     let mut buckets = vec![Agg::default(); e_count * hours];
     let mut leaves: Vec<(i64, [u8; 32])> = Vec::new();
     let mut attempts_day = 0u64;
+    let mut missed_day = 0u64;
     let mut observed = vec![false; e_count];
     for o in input.observations {
         if o.at_ms < window_start || o.at_ms >= day_end || (o.endpoint as usize) >= e_count {
             continue;
         }
         leaves.push((o.at_ms, o.hash));
+        if o.missed {
+            missed_day += (o.at_ms >= day_start) as u64;
+            continue;
+        }
         let h = ((o.at_ms - window_start) / HOUR_MS) as usize;
         let b = &mut buckets[o.endpoint as usize * hours + h];
         b.attempts += 1;
@@ -644,6 +660,7 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
             input_observations: leaves.len() as u64,
             partitions: parts as u32,
             valid_partitions: v.valid as u32,
+            missed: missed_day,
         },
         endpoint_price_p25: p25,
         endpoint_price_p50: p50,

@@ -34,6 +34,7 @@ fn series(
                 cost_pusd: price.0,
                 delivered_sit: if correct { 1000 } else { 0 },
                 attempted_sit: 1000,
+                missed: false,
                 succeeded: true,
                 correct,
                 hash,

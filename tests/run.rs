@@ -1,0 +1,297 @@
+//! `sit run`, the oracle as a service, against the real simulator in a separate process
+//! (`sit sim`) on loopback, on a compressed clock (one simulated hour = 200 real ms, so a day
+//! is 4.8 s): days publish by themselves, their bundles verify and replay identically, a
+//! `kill -9` at any moment loses no acknowledged observation and sends no scheduled probe
+//! twice, a second service on the same folder is refused, an endpoint without its key is
+//! named and left out of the commitment.
+
+mod common;
+use common::{sit, text};
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const START: &str = "2026-01-05";
+const UNTIL: &str = "2026-01-07";
+const HOUR_MS: &str = "200";
+
+/// The simulator in its own process, and a providers file for its first `n` endpoints with
+/// prices in force from 2026-01-01 (the simulator prints today's prices).
+struct Sim {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sim(providers: &Path, n: usize, extra: &str) -> Sim {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sim.toml");
+    let child = Command::new(env!("CARGO_BIN_EXE_sit"))
+        .args(["sim", "--for-secs", "300"])
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let toml = loop {
+        let s = std::fs::read_to_string(&out).unwrap_or_default();
+        if s.matches("[[endpoints.prices]]").count() >= 12 {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "sit sim did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut blocks: Vec<String> = toml
+        .split("\n[[endpoints]]")
+        .skip(1)
+        .take(n)
+        .map(|b| {
+            let mut b = format!("\n[[endpoints]]{b}");
+            let i = b.find("effective_from = \"").unwrap() + "effective_from = \"".len();
+            let j = i + b[i..].find('"').unwrap();
+            b.replace_range(i..j, "2026-01-01T00:00:00Z");
+            b
+        })
+        .collect();
+    blocks.push(extra.to_string());
+    std::fs::write(providers, blocks.concat()).unwrap();
+    Sim { child, _dir: dir }
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    _sim: Sim,
+}
+
+impl Env {
+    fn new(n: usize, extra: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = sim(&dir.path().join("providers.toml"), n, extra);
+        let o = sit(&[
+            "keys",
+            "generate",
+            "--out",
+            dir.path().join("keys").to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        Env { dir, _sim: sim }
+    }
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+    fn run_cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sit"));
+        c.arg("--data")
+            .arg(self.data())
+            .arg("--providers")
+            .arg(self.dir.path().join("providers.toml"))
+            .arg("run")
+            .arg("--key")
+            .arg(self.dir.path().join("keys/signing-key.pem"))
+            .args(["--start", START, "--hour-ms", HOUR_MS, "--until", UNTIL])
+            .args(["--per-hour", "1", "--print-acks"]);
+        c
+    }
+    fn bundle(&self, date: &str) -> PathBuf {
+        self.data().join("archive").join(date)
+    }
+}
+
+fn check_bundle(b: &Path) {
+    let o = sit(&["audit", "verify", b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).starts_with("VERIFIED"), "{}", text(&o));
+    let o = sit(&["audit", "replay", b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert_eq!(t.matches(": identical").count(), 3, "{t}");
+}
+
+#[test]
+fn run_publishes_each_day_by_itself_and_its_bundles_verify() {
+    let env = Env::new(6, "");
+    let o = env.run_cmd().output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("6 records published"), "{}", text(&o));
+    for (i, date) in ["2026-01-05", "2026-01-06"].iter().enumerate() {
+        for tier in ["t1", "t2", "t3"] {
+            let f = env.data().join(format!("published/{tier}/{date}.v1.json"));
+            let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+            assert_eq!(r["sequence"], i as u64 + 1);
+        }
+        check_bundle(&env.bundle(date));
+        // committed before the day started (the second day during the first; the first at the
+        // service's start, in its first simulated minutes), revealed after
+        let c: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(
+                env.data()
+                    .join(format!("published/commitments/{date}.commit.json")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            *c["committed_at"].as_str().unwrap()
+                <= *if i == 0 {
+                    format!("{date}T00:05:00")
+                } else {
+                    format!("{date}T00:00:00")
+                },
+            "{c}"
+        );
+    }
+    // The day after --until was committed by no one: the service stopped before it.
+    assert!(!env.bundle(UNTIL).exists());
+    // Running again does nothing more: every output exists.
+    let o = env.run_cmd().output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("0 records published"), "{}", text(&o));
+}
+
+/// Regression guard for issue 11: a restart never loses an acknowledged observation, never
+/// sends a scheduled probe twice, and accounts for every scheduled probe (observed or
+/// missed), so each day still publishes, verifies and replays.
+#[test]
+fn run_survives_kill_9_at_any_moment() {
+    let env = Env::new(6, "");
+    let mut acked: BTreeSet<u64> = BTreeSet::new();
+    let t0 = Instant::now();
+    // Real offsets from the first start: days end at 4.8 s and 9.6 s, so the fourth kill
+    // falls around the first day's publication.
+    for at in [900u64, 2100, 3300, 4850, 7000] {
+        let mut child = env.run_cmd().stdout(Stdio::piped()).spawn().unwrap();
+        let target = Duration::from_millis(at);
+        let now = t0.elapsed();
+        std::thread::sleep(target.saturating_sub(now).max(Duration::from_millis(300)));
+        child.kill().unwrap(); // SIGKILL
+        let out = child.wait_with_output().unwrap();
+        for l in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(s) = l.strip_prefix("ack ") {
+                acked.insert(s.parse().unwrap());
+            }
+        }
+    }
+    let o = env.run_cmd().output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        acked.len() > 50,
+        "the kills came too early to test anything"
+    );
+    // every acknowledged observation is there; no probe attempt twice
+    let store = sit::store::Store::open(&env.data()).unwrap();
+    let obs: Vec<_> = store
+        .scan(i64::MIN / 2, i64::MAX / 2)
+        .map(|r| r.unwrap().obs)
+        .collect();
+    let seqs: BTreeSet<u64> = obs.iter().map(|o| o.seq).collect();
+    assert!(acked.is_subset(&seqs), "acknowledged observations lost");
+    let mut attempts = BTreeSet::new();
+    for o in &obs {
+        assert!(
+            attempts.insert((o.seed, o.nonce.clone(), o.retry)),
+            "probe {} {} retry {} recorded twice",
+            o.seed,
+            o.nonce,
+            o.retry
+        );
+    }
+    let missed = obs.iter().filter(|o| o.missed()).count();
+    assert!(missed > 0, "the kills should have made some probes miss");
+    drop(store);
+    for date in ["2026-01-05", "2026-01-06"] {
+        check_bundle(&env.bundle(date));
+    }
+    let r: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(env.data().join("published/t1/2026-01-05.v1.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        r["counts"]["missed"].as_u64().unwrap() > 0,
+        "{}",
+        r["counts"]
+    );
+}
+
+#[test]
+fn a_second_run_on_the_same_folder_is_refused() {
+    let env = Env::new(5, "");
+    let mut first = env.run_cmd().stdout(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let o = env.run_cmd().output().unwrap();
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("in use by another process"),
+        "{}",
+        text(&o)
+    );
+    // and a different clock on the same folder is refused too
+    let o = sit(&[
+        "--data",
+        env.data().to_str().unwrap(),
+        "--providers",
+        env.dir.path().join("providers.toml").to_str().unwrap(),
+        "run",
+        "--key",
+        env.dir
+            .path()
+            .join("keys/signing-key.pem")
+            .to_str()
+            .unwrap(),
+        "--until",
+        UNTIL,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("was first run with another clock"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn an_endpoint_without_its_key_is_named_and_left_out_of_the_commitment() {
+    let extra = "\n[[endpoints]]\nid = \"keyless\"\nprovider = \"x\"\nmodel = \"m\"\ndialect = \"openai\"\nbase_url = \"http://127.0.0.1:9\"\nregion = \"r\"\napi_key_env = \"SIT_TEST_KEY_THAT_IS_NOT_SET\"\n\n[[endpoints.prices]]\neffective_from = \"2026-01-01T00:00:00Z\"\ninput = \"1\"\noutput = \"1\"\ncached_input = \"1\"\n";
+    let env = Env::new(5, extra);
+    let o = env
+        .run_cmd()
+        .env_remove("SIT_TEST_KEY_THAT_IS_NOT_SET")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert_eq!(t.matches("`keyless`").count(), 1, "named once: {t}");
+    assert!(t.contains("SIT_TEST_KEY_THAT_IS_NOT_SET"), "{t}");
+    let c: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            env.data()
+                .join("published/commitments/2026-01-05.commit.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let eps: Vec<&str> = c["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(eps.len(), 5);
+    assert!(!eps.contains(&"keyless"));
+    let store = sit::store::Store::open(&env.data()).unwrap();
+    assert!(store
+        .scan(i64::MIN / 2, i64::MAX / 2)
+        .all(|r| r.unwrap().obs.endpoint != "keyless"));
+}
