@@ -3,7 +3,7 @@
 //! stays pure and replayable.
 
 use crate::clock::Date;
-use crate::index::chain::{next_link, ChainLink};
+use crate::index::chain::{link_after, ChainLink};
 use crate::index::{compute_day, DayInput, Determination, IndexObs, Methodology};
 use crate::probes::Suite;
 use crate::store::{Store, StoreError};
@@ -58,21 +58,17 @@ pub fn all_days(
             continue;
         }
         let mut previous: Option<(Date, crate::fixed::Fixed)> = None;
-        let mut handed: Option<ChainLink> = None;
+        let tier_start = out.len();
         for (i, day) in days.iter().enumerate() {
             let m = match made_with(tier_id, *day) {
                 Some(h) => versions.methodology(&h)?,
                 None => versions.current_methodology(),
             };
-            let link = match (&m.chain, &handed) {
-                (None, _) => None,
-                (Some(_), Some(l)) => Some(l.clone()),
-                (Some(_), None) => Some(ChainLink {
-                    level: previous.map(|(_, v)| v),
-                    level_date: previous.map(|(d, _)| d),
-                    references: vec![],
-                }),
-            };
+            // the state the previous day hands on, as the publisher derives it
+            let link = m
+                .chain
+                .as_ref()
+                .map(|cp| link_after(cp, out[tier_start..].last()));
             let d = one_day(
                 store,
                 suite,
@@ -87,12 +83,6 @@ pub fn all_days(
             if d.status.sets_value() {
                 previous = d.value.map(|v| (*day, v));
             }
-            handed = match (&m.chain, &d.chain) {
-                (Some(cp), Some(rec)) => {
-                    Some(next_link(cp, rec, *day, d.value, d.status.sets_value()))
-                }
-                _ => None,
-            };
             out.push(d);
         }
     }

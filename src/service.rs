@@ -475,18 +475,16 @@ async fn probe_day(
         }
     }
     // Slots run against the usable endpoints only: renumber into their order.
-    let live: Vec<Arc<(Endpoint, Option<ApiKey>)>> = eps.iter().flatten().cloned().collect();
-    let index: Vec<Option<usize>> = {
-        let mut k = 0;
-        eps.iter()
-            .map(|e| {
-                e.as_ref().map(|_| {
-                    k += 1;
-                    k - 1
-                })
+    let mut live: Vec<Arc<Usable>> = Vec::new();
+    let index: Vec<Option<usize>> = eps
+        .iter()
+        .map(|e| {
+            e.as_ref().map(|e| {
+                live.push(e.clone());
+                live.len() - 1
             })
-            .collect()
-    };
+        })
+        .collect();
     let todo: Vec<Slot> = todo
         .into_iter()
         .map(|mut s| {

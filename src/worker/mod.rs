@@ -170,6 +170,52 @@ impl Worker {
         &self.clock
     }
 
+    /// What every record of a probe of `spec` to `endpoint` at `at_ms` says before anything
+    /// happened: who, what, when, and no response, answer, cost or delivery. [`Worker::probe`]
+    /// fills in what the exchange produced; [`Worker::missed`] says why there was none.
+    fn record_of(
+        &self,
+        endpoint: &Endpoint,
+        spec: &ProbeSpec,
+        at_ms: i64,
+        sit_size: u64,
+    ) -> Observation {
+        Observation {
+            seq: 0,
+            prev_hash: String::new(),
+            worker: self.id.clone(),
+            endpoint: endpoint.id.clone(),
+            provider: endpoint.provider.clone(),
+            model: endpoint.model.clone(),
+            dialect: endpoint.dialect.to_string(),
+            region: endpoint.region.clone(),
+            tier: spec.tier.id.clone(),
+            family: spec.family.id().to_string(),
+            family_version: spec.family.version(),
+            seed: spec.seed,
+            nonce: spec.nonce.clone(),
+            suite_hash: self.suite.hash.clone(),
+            at_ms,
+            clock: self.clock.describe(),
+            retry: spec.retry,
+            http_status: None,
+            failure: None,
+            timings: Timings::default(),
+            answer: String::new(),
+            finish_reason: None,
+            server_model: None,
+            evidence: None,
+            content_before_role: false,
+            correct: false,
+            within_sla: false,
+            tokens: Default::default(),
+            price: None,
+            cost: crate::fixed::Pusd::ZERO,
+            sit_size,
+            delivered_sit: 0,
+        }
+    }
+
     /// The record of a scheduled probe that was never sent (its time passed while the service
     /// was down, or before it started): `why` says which. No request, no answer, no cost.
     /// `at_ms` is the time it was due, so it belongs to its day wherever it is recorded.
@@ -188,42 +234,13 @@ impl Worker {
             self.methodology.sit_w_out,
         );
         Observation {
-            seq: 0,
-            prev_hash: String::new(),
-            worker: self.id.clone(),
-            endpoint: endpoint.id.clone(),
-            provider: endpoint.provider.clone(),
-            model: endpoint.model.clone(),
-            dialect: endpoint.dialect.to_string(),
-            region: endpoint.region.clone(),
-            tier: spec.tier.id.clone(),
-            family: spec.family.id().to_string(),
-            family_version: spec.family.version(),
-            seed: spec.seed,
-            nonce: spec.nonce.clone(),
-            suite_hash: self.suite.hash.clone(),
-            at_ms,
-            clock: self.clock.describe(),
             retry: 0,
-            http_status: None,
             failure: Some(crate::observation::Failure {
                 class: crate::observation::FailureClass::Missed,
                 detail: why.to_string(),
                 retry_after_ms: None,
             }),
-            timings: Timings::default(),
-            answer: String::new(),
-            finish_reason: None,
-            server_model: None,
-            evidence: None,
-            content_before_role: false,
-            correct: false,
-            within_sla: false,
-            tokens: Default::default(),
-            price: None,
-            cost: crate::fixed::Pusd::ZERO,
-            sit_size: inst.sit_size,
-            delivered_sit: 0,
+            ..self.record_of(endpoint, spec, at_ms, inst.sit_size)
         }
     }
 
@@ -301,23 +318,6 @@ impl Worker {
         let (evidence, d) = post::run(post).await;
         let failure = d.failure;
         Ok(Observation {
-            seq: 0,
-            prev_hash: String::new(),
-            worker: self.id.clone(),
-            endpoint: endpoint.id.clone(),
-            provider: endpoint.provider.clone(),
-            model: endpoint.model.clone(),
-            dialect: endpoint.dialect.to_string(),
-            region: endpoint.region.clone(),
-            tier: spec.tier.id.clone(),
-            family: spec.family.id().to_string(),
-            family_version: spec.family.version(),
-            seed: spec.seed,
-            nonce: spec.nonce.clone(),
-            suite_hash: self.suite.hash.clone(),
-            at_ms,
-            clock: self.clock.describe(),
-            retry: spec.retry,
             http_status: status,
             failure,
             timings,
@@ -331,8 +331,8 @@ impl Worker {
             tokens: d.tokens,
             price: Some(price),
             cost: d.cost,
-            sit_size: inst.sit_size,
             delivered_sit: d.delivered,
+            ..self.record_of(endpoint, spec, at_ms, inst.sit_size)
         })
     }
 

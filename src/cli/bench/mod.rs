@@ -230,15 +230,10 @@ pub fn recompute_bench(days: u32, per_day: usize, endpoints: u32) -> String {
                     chain: link.as_ref(),
                 },
             );
-            if let (Some(cp), Some(rec)) = (&m.chain, &det.chain) {
-                link = Some(crate::index::chain::next_link(
-                    cp,
-                    rec,
-                    date,
-                    det.value,
-                    det.status.sets_value(),
-                ));
-            }
+            link = m
+                .chain
+                .as_ref()
+                .map(|cp| crate::index::chain::link_after(cp, Some(&det)));
             if det.status.sets_value() {
                 previous = det.value.map(|v| (date, v));
             }

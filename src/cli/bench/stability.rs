@@ -24,7 +24,7 @@
 //! changes with the factor's daily mean, RMSE of the log level after rebasing both to day 1).
 
 use crate::clock::{Date, HOUR_MS};
-use crate::index::chain::{next_link, ChainLink};
+use crate::index::chain::{link_after, ChainLink};
 use crate::index::{compute_day, DayInput, IndexObs, Methodology};
 use crate::rng::Rng;
 use std::collections::BTreeMap;
@@ -372,9 +372,7 @@ pub fn run(days: u32, seed: u64, n: usize) -> Vec<MethodFigures> {
                 chain: link.as_ref(),
             };
             let det = compute_day(m, &input);
-            if let (Some(cp), Some(rec)) = (&m.chain, &det.chain) {
-                link = Some(next_link(cp, rec, date, det.value, det.status.sets_value()));
-            }
+            link = m.chain.as_ref().map(|cp| link_after(cp, Some(&det)));
             if !det.status.sets_value() {
                 values.push(None);
                 continue;
@@ -382,7 +380,11 @@ pub fn run(days: u32, seed: u64, n: usize) -> Vec<MethodFigures> {
             previous_final = det.value.map(|v| (date, v));
             let v = det.value.expect("final has a value").0 as f64 / 1e9;
             let changed = panel_changes(&members_on, d);
-            if det.chain.as_ref().is_some_and(|c| c.basis == "base_levels") {
+            if det
+                .chain
+                .as_ref()
+                .is_some_and(|c| c.basis == crate::index::chain::BASE_LEVELS)
+            {
                 for l in &det.leave_one_out {
                     if let Some(delta) = l.delta {
                         base_day_loo = base_day_loo.max((delta.0 as f64 / 1e9).abs() / v);
