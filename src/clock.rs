@@ -115,6 +115,23 @@ impl Clock for AnchoredClock {
     }
 }
 
+/// A clock that always reads the same instant: how tests publish "at" a given time (the
+/// binary has no flag for it; publication time comes from the clock only).
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub i64);
+
+impl Clock for FixedClock {
+    fn now_ms(&self) -> i64 {
+        self.0
+    }
+    fn real_until(&self, _target_ms: i64) -> Duration {
+        Duration::ZERO
+    }
+    fn describe(&self) -> String {
+        format!("fixed:{}", format_utc_ms(self.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

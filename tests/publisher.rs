@@ -1,5 +1,6 @@
-//! The publisher end to end: a real store filled by `sit demo` on the simulated market, the
-//! real `sit` binary publishing and verifying, the real HTTP server on 127.0.0.1:0, and an
+//! The publisher end to end: a real store filled by `sit demo` on the simulated market (its
+//! own publications removed), the library's `sit publish` at instants set by an injected
+//! clock (the binary has no flag for the time), the real `sit` binary verifying, the real HTTP server on 127.0.0.1:0, and an
 //! independent Ed25519 check (openssl, and Python `cryptography` where installed) over bytes
 //! canonicalised by Python's json module rather than by our code.
 
@@ -34,9 +35,21 @@ fn seed_store() -> &'static Path {
             "2",
             "--hour-ms",
             "300",
-            "--no-publish",
         ]);
         assert!(o.status.success(), "demo failed: {}", text(&o));
+        // The store and the commitments stay; what the demo published goes, so each test
+        // publishes the days itself.
+        for e in std::fs::read_dir(data.join("published")).unwrap() {
+            let p = e.unwrap().path();
+            if p.file_name().unwrap() != "commitments" {
+                if p.is_dir() {
+                    std::fs::remove_dir_all(&p).unwrap();
+                } else {
+                    std::fs::remove_file(&p).unwrap();
+                }
+            }
+        }
+        std::fs::remove_dir_all(data.join("archive")).unwrap();
         data
     })
 }
@@ -64,23 +77,38 @@ impl Env {
         }
     }
 
+    /// `sit publish` as the binary runs it, with the clock reading `at`: the same output,
+    /// messages and exit code.
     fn publish(&self, date: &str, tier: Option<&str>, at: &str, extra: &[&str]) -> Output {
-        let mut a = vec![
-            "--data",
-            self.data.to_str().unwrap(),
-            "publish",
-            "--date",
-            date,
-            "--key",
-            self.key.to_str().unwrap(),
-            "--at",
-            at,
-        ];
-        if let Some(t) = tier {
-            a.extend(["--tier", t]);
+        use std::os::unix::process::ExitStatusExt;
+        let tiers: Vec<String> = match tier {
+            Some(t) => vec![t.to_string()],
+            None => sit::probes::Suite::embedded().tier_ids(),
+        };
+        let clock = sit::clock::FixedClock(sit::clock::parse_utc_ms(at).unwrap());
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let r = sit::publisher::publish_days(
+            &self.data,
+            Date::parse(date).unwrap(),
+            &tiers,
+            &self.key,
+            extra.contains(&"--allow-empty"),
+            &clock,
+            &mut stdout,
+            &mut stderr,
+        );
+        let code = match r {
+            Ok(()) => 0,
+            Err(e) => {
+                stderr.extend(format!("error: {e}\n").into_bytes());
+                e.exit_code()
+            }
+        };
+        Output {
+            status: std::process::ExitStatus::from_raw(code << 8),
+            stdout,
+            stderr,
         }
-        a.extend(extra);
-        sit(&a)
     }
 
     fn archive(&self) -> Archive {

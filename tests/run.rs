@@ -71,7 +71,7 @@ fn sim(providers: &Path, n: usize, extra: &str) -> Sim {
 
 struct Env {
     dir: tempfile::TempDir,
-    _sim: Sim,
+    sim: Sim,
 }
 
 impl Env {
@@ -85,7 +85,7 @@ impl Env {
             dir.path().join("keys").to_str().unwrap(),
         ]);
         assert!(o.status.success(), "{}", text(&o));
-        Env { dir, _sim: sim }
+        Env { dir, sim }
     }
     fn data(&self) -> PathBuf {
         self.dir.path().join("data")
@@ -151,6 +151,16 @@ fn run_publishes_each_day_by_itself_and_its_bundles_verify() {
             "{c}"
         );
     }
+    // Just before the first day's restatement window closed (the end of the second day) the
+    // service recomputed it once more; nothing had changed, so version 1 stands.
+    for tier in ["t1", "t2", "t3"] {
+        assert!(
+            text(&o).contains(&format!("recomputed {tier} 2026-01-05 before its cutoff")),
+            "{}",
+            text(&o)
+        );
+    }
+    assert!(!env.data().join("published/t1/2026-01-05.v2.json").exists());
     // The day after --until was committed by no one: the service stopped before it.
     assert!(!env.bundle(UNTIL).exists());
     // Running again does nothing more: every output exists.
@@ -294,4 +304,92 @@ fn an_endpoint_without_its_key_is_named_and_left_out_of_the_commitment() {
     assert!(store
         .scan(i64::MIN / 2, i64::MAX / 2)
         .all(|r| r.unwrap().obs.endpoint != "keyless"));
+}
+
+/// A bare HTTP/1.0 GET on loopback: (status, body).
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(c, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut r = String::new();
+    c.read_to_string(&mut r).unwrap();
+    let status = r[9..12].parse().unwrap();
+    let body = r.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("").to_string();
+    (status, body)
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < Duration::from_secs(secs), "{what}: not within {secs} s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let s = Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
+    assert!(s.success());
+}
+
+/// `--serve` in the same process: the API plus health that means something. With one
+/// simulated hour = 36 s, ten simulated minutes are six real seconds: stopping the simulator
+/// (SIGSTOP: connections hang, no observation arrives while probes are due) turns /healthz
+/// 503 with the reason; letting it go again makes it healthy.
+#[test]
+fn run_health_turns_503_while_probes_are_due_and_none_is_recorded() {
+    let env = Env::new(6, "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sit"))
+        .arg("--data")
+        .arg(env.data())
+        .arg("--providers")
+        .arg(env.dir.path().join("providers.toml"))
+        .arg("run")
+        .arg("--key")
+        .arg(env.dir.path().join("keys/signing-key.pem"))
+        .args(["--start", START, "--hour-ms", "36000", "--per-hour", "4"])
+        .args(["--serve", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let addr = loop {
+        let l = lines.next().expect("sit run ended").unwrap();
+        if let Some(rest) = l.strip_prefix("sit run: serving http://") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    wait_for("a probe recorded", 30, || {
+        http_get(&addr, "/metrics").1.contains("class=\"ok\"}")
+    });
+    let (status, body) = http_get(&addr, "/healthz");
+    assert_eq!(status, 200, "{body}");
+    let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(h["service"]["probing"], START, "{h}");
+    let (_, m) = http_get(&addr, "/metrics");
+    for name in [
+        "sit_run_probes_total{endpoint=\"sim-",
+        "sit_run_missed_probes_total 0",
+        "sit_run_last_observation_age_seconds",
+        "sit_run_unpublished_age_seconds 0",
+        "sit_http_requests_total",
+    ] {
+        assert!(m.contains(name), "{name} missing from\n{m}");
+    }
+
+    signal(env.sim.child.id(), "-STOP");
+    wait_for("503 while the simulator is stopped", 40, || http_get(&addr, "/healthz").0 == 503);
+    let (_, body) = http_get(&addr, "/healthz");
+    let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert!(
+        h["reasons"][0].as_str().unwrap().contains("scheduled probes are due"),
+        "{h}"
+    );
+    signal(env.sim.child.id(), "-CONT");
+    wait_for("healthy again", 60, || http_get(&addr, "/healthz").0 == 200);
+    let _ = child.kill();
+    let _ = child.wait();
 }

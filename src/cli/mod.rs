@@ -41,7 +41,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the whole pipeline on the embedded simulated market (no keys, no network).
+    /// `sit run` on the embedded simulated market (no keys, no network) with a compressed
+    /// clock: probe, publish and archive `--days` simulated days, then show the index.
     Demo {
         /// Simulated days to probe.
         #[arg(long, default_value_t = 2)]
@@ -52,7 +53,7 @@ pub enum Command {
         /// Real milliseconds per simulated hour.
         #[arg(long, default_value_t = 2500)]
         hour_ms: u64,
-        /// Market and schedule seed.
+        /// The simulated market's seed (schedule seeds come from the OS, as in production).
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Probes per endpoint, tier and hour.
@@ -64,10 +65,6 @@ pub enum Command {
         /// Use only the first N simulated providers (small audit bundles for tests).
         #[arg(long, hide = true)]
         market_size: Option<usize>,
-        /// Do not sign and publish the demo days (by default they are published with a demo
-        /// key kept in DATA/demo-key/, so that `sit serve` has something to serve).
-        #[arg(long)]
-        no_publish: bool,
     },
     /// Run the oracle: commit each day's schedule before it, probe it, publish each day by
     /// itself once it is complete, reveal the seed and write the day's audit bundle; resumes
@@ -88,6 +85,9 @@ pub enum Command {
         /// Stop cleanly after publishing the day before this one (YYYY-MM-DD).
         #[arg(long)]
         until: Option<String>,
+        /// Serve the API and page here too, with the service's /healthz and /metrics.
+        #[arg(long, value_name = "ADDR")]
+        serve: Option<std::net::SocketAddr>,
         /// Print `ack SEQ` on stdout as each observation becomes durable (for kill tests).
         #[arg(long, hide = true)]
         print_acks: bool,
@@ -163,9 +163,6 @@ pub enum Command {
         /// Publish a day with no stored observations as CONTINGENCY (a full outage).
         #[arg(long)]
         allow_empty: bool,
-        /// Publication time (RFC 3339 UTC) instead of now: for backfills and tests.
-        #[arg(long, hide = true, value_name = "TIME")]
-        at: Option<String>,
     },
     /// Serve the published determinations over HTTP (read-only), with a human page at `/`.
     Serve {
@@ -403,7 +400,6 @@ pub fn main() -> i32 {
     }
 }
 
-/// Run a parsed command.
 /// Run a parsed command.
 pub async fn run(cli: Cli) -> Result<()> {
     let Cli {

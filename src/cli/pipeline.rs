@@ -20,7 +20,6 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             seed,
             per_hour,
             print_acks,
-            no_publish,
             market_size,
         } => {
             let start = start.as_deref().map(parse_date).transpose()?;
@@ -57,16 +56,24 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 Methodology::default().version
             );
             print!("{}", crate::report::render_table(&shown));
-            if !no_publish {
-                super::publish::demo_publish(&cli.data, &report.days)?;
-            }
             println!(
-                "\nData is in {}/ (sled). Next (sit is ./target/release/sit):\n  sit --data {} serve                     serve the signed values: http://127.0.0.1:8080/\n  sit --data {} index --json               every determination as JSON\n  sit --data {} index --date {} --tier t1  one day, one tier\n  sit suite                                  the probe suite and its hash\n  sit demo                                   probe the next simulated days into the same store",
+                "\nPublished by `sit run` as each day ended, signed with the demo key {} (audit bundles in {}/archive/):",
+                report.key.display(),
+                cli.data.display()
+            );
+            for line in &report.published {
+                println!("  {line}");
+            }
+            let first = report.days.first().map(|d| d.to_string()).unwrap_or_default();
+            println!(
+                "\nData is in {}/ (sled). Next (sit is ./target/release/sit):\n  sit --data {} serve                     serve the signed values: http://127.0.0.1:8080/\n  sit --data {} index --json               every determination as JSON\n  sit --data {} index --date {} --tier t1  one day, one tier\n  sit audit verify {}/archive/{}      check a day's audit bundle\n  sit suite                                  the probe suite and its hash\n  sit demo                                   probe the next simulated days into the same store",
                 cli.data.display(),
                 cli.data.display(),
                 cli.data.display(),
                 cli.data.display(),
-                report.days[0]
+                first,
+                cli.data.display(),
+                first,
             );
             Ok(())
         }
@@ -76,6 +83,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             start,
             hour_ms,
             until,
+            serve,
             print_acks,
         } => {
             let opts = crate::service::RunOptions {
@@ -86,11 +94,18 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 until: until.as_deref().map(parse_date).transpose()?,
                 progress: !print_acks,
                 print_acks,
+                serve,
+                new_timeline: false,
             };
-            let report = crate::service::run(&cli.data, &cli.providers, &opts).await?;
+            let report = crate::service::run(
+                &cli.data,
+                crate::service::Endpoints::File(cli.providers.clone()),
+                &opts,
+            )
+            .await?;
             println!(
-                "sit run: stopped before {} as asked; {} probes sent, {} recorded as missed, {} records published in this run",
-                opts.until.map(|d| d.to_string()).unwrap_or_default(),
+                "sit run: stopped{}; {} probes sent, {} recorded as missed, {} records published in this run",
+                opts.until.map(|d| format!(" before {d} as asked")).unwrap_or_default(),
                 report.probes,
                 report.missed,
                 report.published.len()

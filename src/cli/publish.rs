@@ -1,10 +1,9 @@
 //! Publishing for exchanges: `sit keys`, `sit publish`, `sit serve`, `sit verify`.
 
 use super::{parse_date, Command, KeysWhat, Paths};
-use crate::clock::{Clock, Date, SystemClock};
+use crate::clock::SystemClock;
 use crate::error::{Error, Result};
 use crate::probes::Suite;
-use crate::store::Store;
 
 /// Run a command of this family.
 pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
@@ -27,8 +26,23 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             tier,
             key,
             allow_empty,
-            at,
-        } => publish(cli, &date, tier, &key, allow_empty, at.as_deref()),
+        } => {
+            let date = parse_date(&date)?;
+            let tiers = match tier {
+                Some(t) => vec![t],
+                None => Suite::embedded().tier_ids(),
+            };
+            crate::publisher::publish_days(
+                &cli.data,
+                date,
+                &tiers,
+                &key,
+                allow_empty,
+                &SystemClock,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            )
+        }
         Command::Serve { addr } => {
             let archive = crate::publisher::archive::Archive::for_data(&cli.data);
             let running = crate::publisher::serve::start(archive.clone(), addr)
@@ -49,74 +63,6 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
     }
 }
 
-fn publish(
-    cli: &Paths,
-    date: &str,
-    tier: Option<String>,
-    key: &std::path::Path,
-    allow_empty: bool,
-    at: Option<&str>,
-) -> Result<()> {
-    use crate::publisher::{self, archive::Archive};
-    let date = parse_date(date)?;
-    let suite = Suite::embedded();
-    let tiers = match tier {
-        Some(t) => vec![t],
-        None => suite.tier_ids(),
-    };
-    let now_ms = match at {
-        Some(t) => {
-            crate::clock::parse_utc_ms(t).map_err(|e| Error::Usage(format!("--at `{t}`: {e}")))?
-        }
-        None => SystemClock.now_ms(),
-    };
-    let sk = publisher::keys::load_signing(key)?;
-    if !cli.data.exists() {
-        return Err(Error::Usage(format!(
-            "no store at {}; run `sit demo` first or pass --data DIR",
-            cli.data.display()
-        )));
-    }
-    let store = Store::open(&cli.data)?;
-    let archive = Archive::for_data(&cli.data);
-    let mut refused = Vec::new();
-    for t in &tiers {
-        let req = publisher::Request {
-            tier: t,
-            date,
-            now_ms,
-            key: &sk,
-            allow_empty,
-        };
-        match publisher::publish(
-            &store,
-            &archive,
-            crate::versions::Registry::embedded(),
-            &req,
-        ) {
-            Ok(p) => {
-                println!("published {}", p.line());
-                if let Some(r) = p.contingency_reason {
-                    println!("          {r}");
-                }
-            }
-            Err(publisher::PublishError::Refused(r)) => {
-                eprintln!("refused: {r}");
-                refused.push(r.to_string());
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    if refused.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Refused(format!(
-            "{} of {} publications refused; the records in force stand",
-            refused.len(),
-            tiers.len()
-        )))
-    }
-}
 
 /// Read a record from a file or an http(s) URL.
 async fn read_source(source: &str) -> Result<Vec<u8>> {
@@ -217,43 +163,3 @@ async fn verify(source: &str, key: &std::path::Path) -> Result<()> {
     }
 }
 
-/// Sign and publish the demo's days with a demo key kept beside the store.
-pub(super) fn demo_publish(data: &std::path::Path, days: &[Date]) -> Result<()> {
-    use crate::publisher::{self, archive::Archive, keys};
-    let dir = data.join("demo-key");
-    let key_path = dir.join(keys::PRIVATE_FILE);
-    if !key_path.exists() {
-        keys::generate(&dir)?;
-    }
-    let sk = keys::load_signing(&key_path)?;
-    let store = Store::open(data)?;
-    let archive = Archive::for_data(data);
-    let suite = Suite::embedded();
-    println!(
-        "\nPublished and signed with the demo key {} ({}):",
-        key_path.display(),
-        crate::signing::key_id(&sk.verifying_key())
-    );
-    for day in days {
-        for tier in suite.tier_ids() {
-            let req = publisher::Request {
-                tier: &tier,
-                date: *day,
-                now_ms: SystemClock.now_ms(),
-                key: &sk,
-                allow_empty: false,
-            };
-            match publisher::publish(
-                &store,
-                &archive,
-                crate::versions::Registry::embedded(),
-                &req,
-            ) {
-                Ok(p) => println!("  {}", p.line()),
-                Err(publisher::PublishError::Refused(r)) => println!("  not published: {r}"),
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    Ok(())
-}

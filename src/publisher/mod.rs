@@ -304,3 +304,64 @@ pub fn publish(
         contingency_reason,
     })
 }
+
+/// `sit publish`: publish `date` for each of `tiers` at the time `clock` reads, writing one
+/// line per record (and the reason of a CONTINGENCY) to `out`. Refusals are reported on `err`, the
+/// records in force stand, and the result is [`crate::error::Error::Refused`] (exit 3).
+///
+/// The publication time comes from the clock only: the binary passes the system clock, and
+/// tests that need another instant pass their own clock here, never a flag.
+pub fn publish_days(
+    data: &std::path::Path,
+    date: Date,
+    tiers: &[String],
+    key: &std::path::Path,
+    allow_empty: bool,
+    clock: &dyn crate::clock::Clock,
+    out: &mut dyn std::io::Write,
+    err: &mut dyn std::io::Write,
+) -> crate::error::Result<()> {
+    use crate::error::Error;
+    let now_ms = clock.now_ms();
+    let sk = keys::load_signing(key)?;
+    if !data.exists() {
+        return Err(Error::Usage(format!(
+            "no store at {}; run `sit demo` first or pass --data DIR",
+            data.display()
+        )));
+    }
+    let store = Store::open(data)?;
+    let archive = Archive::for_data(data);
+    let mut refused = Vec::new();
+    for t in tiers {
+        let req = Request {
+            tier: t,
+            date,
+            now_ms,
+            key: &sk,
+            allow_empty,
+        };
+        match publish(&store, &archive, Registry::embedded(), &req) {
+            Ok(p) => {
+                writeln!(out, "published {}", p.line())?;
+                if let Some(r) = p.contingency_reason {
+                    writeln!(out, "          {r}")?;
+                }
+            }
+            Err(PublishError::Refused(r)) => {
+                writeln!(err, "refused: {r}")?;
+                refused.push(r.to_string());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Refused(format!(
+            "{} of {} publications refused; the records in force stand",
+            refused.len(),
+            tiers.len()
+        )))
+    }
+}

@@ -253,7 +253,17 @@ impl Metrics {
     }
 }
 
+/// A process that serves beside what it runs (`sit run --serve`) adds its own health and
+/// metrics to the server's.
+pub trait Service: Send + Sync {
+    /// Reasons the service is unhealthy (none: healthy), and the facts behind the judgement.
+    fn health(&self) -> (Vec<String>, serde_json::Value);
+    /// Prometheus text lines.
+    fn metrics(&self, out: &mut String);
+}
+
 struct AppState {
+    service: Option<Arc<dyn Service>>,
     archive: Archive,
     snap: RwLock<Arc<Snapshot>>,
     metrics: Metrics,
@@ -748,13 +758,24 @@ async fn page(State(st): State<Arc<AppState>>) -> Response {
 
 async fn healthz(State(st): State<Arc<AppState>>) -> Response {
     let snap = st.snap();
-    let ok = snap.errors.is_empty();
-    let body = serde_json::json!({
+    let (reasons, facts) = match &st.service {
+        Some(s) => {
+            let (r, f) = s.health();
+            (r, Some(f))
+        }
+        None => (Vec::new(), None),
+    };
+    let ok = snap.errors.is_empty() && reasons.is_empty();
+    let mut body = serde_json::json!({
         "status": if ok { "ok" } else { "degraded" },
         "records": snap.count,
         "loaded_at": snap.loaded_at,
         "errors": snap.errors,
     });
+    if let Some(f) = facts {
+        body["reasons"] = serde_json::json!(reasons);
+        body["service"] = f;
+    }
     let status = if ok {
         StatusCode::OK
     } else {
@@ -806,6 +827,9 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
                 );
             }
         }
+    }
+    if let Some(svc) = &st.service {
+        svc.metrics(&mut s);
     }
     let r = (
         [(
@@ -886,6 +910,15 @@ pub const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_millis(5
 
 /// Bind `addr` and serve `archive`. Returns once listening.
 pub async fn start(archive: Archive, addr: SocketAddr) -> std::io::Result<Running> {
+    start_with(archive, addr, None).await
+}
+
+/// [`start`], with a running service's health and metrics added to `/healthz` and `/metrics`.
+pub async fn start_with(
+    archive: Archive,
+    addr: SocketAddr,
+    service: Option<Arc<dyn Service>>,
+) -> std::io::Result<Running> {
     let suite = Suite::embedded();
     let methodology = Methodology::default();
     let methodology_json = Bytes::from(
@@ -916,6 +949,7 @@ pub async fn start(archive: Archive, addr: SocketAddr) -> std::io::Result<Runnin
             .map_err(std::io::Error::other)?
     };
     let state = Arc::new(AppState {
+        service,
         archive: archive.clone(),
         snap: RwLock::new(Arc::new(first)),
         metrics: Metrics {

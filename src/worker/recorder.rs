@@ -12,6 +12,10 @@ use tokio::sync::{mpsc, oneshot};
 
 type Ack = oneshot::Sender<Result<u64, String>>;
 
+/// Called for each observation once it is durable (before its sender hears of it): how a
+/// running service counts what it recorded, without a second path to the store.
+pub type OnAck = Arc<dyn Fn(&Observation) + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<(Observation, Ack)>,
@@ -20,6 +24,14 @@ pub struct Recorder {
 impl Recorder {
     /// Start the recorder task on `store`. It ends when every `Recorder` clone is dropped.
     pub fn start(store: Arc<Store>) -> (Recorder, tokio::task::JoinHandle<Result<(), StoreError>>) {
+        Recorder::start_observed(store, None)
+    }
+
+    /// [`Recorder::start`], calling `on_ack` for every observation made durable.
+    pub fn start_observed(
+        store: Arc<Store>,
+        on_ack: Option<OnAck>,
+    ) -> (Recorder, tokio::task::JoinHandle<Result<(), StoreError>>) {
         let (tx, mut rx) = mpsc::channel::<(Observation, Ack)>(4096);
         let task = tokio::task::spawn_blocking(move || {
             while let Some(first) = rx.blocking_recv() {
@@ -34,6 +46,9 @@ impl Recorder {
                 match store.append(&mut obs) {
                     Ok(_) => {
                         for (o, a) in obs.iter().zip(acks) {
+                            if let Some(f) = &on_ack {
+                                f(o);
+                            }
                             let _ = a.send(Ok(o.seq));
                         }
                     }

@@ -27,6 +27,25 @@ pub struct RunSummary {
     pub per_endpoint: BTreeMap<String, EndpointSummary>,
 }
 
+impl RunSummary {
+    /// Add another run's counts to these.
+    pub fn merge(&mut self, o: RunSummary) {
+        self.attempts += o.attempts;
+        self.recorded += o.recorded;
+        self.delivered += o.delivered;
+        for (id, e) in o.per_endpoint {
+            let m = self.per_endpoint.entry(id).or_default();
+            m.attempts += e.attempts;
+            m.succeeded += e.succeeded;
+            m.correct += e.correct;
+            m.delivered += e.delivered;
+            for (c, n) in e.failures {
+                *m.failures.entry(c).or_default() += n;
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct EndpointSummary {
     pub attempts: u64,

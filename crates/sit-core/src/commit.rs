@@ -44,20 +44,6 @@ pub fn commitment_of(date: Date, seed: u64, salt: &[u8; 32]) -> String {
     h.finalize().to_hex().to_string()
 }
 
-/// The salt of a day, derived from a secret (the master seed) so a restarted scheduler
-/// commits the same value.
-pub fn salt_of(master: u64, date: Date) -> [u8; 32] {
-    *blake3::hash(
-        &[
-            b"sit-seed-salt".as_slice(),
-            &master.to_le_bytes(),
-            date.to_string().as_bytes(),
-        ]
-        .concat(),
-    )
-    .as_bytes()
-}
-
 impl Reveal {
     pub fn seed_u64(&self) -> Option<u64> {
         u64::from_str_radix(&self.seed, 16).ok()

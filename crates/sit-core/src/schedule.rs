@@ -19,8 +19,10 @@ pub struct Slot {
     pub nonce: String,
 }
 
-/// The day seed: blake3 of the master seed and the date.
-pub fn day_seed(master: u64, date: Date) -> u64 {
+/// A day seed derived from a master seed (tests only: `sit run` draws each day's seed fresh
+/// from the OS, so one leaked day reveals nothing about another).
+#[cfg(test)]
+fn day_seed(master: u64, date: Date) -> u64 {
     Rng::from_bytes(&[
         b"sit-day-seed",
         &master.to_le_bytes(),

@@ -25,14 +25,17 @@ use crate::publisher::archive::Archive;
 use crate::schedule::{day_schedule, Slot};
 use crate::store::Store;
 use crate::versions::Registry;
-use crate::worker::recorder::Recorder;
-use crate::worker::runner::{progress_bar, run_slots};
+use crate::worker::recorder::{OnAck, Recorder};
+use crate::worker::runner::{progress_bar, run_slots, RunSummary};
 use crate::worker::{ProbeSpec, Worker};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+pub mod status;
+use status::Status;
 
 /// An endpoint with its key (None: it needs none).
 type Usable = (Endpoint, Option<ApiKey>);
@@ -52,6 +55,11 @@ pub struct RunOptions {
     pub progress: bool,
     /// Print `ack SEQ` on stdout as each observation becomes durable (kill tests).
     pub print_acks: bool,
+    /// Serve the API, page, `/healthz` and `/metrics` in the same process.
+    pub serve: Option<std::net::SocketAddr>,
+    /// Begin a new compressed timeline at `start` even if the folder ran another one (the
+    /// demo: each run probes the days after the stored ones). Never for a real-time folder.
+    pub new_timeline: bool,
 }
 
 /// What a `sit run` did (it returns only with `--until`).
@@ -59,8 +67,12 @@ pub struct RunOptions {
 pub struct RunReport {
     /// One line per published record.
     pub published: Vec<String>,
+    /// The days published in this run.
+    pub days: Vec<Date>,
     pub probes: u64,
     pub missed: u64,
+    /// What the probes sent in this run did.
+    pub summary: RunSummary,
 }
 
 /// The clock a data folder runs on, fixed at its first `sit run`.
@@ -116,7 +128,8 @@ fn write_durably(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
 
 /// The clock of this data folder: the one recorded at its first `sit run`, which later runs
 /// must ask for again (a compressed and a real-time timeline never mix in one store).
-fn run_clock(data: &Path, opts: &RunOptions) -> Result<Arc<dyn Clock>> {
+/// Returns the clock and whether it was anchored now (a timeline that begins with this run).
+fn run_clock(data: &Path, opts: &RunOptions) -> Result<(Arc<dyn Clock>, bool)> {
     let wanted = match (opts.start, opts.hour_ms) {
         (None, None) => RunClock::System,
         (Some(start), Some(ms)) if ms > 0 => RunClock::Compressed(AnchoredClock {
@@ -131,10 +144,15 @@ fn run_clock(data: &Path, opts: &RunOptions) -> Result<Arc<dyn Clock>> {
         }
     };
     let path = data.join("run-clock.json");
-    let clock = match std::fs::read(&path) {
+    let (clock, fresh) = match std::fs::read(&path) {
         Ok(bytes) => {
             let kept: RunClock = serde_json::from_slice(&bytes)
                 .map_err(|e| failed(&format!("{} is damaged", path.display()), e))?;
+            if opts.new_timeline && matches!(kept, RunClock::Compressed(_)) {
+                let bytes = serde_json::to_vec_pretty(&wanted).expect("json");
+                write_durably(&path, &bytes, false)?;
+                return Ok((into_clock(wanted), true));
+            }
             let same = match (&kept, &wanted) {
                 (RunClock::System, RunClock::System) => true,
                 (RunClock::Compressed(a), RunClock::Compressed(b)) => {
@@ -149,18 +167,22 @@ fn run_clock(data: &Path, opts: &RunOptions) -> Result<Arc<dyn Clock>> {
                     describe(&kept)
                 )));
             }
-            kept
+            (kept, false)
         }
         Err(_) => {
             let bytes = serde_json::to_vec_pretty(&wanted).expect("json");
             write_durably(&path, &bytes, false)?;
-            wanted
+            (wanted, true)
         }
     };
-    Ok(match clock {
+    Ok((into_clock(clock), fresh))
+}
+
+fn into_clock(c: RunClock) -> Arc<dyn Clock> {
+    match c {
         RunClock::System => Arc::new(SystemClock),
         RunClock::Compressed(c) => Arc::new(c),
-    })
+    }
 }
 
 fn describe(c: &RunClock) -> String {
@@ -187,6 +209,33 @@ fn check_store_clock(store: &Store, clock: &dyn Clock) -> Result<()> {
             return Err(Error::Usage(format!(
                 "the store already holds observations stamped by another clock (`{}`, {}); `sit run` with `{here}` would mix two timelines: use a new --data folder",
                 o.clock, last
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A new compressed timeline (the demo's) may begin only after every stored day, and never in
+/// a store of real-time observations.
+fn check_new_timeline(store: &Store, start: Option<Date>) -> Result<()> {
+    let Some(start) = start else {
+        return Err(Error::Usage("a new timeline needs a compressed clock (--start, --hour-ms)".into()));
+    };
+    let Some(last) = store.days()?.last().copied() else {
+        return Ok(());
+    };
+    if last >= start {
+        return Err(Error::Usage(format!(
+            "the store already holds {last}; a new simulated timeline must start after it (--start {} or later)",
+            last.succ()
+        )));
+    }
+    for r in store.scan(last.start_ms(), last.start_ms() + DAY_MS) {
+        let o = r?.obs;
+        if !o.clock.starts_with("compressed:") {
+            return Err(Error::Usage(format!(
+                "the store holds real-time observations (clock `{}`, {last}); a simulated timeline would mix with them: use a new --data folder",
+                o.clock
             )));
         }
     }
@@ -284,13 +333,20 @@ fn bundle_dir(data: &Path, date: Date) -> PathBuf {
     data.join("archive").join(date.to_string())
 }
 
-/// Run the oracle. Returns only with `--until` (or on an error).
-pub async fn run(data: &Path, providers: &Path, opts: &RunOptions) -> Result<RunReport> {
-    if opts.per_hour == 0 {
-        return Err(Error::Usage("--per-hour must be at least 1".into()));
-    }
+/// Where the endpoints come from: a providers file (keys from the environment), or given
+/// directly (the demo's embedded simulator).
+pub enum Endpoints {
+    File(PathBuf),
+    Given {
+        defaults: config::Defaults,
+        endpoints: Vec<Usable>,
+    },
+}
+
+/// Open the data folder's store; a second process on it is refused (exit 2).
+fn open_store(data: &Path) -> Result<Store> {
     std::fs::create_dir_all(data)?;
-    let store = Arc::new(Store::open(data).map_err(|e| {
+    Store::open(data).map_err(|e| {
         let msg = e.to_string();
         if msg.contains("lock") || msg.contains("temporarily unavailable") {
             Error::Usage(format!(
@@ -300,51 +356,99 @@ pub async fn run(data: &Path, providers: &Path, opts: &RunOptions) -> Result<Run
         } else {
             Error::Store(e)
         }
-    })?);
+    })
+}
+
+/// Run the oracle. Returns only with `--until`, on Ctrl-C (SIGINT) or SIGTERM, or on an error.
+pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result<RunReport> {
+    if opts.per_hour == 0 {
+        return Err(Error::Usage("--per-hour must be at least 1".into()));
+    }
+    let store = Arc::new(open_store(data)?);
     let key = crate::publisher::keys::load_signing(&opts.key)?;
-    let clock = run_clock(data, opts)?;
-    check_store_clock(&store, clock.as_ref())?;
-    let (defaults, usable) = usable_endpoints(providers)?;
+    if opts.new_timeline {
+        check_new_timeline(&store, opts.start)?;
+    }
+    let (clock, fresh) = run_clock(data, opts)?;
+    if !(fresh && opts.new_timeline) {
+        check_store_clock(&store, clock.as_ref())?;
+    }
+    let (defaults, usable) = match endpoints {
+        Endpoints::File(p) => usable_endpoints(&p)?,
+        Endpoints::Given {
+            defaults,
+            endpoints,
+        } => (defaults, endpoints),
+    };
     for (e, _) in &usable {
         store.put_prices(&e.id, &e.prices)?;
     }
     let suite = Suite::embedded();
-    let registry = Registry::embedded();
     let worker = Worker::new(defaults, clock.clone(), Methodology::default())?.with_id("run");
     let archive = Archive::for_data(data);
-    let (recorder, rec_task) = Recorder::start(store.clone());
-    let started_ms = clock.now_ms();
+    // A timeline that begins now began when its clock was anchored: nothing of it was missed.
+    let started_ms = match (fresh, opts.start) {
+        (true, Some(start)) => start.start_ms(),
+        _ => clock.now_ms(),
+    };
+    let status = Status::new(clock.clone(), started_ms);
+    let on_ack: OnAck = {
+        let s = status.clone();
+        Arc::new(move |o| s.recorded(o))
+    };
+    let (recorder, rec_task) = Recorder::start_observed(store.clone(), Some(on_ack));
+    let server = match opts.serve {
+        Some(addr) => {
+            let svc: Arc<dyn crate::publisher::serve::Service> = status.clone();
+            let r = crate::publisher::serve::start_with(archive.clone(), addr, Some(svc))
+                .await
+                .map_err(|e| failed(&format!("cannot serve on {addr}"), e))?;
+            eprintln!("sit run: serving http://{} (/healthz, /metrics)", r.addr);
+            Some(r)
+        }
+        None => None,
+    };
     let ids: Vec<String> = usable.iter().map(|(e, _)| e.id.clone()).collect();
+    let svc = Svc {
+        data: data.to_path_buf(),
+        store: store.clone(),
+        archive,
+        registry: Registry::embedded(),
+        key: Arc::new(key),
+        clock: clock.clone(),
+        status: status.clone(),
+        publishing: Arc::new(std::sync::Mutex::new(())),
+    };
     let mut report = RunReport::default();
 
-    // Resume at the earliest committed day of the last week that is not finished.
+    // Resume at the earliest committed day of the last week that is not finished (not before
+    // the timeline's own start).
     let today = Date::of_ms(started_ms);
     let mut day = today;
     for back in (1..=7).rev() {
         let d = Date(today.0 - back);
-        if archive.commitment(d).is_some() && !finished(&archive, data, suite, d)? {
+        if opts.new_timeline && fresh {
+            break;
+        }
+        if archive_has_unfinished(&svc, suite, d)? {
             day = d;
             break;
         }
     }
-    let result: Result<()> = async {
+    let main = async {
+        // The day before, still finishing its last probes (its retries may run past midnight
+        // while this day is already being probed).
+        let mut prev: Option<(Date, DaySecret, AbortOnDrop<ProbeResult>, AbortOnDrop<()>)> =
+            None;
         loop {
             if opts.until.is_some_and(|u| day >= u) {
-                return Ok(());
+                break;
             }
-            let c = commit(
-                data,
-                &archive,
-                day,
-                &ids,
-                opts.per_hour,
-                suite,
-                clock.now_ms(),
-            )?;
+            let c = commit(data, &svc.archive, day, &ids, opts.per_hour, suite, clock.now_ms())?;
             if opts.until.is_none_or(|u| day.succ() < u) {
                 commit(
                     data,
-                    &archive,
+                    &svc.archive,
                     day.succ(),
                     &ids,
                     opts.per_hour,
@@ -354,39 +458,142 @@ pub async fn run(data: &Path, providers: &Path, opts: &RunOptions) -> Result<Run
             }
             let secret = day_secret(data, day)?;
             let slots = day_schedule(suite, c.endpoints.len(), day, secret.seed(), c.per_hour);
-            let (probes, missed) = probe_day(
-                &worker, &store, &recorder, &usable, &c, slots, started_ms, opts,
-            )
-            .await?;
-            report.probes += probes;
-            report.missed += missed;
-            // Watermark: every slot is observed or missed and nothing is in flight
-            // (probe_day awaited them all); the day must also be over.
-            let end = day.succ().start_ms();
-            let wait = clock.real_until(end);
+            let probing = {
+                let (worker, store, recorder, usable, opts, status) = (
+                    worker.clone(),
+                    store.clone(),
+                    recorder.clone(),
+                    usable.clone(),
+                    opts.clone(),
+                    status.clone(),
+                );
+                AbortOnDrop(tokio::spawn(async move {
+                    probe_day(
+                        &worker, &store, &recorder, &usable, &c, slots, started_ms, &opts,
+                        &status,
+                    )
+                    .await
+                }))
+            };
+            // The previous day's restatement window closes at the end of this one: recompute
+            // it once more just before.
+            let restating = AbortOnDrop(tokio::spawn(
+                svc.clone().restate_before_cutoff(Date(day.0 - 1)),
+            ));
+            if let Some((d, s, p, r)) = prev.take() {
+                finish_day(&svc, d, s, p, r, &mut report).await?;
+            }
+            prev = Some((day, secret, probing, restating));
+            let wait = clock.real_until(day.succ().start_ms());
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
-            publish_day(
-                data,
-                &store,
-                &archive,
-                registry,
-                &key,
-                day,
-                &secret,
-                clock.as_ref(),
-                &mut report,
-            )?;
+            status.awaiting(day);
             day = day.succ();
         }
-    }
-    .await;
+        if let Some((d, s, p, r)) = prev.take() {
+            finish_day(&svc, d, s, p, r, &mut report).await?;
+        }
+        Ok::<(), Error>(())
+    };
+    let result = tokio::select! {
+        r = main => r,
+        _ = shutdown_signal() => {
+            eprintln!("sit run: stopping (signal); what is recorded stays, the rest resumes at the next start");
+            Ok(())
+        }
+    };
     drop(recorder);
     rec_task
         .await
         .map_err(|e| failed("the recorder task", e))??;
+    if let Some(s) = server {
+        let _ = s.shutdown().await;
+    }
     result.map(|_| report)
+}
+
+type ProbeResult = Result<(u64, u64, RunSummary)>;
+
+/// A task aborted when its handle is dropped (the service stopping on a signal must not
+/// leave a day's probing running behind it).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A day has ended: wait for its watermark (every scheduled probe observed or missed, nothing
+/// in flight: its probing task is done), let the previous day's last recomputation run first
+/// (its cutoff is this day's end), then determine, sign and archive the day, reveal its seed
+/// and write its audit bundle.
+async fn finish_day(
+    svc: &Svc,
+    day: Date,
+    secret: DaySecret,
+    mut probing: AbortOnDrop<ProbeResult>,
+    mut restating: AbortOnDrop<()>,
+    report: &mut RunReport,
+) -> Result<()> {
+    let (probes, missed, summary) = (&mut probing.0)
+        .await
+        .map_err(|e| failed(&format!("probing {day}"), e))??;
+    report.probes += probes;
+    report.missed += missed;
+    report.summary.merge(summary);
+    let _ = (&mut restating.0).await;
+    let s2 = svc.clone();
+    let lines = tokio::task::spawn_blocking(move || s2.publish_day(day, &secret))
+        .await
+        .map_err(|e| failed(&format!("publishing {day}"), e))??;
+    report.published.extend(lines);
+    report.days.push(day);
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM (systemd's stop).
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+fn archive_has_unfinished(svc: &Svc, suite: &Suite, d: Date) -> Result<bool> {
+    Ok(svc.archive.commitment(d).is_some() && !finished(&svc.archive, &svc.data, suite, d)?)
+}
+
+/// What the publication steps share (cloned into blocking tasks).
+#[derive(Clone)]
+struct Svc {
+    data: PathBuf,
+    store: Arc<Store>,
+    archive: Archive,
+    registry: &'static Registry,
+    key: Arc<ed25519_dalek::SigningKey>,
+    clock: Arc<dyn Clock>,
+    status: Arc<Status>,
+    /// One publication at a time (a day's and the previous day's restatement pass).
+    publishing: Arc<std::sync::Mutex<()>>,
+}
+
+impl crate::publisher::serve::Service for Status {
+    fn health(&self) -> (Vec<String>, serde_json::Value) {
+        Status::health(self)
+    }
+    fn metrics(&self, out: &mut String) {
+        Status::metrics(self, out)
+    }
 }
 
 /// Probe what remains of a day's committed schedule; record as missed what the service was
@@ -401,7 +608,8 @@ async fn probe_day(
     slots: Vec<Slot>,
     started_ms: i64,
     opts: &RunOptions,
-) -> Result<(u64, u64)> {
+    status: &Status,
+) -> Result<(u64, u64, RunSummary)> {
     let suite = Suite::embedded();
     // What is already recorded (a probe of the day's last seconds may be sent after midnight).
     let from = c.date.start_ms();
@@ -495,71 +703,128 @@ async fn probe_day(
     let n = todo.len() as u64;
     let pb = progress_bar(n, opts.progress);
     pb.set_prefix(c.date.to_string());
-    run_slots(worker, &live, suite, todo, recorder, &pb, opts.print_acks).await?;
+    status.probing(c.date, todo.iter().map(|s| s.at_ms).collect());
+    let summary = run_slots(worker, &live, suite, todo, recorder, &pb, opts.print_acks).await?;
     pb.finish_and_clear();
-    Ok((n, missed))
+    Ok((n, missed, summary))
 }
 
-/// Publish a finished day: each tier not yet published, then the reveal, then the bundle.
-#[allow(clippy::too_many_arguments)]
-fn publish_day(
-    data: &Path,
-    store: &Store,
-    archive: &Archive,
-    registry: &Registry,
-    key: &ed25519_dalek::SigningKey,
-    day: Date,
-    secret: &DaySecret,
-    clock: &dyn Clock,
-    report: &mut RunReport,
-) -> Result<()> {
-    let suite = Suite::embedded();
-    let entries = archive
-        .entries()
-        .map_err(|e| failed("reading the archive", e))?;
-    for tier in suite.tier_ids() {
-        if entries.iter().any(|e| e.tier == tier && e.date == day) {
-            continue;
+/// How long before a day's restatement cutoff (service clock) it is recomputed once more.
+pub const RESTATE_BEFORE_CUTOFF_MS: i64 = 10 * 60 * 1000;
+
+impl Svc {
+    /// Publish a finished day: each tier not yet published, then the reveal, then the bundle.
+    /// Each step is skipped when its output exists, so a kill anywhere in it is harmless.
+    fn publish_day(&self, day: Date, secret: &DaySecret) -> Result<Vec<String>> {
+        let _one = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        let suite = Suite::embedded();
+        let entries = self
+            .archive
+            .entries()
+            .map_err(|e| failed("reading the archive", e))?;
+        let mut lines = Vec::new();
+        for tier in suite.tier_ids() {
+            if entries.iter().any(|e| e.tier == tier && e.date == day) {
+                continue;
+            }
+            let p = crate::publisher::publish(
+                &self.store,
+                &self.archive,
+                self.registry,
+                &crate::publisher::Request {
+                    tier: &tier,
+                    date: day,
+                    now_ms: self.clock.now_ms(),
+                    key: &self.key,
+                    // The service was running: a day without observations is an outage.
+                    allow_empty: true,
+                },
+            )?;
+            let line = p.line();
+            eprintln!("sit run: published {line}");
+            lines.push(line);
         }
-        let p = crate::publisher::publish(
-            store,
-            archive,
-            registry,
-            &crate::publisher::Request {
-                tier: &tier,
-                date: day,
-                now_ms: clock.now_ms(),
-                key,
-                // The service was running: a day without observations is an outage.
-                allow_empty: true,
-            },
-        )?;
-        let line = p.line();
-        eprintln!("sit run: published {line}");
-        report.published.push(line);
-    }
-    if archive.reveal(day).is_none() {
-        archive
-            .put_reveal(&Reveal {
-                date: day,
-                seed: secret.seed.clone(),
-                salt: secret.salt.clone(),
-                revealed_at: format_utc_ms(clock.now_ms()),
-            })
-            .map_err(|e| failed(&format!("revealing {day}"), e))?;
-    }
-    let out = bundle_dir(data, day);
-    if !out.exists() {
-        // Written aside and renamed into place: a bundle cut short by a kill is never taken
-        // for a finished one, and is written again from the start.
-        let tmp = data.join("archive").join(format!(".{day}.partial"));
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)?;
+        if self.archive.reveal(day).is_none() {
+            self.archive
+                .put_reveal(&Reveal {
+                    date: day,
+                    seed: secret.seed.clone(),
+                    salt: secret.salt.clone(),
+                    revealed_at: format_utc_ms(self.clock.now_ms()),
+                })
+                .map_err(|e| failed(&format!("revealing {day}"), e))?;
         }
-        crate::audit::bundle::export(store, archive, registry, day, &tmp, clock.now_ms())
+        let out = bundle_dir(&self.data, day);
+        if !out.exists() {
+            // Written aside and renamed into place: a bundle cut short by a kill is never
+            // taken for a finished one, and is written again from the start.
+            let tmp = self.data.join("archive").join(format!(".{day}.partial"));
+            if tmp.exists() {
+                std::fs::remove_dir_all(&tmp)?;
+            }
+            crate::audit::bundle::export(
+                &self.store,
+                &self.archive,
+                self.registry,
+                day,
+                &tmp,
+                self.clock.now_ms(),
+            )
             .map_err(|e| failed(&format!("writing the audit bundle of {day}"), e))?;
-        std::fs::rename(&tmp, &out)?;
-        std::fs::File::open(out.parent().expect("in archive/"))?.sync_all()?;
+            std::fs::rename(&tmp, &out)?;
+            std::fs::File::open(out.parent().expect("in archive/"))?.sync_all()?;
+        }
+        self.status.published(day, self.clock.now_ms());
+        Ok(lines)
     }
-    Ok(())
+
+    /// Just before `day`'s restatement window closes, recompute each tier once more and
+    /// restate it if the policy allows (a material change on a full day); otherwise the
+    /// record in force stands, and the log says why. A day never published is left alone.
+    async fn restate_before_cutoff(self, day: Date) {
+        let m = Methodology::default();
+        let at = crate::publisher::policy::cutoff_ms(&m, day) - RESTATE_BEFORE_CUTOFF_MS;
+        if self.clock.now_ms() >= at {
+            return;
+        }
+        tokio::time::sleep(self.clock.real_until(at)).await;
+        let _ = tokio::task::spawn_blocking(move || self.restate(day)).await;
+    }
+
+    fn restate(&self, day: Date) {
+        let _one = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        let Ok(entries) = self.archive.entries() else {
+            return;
+        };
+        for tier in Suite::embedded().tier_ids() {
+            if !entries.iter().any(|e| e.tier == tier && e.date == day) {
+                continue;
+            }
+            let r = crate::publisher::publish(
+                &self.store,
+                &self.archive,
+                self.registry,
+                &crate::publisher::Request {
+                    tier: &tier,
+                    date: day,
+                    now_ms: self.clock.now_ms(),
+                    key: &self.key,
+                    // An outage day recomputes as CONTINGENCY, which the policy refuses.
+                    allow_empty: true,
+                },
+            );
+            match r {
+                Ok(p) => eprintln!("sit run: restated at the cutoff: {}", p.line()),
+                Err(crate::publisher::PublishError::Refused(
+                    crate::publisher::policy::Refusal::Unchanged { version, .. },
+                )) => eprintln!(
+                    "sit run: recomputed {tier} {day} before its cutoff: unchanged, version {version} stands"
+                ),
+                Err(crate::publisher::PublishError::Refused(why)) => {
+                    eprintln!("sit run: recomputed {tier} {day} before its cutoff: {why}")
+                }
+                Err(e) => eprintln!("sit run: recomputing {tier} {day} before its cutoff failed: {e}"),
+            }
+        }
+    }
 }
