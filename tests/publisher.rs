@@ -807,3 +807,25 @@ async fn server_picks_up_new_publications_and_refuses_altered_records() {
     );
     running.shutdown().await.unwrap();
 }
+
+/// Regression guard for issue 11: the publication time comes from the clock only; the binary
+/// has no flag to set it (a published `published_at` and the restatement cutoff would rest
+/// on the operator's word).
+#[test]
+fn publish_has_no_flag_to_set_the_publication_time() {
+    let env = Env::new();
+    let o = sit(&[
+        "--data",
+        env.data.to_str().unwrap(),
+        "publish",
+        "--date",
+        D1,
+        "--key",
+        env.key.to_str().unwrap(),
+        "--at",
+        "2026-01-06T00:30:00Z",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("unexpected argument '--at'"), "{}", text(&o));
+    assert!(env.archive().entries().unwrap().is_empty(), "nothing published");
+}

@@ -320,6 +320,14 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 40)]
         endpoints: u32,
     },
+    /// The service's own CPU per 1,000 probes: one compressed day of `sit run` against the
+    /// simulator in a separate process (measured apart).
+    Run {
+        #[arg(long, default_value_t = 2500)]
+        hour_ms: u64,
+        #[arg(long, default_value_t = 3)]
+        per_hour: u32,
+    },
     /// Re-derive every observation of an audit bundle from its raw evidence.
     Rederive {
         #[arg(long, value_name = "DIR")]

@@ -311,6 +311,7 @@ pub fn publish(
 ///
 /// The publication time comes from the clock only: the binary passes the system clock, and
 /// tests that need another instant pass their own clock here, never a flag.
+#[allow(clippy::too_many_arguments)]
 pub fn publish_days(
     data: &std::path::Path,
     date: Date,

@@ -713,6 +713,28 @@ async fn probe_day(
 pub const RESTATE_BEFORE_CUTOFF_MS: i64 = 10 * 60 * 1000;
 
 impl Svc {
+    /// Publish (or restate) one tier of `day` now. A day without observations is published
+    /// as an outage (CONTINGENCY): the service was running; a restatement recomputing as
+    /// CONTINGENCY is refused by the policy.
+    fn publish(
+        &self,
+        tier: &str,
+        day: Date,
+    ) -> std::result::Result<crate::publisher::Published, crate::publisher::PublishError> {
+        crate::publisher::publish(
+            &self.store,
+            &self.archive,
+            self.registry,
+            &crate::publisher::Request {
+                tier,
+                date: day,
+                now_ms: self.clock.now_ms(),
+                key: &self.key,
+                allow_empty: true,
+            },
+        )
+    }
+
     /// Publish a finished day: each tier not yet published, then the reveal, then the bundle.
     /// Each step is skipped when its output exists, so a kill anywhere in it is harmless.
     fn publish_day(&self, day: Date, secret: &DaySecret) -> Result<Vec<String>> {
@@ -727,19 +749,7 @@ impl Svc {
             if entries.iter().any(|e| e.tier == tier && e.date == day) {
                 continue;
             }
-            let p = crate::publisher::publish(
-                &self.store,
-                &self.archive,
-                self.registry,
-                &crate::publisher::Request {
-                    tier: &tier,
-                    date: day,
-                    now_ms: self.clock.now_ms(),
-                    key: &self.key,
-                    // The service was running: a day without observations is an outage.
-                    allow_empty: true,
-                },
-            )?;
+            let p = self.publish(&tier, day)?;
             let line = p.line();
             eprintln!("sit run: published {line}");
             lines.push(line);
@@ -800,19 +810,7 @@ impl Svc {
             if !entries.iter().any(|e| e.tier == tier && e.date == day) {
                 continue;
             }
-            let r = crate::publisher::publish(
-                &self.store,
-                &self.archive,
-                self.registry,
-                &crate::publisher::Request {
-                    tier: &tier,
-                    date: day,
-                    now_ms: self.clock.now_ms(),
-                    key: &self.key,
-                    // An outage day recomputes as CONTINGENCY, which the policy refuses.
-                    allow_empty: true,
-                },
-            );
+            let r = self.publish(&tier, day);
             match r {
                 Ok(p) => eprintln!("sit run: restated at the cutoff: {}", p.line()),
                 Err(crate::publisher::PublishError::Refused(

@@ -1,4 +1,4 @@
-//! The probe runner shared by `sit demo` and `sit probe`: slots at their clock times, per-
+//! The probe runner shared by `sit run` (and so the demo) and `sit probe`: slots at their clock times, per-
 //! endpoint concurrency and pacing, retries as separate attempts, every observation recorded
 //! durably before it counts.
 

@@ -552,6 +552,8 @@ pub fn event_overhead_bench(events: usize, repeats: u32) -> String {
     )
 }
 
+mod service;
+
 /// Run `sit bench ...`.
 pub(super) async fn run(what: super::BenchWhat) -> crate::error::Result<()> {
     use super::BenchWhat;
@@ -569,6 +571,12 @@ pub(super) async fn run(what: super::BenchWhat) -> crate::error::Result<()> {
             observations,
             endpoints,
         } => println!("{}", recompute_bench(days, observations, endpoints)),
+        BenchWhat::Run { hour_ms, per_hour } => println!(
+            "{}",
+            service::run_bench(hour_ms, per_hour)
+                .await
+                .map_err(Error::Failed)?
+        ),
         BenchWhat::Streams {
             streams,
             ttft_ms,
