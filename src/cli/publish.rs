@@ -90,16 +90,23 @@ async fn verify(source: &str, key: &std::path::Path) -> Result<()> {
     use crate::record;
     let vk = keys::load_public(key)?;
     let bytes = read_source(source).await?;
-    // A history document holds records; verify each of them.
-    let records: Vec<Vec<u8>> = match serde_json::from_slice::<serde_json::Value>(&bytes) {
-        Ok(serde_json::Value::Object(o)) if o.contains_key("records") => o["records"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|r| serde_json::to_vec(r).unwrap_or_default())
-                    .collect()
-            })
-            .unwrap_or_default(),
+    // A history document holds records; verify each of them, as the exact bytes it embeds.
+    let records: Vec<Vec<u8>> = match crate::signing::parse_strict(&bytes) {
+        Ok(serde_json::Value::Object(o))
+            if o.contains_key("records") && !o.contains_key("signature") =>
+        {
+            #[derive(serde::Deserialize)]
+            struct History<'a> {
+                #[serde(borrow)]
+                records: Vec<&'a serde_json::value::RawValue>,
+            }
+            let h: History = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Failed(format!("{source}: not a history document: {e}")))?;
+            h.records
+                .iter()
+                .map(|r| r.get().as_bytes().to_vec())
+                .collect()
+        }
         _ => vec![bytes],
     };
     if records.is_empty() {

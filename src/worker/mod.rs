@@ -304,20 +304,17 @@ impl Worker {
             let mut raw = raw;
             // A provider may echo the key in an error body: evidence never keeps it.
             if let Some(k) = &key_bytes {
-                raw = replace_bytes(&raw, k.as_bytes(), b"<redacted>");
+                raw = replace_bytes(&raw, k.as_bytes(), crate::observation::REDACTED.as_bytes());
             }
             let evidence = Evidence::new(&request_body, &raw);
-            let mut d = derive(
+            let d = derive(
                 &inst_c, &tier, &system, status, failure, &st_c, &timings_c, &price_c,
             );
-            if let (Some(f), Some(k)) = (d.failure.as_mut(), &key_bytes) {
-                f.detail = f.detail.replace(k.as_str(), "<redacted>");
-            }
             (evidence, d)
         };
         let (evidence, d) = post::run(post).await;
         let failure = d.failure;
-        Ok(Observation {
+        let mut obs = Observation {
             http_status: status,
             failure,
             timings,
@@ -333,7 +330,13 @@ impl Worker {
             cost: d.cost,
             delivered_sit: d.delivered,
             ..self.record_of(endpoint, spec, at_ms, inst.sit_size)
-        })
+        };
+        // A provider may echo the key anywhere (answer, model name, finish reason, an error
+        // text): no stored or printed string keeps it.
+        if let Some(k) = key.map(|k| k.expose()).filter(|k| !k.is_empty()) {
+            obs.redact(k);
+        }
+        Ok(obs)
     }
 
     /// Send the request and read the stream into `st`. Returns the HTTP status (if any) and a

@@ -232,7 +232,47 @@ pub struct Observation {
     pub content_before_role: bool,
 }
 
+/// What a redacted secret is replaced with.
+pub const REDACTED: &str = "<redacted>";
+
 impl Observation {
+    /// Replace every occurrence of `secret` in every string field of the record with
+    /// [`REDACTED`]: the answer, model names, finish reason, failure detail, the request in the
+    /// evidence, and any string field added later. It walks the record's JSON form rather
+    /// than a list of fields, so a new field cannot be forgotten. (The compressed response
+    /// evidence cannot be searched here: the worker redacts the raw bytes before compressing
+    /// them.) Returns whether anything was replaced.
+    pub fn redact(&mut self, secret: &str) -> bool {
+        if secret.is_empty() {
+            return false;
+        }
+        let Ok(text) = serde_json::to_string(&*self) else {
+            return false;
+        };
+        if !text.contains(secret) {
+            return false;
+        }
+        fn walk(v: &mut serde_json::Value, secret: &str) {
+            match v {
+                serde_json::Value::String(s) if s.contains(secret) => {
+                    *s = s.replace(secret, REDACTED);
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, secret)),
+                serde_json::Value::Object(o) => o.values_mut().for_each(|x| walk(x, secret)),
+                _ => {}
+            }
+        }
+        let mut v = serde_json::to_value(&*self).expect("an observation serialises");
+        walk(&mut v, secret);
+        match serde_json::from_value(v) {
+            Ok(o) => {
+                *self = o;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// The attempt completed with an answer (availability numerator).
     pub fn succeeded(&self) -> bool {
         self.failure.is_none()

@@ -130,9 +130,51 @@ mod tests {
         // The stored form is canonical: re-canonicalising changes nothing.
         let reparsed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(canonical(&reparsed), bytes);
-        // Pretty-printing does not break verification.
+        // Only the exact signed bytes verify: a pretty-printed copy is refused, with the byte
+        // where it departs from the canonical form (a consumer must read what was signed).
         let pretty = serde_json::to_vec_pretty(&reparsed).unwrap();
-        assert!(verify(&pretty, &sk.verifying_key()).is_ok());
+        assert_eq!(
+            verify(&pretty, &sk.verifying_key()).unwrap_err(),
+            crate::signing::VerifyError::NotCanonical(1)
+        );
+    }
+
+    /// Regression guard for issue 16: a fake member placed before the genuine one (a parser
+    /// keeping the first would read 9.999999999) made the record verify as VALID.
+    #[test]
+    fn a_duplicate_member_at_any_depth_is_refused() {
+        let sk = key(3);
+        let vk = sk.verifying_key();
+        let bytes = sign(&sample(&sk), &sk);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let fake = format!("{{\"value\":\"9.999999999\",{}", &text[1..]);
+        let e = verify(fake.as_bytes(), &vk).unwrap_err();
+        assert!(
+            matches!(&e, crate::signing::VerifyError::Duplicate(m) if m.starts_with("`value`")),
+            "{e}"
+        );
+        // nested: inside the determination's counts
+        let nested = text.replacen("\"counts\":{", "\"counts\":{\"attempts\":1,", 1);
+        assert_ne!(nested, text, "the sample has counts");
+        let e = verify(nested.as_bytes(), &vk).unwrap_err();
+        assert!(matches!(&e, crate::signing::VerifyError::Duplicate(m) if m.starts_with("`attempts`")), "{e}");
+    }
+
+    /// Regression guard for issue 16: upper-case signature hex was accepted although the
+    /// format says lower case.
+    #[test]
+    fn upper_case_signature_hex_is_refused() {
+        let sk = key(4);
+        let bytes = sign(&sample(&sk), &sk);
+        let text = String::from_utf8(bytes).unwrap();
+        let i = text.find("\"signature\":\"").unwrap() + 13;
+        let mut upper = text.clone();
+        upper.replace_range(i..i + 128, &text[i..i + 128].to_uppercase());
+        assert_ne!(upper, text);
+        assert_eq!(
+            verify(upper.as_bytes(), &sk.verifying_key()).unwrap_err(),
+            crate::signing::VerifyError::BadSignatureEncoding
+        );
     }
 
     #[test]

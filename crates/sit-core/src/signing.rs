@@ -7,6 +7,12 @@
 //!   `json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`);
 //! - `signature` is the Ed25519 signature over those bytes, as 128 lowercase hex digits;
 //! - `key_id` (signed) names the key (see [`key_id`]).
+//!
+//! Verification is strict, so that every consumer reads the same document the signature
+//! covers: the input must parse with no duplicate member at any depth (a parser that keeps the
+//! first of two `value` members would otherwise read a value nobody signed), and its bytes
+//! must be exactly the canonical form of the signed document with its signature (stored and
+//! served as signed), with the signature in lower-case hex.
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePublicKey, EncodePublicKey};
@@ -17,9 +23,13 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 pub enum VerifyError {
     #[error("not a JSON object: {0}")]
     NotJson(String),
+    #[error("duplicate member {0}: a signed document names each member once (a reader keeping the first or the last would read different documents)")]
+    Duplicate(String),
+    #[error("the bytes are not the canonical form the document was signed in (RFC 8785, as stored and served; first difference at byte {0}): pass the document exactly as published")]
+    NotCanonical(usize),
     #[error("no `signature` member (a string of 128 hex digits) in the document")]
     NoSignature,
-    #[error("`signature` is not 128 hex digits")]
+    #[error("`signature` is not 128 lower-case hex digits")]
     BadSignatureEncoding,
     #[error("the document holds a floating-point number at {0}; signed documents never do")]
     Float(String),
@@ -69,6 +79,82 @@ pub fn sign_value(mut v: serde_json::Value, key: &SigningKey) -> Vec<u8> {
     canonical(&v)
 }
 
+/// A JSON value that refuses duplicate object members at any depth (serde_json's own
+/// `Value` keeps the last one silently).
+struct Strict(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(serde_json::Value::Number)
+            .ok_or_else(|| E::custom("a number that is not finite"))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = a.next_element()? {
+            out.push(v);
+        }
+        Ok(serde_json::Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(k) = a.next_key::<String>()? {
+            let Strict(v) = a.next_value()?;
+            if out.contains_key(&k) {
+                return Err(serde::de::Error::custom(format!("{DUPLICATE}`{k}`")));
+            }
+            out.insert(k, v);
+        }
+        Ok(serde_json::Value::Object(out))
+    }
+}
+
+const DUPLICATE: &str = "duplicate member ";
+
+/// Parse JSON refusing duplicate members at any depth (the reader for every signed
+/// document; also usable for documents that wrap them).
+pub fn parse_strict(doc: &[u8]) -> Result<serde_json::Value, VerifyError> {
+    serde_json::from_slice::<Strict>(doc)
+        .map(|s| s.0)
+        .map_err(|e| {
+            let msg = e.to_string();
+            match msg.strip_prefix(DUPLICATE) {
+                Some(rest) => VerifyError::Duplicate(rest.to_string()),
+                None => VerifyError::NotJson(msg),
+            }
+        })
+}
+
 /// A document whose signature checked out.
 #[derive(Debug, Clone)]
 pub struct VerifiedValue {
@@ -79,11 +165,25 @@ pub struct VerifiedValue {
     pub signature_hex: String,
 }
 
-/// Check a document's signature against `key`, offline. Any JSON layout works (pretty-printed,
-/// reordered): verification re-derives the canonical bytes.
+/// Check a document's signature against `key`, offline. The document must be exactly as
+/// signed: no duplicate member, the canonical bytes (RFC 8785) of the document with its
+/// signature, lower-case hex (see the module documentation for why).
 pub fn verify_value(doc: &[u8], key: &VerifyingKey) -> Result<VerifiedValue, VerifyError> {
-    let mut v: serde_json::Value =
-        serde_json::from_slice(doc).map_err(|e| VerifyError::NotJson(e.to_string()))?;
+    let mut v = parse_strict(doc)?;
+    if let Some(at) = find_float(&v, "$") {
+        return Err(VerifyError::Float(at));
+    }
+    if v.is_object() {
+        let c = canonical(&v);
+        if c != doc {
+            let at = c
+                .iter()
+                .zip(doc)
+                .position(|(a, b)| a != b)
+                .unwrap_or(c.len().min(doc.len()));
+            return Err(VerifyError::NotCanonical(at));
+        }
+    }
     let obj = v
         .as_object_mut()
         .ok_or_else(|| VerifyError::NotJson("top level is not an object".into()))?;
@@ -93,6 +193,9 @@ pub fn verify_value(doc: &[u8], key: &VerifyingKey) -> Result<VerifiedValue, Ver
     };
     if let Some(at) = find_float(&v, "$") {
         return Err(VerifyError::Float(at));
+    }
+    if sig_hex.len() != 128 || !sig_hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(VerifyError::BadSignatureEncoding);
     }
     let sig_bytes: [u8; 64] = unhex(&sig_hex)
         .and_then(|b| b.try_into().ok())
