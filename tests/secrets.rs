@@ -1,7 +1,9 @@
 //! API keys: read from the named environment variable only, and never written anywhere — not
-//! to stdout or stderr, stored observations (sled files), `--json` output, or audit bundles —
-//! even when a provider echoes the key back in an error body (the simulator does, for keys
-//! starting with `sk-sim-echo-`). All three dialects carry the key (Authorization, x-api-key,
+//! to stdout or stderr, stored observations (sled files), `--json` output, audit bundles or
+//! the inflated response evidence — even when a provider echoes the key back in an error body
+//! (the simulator does, for keys starting with `sk-sim-echo-`) or in a 200 answer, in every
+//! field a provider controls: the answer, the model name and the finish reason (keys starting
+//! with `sk-sim-echo-ok-`). All three dialects carry the key (Authorization, x-api-key,
 //! x-goog-api-key).
 
 mod common;
@@ -58,6 +60,7 @@ async fn a_key_never_appears_in_output_records_or_bundles() {
     let mut outputs = Vec::new();
     for key in [
         format!("{}{SECRET}", sit::sim::server::ECHO_KEY_PREFIX),
+        format!("{}{SECRET}", sit::sim::server::ECHO_OK_KEY_PREFIX),
         format!("sk-sim-ok-{SECRET}"),
     ] {
         let (d, p, key) = (d.clone(), p.clone(), key.clone());
@@ -102,6 +105,15 @@ async fn a_key_never_appears_in_output_records_or_bundles() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     outputs.push(text(&o));
+    let o = sit(&["audit", "replay", bundle.to_str().unwrap()]);
+    // The replay re-derives what it can and says which bodies were withheld; it never prints
+    // the key (a body that carried it split across events is not kept).
+    assert!(
+        text(&o).contains("had their response withheld"),
+        "{}",
+        text(&o)
+    );
+    outputs.push(text(&o));
 
     // The echo really happened, and was redacted before it was recorded.
     let store = sit::store::Store::open(&data).unwrap();
@@ -134,6 +146,42 @@ async fn a_key_never_appears_in_output_records_or_bundles() {
         obs.iter().any(|o| o.failure.is_none()),
         "the other key works"
     );
+    // The echoing 200 answers: every field the provider filled names `<redacted>` instead.
+    let echoed: Vec<_> = obs
+        .iter()
+        .filter(|o| {
+            o.server_model
+                .as_deref()
+                .is_some_and(|m| m.contains("<redacted>"))
+        })
+        .collect();
+    assert!(echoed.len() >= 40, "{} echoing answers", echoed.len());
+    assert!(
+        echoed.iter().any(|o| o
+            .finish_reason
+            .as_deref()
+            .is_some_and(|f| f.contains("<redacted>"))),
+        "finish reasons echoed the key"
+    );
+    for o in &echoed {
+        if o.failure.is_none() {
+            assert!(o.answer.contains("(key <redacted>)"), "{}", o.answer);
+        }
+        if let Some(fr) = &o.finish_reason {
+            assert!(fr.contains("<redacted>"), "finish reason {fr:?}");
+        }
+    }
+    for o in &obs {
+        if let Some(e) = &o.evidence {
+            let body = e.response().unwrap();
+            assert!(
+                !body.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+                "the inflated evidence of seq {} holds the key",
+                o.seq
+            );
+            assert!(!e.request.contains(SECRET));
+        }
+    }
 
     for (i, out) in outputs.iter().enumerate() {
         assert!(!out.contains(SECRET), "command {i} printed the key:\n{out}");

@@ -660,6 +660,11 @@ fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
         .evidence
         .as_ref()
         .ok_or_else(|| at("no raw evidence recorded".into()))?;
+    if ev.withheld.is_some() {
+        // No body to re-derive from (it carried the API key): the figures stand as
+        // recorded, and the replay counts such records (`evidence_withheld`).
+        return Ok(o.clone());
+    }
     let req: serde_json::Value =
         serde_json::from_str(&ev.request).map_err(|e| at(format!("request evidence: {e}")))?;
     let dialect: crate::config::Dialect =
@@ -814,6 +819,9 @@ pub struct Replay {
     /// Observations whose re-derived figures differ from the record (first few).
     pub observation_differences: Vec<String>,
     pub observations_rederived: usize,
+    /// Records whose response body was withheld (it carried the API key): their figures
+    /// are taken as recorded, not re-derived.
+    pub evidence_withheld: usize,
     pub reference_tokens: u64,
     /// Per published record: `identical` or the first difference.
     pub determinations: Vec<(String, String)>,
@@ -876,6 +884,11 @@ pub fn replay(b: &Bundle) -> Replay {
     Replay {
         observation_differences: diffs,
         observations_rederived: b.records.len(),
+        evidence_withheld: b
+            .records
+            .iter()
+            .filter(|(_, _, o)| o.evidence.as_ref().is_some_and(|e| e.withheld.is_some()))
+            .count(),
         reference_tokens: ref_tokens,
         determinations,
         structure,

@@ -65,6 +65,12 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                     "re-derived {} observations ({} reference tokens) in {:.2} s",
                     r.observations_rederived, r.reference_tokens, secs
                 );
+                if r.evidence_withheld > 0 {
+                    eprintln!(
+                        "{} of them had their response withheld (the provider echoed the API key across stream events): their recorded figures are taken as stated",
+                        r.evidence_withheld
+                    );
+                }
             }
             if r.identical() {
                 Ok(())

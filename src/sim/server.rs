@@ -378,10 +378,18 @@ impl Framing {
     }
 
     /// Frames after the last token: finish, usage, end marker.
-    fn finish(self, id: &str, model: &str, c: Counts, include_usage: bool) -> Vec<Bytes> {
+    /// `stop` replaces the dialect's normal finish reason (the echoing provider).
+    fn finish(
+        self,
+        id: &str,
+        model: &str,
+        c: Counts,
+        include_usage: bool,
+        stop: Option<&str>,
+    ) -> Vec<Bytes> {
         match self {
             Framing::Openai => {
-                let mut v = vec![chunk(id, model, serde_json::json!({}), Some("stop"))];
+                let mut v = vec![chunk(id, model, serde_json::json!({}), Some(stop.unwrap_or("stop")))];
                 if include_usage {
                     let usage = serde_json::json!({
                         "prompt_tokens": c.prompt, "completion_tokens": c.completion,
@@ -405,13 +413,13 @@ impl Framing {
                 sse_event(
                     "message_delta",
                     &serde_json::json!({"type": "message_delta",
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                    "delta": {"stop_reason": stop.unwrap_or("end_turn"), "stop_sequence": null},
                     "usage": {"output_tokens": c.completion}}),
                 ),
                 sse_event("message_stop", &serde_json::json!({"type": "message_stop"})),
             ],
             Framing::Gemini => vec![sse(&serde_json::json!({
-                "candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0}],
+                "candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": stop.unwrap_or("STOP"), "index": 0}],
                 "usageMetadata": {"promptTokenCount": c.prompt, "candidatesTokenCount": c.completion - c.reasoning,
                     "thoughtsTokenCount": c.reasoning, "totalTokenCount": c.prompt + c.completion},
                 "modelVersion": model}))],
@@ -523,6 +531,11 @@ impl Player {
 /// do: the secrets test proves the echo never reaches a record, a log or an export.
 pub const ECHO_KEY_PREFIX: &str = "sk-sim-echo-";
 
+/// Keys starting with this are accepted, and the answer echoes the key everywhere a provider
+/// can put text: in the answer, the model name and the finish reason (a compromised or buggy
+/// provider): the secrets test proves none of it is stored or printed.
+pub const ECHO_OK_KEY_PREFIX: &str = "sk-sim-echo-ok-";
+
 /// A wrong answer of the same shape: change the last digit, or alter the text.
 fn corrupt(answer: &str, r: &mut Rng) -> String {
     if let Some(pos) = answer.rfind(|c: char| c.is_ascii_digit()) {
@@ -540,7 +553,10 @@ async fn chat(sh: Arc<Shared>, framing: Framing, headers: &HeaderMap, body: Byte
     let received = std::time::Instant::now();
     let st = &sh.stats;
     st.requests.fetch_add(1, Ordering::Relaxed);
-    if let Some(k) = key_of(headers).filter(|k| k.starts_with(ECHO_KEY_PREFIX)) {
+    let echo = key_of(headers).filter(|k| k.starts_with(ECHO_OK_KEY_PREFIX));
+    if let Some(k) = key_of(headers)
+        .filter(|k| k.starts_with(ECHO_KEY_PREFIX) && !k.starts_with(ECHO_OK_KEY_PREFIX))
+    {
         return framing.error(
             StatusCode::UNAUTHORIZED,
             "auth",
@@ -638,7 +654,10 @@ async fn chat(sh: Arc<Shared>, framing: Framing, headers: &HeaderMap, body: Byte
         completion: completion_tokens,
         reasoning,
     };
-    let model = format!("{}-chat", p.id);
+    let (model, answer) = match &echo {
+        Some(k) => (format!("{}-chat {k}", p.id), format!("{answer} (key {k})")),
+        None => (format!("{}-chat", p.id), answer),
+    };
     let id = format!("chatcmpl-{}", r.hex(8));
     let usage = serde_json::json!({
         "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
@@ -721,7 +740,7 @@ async fn chat(sh: Arc<Shared>, framing: Framing, headers: &HeaderMap, body: Byte
     if completed {
         plan.extend(
             framing
-                .finish(&id, &model, counts, include_usage)
+                .finish(&id, &model, counts, include_usage, echo.as_deref())
                 .into_iter()
                 .map(Step::Frame),
         );

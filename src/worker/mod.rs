@@ -297,7 +297,7 @@ impl Worker {
         let key_bytes = key
             .map(|k| k.expose().to_string())
             .filter(|k| !k.is_empty());
-        let (tier, system) = (spec.tier.clone(), req.system.clone());
+        let (tier, system, dialect) = (spec.tier.clone(), req.system.clone(), endpoint.dialect);
         let (inst_c, st_c, timings_c, price_c) =
             (inst.clone(), st.clone(), timings.clone(), price.clone());
         let post = move || {
@@ -306,10 +306,25 @@ impl Worker {
             if let Some(k) = &key_bytes {
                 raw = replace_bytes(&raw, k.as_bytes(), crate::observation::REDACTED.as_bytes());
             }
-            let evidence = Evidence::new(&request_body, &raw);
             let d = derive(
                 &inst_c, &tier, &system, status, failure, &st_c, &timings_c, &price_c,
             );
+            // An echo of the key split across stream events survives the byte-level
+            // redaction above and would come back whole on re-derivation: keep no body then.
+            let split_echo = key_bytes.as_ref().is_some_and(|k| {
+                d.answer.contains(k.as_str())
+                    && dialect
+                        .replay(&raw)
+                        .is_ok_and(|st| st.text.contains(k.as_str()))
+            });
+            let evidence = if split_echo {
+                Evidence::withheld(
+                    &request_body,
+                    "the provider echoed the API key in text split across stream events",
+                )
+            } else {
+                Evidence::new(&request_body, &raw)
+            };
             (evidence, d)
         };
         let (evidence, d) = post::run(post).await;

@@ -295,6 +295,12 @@ pub struct Evidence {
     pub response_deflate_b64: String,
     /// Length of the uncompressed response body.
     pub response_bytes: u64,
+    /// Why the response body is not kept (then it is empty and the record's figures are
+    /// taken as recorded): the provider echoed the API key in text split across stream
+    /// events, where no byte-level redaction can find it, and keeping the body would keep
+    /// the key. Absent in every other record, so their bytes are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<String>,
 }
 
 impl Evidence {
@@ -308,6 +314,15 @@ impl Evidence {
             request: String::from_utf8_lossy(request).into_owned(),
             response_deflate_b64: base64::engine::general_purpose::STANDARD.encode(packed),
             response_bytes: response.len() as u64,
+            withheld: None,
+        }
+    }
+
+    /// Evidence whose response body is withheld, with the reason (see [`Evidence::withheld`]).
+    pub fn withheld(request: &[u8], why: &str) -> Evidence {
+        Evidence {
+            withheld: Some(why.to_string()),
+            ..Evidence::new(request, b"")
         }
     }
 
