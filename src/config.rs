@@ -59,6 +59,8 @@ pub struct Endpoint {
 pub enum KeyError {
     #[error("endpoint `{endpoint}` skipped: environment variable {var} is not set (export {var}=... to probe it)")]
     Unset { endpoint: String, var: String },
+    #[error("endpoint `{endpoint}` skipped: its base_url holds the value of {var} (the API key belongs in the header the dialect sends, never in a URL, where logs and proxies keep it)")]
+    InUrl { endpoint: String, var: String },
 }
 
 /// A key read from the environment. Its `Debug` and `Display` never show the value.
@@ -85,6 +87,12 @@ impl Endpoint {
         match &self.api_key_env {
             None => Ok(None),
             Some(var) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() && v.len() >= 8 && self.base_url.contains(&v) => {
+                    Err(KeyError::InUrl {
+                        endpoint: self.id.clone(),
+                        var: var.clone(),
+                    })
+                }
                 Ok(v) if !v.is_empty() => Ok(Some(ApiKey(v))),
                 _ => Err(KeyError::Unset {
                     endpoint: self.id.clone(),
@@ -177,6 +185,7 @@ struct RawDefaults {
     stall_timeout_ms: Option<Spanned<i64>>,
     max_body_bytes: Option<Spanned<i64>>,
     tls_ca_file: Option<Spanned<String>>,
+    max_price_per_million: Option<Spanned<DecimalText>>,
 }
 
 #[derive(Deserialize)]
@@ -275,6 +284,50 @@ fn rpm(cx: &Ctx<'_>, v: &Spanned<i64>, key: &str) -> Result<u32, ConfigError> {
     }
 }
 
+/// Bounds of the numeric settings: (lowest, highest, unit).
+const CONCURRENCY: (i64, i64, &str) = (1, 10_000, "requests in flight");
+const CONNECT_TIMEOUT_MS: (i64, i64, &str) = (1, 300_000, "ms (5 minutes)");
+const TIMEOUT_MS: (i64, i64, &str) = (1, 3_600_000, "ms (1 hour)");
+const BODY_BYTES: (i64, i64, &str) = (1, 1 << 30, "bytes (1 GiB)");
+/// The largest list price accepted unless `defaults.max_price_per_million` says otherwise
+/// (USD per 1M tokens; today's dearest models list well under 1,000).
+pub const MAX_PRICE_PER_MILLION: &str = "10000";
+/// The largest per-request fee accepted (USD).
+pub const MAX_REQUEST_FEE: &str = "100";
+
+/// Whether a string looks like an API key rather than a name or a URL part: a known key
+/// prefix, or a long token mixing upper case, lower case and digits (identifiers in URLs are
+/// single-case: hex account ids, UUIDs, model names).
+pub fn looks_like_key(s: &str) -> bool {
+    const PREFIXES: [&str; 12] = [
+        "sk-", "sk_", "pk_", "rk_", "AIza", "xai-", "gsk_", "ghp_", "hf_", "key-", "Bearer", "sess-",
+    ];
+    if PREFIXES.iter().any(|p| s.starts_with(p)) {
+        return true;
+    }
+    s.len() >= 32
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && s.chars().any(|c| c.is_ascii_uppercase())
+        && s.chars().any(|c| c.is_ascii_lowercase())
+        && s.chars().any(|c| c.is_ascii_digit())
+}
+
+/// The CA certificates of a PEM file (the worker trusts them besides the Mozilla roots);
+/// `sit check` reads them the same way, so a bad file is found before any probe.
+pub fn read_ca_file(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no CERTIFICATE block in the file".into());
+    }
+    Ok(certs)
+}
+
 const ENDPOINT_KEYS: &str =
     "id, provider, model, dialect, base_url, region, api_key_env, concurrency, requests_per_minute, prices";
 const PRICE_KEYS: &str = "effective_from, input, output, cached_input, request_fee";
@@ -282,7 +335,7 @@ const PRICE_KEYS: &str = "effective_from, input, output, cached_input, request_f
 /// Load and check a providers file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let bytes = std::fs::read(path).map_err(|e| ConfigError {
         file: file.clone(),
         line: 0,
         column: 0,
@@ -290,6 +343,28 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         message: format!("cannot read: {e}"),
         hint: "pass --providers FILE with a readable providers.toml".into(),
     })?;
+    let not_text = |offset: usize, what: String| {
+        let valid = std::str::from_utf8(&bytes[..offset]).unwrap_or("");
+        let cx = Ctx {
+            file: &file,
+            text: valid,
+        };
+        let mut e = cx.at(
+            offset,
+            "(file)",
+            what,
+            "providers.toml is UTF-8 TOML text; is --providers pointing at the right file (not a binary, a compressed or a UTF-16 file)?",
+        );
+        e.message = format!("{} (byte offset {offset})", e.message);
+        e
+    };
+    let text = String::from_utf8(bytes.clone()).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        not_text(at, format!("not UTF-8 text: byte 0x{:02x}", bytes[at]))
+    })?;
+    if let Some(at) = text.find('\0') {
+        return Err(not_text(at, "binary data: a NUL byte".into()));
+    }
     parse(&file, &text)
 }
 
@@ -342,15 +417,20 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     })?;
 
     let mut defaults = Defaults::default();
+    let mut max_price = Rate::parse(MAX_PRICE_PER_MILLION).expect("a decimal");
     if let Some(d) = &raw.defaults {
-        let pos = |v: &Option<Spanned<i64>>, key: &str, out: &mut u64| -> Result<(), ConfigError> {
+        let bounded = |v: &Option<Spanned<i64>>,
+                       key: &str,
+                       (lo, hi, unit): (i64, i64, &str),
+                       out: &mut u64|
+         -> Result<(), ConfigError> {
             if let Some(v) = v {
-                if *v.get_ref() <= 0 {
+                if !(lo..=hi).contains(v.get_ref()) {
                     return Err(cx.span(
                         v,
                         key,
-                        "must be a positive integer",
-                        format!("set `{key}` to a number above 0"),
+                        format!("must be between {lo} and {hi} {unit}"),
+                        format!("set `{key}` within that range, or remove it for the default"),
                     ));
                 }
                 *out = *v.get_ref() as u64;
@@ -358,36 +438,55 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             Ok(())
         };
         let mut c = defaults.concurrency as u64;
-        pos(&d.concurrency, "defaults.concurrency", &mut c)?;
-        defaults.concurrency = c.min(100_000) as u32;
+        bounded(&d.concurrency, "defaults.concurrency", CONCURRENCY, &mut c)?;
+        defaults.concurrency = c as u32;
         if let Some(v) = &d.requests_per_minute {
             defaults.requests_per_minute = Some(rpm(&cx, v, "defaults.requests_per_minute")?);
         }
-        pos(
+        bounded(
             &d.connect_timeout_ms,
             "defaults.connect_timeout_ms",
+            CONNECT_TIMEOUT_MS,
             &mut defaults.connect_timeout_ms,
         )?;
-        pos(
+        bounded(
             &d.first_token_timeout_ms,
             "defaults.first_token_timeout_ms",
+            TIMEOUT_MS,
             &mut defaults.first_token_timeout_ms,
         )?;
-        pos(
+        bounded(
             &d.total_timeout_ms,
             "defaults.total_timeout_ms",
+            TIMEOUT_MS,
             &mut defaults.total_timeout_ms,
         )?;
-        pos(
+        bounded(
             &d.stall_timeout_ms,
             "defaults.stall_timeout_ms",
+            TIMEOUT_MS,
             &mut defaults.stall_timeout_ms,
         )?;
-        pos(
+        bounded(
             &d.max_body_bytes,
             "defaults.max_body_bytes",
+            BODY_BYTES,
             &mut defaults.max_body_bytes,
         )?;
+        if let Some(v) = &d.max_price_per_million {
+            let t = v.get_ref().text();
+            match Rate::parse(&t) {
+                Ok(r) if r.0 > 0 => max_price = r,
+                _ => {
+                    return Err(cx.span(
+                        v,
+                        "defaults.max_price_per_million",
+                        format!("`{t}` is not a positive price"),
+                        "the largest list price accepted, in USD per 1M tokens, e.g. \"10000\"",
+                    ))
+                }
+            }
+        }
         if let Some(ca) = &d.tls_ca_file {
             let base = Path::new(file).parent().unwrap_or(Path::new(""));
             let path = base.join(ca.get_ref());
@@ -399,14 +498,30 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
                     "point it at a PEM file of CA certificates (relative paths are relative to this file)",
                 ));
             }
+            if let Err(why) = read_ca_file(&path) {
+                return Err(cx.span(
+                    ca,
+                    "defaults.tls_ca_file",
+                    format!("{} is not a PEM file of CA certificates: {why}", path.display()),
+                    "give a file of -----BEGIN CERTIFICATE----- blocks (PEM), e.g. the CA bundle of the private gateway",
+                ));
+            }
             defaults.tls_ca_file = Some(path);
         }
     }
 
+    if raw.endpoints.is_empty() {
+        return Err(cx.at(
+            0,
+            "endpoints",
+            "no [[endpoints]] in the file: there is nothing to probe",
+            "add at least one [[endpoints]] table (id, provider, model, dialect, base_url, region) with an [[endpoints.prices]] entry; see the shipped providers.toml",
+        ));
+    }
     let mut ids = BTreeSet::new();
     let mut endpoints = Vec::new();
     let id_re = regex::Regex::new(r"^[a-z0-9][a-z0-9._-]{0,63}$").unwrap();
-    let env_re = regex::Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").unwrap();
+    let env_re = regex::Regex::new(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$").unwrap();
     for e in raw.endpoints {
         let id = e.id.get_ref().clone();
         if !id_re.is_match(&id) {
@@ -449,32 +564,50 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             }
         };
         let base_url = e.base_url.get_ref().trim_end_matches('/').to_string();
+        // The URL is never echoed in these errors: it may hold a key.
         match url::Url::parse(&base_url) {
             Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some() => {
-                if u.query().is_some() || !u.username().is_empty() || u.password().is_some() {
-                    return Err(cx.span(&e.base_url, "base_url", "must not contain a query or credentials",
+                if u.query().is_some()
+                    || u.fragment().is_some()
+                    || !u.username().is_empty()
+                    || u.password().is_some()
+                {
+                    return Err(cx.span(&e.base_url, "base_url", "must not contain a query, a fragment or credentials",
                         "put credentials in the env var named by api_key_env, never in the URL"));
+                }
+                // The text as written (the parsed URL lower-cases the host).
+                for part in base_url.split(['/', '.', ':', '@']) {
+                    if looks_like_key(part) {
+                        return Err(cx.span(&e.base_url, "base_url",
+                            "holds what looks like an API key (in its host or path; not shown here)",
+                            "remove it from the URL and put the key in the env var named by api_key_env"));
+                    }
                 }
             }
             _ => {
-                return Err(cx.span(&e.base_url, "base_url", format!("`{base_url}` is not an http(s) URL"),
+                return Err(cx.span(&e.base_url, "base_url", "is not an http(s) URL with a host (not shown here)",
                     "write it as the dialect's SDK takes it, e.g. https://api.openai.com/v1 or https://api.anthropic.com"))
             }
         }
         let api_key_env = match &e.api_key_env {
+            // The value is never echoed: a key written here by mistake must not be printed.
+            Some(v) if looks_like_key(v.get_ref()) => {
+                return Err(cx.span(v, "api_key_env", "looks like an API key itself (not shown here), not the name of a variable holding one",
+                    "write the variable's name (e.g. OPENAI_API_KEY) and export the key in it; if that key was committed anywhere, rotate it"));
+            }
             Some(v) if !env_re.is_match(v.get_ref()) => {
-                return Err(cx.span(v, "api_key_env", format!("`{}` is not an environment variable name", v.get_ref()),
-                    "name the variable that holds the key (e.g. OPENAI_API_KEY), never the key itself"));
+                return Err(cx.span(v, "api_key_env", "is not an environment variable name (not shown here)",
+                    "name the variable that holds the key, 1-64 letters, digits and '_', not starting with a digit (e.g. OPENAI_API_KEY), never the key itself"));
             }
             Some(v) => Some(v.get_ref().clone()),
             None => None,
         };
         let concurrency = match &e.concurrency {
-            Some(c) if *c.get_ref() <= 0 || *c.get_ref() > 100_000 => {
+            Some(c) if !(CONCURRENCY.0..=CONCURRENCY.1).contains(c.get_ref()) => {
                 return Err(cx.span(
                     c,
                     "concurrency",
-                    "must be between 1 and 100000",
+                    format!("must be between {} and {}", CONCURRENCY.0, CONCURRENCY.1),
                     "set a small positive number such as 4",
                 ));
             }
@@ -521,6 +654,14 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
                         "prices are USD per 1M tokens and must be >= 0",
                     ));
                 }
+                if r.0 > max_price.0 {
+                    return Err(cx.span(
+                        v,
+                        key,
+                        format!("price {t} is above the largest accepted, {max_price} USD per 1M tokens"),
+                        "check the units (USD per 1M tokens, not per token or in cents); a real price above the bound needs defaults.max_price_per_million",
+                    ));
+                }
                 Ok(r)
             };
             let input = rate(&p.input, "input")?;
@@ -540,12 +681,12 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
                             "write the fee in USD, e.g. request_fee = \"0.0001\"",
                         )
                     })?;
-                    if f.0 < 0 {
+                    if f.0 < 0 || f > Pusd::parse(MAX_REQUEST_FEE).expect("a decimal") {
                         return Err(cx.span(
                             v,
                             "request_fee",
-                            format!("negative fee {t}"),
-                            "a per-request fee must be >= 0",
+                            format!("fee {t} is outside 0 to {MAX_REQUEST_FEE} USD per request"),
+                            "a per-request fee is in USD per request, e.g. request_fee = \"0.0001\"",
                         ));
                     }
                     f

@@ -234,7 +234,19 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 let key = match (&e.api_key_env, e.api_key()) {
                     (None, _) => "no key needed".to_string(),
                     (Some(_), Ok(_)) => "key available".to_string(),
-                    (Some(var), Err(_)) => format!("skipped until {var} is set"),
+                    (Some(var), Err(config::KeyError::Unset { .. })) => {
+                        format!("skipped until {var} is set")
+                    }
+                    (Some(var), Err(config::KeyError::InUrl { .. })) => format!(
+                        "skipped: the base_url holds the value of {var}; move the key out of the URL"
+                    ),
+                };
+                // Never print a key, even one written into the URL by mistake.
+                let url = match e.api_key_env.as_ref().and_then(|v| std::env::var(v).ok()) {
+                    Some(k) if !k.is_empty() && e.base_url.contains(&k) => {
+                        e.base_url.replace(&k, crate::observation::REDACTED)
+                    }
+                    _ => e.base_url.clone(),
                 };
                 let key = if e.dialect.supported() {
                     key
@@ -245,7 +257,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                     "  {:<28} {:<9} {}  ({key})",
                     e.id,
                     e.dialect.to_string(),
-                    e.base_url
+                    url
                 );
             }
             Ok(())

@@ -394,8 +394,8 @@ fn parse_date(s: &str, what: &str) -> Result<Date, ApiError> {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_date",
-            format!("{what} `{s}` is not a date: {e}"),
-            "write dates as YYYY-MM-DD (UTC), for example 2026-01-05",
+            format!("{what}: {e}"),
+            "write dates as YYYY-MM-DD (UTC) from 1970-01-01 to 9999-12-31, for example 2026-01-05",
         )
     })
 }
@@ -411,6 +411,15 @@ fn query(raw: Option<String>, allowed: &[&str]) -> Result<BTreeMap<String, Strin
                 "bad_query",
                 format!("unknown query parameter `{k}`"),
                 &format!("this endpoint takes: {}", allowed.join(", ")),
+            ));
+        }
+        if out.contains_key(k.as_ref()) {
+            // `?version=1&version=2` must not silently mean one of them.
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("query parameter `{k}` is given more than once"),
+                "give each parameter once",
             ));
         }
         out.insert(k.into_owned(), v.into_owned());

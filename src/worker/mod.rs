@@ -105,19 +105,10 @@ pub enum ClientError {
 fn read_ca_file(
     path: &std::path::Path,
 ) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ClientError> {
-    use rustls::pki_types::pem::PemObject;
-    let err = |why: String| ClientError::CaFile {
+    crate::config::read_ca_file(path).map_err(|why| ClientError::CaFile {
         path: path.display().to_string(),
         why,
-    };
-    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
-        .map_err(|e| err(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(err("no CERTIFICATE block in the file".into()));
-    }
-    Ok(certs)
+    })
 }
 
 /// One probe to run.

@@ -16,8 +16,17 @@ pub const DAY_MS: i64 = 86_400_000;
 pub struct Date(pub i32);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a date; write it as YYYY-MM-DD, for example 2026-01-05")]
-pub struct DateError(pub String);
+pub enum DateError {
+    #[error("`{0}` is not a date; write it as YYYY-MM-DD, for example 2026-01-05")]
+    Format(String),
+    /// A real calendar date outside the days this system handles.
+    #[error("`{0}` is a valid date but outside the range handled, {first} to {last} (UTC)", first = FIRST_DATE, last = LAST_DATE)]
+    OutOfRange(String),
+}
+
+/// The first and last days handled (the Unix epoch's day to the last four-digit year).
+pub const FIRST_DATE: &str = "1970-01-01";
+pub const LAST_DATE: &str = "9999-12-31";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is not a UTC time; write it as RFC 3339 in UTC, for example 2026-01-05T00:00:00Z")]
@@ -68,14 +77,21 @@ impl Date {
         Some(Date(days_from_civil(y, m, d) as i32))
     }
     pub fn parse(s: &str) -> Result<Date, DateError> {
-        let err = || DateError(s.to_string());
+        let err = || DateError::Format(s.to_string());
         let b = s.as_bytes();
-        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        if b.len() != 10
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        {
             return Err(err());
         }
         let y: i64 = s[0..4].parse().map_err(|_| err())?;
         let m: u32 = s[5..7].parse().map_err(|_| err())?;
         let d: u32 = s[8..10].parse().map_err(|_| err())?;
+        if (1..=12).contains(&m) && d >= 1 && d <= days_in_month(y, m) && y < 1970 {
+            return Err(DateError::OutOfRange(s.to_string()));
+        }
         Date::from_ymd(y, m, d).ok_or_else(err)
     }
     pub fn ymd(self) -> (i64, u32, u32) {
