@@ -96,6 +96,7 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
         progress: opts.progress,
         print_acks: opts.print_acks,
         serve: None,
+        limits: Default::default(),
         new_timeline: true,
     };
     let ran = service::run(

@@ -88,6 +88,8 @@ pub enum Command {
         /// Serve the API and page here too, with the service's /healthz and /metrics.
         #[arg(long, value_name = "ADDR")]
         serve: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        limits: LimitArgs,
         /// Print `ack SEQ` on stdout as each observation becomes durable (for kill tests).
         #[arg(long, hide = true)]
         print_acks: bool,
@@ -168,6 +170,8 @@ pub enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Check a signed record (a file, or an http:// URL) against a public key, offline.
     Verify {
@@ -367,6 +371,37 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 1000)]
         batch: usize,
     },
+}
+
+/// Connection limits of the HTTP server (`sit serve`, `sit run --serve`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Most connections open at once; at the cap the one idle longest is closed to make room.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// A request's head must arrive within this many ms of its first byte.
+    #[arg(long, default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// A connection with no request in progress is closed after this many ms.
+    #[arg(long, default_value_t = 30_000)]
+    pub idle_timeout_ms: u64,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Result<crate::publisher::listen::Limits> {
+        if self.max_connections == 0 || self.header_timeout_ms == 0 || self.idle_timeout_ms == 0 {
+            return Err(Error::Usage(
+                "--max-connections, --header-timeout-ms and --idle-timeout-ms must be at least 1"
+                    .into(),
+            ));
+        }
+        Ok(crate::publisher::listen::Limits {
+            max_connections: self.max_connections,
+            header_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
+            idle_timeout: std::time::Duration::from_millis(self.idle_timeout_ms),
+            ..Default::default()
+        })
+    }
 }
 
 /// The global paths.

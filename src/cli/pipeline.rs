@@ -84,6 +84,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             hour_ms,
             until,
             serve,
+            limits,
             print_acks,
         } => {
             let opts = crate::service::RunOptions {
@@ -95,6 +96,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 progress: !print_acks,
                 print_acks,
                 serve,
+                limits: limits.limits()?,
                 new_timeline: false,
             };
             let report = crate::service::run(

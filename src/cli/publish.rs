@@ -43,10 +43,11 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 &mut std::io::stderr(),
             )
         }
-        Command::Serve { addr } => {
+        Command::Serve { addr, limits } => {
             let archive = crate::publisher::archive::Archive::for_data(&cli.data);
-            let running = crate::publisher::serve::start(archive.clone(), addr)
-                .await
+            let running =
+                crate::publisher::serve::start_with(archive.clone(), addr, None, limits.limits()?)
+                    .await
                 .map_err(|e| Error::Failed(format!("cannot serve on {addr}: {e}")))?;
             eprintln!(
                 "sit serve: http://{} (archive {}; Ctrl-C to stop)",

@@ -9,6 +9,7 @@
 
 pub mod archive;
 pub mod keys;
+pub mod listen;
 pub mod page;
 pub mod policy;
 pub mod serve;

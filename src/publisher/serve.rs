@@ -919,7 +919,7 @@ pub const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_millis(5
 
 /// Bind `addr` and serve `archive`. Returns once listening.
 pub async fn start(archive: Archive, addr: SocketAddr) -> std::io::Result<Running> {
-    start_with(archive, addr, None).await
+    start_with(archive, addr, None, super::listen::Limits::default()).await
 }
 
 /// [`start`], with a running service's health and metrics added to `/healthz` and `/metrics`.
@@ -927,6 +927,7 @@ pub async fn start_with(
     archive: Archive,
     addr: SocketAddr,
     service: Option<Arc<dyn Service>>,
+    limits: super::listen::Limits,
 ) -> std::io::Result<Running> {
     let suite = Suite::embedded();
     let methodology = Methodology::default();
@@ -990,13 +991,7 @@ pub async fn start_with(
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(state);
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let task = tokio::spawn(super::listen::serve(listener, app, limits, rx));
     Ok(Running {
         addr,
         shutdown: tx,

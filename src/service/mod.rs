@@ -57,6 +57,8 @@ pub struct RunOptions {
     pub print_acks: bool,
     /// Serve the API, page, `/healthz` and `/metrics` in the same process.
     pub serve: Option<std::net::SocketAddr>,
+    /// Connection limits of that server.
+    pub limits: crate::publisher::listen::Limits,
     /// Begin a new compressed timeline at `start` even if the folder ran another one (the
     /// demo: each run probes the days after the stored ones). Never for a real-time folder.
     pub new_timeline: bool,
@@ -400,7 +402,12 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
     let server = match opts.serve {
         Some(addr) => {
             let svc: Arc<dyn crate::publisher::serve::Service> = status.clone();
-            let r = crate::publisher::serve::start_with(archive.clone(), addr, Some(svc))
+            let r = crate::publisher::serve::start_with(
+                archive.clone(),
+                addr,
+                Some(svc),
+                opts.limits.clone(),
+            )
                 .await
                 .map_err(|e| failed(&format!("cannot serve on {addr}"), e))?;
             eprintln!("sit run: serving http://{} (/healthz, /metrics)", r.addr);

@@ -89,6 +89,7 @@ pub async fn run_bench(hour_ms: u64, per_hour: u32) -> Result<String, String> {
         progress: false,
         print_acks: false,
         serve: None,
+        limits: Default::default(),
         new_timeline: false,
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
