@@ -152,6 +152,23 @@ async fn certify_verdicts_flags_and_server_agreement_on_the_simulator() {
     assert!(c["flags"].as_array().unwrap().is_empty(), "{}", c["flags"]);
     let v = fx.verify(&good, &fx.public);
     assert!(v.status.success(), "{}", text(&v));
+    // Regression guard for issue 16: a duplicated `endpoint` member verified as VALID.
+    let bytes = std::fs::read_to_string(&good).unwrap();
+    let dup = fx.dir.join("dup.json");
+    std::fs::write(
+        &dup,
+        format!("{{\"endpoint\":{{\"id\":\"someone-else\"}},{}", &bytes[1..]),
+    )
+    .unwrap();
+    let v = fx.verify(&dup, &fx.public);
+    assert!(!v.status.success(), "{}", text(&v));
+    assert!(text(&v).contains("duplicate member `endpoint`"), "{}", text(&v));
+    // A reformatted copy is not the signed document either.
+    let pretty = fx.dir.join("pretty.json");
+    std::fs::write(&pretty, serde_json::to_vec_pretty(&json(&good)).unwrap()).unwrap();
+    let v = fx.verify(&pretty, &fx.public);
+    assert!(!v.status.success(), "{}", text(&v));
+    assert!(text(&v).contains("not the canonical form"), "{}", text(&v));
     assert!(fx.dir.join("sim-good.md").exists() && fx.dir.join("sim-good.html").exists());
     let html = std::fs::read_to_string(fx.dir.join("sim-good.html")).unwrap();
     assert!(html.contains("<svg") && !html.contains("<script"));
