@@ -330,7 +330,7 @@ fn pipeline_on_simulator_matches_independent_recomputation() {
             mine.map(fixed_str),
             "{date} tier {tier}: published vs recomputed"
         );
-        assert_eq!(d["methodology_version"], "1.2.0");
+        assert_eq!(d["methodology_version"], "1.3.0");
         let recorded: BTreeMap<String, (String, i128, i128)> = d["chain"]["day_prices"]
             .as_array()
             .unwrap()

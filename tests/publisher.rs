@@ -226,11 +226,27 @@ fn contingency_day_carries_the_previous_final_value_with_its_reason() {
     let o = env.publish(D2, Some("t2"), "2026-01-07T00:05:00Z", &[]);
     assert!(o.status.success(), "{}", text(&o));
     let final_value = env.record("t2", D2, 1)["value"].clone();
-    // 2026-01-20 has no observations: refused unless declared an outage. (Not 2026-01-07: a
+    // 2026-01-08 has no observations: refused unless declared an outage. (Not 2026-01-07: a
     // probe of the demo's last seconds may land there on a loaded machine.)
-    let o = env.publish("2026-01-20", Some("t2"), "2026-01-21T00:05:00Z", &[]);
+    let o = env.publish("2026-01-08", Some("t2"), "2026-01-09T00:05:00Z", &[]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--allow-empty"));
+    let o = env.publish(
+        "2026-01-08",
+        Some("t2"),
+        "2026-01-09T00:05:00Z",
+        &["--allow-empty"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    // (2026-01-06 is t2's first published day here: its BASE value, the last value set from data)
+    assert!(text(&o).contains("carried forward the last value set from data, that of 2026-01-06"));
+    let c = env.record("t2", "2026-01-08", 1);
+    assert_eq!(c["status"], "CONTINGENCY");
+    assert_eq!(c["value"], final_value);
+    assert_eq!(c["contingency"]["carried_from"], D2);
+    assert_eq!(c["counts"]["valid_partitions"], 0);
+    // Methodology 1.3.0: more than 3 days without a value set from data is SUSPENDED; the
+    // record still carries the last value set from data (for reference) and its date.
     let o = env.publish(
         "2026-01-20",
         Some("t2"),
@@ -238,24 +254,21 @@ fn contingency_day_carries_the_previous_final_value_with_its_reason() {
         &["--allow-empty"],
     );
     assert!(o.status.success(), "{}", text(&o));
-    // (2026-01-06 is t2's first published day here: its BASE value, the last value set from data)
-    assert!(text(&o).contains("carried forward the last value set from data, that of 2026-01-06"));
-    let c = env.record("t2", "2026-01-20", 1);
-    assert_eq!(c["status"], "CONTINGENCY");
-    assert_eq!(c["value"], final_value);
-    assert_eq!(c["contingency"]["carried_from"], D2);
-    assert_eq!(c["counts"]["valid_partitions"], 0);
-    // A second outage day still carries the last FINAL value, not the carried one's date.
+    assert!(text(&o).contains("the index is SUSPENDED"), "{}", text(&o));
+    let c2 = env.record("t2", "2026-01-20", 1);
+    assert_eq!(c2["status"], "SUSPENDED");
+    assert_eq!(c2["value"], final_value);
+    assert_eq!(c2["contingency"]["carried_from"], D2);
+    assert_eq!(c2["sequence"], 3);
+    // Not before the day's end plus the settlement lag (5 minutes).
     let o = env.publish(
         "2026-01-21",
         Some("t2"),
-        "2026-01-22T00:05:00Z",
+        "2026-01-22T00:04:59.999Z",
         &["--allow-empty"],
     );
-    assert!(o.status.success(), "{}", text(&o));
-    let c2 = env.record("t2", "2026-01-21", 1);
-    assert_eq!(c2["contingency"]["carried_from"], D2);
-    assert_eq!(c2["sequence"], 3);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("settlement lag of 5 minutes"), "{}", text(&o));
     // A first day with nothing before it: CONTINGENCY with no value, and it says so.
     let o = env.publish(
         "2026-01-02",

@@ -9,6 +9,10 @@
 //!   2. the recomputed determination is FINAL (a restatement never introduces a carried value);
 //!   3. the change is material: |new - old| > materiality_threshold x |old|, compared exactly
 //!      in integers (no rounding at the boundary). A change exactly at the threshold is refused.
+//!      From methodology 1.3.0 a CONTINGENCY or SUSPENDED record that becomes computable is
+//!      always restated (its status is the change);
+//! - from methodology 1.3.0, a day is published no earlier than its end plus the settlement
+//!   lag.
 
 use crate::clock::{format_utc_ms, Date, DAY_MS, HOUR_MS};
 use crate::fixed::{Fixed, ONE};
@@ -31,6 +35,13 @@ pub enum Refusal {
         tier: String,
         date: Date,
         ends: String,
+    },
+    #[error("{tier} {date} cannot be published before {until} (UTC): the day's end plus the methodology's settlement lag of {minutes} minutes, so that every attempt sent in the day is stored and inside the Merkle root")]
+    SettlementLag {
+        tier: String,
+        date: Date,
+        until: String,
+        minutes: u32,
     },
     #[error("{tier} {date} is already published (version {version}, value {value}) and the recomputation gives the same value; published records are never overwritten")]
     Unchanged {
@@ -100,9 +111,23 @@ pub fn decide(
             ends: format_utc_ms(ends),
         });
     }
-    let Some((version, _status, old)) = in_force else {
+    if let Some(minutes) = m.settlement_lag_minutes {
+        let until = ends + minutes as i64 * 60_000;
+        if now_ms < until {
+            return Err(Refusal::SettlementLag {
+                tier,
+                date,
+                until: format_utc_ms(until),
+                minutes,
+            });
+        }
+    }
+    let Some((version, old_status, old)) = in_force else {
         return Ok(Decision::First);
     };
+    // 1.3.0: a day that carried a value (CONTINGENCY, SUSPENDED) and is now computable is
+    // always restated: its status changes even where its value would not.
+    let from_carry = m.restate_contingency && !old_status.sets_value();
     if !new.status.sets_value() {
         return Err(Refusal::NotFinal {
             tier,
@@ -114,7 +139,7 @@ pub fn decide(
     let value = new
         .value
         .expect("a FINAL or BASE determination has a value");
-    if old == Some(value) {
+    if old == Some(value) && !from_carry {
         return Err(Refusal::Unchanged {
             tier,
             date,
@@ -132,7 +157,7 @@ pub fn decide(
             value: show(old),
         });
     }
-    if !is_material(m.materiality_threshold, old, value) {
+    if !from_carry && !is_material(m.materiality_threshold, old, value) {
         return Err(Refusal::NotMaterial {
             tier,
             date,
@@ -150,6 +175,42 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v1_3_settlement_lag_and_contingency_restatement() {
+        let m = Methodology::v1_3_0();
+        let d = det(true, ONE);
+        // Not before the day's end plus 5 minutes; exactly then, yes.
+        let e = decide(&m, &d, None, day_end() + 5 * 60_000 - 1).unwrap_err();
+        assert!(matches!(e, Refusal::SettlementLag { minutes: 5, .. }), "{e}");
+        assert!(e.to_string().contains("2026-01-06T00:05:00.000Z"), "{e}");
+        assert_eq!(decide(&m, &d, None, day_end() + 5 * 60_000), Ok(Decision::First));
+        // 1.2.0 has no lag.
+        assert_eq!(decide(&Methodology::v1_2_0(), &d, None, day_end()), Ok(Decision::First));
+        // A CONTINGENCY record that becomes computable is restated even with a tiny change,
+        // or none; a FINAL one still needs a material change.
+        let at = day_end() + HOUR_MS;
+        let carried = Some((1, Status::Contingency, Some(Fixed(ONE))));
+        assert_eq!(decide(&m, &det(true, ONE + 1), carried, at), Ok(Decision::Restate { version: 2 }));
+        assert_eq!(decide(&m, &det(true, ONE), carried, at), Ok(Decision::Restate { version: 2 }));
+        let suspended = Some((1, Status::Suspended, Some(Fixed(ONE))));
+        assert_eq!(decide(&m, &det(true, ONE + 1), suspended, at), Ok(Decision::Restate { version: 2 }));
+        assert!(matches!(
+            decide(&m, &det(true, ONE + 1), OLD, at),
+            Err(Refusal::NotMaterial { .. })
+        ));
+        // Under 1.2.0 the carry rule is the old one.
+        assert!(matches!(
+            decide(&Methodology::v1_2_0(), &det(true, ONE + 1), carried, at),
+            Err(Refusal::NotMaterial { .. })
+        ));
+        // Still never after the cutoff.
+        let late = cutoff_ms(&m, Date::parse("2026-01-05").unwrap());
+        assert!(matches!(
+            decide(&m, &det(true, ONE + 1), carried, late),
+            Err(Refusal::CutoffPassed { .. })
+        ));
+    }
 
     fn det(status_final: bool, value: i128) -> Determination {
         let mut d = crate::publisher::carried_day(Fixed(value));

@@ -550,6 +550,11 @@ async fn finish_day(
     report.probes += probes;
     report.missed += missed;
     report.summary.merge(summary);
+    // Not before the day's end plus the settlement lag (methodology 1.3.0).
+    if let Some(lag) = svc.registry.current_methodology().settlement_lag_minutes {
+        let at = day.succ().start_ms() + lag as i64 * 60_000;
+        tokio::time::sleep(svc.clock.real_until(at)).await;
+    }
     let _ = (&mut restating.0).await;
     let s2 = svc.clone();
     let lines = tokio::task::spawn_blocking(move || s2.publish_day(day, &secret))

@@ -24,6 +24,8 @@ pub enum VersionError {
     Duplicate(String),
     #[error("a registry needs at least one methodology and one suite")]
     Empty,
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// The known versions; the last of each list is the current one.
@@ -44,6 +46,7 @@ impl Registry {
                     Methodology::v1_0_0(),
                     Methodology::v1_1_0(),
                     Methodology::v1_2_0(),
+                    Methodology::v1_3_0(),
                 ],
                 vec![Suite::embedded().clone()],
             )
@@ -77,6 +80,7 @@ impl Registry {
 
     /// This registry with `m` added as the current methodology.
     pub fn with_methodology(mut self, m: Methodology) -> Result<Registry, VersionError> {
+        m.validate().map_err(VersionError::Invalid)?;
         let h = m.hash();
         if self.methodologies.iter().any(|(k, _)| *k == h) {
             return Err(VersionError::Duplicate(format!(

@@ -48,6 +48,21 @@ pub struct Methodology {
     /// and hash are unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<chain::ChainParams>,
+    /// 1.3.0 and later: a day is determined no earlier than this many minutes after it ends
+    /// (at least the probes' total timeout), so that every attempt sent in the day is stored
+    /// and inside the Merkle root when the day is signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settlement_lag_minutes: Option<u32>,
+    /// 1.3.0 and later: after this many CONTINGENCY days in a row the status is SUSPENDED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_contingency_days: Option<u32>,
+    /// 1.3.0 and later: what holds while the index is SUSPENDED (IOSCO Principle 13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// 1.3.0 and later: a CONTINGENCY or SUSPENDED record that becomes computable (FINAL) is
+    /// always restated before the cutoff, whatever the size of the change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restate_contingency: bool,
 }
 
 impl Default for Methodology {
@@ -83,6 +98,10 @@ impl Methodology {
             restatement_cutoff_hours: 24,
             unit: "USD per 1,000,000 SIT".into(),
             chain: None,
+            settlement_lag_minutes: None,
+            max_contingency_days: None,
+            fallback: None,
+            restate_contingency: false,
         }
     }
 
@@ -118,13 +137,73 @@ impl Methodology {
         m
     }
 
-    /// blake3 (hex) of the canonical JSON of the parameters.
+    /// Methodology 1.3.0: 1.2.0 with the settlement path's integrity rules: a settlement lag
+    /// before a day is determined, SUSPENDED after three CONTINGENCY days in a row with a
+    /// stated fallback, and a CONTINGENCY day that becomes computable always restated.
+    pub fn v1_3_0() -> Self {
+        Methodology {
+            version: "1.3.0".into(),
+            settlement_lag_minutes: Some(5),
+            max_contingency_days: Some(3),
+            fallback: Some(FALLBACK.into()),
+            restate_contingency: true,
+            ..Methodology::v1_2_0()
+        }
+    }
+
+    /// blake3 (hex) of the RFC 8785 canonical JSON of the parameters. (For every version so
+    /// far these are the bytes `serde_json` wrote before: sorted keys, ASCII strings, integer
+    /// numbers; a regression test pins each version's hash.)
     pub fn hash(&self) -> String {
         let v = serde_json::to_value(self).expect("methodology serialises");
-        // serde_json::Value's map is a BTreeMap (no preserve_order): keys come out sorted.
-        blake3::hash(v.to_string().as_bytes()).to_hex().to_string()
+        blake3::hash(&crate::signing::canonical(&v))
+            .to_hex()
+            .to_string()
+    }
+
+    /// Refuse parameters this code does not implement (a methodology is a promise: a value
+    /// that would be silently ignored, such as two-hour partitions, must not be published as
+    /// if it applied).
+    pub fn validate(&self) -> Result<(), String> {
+        let one = crate::fixed::ONE;
+        let mut bad = Vec::new();
+        let mut need = |ok: bool, what: &str| {
+            if !ok {
+                bad.push(what.to_string());
+            }
+        };
+        need(self.partition_hours == 1, "partition_hours must be 1 (hourly partitions are what the code computes)");
+        need(self.partitions_per_day == 24, "partitions_per_day must be 24");
+        need(self.eligibility_window_hours >= 1 && self.eligibility_window_hours <= 24 * 7, "eligibility_window_hours must be 1 to 168");
+        need((0..=one).contains(&self.availability_floor.0), "availability_floor must be within 0 and 1");
+        need(self.min_endpoints >= 1, "min_endpoints must be at least 1");
+        need((0..one / 2).contains(&self.trim_fraction.0), "trim_fraction must be at least 0 and below 0.5");
+        need(self.max_endpoint_weight.0 > 0 && self.max_endpoint_weight.0 <= one, "max_endpoint_weight must be above 0 and at most 1");
+        need(self.min_valid_partitions >= 1 && self.min_valid_partitions <= self.partitions_per_day, "min_valid_partitions must be 1 to partitions_per_day");
+        need(self.sit_w_in >= 1 && self.sit_w_out >= 1, "SIT weights must be at least 1");
+        need(self.fixed_scale == crate::fixed::SCALE, "fixed_scale must be the code's scale (9 places)");
+        need(self.rounding == "half_to_even", "rounding must be half_to_even");
+        need(self.quantiles == "nearest_rank", "quantiles must be nearest_rank");
+        need(self.materiality_threshold.0 >= 0, "materiality_threshold must not be negative");
+        need(self.unit == "USD per 1,000,000 SIT", "unit must be USD per 1,000,000 SIT");
+        if let Some(cp) = &self.chain {
+            need(cp.max_reference_age_days >= 1, "chain.max_reference_age_days must be at least 1");
+            need(cp.min_price_partitions >= 1 && cp.min_price_partitions <= self.partitions_per_day, "chain.min_price_partitions must be 1 to partitions_per_day");
+            need(cp.quality_window_days.is_none_or(|w| (1..=31).contains(&w)), "chain.quality_window_days must be 1 to 31");
+        }
+        need(self.settlement_lag_minutes.is_none_or(|l| (2..=24 * 60).contains(&l)), "settlement_lag_minutes must be 2 (the probes' default total timeout) to 1440");
+        need(self.max_contingency_days.is_none_or(|d| d >= 1), "max_contingency_days must be at least 1");
+        need(self.max_contingency_days.is_some() == self.fallback.is_some(), "a SUSPENDED status needs its fallback stated, and a fallback its limit");
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("methodology {}: {}", self.version, bad.join("; ")))
+        }
     }
 }
+
+/// What holds while the index is SUSPENDED (methodology 1.3.0 and later; signed text).
+pub const FALLBACK: &str = "After more than max_contingency_days CONTINGENCY days in a row the index is SUSPENDED: each record still carries the last value set from data, for reference only; it is not a settlement value. A contract referencing a SUSPENDED day settles by the fallback its rules name; the administrator publishes a notice with the cause and reviews the panel; the index resumes at the first computable day, chained from the last value set from data.";
 
 /// What the index needs of one observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,23 +306,28 @@ pub enum Status {
     /// by well under 2%.
     /// A restatement of a base day that is still where the chain starts is BASE again.
     Base,
+    /// Methodology 1.3.0 and later: more than `max_contingency_days` CONTINGENCY days in a
+    /// row. The record carries the last value set from data for reference; the methodology's
+    /// `fallback` says what holds.
+    Suspended,
 }
 
 impl Status {
-    /// The name as serialised: FINAL, CONTINGENCY, RESTATED, BASE.
+    /// The name as serialised: FINAL, CONTINGENCY, RESTATED, BASE, SUSPENDED.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Final => "FINAL",
             Status::Contingency => "CONTINGENCY",
             Status::Restated => "RESTATED",
             Status::Base => "BASE",
+            Status::Suspended => "SUSPENDED",
         }
     }
 
     /// The day set its own value from its own data (FINAL, RESTATED or BASE): the value a
     /// later CONTINGENCY day carries and a chain continues from.
     pub fn sets_value(self) -> bool {
-        !matches!(self, Status::Contingency)
+        !matches!(self, Status::Contingency | Status::Suspended)
     }
 
     /// The value may settle a contract (FINAL or RESTATED; not a CONTINGENCY carry, not the
@@ -621,6 +705,23 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
         Ok(x) if anchor => (Status::Base, Some(x), None),
         Ok(x) => (Status::Final, Some(x), None),
         Err(why) => match input.previous_final {
+            Some((d, x))
+                if m
+                    .max_contingency_days
+                    .is_some_and(|n| input.date.0 - d.0 > n as i32) =>
+            {
+                let n = m.max_contingency_days.expect("checked");
+                (
+                    Status::Suspended,
+                    Some(x),
+                    Some(Contingency {
+                        reason: format!(
+                            "{why}; no value set from data for more than {n} days (the last, of {d}, is carried for reference only): the index is SUSPENDED and the methodology's fallback applies"
+                        ),
+                        carried_from: Some(d),
+                    }),
+                )
+            }
             Some((d, x)) => (
                 Status::Contingency,
                 Some(x),

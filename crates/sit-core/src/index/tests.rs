@@ -596,3 +596,71 @@ fn regression_chained_leave_one_out_respects_partition_sufficiency() {
     // without ep05 all 24 partitions keep 5 endpoints; 5 relatives of 1.1 remain
     assert_eq!(delta("ep05"), Some(Fixed::ZERO));
 }
+
+/// Methodology 1.3.0: after `max_contingency_days` (3) CONTINGENCY days in a row the status
+/// is SUSPENDED; the last value set from data is carried for reference, never for settlement.
+#[test]
+fn suspended_after_three_contingency_days_in_a_row() {
+    let m = Methodology::v1_3_0();
+    let e = ids(6);
+    let mut obs = Vec::new();
+    for i in 0..6u32 {
+        obs.extend(series(i, f("2"), -23..17, 3, true)); // 17 valid partitions: no value
+    }
+    let day = Date::parse(DAY).unwrap();
+    // The last value set from data is 3 days back: this is the third CONTINGENCY day.
+    let d = compute_day(&m, &input(&e, &obs, Some((Date(day.0 - 3), f("7.25")))));
+    assert_eq!((d.status, d.value), (Status::Contingency, Some(f("7.25"))));
+    // 4 days back: the fourth day without a value of its own is SUSPENDED.
+    let d = compute_day(&m, &input(&e, &obs, Some((Date(day.0 - 4), f("7.25")))));
+    assert_eq!((d.status, d.value), (Status::Suspended, Some(f("7.25"))));
+    assert_eq!(d.status.as_str(), "SUSPENDED");
+    assert!(!d.status.sets_value() && !d.status.settles());
+    let c = d.contingency.unwrap();
+    assert_eq!(c.carried_from, Some(Date(day.0 - 4)));
+    assert!(c.reason.contains("the index is SUSPENDED and the methodology's fallback applies"), "{}", c.reason);
+    // 1.2.0 has no limit: still CONTINGENCY however long.
+    let d = compute_day(&Methodology::v1_2_0(), &input(&e, &obs, Some((Date(day.0 - 30), f("7.25")))));
+    assert_eq!(d.status, Status::Contingency);
+}
+
+/// Regression guard for issue 12 ("hashes that can drift"): the hash is blake3 of the RFC 8785
+/// bytes, and every published version keeps the hash its records name.
+#[test]
+fn methodology_hashes_are_rfc8785_and_pinned() {
+    let pinned = [
+        (Methodology::v1_1_0(), "4163508155dcb18361739311ec9cc9e226cd6a0da31e6680359971bbc0c7c54e"),
+        (Methodology::v1_2_0(), "d3a36b4706aac20181556ba848c03776e52605543a6f75478d43def3400646ac"),
+    ];
+    for (m, h) in pinned {
+        assert_eq!(m.hash(), h, "{}", m.version);
+        // the bytes serde_json wrote before are the canonical bytes
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v.to_string().into_bytes(), crate::signing::canonical(&v));
+    }
+    assert_ne!(Methodology::v1_3_0().hash(), Methodology::v1_2_0().hash());
+}
+
+/// `validate` refuses what the code does not implement, and every embedded version passes.
+#[test]
+fn validate_refuses_parameters_the_code_ignores() {
+    for (_, m) in crate::versions::Registry::embedded().methodologies() {
+        m.validate().unwrap();
+    }
+    let mut m = Methodology::v1_3_0();
+    m.partition_hours = 2;
+    assert!(m.validate().unwrap_err().contains("partition_hours must be 1"));
+    let mut m = Methodology::v1_3_0();
+    m.fallback = None;
+    assert!(m.validate().unwrap_err().contains("needs its fallback stated"));
+    let mut m = Methodology::v1_3_0();
+    m.settlement_lag_minutes = Some(1);
+    assert!(m.validate().unwrap_err().contains("settlement_lag_minutes"));
+    let mut m = Methodology::v1_0_0();
+    m.trim_fraction = f("0.5");
+    assert!(m.validate().unwrap_err().contains("trim_fraction"));
+    assert!(matches!(
+        crate::versions::Registry::embedded().clone().with_methodology(m),
+        Err(crate::versions::VersionError::Invalid(_))
+    ));
+}
