@@ -570,7 +570,7 @@ impl Bundle {
         let keys: std::collections::BTreeSet<(u64, String)> = r
             .seed_u64()
             .map(|s| {
-                crate::schedule::day_schedule(&self.suite, c.endpoints.len(), day, s, c.per_hour)
+                c.slots(&self.suite, s)
                     .into_iter()
                     .map(|s| (s.seed, s.nonce))
                     .collect()
@@ -590,13 +590,7 @@ impl Bundle {
                     .then_some((c, seed))
             })
             .map(|(c, s)| {
-                crate::schedule::day_schedule(
-                    &self.suite,
-                    c.endpoints.len(),
-                    day.pred(),
-                    s,
-                    c.per_hour,
-                )
+                c.slots(&self.suite, s)
                 .into_iter()
                 .map(|s| (s.seed, s.nonce))
                 .collect()

@@ -140,7 +140,7 @@ impl HeadScan {
                 }
                 self.lines += 1;
                 self.line_bytes = 0;
-                if self.tail & 0xffff_ffff == 0x0d0a_0d0a || self.tail & 0xffff == 0x0a0a {
+                if self.tail == 0x0d0a_0d0a || self.tail & 0xffff == 0x0a0a {
                     self.done = true;
                     continue;
                 }

@@ -704,7 +704,7 @@ async fn commitments(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
             "date": date,
             "commitment": c,
             "reveal": st.archive.reveal(date),
-            "scheme": "commitment = blake3(\"sit-seed-commit-v1\" || date || seed (8 bytes LE) || salt (32 bytes)); the schedule is worker::schedule::day_schedule(seed)",
+            "scheme": "commitment = blake3(\"sit-seed-commit-v1\" || date || seed (8 bytes LE) || salt (32 bytes)); the schedule is sit_core::schedule::schedule(seed) under the commitment's schedule version (1: independent draws, the default when absent; 2: paired probes, every endpoint the same (family, seed) set per hour and tier)",
         });
         Ok::<_, ApiError>(
             (

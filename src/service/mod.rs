@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::index::Methodology;
 use crate::probes::Suite;
 use crate::publisher::archive::Archive;
-use crate::schedule::{day_schedule, Slot};
+use crate::schedule::Slot;
 use crate::store::Store;
 use crate::versions::Registry;
 use crate::worker::recorder::{OnAck, Recorder};
@@ -283,6 +283,7 @@ fn commit(
         per_hour,
         suite_hash: suite.hash.clone(),
         committed_at: format_utc_ms(now_ms),
+        schedule: crate::schedule::SCHEDULE_PAIRED,
     };
     archive
         .put_commitment(&c)
@@ -464,7 +465,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
                 )?;
             }
             let secret = day_secret(data, day)?;
-            let slots = day_schedule(suite, c.endpoints.len(), day, secret.seed(), c.per_hour);
+            let slots = c.slots(suite, secret.seed());
             let probing = {
                 let (worker, store, recorder, usable, opts, status) = (
                     worker.clone(),

@@ -8,7 +8,6 @@
 
 use crate::observation::Observation;
 use crate::probes::Suite;
-use crate::schedule::day_schedule;
 use crate::time::Date;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +21,32 @@ pub struct Commitment {
     pub per_hour: u32,
     pub suite_hash: String,
     pub committed_at: String,
+    /// The schedule version the seed expands by ([`crate::schedule::schedule`]); 1 (absent
+    /// in older commitments, whose bytes are unchanged) or 2, paired probes.
+    #[serde(default = "schedule_v1", skip_serializing_if = "is_v1")]
+    pub schedule: u32,
+}
+
+fn schedule_v1() -> u32 {
+    crate::schedule::SCHEDULE_INDEPENDENT
+}
+
+fn is_v1(v: &u32) -> bool {
+    *v == crate::schedule::SCHEDULE_INDEPENDENT
+}
+
+impl Commitment {
+    /// The committed schedule, once the seed is known.
+    pub fn slots(&self, suite: &crate::probes::Suite, seed: u64) -> Vec<crate::schedule::Slot> {
+        crate::schedule::schedule(
+            suite,
+            self.endpoints.len(),
+            self.date,
+            seed,
+            self.per_hour,
+            self.schedule,
+        )
+    }
 }
 
 /// Published after the day.
@@ -74,7 +99,7 @@ pub fn check_day(
             c.date
         ));
     }
-    let slots = day_schedule(suite, c.endpoints.len(), c.date, seed, c.per_hour);
+    let slots = c.slots(suite, seed);
     let mut used = vec![false; slots.len()];
     // (seed, nonce) identify a slot; a BTreeMap keeps the lookup deterministic and fast.
     let by_key: std::collections::BTreeMap<(u64, &str), usize> = slots
