@@ -194,6 +194,10 @@ impl Methodology {
         need(self.settlement_lag_minutes.is_none_or(|l| (2..=24 * 60).contains(&l)), "settlement_lag_minutes must be 2 (the probes' default total timeout) to 1440");
         need(self.max_contingency_days.is_none_or(|d| d >= 1), "max_contingency_days must be at least 1");
         need(self.max_contingency_days.is_some() == self.fallback.is_some(), "a SUSPENDED status needs its fallback stated, and a fallback its limit");
+        // With a settlement lag, a day's restatement window must close before the next day
+        // can be published (its end plus the lag): then restating D can never leave D+1,
+        // which chains from or carries D's value, computed from a superseded record.
+        need(self.settlement_lag_minutes.is_none() || self.restatement_cutoff_hours <= 24, "restatement_cutoff_hours must be at most 24 with a settlement lag (a day's window closes before the next day is published)");
         if bad.is_empty() {
             Ok(())
         } else {

@@ -656,6 +656,9 @@ fn validate_refuses_parameters_the_code_ignores() {
     let mut m = Methodology::v1_3_0();
     m.settlement_lag_minutes = Some(1);
     assert!(m.validate().unwrap_err().contains("settlement_lag_minutes"));
+    let mut m = Methodology::v1_3_0();
+    m.restatement_cutoff_hours = 25;
+    assert!(m.validate().unwrap_err().contains("restatement_cutoff_hours must be at most 24"));
     let mut m = Methodology::v1_0_0();
     m.trim_fraction = f("0.5");
     assert!(m.validate().unwrap_err().contains("trim_fraction"));
