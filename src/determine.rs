@@ -9,16 +9,17 @@ use crate::probes::Suite;
 use crate::store::{Store, StoreError};
 use crate::versions::Registry;
 
-/// Observations of one tier in a window, as index rows with their endpoint universe.
+/// Observations of one tier in a window, as index rows with their endpoint universe and each
+/// endpoint's provider.
 pub fn index_rows(
     store: &Store,
     suite: &Suite,
     tier: &str,
     from_ms: i64,
     to_ms: i64,
-) -> Result<(Vec<String>, Vec<IndexObs>), StoreError> {
+) -> Result<(Vec<String>, Vec<String>, Vec<IndexObs>), StoreError> {
     let raw = store.scan(from_ms, to_ms).collect::<Result<Vec<_>, _>>()?;
-    Ok(crate::index::input_rows(
+    Ok(crate::index::input_rows_with_providers(
         raw.iter().map(|s| (&s.obs, &s.hash)),
         tier,
         &suite.hash,
@@ -108,7 +109,7 @@ pub fn one_day(
         .tier(tier_id)
         .unwrap_or_else(|| panic!("tier `{tier_id}` checked by the caller"));
     let (from, to) = crate::index::day_window(m, day);
-    let (endpoints, rows) = index_rows(store, suite, tier_id, from, to)?;
+    let (endpoints, providers, rows) = index_rows(store, suite, tier_id, from, to)?;
     Ok(compute_day(
         m,
         &DayInput {
@@ -116,6 +117,7 @@ pub fn one_day(
             date: day,
             pass_threshold: tier.pass_threshold,
             endpoints: &endpoints,
+            providers: &providers,
             observations: &rows,
             previous_final,
             suite_hash: &suite.hash,

@@ -18,7 +18,7 @@ use crate::clock::{format_utc_ms, Date, DAY_MS, HOUR_MS};
 use crate::commit::{check_day, Commitment, Reveal};
 use crate::config::PriceSchedule;
 use crate::index::{
-    compute_day, day_window, input_rows, DayInput, Determination, Methodology, Status,
+    compute_day, day_window, DayInput, Determination, Methodology, Status,
 };
 use crate::observation::{FailureClass, Observation};
 use crate::probes::{Family, Suite};
@@ -901,7 +901,7 @@ fn recompute(
         .tier(&d.tier)
         .ok_or_else(|| format!("tier {} not in the suite", d.tier))?;
     let (from, to) = day_window(&b.methodology, d.date);
-    let (endpoints, rows) = input_rows(
+    let (endpoints, providers, rows) = crate::index::input_rows_with_providers(
         derived.iter().map(|(o, h)| (o, h)),
         &d.tier,
         &b.suite.hash,
@@ -919,6 +919,7 @@ fn recompute(
             date: d.date,
             pass_threshold: tier.pass_threshold,
             endpoints: &endpoints,
+            providers: &providers,
             observations: &rows,
             previous_final,
             suite_hash: &b.suite.hash,

@@ -88,6 +88,7 @@ pub(crate) fn carried_day(previous: Fixed) -> crate::index::Determination {
             date: Date::parse("2026-01-05").unwrap(),
             pass_threshold: Fixed(800_000_000),
             endpoints: &[],
+            providers: &[],
             observations: &[],
             previous_final: Some((Date::parse("2026-01-04").unwrap(), previous)),
             suite_hash: "suite",

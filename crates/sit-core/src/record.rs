@@ -95,6 +95,7 @@ mod tests {
                 date: crate::time::Date::parse("2026-01-05").unwrap(),
                 pass_threshold: Fixed(800_000_000),
                 endpoints: &[],
+                providers: &[],
                 observations: &[],
                 previous_final: Some((
                     crate::time::Date::parse("2026-01-04").unwrap(),

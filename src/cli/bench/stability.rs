@@ -364,6 +364,7 @@ pub fn run(days: u32, seed: u64, n: usize) -> Vec<MethodFigures> {
                 date,
                 pass_threshold: crate::fixed::Fixed(800_000_000),
                 endpoints: &ids,
+                providers: &[],
                 observations: &window,
                 previous_final,
                 suite_hash: "bench",

@@ -245,6 +245,172 @@ pub fn trimmed_geometric_mean(
     ))
 }
 
+/// Units of the capped weights (methodology 1.3.0): weights are whole ten-thousandths once a
+/// provider cap binds, so the exact root stays small (a 10,000th root).
+pub const CAP_UNITS: u64 = 10_000;
+
+/// Split `total` units over `shares` in proportion, largest remainder first (ties to the
+/// lower position): the parts sum to `total` exactly.
+fn apportion(total: u64, shares: &[u64]) -> Vec<u64> {
+    let sum: u128 = shares.iter().map(|x| *x as u128).sum();
+    if sum == 0 {
+        return vec![0; shares.len()];
+    }
+    let mut parts: Vec<u64> = shares
+        .iter()
+        .map(|x| (*x as u128 * total as u128 / sum) as u64)
+        .collect();
+    let mut left = total - parts.iter().sum::<u64>();
+    let mut order: Vec<usize> = (0..shares.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(shares[i] as u128 * total as u128 % sum), i));
+    for i in order {
+        if left == 0 {
+            break;
+        }
+        if shares[i] > 0 {
+            parts[i] += 1;
+            left -= 1;
+        }
+    }
+    parts
+}
+
+/// Cap each group's (provider's) total weight at `cap` (methodology 1.3.0): `c / d` are the
+/// trimmed weights by position, `group[i]` the position's group. Returns `Err` when fewer than
+/// `min_groups` groups keep weight (no value), `Ok(None)` when no group exceeds the cap (the
+/// weights stand as they are), else the capped weights in [`CAP_UNITS`]: each group over the
+/// cap is brought down to it (its members keeping their proportions), the excess going to the
+/// other groups in proportion to their weights, until no group exceeds the cap.
+pub fn cap_groups(
+    c: &[u64],
+    d: u64,
+    group: &[u32],
+    cap: Fixed,
+    min_groups: u32,
+) -> Result<Option<Vec<u64>>, String> {
+    let groups: std::collections::BTreeMap<u32, u128> =
+        c.iter().zip(group).fold(Default::default(), |mut m, (x, g)| {
+            *m.entry(*g).or_default() += *x as u128;
+            m
+        });
+    let kept = groups.values().filter(|x| **x > 0).count();
+    if kept < min_groups as usize {
+        return Err(format!(
+            "FEWER_THAN_MIN_PROVIDERS: {kept} providers carry weight, {min_groups} needed"
+        ));
+    }
+    if groups.values().all(|g| g * ONE as u128 <= cap.0 as u128 * d as u128) {
+        return Ok(None);
+    }
+    let cap_u = (cap.0 as u128 * CAP_UNITS as u128 / ONE as u128) as u64;
+    let mut u = apportion(CAP_UNITS, c);
+    let mut capped = std::collections::BTreeSet::new();
+    loop {
+        let total = |u: &[u64], g: u32| -> u64 {
+            u.iter().zip(group).filter(|(_, x)| **x == g).map(|(v, _)| *v).sum()
+        };
+        let over: Vec<u32> = groups
+            .keys()
+            .copied()
+            .filter(|g| !capped.contains(g) && total(&u, *g) > cap_u)
+            .collect();
+        if over.is_empty() {
+            return Ok(Some(u));
+        }
+        let mut excess = 0u64;
+        for g in over {
+            let idx: Vec<usize> = (0..u.len()).filter(|&i| group[i] == g).collect();
+            excess += total(&u, g) - cap_u;
+            let parts = apportion(cap_u, &idx.iter().map(|&i| u[i]).collect::<Vec<_>>());
+            for (k, &i) in idx.iter().enumerate() {
+                u[i] = parts[k];
+            }
+            capped.insert(g);
+        }
+        let free: Vec<usize> = (0..u.len()).filter(|&i| !capped.contains(&group[i])).collect();
+        let add = apportion(excess, &free.iter().map(|&i| u[i]).collect::<Vec<_>>());
+        if add.iter().sum::<u64>() < excess {
+            // nowhere to put it: the cap cannot hold with these groups
+            return Err(format!(
+                "PROVIDER_CAP_INFEASIBLE: {} providers cannot each stay within {cap}",
+                groups.len()
+            ));
+        }
+        for (k, &i) in free.iter().enumerate() {
+            u[i] += add[k];
+        }
+    }
+}
+
+/// [`trimmed_geometric_mean`] with a provider cap (methodology 1.3.0): `groups[i]` is the
+/// sorted position's provider; `provider` is (cap, min providers).
+///
+/// The cap applies to the weights that enter the trimmed mean: every position starts with
+/// weight 1; a provider holding more than `cap` of the total is brought down to `cap` (its
+/// positions keeping equal shares) and the excess goes to the others pro rata
+/// ([`cap_groups`], in [`CAP_UNITS`]). The trim then removes `trim` of the total weight from
+/// each end (element `i` covers its span of the cumulative weight and keeps its overlap with
+/// `[t, W - t]`), as the unweighted fractional trim does with equal weights. With no provider
+/// over the cap this is exactly [`trimmed_geometric_mean`]. `None` with fewer than `min`
+/// values or `min providers` providers, or when a kept weight exceeds `endpoint_cap`.
+pub fn capped_geometric_mean(
+    sorted: &[Fixed],
+    groups: &[u32],
+    trim: Fixed,
+    min: usize,
+    endpoint_cap: Fixed,
+    provider: Option<(Fixed, u32)>,
+) -> Option<(Fixed, Vec<Fixed>)> {
+    let Some((cap, min_groups)) = provider else {
+        return trimmed_geometric_mean(sorted, trim, min, endpoint_cap);
+    };
+    let n = sorted.len();
+    if n < min.max(1) || sorted.iter().any(|v| v.0 <= 0) {
+        return None;
+    }
+    let u = match cap_groups(&vec![1; n], n as u64, groups, cap, min_groups) {
+        Err(_) => return None,
+        Ok(None) => return trimmed_geometric_mean(sorted, trim, min, endpoint_cap),
+        Ok(Some(u)) => u,
+    };
+    let total = CAP_UNITS as i128;
+    let t = trim.0 * total / ONE;
+    let mut cum = 0i128;
+    let kept: Vec<i128> = u
+        .iter()
+        .map(|x| {
+            let (lo, hi) = (cum, cum + *x as i128);
+            cum = hi;
+            (hi.min(total - t) - lo.max(t)).max(0)
+        })
+        .collect();
+    let d: i128 = kept.iter().sum();
+    if d <= 0 {
+        return None;
+    }
+    let g = kept.iter().fold(d, |a, b| gcd(a, *b));
+    let (c, d): (Vec<u64>, u64) = (kept.iter().map(|x| (x / g) as u64).collect(), (d / g) as u64);
+    let max = *c.iter().max().expect("n >= 1");
+    if (max as i128) * ONE > endpoint_cap.0 * d as i128 {
+        return None;
+    }
+    let mut p = BigUint::one();
+    for (v, e) in sorted.iter().zip(&c) {
+        if *e > 0 {
+            p *= BigUint::from(v.0 as u128).pow(*e as u32);
+        }
+    }
+    let root = nth_root_nearest(&p, d as u32);
+    let weights = c
+        .iter()
+        .map(|e| Fixed::ratio(*e as i128, d as i128))
+        .collect();
+    Some((
+        Fixed(root.to_i128().expect("the mean of i128 values fits")),
+        weights,
+    ))
+}
+
 /// `level * g`, rounded half to even at 10^-9.
 pub fn scale(level: Fixed, g: Fixed) -> Fixed {
     Fixed(div_round_half_even(level.0 * g.0, ONE))
@@ -259,6 +425,9 @@ pub struct ChainDay {
     pub weights: Vec<Fixed>,
     /// Per endpoint index: the value without it minus the value (None: no value without it).
     pub deltas: Vec<Option<Fixed>>,
+    /// With a provider cap (1.3.0): per provider index, its total weight and the value
+    /// without all its endpoints minus the value.
+    pub provider_deltas: Vec<(u32, Fixed, Option<Fixed>)>,
 }
 
 /// Compute a chained day. `prices[e]` is endpoint `e`'s day price with its partition count
@@ -274,26 +443,47 @@ pub fn chain_day(
     link: &ChainLink,
     date: Date,
     ids: &[String],
+    groups: &[u32],
     prices: &[Option<(Fixed, u32)>],
 ) -> ChainDay {
     let prices: Vec<Option<(Fixed, u32)>> =
         prices.iter().map(|x| x.filter(|(v, _)| v.0 > 0)).collect();
-    let mut day = chain_core(m, p, link, date, ids, &prices);
+    let mut day = chain_core(m, p, link, date, ids, groups, &prices);
     let Some(v) = day.value else {
         return day;
+    };
+    let without = |drop: &dyn Fn(usize) -> bool| -> Option<Fixed> {
+        let rest: Vec<Option<(Fixed, u32)>> = (0..ids.len())
+            .map(|e| if drop(e) { None } else { prices[e] })
+            .collect();
+        chain_core(m, p, link, date, ids, groups, &rest)
+            .value
+            .map(|w| Fixed(w.0 - v.0))
     };
     day.deltas = (0..ids.len())
         .map(|e| {
             if prices[e].is_none() {
                 return Some(Fixed::ZERO);
             }
-            let mut without = prices.clone();
-            without[e] = None;
-            chain_core(m, p, link, date, ids, &without)
-                .value
-                .map(|w| Fixed(w.0 - v.0))
+            without(&|x| x == e)
         })
         .collect();
+    if m.max_provider_weight.is_some() {
+        let provs: std::collections::BTreeSet<u32> = (0..ids.len())
+            .filter(|&e| prices[e].is_some())
+            .map(|e| groups[e])
+            .collect();
+        day.provider_deltas = provs
+            .into_iter()
+            .map(|g| {
+                let w: i128 = (0..ids.len())
+                    .filter(|&e| groups[e] == g)
+                    .map(|e| day.weights[e].0)
+                    .sum();
+                (g, Fixed(w), without(&|x| groups[x] == g))
+            })
+            .collect();
+    }
     day
 }
 
@@ -304,8 +494,12 @@ fn chain_core(
     link: &ChainLink,
     date: Date,
     ids: &[String],
+    groups: &[u32],
     prices: &[Option<(Fixed, u32)>],
 ) -> ChainDay {
+    let provider = m
+        .max_provider_weight
+        .map(|cap| (cap, m.min_providers.unwrap_or(1)));
     let n = ids.len();
     let min = m.min_endpoints as usize;
     let day_prices: Vec<DayPrice> = (0..n)
@@ -336,9 +530,17 @@ fn chain_core(
         .collect();
     rel.sort_unstable();
     let sorted: Vec<Fixed> = rel.iter().map(|r| r.0).collect();
-    let chained = link
-        .level
-        .and_then(|_| trimmed_geometric_mean(&sorted, m.trim_fraction, min, m.max_endpoint_weight));
+    let rel_groups: Vec<u32> = rel.iter().map(|r| groups[r.1 as usize]).collect();
+    let chained = link.level.and_then(|_| {
+        capped_geometric_mean(
+            &sorted,
+            &rel_groups,
+            m.trim_fraction,
+            min,
+            m.max_endpoint_weight,
+            provider,
+        )
+    });
     let mut weights = vec![Fixed::ZERO; n];
     let deltas: Vec<Option<Fixed>> = vec![None; n];
     let mut rel_weights = vec![Fixed::ZERO; rel.len()];
@@ -358,7 +560,15 @@ fn chain_core(
                 .collect();
             lv.sort_unstable();
             let sorted_lv: Vec<Fixed> = lv.iter().map(|x| x.0).collect();
-            match trimmed_geometric_mean(&sorted_lv, m.trim_fraction, min, m.max_endpoint_weight) {
+            let lv_groups: Vec<u32> = lv.iter().map(|x| groups[x.1 as usize]).collect();
+            match capped_geometric_mean(
+                &sorted_lv,
+                &lv_groups,
+                m.trim_fraction,
+                min,
+                m.max_endpoint_weight,
+                provider,
+            ) {
                 Some((g, w)) => {
                     for (x, wx) in lv.iter().zip(&w) {
                         weights[x.1 as usize] = *wx;
@@ -391,6 +601,7 @@ fn chain_core(
         },
         weights,
         deltas,
+        provider_deltas: Vec::new(),
     }
 }
 
@@ -493,6 +704,67 @@ pub fn link_after(p: &ChainParams, previous: Option<&super::Determination>) -> C
 mod tests {
     use super::*;
 
+    /// Methodology 1.3.0 golden: a provider over the cap is brought down to it, its members
+    /// keeping their proportions, the excess going to the others pro rata; a cap that does
+    /// not bind changes nothing; too few providers give no value.
+    #[test]
+    fn golden_provider_cap() {
+        let cap = Fixed(250_000_000);
+        // six equal weights, three of them one provider's (half the weight)
+        let u = cap_groups(&[1; 6], 6, &[0, 0, 0, 1, 2, 3], cap, 4).unwrap().unwrap();
+        assert_eq!(u, vec![834, 833, 833, 2500, 2500, 2500]);
+        assert_eq!(u.iter().sum::<u64>(), CAP_UNITS);
+        // every provider alone: no group exceeds 1/4 of six equal weights
+        assert_eq!(cap_groups(&[1; 6], 6, &[0, 1, 2, 3, 4, 5], cap, 4), Ok(None));
+        // exactly at the cap does not bind
+        assert_eq!(cap_groups(&[1; 8], 8, &[0, 0, 1, 1, 2, 2, 3, 3], cap, 4), Ok(None));
+        // three providers cannot satisfy a minimum of four
+        let e = cap_groups(&[1; 6], 6, &[0, 0, 1, 1, 2, 2], cap, 4).unwrap_err();
+        assert!(e.starts_with("FEWER_THAN_MIN_PROVIDERS: 3"), "{e}");
+        // trimmed weights (zero at the ends) do not count as weight
+        let e = cap_groups(&[0, 1, 1, 1, 1, 0], 4, &[9, 0, 1, 2, 2, 3], cap, 4).unwrap_err();
+        assert!(e.starts_with("FEWER_THAN_MIN_PROVIDERS: 3"), "{e}");
+    }
+
+    #[test]
+    fn golden_provider_cap_through_a_chained_day() {
+        let m = super::super::Methodology::v1_3_0();
+        let cp = m.chain.clone().unwrap();
+        let l = link(8, 1_000_000_000, "2026-01-04");
+        // Three endpoints of one provider moved +10%; five others (five providers) 0%.
+        let p = prices(&[
+            Some(1_100_000_000),
+            Some(1_100_000_000),
+            Some(1_100_000_000),
+            Some(1_000_000_000),
+            Some(1_000_000_000),
+            Some(1_000_000_000),
+            Some(1_000_000_000),
+            Some(1_000_000_000),
+        ]);
+        let day = d("2026-01-05");
+        let grouped = chain_day(&m, &cp, &l, day, &ids(8), &[0, 0, 0, 1, 2, 3, 4, 5], &p);
+        let alone = chain_day(&m, &cp, &l, day, &ids(8), &[0, 1, 2, 3, 4, 5, 6, 7], &p);
+        let (vg, va) = (grouped.value.unwrap(), alone.value.unwrap());
+        // Alone: 3 of 8 equal weights moved, trimmed 1.6 each side: (1.1)^(1.4/4.8) (Python
+        // Decimal: 1.0281887945...).
+        assert_eq!(va, Fixed(1_028_188_795));
+        // Capped: the provider weighs 1/4 before the trim (others 3/20 each); the trim takes
+        // 1/5 of the weight from each end, all of it from the +10% end's first 0.2: the kept
+        // +10% weight is 0.05 of 0.6, so the value moves by (1.1)^(1/12).
+        assert_eq!(vg, Fixed(1_007_974_140));
+        let w0: i128 = grouped.weights[..3].iter().map(|w| w.0).sum();
+        assert_eq!(Fixed(w0), Fixed::ratio(1, 12));
+        // leave-one-provider-out: six providers, the +10% one's delta brings it back to 1
+        assert_eq!(grouped.provider_deltas.len(), 6);
+        let (g, w, delta) = grouped.provider_deltas[0];
+        assert_eq!((g, w), (0, Fixed(w0)));
+        assert_eq!(delta, Some(Fixed(1_000_000_000 - vg.0)));
+        // Fewer than four providers: no chained value (the level carries).
+        let few = chain_day(&m, &cp, &l, day, &ids(8), &[0, 0, 0, 1, 1, 2, 2, 2], &p);
+        assert_eq!(few.record.basis, "base_carried");
+    }
+
     #[test]
     fn nth_root_rounds_to_nearest() {
         let b = |x: u128| BigUint::from(x);
@@ -558,7 +830,8 @@ mod tests {
     fn run(l: &ChainLink, n: usize, p: &[Option<i128>]) -> ChainDay {
         let m = Methodology::v1_1_0();
         let cp = m.chain.clone().unwrap();
-        chain_day(&m, &cp, l, d("2026-01-05"), &ids(n), &prices(p))
+        let groups: Vec<u32> = (0..n as u32).collect();
+        chain_day(&m, &cp, l, d("2026-01-05"), &ids(n), &groups, &prices(p))
     }
 
     #[test]

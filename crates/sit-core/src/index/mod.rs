@@ -63,6 +63,13 @@ pub struct Methodology {
     /// always restated before the cutoff, whatever the size of the change.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restate_contingency: bool,
+    /// 1.3.0 and later: no provider's endpoints together weigh more than this in a day's
+    /// value (the excess goes to the others pro rata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_provider_weight: Option<Fixed>,
+    /// 1.3.0 and later: a value needs at least this many distinct providers carrying weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_providers: Option<u32>,
 }
 
 impl Default for Methodology {
@@ -102,6 +109,8 @@ impl Methodology {
             max_contingency_days: None,
             fallback: None,
             restate_contingency: false,
+            max_provider_weight: None,
+            min_providers: None,
         }
     }
 
@@ -147,6 +156,8 @@ impl Methodology {
             max_contingency_days: Some(3),
             fallback: Some(FALLBACK.into()),
             restate_contingency: true,
+            max_provider_weight: Some(Fixed(250_000_000)),
+            min_providers: Some(4),
             ..Methodology::v1_2_0()
         }
     }
@@ -193,6 +204,16 @@ impl Methodology {
         }
         need(self.settlement_lag_minutes.is_none_or(|l| (2..=24 * 60).contains(&l)), "settlement_lag_minutes must be 2 (the probes' default total timeout) to 1440");
         need(self.max_contingency_days.is_none_or(|d| d >= 1), "max_contingency_days must be at least 1");
+        need(self.max_provider_weight.is_none_or(|c| c.0 > 0 && c.0 <= one), "max_provider_weight must be above 0 and at most 1");
+        need(self.max_provider_weight.is_some() == self.min_providers.is_some(), "max_provider_weight and min_providers go together");
+        need(
+            match (self.max_provider_weight, self.min_providers) {
+                (Some(c), Some(n)) => c.0 * n as i128 >= one,
+                _ => true,
+            },
+            "min_providers x max_provider_weight must be at least 1 (else the cap cannot hold)",
+        );
+        need(self.max_provider_weight.is_none() || self.chain.is_some(), "the provider cap needs a chained methodology");
         need(self.max_contingency_days.is_some() == self.fallback.is_some(), "a SUSPENDED status needs its fallback stated, and a fallback its limit");
         // With a settlement lag, a day's restatement window must close before the next day
         // can be published (its end plus the lag): then restating D can never leave D+1,
@@ -238,6 +259,20 @@ pub fn input_rows<'a>(
     from_ms: i64,
     to_ms: i64,
 ) -> (Vec<String>, Vec<IndexObs>) {
+    let (endpoints, _, rows) = input_rows_with_providers(observations, tier, suite_hash, from_ms, to_ms);
+    (endpoints, rows)
+}
+
+/// [`input_rows`] with each endpoint's provider: the one its latest observation in the window
+/// names (ties by the provider's name; empty for a record that names none, such as a missed
+/// probe of an endpoint no longer configured).
+pub fn input_rows_with_providers<'a>(
+    observations: impl IntoIterator<Item = (&'a crate::observation::Observation, &'a [u8; 32])>,
+    tier: &str,
+    suite_hash: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> (Vec<String>, Vec<String>, Vec<IndexObs>) {
     let kept: Vec<_> = observations
         .into_iter()
         .filter(|(o, _)| {
@@ -263,7 +298,22 @@ pub fn input_rows<'a>(
             hash: **h,
         })
         .collect();
-    (endpoints, rows)
+    let mut latest: Vec<Option<(i64, &str)>> = vec![None; endpoints.len()];
+    for (o, _) in &kept {
+        if o.provider.is_empty() {
+            continue;
+        }
+        let e = endpoints.binary_search(&o.endpoint).expect("endpoint in universe");
+        let here = (o.at_ms, o.provider.as_str());
+        if latest[e].is_none_or(|l| here > l) {
+            latest[e] = Some(here);
+        }
+    }
+    let providers = latest
+        .into_iter()
+        .map(|l| l.map(|(_, p)| p.to_string()).unwrap_or_default())
+        .collect();
+    (endpoints, providers, rows)
 }
 
 /// The window of observations a day's determination reads: the trailing eligibility window
@@ -283,6 +333,9 @@ pub struct DayInput<'a> {
     pub pass_threshold: Fixed,
     /// Endpoint ids sorted ascending and unique: the total order's tie-breaker.
     pub endpoints: &'a [String],
+    /// Each endpoint's provider (same order; empty: each endpoint is its own provider). The
+    /// provider cap of 1.3.0 groups by it.
+    pub providers: &'a [String],
     /// Observations of this tier; those outside the window are ignored.
     pub observations: &'a [IndexObs],
     /// The last value set from data (FINAL, RESTATED or BASE) before this day, for
@@ -345,6 +398,17 @@ impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Leave-one-provider-out (methodology 1.3.0): the day without every endpoint of a provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaveOneProviderOut {
+    pub provider: String,
+    /// Share of the daily value carried by this provider's endpoints (after the cap).
+    pub weight: Fixed,
+    /// Daily value without this provider minus the daily value; None when the day would not
+    /// be FINAL without it.
+    pub delta: Option<Fixed>,
 }
 
 /// Why an endpoint had no price in a partition.
@@ -435,6 +499,9 @@ pub struct Determination {
     pub top3_concentration: Fixed,
     pub excluded: Vec<Exclusion>,
     pub leave_one_out: Vec<LeaveOneOut>,
+    /// Methodology 1.3.0 and later (absent before, so older records keep their bytes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leave_one_provider_out: Vec<LeaveOneProviderOut>,
     pub partitions: Vec<PartitionRecord>,
     pub merkle_root: String,
     pub sequence: u64,
@@ -781,6 +848,7 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
             })
             .collect(),
         leave_one_out,
+        leave_one_provider_out: v.provider_deltas,
         partitions: v.partitions,
         merkle_root,
         sequence: input.sequence,
@@ -798,6 +866,7 @@ struct DayValue {
     /// Per endpoint index.
     weights: Vec<Fixed>,
     deltas: Vec<Option<Fixed>>,
+    provider_deltas: Vec<LeaveOneProviderOut>,
     chain: Option<chain::ChainRecord>,
 }
 
@@ -844,6 +913,7 @@ fn levels_day(m: &Methodology, eligible: &[Vec<(Fixed, u32)>], e_count: usize) -
         })
         .collect();
     DayValue {
+        provider_deltas: Vec::new(),
         value: core.value.ok_or_else(|| insufficient(m, core.valid)),
         valid: core.valid,
         partitions: core
@@ -947,7 +1017,27 @@ fn chained_day(
             .map(|p| (p, priced[e]))
         })
         .collect();
-    let mut day = chain::chain_day(m, cp, link, input.date, input.endpoints, &prices);
+    // Providers as groups (1.3.0's cap): each endpoint's provider, by index in sorted order.
+    let provider_of = |e: usize| -> &str {
+        match input.providers.get(e) {
+            Some(p) if !p.is_empty() => p.as_str(),
+            _ => input.endpoints[e].as_str(),
+        }
+    };
+    let provider_names: Vec<&str> = {
+        let mut v: Vec<&str> = (0..e_count).map(provider_of).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let groups: Vec<u32> = (0..e_count)
+        .map(|e| {
+            provider_names
+                .binary_search(&provider_of(e))
+                .expect("listed") as u32
+        })
+        .collect();
+    let mut day = chain::chain_day(m, cp, link, input.date, input.endpoints, &groups, &prices);
     if cp.quality_window_days.is_some() {
         for dp in &mut day.record.day_prices {
             let e = input
@@ -963,8 +1053,18 @@ fn chained_day(
             dp.pooled_share = Some(Fixed::ratio(s as i128, a as i128));
         }
     }
+    let priced_providers = (0..e_count)
+        .filter(|&e| prices[e].is_some_and(|(p, _)| p.0 > 0))
+        .map(|e| groups[e])
+        .collect::<std::collections::BTreeSet<u32>>()
+        .len();
     let value = if valid < m.min_valid_partitions as usize {
         Err(insufficient(m, valid))
+    } else if m.min_providers.is_some_and(|n| priced_providers < n as usize) {
+        Err(format!(
+            "FEWER_THAN_MIN_PROVIDERS: {priced_providers} providers with a day price, {} needed",
+            m.min_providers.expect("checked")
+        ))
     } else {
         day.value.ok_or_else(|| {
             format!(
@@ -1015,6 +1115,29 @@ fn chained_day(
                 .collect()
         } else {
             vec![None; e_count]
+        },
+        provider_deltas: if ok {
+            let valid_without = |g: u32| {
+                eligible
+                    .iter()
+                    .filter(|p| {
+                        let here = p.iter().filter(|(_, x)| groups[*x as usize] == g).count();
+                        p.len() - here >= m.min_endpoints as usize
+                    })
+                    .count()
+            };
+            day.provider_deltas
+                .iter()
+                .map(|(g, w, d)| LeaveOneProviderOut {
+                    provider: provider_names[*g as usize].to_string(),
+                    weight: *w,
+                    delta: (valid_without(*g) >= m.min_valid_partitions as usize)
+                        .then_some(*d)
+                        .flatten(),
+                })
+                .collect()
+        } else {
+            Vec::new()
         },
         chain: Some(record),
     }

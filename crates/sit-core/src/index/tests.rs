@@ -54,6 +54,7 @@ fn input<'a>(
         date: Date::parse(DAY).unwrap(),
         pass_threshold: f("0.8"),
         endpoints,
+        providers: &[],
         observations: obs,
         previous_final: prev,
         suite_hash: "suite",
