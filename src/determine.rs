@@ -9,6 +9,9 @@ use crate::probes::Suite;
 use crate::store::{Store, StoreError};
 use crate::versions::Registry;
 
+/// Endpoint ids (sorted), each endpoint's provider (same order), and the index rows.
+pub type Rows = (Vec<String>, Vec<String>, Vec<IndexObs>);
+
 /// Observations of one tier in a window, as index rows with their endpoint universe and each
 /// endpoint's provider.
 pub fn index_rows(
@@ -17,7 +20,7 @@ pub fn index_rows(
     tier: &str,
     from_ms: i64,
     to_ms: i64,
-) -> Result<(Vec<String>, Vec<String>, Vec<IndexObs>), StoreError> {
+) -> Result<Rows, StoreError> {
     let raw = store.scan(from_ms, to_ms).collect::<Result<Vec<_>, _>>()?;
     Ok(crate::index::input_rows_with_providers(
         raw.iter().map(|s| (&s.obs, &s.hash)),

@@ -316,3 +316,123 @@ async fn ctrl_c_writes_an_incomplete_report_and_no_certificate() {
     assert!(text(&o).contains("no certificate issued"));
     fx.running.shutdown().await;
 }
+
+/// Issue 12: the oracle picks the seed. A certificate made with `--challenge` embeds the
+/// oracle's signed challenge, its seed derives from it, the oracle recorded the draw, and
+/// `sit verify-cert --oracle-key --oracle` checks all of it and counts the key's draws; a
+/// certificate without one says self-seeded; a forged challenge (another key) and a seed
+/// that does not follow from the challenge are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
+    let fx = Fixture::new().await;
+    // The oracle: its own key, serving challenges.
+    let oracle_dir = fx.dir.join("oracle");
+    let o = sit(&["keys", "generate", "--out", oracle_dir.join("keys").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let oracle_key = sit::publisher::keys::load_signing(&oracle_dir.join("keys/signing-key.pem")).unwrap();
+    let archive = sit::publisher::archive::Archive::for_data(&oracle_dir.join("data"));
+    let server = sit::publisher::serve::start_with(
+        archive.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        Default::default(),
+        Some(std::sync::Arc::new(sit::publisher::serve::Challenger::new(oracle_key, &archive))),
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}", server.addr);
+
+    let out = fx.dir.join("challenged.json");
+    let args: Vec<String> = [
+        "--providers",
+        fx.providers.to_str().unwrap(),
+        "certify",
+        "--endpoint",
+        "sim-good",
+        "--tier",
+        "t1",
+        "--attempts",
+        "20",
+        "--challenge",
+        &url,
+        "--key",
+        fx.key.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let o = tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        sit(&a)
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let c = json(&out);
+    assert_eq!(c["seeding"], "oracle challenge");
+    let doc = c["challenge"].as_str().unwrap().to_string();
+    let seed = sit::certificate::challenge::seed_of(doc.as_bytes()).unwrap();
+    assert_eq!(c["window"]["seed"], format!("{seed:016x}"));
+
+    let oracle_pub = oracle_dir.join("keys/public-key.pem");
+    let verify = |cert: &Path, oracle_pub: &Path, with_url: bool| {
+        let mut a = vec![
+            "verify-cert".to_string(),
+            cert.to_str().unwrap().to_string(),
+            "--key".into(),
+            fx.public.to_str().unwrap().to_string(),
+            "--oracle-key".into(),
+            oracle_pub.to_str().unwrap().to_string(),
+        ];
+        if with_url {
+            a.extend(["--oracle".into(), url.clone()]);
+        }
+        a
+    };
+    let args = verify(&out, &oracle_pub, true);
+    let v = tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        sit(&a)
+    })
+    .await
+    .unwrap();
+    assert!(v.status.success(), "{}", text(&v));
+    assert!(text(&v).contains("oracle challenge 1 of"), "{}", text(&v));
+    assert!(text(&v).contains("this key drew 1 challenge(s)"), "{}", text(&v));
+    // The oracle's log holds the draw.
+    let log = std::fs::read_to_string(archive.root().join("challenges.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 1);
+    assert_eq!(log.lines().next().unwrap(), doc);
+
+    // Another oracle key does not verify the challenge.
+    let other = fx.dir.join("other-keys");
+    let o = sit(&["keys", "generate", "--out", other.to_str().unwrap()]);
+    assert!(o.status.success());
+    let v = sit(&verify(&out, &other.join("public-key.pem"), false).iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert!(!v.status.success(), "{}", text(&v));
+    assert!(text(&v).contains("challenge:"), "{}", text(&v));
+
+    // A certificate whose seed does not follow from its challenge (re-signed by the
+    // certifier, who chose another seed) is refused.
+    let mut forged = c.clone();
+    forged["window"]["seed"] = serde_json::json!("0000000000000001");
+    forged.as_object_mut().unwrap().remove("signature");
+    let sk = sit::publisher::keys::load_signing(&fx.key).unwrap();
+    let bytes = sit::signing::sign_value(forged, &sk);
+    let fpath = fx.dir.join("forged.json");
+    std::fs::write(&fpath, bytes).unwrap();
+    let v = sit(&verify(&fpath, &oracle_pub, false).iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert!(!v.status.success(), "{}", text(&v));
+    assert!(text(&v).contains("not the one the challenge fixes"), "{}", text(&v));
+
+    // Without a challenge, the certificate says it is self-seeded.
+    let (o, plain) = fx.certify("sim-good", 10).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(json(&plain)["seeding"], "self-seeded");
+    let v = fx.verify(&plain, &fx.public);
+    assert!(v.status.success(), "{}", text(&v));
+    assert!(text(&v).contains("self-seeded"), "{}", text(&v));
+    server.shutdown().await.unwrap();
+}

@@ -30,6 +30,8 @@ pub struct Plan {
     pub attempts: u32,
     /// Master seed of every probe seed and nonce.
     pub seed: u64,
+    /// The oracle's challenge the seed was derived from (None: self-seeded).
+    pub challenge: Option<String>,
     pub concurrency: usize,
 }
 
@@ -172,6 +174,15 @@ pub fn certify(
         figures: measure(plan, run),
         certified_at: format_utc_ms(SystemClock.now_ms()),
         key_id: crate::signing::key_id(&key.verifying_key()),
+        seeding: Some(
+            if plan.challenge.is_some() {
+                crate::certificate::challenge::ORACLE_CHALLENGE
+            } else {
+                crate::certificate::challenge::SELF_SEEDED
+            }
+            .into(),
+        ),
+        challenge: plan.challenge.clone(),
     };
     let bytes = crate::signing::sign_value(
         serde_json::to_value(&cert).expect("certificate serialises"),

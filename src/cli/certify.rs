@@ -22,6 +22,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             key,
             out,
             seed,
+            challenge,
             concurrency,
         } => {
             let target = match (endpoint, base_url) {
@@ -34,9 +35,14 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 },
                 (None, None) => unreachable!("clap requires one"),
             };
-            certify(cli, target, &tier, attempts, &key, &out, seed, concurrency).await
+            certify(cli, target, &tier, attempts, &key, &out, seed, challenge, concurrency).await
         }
-        Command::VerifyCert { file, key } => verify_cert(&file, &key),
+        Command::VerifyCert {
+            file,
+            key,
+            oracle_key,
+            oracle,
+        } => verify_cert(&file, &key, oracle_key.as_deref(), oracle.as_deref()).await,
         _ => unreachable!("dispatched by cli::run"),
     }
 }
@@ -51,6 +57,19 @@ enum CertifyTarget {
     },
 }
 
+/// GET `{base}/v1/certify/challenge?key_id=...`: the oracle's signed challenge, as its bytes.
+async fn draw_challenge(base: &str, key_id: &str) -> Result<String> {
+    let url = format!("{}/v1/certify/challenge?key_id={key_id}", base.trim_end_matches('/'));
+    let fail = |e: String| Error::Failed(format!("cannot draw a challenge from {base}: {e}"));
+    let r = reqwest::get(&url).await.map_err(|e| fail(e.to_string()))?;
+    let status = r.status();
+    let body = r.text().await.map_err(|e| fail(e.to_string()))?;
+    if !status.is_success() {
+        return Err(fail(format!("HTTP {status}: {body}")));
+    }
+    Ok(body)
+}
+
 /// Exit code of an interrupted certification (128 + SIGINT).
 const INTERRUPTED: i32 = 130;
 
@@ -63,6 +82,7 @@ async fn certify(
     key: &std::path::Path,
     out: &std::path::Path,
     seed: Option<u64>,
+    challenge_url: Option<String>,
     concurrency: Option<u32>,
 ) -> Result<()> {
     use crate::certify::{self, report};
@@ -111,9 +131,17 @@ async fn certify(
     let api_key = endpoint
         .api_key()
         .map_err(|e| Error::Usage(e.to_string()))?;
-    let seed = match seed {
-        Some(s) => s,
-        None => {
+    // The oracle's challenge fixes the seed (and the oracle records that this key drew it);
+    // otherwise the seed is the certifier's own and the certificate says so.
+    let challenge = match &challenge_url {
+        Some(url) => Some(draw_challenge(url, &crate::signing::key_id(&sk.verifying_key())).await?),
+        None => None,
+    };
+    let seed = match (&challenge, seed) {
+        (Some(doc), _) => crate::certificate::challenge::seed_of(doc.as_bytes())
+            .map_err(|e| Error::Failed(format!("the oracle's challenge: {e}")))?,
+        (None, Some(s)) => s,
+        (None, None) => {
             let mut b = [0u8; 8];
             getrandom::getrandom(&mut b).map_err(|e| Error::Failed(e.to_string()))?;
             u64::from_le_bytes(b)
@@ -123,6 +151,7 @@ async fn certify(
         tiers,
         attempts,
         seed,
+        challenge,
         concurrency: concurrency.unwrap_or(endpoint.concurrency).max(1) as usize,
     };
     let total = (plan.attempts as usize * plan.tiers.len()) as u64;
@@ -215,7 +244,12 @@ async fn certify(
     Ok(())
 }
 
-fn verify_cert(file: &std::path::Path, key: &std::path::Path) -> Result<()> {
+async fn verify_cert(
+    file: &std::path::Path,
+    key: &std::path::Path,
+    oracle_key: Option<&std::path::Path>,
+    oracle: Option<&str>,
+) -> Result<()> {
     use crate::certificate::{check_consistency, Certificate};
     let vk = crate::publisher::keys::load_public(key)?;
     let bytes = std::fs::read(file)
@@ -252,5 +286,49 @@ fn verify_cert(file: &std::path::Path, key: &std::path::Path) -> Result<()> {
         );
     }
     println!("  signature  Ed25519 ok; consistency ok");
+    match (&cert.challenge, oracle_key) {
+        (None, _) => println!(
+            "  seeding    self-seeded: the certifier chose the seed {} (and could have run until it liked the result); certify with --challenge for an oracle-drawn seed",
+            cert.window.seed
+        ),
+        (Some(_), None) => {
+            return Err(Error::Usage(
+                "the certificate embeds an oracle challenge: pass --oracle-key with the oracle's public key to check it".into(),
+            ))
+        }
+        (Some(_), Some(ok)) => {
+            let ovk = crate::publisher::keys::load_public(ok)?;
+            let c = sit_core::verify::certificate_challenge(&cert, &ovk)
+                .map_err(|e| invalid(e.to_string()))?
+                .expect("a challenge is embedded");
+            println!(
+                "  seeding    oracle challenge {} of {} (issued {}, expires {}), drawn for this key; seed {} derives from it",
+                c.challenge.sequence,
+                c.challenge.key_id,
+                c.challenge.issued_at,
+                c.challenge.expires_at,
+                cert.window.seed
+            );
+        }
+    }
+    if let Some(base) = oracle {
+        let url = format!(
+            "{}/v1/certify/challenges?key_id={}",
+            base.trim_end_matches('/'),
+            cert.key_id
+        );
+        let body = reqwest::get(&url)
+            .await
+            .map_err(|e| Error::Failed(format!("{url}: {e}")))?
+            .text()
+            .await
+            .map_err(|e| Error::Failed(format!("{url}: {e}")))?;
+        let v: serde_json::Value = serde_json::from_str(&body)
+            .map_err(|e| Error::Failed(format!("{url}: not JSON: {e}")))?;
+        println!(
+            "  draws      this key drew {} challenge(s) from the oracle",
+            v["count"]
+        );
+    }
     Ok(())
 }

@@ -172,6 +172,10 @@ pub enum Command {
         addr: std::net::SocketAddr,
         #[command(flatten)]
         limits: LimitArgs,
+        /// The oracle's signing key: enables certification challenges
+        /// (`/v1/certify/challenge`), each recorded before it is issued.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
     },
     /// Check a signed record (a file, or an http:// URL) against a public key, offline.
     Verify {
@@ -215,9 +219,14 @@ pub enum Command {
         /// Certificate file; the reports go beside it (.md, .html).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
-        /// Master seed of the probes (default: fresh from the system's randomness).
-        #[arg(long)]
+        /// Master seed of the probes (default: fresh from the system's randomness). The
+        /// certificate then says `self-seeded`.
+        #[arg(long, conflicts_with = "challenge")]
         seed: Option<u64>,
+        /// Take the seed from a challenge drawn from the oracle at this URL (e.g.
+        /// http://127.0.0.1:8080): the oracle records it, the certificate embeds it.
+        #[arg(long, value_name = "URL")]
+        challenge: Option<String>,
         /// Concurrent attempts (default: the endpoint's concurrency).
         #[arg(long)]
         concurrency: Option<u32>,
@@ -230,6 +239,12 @@ pub enum Command {
         /// The certifier's public key.
         #[arg(long, value_name = "PUBKEY")]
         key: PathBuf,
+        /// The oracle's public key: checks the certificate's challenge.
+        #[arg(long, value_name = "PUBKEY")]
+        oracle_key: Option<PathBuf>,
+        /// The oracle's URL: also shows how many challenges the certifier's key drew.
+        #[arg(long, value_name = "URL")]
+        oracle: Option<String>,
     },
     /// Auditors' tools.
     Audit {

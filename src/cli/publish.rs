@@ -43,11 +43,23 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 &mut std::io::stderr(),
             )
         }
-        Command::Serve { addr, limits } => {
+        Command::Serve { addr, limits, key } => {
             let archive = crate::publisher::archive::Archive::for_data(&cli.data);
-            let running =
-                crate::publisher::serve::start_with(archive.clone(), addr, None, limits.limits()?)
-                    .await
+            let challenger = match key {
+                Some(k) => Some(std::sync::Arc::new(crate::publisher::serve::Challenger::new(
+                    crate::publisher::keys::load_signing(&k)?,
+                    &archive,
+                ))),
+                None => None,
+            };
+            let running = crate::publisher::serve::start_with(
+                archive.clone(),
+                addr,
+                None,
+                limits.limits()?,
+                challenger,
+            )
+            .await
                 .map_err(|e| Error::Failed(format!("cannot serve on {addr}: {e}")))?;
             eprintln!(
                 "sit serve: http://{} (archive {}; Ctrl-C to stop)",

@@ -218,9 +218,10 @@ enum Route {
     NotFound,
     MethodNotAllowed,
     Commitments,
+    Challenge,
 }
 
-const ROUTES: [&str; 13] = [
+const ROUTES: [&str; 14] = [
     "page",
     "healthz",
     "metrics",
@@ -234,12 +235,13 @@ const ROUTES: [&str; 13] = [
     "not_found",
     "method_not_allowed",
     "commitments",
+    "challenge",
 ];
 const STATUSES: [u16; 7] = [200, 304, 400, 404, 405, 503, 0];
 
 /// Request counters by route and status: fixed arrays of atomics, no lock on the hot path.
 struct Metrics {
-    counts: [[AtomicU64; 7]; 13],
+    counts: [[AtomicU64; 7]; 14],
     reloads: AtomicU64,
 }
 
@@ -262,7 +264,62 @@ pub trait Service: Send + Sync {
     fn metrics(&self, out: &mut String);
 }
 
+/// Issues certification challenges (`sit serve --key`, `sit run --serve`): the oracle's key
+/// and its append-only log of every challenge issued.
+pub struct Challenger {
+    key: ed25519_dalek::SigningKey,
+    log: std::sync::Mutex<std::path::PathBuf>,
+}
+
+impl Challenger {
+    pub fn new(key: ed25519_dalek::SigningKey, archive: &Archive) -> Challenger {
+        Challenger {
+            key,
+            log: std::sync::Mutex::new(archive.root().join("challenges.jsonl")),
+        }
+    }
+
+    /// The challenges issued so far (each line one signed document, in order).
+    fn issued(path: &std::path::Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// Draw, sign and durably record a challenge for `certifier`; then return it.
+    fn issue(&self, certifier: &str, now_ms: i64) -> std::io::Result<Vec<u8>> {
+        use crate::certificate::challenge::{self, Challenge};
+        use std::io::Write;
+        let path = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let sequence = Challenger::issued(&path).len() as u64 + 1;
+        let mut nonce = [0u8; 32];
+        getrandom::getrandom(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let c = Challenge {
+            schema: challenge::SCHEMA.into(),
+            nonce: crate::signing::hex(&nonce),
+            certifier: certifier.to_string(),
+            sequence,
+            issued_at: format_utc_ms(now_ms),
+            expires_at: format_utc_ms(now_ms + challenge::VALID_MS),
+            key_id: crate::signing::key_id(&self.key.verifying_key()),
+        };
+        let doc = challenge::sign(&c, &self.key);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&*path)?;
+        f.write_all(&doc)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        Ok(doc)
+    }
+}
+
 struct AppState {
+    challenger: Option<Arc<Challenger>>,
     service: Option<Arc<dyn Service>>,
     archive: Archive,
     snap: RwLock<Arc<Snapshot>>,
@@ -727,6 +784,52 @@ async fn commitments(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
     )
 }
 
+/// `GET /v1/certify/challenge?key_id=K`: a fresh signed challenge for certifier key `K`,
+/// recorded before it is returned. `GET /v1/certify/challenges?key_id=K`: every challenge that
+/// key drew.
+async fn challenge(State(st): State<Arc<AppState>>, uri: Uri, RawQuery(q): RawQuery) -> Response {
+    let list = uri.path().ends_with("/challenges");
+    let r = (|| {
+        let q = query(q, &["key_id"])?;
+        let Some(c) = &st.challenger else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "this server issues no certification challenges".into(),
+                "the oracle issues them when it runs with its key (sit run --serve, or sit serve --key FILE)",
+            ));
+        };
+        let key_id = q.get("key_id").cloned().unwrap_or_default();
+        let ok = key_id.strip_prefix("ed25519:").is_some_and(|h| {
+            h.len() == 16 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        });
+        if !ok {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                "key_id must be the certifier's key id, ed25519: and 16 lower-case hex digits".into(),
+                "sit keys generate prints it; sit certify --challenge sends it",
+            ));
+        }
+        let json = [(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+        if list {
+            let path = c.log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let drawn: Vec<serde_json::Value> = Challenger::issued(&path)
+                .iter()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|v| v["certifier"] == key_id.as_str())
+                .collect();
+            let body = serde_json::json!({"key_id": key_id, "count": drawn.len(), "challenges": drawn});
+            return Ok((json, body.to_string()).into_response());
+        }
+        let doc = c
+            .issue(&key_id, SystemClock.now_ms())
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("cannot record the challenge: {e}"), "retry later"))?;
+        Ok((json, doc).into_response())
+    })();
+    done(&st, Route::Challenge, r.unwrap_or_else(IntoResponse::into_response))
+}
+
 async fn tiers(State(st): State<Arc<AppState>>) -> Response {
     let r = static_json(&st.snap().tiers_json);
     done(&st, Route::Tiers, r)
@@ -888,6 +991,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/keys", get(keys_handler))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/commitments/{date}", get(commitments))
+        .route("/v1/certify/challenge", get(challenge))
+        .route("/v1/certify/challenges", get(challenge))
         .route("/v1/index/{tier}", get(history))
         .route("/v1/index/{tier}/latest", get(latest))
         .route("/v1/index/{tier}/{date}", get(by_date))
@@ -919,7 +1024,7 @@ pub const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_millis(5
 
 /// Bind `addr` and serve `archive`. Returns once listening.
 pub async fn start(archive: Archive, addr: SocketAddr) -> std::io::Result<Running> {
-    start_with(archive, addr, None, super::listen::Limits::default()).await
+    start_with(archive, addr, None, super::listen::Limits::default(), None).await
 }
 
 /// [`start`], with a running service's health and metrics added to `/healthz` and `/metrics`.
@@ -928,6 +1033,7 @@ pub async fn start_with(
     addr: SocketAddr,
     service: Option<Arc<dyn Service>>,
     limits: super::listen::Limits,
+    challenger: Option<Arc<Challenger>>,
 ) -> std::io::Result<Running> {
     let suite = Suite::embedded();
     let methodology = Methodology::default();
@@ -959,6 +1065,7 @@ pub async fn start_with(
             .map_err(std::io::Error::other)?
     };
     let state = Arc::new(AppState {
+        challenger,
         service,
         archive: archive.clone(),
         snap: RwLock::new(Arc::new(first)),

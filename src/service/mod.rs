@@ -408,6 +408,10 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
                 addr,
                 Some(svc),
                 opts.limits.clone(),
+                Some(Arc::new(crate::publisher::serve::Challenger::new(
+                    key.clone(),
+                    &archive,
+                ))),
             )
                 .await
                 .map_err(|e| failed(&format!("cannot serve on {addr}"), e))?;

@@ -87,6 +87,59 @@ pub fn certificate_with(
     Ok(cert)
 }
 
+/// What a certificate's challenge shows (see [`crate::certificate::challenge`]).
+#[derive(Debug, Clone)]
+pub struct ChallengeCheck {
+    pub challenge: crate::certificate::challenge::Challenge,
+}
+
+/// Check a verified certificate's challenge against the oracle's key: the challenge's
+/// signature (strict reader), that it was drawn for the certificate's key, that the
+/// certificate's seed derives from it, and that the run started before it expired. A
+/// certificate without a challenge is self-seeded: `Ok(None)`.
+pub fn certificate_challenge(
+    cert: &Certificate,
+    oracle: &VerifyingKey,
+) -> Result<Option<ChallengeCheck>, Error> {
+    use crate::certificate::challenge;
+    let Some(doc) = &cert.challenge else {
+        return Ok(None);
+    };
+    let bad = |m: String| Error::Inconsistent(format!("challenge: {m}"));
+    let c = challenge::verify(doc.as_bytes(), oracle).map_err(|e| bad(e.to_string()))?;
+    if c.certifier != cert.key_id {
+        return Err(bad(format!(
+            "drawn for key {}, but the certificate is signed by {}",
+            c.certifier, cert.key_id
+        )));
+    }
+    let seed = challenge::seed_of(doc.as_bytes()).map_err(|e| bad(e.to_string()))?;
+    if cert.window.seed != format!("{seed:016x}") {
+        return Err(bad(format!(
+            "the certificate's seed {} is not the one the challenge fixes ({seed:016x})",
+            cert.window.seed
+        )));
+    }
+    let (start, issued, expires) = (
+        crate::time::parse_utc_ms(&cert.window.started_at),
+        crate::time::parse_utc_ms(&c.issued_at),
+        crate::time::parse_utc_ms(&c.expires_at),
+    );
+    match (start, issued, expires) {
+        (Ok(s), Ok(i), Ok(x)) if s >= i && s <= x => {}
+        _ => {
+            return Err(bad(format!(
+                "the run started at {}, outside the challenge's validity ({} to {})",
+                cert.window.started_at, c.issued_at, c.expires_at
+            )))
+        }
+    }
+    if cert.seeding.as_deref() != Some(challenge::ORACLE_CHALLENGE) {
+        return Err(bad("the certificate does not say it was seeded by the challenge".into()));
+    }
+    Ok(Some(ChallengeCheck { challenge: c }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@
 //! cached tokens despite the per-request nonce, content before the role, streams without their
 //! end marker.
 
+pub mod challenge;
 pub mod stats;
 
 use crate::fixed::{Fixed, ONE};
@@ -179,6 +180,13 @@ pub struct Certificate {
     pub figures: Figures,
     pub certified_at: String,
     pub key_id: String,
+    /// How the master seed was chosen: `self-seeded` (the certifier chose it, and could have
+    /// run until it liked the result) or `oracle challenge` (absent in older certificates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeding: Option<String>,
+    /// The oracle's challenge the seed derives from, as the exact signed document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
 }
 
 fn pct(v: Fixed) -> String {
