@@ -212,6 +212,10 @@ struct RawPrice {
     output: Spanned<DecimalText>,
     cached_input: Option<Spanned<DecimalText>>,
     request_fee: Option<Spanned<DecimalText>>,
+    /// Where the price comes from (a catalogue and its date, a pricing page): for people and
+    /// `sit prices`; not stored with the schedule (stored entries stay write-once).
+    #[allow(dead_code)]
+    source: Option<Spanned<String>>,
 }
 
 /// A decimal written as a TOML string (`"0.15"`, preferred) or number (`0.15`). Numbers are
@@ -330,7 +334,7 @@ pub fn read_ca_file(
 
 const ENDPOINT_KEYS: &str =
     "id, provider, model, dialect, base_url, region, api_key_env, concurrency, requests_per_minute, prices";
-const PRICE_KEYS: &str = "effective_from, input, output, cached_input, request_fee";
+const PRICE_KEYS: &str = "effective_from, input, output, cached_input, request_fee, source";
 
 /// Load and check a providers file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

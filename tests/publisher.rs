@@ -698,7 +698,7 @@ async fn openapi_document_matches_the_server() {
         }
     };
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 11, "every route is documented");
+    assert_eq!(paths.len(), 13, "every route is documented");
     for (path, item) in paths {
         let op = &item["get"];
         let params: Vec<serde_json::Value> = op["parameters"]

@@ -145,6 +145,12 @@ pub enum Command {
     },
     /// Check the providers file and exit.
     Check,
+    /// The providers file's list prices against a public catalogue (genai-prices, exported by
+    /// scripts/export-genai-prices.py).
+    Prices {
+        #[command(subcommand)]
+        what: PricesWhat,
+    },
     /// Signing keys for the publisher (and certificates).
     Keys {
         #[command(subcommand)]
@@ -295,6 +301,24 @@ pub enum AuditWhat {
         /// One JSON document: one object per day and index.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PricesWhat {
+    /// Compare each endpoint's price in force now with the catalogue's.
+    Diff {
+        #[arg(value_name = "CATALOGUE", default_value = "prices/genai-prices.json")]
+        catalogue: PathBuf,
+    },
+    /// Print `[[endpoints.prices]]` entries that bring each differing endpoint to the
+    /// catalogue's price (append each under its endpoint; nothing is written).
+    Import {
+        #[arg(value_name = "CATALOGUE", default_value = "prices/genai-prices.json")]
+        catalogue: PathBuf,
+        /// When the new prices take effect (RFC 3339 UTC; default: the start of today, UTC).
+        #[arg(long, value_name = "TIME")]
+        effective_from: Option<String>,
     },
 }
 
@@ -473,6 +497,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         | Command::Index { .. }
         | Command::Probe { .. }
         | Command::Suite { .. }
+        | Command::Prices { .. }
         | Command::Check) => pipeline::run(&paths, c).await,
         c @ (Command::Keys { .. }
         | Command::Publish { .. }

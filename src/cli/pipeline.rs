@@ -225,6 +225,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Prices { what } => prices(cli, what),
         Command::Check => {
             let c = config::load(&cli.providers)?;
             println!(
@@ -266,6 +267,68 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
         }
         _ => unreachable!("dispatched by cli::run"),
     }
+}
+
+/// `sit prices diff|import`.
+fn prices(cli: &Paths, what: super::PricesWhat) -> Result<()> {
+    use crate::prices::{proposal, Catalogue, Comparison};
+    let c = config::load(&cli.providers)?;
+    let now = SystemClock.now_ms();
+    let (catalogue, import, effective_from) = match what {
+        super::PricesWhat::Diff { catalogue } => (catalogue, false, None),
+        super::PricesWhat::Import {
+            catalogue,
+            effective_from,
+        } => (catalogue, true, effective_from),
+    };
+    let cat = Catalogue::load(&catalogue).map_err(Error::Usage)?;
+    let from = match effective_from {
+        Some(t) => {
+            crate::clock::parse_utc_ms(&t)
+                .map_err(|e| Error::Usage(format!("--effective-from: {e}")))?;
+            t
+        }
+        None => format!("{}T00:00:00Z", Date::of_ms(now)),
+    };
+    let source = format!(
+        "{} (exported {})",
+        cat.source,
+        cat.exported_at.get(..10).unwrap_or(&cat.exported_at)
+    );
+    let rows = cat.compare(&c, now).map_err(Error::Failed)?;
+    if !import {
+        println!(
+            "{}: prices in force now against {source}",
+            cli.providers.display()
+        );
+    }
+    let mut differ = 0;
+    for (e, cmp) in &rows {
+        match cmp {
+            Comparison::Differs(l, fields) => {
+                differ += 1;
+                if import {
+                    println!("{}", proposal(e, l, &from, &source));
+                } else {
+                    println!("  {:<30} DIFFERS  {}", e.id, fields.join(", "));
+                }
+            }
+            _ if import => {}
+            Comparison::Same(l) => println!("  {:<30} same     ({})", e.id, l.model),
+            Comparison::NotListed => println!(
+                "  {:<30} not in the catalogue (provider `{}`, model `{}`)",
+                e.id, e.provider, e.model
+            ),
+            Comparison::NotConfigured => {
+                println!("  {:<30} no configured price in force now", e.id)
+            }
+        }
+    }
+    eprintln!(
+        "{differ} of {} endpoints differ from {source}",
+        rows.len()
+    );
+    Ok(())
 }
 
 async fn probe(
