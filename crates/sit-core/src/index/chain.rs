@@ -224,12 +224,18 @@ pub fn trimmed_geometric_mean(
         return None;
     }
     let (c, d) = trim_weights(trim, n)?;
-    let max = *c.iter().max().expect("n >= 1");
+    weighted_mean(sorted, &c, d, cap)
+}
+
+/// `(prod x_i ^ c_i) ^ (1 / d)` to the nearest 10^-9, with each weight `c_i / d`; `None` when
+/// a weight exceeds `cap`.
+fn weighted_mean(sorted: &[Fixed], c: &[u64], d: u64, cap: Fixed) -> Option<(Fixed, Vec<Fixed>)> {
+    let max = *c.iter().max()?;
     if (max as i128) * ONE > cap.0 * d as i128 {
         return None;
     }
     let mut p = BigUint::one();
-    for (v, e) in sorted.iter().zip(&c) {
+    for (v, e) in sorted.iter().zip(c) {
         if *e > 0 {
             p *= BigUint::from(v.0 as u128).pow(*e as u32);
         }
@@ -390,25 +396,7 @@ pub fn capped_geometric_mean(
     }
     let g = kept.iter().fold(d, |a, b| gcd(a, *b));
     let (c, d): (Vec<u64>, u64) = (kept.iter().map(|x| (x / g) as u64).collect(), (d / g) as u64);
-    let max = *c.iter().max().expect("n >= 1");
-    if (max as i128) * ONE > endpoint_cap.0 * d as i128 {
-        return None;
-    }
-    let mut p = BigUint::one();
-    for (v, e) in sorted.iter().zip(&c) {
-        if *e > 0 {
-            p *= BigUint::from(v.0 as u128).pow(*e as u32);
-        }
-    }
-    let root = nth_root_nearest(&p, d as u32);
-    let weights = c
-        .iter()
-        .map(|e| Fixed::ratio(*e as i128, d as i128))
-        .collect();
-    Some((
-        Fixed(root.to_i128().expect("the mean of i128 values fits")),
-        weights,
-    ))
+    weighted_mean(sorted, &c, d, endpoint_cap)
 }
 
 /// `level * g`, rounded half to even at 10^-9.
