@@ -304,13 +304,15 @@ pub const MAX_REQUEST_FEE: &str = "100";
 /// single-case: hex account ids, UUIDs, model names).
 pub fn looks_like_key(s: &str) -> bool {
     const PREFIXES: [&str; 12] = [
-        "sk-", "sk_", "pk_", "rk_", "AIza", "xai-", "gsk_", "ghp_", "hf_", "key-", "Bearer", "sess-",
+        "sk-", "sk_", "pk_", "rk_", "AIza", "xai-", "gsk_", "ghp_", "hf_", "key-", "Bearer",
+        "sess-",
     ];
     if PREFIXES.iter().any(|p| s.starts_with(p)) {
         return true;
     }
     s.len() >= 32
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && s.chars().any(|c| c.is_ascii_uppercase())
         && s.chars().any(|c| c.is_ascii_lowercase())
         && s.chars().any(|c| c.is_ascii_digit())

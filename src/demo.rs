@@ -112,9 +112,8 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
     let ran = ran?;
 
     let store = Store::open(data)?;
-    let computed_at = crate::clock::format_utc_ms(crate::clock::Clock::now_ms(
-        &crate::clock::SystemClock,
-    ));
+    let computed_at =
+        crate::clock::format_utc_ms(crate::clock::Clock::now_ms(&crate::clock::SystemClock));
     let determinations = crate::publisher::recompute_all(
         &store,
         &Archive::for_data(data),

@@ -129,13 +129,10 @@ fn bundle_exported_from_a_live_store_replays_identically() {
         .iter()
         .find_map(|t| {
             let f = forged.join(format!("determinations/{t}.v1.json"));
-            let v: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
             (v["chain"]["basis"] == "chained").then_some((*t, f, v))
         })
-        .unwrap_or_else(|| {
-            panic!("no chained tier on the second day: {index}")
-        });
+        .unwrap_or_else(|| panic!("no chained tier on the second day: {index}"));
     v["chain"]["link"]["level"] = serde_json::json!("9.000000000");
     v.as_object_mut().unwrap().remove("signature");
     let bytes = sit::signing::sign_value(v, &key);

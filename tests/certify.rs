@@ -162,7 +162,11 @@ async fn certify_verdicts_flags_and_server_agreement_on_the_simulator() {
     .unwrap();
     let v = fx.verify(&dup, &fx.public);
     assert!(!v.status.success(), "{}", text(&v));
-    assert!(text(&v).contains("duplicate member `endpoint`"), "{}", text(&v));
+    assert!(
+        text(&v).contains("duplicate member `endpoint`"),
+        "{}",
+        text(&v)
+    );
     // A reformatted copy is not the signed document either.
     let pretty = fx.dir.join("pretty.json");
     std::fs::write(&pretty, serde_json::to_vec_pretty(&json(&good)).unwrap()).unwrap();
@@ -327,16 +331,24 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
     let fx = Fixture::new().await;
     // The oracle: its own key, serving challenges.
     let oracle_dir = fx.dir.join("oracle");
-    let o = sit(&["keys", "generate", "--out", oracle_dir.join("keys").to_str().unwrap()]);
+    let o = sit(&[
+        "keys",
+        "generate",
+        "--out",
+        oracle_dir.join("keys").to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
-    let oracle_key = sit::publisher::keys::load_signing(&oracle_dir.join("keys/signing-key.pem")).unwrap();
+    let oracle_key =
+        sit::publisher::keys::load_signing(&oracle_dir.join("keys/signing-key.pem")).unwrap();
     let archive = sit::publisher::archive::Archive::for_data(&oracle_dir.join("data"));
     let server = sit::publisher::serve::start_with(
         archive.clone(),
         "127.0.0.1:0".parse().unwrap(),
         None,
         Default::default(),
-        Some(std::sync::Arc::new(sit::publisher::serve::Challenger::new(oracle_key, &archive))),
+        Some(std::sync::Arc::new(sit::publisher::serve::Challenger::new(
+            oracle_key, &archive,
+        ))),
     )
     .await
     .unwrap();
@@ -400,7 +412,11 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
     .unwrap();
     assert!(v.status.success(), "{}", text(&v));
     assert!(text(&v).contains("oracle challenge 1 of"), "{}", text(&v));
-    assert!(text(&v).contains("this key drew 1 challenge(s)"), "{}", text(&v));
+    assert!(
+        text(&v).contains("this key drew 1 challenge(s)"),
+        "{}",
+        text(&v)
+    );
     // The oracle's log holds the draw.
     let log = std::fs::read_to_string(archive.root().join("challenges.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 1);
@@ -410,7 +426,10 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
     let other = fx.dir.join("other-keys");
     let o = sit(&["keys", "generate", "--out", other.to_str().unwrap()]);
     assert!(o.status.success());
-    let v = sit(&verify(&out, &other.join("public-key.pem"), false).iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    let v = sit(&verify(&out, &other.join("public-key.pem"), false)
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>());
     assert!(!v.status.success(), "{}", text(&v));
     assert!(text(&v).contains("challenge:"), "{}", text(&v));
 
@@ -423,9 +442,16 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
     let bytes = sit::signing::sign_value(forged, &sk);
     let fpath = fx.dir.join("forged.json");
     std::fs::write(&fpath, bytes).unwrap();
-    let v = sit(&verify(&fpath, &oracle_pub, false).iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    let v = sit(&verify(&fpath, &oracle_pub, false)
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>());
     assert!(!v.status.success(), "{}", text(&v));
-    assert!(text(&v).contains("not the one the challenge fixes"), "{}", text(&v));
+    assert!(
+        text(&v).contains("not the one the challenge fixes"),
+        "{}",
+        text(&v)
+    );
 
     // Without a challenge, the certificate says it is self-seeded.
     let (o, plain) = fx.certify("sim-good", 10).await;

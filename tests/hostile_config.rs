@@ -51,13 +51,19 @@ fn the_base_file_is_accepted() {
 /// of 3.7e25 USD; a price of 1e15 passed too.
 #[test]
 fn prices_above_the_stated_bound_are_refused_and_the_bound_is_configurable() {
-    let huge = ENDPOINT.replace("input = \"0.15\"", "input = \"123456789012345678901234567890\"");
+    let huge = ENDPOINT.replace(
+        "input = \"0.15\"",
+        "input = \"123456789012345678901234567890\"",
+    );
     refused(
         huge.as_bytes(),
         &[":12:", "`input`", "above the largest accepted, 10000"],
     );
     let big = ENDPOINT.replace("output = \"0.60\"", "output = 1000000000000000");
-    refused(big.as_bytes(), &[":13:", "`output`", "above the largest accepted"]);
+    refused(
+        big.as_bytes(),
+        &[":13:", "`output`", "above the largest accepted"],
+    );
     let fee = format!("{ENDPOINT}request_fee = \"1000\"\n");
     refused(fee.as_bytes(), &["`request_fee`", "outside 0 to 100 USD"]);
     // A deliberate higher bound lets a dear model through.
@@ -75,14 +81,24 @@ fn timeouts_and_concurrency_outside_their_bounds_are_refused() {
     let t = format!("[defaults]\nconnect_timeout_ms = 9223372036854775807\n\n{ENDPOINT}");
     refused(
         t.as_bytes(),
-        &[":2:", "`defaults.connect_timeout_ms`", "between 1 and 300000"],
+        &[
+            ":2:",
+            "`defaults.connect_timeout_ms`",
+            "between 1 and 300000",
+        ],
     );
     let c = format!("[defaults]\nconcurrency = 100000000000\n\n{ENDPOINT}");
-    refused(c.as_bytes(), &["`defaults.concurrency`", "between 1 and 10000"]);
+    refused(
+        c.as_bytes(),
+        &["`defaults.concurrency`", "between 1 and 10000"],
+    );
     let e = ENDPOINT.replace("region = \"r\"\n", "region = \"r\"\nconcurrency = 0\n");
     refused(e.as_bytes(), &["`concurrency`", "between 1 and 10000"]);
     let s = format!("[defaults]\nstall_timeout_ms = 0\n\n{ENDPOINT}");
-    refused(s.as_bytes(), &["`defaults.stall_timeout_ms`", "between 1 and 3600000"]);
+    refused(
+        s.as_bytes(),
+        &["`defaults.stall_timeout_ms`", "between 1 and 3600000"],
+    );
 }
 
 /// Regression guard: an API key in the URL path passed `sit check` (which printed it), and an
@@ -112,14 +128,20 @@ fn a_key_in_the_url_or_in_api_key_env_is_refused_and_never_echoed() {
     );
     assert!(!out.contains("4eC39HqLyjWDarjtT1zdp7dc"), "{out}");
     let dashed = ENDPOINT.replace("EXAMPLE_KEY", "my-key-value");
-    let out = refused(dashed.as_bytes(), &["`api_key_env`", "not an environment variable name"]);
+    let out = refused(
+        dashed.as_bytes(),
+        &["`api_key_env`", "not an environment variable name"],
+    );
     assert!(!out.contains("my-key-value"), "{out}");
     // A key that looks like nothing in particular, found in the URL once it is known.
     let secret = "plainvalue123456";
     let url = ENDPOINT.replace("/v1\"", &format!("/v1/{secret}\""));
     let (code, out) = check(url.as_bytes(), &[], &[("EXAMPLE_KEY", secret)]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("the base_url holds the value of EXAMPLE_KEY"), "{out}");
+    assert!(
+        out.contains("the base_url holds the value of EXAMPLE_KEY"),
+        "{out}"
+    );
     assert_eq!(out.matches(secret).count(), 0, "{out}");
 }
 
@@ -127,7 +149,10 @@ fn a_key_in_the_url_or_in_api_key_env_is_refused_and_never_echoed() {
 #[test]
 fn a_file_without_endpoints_is_refused() {
     refused(b"", &["`endpoints`", "no [[endpoints]]"]);
-    refused(b"# only a comment\n\n# and another\n", &["no [[endpoints]]"]);
+    refused(
+        b"# only a comment\n\n# and another\n",
+        &["no [[endpoints]]"],
+    );
     refused(b"[defaults]\nconcurrency = 4\n", &["no [[endpoints]]"]);
 }
 
@@ -139,7 +164,11 @@ fn a_tls_ca_file_that_is_not_pem_is_refused_at_check_time() {
     refused_with(
         cfg.as_bytes(),
         &[("ca.pem", b"this is not a certificate\n")],
-        &[":2:", "`defaults.tls_ca_file`", "is not a PEM file of CA certificates"],
+        &[
+            ":2:",
+            "`defaults.tls_ca_file`",
+            "is not a PEM file of CA certificates",
+        ],
     );
     refused_with(
         cfg.as_bytes(),
@@ -160,7 +189,10 @@ fn binary_and_non_utf8_files_are_named_with_the_byte_offset() {
     let mut n = ENDPOINT.as_bytes().to_vec();
     n.extend_from_slice(b"\n\0\0\0");
     let at = ENDPOINT.len() + 1;
-    refused(&n, &[&format!("binary data: a NUL byte (byte offset {at})")]);
+    refused(
+        &n,
+        &[&format!("binary data: a NUL byte (byte offset {at})")],
+    );
     // UTF-16 (a file saved by some editors) starts with a byte-order mark that is not UTF-8.
     let utf16: Vec<u8> = [0xff, 0xfe]
         .into_iter()

@@ -30,7 +30,12 @@ fn published(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
 }
 
 fn verify(record: &Path, key: &Path) -> (i32, String) {
-    let o = sit(&["verify", record.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    let o = sit(&[
+        "verify",
+        record.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
     (o.status.code().unwrap_or(-1), text(&o))
 }
 
@@ -44,10 +49,17 @@ fn ambiguous_records_are_refused_by_verify_and_not_served() {
 
     // A fake `value` placed before the genuine record's members.
     let fake = t.path().join("fake.json");
-    std::fs::write(&fake, format!("{{\"value\":\"9.999999999\",{}", &genuine[1..])).unwrap();
+    std::fs::write(
+        &fake,
+        format!("{{\"value\":\"9.999999999\",{}", &genuine[1..]),
+    )
+    .unwrap();
     let (code, out) = verify(&fake, &key);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("INVALID") && out.contains("duplicate member `value`"), "{out}");
+    assert!(
+        out.contains("INVALID") && out.contains("duplicate member `value`"),
+        "{out}"
+    );
 
     // Reformatted: the same members, other bytes.
     let pretty = t.path().join("pretty.json");
@@ -84,10 +96,14 @@ fn ambiguous_records_are_refused_by_verify_and_not_served() {
         let archive = sit::publisher::archive::Archive::for_data(&t.path().join("data"));
         let snap = sit::publisher::serve::load(&archive, sit::probes::Suite::embedded());
         assert!(
-            snap.errors.iter().any(|e| e.contains("duplicate member `value`")),
+            snap.errors
+                .iter()
+                .any(|e| e.contains("duplicate member `value`")),
             "{:?}",
             snap.errors
         );
-        assert!(snap.in_force("t1", sit::clock::Date::parse("2026-01-05").unwrap()).is_none());
+        assert!(snap
+            .in_force("t1", sit::clock::Date::parse("2026-01-05").unwrap())
+            .is_none());
     });
 }

@@ -43,7 +43,10 @@ fn server() -> Server {
         .unwrap();
     let t0 = Instant::now();
     while TcpStream::connect(&addr).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "sit serve did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "sit serve did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     Server {
@@ -64,7 +67,11 @@ fn raw(addr: &str, req: &[u8]) -> (u16, String) {
     let r = String::from_utf8_lossy(&r).into_owned();
     assert!(r.starts_with("HTTP/1.1 "), "no HTTP answer: {r:?}");
     let status = r[9..12].parse().unwrap();
-    let body = r.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("").to_string();
+    let body = r
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
     (status, body)
 }
 
@@ -76,7 +83,8 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 }
 
 fn code(body: &str) -> String {
-    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body:?}"));
+    let v: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body:?}"));
     v["error"]["code"].as_str().unwrap_or_default().to_string()
 }
 
@@ -84,15 +92,27 @@ fn code(body: &str) -> String {
 fn errors_before_routing_carry_the_json_error_body() {
     let s = server();
     let (st, body) = get(&s.addr, &format!("/{}", "a".repeat(100_000)));
-    assert_eq!((st, code(&body)), (414, "uri_too_long".to_string()), "{body}");
+    assert_eq!(
+        (st, code(&body)),
+        (414, "uri_too_long".to_string()),
+        "{body}"
+    );
     let headers: String = (0..10_000).map(|i| format!("X-H{i}: v\r\n")).collect();
     let (st, body) = raw(
         &s.addr,
         format!("GET /v1/tiers HTTP/1.1\r\nHost: x\r\n{headers}\r\n").as_bytes(),
     );
-    assert_eq!((st, code(&body)), (431, "headers_too_large".to_string()), "{body}");
+    assert_eq!(
+        (st, code(&body)),
+        (431, "headers_too_large".to_string()),
+        "{body}"
+    );
     let (st, body) = raw(&s.addr, b"THIS IS NOT HTTP\r\n\r\n");
-    assert_eq!((st, code(&body)), (400, "bad_request".to_string()), "{body}");
+    assert_eq!(
+        (st, code(&body)),
+        (400, "bad_request".to_string()),
+        "{body}"
+    );
     // Repeated query parameters are refused, not silently resolved.
     let (st, body) = get(&s.addr, "/v1/index/t1?from=2026-01-01&from=2026-01-02");
     assert_eq!((st, code(&body)), (400, "bad_query".to_string()), "{body}");
@@ -146,7 +166,8 @@ fn slow_and_idle_sockets_past_the_fd_limit_do_not_stop_normal_requests() {
 fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let s = server();
     let mut c = TcpStream::connect(&s.addr).unwrap();
-    c.write_all(b"GET /v1/tiers HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"GET /v1/tiers HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut got = Vec::new();
     let mut b = [0u8; 4096];

@@ -37,20 +37,38 @@ fn diff_names_each_difference_and_import_closes_it() {
         out.contains("acme-fast                      DIFFERS  input 0.500000 -> 0.200000, output 1.500000 -> 0.800000, cached_input 0.500000 -> 0.020000"),
         "{out}"
     );
-    assert!(out.contains("acme-same                      same     (same)"), "{out}");
-    assert!(out.contains("acme-other                     not in the catalogue"), "{out}");
-    assert!(out.contains("1 of 3 endpoints differ from genai-prices 9.9.9 (exported 2026-11-30)"), "{out}");
+    assert!(
+        out.contains("acme-same                      same     (same)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("acme-other                     not in the catalogue"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 of 3 endpoints differ from genai-prices 9.9.9 (exported 2026-11-30)"),
+        "{out}"
+    );
 
     let o = sit(&[
-        "--providers", p, "prices", "import", cat.to_str().unwrap(),
-        "--effective-from", "2026-11-30T00:00:00Z",
+        "--providers",
+        p,
+        "prices",
+        "import",
+        cat.to_str().unwrap(),
+        "--effective-from",
+        "2026-11-30T00:00:00Z",
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let proposal = String::from_utf8(o.stdout.clone()).unwrap();
     assert!(proposal.contains("effective_from = \"2026-11-30T00:00:00Z\"\ninput = \"0.2\"\noutput = \"0.8\"\ncached_input = \"0.02\"\nsource = \"genai-prices 9.9.9 (exported 2026-11-30)\""), "{proposal}");
     // Added under its endpoint (the first one), the file checks and agrees with the catalogue.
     let entry: String = proposal.lines().skip(1).collect::<Vec<_>>().join("\n");
-    file = file.replacen("\n\n[[endpoints]]\nid = \"acme-same\"", &format!("\n\n{entry}\n\n[[endpoints]]\nid = \"acme-same\""), 1);
+    file = file.replacen(
+        "\n\n[[endpoints]]\nid = \"acme-same\"",
+        &format!("\n\n{entry}\n\n[[endpoints]]\nid = \"acme-same\""),
+        1,
+    );
     std::fs::write(&prov, &file).unwrap();
     let o = sit(&["--providers", p, "check"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -61,19 +79,29 @@ fn diff_names_each_difference_and_import_closes_it() {
     std::fs::write(&cat, "{}").unwrap();
     let o = sit(&["--providers", p, "prices", "diff", cat.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("scripts/export-genai-prices.py"), "{}", text(&o));
+    assert!(
+        text(&o).contains("scripts/export-genai-prices.py"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
 fn shipped_providers_agree_with_the_shipped_catalogue() {
     let root = env!("CARGO_MANIFEST_DIR");
     let o = sit(&[
-        "--providers", &format!("{root}/providers.toml"),
-        "prices", "diff", &format!("{root}/prices/genai-prices.json"),
+        "--providers",
+        &format!("{root}/providers.toml"),
+        "prices",
+        "diff",
+        &format!("{root}/prices/genai-prices.json"),
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
     assert!(out.contains("0 of 16 endpoints differ"), "{out}");
     assert_eq!(out.matches(" same ").count(), 15, "{out}");
-    assert!(out.contains("deepinfra-qwen-2.5-72b         not in the catalogue"), "{out}");
+    assert!(
+        out.contains("deepinfra-qwen-2.5-72b         not in the catalogue"),
+        "{out}"
+    );
 }

@@ -268,7 +268,11 @@ fn contingency_day_carries_the_previous_final_value_with_its_reason() {
         &["--allow-empty"],
     );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(text(&o).contains("settlement lag of 5 minutes"), "{}", text(&o));
+    assert!(
+        text(&o).contains("settlement lag of 5 minutes"),
+        "{}",
+        text(&o)
+    );
     // A first day with nothing before it: CONTINGENCY with no value, and it says so.
     let o = env.publish(
         "2026-01-02",
@@ -839,6 +843,13 @@ fn publish_has_no_flag_to_set_the_publication_time() {
         "2026-01-06T00:30:00Z",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("unexpected argument '--at'"), "{}", text(&o));
-    assert!(env.archive().entries().unwrap().is_empty(), "nothing published");
+    assert!(
+        text(&o).contains("unexpected argument '--at'"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        env.archive().entries().unwrap().is_empty(),
+        "nothing published"
+    );
 }

@@ -315,20 +315,30 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut r = String::new();
     c.read_to_string(&mut r).unwrap();
     let status = r[9..12].parse().unwrap();
-    let body = r.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("").to_string();
+    let body = r
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
     (status, body)
 }
 
 fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !f() {
-        assert!(t0.elapsed() < Duration::from_secs(secs), "{what}: not within {secs} s");
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "{what}: not within {secs} s"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 fn signal(pid: u32, sig: &str) {
-    let s = Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
+    let s = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(s.success());
 }
 
@@ -380,12 +390,17 @@ fn run_health_turns_503_while_probes_are_due_and_none_is_recorded() {
     }
 
     signal(env.sim.child.id(), "-STOP");
-    wait_for("503 while the simulator is stopped", 40, || http_get(&addr, "/healthz").0 == 503);
+    wait_for("503 while the simulator is stopped", 40, || {
+        http_get(&addr, "/healthz").0 == 503
+    });
     let (_, body) = http_get(&addr, "/healthz");
     let h: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(h["status"], "degraded", "{h}");
     assert!(
-        h["reasons"][0].as_str().unwrap().contains("scheduled probes are due"),
+        h["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("scheduled probes are due"),
         "{h}"
     );
     signal(env.sim.child.id(), "-CONT");

@@ -17,9 +17,7 @@
 use crate::clock::{format_utc_ms, Date, DAY_MS, HOUR_MS};
 use crate::commit::{check_day, Commitment, Reveal};
 use crate::config::PriceSchedule;
-use crate::index::{
-    compute_day, day_window, DayInput, Determination, Methodology, Status,
-};
+use crate::index::{compute_day, day_window, DayInput, Determination, Methodology, Status};
 use crate::observation::{FailureClass, Observation};
 use crate::probes::{Family, Suite};
 use crate::publisher::archive::{Archive, LogEntry};
@@ -591,9 +589,9 @@ impl Bundle {
             })
             .map(|(c, s)| {
                 c.slots(&self.suite, s)
-                .into_iter()
-                .map(|s| (s.seed, s.nonce))
-                .collect()
+                    .into_iter()
+                    .map(|s| (s.seed, s.nonce))
+                    .collect()
             })
             .unwrap_or_default();
         let mut candidates: Vec<&Observation> = in_day

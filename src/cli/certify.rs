@@ -35,7 +35,18 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 },
                 (None, None) => unreachable!("clap requires one"),
             };
-            certify(cli, target, &tier, attempts, &key, &out, seed, challenge, concurrency).await
+            certify(
+                cli,
+                target,
+                &tier,
+                attempts,
+                &key,
+                &out,
+                seed,
+                challenge,
+                concurrency,
+            )
+            .await
         }
         Command::VerifyCert {
             file,
@@ -59,7 +70,10 @@ enum CertifyTarget {
 
 /// GET `{base}/v1/certify/challenge?key_id=...`: the oracle's signed challenge, as its bytes.
 async fn draw_challenge(base: &str, key_id: &str) -> Result<String> {
-    let url = format!("{}/v1/certify/challenge?key_id={key_id}", base.trim_end_matches('/'));
+    let url = format!(
+        "{}/v1/certify/challenge?key_id={key_id}",
+        base.trim_end_matches('/')
+    );
     let fail = |e: String| Error::Failed(format!("cannot draw a challenge from {base}: {e}"));
     let r = reqwest::get(&url).await.map_err(|e| fail(e.to_string()))?;
     let status = r.status();

@@ -64,7 +64,11 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             for line in &report.published {
                 println!("  {line}");
             }
-            let first = report.days.first().map(|d| d.to_string()).unwrap_or_default();
+            let first = report
+                .days
+                .first()
+                .map(|d| d.to_string())
+                .unwrap_or_default();
             println!(
                 "\nData is in {}/ (sled). Next (sit is ./target/release/sit):\n  sit --data {} serve                     serve the signed values: http://127.0.0.1:8080/\n  sit --data {} index --json               every determination as JSON\n  sit --data {} index --date {} --tier t1  one day, one tier\n  sit audit verify {}/archive/{}      check a day's audit bundle\n  sit suite                                  the probe suite and its hash\n  sit demo                                   probe the next simulated days into the same store",
                 cli.data.display(),
@@ -324,10 +328,7 @@ fn prices(cli: &Paths, what: super::PricesWhat) -> Result<()> {
             }
         }
     }
-    eprintln!(
-        "{differ} of {} endpoints differ from {source}",
-        rows.len()
-    );
+    eprintln!("{differ} of {} endpoints differ from {source}", rows.len());
     Ok(())
 }
 

@@ -46,10 +46,12 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
         Command::Serve { addr, limits, key } => {
             let archive = crate::publisher::archive::Archive::for_data(&cli.data);
             let challenger = match key {
-                Some(k) => Some(std::sync::Arc::new(crate::publisher::serve::Challenger::new(
-                    crate::publisher::keys::load_signing(&k)?,
-                    &archive,
-                ))),
+                Some(k) => Some(std::sync::Arc::new(
+                    crate::publisher::serve::Challenger::new(
+                        crate::publisher::keys::load_signing(&k)?,
+                        &archive,
+                    ),
+                )),
                 None => None,
             };
             let running = crate::publisher::serve::start_with(
@@ -60,7 +62,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 challenger,
             )
             .await
-                .map_err(|e| Error::Failed(format!("cannot serve on {addr}: {e}")))?;
+            .map_err(|e| Error::Failed(format!("cannot serve on {addr}: {e}")))?;
             eprintln!(
                 "sit serve: http://{} (archive {}; Ctrl-C to stop)",
                 running.addr,
@@ -75,7 +77,6 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
         _ => unreachable!("dispatched by cli::run"),
     }
 }
-
 
 /// Read a record from a file or an http(s) URL.
 async fn read_source(source: &str) -> Result<Vec<u8>> {
@@ -182,4 +183,3 @@ async fn verify(source: &str, key: &std::path::Path) -> Result<()> {
         Ok(())
     }
 }
-

@@ -127,16 +127,27 @@ impl HeadScan {
                     self.first_line.push(b);
                 }
                 if self.first_line.len() > l.max_request_line {
-                    return Err(error_response(414, "URI Too Long", "uri_too_long",
-                        &format!("the request line is longer than {} bytes", l.max_request_line),
-                        "the API's paths and queries are short; see /v1/openapi.json"));
+                    return Err(error_response(
+                        414,
+                        "URI Too Long",
+                        "uri_too_long",
+                        &format!(
+                            "the request line is longer than {} bytes",
+                            l.max_request_line
+                        ),
+                        "the API's paths and queries are short; see /v1/openapi.json",
+                    ));
                 }
             }
             if b == b'\n' {
                 if self.lines == 0 && !request_line_ok(&self.first_line) {
-                    return Err(error_response(400, "Bad Request", "bad_request",
+                    return Err(error_response(
+                        400,
+                        "Bad Request",
+                        "bad_request",
                         "the request line is not `METHOD target HTTP/1.x`",
-                        "send an HTTP/1.1 request, e.g. GET /v1/index/t1/latest HTTP/1.1"));
+                        "send an HTTP/1.1 request, e.g. GET /v1/index/t1/latest HTTP/1.1",
+                    ));
                 }
                 self.lines += 1;
                 self.line_bytes = 0;
@@ -145,17 +156,28 @@ impl HeadScan {
                     continue;
                 }
                 if self.lines > l.max_headers + 1 {
-                    return Err(error_response(431, "Request Header Fields Too Large", "headers_too_large",
+                    return Err(error_response(
+                        431,
+                        "Request Header Fields Too Large",
+                        "headers_too_large",
                         &format!("more than {} header fields", l.max_headers),
-                        "send only the headers the request needs"));
+                        "send only the headers the request needs",
+                    ));
                 }
             } else {
                 self.line_bytes += 1;
             }
             if self.head_bytes > l.max_header_bytes + l.max_request_line {
-                return Err(error_response(431, "Request Header Fields Too Large", "headers_too_large",
-                    &format!("the request head is larger than {} bytes", l.max_header_bytes),
-                    "send only the headers the request needs"));
+                return Err(error_response(
+                    431,
+                    "Request Header Fields Too Large",
+                    "headers_too_large",
+                    &format!(
+                        "the request head is larger than {} bytes",
+                        l.max_header_bytes
+                    ),
+                    "send only the headers the request needs",
+                ));
             }
         }
         Ok(())
@@ -165,7 +187,8 @@ impl HeadScan {
 fn request_line_ok(line: &[u8]) -> bool {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut parts = line.split(|&b| b == b' ');
-    let (Some(m), Some(t), Some(v), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(m), Some(t), Some(v), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return false;
     };
@@ -229,7 +252,11 @@ impl AsyncRead for Guarded {
 }
 
 impl AsyncWrite for Guarded {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        b: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, b)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -307,11 +334,20 @@ pub async fn serve(
                     }
                     None => {
                         drop(reg);
-                        let resp = error_response(503, "Service Unavailable", "overloaded",
-                            "every connection is serving a request", "retry in a moment");
+                        let resp = error_response(
+                            503,
+                            "Service Unavailable",
+                            "overloaded",
+                            "every connection is serving a request",
+                            "retry in a moment",
+                        );
                         tokio::spawn(async move {
                             use tokio::io::AsyncWriteExt;
-                            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&resp)).await;
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(1),
+                                stream.write_all(&resp),
+                            )
+                            .await;
                         });
                         continue;
                     }
@@ -402,12 +438,21 @@ mod tests {
         assert!(feed(b"GET /v1/tiers HTTP/1.1\r\nHost: x\r\n\r\n").is_ok());
         let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(9000));
         let e = feed(long.as_bytes()).unwrap_err();
-        assert!(e.starts_with("HTTP/1.1 414 ") && e.contains("\"code\":\"uri_too_long\""), "{e}");
+        assert!(
+            e.starts_with("HTTP/1.1 414 ") && e.contains("\"code\":\"uri_too_long\""),
+            "{e}"
+        );
         let many: String = (0..200).map(|i| format!("X-{i}: y\r\n")).collect();
         let e = feed(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()).unwrap_err();
-        assert!(e.starts_with("HTTP/1.1 431 ") && e.contains("headers_too_large"), "{e}");
+        assert!(
+            e.starts_with("HTTP/1.1 431 ") && e.contains("headers_too_large"),
+            "{e}"
+        );
         let e = feed(b"HELLO\r\n").unwrap_err();
-        assert!(e.starts_with("HTTP/1.1 400 ") && e.contains("bad_request"), "{e}");
+        assert!(
+            e.starts_with("HTTP/1.1 400 ") && e.contains("bad_request"),
+            "{e}"
+        );
         let e = feed(b"GET / HTTP/2.0\r\n").unwrap_err();
         assert!(e.starts_with("HTTP/1.1 400 "), "{e}");
     }
@@ -416,7 +461,12 @@ mod tests {
     fn a_head_split_across_reads_is_scanned_as_one() {
         let mut s = HeadScan::default();
         let l = Limits::default();
-        for chunk in [&b"GET /v1/ti"[..], b"ers HTTP/1.1\r", b"\nHost: x\r\n\r", b"\n"] {
+        for chunk in [
+            &b"GET /v1/ti"[..],
+            b"ers HTTP/1.1\r",
+            b"\nHost: x\r\n\r",
+            b"\n",
+        ] {
             s.feed(chunk, &l).unwrap();
         }
         assert!(s.done);

@@ -182,19 +182,37 @@ mod tests {
         let d = det(true, ONE);
         // Not before the day's end plus 5 minutes; exactly then, yes.
         let e = decide(&m, &d, None, day_end() + 5 * 60_000 - 1).unwrap_err();
-        assert!(matches!(e, Refusal::SettlementLag { minutes: 5, .. }), "{e}");
+        assert!(
+            matches!(e, Refusal::SettlementLag { minutes: 5, .. }),
+            "{e}"
+        );
         assert!(e.to_string().contains("2026-01-06T00:05:00.000Z"), "{e}");
-        assert_eq!(decide(&m, &d, None, day_end() + 5 * 60_000), Ok(Decision::First));
+        assert_eq!(
+            decide(&m, &d, None, day_end() + 5 * 60_000),
+            Ok(Decision::First)
+        );
         // 1.2.0 has no lag.
-        assert_eq!(decide(&Methodology::v1_2_0(), &d, None, day_end()), Ok(Decision::First));
+        assert_eq!(
+            decide(&Methodology::v1_2_0(), &d, None, day_end()),
+            Ok(Decision::First)
+        );
         // A CONTINGENCY record that becomes computable is restated even with a tiny change,
         // or none; a FINAL one still needs a material change.
         let at = day_end() + HOUR_MS;
         let carried = Some((1, Status::Contingency, Some(Fixed(ONE))));
-        assert_eq!(decide(&m, &det(true, ONE + 1), carried, at), Ok(Decision::Restate { version: 2 }));
-        assert_eq!(decide(&m, &det(true, ONE), carried, at), Ok(Decision::Restate { version: 2 }));
+        assert_eq!(
+            decide(&m, &det(true, ONE + 1), carried, at),
+            Ok(Decision::Restate { version: 2 })
+        );
+        assert_eq!(
+            decide(&m, &det(true, ONE), carried, at),
+            Ok(Decision::Restate { version: 2 })
+        );
         let suspended = Some((1, Status::Suspended, Some(Fixed(ONE))));
-        assert_eq!(decide(&m, &det(true, ONE + 1), suspended, at), Ok(Decision::Restate { version: 2 }));
+        assert_eq!(
+            decide(&m, &det(true, ONE + 1), suspended, at),
+            Ok(Decision::Restate { version: 2 })
+        );
         assert!(matches!(
             decide(&m, &det(true, ONE + 1), OLD, at),
             Err(Refusal::NotMaterial { .. })

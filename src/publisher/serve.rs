@@ -807,7 +807,8 @@ async fn challenge(State(st): State<Arc<AppState>>, uri: Uri, RawQuery(q): RawQu
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "bad_query",
-                "key_id must be the certifier's key id, ed25519: and 16 lower-case hex digits".into(),
+                "key_id must be the certifier's key id, ed25519: and 16 lower-case hex digits"
+                    .into(),
                 "sit keys generate prints it; sit certify --challenge sends it",
             ));
         }
@@ -819,15 +820,25 @@ async fn challenge(State(st): State<Arc<AppState>>, uri: Uri, RawQuery(q): RawQu
                 .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
                 .filter(|v| v["certifier"] == key_id.as_str())
                 .collect();
-            let body = serde_json::json!({"key_id": key_id, "count": drawn.len(), "challenges": drawn});
+            let body =
+                serde_json::json!({"key_id": key_id, "count": drawn.len(), "challenges": drawn});
             return Ok((json, body.to_string()).into_response());
         }
-        let doc = c
-            .issue(&key_id, SystemClock.now_ms())
-            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("cannot record the challenge: {e}"), "retry later"))?;
+        let doc = c.issue(&key_id, SystemClock.now_ms()).map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("cannot record the challenge: {e}"),
+                "retry later",
+            )
+        })?;
         Ok((json, doc).into_response())
     })();
-    done(&st, Route::Challenge, r.unwrap_or_else(IntoResponse::into_response))
+    done(
+        &st,
+        Route::Challenge,
+        r.unwrap_or_else(IntoResponse::into_response),
+    )
 }
 
 async fn tiers(State(st): State<Arc<AppState>>) -> Response {

@@ -221,7 +221,9 @@ fn check_store_clock(store: &Store, clock: &dyn Clock) -> Result<()> {
 /// a store of real-time observations.
 fn check_new_timeline(store: &Store, start: Option<Date>) -> Result<()> {
     let Some(start) = start else {
-        return Err(Error::Usage("a new timeline needs a compressed clock (--start, --hour-ms)".into()));
+        return Err(Error::Usage(
+            "a new timeline needs a compressed clock (--start, --hour-ms)".into(),
+        ));
     };
     let Some(last) = store.days()?.last().copied() else {
         return Ok(());
@@ -413,8 +415,8 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
                     &archive,
                 ))),
             )
-                .await
-                .map_err(|e| failed(&format!("cannot serve on {addr}"), e))?;
+            .await
+            .map_err(|e| failed(&format!("cannot serve on {addr}"), e))?;
             eprintln!("sit run: serving http://{} (/healthz, /metrics)", r.addr);
             Some(r)
         }
@@ -450,13 +452,20 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
     let main = async {
         // The day before, still finishing its last probes (its retries may run past midnight
         // while this day is already being probed).
-        let mut prev: Option<(Date, DaySecret, AbortOnDrop<ProbeResult>, AbortOnDrop<()>)> =
-            None;
+        let mut prev: Option<(Date, DaySecret, AbortOnDrop<ProbeResult>, AbortOnDrop<()>)> = None;
         loop {
             if opts.until.is_some_and(|u| day >= u) {
                 break;
             }
-            let c = commit(data, &svc.archive, day, &ids, opts.per_hour, suite, clock.now_ms())?;
+            let c = commit(
+                data,
+                &svc.archive,
+                day,
+                &ids,
+                opts.per_hour,
+                suite,
+                clock.now_ms(),
+            )?;
             if opts.until.is_none_or(|u| day.succ() < u) {
                 commit(
                     data,
@@ -481,8 +490,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
                 );
                 AbortOnDrop(tokio::spawn(async move {
                     probe_day(
-                        &worker, &store, &recorder, &usable, &c, slots, started_ms, &opts,
-                        &status,
+                        &worker, &store, &recorder, &usable, &c, slots, started_ms, &opts, &status,
                     )
                     .await
                 }))

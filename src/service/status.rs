@@ -221,7 +221,9 @@ mod tests {
         clock.0.store(t0 + 3_600_000, Ordering::SeqCst);
         assert!(s.health().0.is_empty(), "idle between probes is healthy");
         // The second probe is due and nothing arrives for 10 minutes and a millisecond.
-        clock.0.store(t0 + 70_000 + SILENCE_MS + 1, Ordering::SeqCst);
+        clock
+            .0
+            .store(t0 + 70_000 + SILENCE_MS + 1, Ordering::SeqCst);
         assert!(s.health().0.is_empty(), "not yet due");
         clock.0.store(t0 + 2 * 3_600_000 + 1, Ordering::SeqCst);
         let (why, facts) = s.health();
@@ -241,15 +243,23 @@ mod tests {
         let s = Status::new(clock.clone(), day.start_ms());
         s.awaiting(day);
         clock.0.store(end + PUBLICATION_GRACE_MS, Ordering::SeqCst);
-        assert!(s.health().0.is_empty(), "exactly at the grace: still healthy");
-        clock.0.store(end + PUBLICATION_GRACE_MS + 1, Ordering::SeqCst);
+        assert!(
+            s.health().0.is_empty(),
+            "exactly at the grace: still healthy"
+        );
+        clock
+            .0
+            .store(end + PUBLICATION_GRACE_MS + 1, Ordering::SeqCst);
         let (why, _) = s.health();
         assert!(why[0].contains("2026-01-05 ended 60 min ago"), "{why:?}");
         s.published(day, end + PUBLICATION_GRACE_MS + 1);
         assert!(s.health().0.is_empty());
         let mut m = String::new();
         s.metrics(&mut m);
-        assert!(m.contains("sit_run_publication_lag_seconds{date=\"2026-01-05\"} 3600"), "{m}");
+        assert!(
+            m.contains("sit_run_publication_lag_seconds{date=\"2026-01-05\"} 3600"),
+            "{m}"
+        );
         assert!(m.contains("sit_run_unpublished_age_seconds 0"), "{m}");
     }
 
@@ -264,7 +274,10 @@ mod tests {
         s.recorded(&o);
         let mut m = String::new();
         s.metrics(&mut m);
-        assert!(m.contains("sit_run_probes_total{endpoint=\"a\\\"b\",class=\"ok\"} 2"), "{m}");
+        assert!(
+            m.contains("sit_run_probes_total{endpoint=\"a\\\"b\",class=\"ok\"} 2"),
+            "{m}"
+        );
         assert!(m.contains("sit_run_missed_probes_total 0"), "{m}");
     }
 }

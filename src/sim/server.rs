@@ -389,7 +389,12 @@ impl Framing {
     ) -> Vec<Bytes> {
         match self {
             Framing::Openai => {
-                let mut v = vec![chunk(id, model, serde_json::json!({}), Some(stop.unwrap_or("stop")))];
+                let mut v = vec![chunk(
+                    id,
+                    model,
+                    serde_json::json!({}),
+                    Some(stop.unwrap_or("stop")),
+                )];
                 if include_usage {
                     let usage = serde_json::json!({
                         "prompt_tokens": c.prompt, "completion_tokens": c.completion,

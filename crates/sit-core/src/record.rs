@@ -158,7 +158,10 @@ mod tests {
         let nested = text.replacen("\"counts\":{", "\"counts\":{\"attempts\":1,", 1);
         assert_ne!(nested, text, "the sample has counts");
         let e = verify(nested.as_bytes(), &vk).unwrap_err();
-        assert!(matches!(&e, crate::signing::VerifyError::Duplicate(m) if m.starts_with("`attempts`")), "{e}");
+        assert!(
+            matches!(&e, crate::signing::VerifyError::Duplicate(m) if m.starts_with("`attempts`")),
+            "{e}"
+        );
     }
 
     /// Regression guard for issue 16: upper-case signature hex was accepted although the

@@ -89,7 +89,9 @@ pub fn paired_schedule(
             }
         }
     }
-    out.sort_by(|a, b| (a.at_ms, a.endpoint, a.tier, &a.nonce).cmp(&(b.at_ms, b.endpoint, b.tier, &b.nonce)));
+    out.sort_by(|a, b| {
+        (a.at_ms, a.endpoint, a.tier, &a.nonce).cmp(&(b.at_ms, b.endpoint, b.tier, &b.nonce))
+    });
     out
 }
 
@@ -148,7 +150,9 @@ mod tests {
                     let mut w: Vec<(String, u64)> = a
                         .iter()
                         .filter(|x| {
-                            x.endpoint == e && x.tier == t && (x.at_ms - d.start_ms()) / HOUR_MS == h
+                            x.endpoint == e
+                                && x.tier == t
+                                && (x.at_ms - d.start_ms()) / HOUR_MS == h
                         })
                         .map(|x| (x.family.id().to_string(), x.seed))
                         .collect();
@@ -167,7 +171,10 @@ mod tests {
         assert_eq!(keys.len(), a.len(), "(seed, nonce) identifies a slot");
         let times: std::collections::BTreeSet<(i64, usize)> =
             a.iter().map(|x| (x.at_ms, x.tier)).collect();
-        assert!(times.len() > a.len() * 9 / 10, "send times are each endpoint's own");
+        assert!(
+            times.len() > a.len() * 9 / 10,
+            "send times are each endpoint's own"
+        );
     }
 
     #[test]

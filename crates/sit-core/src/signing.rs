@@ -194,7 +194,11 @@ pub fn verify_value(doc: &[u8], key: &VerifyingKey) -> Result<VerifiedValue, Ver
     if let Some(at) = find_float(&v, "$") {
         return Err(VerifyError::Float(at));
     }
-    if sig_hex.len() != 128 || !sig_hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if sig_hex.len() != 128
+        || !sig_hex
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
         return Err(VerifyError::BadSignatureEncoding);
     }
     let sig_bytes: [u8; 64] = unhex(&sig_hex)

@@ -135,7 +135,9 @@ pub fn certificate_challenge(
         }
     }
     if cert.seeding.as_deref() != Some(challenge::ORACLE_CHALLENGE) {
-        return Err(bad("the certificate does not say it was seeded by the challenge".into()));
+        return Err(bad(
+            "the certificate does not say it was seeded by the challenge".into(),
+        ));
     }
     Ok(Some(ChallengeCheck { challenge: c }))
 }

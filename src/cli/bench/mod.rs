@@ -126,7 +126,6 @@ pub fn ingest_bench(
     ))
 }
 
-
 /// Recompute `days` archived days of `per_day` observations each (3 tiers), in order, carrying
 /// the last FINAL value into CONTINGENCY days, as an auditor does from extracted index rows.
 pub fn recompute_bench(days: u32, per_day: usize, endpoints: u32) -> String {

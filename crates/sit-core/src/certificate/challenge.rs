@@ -65,7 +65,9 @@ pub fn seed_of(doc: &[u8]) -> Result<u64, VerifyError> {
     h.update(b"sit-challenge-seed-v1\n");
     h.update(&canonical(&v));
     let b = h.finalize();
-    Ok(u64::from_le_bytes(b.as_bytes()[..8].try_into().expect("8 bytes")))
+    Ok(u64::from_le_bytes(
+        b.as_bytes()[..8].try_into().expect("8 bytes"),
+    ))
 }
 
 #[cfg(test)]

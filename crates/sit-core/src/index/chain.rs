@@ -268,7 +268,12 @@ fn apportion(total: u64, shares: &[u64]) -> Vec<u64> {
         .collect();
     let mut left = total - parts.iter().sum::<u64>();
     let mut order: Vec<usize> = (0..shares.len()).collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(shares[i] as u128 * total as u128 % sum), i));
+    order.sort_by_key(|&i| {
+        (
+            std::cmp::Reverse(shares[i] as u128 * total as u128 % sum),
+            i,
+        )
+    });
     for i in order {
         if left == 0 {
             break;
@@ -295,17 +300,22 @@ pub fn cap_groups(
     min_groups: u32,
 ) -> Result<Option<Vec<u64>>, String> {
     let groups: std::collections::BTreeMap<u32, u128> =
-        c.iter().zip(group).fold(Default::default(), |mut m, (x, g)| {
-            *m.entry(*g).or_default() += *x as u128;
-            m
-        });
+        c.iter()
+            .zip(group)
+            .fold(Default::default(), |mut m, (x, g)| {
+                *m.entry(*g).or_default() += *x as u128;
+                m
+            });
     let kept = groups.values().filter(|x| **x > 0).count();
     if kept < min_groups as usize {
         return Err(format!(
             "FEWER_THAN_MIN_PROVIDERS: {kept} providers carry weight, {min_groups} needed"
         ));
     }
-    if groups.values().all(|g| g * ONE as u128 <= cap.0 as u128 * d as u128) {
+    if groups
+        .values()
+        .all(|g| g * ONE as u128 <= cap.0 as u128 * d as u128)
+    {
         return Ok(None);
     }
     let cap_u = (cap.0 as u128 * CAP_UNITS as u128 / ONE as u128) as u64;
@@ -313,7 +323,11 @@ pub fn cap_groups(
     let mut capped = std::collections::BTreeSet::new();
     loop {
         let total = |u: &[u64], g: u32| -> u64 {
-            u.iter().zip(group).filter(|(_, x)| **x == g).map(|(v, _)| *v).sum()
+            u.iter()
+                .zip(group)
+                .filter(|(_, x)| **x == g)
+                .map(|(v, _)| *v)
+                .sum()
         };
         let over: Vec<u32> = groups
             .keys()
@@ -333,7 +347,9 @@ pub fn cap_groups(
             }
             capped.insert(g);
         }
-        let free: Vec<usize> = (0..u.len()).filter(|&i| !capped.contains(&group[i])).collect();
+        let free: Vec<usize> = (0..u.len())
+            .filter(|&i| !capped.contains(&group[i]))
+            .collect();
         let add = apportion(excess, &free.iter().map(|&i| u[i]).collect::<Vec<_>>());
         if add.iter().sum::<u64>() < excess {
             // nowhere to put it: the cap cannot hold with these groups
@@ -395,7 +411,10 @@ pub fn capped_geometric_mean(
         return None;
     }
     let g = kept.iter().fold(d, |a, b| gcd(a, *b));
-    let (c, d): (Vec<u64>, u64) = (kept.iter().map(|x| (x / g) as u64).collect(), (d / g) as u64);
+    let (c, d): (Vec<u64>, u64) = (
+        kept.iter().map(|x| (x / g) as u64).collect(),
+        (d / g) as u64,
+    );
     weighted_mean(sorted, &c, d, endpoint_cap)
 }
 
@@ -699,13 +718,21 @@ mod tests {
     fn golden_provider_cap() {
         let cap = Fixed(250_000_000);
         // six equal weights, three of them one provider's (half the weight)
-        let u = cap_groups(&[1; 6], 6, &[0, 0, 0, 1, 2, 3], cap, 4).unwrap().unwrap();
+        let u = cap_groups(&[1; 6], 6, &[0, 0, 0, 1, 2, 3], cap, 4)
+            .unwrap()
+            .unwrap();
         assert_eq!(u, vec![834, 833, 833, 2500, 2500, 2500]);
         assert_eq!(u.iter().sum::<u64>(), CAP_UNITS);
         // every provider alone: no group exceeds 1/4 of six equal weights
-        assert_eq!(cap_groups(&[1; 6], 6, &[0, 1, 2, 3, 4, 5], cap, 4), Ok(None));
+        assert_eq!(
+            cap_groups(&[1; 6], 6, &[0, 1, 2, 3, 4, 5], cap, 4),
+            Ok(None)
+        );
         // exactly at the cap does not bind
-        assert_eq!(cap_groups(&[1; 8], 8, &[0, 0, 1, 1, 2, 2, 3, 3], cap, 4), Ok(None));
+        assert_eq!(
+            cap_groups(&[1; 8], 8, &[0, 0, 1, 1, 2, 2, 3, 3], cap, 4),
+            Ok(None)
+        );
         // three providers cannot satisfy a minimum of four
         let e = cap_groups(&[1; 6], 6, &[0, 0, 1, 1, 2, 2], cap, 4).unwrap_err();
         assert!(e.starts_with("FEWER_THAN_MIN_PROVIDERS: 3"), "{e}");

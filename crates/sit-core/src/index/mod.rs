@@ -183,29 +183,91 @@ impl Methodology {
                 bad.push(what.to_string());
             }
         };
-        need(self.partition_hours == 1, "partition_hours must be 1 (hourly partitions are what the code computes)");
-        need(self.partitions_per_day == 24, "partitions_per_day must be 24");
-        need(self.eligibility_window_hours >= 1 && self.eligibility_window_hours <= 24 * 7, "eligibility_window_hours must be 1 to 168");
-        need((0..=one).contains(&self.availability_floor.0), "availability_floor must be within 0 and 1");
+        need(
+            self.partition_hours == 1,
+            "partition_hours must be 1 (hourly partitions are what the code computes)",
+        );
+        need(
+            self.partitions_per_day == 24,
+            "partitions_per_day must be 24",
+        );
+        need(
+            self.eligibility_window_hours >= 1 && self.eligibility_window_hours <= 24 * 7,
+            "eligibility_window_hours must be 1 to 168",
+        );
+        need(
+            (0..=one).contains(&self.availability_floor.0),
+            "availability_floor must be within 0 and 1",
+        );
         need(self.min_endpoints >= 1, "min_endpoints must be at least 1");
-        need((0..one / 2).contains(&self.trim_fraction.0), "trim_fraction must be at least 0 and below 0.5");
-        need(self.max_endpoint_weight.0 > 0 && self.max_endpoint_weight.0 <= one, "max_endpoint_weight must be above 0 and at most 1");
-        need(self.min_valid_partitions >= 1 && self.min_valid_partitions <= self.partitions_per_day, "min_valid_partitions must be 1 to partitions_per_day");
-        need(self.sit_w_in >= 1 && self.sit_w_out >= 1, "SIT weights must be at least 1");
-        need(self.fixed_scale == crate::fixed::SCALE, "fixed_scale must be the code's scale (9 places)");
-        need(self.rounding == "half_to_even", "rounding must be half_to_even");
-        need(self.quantiles == "nearest_rank", "quantiles must be nearest_rank");
-        need(self.materiality_threshold.0 >= 0, "materiality_threshold must not be negative");
-        need(self.unit == "USD per 1,000,000 SIT", "unit must be USD per 1,000,000 SIT");
+        need(
+            (0..one / 2).contains(&self.trim_fraction.0),
+            "trim_fraction must be at least 0 and below 0.5",
+        );
+        need(
+            self.max_endpoint_weight.0 > 0 && self.max_endpoint_weight.0 <= one,
+            "max_endpoint_weight must be above 0 and at most 1",
+        );
+        need(
+            self.min_valid_partitions >= 1 && self.min_valid_partitions <= self.partitions_per_day,
+            "min_valid_partitions must be 1 to partitions_per_day",
+        );
+        need(
+            self.sit_w_in >= 1 && self.sit_w_out >= 1,
+            "SIT weights must be at least 1",
+        );
+        need(
+            self.fixed_scale == crate::fixed::SCALE,
+            "fixed_scale must be the code's scale (9 places)",
+        );
+        need(
+            self.rounding == "half_to_even",
+            "rounding must be half_to_even",
+        );
+        need(
+            self.quantiles == "nearest_rank",
+            "quantiles must be nearest_rank",
+        );
+        need(
+            self.materiality_threshold.0 >= 0,
+            "materiality_threshold must not be negative",
+        );
+        need(
+            self.unit == "USD per 1,000,000 SIT",
+            "unit must be USD per 1,000,000 SIT",
+        );
         if let Some(cp) = &self.chain {
-            need(cp.max_reference_age_days >= 1, "chain.max_reference_age_days must be at least 1");
-            need(cp.min_price_partitions >= 1 && cp.min_price_partitions <= self.partitions_per_day, "chain.min_price_partitions must be 1 to partitions_per_day");
-            need(cp.quality_window_days.is_none_or(|w| (1..=31).contains(&w)), "chain.quality_window_days must be 1 to 31");
+            need(
+                cp.max_reference_age_days >= 1,
+                "chain.max_reference_age_days must be at least 1",
+            );
+            need(
+                cp.min_price_partitions >= 1 && cp.min_price_partitions <= self.partitions_per_day,
+                "chain.min_price_partitions must be 1 to partitions_per_day",
+            );
+            need(
+                cp.quality_window_days.is_none_or(|w| (1..=31).contains(&w)),
+                "chain.quality_window_days must be 1 to 31",
+            );
         }
-        need(self.settlement_lag_minutes.is_none_or(|l| (2..=24 * 60).contains(&l)), "settlement_lag_minutes must be 2 (the probes' default total timeout) to 1440");
-        need(self.max_contingency_days.is_none_or(|d| d >= 1), "max_contingency_days must be at least 1");
-        need(self.max_provider_weight.is_none_or(|c| c.0 > 0 && c.0 <= one), "max_provider_weight must be above 0 and at most 1");
-        need(self.max_provider_weight.is_some() == self.min_providers.is_some(), "max_provider_weight and min_providers go together");
+        need(
+            self.settlement_lag_minutes
+                .is_none_or(|l| (2..=24 * 60).contains(&l)),
+            "settlement_lag_minutes must be 2 (the probes' default total timeout) to 1440",
+        );
+        need(
+            self.max_contingency_days.is_none_or(|d| d >= 1),
+            "max_contingency_days must be at least 1",
+        );
+        need(
+            self.max_provider_weight
+                .is_none_or(|c| c.0 > 0 && c.0 <= one),
+            "max_provider_weight must be above 0 and at most 1",
+        );
+        need(
+            self.max_provider_weight.is_some() == self.min_providers.is_some(),
+            "max_provider_weight and min_providers go together",
+        );
         need(
             match (self.max_provider_weight, self.min_providers) {
                 (Some(c), Some(n)) => c.0 * n as i128 >= one,
@@ -213,8 +275,14 @@ impl Methodology {
             },
             "min_providers x max_provider_weight must be at least 1 (else the cap cannot hold)",
         );
-        need(self.max_provider_weight.is_none() || self.chain.is_some(), "the provider cap needs a chained methodology");
-        need(self.max_contingency_days.is_some() == self.fallback.is_some(), "a SUSPENDED status needs its fallback stated, and a fallback its limit");
+        need(
+            self.max_provider_weight.is_none() || self.chain.is_some(),
+            "the provider cap needs a chained methodology",
+        );
+        need(
+            self.max_contingency_days.is_some() == self.fallback.is_some(),
+            "a SUSPENDED status needs its fallback stated, and a fallback its limit",
+        );
         // With a settlement lag, a day's restatement window must close before the next day
         // can be published (its end plus the lag): then restating D can never leave D+1,
         // which chains from or carries D's value, computed from a superseded record.
@@ -259,7 +327,8 @@ pub fn input_rows<'a>(
     from_ms: i64,
     to_ms: i64,
 ) -> (Vec<String>, Vec<IndexObs>) {
-    let (endpoints, _, rows) = input_rows_with_providers(observations, tier, suite_hash, from_ms, to_ms);
+    let (endpoints, _, rows) =
+        input_rows_with_providers(observations, tier, suite_hash, from_ms, to_ms);
     (endpoints, rows)
 }
 
@@ -303,7 +372,9 @@ pub fn input_rows_with_providers<'a>(
         if o.provider.is_empty() {
             continue;
         }
-        let e = endpoints.binary_search(&o.endpoint).expect("endpoint in universe");
+        let e = endpoints
+            .binary_search(&o.endpoint)
+            .expect("endpoint in universe");
         let here = (o.at_ms, o.provider.as_str());
         if latest[e].is_none_or(|l| here > l) {
             latest[e] = Some(here);
@@ -777,8 +848,7 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
         Ok(x) => (Status::Final, Some(x), None),
         Err(why) => match input.previous_final {
             Some((d, x))
-                if m
-                    .max_contingency_days
+                if m.max_contingency_days
                     .is_some_and(|n| input.date.0 - d.0 > n as i32) =>
             {
                 let n = m.max_contingency_days.expect("checked");
@@ -1060,7 +1130,10 @@ fn chained_day(
         .len();
     let value = if valid < m.min_valid_partitions as usize {
         Err(insufficient(m, valid))
-    } else if m.min_providers.is_some_and(|n| priced_providers < n as usize) {
+    } else if m
+        .min_providers
+        .is_some_and(|n| priced_providers < n as usize)
+    {
         Err(format!(
             "FEWER_THAN_MIN_PROVIDERS: {priced_providers} providers with a day price, {} needed",
             m.min_providers.expect("checked")

@@ -619,9 +619,17 @@ fn suspended_after_three_contingency_days_in_a_row() {
     assert!(!d.status.sets_value() && !d.status.settles());
     let c = d.contingency.unwrap();
     assert_eq!(c.carried_from, Some(Date(day.0 - 4)));
-    assert!(c.reason.contains("the index is SUSPENDED and the methodology's fallback applies"), "{}", c.reason);
+    assert!(
+        c.reason
+            .contains("the index is SUSPENDED and the methodology's fallback applies"),
+        "{}",
+        c.reason
+    );
     // 1.2.0 has no limit: still CONTINGENCY however long.
-    let d = compute_day(&Methodology::v1_2_0(), &input(&e, &obs, Some((Date(day.0 - 30), f("7.25")))));
+    let d = compute_day(
+        &Methodology::v1_2_0(),
+        &input(&e, &obs, Some((Date(day.0 - 30), f("7.25")))),
+    );
     assert_eq!(d.status, Status::Contingency);
 }
 
@@ -630,8 +638,14 @@ fn suspended_after_three_contingency_days_in_a_row() {
 #[test]
 fn methodology_hashes_are_rfc8785_and_pinned() {
     let pinned = [
-        (Methodology::v1_1_0(), "4163508155dcb18361739311ec9cc9e226cd6a0da31e6680359971bbc0c7c54e"),
-        (Methodology::v1_2_0(), "d3a36b4706aac20181556ba848c03776e52605543a6f75478d43def3400646ac"),
+        (
+            Methodology::v1_1_0(),
+            "4163508155dcb18361739311ec9cc9e226cd6a0da31e6680359971bbc0c7c54e",
+        ),
+        (
+            Methodology::v1_2_0(),
+            "d3a36b4706aac20181556ba848c03776e52605543a6f75478d43def3400646ac",
+        ),
     ];
     for (m, h) in pinned {
         assert_eq!(m.hash(), h, "{}", m.version);
@@ -650,21 +664,32 @@ fn validate_refuses_parameters_the_code_ignores() {
     }
     let mut m = Methodology::v1_3_0();
     m.partition_hours = 2;
-    assert!(m.validate().unwrap_err().contains("partition_hours must be 1"));
+    assert!(m
+        .validate()
+        .unwrap_err()
+        .contains("partition_hours must be 1"));
     let mut m = Methodology::v1_3_0();
     m.fallback = None;
-    assert!(m.validate().unwrap_err().contains("needs its fallback stated"));
+    assert!(m
+        .validate()
+        .unwrap_err()
+        .contains("needs its fallback stated"));
     let mut m = Methodology::v1_3_0();
     m.settlement_lag_minutes = Some(1);
     assert!(m.validate().unwrap_err().contains("settlement_lag_minutes"));
     let mut m = Methodology::v1_3_0();
     m.restatement_cutoff_hours = 25;
-    assert!(m.validate().unwrap_err().contains("restatement_cutoff_hours must be at most 24"));
+    assert!(m
+        .validate()
+        .unwrap_err()
+        .contains("restatement_cutoff_hours must be at most 24"));
     let mut m = Methodology::v1_0_0();
     m.trim_fraction = f("0.5");
     assert!(m.validate().unwrap_err().contains("trim_fraction"));
     assert!(matches!(
-        crate::versions::Registry::embedded().clone().with_methodology(m),
+        crate::versions::Registry::embedded()
+            .clone()
+            .with_methodology(m),
         Err(crate::versions::VersionError::Invalid(_))
     ));
 }
