@@ -12,7 +12,7 @@
 //! `sit --data d audit export --date 2026-01-05 --out tests/golden/bundle-2026-01-05`.
 
 mod common;
-use common::{copy_dir, sit, text};
+use common::{copy_dir, demo, sit, text};
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -78,20 +78,19 @@ fn golden_bundle_replays_to_the_committed_bytes_and_verifies() {
 fn bundle_exported_from_a_live_store_replays_identically() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
-    let o = sit(&[
-        "--data",
-        data.to_str().unwrap(),
-        "demo",
-        "--days",
-        "2",
-        "--hour-ms",
-        "150",
-        "--per-hour",
-        "2",
-        "--market-size",
-        "6",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    demo(
+        &data,
+        &[
+            "--days",
+            "2",
+            "--hour-ms",
+            "150",
+            "--per-hour",
+            "2",
+            "--market-size",
+            "6",
+        ],
+    );
     // The second day is chained (methodology 1.1): its bundle carries the first day's records,
     // the state each chained record starts from is checked against them.
     let out = t.path().join("bundle");

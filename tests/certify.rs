@@ -80,10 +80,22 @@ impl Fixture {
         }
     }
 
-    /// `sit certify` in a blocking thread (the simulator runs on this runtime).
+    /// `sit certify` in a blocking thread (the simulator runs on this runtime), seed 42.
     async fn certify(&self, endpoint: &str, attempts: u32) -> (Output, PathBuf) {
-        let out = self.dir.join(format!("{endpoint}.json"));
-        let args: Vec<String> = [
+        self.certify_with(endpoint, attempts, &["--seed", "42"], endpoint)
+            .await
+    }
+
+    /// `sit certify` with the given seeding options, writing `{out}.json`.
+    async fn certify_with(
+        &self,
+        endpoint: &str,
+        attempts: u32,
+        seeding: &[&str],
+        out: &str,
+    ) -> (Output, PathBuf) {
+        let out = self.dir.join(format!("{out}.json"));
+        let mut args: Vec<String> = [
             "--providers",
             self.providers.to_str().unwrap(),
             "certify",
@@ -93,8 +105,6 @@ impl Fixture {
             "t1",
             "--attempts",
             &attempts.to_string(),
-            "--seed",
-            "42",
             "--key",
             self.key.to_str().unwrap(),
             "--out",
@@ -103,6 +113,7 @@ impl Fixture {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.extend(seeding.iter().map(|s| s.to_string()));
         let o = tokio::task::spawn_blocking(move || {
             let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
             sit(&a)
@@ -354,33 +365,9 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
     .unwrap();
     let url = format!("http://{}", server.addr);
 
-    let out = fx.dir.join("challenged.json");
-    let args: Vec<String> = [
-        "--providers",
-        fx.providers.to_str().unwrap(),
-        "certify",
-        "--endpoint",
-        "sim-good",
-        "--tier",
-        "t1",
-        "--attempts",
-        "20",
-        "--challenge",
-        &url,
-        "--key",
-        fx.key.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let o = tokio::task::spawn_blocking(move || {
-        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-        sit(&a)
-    })
-    .await
-    .unwrap();
+    let (o, out) = fx
+        .certify_with("sim-good", 20, &["--challenge", &url], "challenged")
+        .await;
     assert!(o.status.success(), "{}", text(&o));
     let c = json(&out);
     assert_eq!(c["seeding"], "oracle challenge");

@@ -3,26 +3,25 @@
 //! hex. `sit verify` refuses each with the reason; `sit serve` does not serve them.
 
 mod common;
-use common::{sit, text};
+use common::{demo, sit, text};
 use std::path::Path;
 
 /// One published record and its public key, from a one-day demo on a small market.
 fn published(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let data = dir.join("data");
-    let o = sit(&[
-        "--data",
-        data.to_str().unwrap(),
-        "demo",
-        "--days",
-        "1",
-        "--hour-ms",
-        "60",
-        "--per-hour",
-        "1",
-        "--market-size",
-        "6",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    demo(
+        &data,
+        &[
+            "--days",
+            "1",
+            "--hour-ms",
+            "60",
+            "--per-hour",
+            "1",
+            "--market-size",
+            "6",
+        ],
+    );
     (
         data.join("published/t1/2026-01-05.v1.json"),
         data.join("demo-key/public-key.pem"),

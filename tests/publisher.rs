@@ -5,7 +5,7 @@
 //! canonicalised by Python's json module rather than by our code.
 
 mod common;
-use common::{copy_dir, sit, text};
+use common::{copy_dir, demo, sit, text};
 
 use sit::clock::Date;
 use sit::fixed::Fixed;
@@ -27,16 +27,7 @@ fn seed_store() -> &'static Path {
         let dir = std::env::temp_dir().join(format!("sit-publisher-seed-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let data = dir.join("data");
-        let o = sit(&[
-            "--data",
-            data.to_str().unwrap(),
-            "demo",
-            "--days",
-            "2",
-            "--hour-ms",
-            "300",
-        ]);
-        assert!(o.status.success(), "demo failed: {}", text(&o));
+        demo(&data, &["--days", "2", "--hour-ms", "300"]);
         // The store and the commitments stay; what the demo published goes, so each test
         // publishes the days itself.
         for e in std::fs::read_dir(data.join("published")).unwrap() {

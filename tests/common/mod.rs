@@ -1,5 +1,5 @@
-//! Helpers shared by the integration tests: run the real `sit` binary, show what it said,
-//! copy a folder tree.
+//! Helpers shared by the integration tests: run the real `sit` binary (and its demo), show
+//! what it said, copy a folder tree.
 
 #![allow(dead_code)]
 
@@ -12,6 +12,16 @@ pub fn sit(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run sit")
+}
+
+/// `sit --data DATA demo ARGS...` (the simulated market through `sit run`), which must
+/// succeed.
+pub fn demo(data: &Path, args: &[&str]) -> Output {
+    let mut a = vec!["--data", data.to_str().unwrap(), "demo"];
+    a.extend(args);
+    let o = sit(&a);
+    assert!(o.status.success(), "demo failed: {}", text(&o));
+    o
 }
 
 /// Stdout and stderr of a run, for assertion messages.

@@ -246,24 +246,28 @@ impl Observation {
         if secret.is_empty() {
             return false;
         }
-        let Ok(text) = serde_json::to_string(&*self) else {
-            return false;
-        };
-        if !text.contains(secret) {
-            return false;
-        }
-        fn walk(v: &mut serde_json::Value, secret: &str) {
+        /// Replace in every string; whether any held the secret.
+        fn walk(v: &mut serde_json::Value, secret: &str) -> bool {
             match v {
                 serde_json::Value::String(s) if s.contains(secret) => {
                     *s = s.replace(secret, REDACTED);
+                    true
                 }
-                serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, secret)),
-                serde_json::Value::Object(o) => o.values_mut().for_each(|x| walk(x, secret)),
-                _ => {}
+                serde_json::Value::Array(a) => {
+                    a.iter_mut().fold(false, |hit, x| walk(x, secret) | hit)
+                }
+                serde_json::Value::Object(o) => {
+                    o.values_mut().fold(false, |hit, x| walk(x, secret) | hit)
+                }
+                _ => false,
             }
         }
+        // One pass over the record's JSON form; it is turned back into a record only when a
+        // field held the secret (rare), so the common case costs one serialisation.
         let mut v = serde_json::to_value(&*self).expect("an observation serialises");
-        walk(&mut v, secret);
+        if !walk(&mut v, secret) {
+            return false;
+        }
         match serde_json::from_value(v) {
             Ok(o) => {
                 *self = o;
