@@ -51,7 +51,22 @@ pub struct Endpoint {
     /// Most requests started per minute (retries included); `None`: no pacing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_minute: Option<u32>,
+    /// The model weights served (one open model behind several hosts: the same name at each);
+    /// `None`: the model is the provider's own. Methodology 1.4.0 counts endpoints serving the
+    /// same weights at the same list price as one price source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<String>,
     pub prices: PriceSchedule,
+    /// Each price entry's source, by its `effective_from` (recorded in the price book).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub price_sources: std::collections::BTreeMap<i64, String>,
+}
+
+impl Endpoint {
+    /// The source `providers.toml` names for the entry in force from `effective_from_ms`.
+    pub fn source_of(&self, p: &PriceEntry) -> Option<String> {
+        self.price_sources.get(&p.effective_from_ms).cloned()
+    }
 }
 
 /// Why an endpoint cannot be used right now.
@@ -200,6 +215,7 @@ struct RawEndpoint {
     api_key_env: Option<Spanned<String>>,
     concurrency: Option<Spanned<i64>>,
     requests_per_minute: Option<Spanned<i64>>,
+    weights: Option<Spanned<String>>,
     #[serde(default)]
     prices: Vec<RawPrice>,
 }
@@ -212,9 +228,8 @@ struct RawPrice {
     output: Spanned<DecimalText>,
     cached_input: Option<Spanned<DecimalText>>,
     request_fee: Option<Spanned<DecimalText>>,
-    /// Where the price comes from (a catalogue and its date, a pricing page): for people and
-    /// `sit prices`; not stored with the schedule (stored entries stay write-once).
-    #[allow(dead_code)]
+    /// Where the price comes from (a catalogue and its date, a pricing page): recorded with
+    /// the entry in the price book.
     source: Option<Spanned<String>>,
 }
 
@@ -625,6 +640,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             None => defaults.requests_per_minute,
         };
         let mut entries: Vec<PriceEntry> = Vec::new();
+        let mut sources: std::collections::BTreeMap<i64, String> = Default::default();
         if e.prices.is_empty() {
             return Err(cx.span(
                 &e.id,
@@ -710,6 +726,9 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
                     "each schedule entry needs its own effective_from",
                 ));
             }
+            if let Some(src) = &p.source {
+                sources.insert(eff, src.get_ref().clone());
+            }
             entries.push(PriceEntry {
                 effective_from_ms: eff,
                 input,
@@ -729,7 +748,9 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             api_key_env,
             concurrency,
             requests_per_minute,
+            weights: e.weights.map(|w| w.into_inner()),
             prices: PriceSchedule(entries),
+            price_sources: sources,
         });
     }
     Ok(Config {

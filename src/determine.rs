@@ -4,30 +4,39 @@
 
 use crate::clock::Date;
 use crate::index::chain::{link_after, ChainLink};
-use crate::index::{compute_day, DayInput, Determination, IndexObs, Methodology};
+use crate::index::{compute_day, DayInput, Determination, Methodology};
+use crate::price::BookView;
 use crate::probes::Suite;
 use crate::store::{Store, StoreError};
 use crate::versions::Registry;
 
-/// Endpoint ids (sorted), each endpoint's provider (same order), and the index rows.
-pub type Rows = (Vec<String>, Vec<String>, Vec<IndexObs>);
-
-/// Observations of one tier in a window, as index rows with their endpoint universe and each
-/// endpoint's provider.
-pub fn index_rows(
+/// The rows a (tier, day) is determined from under `m`; from 1.4.0 costed from the price book
+/// as it stood at `prices_as_of_ms` (every entry recorded by then).
+pub fn day_rows(
     store: &Store,
     suite: &Suite,
+    m: &Methodology,
     tier: &str,
-    from_ms: i64,
-    to_ms: i64,
-) -> Result<Rows, StoreError> {
-    let raw = store.scan(from_ms, to_ms).collect::<Result<Vec<_>, _>>()?;
-    Ok(crate::index::input_rows_with_providers(
+    day: Date,
+    prices_as_of_ms: i64,
+) -> Result<crate::index::Rows, StoreError> {
+    let window = crate::index::day_window(m, day);
+    let raw = store
+        .scan(window.0, window.1)
+        .collect::<Result<Vec<_>, _>>()?;
+    let view = if m.costs_at_determination {
+        let book = store.book()?;
+        Some(BookView::new(&book, book.version_at(prices_as_of_ms)))
+    } else {
+        None
+    };
+    Ok(crate::index::rows_for(
+        m,
         raw.iter().map(|s| (&s.obs, &s.hash)),
         tier,
         &suite.hash,
-        from_ms,
-        to_ms,
+        window,
+        view.as_ref(),
     ))
 }
 
@@ -83,6 +92,7 @@ pub fn all_days(
                 link.as_ref(),
                 i as u64 + 1,
                 computed_at,
+                i64::MAX,
             )?;
             if d.status.sets_value() {
                 previous = d.value.map(|v| (*day, v));
@@ -96,6 +106,8 @@ pub fn all_days(
 
 /// The determination of one tier for one day, read from the store. `previous_final` is the
 /// value a CONTINGENCY day carries forward; `sequence` and `computed_at` are recorded as given.
+/// From methodology 1.4.0 the attempts are costed from the price book as it stood at
+/// `prices_as_of_ms` (the determination's own time).
 #[allow(clippy::too_many_arguments)]
 pub fn one_day(
     store: &Store,
@@ -107,26 +119,27 @@ pub fn one_day(
     chain: Option<&ChainLink>,
     sequence: u64,
     computed_at: &str,
+    prices_as_of_ms: i64,
 ) -> Result<Determination, StoreError> {
     let tier = suite
         .tier(tier_id)
         .unwrap_or_else(|| panic!("tier `{tier_id}` checked by the caller"));
-    let (from, to) = crate::index::day_window(m, day);
-    let (endpoints, providers, rows) = index_rows(store, suite, tier_id, from, to)?;
+    let rows = day_rows(store, suite, m, tier_id, day, prices_as_of_ms)?;
     Ok(compute_day(
         m,
         &DayInput {
             tier: tier_id,
             date: day,
             pass_threshold: tier.pass_threshold,
-            endpoints: &endpoints,
-            providers: &providers,
-            observations: &rows,
+            endpoints: &rows.endpoints,
+            providers: &rows.providers,
+            observations: &rows.rows,
             previous_final,
             suite_hash: &suite.hash,
             sequence,
             computed_at,
             chain,
+            prices: rows.prices.as_ref(),
         },
     ))
 }

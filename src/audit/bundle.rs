@@ -6,7 +6,9 @@
 //!   contiguous run of sequence numbers that covers the day and its trailing eligibility
 //!   window, each with its raw evidence (request sent, response bytes compressed);
 //! - `chain.json`: the hash the first record links to, and the last record's hash;
-//! - `prices.json`: the price schedule of every endpoint in the records;
+//! - `prices.json`: the price schedule of every endpoint in the records (as the book stands);
+//! - `price-book.json` (methodology 1.4.0 and later): the price book, every version of every
+//!   schedule with when it was recorded; each determination names the version it costed from;
 //! - `suite.toml`, `suite.json`: the probe suite and its hash;
 //! - `methodology.json`: the index parameters and their hash;
 //! - `commitments/`: the schedule-seed commitment and reveal of the day (and the day before);
@@ -19,6 +21,7 @@ use crate::commit::{check_day, Commitment, Reveal};
 use crate::config::PriceSchedule;
 use crate::index::{compute_day, day_window, DayInput, Determination, Methodology, Status};
 use crate::observation::{FailureClass, Observation};
+use crate::price::{BookView, PriceBook};
 use crate::probes::{Family, Suite};
 use crate::publisher::archive::{Archive, LogEntry};
 use crate::record::Publication;
@@ -167,6 +170,10 @@ pub fn export(
         }
     }
     files.insert("prices.json".into(), json(&prices));
+    if m.costs_at_determination {
+        // every version of every schedule: each determination names the version it used
+        files.insert("price-book.json".into(), json(&store.book()?));
+    }
     files.insert("suite.toml".into(), suite.source.as_bytes().to_vec());
     files.insert(
         "suite.json".into(),
@@ -310,6 +317,8 @@ pub struct Bundle {
     pub records: Vec<(Vec<u8>, [u8; 32], Observation)>,
     pub chain: Chain,
     pub prices: BTreeMap<String, PriceSchedule>,
+    /// The price book (bundles of methodology 1.4.0 and later).
+    pub book: Option<PriceBook>,
     pub suite: Suite,
     pub methodology: Methodology,
     pub commitments: BTreeMap<Date, (Option<Commitment>, Option<Reveal>)>,
@@ -403,6 +412,11 @@ impl Bundle {
             dir: dir.to_path_buf(),
             chain: parse(dir, "chain.json")?,
             prices: parse(dir, "prices.json")?,
+            book: if dir.join("price-book.json").exists() {
+                Some(parse(dir, "price-book.json")?)
+            } else {
+                None
+            },
             manifest,
             records,
             suite,
@@ -643,9 +657,15 @@ fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
         r.retry = 0;
         return Ok(r);
     }
-    let price = b
-        .prices
-        .get(&o.endpoint)
+    // The price the attempt was probed under: the book at the version the record names (else
+    // as it stood when the attempt was sent), or the schedule of a bundle without a book.
+    let from_book = b.book.as_ref().map(|book| {
+        let v = o.price_version.unwrap_or_else(|| book.version_at(o.at_ms));
+        book.schedule(&o.endpoint, v)
+    });
+    let price = from_book
+        .as_ref()
+        .or_else(|| b.prices.get(&o.endpoint))
         .and_then(|s| s.in_force(o.at_ms))
         .ok_or_else(|| at(format!("no price of {} in force", o.endpoint)))?;
     let ev = o
@@ -898,14 +918,44 @@ fn recompute(
         .suite
         .tier(&d.tier)
         .ok_or_else(|| format!("tier {} not in the suite", d.tier))?;
-    let (from, to) = day_window(&b.methodology, d.date);
-    let (endpoints, providers, rows) = crate::index::input_rows_with_providers(
+    let m = &b.methodology;
+    // 1.4.0: the costs come from the price book as it stood at the version the record names,
+    // and the bundle's book must be that book (its hash).
+    let view = match (&d.prices, &b.book) {
+        (Some(used), Some(book)) => {
+            if used.version > book.version() {
+                return Err(format!(
+                    "the record costs from price book version {}, the bundle's book has {}",
+                    used.version,
+                    book.version()
+                ));
+            }
+            let v = BookView::new(book, used.version);
+            if v.hash != used.hash {
+                return Err(format!(
+                    "price book version {} of the bundle hashes to {}, the record names {}",
+                    used.version, v.hash, used.hash
+                ));
+            }
+            Some(v)
+        }
+        (Some(_), None) => {
+            return Err(
+                "the record costs from a price book the bundle lacks (price-book.json)".into(),
+            )
+        }
+        (None, _) => None,
+    };
+    let rows = crate::index::rows_for(
+        m,
         derived.iter().map(|(o, h)| (o, h)),
         &d.tier,
         &b.suite.hash,
-        from,
-        to,
+        day_window(m, d.date),
+        view.as_ref(),
     );
+    let (endpoints, providers, rows, prices) =
+        (rows.endpoints, rows.providers, rows.rows, rows.prices);
     let previous_final = d
         .contingency
         .as_ref()
@@ -925,6 +975,7 @@ fn recompute(
             computed_at: &d.computed_at,
             // a chained day starts from the state its record states
             chain: d.chain.as_ref().map(|c| &c.link),
+            prices: prices.as_ref(),
         },
     ))
 }

@@ -383,10 +383,10 @@ async fn probe(
     }
     std::fs::create_dir_all(&cli.data)?;
     let store = Arc::new(Store::open(&cli.data)?);
-    for e in &eps {
-        store.put_prices(&e.0.id, &e.0.prices)?;
-    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    for e in &eps {
+        store.record_prices(&e.0.id, &e.0.prices, clock.now_ms(), |p| e.0.source_of(p))?;
+    }
     let now = clock.now_ms();
     let mut r = crate::rng::Rng::from_bytes(&[
         b"sit-probe",

@@ -95,6 +95,7 @@ pub(crate) fn carried_day(previous: Fixed) -> crate::index::Determination {
             sequence: 7,
             computed_at: "2026-01-06T00:10:00.000Z",
             chain: None,
+            prices: None,
         },
     )
 }
@@ -249,6 +250,7 @@ pub fn publish(
         link.as_ref(),
         sequence,
         &at,
+        req.now_ms,
     )?;
     let decision = policy::decide(
         m,

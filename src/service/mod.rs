@@ -385,11 +385,29 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
             endpoints,
         } => (defaults, endpoints),
     };
+    // The price book learns the configured schedules (a changed entry is a correction, a new
+    // version recorded now); determinations cost attempts from the book as it then stands.
+    let mut recorded = Vec::new();
     for (e, _) in &usable {
-        store.put_prices(&e.id, &e.prices)?;
+        recorded.extend(store.record_prices(&e.id, &e.prices, clock.now_ms(), |p| e.source_of(p))?);
     }
+    if let (Some(first), Some(last)) = (recorded.first(), recorded.last()) {
+        let mut eps: Vec<&str> = recorded.iter().map(|b| b.endpoint.as_str()).collect();
+        eps.dedup();
+        eprintln!(
+            "sit run: price book v{}-v{} recorded at {}: {} entries of {} endpoints",
+            first.version,
+            last.version,
+            crate::clock::format_utc_ms(first.recorded_at_ms),
+            recorded.len(),
+            eps.len()
+        );
+    }
+    let price_version = store.book()?.version();
     let suite = Suite::embedded();
-    let worker = Worker::new(defaults, clock.clone(), Methodology::default())?.with_id("run");
+    let worker = Worker::new(defaults, clock.clone(), Methodology::default())?
+        .with_id("run")
+        .with_price_version(price_version);
     let archive = Archive::for_data(data);
     // A timeline that begins now began when its clock was anchored: nothing of it was missed.
     let started_ms = match (fresh, opts.start) {

@@ -352,7 +352,9 @@ impl Market {
                 api_key_env: None,
                 concurrency: 64,
                 requests_per_minute: None,
+                weights: None,
                 prices: self.schedule(i, until),
+                price_sources: Default::default(),
             })
             .collect()
     }

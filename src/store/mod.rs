@@ -8,7 +8,10 @@
 //!   own chain (`prev_hash` is the hash of the same worker's previous record), while `seq` is
 //!   global, so a gap in `seq` shows a deleted record whichever worker made it.
 //! - `y` + day (4 bytes BE) -> marker: a day that has observations.
-//! - `p` + endpoint id + 0x00 + effective-from time key -> price entry JSON (write-once).
+//! - `b` + version (8 bytes BE) -> price book entry JSON (append-only; methodology 1.4.0
+//!   costs attempts from it when a day is determined).
+//! - `p` + endpoint id + 0x00 + effective-from time key -> price entry JSON: the write-once
+//!   schedules of stores made before the price book, read as the book's first entries.
 //!
 //! Why: time-ordered keys make "all observations of a window" one range scan; the chain
 //! (each record holds the previous record's hash) lets an auditor prove nothing was dropped,
@@ -19,6 +22,7 @@
 use crate::clock::Date;
 use crate::config::{PriceEntry, PriceSchedule};
 use crate::observation::Observation;
+use crate::price::{BookEntry, PriceBook};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -30,8 +34,6 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("corrupt record at key {key}: {why}")]
     Corrupt { key: String, why: String },
-    #[error("price entry for `{endpoint}` at {at} already stored with different values; price history is write-once")]
-    PriceConflict { endpoint: String, at: String },
 }
 
 /// A stored observation with its record hash.
@@ -229,48 +231,131 @@ impl Store {
         Ok(out)
     }
 
-    /// Store an endpoint's price schedule. Entries already stored must be identical
-    /// (price history is write-once); new entries are added. Flushed before returning.
-    pub fn put_prices(&self, endpoint: &str, schedule: &PriceSchedule) -> Result<(), StoreError> {
+    /// Record an endpoint's price schedule in the price book at `recorded_at_ms`: every entry
+    /// the book does not already hold as it stands (new, or a correction of an entry with the
+    /// same `effective_from`) is appended as the next version, with its source. Nothing is
+    /// ever removed. Flushed before returning; returns what was appended.
+    pub fn record_prices(
+        &self,
+        endpoint: &str,
+        schedule: &PriceSchedule,
+        recorded_at_ms: i64,
+        source: impl Fn(&PriceEntry) -> Option<String>,
+    ) -> Result<Vec<BookEntry>, StoreError> {
+        let _g = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut book = self.book()?;
+        // recorded in time order: a clock behind the book's last entry records at that entry's time
+        let at = recorded_at_ms.max(book.entries().last().map_or(i64::MIN, |e| e.recorded_at_ms));
+        let new = book.changes(endpoint, schedule, at, source);
         let mut b = sled::Batch::default();
-        for e in &schedule.0 {
-            let mut k = vec![b'p'];
-            k.extend_from_slice(endpoint.as_bytes());
-            k.push(0);
-            k.extend_from_slice(&time_key(e.effective_from_ms));
-            let v = serde_json::to_vec(e).expect("price serialises");
-            match self.tree.get(&k)? {
-                Some(old) if old.as_ref() != v.as_slice() => {
-                    return Err(StoreError::PriceConflict {
-                        endpoint: endpoint.to_string(),
-                        at: crate::clock::format_utc_ms(e.effective_from_ms),
-                    })
-                }
-                Some(_) => {}
-                None => b.insert(k, v),
-            }
+        for e in &new {
+            book.push(e.clone()).map_err(|why| StoreError::Corrupt {
+                key: format!("price book {}", e.version),
+                why: why.to_string(),
+            })?;
+            b.insert(
+                &book_key(e.version)[..],
+                serde_json::to_vec(e).expect("entry serialises"),
+            );
         }
         self.tree.apply_batch(b)?;
         self.db.flush()?;
-        Ok(())
+        Ok(new)
     }
 
-    /// The stored price schedule of an endpoint.
-    pub fn prices(&self, endpoint: &str) -> Result<PriceSchedule, StoreError> {
-        let mut prefix = vec![b'p'];
-        prefix.extend_from_slice(endpoint.as_bytes());
-        prefix.push(0);
-        let mut out = Vec::new();
-        for r in self.tree.scan_prefix(&prefix) {
+    /// Append entries of another book (an audit bundle's, when a store is rebuilt from it):
+    /// versions this book already holds must be identical, the rest must continue it.
+    pub fn import_book(&self, entries: &[BookEntry]) -> Result<u64, StoreError> {
+        let _g = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut book = self.book()?;
+        let mut b = sled::Batch::default();
+        for e in entries {
+            match book.entries().get(e.version as usize - 1) {
+                Some(have) if have == e => continue,
+                Some(_) => {
+                    return Err(StoreError::Corrupt {
+                        key: format!("price book {}", e.version),
+                        why: "differs from the entry being imported".into(),
+                    })
+                }
+                None => {}
+            }
+            book.push(e.clone()).map_err(|why| StoreError::Corrupt {
+                key: format!("price book {}", e.version),
+                why: why.to_string(),
+            })?;
+            b.insert(
+                &book_key(e.version)[..],
+                serde_json::to_vec(e).expect("entry serialises"),
+            );
+        }
+        self.tree.apply_batch(b)?;
+        self.db.flush()?;
+        Ok(book.version())
+    }
+
+    /// The price book: every entry ever recorded, in version order. A store written before
+    /// the book existed has write-once schedules instead; they read as the book's first
+    /// entries (by effective time, then endpoint), recorded when they took effect.
+    pub fn book(&self) -> Result<PriceBook, StoreError> {
+        let mut entries = Vec::new();
+        for r in self.tree.scan_prefix([b'b']) {
             let (k, v) = r?;
-            let e: PriceEntry = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+            let e: BookEntry = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
                 key: String::from_utf8_lossy(&k).into_owned(),
                 why: e.to_string(),
             })?;
-            out.push(e);
+            entries.push(e);
         }
-        Ok(PriceSchedule(out))
+        let mut legacy = Vec::new();
+        for r in self.tree.scan_prefix([b'p']) {
+            let (k, v) = r?;
+            let corrupt = |why: String| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&k).into_owned(),
+                why,
+            };
+            let e: PriceEntry = serde_json::from_slice(&v).map_err(|e| corrupt(e.to_string()))?;
+            let end = k
+                .iter()
+                .position(|b| *b == 0)
+                .ok_or_else(|| corrupt("no endpoint end".into()))?;
+            let endpoint =
+                String::from_utf8(k[1..end].to_vec()).map_err(|e| corrupt(e.to_string()))?;
+            legacy.push((e.effective_from_ms, endpoint, e));
+        }
+        legacy.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let mut all: Vec<BookEntry> = legacy
+            .into_iter()
+            .enumerate()
+            .map(|(i, (at, endpoint, price))| BookEntry {
+                version: i as u64 + 1,
+                recorded_at_ms: at,
+                endpoint,
+                price,
+                source: Some("write-once schedule of a store made before the price book".into()),
+            })
+            .collect();
+        // book entries are numbered after the legacy ones (nothing writes those any more)
+        all.extend(entries);
+        PriceBook::new(all).map_err(|why| StoreError::Corrupt {
+            key: "price book".into(),
+            why: why.to_string(),
+        })
     }
+
+    /// An endpoint's price schedule as the book stands now.
+    pub fn prices(&self, endpoint: &str) -> Result<PriceSchedule, StoreError> {
+        let book = self.book()?;
+        Ok(book.schedule(endpoint, book.version()))
+    }
+}
+
+/// `b` + version (8 bytes BE): the price book's entries, in version order.
+fn book_key(version: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = b'b';
+    k[1..].copy_from_slice(&version.to_be_bytes());
+    k
 }
 
 #[cfg(test)]
@@ -311,6 +396,8 @@ mod tests {
             delivered_sit: 10,
             evidence: None,
             content_before_role: false,
+            price_version: None,
+            weights: None,
         }
     }
 
@@ -406,9 +493,8 @@ mod tests {
     }
 
     #[test]
-    fn price_history_is_write_once() {
+    fn price_book_appends_corrections_and_never_forgets() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
         let e = |inp: &str| PriceEntry {
             effective_from_ms: 0,
             input: crate::fixed::Rate::parse(inp).unwrap(),
@@ -416,12 +502,59 @@ mod tests {
             cached_input: crate::fixed::Rate::parse(inp).unwrap(),
             request_fee: crate::fixed::Pusd::ZERO,
         };
-        s.put_prices("a", &PriceSchedule(vec![e("0.5")])).unwrap();
-        s.put_prices("a", &PriceSchedule(vec![e("0.5")])).unwrap();
-        assert!(matches!(
-            s.put_prices("a", &PriceSchedule(vec![e("0.6")])),
-            Err(StoreError::PriceConflict { .. })
-        ));
-        assert_eq!(s.prices("a").unwrap().0.len(), 1);
+        {
+            let s = Store::open(dir.path()).unwrap();
+            let src = |_: &PriceEntry| Some("page".to_string());
+            assert_eq!(
+                s.record_prices("a", &PriceSchedule(vec![e("0.5")]), 10, src)
+                    .unwrap()
+                    .len(),
+                1
+            );
+            assert!(s
+                .record_prices("a", &PriceSchedule(vec![e("0.5")]), 20, src)
+                .unwrap()
+                .is_empty());
+            // a correction is the next version; a clock behind the book records at the book's time
+            let c = s
+                .record_prices("a", &PriceSchedule(vec![e("0.6")]), 5, src)
+                .unwrap();
+            assert_eq!((c[0].version, c[0].recorded_at_ms), (2, 10));
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let book = s.book().unwrap();
+        assert_eq!(book.version(), 2);
+        assert_eq!(book.schedule("a", 1).0, vec![e("0.5")]);
+        assert_eq!(s.prices("a").unwrap().0, vec![e("0.6")]);
+    }
+
+    /// A store written before the price book keeps its write-once schedules: they read as the
+    /// book's first versions, and new entries follow them.
+    #[test]
+    fn legacy_write_once_prices_read_as_the_first_book_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let e = PriceEntry {
+            effective_from_ms: 1_000,
+            input: crate::fixed::Rate::parse("2").unwrap(),
+            output: crate::fixed::Rate::parse("3").unwrap(),
+            cached_input: crate::fixed::Rate::parse("2").unwrap(),
+            request_fee: crate::fixed::Pusd::ZERO,
+        };
+        let mut k = vec![b'p'];
+        k.extend_from_slice(b"old");
+        k.push(0);
+        k.extend_from_slice(&time_key(1_000));
+        s.tree.insert(k, serde_json::to_vec(&e).unwrap()).unwrap();
+        let b = s.book().unwrap();
+        assert_eq!((b.version(), b.entries()[0].recorded_at_ms), (1, 1_000));
+        let more = PriceSchedule(vec![PriceEntry {
+            effective_from_ms: 5_000,
+            ..e.clone()
+        }]);
+        let n = s.record_prices("old", &more, 6_000, |_| None).unwrap();
+        assert_eq!(n[0].version, 2);
+        assert_eq!(s.book().unwrap().version(), 2);
+        assert_eq!(s.prices("old").unwrap().0.len(), 2);
     }
 }

@@ -88,6 +88,9 @@ pub struct Worker {
     clock: Arc<dyn Clock>,
     suite: &'static Suite,
     methodology: Methodology,
+    /// The price book version the endpoints' schedules were recorded at (stated in each
+    /// observation; `None` where no book is kept).
+    price_version: Option<u64>,
 }
 
 /// The worker's HTTP client could not be built.
@@ -148,7 +151,14 @@ impl Worker {
             clock,
             suite: Suite::embedded(),
             methodology,
+            price_version: None,
         })
+    }
+
+    /// State the price book version this worker's schedules come from in its records.
+    pub fn with_price_version(mut self, version: u64) -> Worker {
+        self.price_version = Some(version);
+        self
     }
 
     /// Name this worker (its records form their own hash chain).
@@ -197,6 +207,8 @@ impl Worker {
             server_model: None,
             evidence: None,
             content_before_role: false,
+            price_version: self.price_version,
+            weights: endpoint.weights.clone(),
             correct: false,
             within_sla: false,
             tokens: Default::default(),
@@ -635,5 +647,7 @@ pub(crate) fn sample_observation() -> crate::observation::Observation {
         delivered_sit: 80,
         evidence: None,
         content_before_role: false,
+        price_version: None,
+        weights: None,
     }
 }

@@ -77,8 +77,17 @@ pub fn store_from(
         let h = store.append(&mut one).unwrap();
         assert_eq!(&h[0], hash, "rebuilt record seq {} differs", o.seq);
     }
-    for (endpoint, schedule) in &b.prices {
-        store.put_prices(endpoint, schedule).unwrap();
+    match &b.book {
+        Some(book) => {
+            store.import_book(book.entries()).unwrap();
+        }
+        None => {
+            for (endpoint, schedule) in &b.prices {
+                store
+                    .record_prices(endpoint, schedule, i64::MIN, |_| None)
+                    .unwrap();
+            }
+        }
     }
     let archive = sit::publisher::archive::Archive::for_data(data);
     for (c, r) in b.commitments.values() {

@@ -230,6 +230,15 @@ pub struct Observation {
     /// so records without the defect keep their bytes).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub content_before_role: bool,
+    /// The price book version the attempt was probed under (methodology 1.4.0 costs each
+    /// attempt at determination time; `price` and `cost` are then what was known at probe
+    /// time). Omitted when unknown, so older records keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_version: Option<u64>,
+    /// The model weights the endpoint serves (`providers.toml` `weights`; e.g. one open
+    /// model behind several hosts). Omitted when the endpoint names none: then `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<String>,
 }
 
 /// What a redacted secret is replaced with.

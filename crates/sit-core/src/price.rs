@@ -36,3 +36,266 @@ impl PriceSchedule {
         }
     }
 }
+
+/// One entry of the price book: an endpoint's list prices from `effective_from_ms` on, as
+/// recorded at `recorded_at_ms`. The book is append-only; `version` is the entry's position
+/// (1-based), so "the book at version N" is its first N entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookEntry {
+    pub version: u64,
+    /// UTC milliseconds (the recording clock's, never used in arithmetic but to say which
+    /// entries were known at a determination).
+    pub recorded_at_ms: i64,
+    pub endpoint: String,
+    #[serde(flatten)]
+    pub price: PriceEntry,
+    /// Where the price comes from (a catalogue and its version, a price page and its date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// Why entries cannot join a price book.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BookError {
+    #[error(
+        "price book entry {got} out of order: the next version is {want} (the book is append-only)"
+    )]
+    Version { want: u64, got: u64 },
+    #[error("price book entry {version} is recorded at {at_ms} ms, before the entry before it ({prev_ms} ms): the book is recorded in time order")]
+    RecordedBackwards {
+        version: u64,
+        at_ms: i64,
+        prev_ms: i64,
+    },
+}
+
+/// The versioned, append-only price book of every endpoint (methodology 1.4.0 and later):
+/// a determination costs each attempt from the entry in force at the attempt's time *as the
+/// book stood when the day was determined*, and names that book version, so a correction
+/// recorded before the restatement cutoff restates the day, one recorded after it does not,
+/// and a replay with the book's first N entries reproduces the published value exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PriceBook(Vec<BookEntry>);
+
+impl PriceBook {
+    /// A book of entries numbered 1, 2, ... and recorded in time order.
+    pub fn new(entries: Vec<BookEntry>) -> Result<PriceBook, BookError> {
+        let mut b = PriceBook::default();
+        for e in entries {
+            b.push(e)?;
+        }
+        Ok(b)
+    }
+
+    /// Append the next entry (its version must be `len + 1`, its `recorded_at_ms` not before
+    /// the last entry's).
+    pub fn push(&mut self, e: BookEntry) -> Result<(), BookError> {
+        let want = self.0.len() as u64 + 1;
+        if e.version != want {
+            return Err(BookError::Version {
+                want,
+                got: e.version,
+            });
+        }
+        if let Some(prev) = self.0.last() {
+            if e.recorded_at_ms < prev.recorded_at_ms {
+                return Err(BookError::RecordedBackwards {
+                    version: e.version,
+                    at_ms: e.recorded_at_ms,
+                    prev_ms: prev.recorded_at_ms,
+                });
+            }
+        }
+        self.0.push(e);
+        Ok(())
+    }
+
+    pub fn entries(&self) -> &[BookEntry] {
+        &self.0
+    }
+
+    /// The number of entries (the latest version; 0 for an empty book).
+    pub fn version(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    /// The latest version recorded at or before `at_ms` (0: nothing was known then).
+    pub fn version_at(&self, at_ms: i64) -> u64 {
+        self.0.partition_point(|e| e.recorded_at_ms <= at_ms) as u64
+    }
+
+    /// The book as it stood at `version` (its first `version` entries).
+    pub fn at(&self, version: u64) -> PriceBook {
+        PriceBook(self.0[..(version.min(self.version()) as usize)].to_vec())
+    }
+
+    /// blake3 (hex) of the canonical JSON of the entries up to `version`: what a record
+    /// names beside the version, so a bundle with a different book is caught.
+    pub fn hash(&self, version: u64) -> String {
+        let v = serde_json::to_value(&self.at(version).0).expect("book serialises");
+        blake3::hash(&crate::signing::canonical(&v))
+            .to_hex()
+            .to_string()
+    }
+
+    /// An endpoint's schedule as the book stood at `version`: for each `effective_from`, the
+    /// latest entry recorded (a correction replaces what it corrects; nothing is deleted).
+    pub fn schedule(&self, endpoint: &str, version: u64) -> PriceSchedule {
+        let mut by_from: std::collections::BTreeMap<i64, &PriceEntry> = Default::default();
+        for e in &self.0[..(version.min(self.version()) as usize)] {
+            if e.endpoint == endpoint {
+                by_from.insert(e.price.effective_from_ms, &e.price);
+            }
+        }
+        PriceSchedule(by_from.into_values().cloned().collect())
+    }
+
+    /// Every endpoint the book prices, sorted.
+    pub fn endpoints(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.0.iter().map(|e| e.endpoint.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// The entries that would bring the book's view of `endpoint` to `schedule` (entries
+    /// missing or different), numbered after the book's end and recorded at `recorded_at_ms`.
+    /// Entries the book has and the schedule lacks are not removed: the book only grows.
+    pub fn changes(
+        &self,
+        endpoint: &str,
+        schedule: &PriceSchedule,
+        recorded_at_ms: i64,
+        source: impl Fn(&PriceEntry) -> Option<String>,
+    ) -> Vec<BookEntry> {
+        let now = self.schedule(endpoint, self.version());
+        let mut out = Vec::new();
+        for p in &schedule.0 {
+            let known = now
+                .0
+                .iter()
+                .find(|q| q.effective_from_ms == p.effective_from_ms);
+            if known != Some(p) {
+                out.push(BookEntry {
+                    version: self.version() + 1 + out.len() as u64,
+                    recorded_at_ms,
+                    endpoint: endpoint.to_string(),
+                    price: p.clone(),
+                    source: source(p),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// An index into a price book as it stood at one version: how a determination costs an
+/// attempt (built once per day, looked up per attempt).
+#[derive(Debug, Clone)]
+pub struct BookView {
+    pub version: u64,
+    pub hash: String,
+    schedules: std::collections::BTreeMap<String, PriceSchedule>,
+}
+
+impl BookView {
+    pub fn new(book: &PriceBook, version: u64) -> BookView {
+        let version = version.min(book.version());
+        BookView {
+            version,
+            hash: book.hash(version),
+            schedules: book
+                .endpoints()
+                .into_iter()
+                .map(|e| {
+                    let s = book.schedule(&e, version);
+                    (e, s)
+                })
+                .collect(),
+        }
+    }
+
+    /// The entry in force for `endpoint` at `at_ms`, as this version of the book says.
+    pub fn in_force(&self, endpoint: &str, at_ms: i64) -> Option<&PriceEntry> {
+        self.schedules.get(endpoint).and_then(|s| s.in_force(at_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(v: u64, rec: i64, ep: &str, from: i64, input: &str) -> BookEntry {
+        BookEntry {
+            version: v,
+            recorded_at_ms: rec,
+            endpoint: ep.into(),
+            price: PriceEntry {
+                effective_from_ms: from,
+                input: Rate::parse(input).unwrap(),
+                output: Rate::parse("1").unwrap(),
+                cached_input: Rate::parse(input).unwrap(),
+                request_fee: Pusd::ZERO,
+            },
+            source: None,
+        }
+    }
+
+    #[test]
+    fn a_correction_replaces_what_it_corrects_from_its_version_on() {
+        let book = PriceBook::new(vec![
+            entry(1, 100, "a", 0, "1"),
+            entry(2, 100, "b", 0, "2"),
+            entry(3, 500, "a", 0, "1.5"), // correction, backdated to 0
+            entry(4, 600, "a", 1_000, "3"),
+        ])
+        .unwrap();
+        assert_eq!(book.version_at(99), 0);
+        assert_eq!(book.version_at(100), 2);
+        assert_eq!(book.version_at(550), 3);
+        let before = BookView::new(&book, 2);
+        let after = BookView::new(&book, 3);
+        assert_eq!(
+            before.in_force("a", 50).unwrap().input,
+            Rate::parse("1").unwrap()
+        );
+        assert_eq!(
+            after.in_force("a", 50).unwrap().input,
+            Rate::parse("1.5").unwrap()
+        );
+        assert_eq!(
+            after.in_force("a", 2_000).unwrap().input,
+            Rate::parse("1.5").unwrap()
+        );
+        let all = BookView::new(&book, 4);
+        assert_eq!(
+            all.in_force("a", 2_000).unwrap().input,
+            Rate::parse("3").unwrap()
+        );
+        assert!(all.in_force("c", 0).is_none());
+        assert_ne!(before.hash, after.hash);
+        assert_eq!(before.hash, BookView::new(&book.at(2), 9).hash);
+    }
+
+    #[test]
+    fn the_book_only_grows_in_order() {
+        let mut b = PriceBook::default();
+        assert_eq!(
+            b.push(entry(2, 0, "a", 0, "1")),
+            Err(BookError::Version { want: 1, got: 2 })
+        );
+        b.push(entry(1, 10, "a", 0, "1")).unwrap();
+        assert!(matches!(
+            b.push(entry(2, 9, "a", 0, "1")),
+            Err(BookError::RecordedBackwards { .. })
+        ));
+        // the same schedule again changes nothing; a corrected entry is one change
+        let s = b.schedule("a", 1);
+        assert!(b.changes("a", &s, 20, |_| None).is_empty());
+        let mut s2 = s.clone();
+        s2.0[0].input = Rate::parse("2").unwrap();
+        let c = b.changes("a", &s2, 20, |_| Some("fix".into()));
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].version, c[0].recorded_at_ms), (2, 20));
+    }
+}

@@ -105,6 +105,7 @@ mod tests {
                 sequence: 7,
                 computed_at: "2026-01-06T00:10:00.000Z",
                 chain: None,
+                prices: None,
             },
         );
         Publication {

@@ -47,6 +47,7 @@ impl Registry {
                     Methodology::v1_1_0(),
                     Methodology::v1_2_0(),
                     Methodology::v1_3_0(),
+                    Methodology::v1_4_0(),
                 ],
                 vec![Suite::embedded().clone()],
             )

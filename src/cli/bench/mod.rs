@@ -71,6 +71,7 @@ pub fn index_bench(total: usize, endpoints: u32, repeats: u32) -> String {
                     sequence: 1,
                     computed_at: "bench",
                     chain: None,
+                    prices: None,
                 },
             );
             values.push(d.value.map(|v| v.to_string()).unwrap_or_default());
@@ -169,6 +170,7 @@ pub fn recompute_bench(days: u32, per_day: usize, endpoints: u32) -> String {
                     sequence: d as u64 + 1,
                     computed_at: "bench",
                     chain: link.as_ref(),
+                    prices: None,
                 },
             );
             link = m

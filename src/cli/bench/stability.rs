@@ -371,6 +371,7 @@ pub fn run(days: u32, seed: u64, n: usize) -> Vec<MethodFigures> {
                 sequence: d as u64,
                 computed_at: "bench",
                 chain: link.as_ref(),
+                prices: None,
             };
             let det = compute_day(m, &input);
             link = m.chain.as_ref().map(|cp| link_after(cp, Some(&det)));

@@ -286,6 +286,63 @@ fn apportion(total: u64, shares: &[u64]) -> Vec<u64> {
     parts
 }
 
+/// Price sources (methodology 1.4.0): endpoints of one provider are one source, and so are
+/// endpoints serving the same weights at the same list price (one open model at one
+/// catalogue price behind several hosts is one price, however many hosts resell it); the
+/// relation is closed transitively. `providers[e]` is endpoint `e`'s provider (empty: its
+/// own), `sources[e]` its (weights, list price in force) when known. Returns each endpoint's
+/// group label: its members' providers, sorted, unique, joined by `+` (an endpoint with no
+/// provider keeps an empty label, which the cap reads as the endpoint itself).
+pub fn price_source_groups(
+    providers: &[String],
+    sources: &[Option<(String, crate::price::PriceEntry)>],
+) -> Vec<String> {
+    let n = providers.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let join = |parent: &mut Vec<usize>, a: usize, b: usize| {
+        let (ra, rb) = (root(parent, a), root(parent, b));
+        if ra != rb {
+            parent[ra.max(rb)] = ra.min(rb);
+        }
+    };
+    for a in 0..n {
+        for b in a + 1..n {
+            let same_provider = !providers[a].is_empty() && providers[a] == providers[b];
+            let same_price = !providers[a].is_empty()
+                && !providers[b].is_empty()
+                && sources[a].is_some()
+                && sources[a] == sources[b];
+            if same_provider || same_price {
+                join(&mut parent, a, b);
+            }
+        }
+    }
+    let mut members: std::collections::BTreeMap<usize, std::collections::BTreeSet<&str>> =
+        Default::default();
+    for (e, p) in providers.iter().enumerate() {
+        if !p.is_empty() {
+            let r = root(&mut parent, e);
+            members.entry(r).or_default().insert(p.as_str());
+        }
+    }
+    (0..n)
+        .map(|e| {
+            if providers[e].is_empty() {
+                return String::new();
+            }
+            let r = root(&mut parent, e);
+            members[&r].iter().copied().collect::<Vec<_>>().join("+")
+        })
+        .collect()
+}
+
 /// Cap each group's (provider's) total weight at `cap` (methodology 1.3.0): `c / d` are the
 /// trimmed weights by position, `group[i]` the position's group. Returns `Err` when fewer than
 /// `min_groups` groups keep weight (no value), `Ok(None)` when no group exceeds the cap (the

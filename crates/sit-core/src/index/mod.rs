@@ -70,6 +70,14 @@ pub struct Methodology {
     /// 1.3.0 and later: a value needs at least this many distinct providers carrying weight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_providers: Option<u32>,
+    /// 1.4.0 and later: attempts are costed when the day is determined, from the price book
+    /// as it stood then (its version and hash are recorded), not at probe time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub costs_at_determination: bool,
+    /// 1.4.0 and later: endpoints serving the same weights at the same list price count as
+    /// one price source for the provider cap (grouped with their providers).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub group_price_sources: bool,
 }
 
 impl Default for Methodology {
@@ -111,6 +119,8 @@ impl Methodology {
             restate_contingency: false,
             max_provider_weight: None,
             min_providers: None,
+            costs_at_determination: false,
+            group_price_sources: false,
         }
     }
 
@@ -159,6 +169,18 @@ impl Methodology {
             max_provider_weight: Some(Fixed(250_000_000)),
             min_providers: Some(4),
             ..Methodology::v1_2_0()
+        }
+    }
+
+    /// Methodology 1.4.0: 1.3.0 with costs computed at determination time from the
+    /// versioned price book, and endpoints serving the same weights at the same list price
+    /// counted as one price source for the provider cap.
+    pub fn v1_4_0() -> Self {
+        Methodology {
+            version: "1.4.0".into(),
+            costs_at_determination: true,
+            group_price_sources: true,
+            ..Methodology::v1_3_0()
         }
     }
 
@@ -265,6 +287,10 @@ impl Methodology {
             "max_provider_weight must be above 0 and at most 1",
         );
         need(
+            !self.group_price_sources || self.max_provider_weight.is_some(),
+            "group_price_sources needs the provider cap",
+        );
+        need(
             self.max_provider_weight.is_some() == self.min_providers.is_some(),
             "max_provider_weight and min_providers go together",
         );
@@ -334,7 +360,8 @@ pub fn input_rows<'a>(
 
 /// [`input_rows`] with each endpoint's provider: the one its latest observation in the window
 /// names (ties by the provider's name; empty for a record that names none, such as a missed
-/// probe of an endpoint no longer configured).
+/// probe of an endpoint no longer configured). Costs are as the observations recorded them
+/// (methodologies before 1.4.0).
 pub fn input_rows_with_providers<'a>(
     observations: impl IntoIterator<Item = (&'a crate::observation::Observation, &'a [u8; 32])>,
     tier: &str,
@@ -342,6 +369,78 @@ pub fn input_rows_with_providers<'a>(
     from_ms: i64,
     to_ms: i64,
 ) -> (Vec<String>, Vec<String>, Vec<IndexObs>) {
+    let r = rows(observations, tier, suite_hash, from_ms, to_ms, None, false);
+    (r.endpoints, r.providers, r.rows)
+}
+
+/// What a day's determination reads from its observations, under its methodology.
+#[derive(Debug, Clone)]
+pub struct Rows {
+    /// Sorted, unique: the total order's tie-breaker.
+    pub endpoints: Vec<String>,
+    /// Each endpoint's provider, or from 1.4.0 its price-source group (same order).
+    pub providers: Vec<String>,
+    pub rows: Vec<IndexObs>,
+    /// 1.4.0 and later: the price book version and hash the costs come from.
+    pub prices: Option<PricesUsed>,
+}
+
+/// The price book a determination costed its attempts from (methodology 1.4.0 and later).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PricesUsed {
+    /// The book's first `version` entries: every entry recorded when the day was determined.
+    pub version: u64,
+    /// blake3 of the canonical JSON of those entries.
+    pub hash: String,
+    /// Attempts of the window the book had no price for, costed as their observation
+    /// recorded (0 in a healthy oracle: the book is written before anything is probed).
+    pub costed_as_observed: u64,
+}
+
+/// The index rows of a (tier, day) under methodology `m`: under 1.4.0 and later each attempt
+/// is costed from `book` (the price book as it stood when the day is determined; `None`
+/// reads as an empty book) and endpoints serving the same weights at the same list price are
+/// grouped into one price source; before 1.4.0, [`input_rows_with_providers`].
+pub fn rows_for<'a>(
+    m: &Methodology,
+    observations: impl IntoIterator<Item = (&'a crate::observation::Observation, &'a [u8; 32])>,
+    tier: &str,
+    suite_hash: &str,
+    (from_ms, to_ms): (i64, i64),
+    book: Option<&crate::price::BookView>,
+) -> Rows {
+    let empty;
+    let book = if m.costs_at_determination {
+        Some(match book {
+            Some(b) => b,
+            None => {
+                empty = crate::price::BookView::new(&Default::default(), 0);
+                &empty
+            }
+        })
+    } else {
+        None
+    };
+    rows(
+        observations,
+        tier,
+        suite_hash,
+        from_ms,
+        to_ms,
+        book,
+        m.group_price_sources,
+    )
+}
+
+fn rows<'a>(
+    observations: impl IntoIterator<Item = (&'a crate::observation::Observation, &'a [u8; 32])>,
+    tier: &str,
+    suite_hash: &str,
+    from_ms: i64,
+    to_ms: i64,
+    book: Option<&crate::price::BookView>,
+    group_sources: bool,
+) -> Rows {
     let kept: Vec<_> = observations
         .into_iter()
         .filter(|(o, _)| {
@@ -351,23 +450,38 @@ pub fn input_rows_with_providers<'a>(
     let mut endpoints: Vec<String> = kept.iter().map(|(o, _)| o.endpoint.clone()).collect();
     endpoints.sort();
     endpoints.dedup();
+    let mut costed_as_observed = 0u64;
     let rows = kept
         .iter()
-        .map(|(o, h)| IndexObs {
-            endpoint: endpoints
-                .binary_search(&o.endpoint)
-                .expect("endpoint in universe") as u32,
-            at_ms: o.at_ms,
-            cost_pusd: o.cost.0,
-            delivered_sit: o.delivered_sit,
-            attempted_sit: o.sit_size,
-            missed: o.missed(),
-            succeeded: o.succeeded(),
-            correct: o.correct,
-            hash: **h,
+        .map(|(o, h)| {
+            let cost_pusd = match book {
+                Some(b) if !o.missed() => match b.in_force(&o.endpoint, o.at_ms) {
+                    Some(p) => crate::sit::cost(&o.tokens, p).0,
+                    None => {
+                        costed_as_observed += 1;
+                        o.cost.0
+                    }
+                },
+                _ => o.cost.0,
+            };
+            IndexObs {
+                endpoint: endpoints
+                    .binary_search(&o.endpoint)
+                    .expect("endpoint in universe") as u32,
+                at_ms: o.at_ms,
+                cost_pusd,
+                delivered_sit: o.delivered_sit,
+                attempted_sit: o.sit_size,
+                missed: o.missed(),
+                succeeded: o.succeeded(),
+                correct: o.correct,
+                hash: **h,
+            }
         })
         .collect();
-    let mut latest: Vec<Option<(i64, &str)>> = vec![None; endpoints.len()];
+    // each endpoint's latest record naming a provider: its provider, weights and list price
+    let mut latest: Vec<Option<(i64, &str, &crate::observation::Observation)>> =
+        vec![None; endpoints.len()];
     for (o, _) in &kept {
         if o.provider.is_empty() {
             continue;
@@ -375,16 +489,43 @@ pub fn input_rows_with_providers<'a>(
         let e = endpoints
             .binary_search(&o.endpoint)
             .expect("endpoint in universe");
-        let here = (o.at_ms, o.provider.as_str());
-        if latest[e].is_none_or(|l| here > l) {
+        let here = (o.at_ms, o.provider.as_str(), *o);
+        if latest[e].is_none_or(|l| (here.0, here.1) > (l.0, l.1)) {
             latest[e] = Some(here);
         }
     }
-    let providers = latest
-        .into_iter()
-        .map(|l| l.map(|(_, p)| p.to_string()).unwrap_or_default())
+    let mut providers: Vec<String> = latest
+        .iter()
+        .map(|l| l.map(|(_, p, _)| p.to_string()).unwrap_or_default())
         .collect();
-    (endpoints, providers, rows)
+    if group_sources {
+        let sources: Vec<Option<(String, crate::price::PriceEntry)>> = latest
+            .iter()
+            .enumerate()
+            .map(|(e, l)| {
+                let o = l.as_ref()?.2;
+                let weights = o.weights.clone().unwrap_or_else(|| o.model.clone());
+                let mut price = match book {
+                    Some(b) => b.in_force(&endpoints[e], to_ms - 1).cloned(),
+                    None => o.price.clone(),
+                }?;
+                // the same price is the same rates, whenever each host started charging it
+                price.effective_from_ms = 0;
+                Some((weights, price))
+            })
+            .collect();
+        providers = chain::price_source_groups(&providers, &sources);
+    }
+    Rows {
+        endpoints,
+        providers,
+        rows,
+        prices: book.map(|b| PricesUsed {
+            version: b.version,
+            hash: b.hash.clone(),
+            costed_as_observed,
+        }),
+    }
 }
 
 /// The window of observations a day's determination reads: the trailing eligibility window
@@ -418,6 +559,8 @@ pub struct DayInput<'a> {
     pub computed_at: &'a str,
     /// Chained methodologies: the state the day starts from (None: the chain starts here).
     pub chain: Option<&'a chain::ChainLink>,
+    /// 1.4.0 and later: the price book the rows were costed from ([`rows_for`]), recorded.
+    pub prices: Option<&'a PricesUsed>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -581,6 +724,10 @@ pub struct Determination {
     /// 1.0.0 records keep their bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<chain::ChainRecord>,
+    /// Methodology 1.4.0 and later: the price book version the day's costs come from (absent
+    /// before, so older records keep their bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<PricesUsed>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -924,6 +1071,11 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
         sequence: input.sequence,
         computed_at: input.computed_at.to_string(),
         chain: v.chain,
+        prices: if m.costs_at_determination {
+            input.prices.cloned()
+        } else {
+            None
+        },
     }
 }
 

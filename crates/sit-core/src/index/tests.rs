@@ -61,6 +61,7 @@ fn input<'a>(
         sequence: 1,
         computed_at: "2026-01-06T00:00:00.000Z",
         chain: None,
+        prices: None,
     }
 }
 
@@ -646,6 +647,15 @@ fn methodology_hashes_are_rfc8785_and_pinned() {
             Methodology::v1_2_0(),
             "d3a36b4706aac20181556ba848c03776e52605543a6f75478d43def3400646ac",
         ),
+        // as published by the 1.3.0 demo days (their records name it)
+        (
+            Methodology::v1_3_0(),
+            "d305110b96b90e14340b23ef600f32ca3dc0dcd81c0e1e9d79b9077d1ded94d8",
+        ),
+        (
+            Methodology::v1_4_0(),
+            "423e1a7b74d4b8de5fbea97158f0f45b543efc39fe7959e230ff022eda4b7bf3",
+        ),
     ];
     for (m, h) in pinned {
         assert_eq!(m.hash(), h, "{}", m.version);
@@ -692,4 +702,242 @@ fn validate_refuses_parameters_the_code_ignores() {
             .with_methodology(m),
         Err(crate::versions::VersionError::Invalid(_))
     ));
+}
+
+/// Methodology 1.4.0 (issue 12): one open model at one list price behind several hosts is
+/// one price source for the provider cap; the relation is transitive and a different price
+/// or different weights keep hosts apart.
+#[test]
+fn golden_price_source_groups() {
+    let price = |input: &str| crate::price::PriceEntry {
+        effective_from_ms: 0,
+        input: crate::fixed::Rate::parse(input).unwrap(),
+        output: crate::fixed::Rate::parse("0.79").unwrap(),
+        cached_input: crate::fixed::Rate::parse(input).unwrap(),
+        request_fee: crate::fixed::Pusd::ZERO,
+    };
+    let s = |w: &str, p: &str| Some((w.to_string(), price(p)));
+    let providers: Vec<String> = [
+        "together",
+        "fireworks",
+        "groq",
+        "openai",
+        "openai",
+        "",
+        "deepinfra",
+    ]
+    .iter()
+    .map(|p| p.to_string())
+    .collect();
+    let sources = vec![
+        s("llama-3.3-70b", "0.59"),
+        s("llama-3.3-70b", "0.59"),
+        s("llama-3.3-70b", "0.60"), // same weights, another price: its own source
+        s("gpt-4o-mini", "0.15"),
+        s("gpt-4.1-mini", "0.40"),
+        s("llama-3.3-70b", "0.59"), // no provider named: never grouped
+        None,                       // no price known: only its provider groups it
+    ];
+    assert_eq!(
+        chain::price_source_groups(&providers, &sources),
+        vec![
+            "fireworks+together",
+            "fireworks+together",
+            "groq",
+            "openai",
+            "openai",
+            "",
+            "deepinfra"
+        ]
+    );
+    // transitive: a shares a price with b, b's provider has c, c shares a price with d
+    let providers: Vec<String> = ["p1", "p2", "p2", "p3"]
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let sources = vec![s("x", "1"), s("x", "1"), s("y", "2"), s("y", "2")];
+    assert_eq!(
+        chain::price_source_groups(&providers, &sources),
+        vec!["p1+p2+p3"; 4]
+    );
+}
+
+fn probe_obs(
+    endpoint: &str,
+    provider: &str,
+    at_ms: i64,
+    input_tokens: u64,
+) -> crate::observation::Observation {
+    let probe_price = crate::price::PriceEntry {
+        effective_from_ms: 0,
+        input: crate::fixed::Rate::parse("1").unwrap(),
+        output: crate::fixed::Rate::parse("1").unwrap(),
+        cached_input: crate::fixed::Rate::parse("1").unwrap(),
+        request_fee: crate::fixed::Pusd::ZERO,
+    };
+    let tokens = crate::observation::Tokens {
+        usage_reported: true,
+        billed_input: input_tokens,
+        billed_output: 0,
+        ..Default::default()
+    };
+    crate::observation::Observation {
+        seq: 0,
+        prev_hash: String::new(),
+        worker: String::new(),
+        endpoint: endpoint.into(),
+        provider: provider.into(),
+        model: format!("{endpoint}-model"),
+        dialect: "openai".into(),
+        region: "us".into(),
+        tier: "t1".into(),
+        family: "t1.arith".into(),
+        family_version: 1,
+        seed: 1,
+        nonce: "n".into(),
+        suite_hash: "suite".into(),
+        at_ms,
+        clock: "test".into(),
+        retry: 0,
+        http_status: Some(200),
+        failure: None,
+        timings: Default::default(),
+        answer: "1".into(),
+        finish_reason: Some("stop".into()),
+        server_model: None,
+        correct: true,
+        within_sla: true,
+        cost: crate::sit::cost(&tokens, &probe_price),
+        tokens,
+        price: Some(probe_price),
+        sit_size: 1000,
+        delivered_sit: 1000,
+        evidence: None,
+        content_before_role: false,
+        price_version: Some(1),
+        weights: None,
+    }
+}
+
+/// Methodology 1.4.0 (issue 12): an attempt is costed from the price book as it stood when
+/// the day is determined, not from the price recorded at probe time; the record names the
+/// book version and hash; a backdated correction moves the value only for a determination
+/// that knows it; a methodology before 1.4.0 ignores the book.
+#[test]
+fn costs_at_determination_come_from_the_book_version_named() {
+    use crate::price::{BookEntry, BookView, PriceBook, PriceEntry};
+    let day = Date::parse(DAY).unwrap();
+    let m = Methodology::v1_4_0();
+    let (from, to) = day_window(&m, day);
+    let eps = ["a", "b", "c", "d", "e"];
+    let mut obs = Vec::new();
+    for (i, ep) in eps.iter().enumerate() {
+        for h in 0..24 {
+            for k in 0..6 {
+                obs.push(probe_obs(
+                    ep,
+                    &format!("prov-{ep}"),
+                    day.start_ms() + h * HOUR_MS + k * 60_000 + i as i64,
+                    1_000,
+                ));
+            }
+        }
+    }
+    let hashes: Vec<[u8; 32]> = (0..obs.len())
+        .map(|i| *blake3::hash(&(i as u64).to_le_bytes()).as_bytes())
+        .collect();
+    let rate = |s: &str| crate::fixed::Rate::parse(s).unwrap();
+    let entry = |v: u64, rec: i64, ep: &str, from_ms: i64, input: &str| BookEntry {
+        version: v,
+        recorded_at_ms: rec,
+        endpoint: ep.into(),
+        price: PriceEntry {
+            effective_from_ms: from_ms,
+            input: rate(input),
+            output: rate(input),
+            cached_input: rate(input),
+            request_fee: crate::fixed::Pusd::ZERO,
+        },
+        source: None,
+    };
+    let mut entries: Vec<BookEntry> = eps
+        .iter()
+        .enumerate()
+        .map(|(i, ep)| entry(i as u64 + 1, 0, ep, 0, ["1", "2", "3", "4", "5"][i]))
+        .collect();
+    // a correction of endpoint c's price, backdated to the start of time, recorded later
+    entries.push(entry(6, day.start_ms() + 30 * HOUR_MS, "c", 0, "9"));
+    let book = PriceBook::new(entries).unwrap();
+    let day_of = |version: u64, m: &Methodology| {
+        let view = BookView::new(&book, version);
+        let rows = rows_for(
+            m,
+            obs.iter().zip(hashes.iter()),
+            "t1",
+            "suite",
+            (from, to),
+            Some(&view),
+        );
+        compute_day(
+            m,
+            &DayInput {
+                tier: "t1",
+                date: day,
+                pass_threshold: f("0.8"),
+                endpoints: &rows.endpoints,
+                providers: &rows.providers,
+                observations: &rows.rows,
+                previous_final: None,
+                suite_hash: "suite",
+                sequence: 1,
+                computed_at: "x",
+                chain: None,
+                prices: rows.prices.as_ref(),
+            },
+        )
+    };
+    let before = day_of(book.version_at(day.start_ms() + 24 * HOUR_MS), &m);
+    let after = day_of(book.version_at(day.start_ms() + 31 * HOUR_MS), &m);
+    // an anchor day: the trimmed geometric mean of the day prices (1..5 USD per 1M input
+    // tokens, 1000 tokens per 1000 SIT: USD per 1M SIT equal to the rate) moves when c is 9
+    assert_eq!(before.prices.as_ref().unwrap().version, 5);
+    assert_eq!(after.prices.as_ref().unwrap().version, 6);
+    assert_eq!(before.prices.as_ref().unwrap().costed_as_observed, 0);
+    assert_ne!(
+        before.prices.as_ref().unwrap().hash,
+        after.prices.as_ref().unwrap().hash
+    );
+    assert_eq!(before.status, Status::Base);
+    assert_ne!(
+        before.value, after.value,
+        "the correction must move the value"
+    );
+    let ep_price = |d: &Determination, ep: &str| {
+        d.chain
+            .as_ref()
+            .unwrap()
+            .day_prices
+            .iter()
+            .find(|p| p.endpoint == ep)
+            .unwrap()
+            .price
+    };
+    assert_eq!(ep_price(&before, "c"), f("3"));
+    assert_eq!(ep_price(&after, "c"), f("9"));
+    // 1.3.0 costs as probed (1 USD per 1M for everyone) and records no book
+    let old = day_of(6, &Methodology::v1_3_0());
+    assert!(old.prices.is_none());
+    assert_eq!(ep_price(&old, "c"), f("1"));
+    // a book without the endpoint: costed as observed, and counted
+    let empty = PriceBook::default();
+    let view = BookView::new(&empty, 0);
+    let rows = rows_for(
+        &m,
+        obs.iter().zip(hashes.iter()),
+        "t1",
+        "suite",
+        (from, to),
+        Some(&view),
+    );
+    assert_eq!(rows.prices.unwrap().costed_as_observed, obs.len() as u64);
 }
