@@ -350,7 +350,7 @@ pub fn read_ca_file(
 }
 
 const ENDPOINT_KEYS: &str =
-    "id, provider, model, dialect, base_url, region, api_key_env, concurrency, requests_per_minute, prices";
+    "id, provider, model, weights, dialect, base_url, region, api_key_env, concurrency, requests_per_minute, prices";
 const PRICE_KEYS: &str = "effective_from, input, output, cached_input, request_fee, source";
 
 /// Load and check a providers file.

@@ -10,6 +10,34 @@ use crate::probes::Suite;
 use crate::store::{Store, StoreError};
 use crate::versions::Registry;
 
+/// The probe suite a day not yet published is determined under: the one its schedule
+/// commitment names (`committed`), else the one most of the day's observations name (ties to
+/// the later version), else the current one. A day is priced in the units its probes were
+/// made in: a store whose days were probed under suite 1.0.0 keeps determining them under
+/// 1.0.0 after a build with a newer suite takes over.
+pub fn day_suite<'v>(
+    store: &Store,
+    versions: &'v Registry,
+    committed: Option<&str>,
+    day: Date,
+) -> Result<&'v Suite, StoreError> {
+    if let Some(s) = committed.and_then(|h| versions.suite(h).ok()) {
+        return Ok(s);
+    }
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in store.scan(day.start_ms(), day.succ().start_ms()) {
+        *counts.entry(r?.obs.suite_hash).or_default() += 1;
+    }
+    let known = versions.suites();
+    Ok(known
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| counts.get(&s.hash).map(|n| (*n, i, s)))
+        .max_by_key(|(n, i, _)| (*n, *i))
+        .map(|(_, _, s)| s)
+        .unwrap_or_else(|| versions.current_suite()))
+}
+
 /// The rows a (tier, day) is determined from under `m`; from 1.4.0 costed from the price book
 /// as it stood at `prices_as_of_ms` (every entry recorded by then).
 pub fn day_rows(
@@ -63,11 +91,14 @@ pub fn all_days(
     computed_at: &str,
     made_with: &dyn Fn(&str, Date) -> Option<String>,
 ) -> Result<Vec<Determination>, DetermineError> {
-    let suite = versions.current_suite();
     let days = store.days()?;
+    let suites = days
+        .iter()
+        .map(|d| day_suite(store, versions, None, *d))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut out = Vec::new();
     for tier_id in tiers {
-        if suite.tier(tier_id).is_none() {
+        if versions.current_suite().tier(tier_id).is_none() {
             continue;
         }
         let mut previous: Option<(Date, crate::fixed::Fixed)> = None;
@@ -82,6 +113,10 @@ pub fn all_days(
                 .chain
                 .as_ref()
                 .map(|cp| link_after(cp, out[tier_start..].last()));
+            let suite = suites[i];
+            if suite.tier(tier_id).is_none() {
+                continue;
+            }
             let d = one_day(
                 store,
                 suite,

@@ -22,25 +22,38 @@ impl Drop for Server {
     }
 }
 
-/// `sit serve` on a free loopback port, under `ulimit -n 256`.
+/// `sit serve` on a port the OS picks (`--addr 127.0.0.1:0`; the server says which on its
+/// first line), under `ulimit -n 256`. (A port found free and then handed over could be
+/// taken by another test's server in between: regression, the test once reached another
+/// process's server, which then exited.)
 fn server() -> Server {
+    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let addr = format!("127.0.0.1:{port}");
-    let child = Command::new("sh")
+    let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "ulimit -n 256 && exec '{}' --data '{}' serve --addr {addr} --max-connections 200 --header-timeout-ms 1500 --idle-timeout-ms 2500",
+            "ulimit -n 256 && exec '{}' --data '{}' serve --addr 127.0.0.1:0 --max-connections 200 --header-timeout-ms 1500 --idle-timeout-ms 2500",
             env!("CARGO_BIN_EXE_sit"),
             dir.path().join("data").display()
         ))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines
+        .next()
+        .expect("sit serve says where it listens")
+        .unwrap();
+    // "sit serve: http://127.0.0.1:PORT (archive ...)"
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    // keep draining its log so that it never blocks on a full pipe
+    std::thread::spawn(move || for _ in lines {});
     let t0 = Instant::now();
     while TcpStream::connect(&addr).is_err() {
         assert!(

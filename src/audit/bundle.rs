@@ -110,7 +110,7 @@ pub fn export(
     let entries = archive
         .entries()
         .map_err(|e| AuditError::Bundle(e.to_string()))?;
-    let (m, suite) = day_versions(archive, &entries, versions, date)?;
+    let (m, suite) = day_versions(store, archive, &entries, versions, date)?;
     let (from, to) = day_window(&m, date);
     let mut all: Vec<(u64, [u8; 32], Observation)> = Vec::new();
     for r in store.scan(i64::MIN / 2, i64::MAX / 2) {
@@ -262,6 +262,7 @@ pub fn export(
 /// The methodology and suite `date` was made with: the ones its published records name, or
 /// the current ones when nothing is published yet.
 fn day_versions<'v>(
+    store: &Store,
     archive: &Archive,
     entries: &[LogEntry],
     versions: &'v Registry,
@@ -280,7 +281,12 @@ fn day_versions<'v>(
     match named.len() {
         0 => Ok((
             versions.current_methodology().clone(),
-            versions.current_suite(),
+            crate::determine::day_suite(
+                store,
+                versions,
+                archive.commitment(date).as_ref().map(|c| c.suite_hash.as_str()),
+                date,
+            )?,
         )),
         1 => {
             let (mh, sh) = named.into_iter().next().expect("one");
@@ -683,12 +689,29 @@ fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
         serde_json::from_value(serde_json::Value::String(o.dialect.clone()))
             .map_err(|e| at(format!("dialect: {e}")))?;
     let (system, user) = dialect.request_texts(&req);
-    let system = system.as_str();
-    if user != inst.generated.prompt {
-        return Err(at(
-            "the request sent is not the probe (family, seed) generates".into(),
-        ));
-    }
+    // The text besides the prompt, counted in the reference input tokens. Suite 1.0.0 checks
+    // the user message (its system line was free text with the nonce); from 1.1.0 the whole
+    // request is the suite's framing of the probe, nonce and try.
+    let framing = match b.suite.probe_text {
+        crate::probes::ProbeText::Fixed => {
+            if user != inst.generated.prompt {
+                return Err(at(
+                    "the request sent is not the probe (family, seed) generates".into(),
+                ));
+            }
+            system
+        }
+        crate::probes::ProbeText::Varied => {
+            let want = b.suite.request(&inst, &o.nonce, o.retry);
+            if want.system.as_deref().unwrap_or("") != system || want.user != user {
+                return Err(at(
+                    "the request sent is not the one the suite frames for this probe, nonce and try".into(),
+                ));
+            }
+            want.framing
+        }
+    };
+    let system = framing.as_str();
     let raw = ev.response().map_err(at)?;
     let http_ok = o.http_status.is_some_and(|s| s < 300);
     // Failures below the stream (no 2xx, timeouts, stall, body cap, UTF-8) are recorded facts

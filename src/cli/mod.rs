@@ -306,6 +306,13 @@ pub enum AuditWhat {
 
 #[derive(Subcommand, Debug)]
 pub enum PricesWhat {
+    /// List the store's price book: every version of every endpoint's prices, with when it
+    /// was recorded and its source (methodology 1.4.0 costs each day from it).
+    Book {
+        /// Only this endpoint's entries.
+        #[arg(long, value_name = "ID")]
+        endpoint: Option<String>,
+    },
     /// Compare each endpoint's price in force now with the catalogue's.
     Diff {
         #[arg(value_name = "CATALOGUE", default_value = "prices/genai-prices.json")]

@@ -276,10 +276,43 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
 /// `sit prices diff|import`.
 fn prices(cli: &Paths, what: super::PricesWhat) -> Result<()> {
     use crate::prices::{proposal, Catalogue, Comparison};
+    if let super::PricesWhat::Book { endpoint } = &what {
+        let store = Store::open(&cli.data)?;
+        let book = store.book()?;
+        println!(
+            "price book of {}: {} versions (USD per 1M tokens: input / cached input / output; fee USD per request)",
+            cli.data.display(),
+            book.version()
+        );
+        for e in book
+            .entries()
+            .iter()
+            .filter(|e| endpoint.as_ref().is_none_or(|x| *x == e.endpoint))
+        {
+            let p = &e.price;
+            println!(
+                "v{:<6} recorded {}  {:<28} from {}  {} / {} / {}  fee {}{}",
+                e.version,
+                crate::clock::format_utc_ms(e.recorded_at_ms),
+                e.endpoint,
+                crate::clock::format_utc_ms(p.effective_from_ms),
+                p.input,
+                p.cached_input,
+                p.output,
+                p.request_fee,
+                e.source
+                    .as_ref()
+                    .map(|s| format!("  ({s})"))
+                    .unwrap_or_default()
+            );
+        }
+        return Ok(());
+    }
     let c = config::load(&cli.providers)?;
     let now = SystemClock.now_ms();
     let (catalogue, import, effective_from) = match what {
         super::PricesWhat::Diff { catalogue } => (catalogue, false, None),
+        super::PricesWhat::Book { .. } => unreachable!("listed above"),
         super::PricesWhat::Import {
             catalogue,
             effective_from,

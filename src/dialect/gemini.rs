@@ -17,11 +17,14 @@ use crate::observation::FailureClass;
 use serde_json::Value;
 
 pub fn build(endpoint: &Endpoint, req: &ChatRequest, key: Option<&ApiKey>) -> HttpRequest {
-    let body = serde_json::json!({
-        "systemInstruction": {"parts": [{"text": req.system}]},
+    let mut body = serde_json::json!({
         "contents": [{"role": "user", "parts": [{"text": req.user}]}],
         "generationConfig": {"maxOutputTokens": req.max_tokens, "temperature": 0},
     });
+    // An empty system text is no system instruction (suite 1.1.0 frames some probes without one).
+    if !req.system.is_empty() {
+        body["systemInstruction"] = serde_json::json!({"parts": [{"text": req.system}]});
+    }
     let mut headers = vec![
         ("content-type".to_string(), "application/json".to_string()),
         ("accept".to_string(), "text/event-stream".to_string()),

@@ -13,22 +13,29 @@ use crate::config::{ApiKey, Endpoint};
 use crate::observation::FailureClass;
 use serde_json::Value;
 
-/// (system, user) of a request body this adapter built.
+/// (system, user) of a request body this adapter built (system empty when it sent none).
 pub fn request_texts(body: &Value) -> (String, String) {
-    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
-    (
-        s(&body["messages"][0]["content"]),
-        s(&body["messages"][1]["content"]),
-    )
+    let of = |role: &str| {
+        body["messages"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["role"] == role))
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    (of("system"), of("user"))
 }
 
 pub fn build(endpoint: &Endpoint, req: &ChatRequest, key: Option<&ApiKey>) -> HttpRequest {
+    // An empty system text is no system message (suite 1.1.0 frames some probes without one).
+    let mut messages = Vec::new();
+    if !req.system.is_empty() {
+        messages.push(serde_json::json!({"role": "system", "content": req.system}));
+    }
+    messages.push(serde_json::json!({"role": "user", "content": req.user}));
     let body = serde_json::json!({
         "model": req.model,
-        "messages": [
-            {"role": "system", "content": req.system},
-            {"role": "user", "content": req.user},
-        ],
+        "messages": messages,
         "max_tokens": req.max_tokens,
         "temperature": 0,
         "stream": true,

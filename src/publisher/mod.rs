@@ -221,7 +221,18 @@ pub fn publish(
                 versions.suite(&p.determination.suite_hash)?,
             )
         }
-        None => (versions.current_methodology(), versions.current_suite()),
+        None => (
+            versions.current_methodology(),
+            crate::determine::day_suite(
+                store,
+                versions,
+                archive
+                    .commitment(req.date)
+                    .as_ref()
+                    .map(|c| c.suite_hash.as_str()),
+                req.date,
+            )?,
+        ),
     };
     if suite.tier(req.tier).is_none() {
         return Err(unknown_tier(suite));

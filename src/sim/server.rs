@@ -51,8 +51,8 @@ struct Shared {
 /// reference for measuring how much a client's time-to-first-token adds to the server's own.
 #[derive(Debug, Clone)]
 pub struct Served {
-    /// The request's system text (it carries the probe nonce).
-    pub system: String,
+    /// The probe nonce the request carried ([`probe_nonce`]; empty when none).
+    pub nonce: String,
     /// The handler started (request head and body read).
     pub received: std::time::Instant,
     /// The injected first-token delay, ms.
@@ -183,7 +183,7 @@ async fn served(State(sh): State<Arc<Shared>>) -> Json<serde_json::Value> {
             .iter()
             .map(|s| {
                 serde_json::json!({
-                    "system": s.system,
+                    "nonce": s.nonce,
                     "injected_ms": s.injected_ms,
                     "server_ttft_ns": s.first_token.duration_since(s.received).as_nanos() as u64,
                 })
@@ -239,6 +239,29 @@ fn sse(v: &serde_json::Value) -> Bytes {
 
 fn sse_event(name: &str, v: &serde_json::Value) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {v}\n\n"))
+}
+
+/// The probe nonce a request carries: the first run of exactly 16 lowercase hex digits in its
+/// system or user text (wherever the suite's framing put it; prompts carry no such run).
+pub fn probe_nonce(system: &str, user: &str) -> String {
+    for text in [system, user] {
+        let b = text.as_bytes();
+        let hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+        let mut i = 0;
+        while i < b.len() {
+            if hex(b[i]) {
+                let j = (i..b.len()).find(|&j| !hex(b[j])).unwrap_or(b.len());
+                let before = i.checked_sub(1).map(|k| b[k]);
+                if j - i == 16 && !before.is_some_and(|c| c.is_ascii_alphanumeric()) {
+                    return text[i..j].to_string();
+                }
+                i = j;
+            } else {
+                i += 1;
+            }
+        }
+    }
+    String::new()
 }
 
 impl Framing {
@@ -482,7 +505,7 @@ enum Counter {
 struct Player {
     sh: Arc<Shared>,
     steps: std::vec::IntoIter<Step>,
-    system: String,
+    nonce: String,
     received: std::time::Instant,
     injected_ms: u64,
 }
@@ -498,7 +521,7 @@ impl Player {
                 Step::LogServed => {
                     if let Some(log) = &self.sh.served {
                         log.lock().unwrap_or_else(|p| p.into_inner()).push(Served {
-                            system: std::mem::take(&mut self.system),
+                            nonce: std::mem::take(&mut self.nonce),
                             received: self.received,
                             injected_ms: self.injected_ms,
                             // the piece before this step has just been handed to hyper
@@ -757,7 +780,7 @@ async fn chat(sh: Arc<Shared>, framing: Framing, headers: &HeaderMap, body: Byte
     let player = Player {
         sh: sh.clone(),
         steps: plan.into_iter(),
-        system,
+        nonce: probe_nonce(&system, &user),
         received,
         injected_ms: ttft,
     };

@@ -192,7 +192,7 @@ impl Worker {
             region: endpoint.region.clone(),
             tier: spec.tier.id.clone(),
             family: spec.family.id().to_string(),
-            family_version: spec.family.version(),
+            family_version: self.suite.family_version(spec.family),
             seed: spec.seed,
             nonce: spec.nonce.clone(),
             suite_hash: self.suite.hash.clone(),
@@ -262,21 +262,13 @@ impl Worker {
             let (w_in, w_out) = (self.methodology.sit_w_in, self.methodology.sit_w_out);
             post::run(move || suite.instance(&tier, family, seed, w_in, w_out)).await
         };
+        // The suite words the request: 1.0.0 one system line with the nonce, 1.1.0 a framing
+        // drawn from the seed (a retry is a distinct request: its own cache-buster).
+        let text = self.suite.request(&inst, &spec.nonce, spec.retry);
         let req = ChatRequest {
             model: endpoint.model.clone(),
-            // A retry is a distinct request (its own cache-buster), same probe.
-            system: if spec.retry == 0 {
-                format!(
-                    "Request {}. Answer the user's request exactly as instructed.",
-                    spec.nonce
-                )
-            } else {
-                format!(
-                    "Request {}-r{}. Answer the user's request exactly as instructed.",
-                    spec.nonce, spec.retry
-                )
-            },
-            user: inst.generated.prompt.clone(),
+            system: text.system.clone().unwrap_or_default(),
+            user: text.user.clone(),
             max_tokens: spec.tier.max_tokens,
         };
         let http = endpoint.dialect.build(endpoint, &req, key).ok_or_else(|| {
@@ -300,7 +292,7 @@ impl Worker {
         let key_bytes = key
             .map(|k| k.expose().to_string())
             .filter(|k| !k.is_empty());
-        let (tier, system, dialect) = (spec.tier.clone(), req.system.clone(), endpoint.dialect);
+        let (tier, system, dialect) = (spec.tier.clone(), text.framing, endpoint.dialect);
         let (inst_c, st_c, timings_c, price_c) =
             (inst.clone(), st.clone(), timings.clone(), price.clone());
         let post = move || {

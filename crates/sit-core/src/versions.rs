@@ -37,7 +37,7 @@ pub struct Registry {
 
 impl Registry {
     /// The versions embedded in this build: every methodology ever published, oldest first,
-    /// and the embedded probe suite.
+    /// and every probe suite (1.0.0, then the current one).
     pub fn embedded() -> &'static Registry {
         static R: OnceLock<Registry> = OnceLock::new();
         R.get_or_init(|| {
@@ -49,7 +49,7 @@ impl Registry {
                     Methodology::v1_3_0(),
                     Methodology::v1_4_0(),
                 ],
-                vec![Suite::embedded().clone()],
+                vec![Suite::v1_0_0().clone(), Suite::embedded().clone()],
             )
             .expect("embedded versions are distinct")
         })
@@ -137,6 +137,11 @@ impl Registry {
     }
 
     /// Every methodology, oldest first, with its hash.
+    /// Every probe suite, oldest first (the last is current).
+    pub fn suites(&self) -> &[Suite] {
+        &self.suites
+    }
+
     pub fn methodologies(&self) -> impl Iterator<Item = (&str, &Methodology)> {
         self.methodologies.iter().map(|(h, m)| (h.as_str(), m))
     }

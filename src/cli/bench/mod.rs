@@ -404,21 +404,12 @@ impl SimServer {
 
     /// nonce -> (injected delay ms, server's own first-token time ns), taken from the log.
     async fn take_served(&self) -> Result<std::collections::BTreeMap<String, (u64, u64)>, String> {
-        // The nonce is the second word of "Request {nonce}. Answer ...".
-        let nonce = |system: &str| {
-            system
-                .split_whitespace()
-                .nth(1)
-                .map(|w| w.trim_end_matches('.').to_string())
-        };
         let mut out = std::collections::BTreeMap::new();
         match self {
             SimServer::InProcess(m) => {
                 for s in m.take_served(0) {
-                    if let Some(n) = nonce(&s.system) {
-                        let ns = s.first_token.duration_since(s.received).as_nanos() as u64;
-                        out.insert(n, (s.injected_ms, ns));
-                    }
+                    let ns = s.first_token.duration_since(s.received).as_nanos() as u64;
+                    out.insert(s.nonce, (s.injected_ms, ns));
                 }
             }
             SimServer::Child(c) => {
@@ -433,7 +424,7 @@ impl SimServer {
                     serde_json::from_slice(&body).map_err(|e| format!("GET {url}: {e}"))?;
                 for s in v.as_array().into_iter().flatten() {
                     if let (Some(n), Some(inj), Some(ns)) = (
-                        s["system"].as_str().and_then(nonce),
+                        s["nonce"].as_str().map(str::to_string),
                         s["injected_ms"].as_u64(),
                         s["server_ttft_ns"].as_u64(),
                     ) {

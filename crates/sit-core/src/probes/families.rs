@@ -51,29 +51,29 @@ pub enum Family {
     JsonOrder,
 }
 
-const FIRST: &[&str] = &[
+pub(crate) const FIRST: &[&str] = &[
     "Maria", "James", "Aiko", "Lars", "Fatima", "Diego", "Chloe", "Ravi", "Olga", "Kwame", "Ines",
     "Tomas",
 ];
-const LAST: &[&str] = &[
+pub(crate) const LAST: &[&str] = &[
     "Silva", "Okafor", "Tanaka", "Berg", "Haddad", "Moreno", "Dubois", "Iyer", "Petrova", "Mensah",
     "Costa", "Novak",
 ];
-const DOMAINS: &[&str] = &[
+pub(crate) const DOMAINS: &[&str] = &[
     "example.com",
     "mail.test",
     "corp.example.org",
     "uni.example.edu",
     "shop.example.net",
 ];
-const CITIES: &[&str] = &[
+pub(crate) const CITIES: &[&str] = &[
     "Lisbon", "Osaka", "Nairobi", "Oslo", "Lima", "Toronto", "Hanoi", "Dublin", "Cairo", "Perth",
 ];
-const WORDS: &[&str] = &[
+pub(crate) const WORDS: &[&str] = &[
     "banana", "river", "lantern", "copper", "meadow", "falcon", "harbor", "violet", "thunder",
     "pepper", "glacier", "marble", "orchard", "compass", "saffron", "ember",
 ];
-const ITEMS: &[&str] = &[
+pub(crate) const ITEMS: &[&str] = &[
     "loaves",
     "muffins",
     "notebooks",
@@ -83,11 +83,11 @@ const ITEMS: &[&str] = &[
     "lamps",
     "kites",
 ];
-const WEEKDAYS: &[&str] = &["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"];
+pub(crate) const WEEKDAYS: &[&str] = &["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"];
 
 /// A family's regex, compiled once per process (solving runs per simulated request, and
 /// compiling a regex costs far more than matching it).
-fn re(p: &'static str) -> Regex {
+pub(crate) fn re(p: &'static str) -> Regex {
     static CACHE: std::sync::OnceLock<
         std::sync::Mutex<std::collections::BTreeMap<&'static str, Regex>>,
     > = std::sync::OnceLock::new();
@@ -101,7 +101,7 @@ fn re(p: &'static str) -> Regex {
         .clone()
 }
 
-fn money(v_cents: i128) -> String {
+pub(crate) fn money(v_cents: i128) -> String {
     format_scaled(v_cents, 2)
 }
 
@@ -332,8 +332,15 @@ impl Family {
         }
     }
 
-    /// Read the correct answer back out of a prompt this family generated (simulator only).
+    /// Read the correct answer back out of a prompt this family generated, under either
+    /// suite's phrasing and framing (simulator only).
     pub fn solve(self, prompt: &str) -> Option<String> {
+        self.solve_fixed(prompt)
+            .or_else(|| super::varied::solve(self, prompt))
+    }
+
+    /// Suite 1.0.0's one phrasing, unframed.
+    fn solve_fixed(self, prompt: &str) -> Option<String> {
         let num = |c: &regex::Captures, i: usize| c.get(i).unwrap().as_str().parse::<i64>().ok();
         match self {
             Family::Arith => {
@@ -431,18 +438,18 @@ impl Family {
 }
 
 /// p * (100+g)/100 * (100-l)/100 - w, rounded half to even to cents, exactly.
-fn compound_answer(p: i64, g: i64, l: i64, w: i64) -> String {
+pub(crate) fn compound_answer(p: i64, g: i64, l: i64, w: i64) -> String {
     let num = p as i128 * (100 + g as i128) * (100 - l as i128) * 100; // in cents * 10_000
     let cents = div_round_half_even(num, 10_000) - w as i128 * 100;
     money(cents)
 }
 
-fn json_order_answer(n1: i64, p1: i64, n2: i64, p2: i64, d: i64) -> String {
+pub(crate) fn json_order_answer(n1: i64, p1: i64, n2: i64, p2: i64, d: i64) -> String {
     let total = (n1 * p1 + n2 * p2 - d) as i128;
     format!("{{\"units\":{},\"total\":{}}}", n1 + n2, money(total))
 }
 
-fn modpow(a: i64, b: i64, m: i64) -> i64 {
+pub(crate) fn modpow(a: i64, b: i64, m: i64) -> i64 {
     let (mut r, mut base, mut e) = (1i64, a % m, b);
     while e > 0 {
         if e & 1 == 1 {

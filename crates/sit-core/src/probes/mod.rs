@@ -7,14 +7,29 @@
 
 pub mod families;
 pub mod grader;
+pub mod varied;
 
 use crate::fixed::Fixed;
 pub use families::{Family, Generated, FAMILIES};
 pub use grader::Grader;
 use serde::{Deserialize, Serialize};
 
-/// The embedded suite definition.
+/// The embedded suite definition (the current suite).
 pub const SUITE_TOML: &str = include_str!("../../../../probes/suite.toml");
+
+/// Suite 1.0.0, byte for byte as it was published (its hash covers these bytes).
+pub const SUITE_1_0_0_TOML: &str = include_str!("../../../../probes/suite-1.0.0.toml");
+
+/// How a suite words its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeText {
+    /// Suite 1.0.0: one phrasing per family, one system line carrying the nonce.
+    #[default]
+    Fixed,
+    /// Suite 1.1.0: phrasings and framing drawn per probe ([`varied`]).
+    Varied,
+}
 
 /// One capability tier.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +50,8 @@ pub struct Tier {
 #[serde(deny_unknown_fields)]
 struct SuiteFile {
     suite_version: String,
+    #[serde(default)]
+    probe_text: ProbeText,
     tiers: Vec<Tier>,
 }
 
@@ -42,6 +59,7 @@ struct SuiteFile {
 #[derive(Debug, Clone)]
 pub struct Suite {
     pub version: String,
+    pub probe_text: ProbeText,
     pub tiers: Vec<Tier>,
     /// Lowercase hex blake3.
     pub hash: String,
@@ -88,6 +106,14 @@ impl Suite {
         })
     }
 
+    /// Suite 1.0.0 (kept so that its observations and days replay).
+    pub fn v1_0_0() -> &'static Suite {
+        static S: std::sync::OnceLock<Suite> = std::sync::OnceLock::new();
+        S.get_or_init(|| {
+            Suite::parse(SUITE_1_0_0_TOML).expect("embedded probes/suite-1.0.0.toml is valid")
+        })
+    }
+
     pub fn parse(text: &str) -> Result<Suite, SuiteError> {
         let f: SuiteFile = toml::from_str(text).map_err(|e| SuiteError::Parse(e.to_string()))?;
         let known = FAMILIES
@@ -127,8 +153,34 @@ impl Suite {
                 }
             }
         }
+        if f.probe_text == ProbeText::Varied {
+            // What 1.1.0 adds: the reference tokenizer (every SIT size depends on its
+            // vocabulary) and the phrasings and framings the suite generates.
+            h.update(b"\ntokenizer ");
+            h.update(crate::tokenizer::fingerprint().as_bytes());
+            for fam in FAMILIES {
+                h.update(format!("\nvaried {} v2\n", fam.id()).as_bytes());
+                for seed in 0..8u64 {
+                    let g = varied::generate(*fam, seed);
+                    let r = varied::framing(*fam, seed, &g.prompt, "0123456789abcdef", 0);
+                    let grader = serde_json::to_string(&g.grader).expect("grader serialises");
+                    let system = r.system.unwrap_or_default();
+                    for part in [
+                        g.prompt.as_str(),
+                        g.expected.as_str(),
+                        grader.as_str(),
+                        system.as_str(),
+                        r.user.as_str(),
+                    ] {
+                        h.update(&(part.len() as u64).to_le_bytes());
+                        h.update(part.as_bytes());
+                    }
+                }
+            }
+        }
         Ok(Suite {
             version: f.suite_version,
+            probe_text: f.probe_text,
             tiers: f.tiers,
             hash: h.finalize().to_hex().to_string(),
             source: text.to_string(),
@@ -152,7 +204,10 @@ impl Suite {
         w_in: u64,
         w_out: u64,
     ) -> ProbeInstance {
-        let generated = family.generate(seed);
+        let generated = match self.probe_text {
+            ProbeText::Fixed => family.generate(seed),
+            ProbeText::Varied => varied::generate(family, seed),
+        };
         let ref_prompt_tokens = crate::tokenizer::count(&generated.prompt);
         ProbeInstance {
             family,
@@ -160,6 +215,27 @@ impl Suite {
             sit_size: w_in * ref_prompt_tokens + w_out * tier.budget_out as u64,
             ref_prompt_tokens,
             generated,
+        }
+    }
+}
+
+impl Suite {
+    /// The generator version an observation of `family` under this suite records.
+    pub fn family_version(&self, family: Family) -> u32 {
+        match self.probe_text {
+            ProbeText::Fixed => family.version(),
+            ProbeText::Varied => 2,
+        }
+    }
+
+    /// The texts of the request probing `inst` with `nonce` (try `retry`): what the worker
+    /// sends and what a replay checks the recorded request against.
+    pub fn request(&self, inst: &ProbeInstance, nonce: &str, retry: u32) -> varied::RequestText {
+        match self.probe_text {
+            ProbeText::Fixed => varied::fixed_framing(&inst.generated.prompt, nonce, retry),
+            ProbeText::Varied => {
+                varied::framing(inst.family, inst.seed, &inst.generated.prompt, nonce, retry)
+            }
         }
     }
 }
@@ -184,6 +260,24 @@ mod tests {
             assert!(t.pass_threshold > Fixed::ZERO && t.pass_threshold.0 <= crate::fixed::ONE);
         }
         assert_eq!(s.hash.len(), 64);
+    }
+
+    /// Suite 1.0.0 keeps the hash its observations and the golden bundle name, and 1.1.0's
+    /// hash covers the reference tokenizer (issue 12, "hashes that can drift").
+    #[test]
+    fn suite_hashes_are_pinned_and_cover_the_tokenizer() {
+        assert_eq!(
+            Suite::v1_0_0().hash,
+            "2bf33f9980714a24f135e95d3436bfd95601659a7463e5ebcf05191ac0926764"
+        );
+        assert_eq!(Suite::v1_0_0().probe_text, ProbeText::Fixed);
+        let s = Suite::embedded();
+        assert_eq!(
+            (s.version.as_str(), s.probe_text),
+            ("1.1.0", ProbeText::Varied)
+        );
+        assert_ne!(s.hash, Suite::v1_0_0().hash);
+        println!("suite 1.1.0 hash {}", s.hash);
     }
 
     #[test]

@@ -1,0 +1,568 @@
+//! Probes that look like traffic (suite 1.1.0, issue 12).
+//!
+//! Under suite 1.0.0 every request carried the same system line and one public template per
+//! family, so a provider could recognise probes by their text and route them to a better
+//! model or a fast lane. Here each family has three phrasings of its instruction *and* of
+//! its data (the needle's record lines, the code's variable names), and the request framing
+//! is drawn per probe: a system message in one of several wordings or none, the nonce in the
+//! system message, before the prompt or after it, with different words around it.
+//!
+//! Both are drawn from the probe's seed (its own stream, so the family's data and the
+//! phrasing are independent): the probes of one (family, seed) in an hour are the same
+//! request at every endpoint but for the nonce (paired probes, §11), and an auditor derives
+//! the exact request from the observation alone.
+//!
+//! The measure (tested on generated instances): across a day's requests of a tier, no run of
+//! 30 characters of message text occurs in more than 25% of the requests.
+
+use super::families::{compound_answer, json_order_answer, modpow, money, re, Family};
+use super::families::{CITIES, DOMAINS, FIRST, ITEMS, LAST, WEEKDAYS, WORDS};
+use super::grader::Grader;
+use super::Generated;
+use crate::fixed::Fixed;
+use crate::rng::Rng;
+
+/// Phrasings per family.
+pub const PHRASINGS: u64 = 3;
+
+/// The texts of one request: the system message (`None`: the request has none) and the user
+/// message, plus the text besides the probe's prompt (the framing, counted in the reference
+/// input tokens beside the prompt's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestText {
+    pub system: Option<String>,
+    pub user: String,
+    pub framing: String,
+}
+
+/// The nonce as sent: a retry is a distinct request (its own cache-buster), same probe.
+pub fn nonce_text(nonce: &str, retry: u32) -> String {
+    if retry == 0 {
+        nonce.to_string()
+    } else {
+        format!("{nonce}-r{retry}")
+    }
+}
+
+/// Suite 1.0.0's framing: one system line carrying the nonce, the prompt as the user message.
+pub fn fixed_framing(prompt: &str, nonce: &str, retry: u32) -> RequestText {
+    let system = format!(
+        "Request {}. Answer the user's request exactly as instructed.",
+        nonce_text(nonce, retry)
+    );
+    RequestText {
+        framing: system.clone(),
+        system: Some(system),
+        user: prompt.to_string(),
+    }
+}
+
+/// Suite 1.1.0's framing of `prompt`, drawn from (family, seed).
+pub fn framing(family: Family, seed: u64, prompt: &str, nonce: &str, retry: u32) -> RequestText {
+    let mut r = Rng::from_bytes(&[b"sit-framing", family.id().as_bytes(), &seed.to_le_bytes()]);
+    let n = nonce_text(nonce, retry);
+    let sys = |s: String| (Some(s), String::new(), String::new());
+    let (system, before, after) = match r.range(0, 7) {
+        0 => sys(format!(
+            "Request {n}. Answer the user's request exactly as instructed."
+        )),
+        1 => sys(format!("You are a helpful assistant. (session {n})")),
+        2 => sys(format!(
+            "Conversation {n}: follow the user's instructions precisely and keep answers short."
+        )),
+        3 => sys(format!("ref={n}")),
+        4 => (None, format!("[{n}] "), String::new()),
+        5 => (None, String::new(), format!("\n\n(ticket {n})")),
+        6 => (None, format!("Ticket {n}.\n"), String::new()),
+        _ => (
+            Some("Be concise.".to_string()),
+            String::new(),
+            format!(" [{n}]"),
+        ),
+    };
+    let framing = [system.as_deref().unwrap_or(""), &before, &after].concat();
+    RequestText {
+        user: format!("{before}{prompt}{after}"),
+        system,
+        framing,
+    }
+}
+
+/// The instance of `family` for `seed` under suite 1.1.0: its own data stream, one of
+/// [`PHRASINGS`] phrasings.
+pub fn generate(family: Family, seed: u64) -> Generated {
+    let mut r = Rng::from_bytes(&[b"sit-varied", family.id().as_bytes(), &seed.to_le_bytes()]);
+    let v = r.range(0, PHRASINGS as i64 - 1);
+    let exact0 = Grader::FinalNumber {
+        tolerance: Fixed::ZERO,
+    };
+    let g = |prompt: String, expected: String, grader: Grader| Generated {
+        prompt,
+        expected,
+        grader,
+    };
+    match family {
+        Family::Arith => {
+            let a = r.range(100, 999);
+            let b = r.range(100, 999);
+            let (op, x) = if r.range(0, 1) == 0 {
+                ('+', a + b)
+            } else {
+                ('-', a - b)
+            };
+            let p = match v {
+                0 => format!("Compute {a} {op} {b}. Reply with the number only."),
+                1 => format!("What is {a} {op} {b}? Answer with just the result."),
+                _ => format!("Calculate {a} {op} {b} and give only the number, nothing else."),
+            };
+            g(p, x.to_string(), exact0)
+        }
+        Family::ExtractEmail => {
+            let (f, l, d) = (r.pick(FIRST), r.pick(LAST), r.pick(DOMAINS));
+            let n = r.range(1, 99);
+            let email = format!("{}.{}{}@{}", f.to_lowercase(), l.to_lowercase(), n, d);
+            let day = r.pick(WEEKDAYS);
+            let p = match v {
+                0 => format!("Extract the email address from the text below and reply with the address only.\nText: \"Hi team, please send the signed forms to {f} {l} at {email} before {day}. Thanks!\""),
+                1 => format!("Find the e-mail address in this message and return it alone.\nMessage: \"{f} {l} here - reach me at {email} until {day}, cheers.\""),
+                _ => format!("Which email address appears in the note below? Output only that address.\nNote: \"Reminder from {f} {l}: questions go to {email}; office closed {day}.\""),
+            };
+            g(p, email, Grader::NormalisedExact)
+        }
+        Family::Uppercase => {
+            let (a, b) = (r.pick(WORDS), r.pick(WORDS));
+            let p = match v {
+                0 => format!("Write the phrase \"{a} {b}\" in uppercase letters. Reply with the phrase only."),
+                1 => format!("Convert \"{a} {b}\" to capital letters and output nothing but the result."),
+                _ => format!("Give me \"{a} {b}\" in ALL CAPS, with no other text."),
+            };
+            g(
+                p,
+                format!("{} {}", a.to_uppercase(), b.to_uppercase()),
+                Grader::Exact,
+            )
+        }
+        Family::DateFormat => {
+            let (y, m, d) = (r.range(1990, 2035), r.range(1, 12), r.range(1, 28));
+            let expected = format!("{d:02}/{m:02}/{y}");
+            let p = match v {
+                0 => format!("Rewrite the date {y}-{m:02}-{d:02} in the format DD/MM/YYYY. Reply with the date only."),
+                1 => format!("Express {y}-{m:02}-{d:02} as DD/MM/YYYY (day, month, year); answer with the date alone."),
+                _ => format!("Reformat this ISO date as day/month/year, DD/MM/YYYY: {y}-{m:02}-{d:02}. Only the date, please."),
+            };
+            let pattern = format!(r"^\s*{}\s*\.?\s*$", regex::escape(&expected));
+            g(p, expected, Grader::Regex { pattern })
+        }
+        Family::WordProblem => {
+            let item = r.pick(ITEMS);
+            let (p, a, b) = (r.range(2, 19), r.range(12, 80), r.range(3, 30));
+            let text = match v {
+                0 => format!("A shop sells {item} at {p} dollars each. On Monday it sells {a} of them, and on Tuesday it sells {b} more than on Monday. What is the total revenue in dollars over the two days? Reply with the final number."),
+                1 => format!("Each of the {item} in a shop costs {p} dollars. {a} are sold on Monday; Tuesday's sales exceed Monday's by {b}. Give the revenue in dollars for both days together, as a final number."),
+                _ => format!("A market stall prices {item} at {p} dollars apiece. It sold {a} on day one and {b} more than that on day two. How many dollars did it take in total over those two days? End with the number."),
+            };
+            g(text, (p * (a + a + b)).to_string(), exact0)
+        }
+        Family::JsonRecord => {
+            let name = format!("{} {}", r.pick(FIRST), r.pick(LAST));
+            let age = r.range(18, 90);
+            let city = r.pick(CITIES);
+            let p = match v {
+                0 => format!("Return only a JSON object with the keys \"name\" (string), \"age\" (integer) and \"city\" (string) describing this person: {name} is {age} years old and lives in {city}."),
+                1 => format!("Describe this person as a JSON object with exactly the keys \"name\", \"age\" and \"city\" (age as an integer), and output only the JSON: {name}, aged {age}, resides in {city}."),
+                _ => format!("Output JSON only. Fields: \"name\" (text), \"age\" (whole number), \"city\" (text). Person: {name}; {age} years of age; home city {city}."),
+            };
+            g(
+                p,
+                serde_json::json!({"name": name, "age": age, "city": city}).to_string(),
+                Grader::JsonFields {
+                    fields: vec!["name".into(), "age".into(), "city".into()],
+                    tolerance: Fixed::ZERO,
+                },
+            )
+        }
+        Family::CodeRead => {
+            let (n, c, k) = (r.range(4, 12), r.range(1, 20), r.range(2, 9));
+            let p = match v {
+                0 => format!("What does this Python function return for f({n})?\n```python\ndef f(n):\n    total = {c}\n    for i in range(n):\n        total += i * {k}\n    return total\n```\nReply with the number only."),
+                1 => format!("Given the Python code below, what is the value of f({n})? Answer with the number only.\n```python\ndef f(n):\n    acc = {c}\n    for j in range(n):\n        acc = acc + j * {k}\n    return acc\n```"),
+                _ => format!("```python\ndef f(x):\n    s = {c}\n    for t in range(x):\n        s += {k} * t\n    return s\n```\nEvaluate f({n}) and reply with just the integer."),
+            };
+            g(p, (c + k * n * (n - 1) / 2).to_string(), exact0)
+        }
+        Family::SortNumbers => {
+            let mut nums: Vec<i64> = Vec::new();
+            while nums.len() < 6 {
+                let x = r.range(1, 999);
+                if !nums.contains(&x) {
+                    nums.push(x);
+                }
+            }
+            let shown = join(&nums, ", ");
+            nums.sort_unstable();
+            let p = match v {
+                0 => format!("Sort these numbers in ascending order and reply with them separated by commas: {shown}"),
+                1 => format!("Arrange from smallest to largest, comma-separated, nothing else: {shown}"),
+                _ => format!("Put the following numbers in increasing order and list them with commas between them. Numbers: {shown}"),
+            };
+            g(p, join(&nums, ","), Grader::NormalisedExact)
+        }
+        Family::Compound => {
+            let (p, gain, l, w) = (
+                r.range(10, 99) * 100,
+                r.range(2, 30),
+                r.range(1, 20),
+                r.range(1, 50) * 10,
+            );
+            let text = match v {
+                0 => format!("A fund starts with {p} dollars. It gains {gain} percent in the first year, loses {l} percent in the second year, and then {w} dollars are withdrawn. How many dollars remain? Give the answer rounded to 2 decimal places."),
+                1 => format!("An account holds {p} dollars. Over year one it grows by {gain} percent; over year two it shrinks by {l} percent; afterwards {w} dollars are taken out. What is the balance in dollars, to 2 decimal places?"),
+                _ => format!("Start: {p} dollars. Year 1: +{gain} percent. Year 2: -{l} percent. Then a withdrawal of {w} dollars. Report the remaining dollars rounded to two decimals."),
+            };
+            g(
+                text,
+                compound_answer(p, gain, l, w),
+                Grader::FinalNumber {
+                    tolerance: Fixed::parse("0.01").expect("a decimal"),
+                },
+            )
+        }
+        Family::Needle => {
+            let n = 120;
+            let target = r.range(1, n);
+            let mut lines = String::new();
+            let mut code_of_target = String::new();
+            for k in 1..=n {
+                let code = r.hex(3).to_uppercase();
+                if k == target {
+                    code_of_target = code.clone();
+                }
+                lines.push_str(&match v {
+                    0 => format!("Record {k}: the access code is {code}.\n"),
+                    1 => format!("Entry #{k} -> key {code}\n"),
+                    _ => format!("{code} is the passcode for item {k}.\n"),
+                });
+            }
+            let p = match v {
+                0 => format!("Below is a list of records.\n{lines}\nWhat is the access code of record {target}? Reply with the code only."),
+                1 => format!("Here is a table of entries.\n{lines}\nWhich key belongs to entry #{target}? Answer with the key alone."),
+                _ => format!("Passcodes follow, one per line.\n{lines}\nGive the passcode for item {target}, and nothing else."),
+            };
+            g(p, code_of_target, Grader::NormalisedExact)
+        }
+        Family::ModPow => {
+            let (a, b, m) = (r.range(2, 99), r.range(5, 40), r.range(7, 997));
+            let p = match v {
+                0 => format!("Compute ({a}^{b}) mod {m}. Reply with the number only."),
+                1 => format!("What is the remainder when {a} raised to the power {b} is divided by {m}? Give just the number."),
+                _ => format!("Find {a}^{b} modulo {m}, answering with only the integer."),
+            };
+            g(p, modpow(a, b, m).to_string(), exact0)
+        }
+        Family::JsonOrder => {
+            let i1 = r.pick(ITEMS);
+            let mut i2 = r.pick(ITEMS);
+            if i2 == i1 {
+                i2 =
+                    &ITEMS[(ITEMS.iter().position(|x| x == i1).expect("listed") + 1) % ITEMS.len()];
+            }
+            let (n1, n2) = (r.range(2, 20), r.range(2, 20));
+            let (p1, p2) = (r.range(150, 2500), r.range(150, 2500));
+            let d = r.range(1, 10) * 100;
+            let (m1, m2, md) = (money(p1 as i128), money(p2 as i128), money(d as i128));
+            let p = match v {
+                0 => format!("An order contains {n1} {i1} at {m1} dollars each and {n2} {i2} at {m2} dollars each, with a discount of {md} dollars on the whole order. Return only a JSON object with the keys \"units\" (total number of units, integer) and \"total\" (amount due in dollars, number)."),
+                1 => format!("Order: {n1} {i1} priced {m1} dollars each, {n2} {i2} priced {m2} dollars each, less a {md} dollar discount on the total. Reply with a JSON object only, keys \"units\" (integer count of items) and \"total\" (dollars owed, a number)."),
+                _ => format!("Return only JSON with \"units\" and \"total\" for this purchase: {n1} {i1} at {m1} dollars apiece plus {n2} {i2} at {m2} dollars apiece, minus {md} dollars off the whole. units is the item count; total is what is due in dollars."),
+            };
+            g(
+                p,
+                json_order_answer(n1, p1, n2, p2, d),
+                Grader::JsonFields {
+                    fields: vec!["units".into(), "total".into()],
+                    tolerance: Fixed::parse("0.01").expect("a decimal"),
+                },
+            )
+        }
+    }
+}
+
+fn join(v: &[i64], sep: &str) -> String {
+    v.iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// Read the answer out of any phrasing of `family`, framed or not (simulator only).
+pub fn solve(family: Family, prompt: &str) -> Option<String> {
+    let num = |c: &regex::Captures, i: usize| c.get(i)?.as_str().parse::<i64>().ok();
+    let first = |patterns: &[&'static str]| patterns.iter().find_map(|p| re(p).captures(prompt));
+    match family {
+        Family::Arith => {
+            let c = first(&[
+                r"Compute (\d+) ([+-]) (\d+)\. Reply",
+                r"What is (\d+) ([+-]) (\d+)\? Answer",
+                r"Calculate (\d+) ([+-]) (\d+) and give",
+            ])?;
+            let (a, b) = (num(&c, 1)?, num(&c, 3)?);
+            Some(if &c[2] == "+" { a + b } else { a - b }.to_string())
+        }
+        Family::ExtractEmail => {
+            first(&[
+                r"Extract the email address from the text below",
+                r"Find the e-mail address in this message",
+                r"Which email address appears in the note below",
+            ])?;
+            re(r"[a-z0-9.]+@[a-z0-9.]+[a-z]")
+                .find(prompt)
+                .map(|m| m.as_str().to_string())
+        }
+        Family::Uppercase => {
+            let c = first(&[
+                r#"Write the phrase "([a-z ]+)" in uppercase"#,
+                r#"Convert "([a-z ]+)" to capital letters"#,
+                r#"Give me "([a-z ]+)" in ALL CAPS"#,
+            ])?;
+            Some(c[1].to_uppercase())
+        }
+        Family::DateFormat => {
+            let c = first(&[
+                r"Rewrite the date (\d{4})-(\d{2})-(\d{2}) in the format",
+                r"Express (\d{4})-(\d{2})-(\d{2}) as DD/MM/YYYY",
+                r"as day/month/year, DD/MM/YYYY: (\d{4})-(\d{2})-(\d{2})\.",
+            ])?;
+            Some(format!("{}/{}/{}", &c[3], &c[2], &c[1]))
+        }
+        Family::WordProblem => {
+            let c = first(&[
+                r"at (\d+) dollars each\. On Monday it sells (\d+) of them, and on Tuesday it sells (\d+) more",
+                r"costs (\d+) dollars\. (\d+) are sold on Monday; Tuesday's sales exceed Monday's by (\d+)\.",
+                r"at (\d+) dollars apiece\. It sold (\d+) on day one and (\d+) more than that",
+            ])?;
+            let (p, a, b) = (num(&c, 1)?, num(&c, 2)?, num(&c, 3)?);
+            Some((p * (2 * a + b)).to_string())
+        }
+        Family::JsonRecord => {
+            let c = first(&[
+                r"describing this person: (.+) is (\d+) years old and lives in (\w+)\.",
+                r"output only the JSON: (.+), aged (\d+), resides in (\w+)\.",
+                r"Person: (.+); (\d+) years of age; home city (\w+)\.",
+            ])?;
+            Some(serde_json::json!({"name": &c[1], "age": num(&c, 2)?, "city": &c[3]}).to_string())
+        }
+        Family::CodeRead => {
+            let (n, c0, k) = if let Some(c) = first(&[
+                r"(?s)return for f\((\d+)\)\?.*total = (\d+).*total \+= i \* (\d+)",
+                r"(?s)value of f\((\d+)\)\?.*acc = (\d+)\n.*acc \+ j \* (\d+)",
+            ]) {
+                (num(&c, 1)?, num(&c, 2)?, num(&c, 3)?)
+            } else {
+                let c = first(&[r"(?s)s = (\d+)\n.*s \+= (\d+) \* t.*Evaluate f\((\d+)\)"])?;
+                (num(&c, 3)?, num(&c, 1)?, num(&c, 2)?)
+            };
+            Some((c0 + k * n * (n - 1) / 2).to_string())
+        }
+        Family::SortNumbers => {
+            let c = first(&[
+                r"ascending order and reply with them separated by commas: (\d+(?:, \d+){5})",
+                r"Arrange from smallest to largest, comma-separated, nothing else: (\d+(?:, \d+){5})",
+                r"increasing order and list them with commas between them\. Numbers: (\d+(?:, \d+){5})",
+            ])?;
+            let mut v: Vec<i64> = c[1].split(", ").filter_map(|s| s.parse().ok()).collect();
+            v.sort_unstable();
+            Some(join(&v, ","))
+        }
+        Family::Compound => {
+            let c = first(&[
+                r"starts with (\d+) dollars\. It gains (\d+) percent .* loses (\d+) percent .* then (\d+) dollars are withdrawn",
+                r"holds (\d+) dollars\. Over year one it grows by (\d+) percent; over year two it shrinks by (\d+) percent; afterwards (\d+) dollars",
+                r"Start: (\d+) dollars\. Year 1: \+(\d+) percent\. Year 2: -(\d+) percent\. Then a withdrawal of (\d+) dollars",
+            ])?;
+            Some(compound_answer(
+                num(&c, 1)?,
+                num(&c, 2)?,
+                num(&c, 3)?,
+                num(&c, 4)?,
+            ))
+        }
+        Family::Needle => {
+            // (question, line, index of the record number in a line, of the code)
+            let forms: [(&'static str, &'static str, usize, usize); 3] = [
+                (
+                    r"What is the access code of record (\d+)\?",
+                    r"Record (\d+): the access code is ([0-9A-F]+)\.",
+                    1,
+                    2,
+                ),
+                (
+                    r"Which key belongs to entry #(\d+)\?",
+                    r"Entry #(\d+) -> key ([0-9A-F]+)\n",
+                    1,
+                    2,
+                ),
+                (
+                    r"Give the passcode for item (\d+), and",
+                    r"([0-9A-F]+) is the passcode for item (\d+)\.",
+                    2,
+                    1,
+                ),
+            ];
+            forms.iter().find_map(|(q, line, k, code)| {
+                let wanted = re(q).captures(prompt)?[1].to_string();
+                re(line)
+                    .captures_iter(prompt)
+                    .find(|c| c[*k] == wanted)
+                    .map(|c| c[*code].to_string())
+            })
+        }
+        Family::ModPow => {
+            let c = first(&[
+                r"Compute \((\d+)\^(\d+)\) mod (\d+)\.",
+                r"remainder when (\d+) raised to the power (\d+) is divided by (\d+)\?",
+                r"Find (\d+)\^(\d+) modulo (\d+), answering",
+            ])?;
+            Some(modpow(num(&c, 1)?, num(&c, 2)?, num(&c, 3)?).to_string())
+        }
+        Family::JsonOrder => {
+            let c = first(&[
+                r"contains (\d+) \w+ at (\d+)\.(\d\d) dollars each and (\d+) \w+ at (\d+)\.(\d\d) dollars each, with a discount of (\d+)\.(\d\d) dollars",
+                r"Order: (\d+) \w+ priced (\d+)\.(\d\d) dollars each, (\d+) \w+ priced (\d+)\.(\d\d) dollars each, less a (\d+)\.(\d\d) dollar discount",
+                r"purchase: (\d+) \w+ at (\d+)\.(\d\d) dollars apiece plus (\d+) \w+ at (\d+)\.(\d\d) dollars apiece, minus (\d+)\.(\d\d) dollars off",
+            ])?;
+            let cents = |i: usize, j: usize| Some(num(&c, i)? * 100 + num(&c, j)?);
+            Some(json_order_answer(
+                num(&c, 1)?,
+                cents(2, 3)?,
+                num(&c, 4)?,
+                cents(5, 6)?,
+                cents(7, 8)?,
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probes::FAMILIES;
+
+    #[test]
+    fn every_phrasing_solves_grades_and_is_claimed_by_its_family_only() {
+        for f in FAMILIES {
+            let mut seen = std::collections::BTreeSet::new();
+            for seed in 0..300u64 {
+                let g = generate(*f, seed);
+                let framed = framing(*f, seed, &g.prompt, "0123456789abcdef", seed as u32 % 2);
+                let solved = solve(*f, &framed.user).unwrap_or_else(|| {
+                    panic!("{} cannot solve seed {seed}: {}", f.id(), framed.user)
+                });
+                assert!(
+                    g.grader.grade(&solved, &g.expected),
+                    "{} seed {seed}",
+                    f.id()
+                );
+                assert!(!g.grader.grade("I don't know", &g.expected));
+                for other in FAMILIES.iter().filter(|o| *o != f) {
+                    assert_eq!(
+                        solve(*other, &framed.user),
+                        None,
+                        "{} claims {}",
+                        other.id(),
+                        f.id()
+                    );
+                    assert_eq!(
+                        other.solve(&framed.user),
+                        None,
+                        "{} claims {}",
+                        other.id(),
+                        f.id()
+                    );
+                }
+                seen.insert(g.prompt.chars().take(12).collect::<String>());
+            }
+            assert!(seen.len() >= PHRASINGS as usize, "{}: {seen:?}", f.id());
+        }
+    }
+
+    #[test]
+    fn framing_is_drawn_from_the_seed_and_carries_the_nonce_once() {
+        let mut kinds = std::collections::BTreeSet::new();
+        for seed in 0..200u64 {
+            let a = framing(Family::Arith, seed, "P", "00ff00ff00ff00ff", 0);
+            assert_eq!(a, framing(Family::Arith, seed, "P", "00ff00ff00ff00ff", 0));
+            let all = format!("{}\n{}", a.system.clone().unwrap_or_default(), a.user);
+            assert_eq!(all.matches("00ff00ff00ff00ff").count(), 1, "{all}");
+            assert!(a.user.contains('P'));
+            let r = framing(Family::Arith, seed, "P", "00ff00ff00ff00ff", 2);
+            assert!(format!("{:?}{}", r.system, r.user).contains("00ff00ff00ff00ff-r2"));
+            kinds.insert((a.system.is_some(), a.user.starts_with('P')));
+        }
+        // a system message, none with the nonce before the prompt, none with it after
+        assert_eq!(kinds.len(), 3, "{kinds:?}");
+    }
+
+    /// The most requests any run of 30 characters of message text occurs in, as a share of
+    /// the requests, and that run.
+    pub(crate) fn max_run_share(requests: &[String]) -> (usize, String) {
+        let mut count: std::collections::BTreeMap<&str, usize> = Default::default();
+        for r in requests {
+            let mut seen = std::collections::BTreeSet::new();
+            let idx: Vec<usize> = r.char_indices().map(|(i, _)| i).chain([r.len()]).collect();
+            for w in idx.windows(31) {
+                seen.insert(&r[w[0]..w[30]]);
+            }
+            for s in seen {
+                *count.entry(s).or_default() += 1;
+            }
+        }
+        count
+            .into_iter()
+            .max_by_key(|(s, n)| (*n, std::cmp::Reverse(*s)))
+            .map(|(s, n)| (n, s.to_string()))
+            .unwrap_or_default()
+    }
+
+    /// Issue 12's measure: across one day's requests of a tier (the paired schedule `sit run`
+    /// commits, 24 hours x 4 probes per endpoint-hour, 8 endpoints), no run of 30 characters
+    /// of message text (system and user messages) is in more than 25% of the requests. Under
+    /// suite 1.0.0 the system line alone is in all of them.
+    #[test]
+    fn no_30_character_run_is_in_more_than_a_quarter_of_a_tier_days_requests() {
+        use crate::probes::Suite;
+        let day = crate::time::Date::parse("2026-11-30").unwrap();
+        for (suite, limit_pct) in [(Suite::embedded(), 25), (Suite::v1_0_0(), 100)] {
+            let slots = crate::schedule::schedule(suite, 8, day, 0x5eed, 4, 2);
+            for (t, tier) in suite.tiers.iter().enumerate() {
+                let texts: Vec<String> = slots
+                    .iter()
+                    .filter(|s| s.tier == t)
+                    .map(|s| {
+                        let inst = suite.instance(tier, s.family, s.seed, 1, 4);
+                        let r = suite.request(&inst, &s.nonce, 0);
+                        format!("{}\n{}", r.system.unwrap_or_default(), r.user)
+                    })
+                    .collect();
+                assert!(texts.len() >= 24 * 4 * 8, "{}", texts.len());
+                let (n, run) = max_run_share(&texts);
+                let pct = n * 100 / texts.len();
+                println!(
+                    "suite {} {}: {} requests, most common 30-char run in {n} ({pct}%): {run:?}",
+                    suite.version,
+                    tier.id,
+                    texts.len()
+                );
+                if limit_pct == 25 {
+                    assert!(
+                        n * 4 <= texts.len(),
+                        "{}: {run:?} in {n} of {}",
+                        tier.id,
+                        texts.len()
+                    );
+                } else {
+                    assert_eq!(n, texts.len(), "1.0.0's system line is in every request");
+                }
+            }
+        }
+    }
+}
