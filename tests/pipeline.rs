@@ -264,7 +264,10 @@ fn pipeline_on_simulator_matches_independent_recomputation() {
     for o in &obs {
         // re-grade from (family, seed) and re-cost from tokens x price in force
         let fam = Family::from_id(&o.family).unwrap();
-        let g = fam.generate(o.seed);
+        // the suite's own phrasing of (family, seed): suite 1.1.0 draws one of three
+        let g = suite
+            .instance(suite.tier(&o.tier).unwrap(), fam, o.seed, 1, 4)
+            .generated;
         let regraded = o.failure.is_none() && g.grader.grade(&o.answer, &g.expected);
         assert_eq!(regraded, o.correct, "grade of seq {}", o.seq);
         let p = o.price.as_ref().unwrap();
@@ -330,7 +333,16 @@ fn pipeline_on_simulator_matches_independent_recomputation() {
             mine.map(fixed_str),
             "{date} tier {tier}: published vs recomputed"
         );
-        assert_eq!(d["methodology_version"], "1.3.0");
+        assert_eq!(d["methodology_version"], "1.4.0");
+        // costed from the price book the demo recorded at its start (the simulator's
+        // schedules, never corrected): every attempt priced by the book, so the costs the
+        // recomputation takes from each observation's own price are the book's
+        assert!(
+            d["prices"]["version"].as_u64().unwrap() > 0,
+            "{}",
+            d["prices"]
+        );
+        assert_eq!(d["prices"]["costed_as_observed"], 0);
         let recorded: BTreeMap<String, (String, i128, i128)> = d["chain"]["day_prices"]
             .as_array()
             .unwrap()
