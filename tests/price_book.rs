@@ -83,9 +83,11 @@ fn a_backdated_price_correction_restates_before_the_cutoff_and_not_after() {
     // price in force in the day (and its window) was 1.5x what the book said.
     for (ep, s) in &original {
         let n = store
-            .record_prices(ep, &corrected(s, day, 3, 2), end + HOUR_MS, |_| {
-                Some("price page, corrected".into())
-            })
+            .record_prices(
+                [(ep.as_str(), &corrected(s, day, 3, 2))],
+                end + HOUR_MS,
+                |_, _| Some("price page, corrected".into()),
+            )
             .unwrap();
         assert!(!n.is_empty(), "{ep}: nothing corrected");
     }
@@ -110,7 +112,7 @@ fn a_backdated_price_correction_restates_before_the_cutoff_and_not_after() {
     let late = day.succ().succ().start_ms() + HOUR_MS;
     for (ep, s) in &original {
         store
-            .record_prices(ep, &corrected(s, day, 2, 1), late, |_| None)
+            .record_prices([(ep.as_str(), &corrected(s, day, 2, 1))], late, |_, _| None)
             .unwrap();
     }
     let e = publish(&store, &archive, versions, &req(late + HOUR_MS)).unwrap_err();

@@ -132,7 +132,13 @@ fn shift_t1_prices(data: &Path, date: &str, suffix: &str, factor: i128) {
             if !suffix.is_empty() {
                 o.endpoint = format!("{}-{suffix}", o.endpoint);
             }
+            // 4x the billed tokens is 4x the cost whether the day is costed as observed
+            // (1.0.0-1.3.0) or from the price book (1.4.0)
             o.cost = sit::fixed::Pusd(o.cost.0 * factor);
+            let t = &mut o.tokens;
+            t.billed_input *= factor as u64;
+            t.billed_output *= factor as u64;
+            t.billed_cached *= factor as u64;
             o
         })
         .collect();

@@ -417,9 +417,15 @@ async fn probe(
     std::fs::create_dir_all(&cli.data)?;
     let store = Arc::new(Store::open(&cli.data)?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    for e in &eps {
-        store.record_prices(&e.0.id, &e.0.prices, clock.now_ms(), |p| e.0.source_of(p))?;
-    }
+    store.record_prices(
+        eps.iter().map(|e| (e.0.id.as_str(), &e.0.prices)),
+        clock.now_ms(),
+        |id, p| {
+            eps.iter()
+                .find(|e| e.0.id == id)
+                .and_then(|e| e.0.source_of(p))
+        },
+    )?;
     let now = clock.now_ms();
     let mut r = crate::rng::Rng::from_bytes(&[
         b"sit-probe",

@@ -374,6 +374,11 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
     if opts.new_timeline {
         check_new_timeline(&store, opts.start)?;
     }
+    // Load the reference tokenizer and the versions (the current suite's hash covers the
+    // tokenizer's vocabulary) before the clock starts: a commitment is due in the day's first
+    // minutes, and on a compressed clock a third of a second is more than an hour.
+    crate::tokenizer::warm_up();
+    let _ = Registry::embedded();
     let (clock, fresh) = run_clock(data, opts)?;
     if !(fresh && opts.new_timeline) {
         check_store_clock(&store, clock.as_ref())?;
@@ -387,10 +392,16 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
     };
     // The price book learns the configured schedules (a changed entry is a correction, a new
     // version recorded now); determinations cost attempts from the book as it then stands.
-    let mut recorded = Vec::new();
-    for (e, _) in &usable {
-        recorded.extend(store.record_prices(&e.id, &e.prices, clock.now_ms(), |p| e.source_of(p))?);
-    }
+    let recorded = store.record_prices(
+        usable.iter().map(|(e, _)| (e.id.as_str(), &e.prices)),
+        clock.now_ms(),
+        |id, p| {
+            usable
+                .iter()
+                .find(|(e, _)| e.id == id)
+                .and_then(|(e, _)| e.source_of(p))
+        },
+    )?;
     if let (Some(first), Some(last)) = (recorded.first(), recorded.last()) {
         let mut eps: Vec<&str> = recorded.iter().map(|b| b.endpoint.as_str()).collect();
         eps.dedup();

@@ -231,36 +231,40 @@ impl Store {
         Ok(out)
     }
 
-    /// Record an endpoint's price schedule in the price book at `recorded_at_ms`: every entry
+    /// Record endpoints' price schedules in the price book at `recorded_at_ms`: every entry
     /// the book does not already hold as it stands (new, or a correction of an entry with the
     /// same `effective_from`) is appended as the next version, with its source. Nothing is
-    /// ever removed. Flushed before returning; returns what was appended.
-    pub fn record_prices(
+    /// ever removed. One read of the book and one flushed batch for all of them; returns what
+    /// was appended.
+    pub fn record_prices<'a>(
         &self,
-        endpoint: &str,
-        schedule: &PriceSchedule,
+        schedules: impl IntoIterator<Item = (&'a str, &'a PriceSchedule)>,
         recorded_at_ms: i64,
-        source: impl Fn(&PriceEntry) -> Option<String>,
+        source: impl Fn(&str, &PriceEntry) -> Option<String>,
     ) -> Result<Vec<BookEntry>, StoreError> {
         let _g = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut book = self.book()?;
         // recorded in time order: a clock behind the book's last entry records at that entry's time
         let at = recorded_at_ms.max(book.entries().last().map_or(i64::MIN, |e| e.recorded_at_ms));
-        let new = book.changes(endpoint, schedule, at, source);
         let mut b = sled::Batch::default();
-        for e in &new {
-            book.push(e.clone()).map_err(|why| StoreError::Corrupt {
-                key: format!("price book {}", e.version),
-                why: why.to_string(),
-            })?;
-            b.insert(
-                &book_key(e.version)[..],
-                serde_json::to_vec(e).expect("entry serialises"),
-            );
+        let mut all = Vec::new();
+        for (endpoint, schedule) in schedules {
+            let new = book.changes(endpoint, schedule, at, |p| source(endpoint, p));
+            for e in new {
+                book.push(e.clone()).map_err(|why| StoreError::Corrupt {
+                    key: format!("price book {}", e.version),
+                    why: why.to_string(),
+                })?;
+                b.insert(
+                    &book_key(e.version)[..],
+                    serde_json::to_vec(&e).expect("entry serialises"),
+                );
+                all.push(e);
+            }
         }
         self.tree.apply_batch(b)?;
         self.db.flush()?;
-        Ok(new)
+        Ok(all)
     }
 
     /// Append entries of another book (an audit bundle's, when a store is rebuilt from it):
@@ -504,21 +508,20 @@ mod tests {
         };
         {
             let s = Store::open(dir.path()).unwrap();
-            let src = |_: &PriceEntry| Some("page".to_string());
+            let src = |_: &str, _: &PriceEntry| Some("page".to_string());
+            let one = |p: &str| PriceSchedule(vec![e(p)]);
             assert_eq!(
-                s.record_prices("a", &PriceSchedule(vec![e("0.5")]), 10, src)
+                s.record_prices([("a", &one("0.5"))], 10, src)
                     .unwrap()
                     .len(),
                 1
             );
             assert!(s
-                .record_prices("a", &PriceSchedule(vec![e("0.5")]), 20, src)
+                .record_prices([("a", &one("0.5"))], 20, src)
                 .unwrap()
                 .is_empty());
             // a correction is the next version; a clock behind the book records at the book's time
-            let c = s
-                .record_prices("a", &PriceSchedule(vec![e("0.6")]), 5, src)
-                .unwrap();
+            let c = s.record_prices([("a", &one("0.6"))], 5, src).unwrap();
             assert_eq!((c[0].version, c[0].recorded_at_ms), (2, 10));
         }
         let s = Store::open(dir.path()).unwrap();
@@ -552,7 +555,9 @@ mod tests {
             effective_from_ms: 5_000,
             ..e.clone()
         }]);
-        let n = s.record_prices("old", &more, 6_000, |_| None).unwrap();
+        let n = s
+            .record_prices([("old", &more)], 6_000, |_, _| None)
+            .unwrap();
         assert_eq!(n[0].version, 2);
         assert_eq!(s.book().unwrap().version(), 2);
         assert_eq!(s.prices("old").unwrap().0.len(), 2);

@@ -82,11 +82,13 @@ pub fn store_from(
             store.import_book(book.entries()).unwrap();
         }
         None => {
-            for (endpoint, schedule) in &b.prices {
-                store
-                    .record_prices(endpoint, schedule, i64::MIN, |_| None)
-                    .unwrap();
-            }
+            store
+                .record_prices(
+                    b.prices.iter().map(|(e, s)| (e.as_str(), s)),
+                    i64::MIN,
+                    |_, _| None,
+                )
+                .unwrap();
         }
     }
     let archive = sit::publisher::archive::Archive::for_data(data);
