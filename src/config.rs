@@ -56,6 +56,10 @@ pub struct Endpoint {
     /// same weights at the same list price as one price source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<String>,
+    /// Whether the provider's reported output tokens include its reasoning tokens (OpenAI,
+    /// Anthropic: yes) or report them apart, to be billed on top (Gemini's thoughts, xAI).
+    /// Default: [`Endpoint::default_reasoning_in_output`].
+    pub reasoning_in_output: bool,
     pub prices: PriceSchedule,
     /// Each price entry's source, by its `effective_from` (recorded in the price book).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -63,6 +67,14 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// The documented default of `reasoning_in_output`: Gemini reports thoughts apart from
+    /// candidates, and so does xAI (`completion_tokens` without
+    /// `completion_tokens_details.reasoning_tokens`); OpenAI's chat completions and Responses
+    /// and Anthropic's Messages count reasoning inside the output tokens.
+    pub fn default_reasoning_in_output(dialect: Dialect, provider: &str) -> bool {
+        !(dialect == Dialect::Gemini || provider.eq_ignore_ascii_case("xai"))
+    }
+
     /// The source `providers.toml` names for the entry in force from `effective_from_ms`.
     pub fn source_of(&self, p: &PriceEntry) -> Option<String> {
         self.price_sources.get(&p.effective_from_ms).cloned()
@@ -216,6 +228,7 @@ struct RawEndpoint {
     concurrency: Option<Spanned<i64>>,
     requests_per_minute: Option<Spanned<i64>>,
     weights: Option<Spanned<String>>,
+    reasoning_in_output: Option<Spanned<bool>>,
     #[serde(default)]
     prices: Vec<RawPrice>,
 }
@@ -350,7 +363,7 @@ pub fn read_ca_file(
 }
 
 const ENDPOINT_KEYS: &str =
-    "id, provider, model, weights, dialect, base_url, region, api_key_env, concurrency, requests_per_minute, prices";
+    "id, provider, model, weights, dialect, base_url, region, api_key_env, concurrency, requests_per_minute, reasoning_in_output, prices";
 const PRICE_KEYS: &str = "effective_from, input, output, cached_input, request_fee, source";
 
 /// Load and check a providers file.
@@ -738,9 +751,10 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             });
         }
         entries.sort_by_key(|p| p.effective_from_ms);
+        let provider = e.provider.get_ref().clone();
         endpoints.push(Endpoint {
             id,
-            provider: e.provider.into_inner(),
+            provider: provider.clone(),
             model: e.model.into_inner(),
             dialect,
             base_url,
@@ -749,6 +763,10 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             concurrency,
             requests_per_minute,
             weights: e.weights.map(|w| w.into_inner()),
+            reasoning_in_output: e
+                .reasoning_in_output
+                .map(|r| r.into_inner())
+                .unwrap_or_else(|| Endpoint::default_reasoning_in_output(dialect, &provider)),
             prices: PriceSchedule(entries),
             price_sources: sources,
         });

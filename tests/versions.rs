@@ -61,7 +61,7 @@ fn a_day_made_under_an_older_methodology_recomputes_under_it_after_the_default_c
     // root and hash.
     let old = &Registry::new(
         vec![Methodology::v1_0_0()],
-        vec![Registry::embedded().current_suite().clone()],
+        vec![sit::probes::Suite::v1_0_0().clone()], // the suite the golden day was probed with
     )
     .unwrap();
     let p = publish(&store, &archive, old, &req("t1", day, at)).unwrap();

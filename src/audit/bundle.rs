@@ -730,11 +730,18 @@ fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
                     | FailureClass::InvalidUtf8
             )
     });
-    let st = if http_ok {
+    let mut st = if http_ok {
         dialect.replay(&raw).unwrap_or_default()
     } else {
         Default::default()
     };
+    // Records made before the reasoning convention was per endpoint stored Gemini's output as
+    // candidates + thoughts and billed exactly that: re-derive them as they were made.
+    if o.tokens.reasoning_in_output.is_none() && dialect == crate::config::Dialect::Gemini {
+        if let Some(u) = st.usage.as_mut() {
+            u.output = u.output.map(|c| c + u.reasoning.unwrap_or(0));
+        }
+    }
     let d = crate::derive::derive(
         &inst,
         tier,
@@ -744,6 +751,7 @@ fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
         &st,
         &o.timings,
         price,
+        o.tokens.reasoning_in_output,
     );
     let mut r = o.clone();
     r.failure = d.failure.map(|mut f| {

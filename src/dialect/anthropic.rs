@@ -80,8 +80,9 @@ pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
             }
             let us = &m["usage"];
             let read = u(us, "cache_read_input_tokens");
+            st.cache_creation = u(us, "cache_creation_input_tokens");
             let input = u(us, "input_tokens")
-                .map(|i| i + read.unwrap_or(0) + u(us, "cache_creation_input_tokens").unwrap_or(0));
+                .map(|i| i + read.unwrap_or(0) + st.cache_creation.unwrap_or(0));
             st.usage = Some(Usage {
                 input,
                 output: u(us, "output_tokens"),
@@ -125,12 +126,26 @@ pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
                     .to_string(),
                 );
             }
-            // output_tokens is cumulative: the last value is the total.
-            if let Some(out) = u(&v["usage"], "output_tokens") {
+            // Usage is cumulative and may be restated: every field the latest event carries
+            // supersedes the earlier value (output_tokens always; input and cache fields when
+            // the server sends them again).
+            let us = &v["usage"];
+            if us.is_object() {
                 let usage = st.usage.get_or_insert_with(Usage::default);
-                usage.output = Some(out);
-                if let Some(i) = u(&v["usage"], "input_tokens") {
-                    usage.input.get_or_insert(i);
+                if let Some(out) = u(us, "output_tokens") {
+                    usage.output = Some(out);
+                }
+                let read = u(us, "cache_read_input_tokens");
+                if let Some(c) = u(us, "cache_creation_input_tokens") {
+                    st.cache_creation = Some(c);
+                }
+                if read.is_some() {
+                    usage.cached = read;
+                }
+                // input is all input tokens: uncached, cache reads and cache writes
+                if let Some(i) = u(us, "input_tokens") {
+                    usage.input =
+                        Some(i + usage.cached.unwrap_or(0) + st.cache_creation.unwrap_or(0));
                 }
             }
         }

@@ -8,7 +8,9 @@
 //! (counted apart from candidates) and `cachedContentTokenCount`. There is no end marker: the
 //! stream ends at EOF; a `finishReason` is what marks a complete answer.
 //!
-//! Output here = candidates + thoughts (thoughts are billed as output), reasoning = thoughts.
+//! Usage is kept exactly as reported: output = candidates, reasoning = thoughts. Thoughts are
+//! billed as output: Gemini endpoints default to `reasoning_in_output = false`, so the billed
+//! output is candidates + thoughts.
 
 use super::sse::SseEvent;
 use super::{truncate, ChatRequest, EventEffect, HttpRequest, StreamState, Usage};
@@ -132,11 +134,12 @@ pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
         }
     }
     if let Some(us) = v.get("usageMetadata").filter(|u| u.is_object()) {
-        let thoughts = u(us, "thoughtsTokenCount");
+        // Exactly as reported: candidatesTokenCount does not include thoughtsTokenCount; the
+        // endpoint's convention (reasoning_in_output = false) bills them on top.
         st.usage = Some(Usage {
             input: u(us, "promptTokenCount"),
-            output: u(us, "candidatesTokenCount").map(|c| c + thoughts.unwrap_or(0)),
-            reasoning: thoughts,
+            output: u(us, "candidatesTokenCount"),
+            reasoning: u(us, "thoughtsTokenCount"),
             cached: u(us, "cachedContentTokenCount"),
         });
     }
@@ -183,7 +186,7 @@ mod tests {
             st.usage,
             Some(Usage {
                 input: Some(12),
-                output: Some(32),
+                output: Some(2),
                 reasoning: Some(30),
                 cached: None
             })

@@ -85,6 +85,24 @@ fn classify_error(err: &Value) -> FailureClass {
     }
 }
 
+/// Answer text arrived.
+fn answer_text(t: &str, st: &mut StreamState, eff: &mut EventEffect) {
+    if !t.is_empty() {
+        st.content_before_role |= !st.role_seen;
+        st.text.push_str(t);
+        eff.content = true;
+        eff.answer = true;
+    }
+}
+
+/// Reasoning text arrived: content (it shows the model is working) but not the answer.
+fn reasoning_text(t: &str, st: &mut StreamState, eff: &mut EventEffect) {
+    if !t.is_empty() {
+        st.reasoning_chars += t.chars().count() as u64;
+        eff.content = true;
+    }
+}
+
 /// Apply one event of the stream.
 pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
     if ev.data.trim() == "[DONE]" {
@@ -117,20 +135,29 @@ pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
             if delta.get("role").and_then(|r| r.as_str()).is_some() {
                 st.role_seen = true;
             }
-            if let Some(t) = delta.get("content").and_then(|c| c.as_str()) {
-                if !t.is_empty() {
-                    st.content_before_role |= !st.role_seen;
-                    st.text.push_str(t);
-                    eff.content = true;
-                    eff.answer = true;
+            match delta.get("content") {
+                Some(Value::String(t)) => answer_text(t, st, &mut eff),
+                // Some providers stream content as typed parts: text parts are the answer,
+                // thinking/reasoning parts are reasoning, anything else is not counted.
+                Some(Value::Array(parts)) => {
+                    for p in parts {
+                        let text = |k: &str| p.get(k).and_then(|t| t.as_str()).unwrap_or("");
+                        match p.get("type").and_then(|t| t.as_str()).unwrap_or("") {
+                            "text" | "output_text" => answer_text(text("text"), st, &mut eff),
+                            "thinking" | "reasoning" => {
+                                let t =
+                                    [text("thinking"), text("reasoning"), text("text")].concat();
+                                reasoning_text(&t, st, &mut eff);
+                            }
+                            _ => {}
+                        }
+                    }
                 }
+                _ => {}
             }
             for k in ["reasoning_content", "reasoning"] {
                 if let Some(t) = delta.get(k).and_then(|c| c.as_str()) {
-                    if !t.is_empty() {
-                        st.reasoning_chars += t.chars().count() as u64;
-                        eff.content = true;
-                    }
+                    reasoning_text(t, st, &mut eff);
                 }
             }
         }

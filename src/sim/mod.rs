@@ -353,6 +353,7 @@ impl Market {
                 concurrency: 64,
                 requests_per_minute: None,
                 weights: None,
+                reasoning_in_output: Endpoint::default_reasoning_in_output(pr.dialect, &pr.id),
                 prices: self.schedule(i, until),
                 price_sources: Default::default(),
             })

@@ -293,6 +293,7 @@ impl Worker {
             .map(|k| k.expose().to_string())
             .filter(|k| !k.is_empty());
         let (tier, system, dialect) = (spec.tier.clone(), text.framing, endpoint.dialect);
+        let reasoning_in_output = endpoint.reasoning_in_output;
         let (inst_c, st_c, timings_c, price_c) =
             (inst.clone(), st.clone(), timings.clone(), price.clone());
         let post = move || {
@@ -302,7 +303,15 @@ impl Worker {
                 raw = replace_bytes(&raw, k.as_bytes(), crate::observation::REDACTED.as_bytes());
             }
             let d = derive(
-                &inst_c, &tier, &system, status, failure, &st_c, &timings_c, &price_c,
+                &inst_c,
+                &tier,
+                &system,
+                status,
+                failure,
+                &st_c,
+                &timings_c,
+                &price_c,
+                Some(reasoning_in_output),
             );
             // An echo of the key split across stream events survives the byte-level
             // redaction above and would come back whole on re-derivation: keep no body then.

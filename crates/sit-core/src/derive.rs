@@ -41,6 +41,9 @@ pub struct StreamState {
     pub content_before_role: bool,
     /// An in-stream failure (error event, malformed chunk): stop reading.
     pub failure: Option<(FailureClass, String)>,
+    /// Anthropic: the cache-creation input tokens last reported (part of `usage.input`), so a
+    /// later event restating only `input_tokens` keeps them.
+    pub cache_creation: Option<u64>,
 }
 
 /// What follows from an attempt's stream and transport outcome: pure, so an auditor's replay
@@ -69,6 +72,7 @@ pub fn derive(
     st: &StreamState,
     timings: &Timings,
     price: &PriceEntry,
+    reasoning_in_output: Option<bool>,
 ) -> Derived {
     let fail = |class, detail: &str| {
         Some(Failure {
@@ -108,6 +112,7 @@ pub fn derive(
         usage_reported: st.usage.is_some(),
         ref_input: tokenizer::count(system) + inst.ref_prompt_tokens,
         ref_output: tokenizer::count(&st.text),
+        reasoning_in_output,
         ..Default::default()
     };
     if let Some(u) = &st.usage {

@@ -166,7 +166,8 @@ pub struct Tokens {
     /// Whether the provider reported usage at all.
     pub usage_reported: bool,
     pub reported_input: Option<u64>,
-    /// Output tokens as reported (reasoning included, as providers bill them).
+    /// Output tokens exactly as the provider reported them (with reasoning or without, as its
+    /// convention is: see `reasoning_in_output`).
     pub reported_output: Option<u64>,
     pub reported_reasoning: Option<u64>,
     pub reported_cached: Option<u64>,
@@ -176,8 +177,16 @@ pub struct Tokens {
     pub ref_output: u64,
     /// Billed input tokens (including cached ones), output tokens, and the cached part.
     pub billed_input: u64,
+    /// Output tokens billed: the reported output, plus the reported reasoning where the
+    /// provider reports reasoning apart (`reasoning_in_output = false`).
     pub billed_output: u64,
     pub billed_cached: u64,
+    /// The endpoint's convention: `true` when its reported output includes reasoning tokens
+    /// (OpenAI, Anthropic), `false` when reasoning is reported apart and billed on top
+    /// (Gemini's thoughts, xAI). Absent in records made before the convention was per
+    /// endpoint: their billed output is the reported output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_in_output: Option<bool>,
 }
 
 /// One probe attempt.

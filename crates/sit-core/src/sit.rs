@@ -55,11 +55,16 @@ pub fn delivered(sit_size: u64, succeeded: bool, correct: bool, on_time: bool) -
 }
 
 /// Billing basis from provider usage, falling back to reference counts when the provider did
-/// not report usage (the fallback is flagged by `usage_reported = false`).
+/// not report usage (the fallback is flagged by `usage_reported = false`). Reasoning reported
+/// apart from the output (`reasoning_in_output = Some(false)`) is billed as output.
 pub fn billed(t: &mut Tokens) {
     if t.usage_reported {
         t.billed_input = t.reported_input.unwrap_or(0);
-        t.billed_output = t.reported_output.unwrap_or(0);
+        t.billed_output = t.reported_output.unwrap_or(0)
+            + match t.reasoning_in_output {
+                Some(false) => t.reported_reasoning.unwrap_or(0),
+                _ => 0,
+            };
         t.billed_cached = t.reported_cached.unwrap_or(0);
     } else {
         t.billed_input = t.ref_input;
