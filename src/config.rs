@@ -362,6 +362,10 @@ pub fn read_ca_file(
     Ok(certs)
 }
 
+/// The shortest API key accepted (issue 13: a one-character key redacted every occurrence of
+/// that character in the stored evidence).
+pub const MIN_KEY_CHARS: usize = 16;
+
 const ENDPOINT_KEYS: &str =
     "id, provider, model, weights, dialect, base_url, region, api_key_env, concurrency, requests_per_minute, reasoning_in_output, prices";
 const PRICE_KEYS: &str = "effective_from, input, output, cached_input, request_fee, source";
@@ -633,7 +637,23 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
                 return Err(cx.span(v, "api_key_env", "is not an environment variable name (not shown here)",
                     "name the variable that holds the key, 1-64 letters, digits and '_', not starting with a digit (e.g. OPENAI_API_KEY), never the key itself"));
             }
-            Some(v) => Some(v.get_ref().clone()),
+            Some(v) => {
+                // A short key would make redaction (every exact occurrence of the key in stored
+                // evidence becomes <redacted>) eat ordinary text: one character long, it would
+                // blank that character everywhere. No provider issues keys this short.
+                let n = std::env::var(v.get_ref())
+                    .map(|k| k.chars().count())
+                    .unwrap_or(0);
+                if n > 0 && n < MIN_KEY_CHARS {
+                    return Err(cx.span(
+                        v,
+                        "api_key_env",
+                        format!("{} holds a value of {n} characters (not shown here); keys shorter than {MIN_KEY_CHARS} characters are refused", v.get_ref()),
+                        format!("export the whole key in {} (provider keys are 30-200 characters); a value this short is a placeholder or a truncated key, and redacting it from stored evidence would corrupt the evidence", v.get_ref()),
+                    ));
+                }
+                Some(v.get_ref().clone())
+            }
             None => None,
         };
         let concurrency = match &e.concurrency {

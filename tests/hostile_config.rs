@@ -43,7 +43,39 @@ fn refused_with(bytes: &[u8], extra: &[(&str, &[u8])], wants: &[&str]) -> String
 
 #[test]
 fn the_base_file_is_accepted() {
-    let (code, out) = check(ENDPOINT.as_bytes(), &[], &[("EXAMPLE_KEY", "x")]);
+    let (code, out) = check(
+        ENDPOINT.as_bytes(),
+        &[],
+        &[("EXAMPLE_KEY", "sk-example-0123456789")],
+    );
+    assert_eq!(code, 0, "{out}");
+}
+
+/// Regression guard (issue 13): with a one-character API key, redaction replaced every
+/// occurrence of that character in the stored evidence. Keys shorter than 16 characters are
+/// refused when the providers file is loaded (exit 2), without printing the value; 16 is
+/// accepted.
+#[test]
+fn a_key_shorter_than_16_characters_is_refused_at_load() {
+    for short in ["x", "abc", "fifteen-chars!!"] {
+        let (code, out) = check(ENDPOINT.as_bytes(), &[], &[("EXAMPLE_KEY", short)]);
+        assert_eq!(code, 2, "{short}: {out}");
+        assert!(
+            out.contains(":8:")
+                && out.contains("EXAMPLE_KEY")
+                && out.contains("shorter than 16 characters"),
+            "{out}"
+        );
+        assert!(out.contains("hint:"), "{out}");
+        if short.len() > 1 {
+            assert!(!out.contains(short), "the value is echoed: {out}");
+        }
+    }
+    let (code, out) = check(
+        ENDPOINT.as_bytes(),
+        &[],
+        &[("EXAMPLE_KEY", "sixteen-chars-ok")],
+    );
     assert_eq!(code, 0, "{out}");
 }
 

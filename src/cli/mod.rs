@@ -9,6 +9,7 @@
 mod audit;
 mod bench;
 mod certify;
+mod observations;
 mod pipeline;
 mod publish;
 
@@ -119,6 +120,28 @@ pub enum Command {
         /// One JSON document on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// List stored observations: a table, or JSON lines (`--json`, evidence left out unless
+    /// `--evidence`).
+    Observations {
+        /// Only attempts sent on this day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        date: Option<String>,
+        /// Only this endpoint.
+        #[arg(long, value_name = "ID")]
+        endpoint: Option<String>,
+        /// Only this tier.
+        #[arg(long)]
+        tier: Option<String>,
+        /// Only failed attempts (any failure class, missed probes included).
+        #[arg(long)]
+        failed: bool,
+        /// One JSON object per line: each stored record as it is stored.
+        #[arg(long)]
+        json: bool,
+        /// With `--json`: keep the raw evidence (request sent, response bytes).
+        #[arg(long, requires = "json")]
+        evidence: bool,
     },
     /// Probe configured endpoints now and store the observations.
     Probe {
@@ -512,6 +535,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         | Command::Verify { .. }) => publish::run(&paths, c).await,
         c @ (Command::Certify { .. } | Command::VerifyCert { .. }) => certify::run(&paths, c).await,
         c @ Command::Audit { .. } => audit::run(&paths, c).await,
+        c @ Command::Observations { .. } => observations::run(&paths, c),
         Command::Bench { what } => bench::run(what).await,
     }
 }

@@ -652,3 +652,25 @@ pub(crate) fn sample_observation() -> crate::observation::Observation {
         weights: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression guard (issue 13): redaction replaces exact occurrences of the key only;
+    /// text sharing characters or prefixes with it is stored untouched.
+    #[test]
+    fn redaction_replaces_only_exact_occurrences_of_the_key() {
+        let key = b"sk-abcdefghijklmnop";
+        let text =
+            b"sk-abc, abcdefghijklmno and sk-abcdefghijklmno: kept; sk-abcdefghijklmnop: gone";
+        let out = replace_bytes(text, key, crate::observation::REDACTED.as_bytes());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!(
+                "sk-abc, abcdefghijklmno and sk-abcdefghijklmno: kept; {}: gone",
+                crate::observation::REDACTED
+            )
+        );
+    }
+}
