@@ -146,12 +146,132 @@ fn gemini_stream_from_the_simulator() {
         .filter_map(|v| v["candidates"][0]["content"]["parts"][0]["text"].as_str())
         .collect();
     let um = &p.last().unwrap()["usageMetadata"];
-    let thoughts = um["thoughtsTokenCount"].as_u64();
+    // exactly as reported: candidates apart from thoughts
     let usage = Usage {
         input: um["promptTokenCount"].as_u64(),
-        output: Some(um["candidatesTokenCount"].as_u64().unwrap() + thoughts.unwrap_or(0)),
-        reasoning: thoughts,
+        output: um["candidatesTokenCount"].as_u64(),
+        reasoning: um["thoughtsTokenCount"].as_u64(),
         cached: None,
     };
     check(Dialect::Gemini, "gemini-sim.sse", text, usage, 0);
+}
+
+// Shapes real providers send that the worker once got wrong (issue 13). Each file is written
+// from the provider's public API reference; each is fed whole and split at every byte.
+
+/// Chat-completions `delta.content` as a list of typed parts (Mistral's reasoning models):
+/// text parts are the answer, thinking parts (themselves lists of text parts) are reasoning.
+/// Regression: the text parts were dropped and a correct answer recorded as empty_completion.
+#[test]
+fn content_as_typed_parts_is_answer_and_reasoning() {
+    let usage = Usage {
+        input: Some(31),
+        output: Some(24),
+        reasoning: None,
+        cached: None,
+    };
+    check(
+        Dialect::Openai,
+        "openai-content-parts.sse",
+        "936".into(),
+        usage,
+        3,
+    );
+    let (st, _) = parse(Dialect::Openai, &capture("openai-content-parts.sse"), 0);
+    assert_eq!(
+        st.reasoning_chars,
+        ("The user asks for 347 + 589.".len() + " 347 + 589 = 936.".len()) as u64
+    );
+}
+
+/// xAI reports reasoning apart from `completion_tokens`: the usage is kept as reported; the
+/// endpoint's convention (reasoning_in_output = false) bills 2 + 290 output tokens.
+/// Regression: 290 reasoning tokens went unbilled.
+#[test]
+fn xai_reasoning_is_reported_apart_and_billed_on_top() {
+    let usage = Usage {
+        input: Some(25),
+        output: Some(2),
+        reasoning: Some(290),
+        cached: Some(0),
+    };
+    check(
+        Dialect::Openai,
+        "xai-reasoning-apart.sse",
+        "936".into(),
+        usage,
+        2,
+    );
+    let mut t = sit::observation::Tokens {
+        usage_reported: true,
+        reported_input: Some(25),
+        reported_output: Some(2),
+        reported_reasoning: Some(290),
+        reasoning_in_output: Some(sit::config::Endpoint::default_reasoning_in_output(
+            Dialect::Openai,
+            "xai",
+        )),
+        ..Default::default()
+    };
+    sit::sit::billed(&mut t);
+    assert_eq!((t.reported_output, t.billed_output), (Some(2), 292));
+}
+
+/// Anthropic restates usage in `message_delta` (input and cache fields too): the latest
+/// values supersede `message_start`'s. Regression: the first input count was kept.
+#[test]
+fn anthropic_usage_is_taken_from_the_latest_event() {
+    let usage = Usage {
+        input: Some(30 + 1024 + 2048),
+        output: Some(5),
+        reasoning: None,
+        cached: Some(1024),
+    };
+    check(
+        Dialect::Anthropic,
+        "anthropic-usage-restated.sse",
+        "936".into(),
+        usage,
+        3,
+    );
+}
+
+/// Gemini's thoughts: reported apart from candidates and kept so (the reported output is what
+/// Gemini reported); billed on top by the Gemini convention. Regression: output + thoughts
+/// was stored as the reported output.
+#[test]
+fn gemini_thoughts_are_reported_apart_and_billed_on_top() {
+    let usage = Usage {
+        input: Some(20),
+        output: Some(2),
+        reasoning: Some(340),
+        cached: None,
+    };
+    check(
+        Dialect::Gemini,
+        "gemini-thoughts.sse",
+        "936".into(),
+        usage,
+        1,
+    );
+    let mut t = sit::observation::Tokens {
+        usage_reported: true,
+        reported_output: Some(2),
+        reported_reasoning: Some(340),
+        reasoning_in_output: Some(sit::config::Endpoint::default_reasoning_in_output(
+            Dialect::Gemini,
+            "google",
+        )),
+        ..Default::default()
+    };
+    sit::sit::billed(&mut t);
+    assert_eq!(t.billed_output, 342);
+    // OpenAI's convention: reasoning already inside completion_tokens, not billed twice
+    t.reasoning_in_output = Some(sit::config::Endpoint::default_reasoning_in_output(
+        Dialect::Openai,
+        "openai",
+    ));
+    t.reported_output = Some(342);
+    sit::sit::billed(&mut t);
+    assert_eq!(t.billed_output, 342);
 }

@@ -145,8 +145,17 @@ pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
                         match p.get("type").and_then(|t| t.as_str()).unwrap_or("") {
                             "text" | "output_text" => answer_text(text("text"), st, &mut eff),
                             "thinking" | "reasoning" => {
-                                let t =
+                                // the thinking is a string, or itself a list of text parts
+                                let mut t =
                                     [text("thinking"), text("reasoning"), text("text")].concat();
+                                for k in ["thinking", "reasoning"] {
+                                    let inner = p.get(k).and_then(|v| v.as_array());
+                                    for q in inner.into_iter().flatten() {
+                                        t.push_str(
+                                            q.get("text").and_then(|x| x.as_str()).unwrap_or(""),
+                                        );
+                                    }
+                                }
                                 reasoning_text(&t, st, &mut eff);
                             }
                             _ => {}

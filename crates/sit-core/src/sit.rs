@@ -134,4 +134,50 @@ mod tests {
             (60, 90, 10)
         );
     }
+
+    proptest::proptest! {
+        /// Issue 13: the token triple means one thing whatever the dialect. `reported_*` are
+        /// kept as reported; billed input and cached are the reported ones; billed output is
+        /// the reported output, plus the reported reasoning exactly when the endpoint's
+        /// convention reports reasoning apart; without usage, the reference counts.
+        #[test]
+        fn billed_fields_obey_their_definitions(
+            input in proptest::option::of(0u64..1_000_000),
+            output in proptest::option::of(0u64..1_000_000),
+            reasoning in proptest::option::of(0u64..1_000_000),
+            cached in proptest::option::of(0u64..1_000_000),
+            reported in proptest::bool::ANY,
+            convention in proptest::option::of(proptest::bool::ANY),
+            ref_in in 0u64..10_000,
+            ref_out in 0u64..10_000,
+        ) {
+            let mut t = Tokens {
+                usage_reported: reported,
+                reported_input: input,
+                reported_output: output,
+                reported_reasoning: reasoning,
+                reported_cached: cached,
+                ref_input: ref_in,
+                ref_output: ref_out,
+                reasoning_in_output: convention,
+                ..Default::default()
+            };
+            let before = t.clone();
+            billed(&mut t);
+            // nothing reported is rewritten
+            proptest::prop_assert_eq!(
+                (t.reported_input, t.reported_output, t.reported_reasoning, t.reported_cached),
+                (input, output, reasoning, cached)
+            );
+            proptest::prop_assert_eq!(t.reasoning_in_output, before.reasoning_in_output);
+            if reported {
+                proptest::prop_assert_eq!(t.billed_input, input.unwrap_or(0));
+                proptest::prop_assert_eq!(t.billed_cached, cached.unwrap_or(0));
+                let apart = if convention == Some(false) { reasoning.unwrap_or(0) } else { 0 };
+                proptest::prop_assert_eq!(t.billed_output, output.unwrap_or(0) + apart);
+            } else {
+                proptest::prop_assert_eq!((t.billed_input, t.billed_output, t.billed_cached), (ref_in, ref_out, 0));
+            }
+        }
+    }
 }
