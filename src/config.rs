@@ -22,6 +22,9 @@ pub enum Dialect {
     Anthropic,
     /// Google Gemini `streamGenerateContent?alt=sse`.
     Gemini,
+    /// OpenAI Responses (`POST {base}/responses`), streaming events with usage.
+    #[serde(rename = "openai-responses")]
+    OpenaiResponses,
 }
 
 impl fmt::Display for Dialect {
@@ -30,6 +33,7 @@ impl fmt::Display for Dialect {
             Dialect::Openai => "openai",
             Dialect::Anthropic => "anthropic",
             Dialect::Gemini => "gemini",
+            Dialect::OpenaiResponses => "openai-responses",
         })
     }
 }
@@ -592,12 +596,13 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             "openai" => Dialect::Openai,
             "anthropic" => Dialect::Anthropic,
             "gemini" => Dialect::Gemini,
+            "openai-responses" => Dialect::OpenaiResponses,
             other => {
                 return Err(cx.span(
                     &e.dialect,
                     "dialect",
                     format!("unknown dialect `{other}`"),
-                    "use one of: openai, anthropic, gemini",
+                    "use one of: openai, anthropic, gemini, openai-responses",
                 ))
             }
         };

@@ -52,6 +52,11 @@ impl Fixture {
                 provider("sim-poor", 500, 60, 1000, 12),
                 provider("sim-slow", 990, 2600, 1000, 13),
                 provider("sim-inflating", 990, 60, 1400, 14),
+                SimProvider {
+                    dialect: sit::config::Dialect::OpenaiResponses,
+                    reasoning_tokens: 40,
+                    ..provider("sim-responses", 950, 60, 1000, 15)
+                },
             ],
         };
         use sit::clock::Clock;
@@ -448,4 +453,31 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
     assert!(v.status.success(), "{}", text(&v));
     assert!(text(&v).contains("self-seeded"), "{}", text(&v));
     server.shutdown().await.unwrap();
+}
+
+/// Issue 13: the OpenAI Responses dialect certifies like the others: a 95%-quality endpoint
+/// speaking `/v1/responses` passes t1, and the certificate's token figures are what the
+/// simulated server reported (output tokens with reasoning inside, as the Responses API
+/// reports them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_responses_dialect_certifies_and_agrees_with_the_server() {
+    let fx = Fixture::new().await;
+    let (o, cert) = fx.certify("sim-responses", 60).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let c = json(&cert);
+    assert_eq!(c["tiers"][0]["attempts"], 60);
+    assert_eq!(c["tiers"][0]["verdict"]["pass"], true, "{}", text(&o));
+    assert_eq!(c["endpoint"]["models_returned"]["sim-responses-chat"], 60);
+    assert!(fx.verify(&cert, &fx.public).status.success());
+    let stats = fx.running.stats(4);
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(stats.requests.load(Relaxed), 60);
+    assert_eq!(
+        stats.completion_tokens_reported.load(Relaxed),
+        c["tokens"]["reported_output_all"].as_u64().unwrap()
+    );
+    assert_eq!(
+        stats.prompt_tokens_reported.load(Relaxed),
+        c["tokens"]["reported_input_all"].as_u64().unwrap()
+    );
 }

@@ -6,7 +6,7 @@
 //! a class, by our own simulator (`error_event`, `invalid_utf8`), a closed port (`connect`), or a
 //! raw TCP server that reads the request and hangs up (`connection_closed`).
 //!
-//! The table covers every class in `FailureClass::ALL`, across all three dialects; a class
+//! The table covers every class in `FailureClass::ALL`, across all four dialects; a class
 //! added without a fixture fails `every_class_has_a_fixture`.
 
 mod common;
@@ -225,6 +225,53 @@ fn cases() -> Vec<Case> {
             F::InvalidUtf8,
         ),
         c("fx-418", "openai", Llmock(|| fail(418)), F::OtherHttp),
+        // the OpenAI Responses dialect (issue 13), against llmock's /v1/responses and our sim
+        c(
+            "fx-r-429",
+            "openai-responses",
+            Llmock(|| vec![json!({"type": "fail", "status": 429, "retry_after": 1})]),
+            F::RateLimited,
+        ),
+        c(
+            "fx-r-500",
+            "openai-responses",
+            Llmock(|| fail(500)),
+            F::ServerError,
+        ),
+        c(
+            "fx-r-truncate",
+            "openai-responses",
+            Llmock(|| vec![json!({"type": "stream_fault", "kind": "truncate", "after_chunks": 2})]),
+            F::Truncated,
+        ),
+        c(
+            "fx-r-malformed",
+            "openai-responses",
+            Llmock(|| {
+                vec![json!({"type": "stream_fault", "kind": "malformed", "after_chunks": 1})]
+            }),
+            F::Malformed,
+        ),
+        c(
+            "fx-r-length",
+            "openai-responses",
+            Llmock(|| {
+                vec![json!({"type": "reply", "text": "The answer is", "finish_reason": "length"})]
+            }),
+            F::FinishLength,
+        ),
+        c(
+            "fx-r-empty",
+            "openai-responses",
+            Llmock(|| vec![json!({"type": "reply", "text": ""})]),
+            F::EmptyCompletion,
+        ),
+        c(
+            "fx-r-error-event",
+            "openai-responses",
+            Sim(sit::sim::ScriptedFault::ErrorEvent),
+            F::ErrorEvent,
+        ),
     ]
 }
 
@@ -337,7 +384,7 @@ fn start_hang_up_server() -> u16 {
 
 fn base_path(dialect: &str) -> &'static str {
     match dialect {
-        "openai" => "/v1",
+        "openai" | "openai-responses" => "/v1",
         "anthropic" => "/anthropic",
         _ => "/gemini",
     }
@@ -405,6 +452,7 @@ fn every_failure_class_is_recorded_from_a_real_server() {
                 p.id = c.id.to_string();
                 p.dialect = match c.dialect {
                     "openai" => sit::config::Dialect::Openai,
+                    "openai-responses" => sit::config::Dialect::OpenaiResponses,
                     "anthropic" => sit::config::Dialect::Anthropic,
                     _ => sit::config::Dialect::Gemini,
                 };
@@ -432,7 +480,7 @@ fn every_failure_class_is_recorded_from_a_real_server() {
             Via::Sim(_) => {
                 let i = sim_cases.iter().position(|s| s.id == c.id).unwrap();
                 match c.dialect {
-                    "openai" => sim_urls[i].clone(),
+                    "openai" | "openai-responses" => sim_urls[i].clone(),
                     _ => sim_urls[i].trim_end_matches("/v1").to_string(),
                 }
             }

@@ -1,4 +1,5 @@
-//! Golden captured streams, one per dialect: OpenAI and Anthropic recorded from the real
+//! Golden captured streams, one per dialect (and, since issue 13, one per shape real providers
+//! send that the worker once parsed wrong, written from the providers' API references): OpenAI and Anthropic recorded from the real
 //! llama-server with SmolLM2 (tests/golden/streams/*-llama.sse), Gemini from the simulator
 //! (gemini-sim.sse). Each is parsed by its adapter, fed whole and split at every byte, to the
 //! text, usage, finish and first-token event that an independent reading of the file gives.
@@ -274,4 +275,33 @@ fn gemini_thoughts_are_reported_apart_and_billed_on_top() {
     t.reported_output = Some(342);
     sit::sit::billed(&mut t);
     assert_eq!(t.billed_output, 342);
+}
+
+/// The OpenAI Responses API (issue 13): reasoning summary text is reasoning, output text is the
+/// answer, usage comes with `response.completed` (output tokens include the reasoning tokens,
+/// detailed apart).
+#[test]
+fn openai_responses_stream() {
+    let usage = Usage {
+        input: Some(38),
+        output: Some(212),
+        reasoning: Some(192),
+        cached: Some(0),
+    };
+    // the first answer text is the 10th event (after created, in_progress and the
+    // reasoning item's events)
+    check(
+        Dialect::OpenaiResponses,
+        "openai-responses.sse",
+        "936".into(),
+        usage,
+        9,
+    );
+    let (st, _) = parse(
+        Dialect::OpenaiResponses,
+        &capture("openai-responses.sse"),
+        0,
+    );
+    assert_eq!(st.server_model.as_deref(), Some("gpt-5-mini-2025-08-07"));
+    assert_eq!(st.reasoning_chars, "**Adding** 347 and 589.".len() as u64);
 }

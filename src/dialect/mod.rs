@@ -8,6 +8,7 @@
 pub mod anthropic;
 pub mod gemini;
 pub mod openai;
+pub mod responses;
 pub mod sse;
 
 use crate::config::{ApiKey, Dialect, Endpoint};
@@ -54,6 +55,7 @@ impl Dialect {
             Dialect::Openai => openai::build(endpoint, req, key),
             Dialect::Anthropic => anthropic::build(endpoint, req, key),
             Dialect::Gemini => gemini::build(endpoint, req, key),
+            Dialect::OpenaiResponses => responses::build(endpoint, req, key),
         })
     }
 
@@ -68,6 +70,7 @@ impl Dialect {
             Dialect::Openai => openai::request_texts(body),
             Dialect::Anthropic => anthropic::request_texts(body),
             Dialect::Gemini => gemini::request_texts(body),
+            Dialect::OpenaiResponses => responses::request_texts(body),
         }
     }
 
@@ -77,6 +80,7 @@ impl Dialect {
             Dialect::Openai => openai::on_event(ev, st),
             Dialect::Anthropic => anthropic::on_event(ev, st),
             Dialect::Gemini => gemini::on_event(ev, st),
+            Dialect::OpenaiResponses => responses::on_event(ev, st),
         }
     }
 
@@ -105,6 +109,7 @@ impl Dialect {
             Dialect::Openai => openai::error_detail(body),
             Dialect::Anthropic => anthropic::error_detail(body),
             Dialect::Gemini => gemini::error_detail(body),
+            Dialect::OpenaiResponses => responses::error_detail(body),
         }
     }
 }
@@ -190,7 +195,12 @@ mod fuzz {
     use super::*;
     use proptest::prelude::*;
 
-    const DIALECTS: [Dialect; 3] = [Dialect::Openai, Dialect::Anthropic, Dialect::Gemini];
+    const DIALECTS: [Dialect; 4] = [
+        Dialect::Openai,
+        Dialect::Anthropic,
+        Dialect::Gemini,
+        Dialect::OpenaiResponses,
+    ];
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]

@@ -265,6 +265,7 @@ impl Market {
             ("sim-kestrel", Dialect::Anthropic),
             ("sim-ember", Dialect::Gemini),
             ("sim-lumen", Dialect::Gemini),
+            ("sim-jade", Dialect::OpenaiResponses),
         ] {
             if let Some(pr) = providers.iter_mut().find(|p| p.id == id) {
                 pr.dialect = d;
@@ -345,7 +346,7 @@ impl Market {
                 dialect: pr.dialect,
                 // OpenAI-style bases end in /v1; the other adapters add their own paths.
                 base_url: match pr.dialect {
-                    Dialect::Openai => base_urls[i].clone(),
+                    Dialect::Openai | Dialect::OpenaiResponses => base_urls[i].clone(),
                     _ => base_urls[i].trim_end_matches("/v1").to_string(),
                 },
                 region: "loopback".into(),

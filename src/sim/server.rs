@@ -139,6 +139,7 @@ pub async fn start_with(
         let app = Router::new()
             .route("/v1/chat/completions", post(openai_chat))
             .route("/v1/messages", post(anthropic_messages))
+            .route("/v1/responses", post(openai_responses))
             .route("/v1beta/models/{action}", post(gemini_generate))
             .route("/v1/models", get(models))
             .route("/sim/stats", get(stats))
@@ -222,6 +223,8 @@ enum Framing {
     Openai,
     Anthropic,
     Gemini,
+    /// OpenAI Responses: named events, usage in `response.completed`.
+    Responses,
 }
 
 /// Token counts of one answer, as the provider reports them.
@@ -294,6 +297,22 @@ impl Framing {
                 true,
                 true,
             )),
+            Framing::Responses => {
+                let user = match &req["input"] {
+                    serde_json::Value::String(t) => Some(t.clone()),
+                    serde_json::Value::Array(items) => items
+                        .iter()
+                        .find(|m| m["role"] == "user")
+                        .and_then(|m| s(&m["content"])),
+                    _ => None,
+                }?;
+                Some((
+                    s(&req["instructions"]).unwrap_or_default(),
+                    user,
+                    req.get("stream").and_then(|x| x.as_bool()).unwrap_or(false),
+                    true,
+                ))
+            }
             Framing::Gemini => Some((
                 s(&req["systemInstruction"]["parts"][0]["text"]).unwrap_or_default(),
                 s(&req["contents"][0]["parts"][0]["text"])?,
@@ -306,8 +325,10 @@ impl Framing {
     /// An HTTP error body in this dialect's shape. `kind`: rate_limit, server, bad_request.
     fn error(self, status: StatusCode, kind: &str, msg: &str) -> Response {
         let body = match self {
-            Framing::Openai => serde_json::json!({"error": {"message": msg, "type": match kind {
-                "rate_limit" => "rate_limit_error", "server" => "server_error", _ => "invalid_request_error" }}}),
+            Framing::Openai | Framing::Responses => {
+                serde_json::json!({"error": {"message": msg, "type": match kind {
+                "rate_limit" => "rate_limit_error", "server" => "server_error", _ => "invalid_request_error" }}})
+            }
             Framing::Anthropic => {
                 serde_json::json!({"type": "error", "error": {"message": msg, "type": match kind {
                 "rate_limit" => "rate_limit_error", "server" => "api_error", _ => "invalid_request_error" }}})
@@ -344,6 +365,28 @@ impl Framing {
                 sse_event("ping", &serde_json::json!({"type": "ping"})),
             ],
             Framing::Gemini => vec![],
+            Framing::Responses => {
+                let resp = serde_json::json!({"id": id, "object": "response", "model": model,
+                    "status": "in_progress", "output": []});
+                vec![
+                    sse_event(
+                        "response.created",
+                        &serde_json::json!({"type": "response.created", "sequence_number": 0, "response": resp}),
+                    ),
+                    sse_event(
+                        "response.output_item.added",
+                        &serde_json::json!({"type": "response.output_item.added", "sequence_number": 1,
+                        "output_index": 0, "item": {"id": format!("msg_{id}"), "type": "message",
+                        "status": "in_progress", "role": "assistant", "content": []}}),
+                    ),
+                    sse_event(
+                        "response.content_part.added",
+                        &serde_json::json!({"type": "response.content_part.added", "sequence_number": 2,
+                        "item_id": format!("msg_{id}"), "output_index": 0, "content_index": 0,
+                        "part": {"type": "output_text", "text": "", "annotations": []}}),
+                    ),
+                ]
+            }
         }
     }
 
@@ -358,6 +401,11 @@ impl Framing {
             Framing::Gemini => sse(
                 &serde_json::json!({"candidates": [{"content": {"role": "model",
                 "parts": [{"text": text}]}, "index": 0}], "modelVersion": model}),
+            ),
+            Framing::Responses => sse_event(
+                "response.output_text.delta",
+                &serde_json::json!({"type": "response.output_text.delta", "item_id": format!("msg_{id}"),
+                "output_index": 0, "content_index": 0, "delta": text}),
             ),
         }
     }
@@ -375,6 +423,11 @@ impl Framing {
             ),
             Framing::Gemini => sse(&serde_json::json!({"error": {
                 "code": 500, "message": "Internal error encountered.", "status": "INTERNAL"}})),
+            Framing::Responses => sse_event(
+                "error",
+                &serde_json::json!({"type": "error", "code": "server_error",
+                "message": "The server had an error while processing your request.", "param": null}),
+            ),
         }
     }
 
@@ -397,6 +450,7 @@ impl Framing {
             Framing::Openai => Bytes::from_static(b"data: {\"choices\":[{\"delta\":{\"content\":\n\n"),
             Framing::Anthropic => Bytes::from_static(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":\n\n"),
             Framing::Gemini => Bytes::from_static(b"data: {\"candidates\":[{\"content\":\n\n"),
+            Framing::Responses => Bytes::from_static(b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\n\n"),
         }
     }
 
@@ -451,6 +505,35 @@ impl Framing {
                 "usageMetadata": {"promptTokenCount": c.prompt, "candidatesTokenCount": c.completion - c.reasoning,
                     "thoughtsTokenCount": c.reasoning, "totalTokenCount": c.prompt + c.completion},
                 "modelVersion": model}))],
+            Framing::Responses => {
+                // output_tokens include reasoning, detailed apart (as OpenAI reports them)
+                let usage = serde_json::json!({
+                    "input_tokens": c.prompt, "input_tokens_details": {"cached_tokens": 0},
+                    "output_tokens": c.completion,
+                    "output_tokens_details": {"reasoning_tokens": c.reasoning},
+                    "total_tokens": c.prompt + c.completion});
+                let _ = include_usage; // the Responses API always reports usage
+                let (kind, status, details) = match stop {
+                    None => ("response.completed", "completed", serde_json::Value::Null),
+                    Some(reason) => (
+                        "response.incomplete",
+                        "incomplete",
+                        serde_json::json!({"reason": reason}),
+                    ),
+                };
+                vec![
+                    sse_event(
+                        "response.output_text.done",
+                        &serde_json::json!({"type": "response.output_text.done", "item_id": format!("msg_{id}"),
+                        "output_index": 0, "content_index": 0}),
+                    ),
+                    sse_event(
+                        kind,
+                        &serde_json::json!({"type": kind, "response": {"id": id, "object": "response",
+                        "model": model, "status": status, "incomplete_details": details, "usage": usage}}),
+                    ),
+                ]
+            }
         }
     }
 }
@@ -461,6 +544,10 @@ async fn openai_chat(State(sh): State<Arc<Shared>>, h: HeaderMap, body: Bytes) -
 
 async fn anthropic_messages(State(sh): State<Arc<Shared>>, h: HeaderMap, body: Bytes) -> Response {
     chat(sh, Framing::Anthropic, &h, body).await
+}
+
+async fn openai_responses(State(sh): State<Arc<Shared>>, h: HeaderMap, body: Bytes) -> Response {
+    chat(sh, Framing::Responses, &h, body).await
 }
 
 async fn gemini_generate(State(sh): State<Arc<Shared>>, h: HeaderMap, body: Bytes) -> Response {
