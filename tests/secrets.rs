@@ -41,8 +41,8 @@ async fn a_key_never_appears_in_output_records_or_bundles() {
         eps.iter().map(|e| e.dialect.to_string()).collect();
     assert_eq!(
         dialects.len(),
-        3,
-        "the key travels in all three dialects' headers"
+        4,
+        "the key travels in all four dialects' headers"
     );
     let tmp = tempfile::tempdir().unwrap();
     let providers = tmp.path().join("providers.toml");

@@ -483,6 +483,30 @@ fn parse_date(s: &str) -> Result<Date> {
     Date::parse(s).map_err(|e| Error::Usage(e.to_string()))
 }
 
+/// A `--tier` that the current suite knows, else a usage error naming the tiers.
+fn check_tier(tier: Option<&str>) -> Result<()> {
+    let suite = crate::probes::Suite::embedded();
+    match tier {
+        Some(t) if suite.tier(t).is_none() => Err(Error::Usage(format!(
+            "unknown tier `{t}`; tiers are {}",
+            suite.tier_ids().join(", ")
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The store folder, which a read-only command needs to exist.
+fn existing_store(data: &std::path::Path) -> Result<()> {
+    if data.exists() {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "no store at {}; run `sit demo` first or pass --data DIR",
+            data.display()
+        )))
+    }
+}
+
 /// Entry point used by `main`: parse, run, print errors, return the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {

@@ -40,21 +40,8 @@ pub(super) fn run(cli: &Paths, command: Command) -> Result<()> {
     else {
         unreachable!("dispatched by cli::run")
     };
-    if let Some(t) = &tier {
-        let suite = crate::probes::Suite::embedded();
-        if suite.tier(t).is_none() {
-            return Err(Error::Usage(format!(
-                "unknown tier `{t}`; tiers are {}",
-                suite.tier_ids().join(", ")
-            )));
-        }
-    }
-    if !cli.data.exists() {
-        return Err(Error::Usage(format!(
-            "no store at {}; run `sit demo` first or pass --data DIR",
-            cli.data.display()
-        )));
-    }
+    super::check_tier(tier.as_deref())?;
+    super::existing_store(&cli.data)?;
     let (from_ms, to_ms) = match date.as_deref().map(parse_date).transpose()? {
         Some(d) => (d.start_ms(), d.start_ms() + DAY_MS),
         None => (i64::MIN / 2, i64::MAX / 2),

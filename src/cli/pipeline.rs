@@ -154,20 +154,8 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
         Command::Index { date, tier, json } => {
             let date = date.as_deref().map(parse_date).transpose()?;
             let suite = Suite::embedded();
-            if let Some(t) = &tier {
-                if suite.tier(t).is_none() {
-                    return Err(Error::Usage(format!(
-                        "unknown tier `{t}`; tiers are {}",
-                        suite.tier_ids().join(", ")
-                    )));
-                }
-            }
-            if !cli.data.exists() {
-                return Err(Error::Usage(format!(
-                    "no store at {}; run `sit demo` first or pass --data DIR",
-                    cli.data.display()
-                )));
-            }
+            super::check_tier(tier.as_deref())?;
+            super::existing_store(&cli.data)?;
             let store = Store::open(&cli.data)?;
             let computed_at = format_utc_ms(SystemClock.now_ms());
             // Published days are recomputed under the methodology their record names.

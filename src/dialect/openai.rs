@@ -41,6 +41,16 @@ pub fn build(endpoint: &Endpoint, req: &ChatRequest, key: Option<&ApiKey>) -> Ht
         "stream": true,
         "stream_options": {"include_usage": true},
     });
+    bearer_request(
+        format!("{}/chat/completions", endpoint.base_url),
+        &body,
+        key,
+    )
+}
+
+/// A streaming JSON POST with the key as a bearer token (OpenAI's chat completions and
+/// Responses APIs).
+pub(crate) fn bearer_request(url: String, body: &Value, key: Option<&ApiKey>) -> HttpRequest {
     let mut headers = vec![
         ("content-type".to_string(), "application/json".to_string()),
         ("accept".to_string(), "text/event-stream".to_string()),
@@ -52,13 +62,14 @@ pub fn build(endpoint: &Endpoint, req: &ChatRequest, key: Option<&ApiKey>) -> Ht
         ));
     }
     HttpRequest {
-        url: format!("{}/chat/completions", endpoint.base_url),
+        url,
         headers,
-        body: serde_json::to_vec(&body).expect("request serialises"),
+        body: serde_json::to_vec(body).expect("request serialises"),
     }
 }
 
-fn u(v: &Value, path: &[&str]) -> Option<u64> {
+/// The unsigned integer at `path`.
+pub(crate) fn u(v: &Value, path: &[&str]) -> Option<u64> {
     let mut cur = v;
     for p in path {
         cur = cur.get(p)?;
@@ -66,7 +77,8 @@ fn u(v: &Value, path: &[&str]) -> Option<u64> {
     cur.as_u64()
 }
 
-fn classify_error(err: &Value) -> FailureClass {
+/// OpenAI's error classes (chat completions and Responses): by the error's type and code.
+pub(crate) fn classify_error(err: &Value) -> FailureClass {
     let t = |k: &str| {
         err.get(k)
             .and_then(|v| v.as_str())

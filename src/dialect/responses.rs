@@ -16,6 +16,7 @@
 //! Everything else (output_item/content_part added and done, text done) carries nothing
 //! counted here. There is no `[DONE]`: a terminal `response.*` event ends the answer.
 
+use super::openai::{classify_error as classify, u};
 use super::sse::SseEvent;
 use super::{truncate, ChatRequest, EventEffect, HttpRequest, StreamState, Usage};
 use crate::config::{ApiKey, Endpoint};
@@ -49,48 +50,7 @@ pub fn build(endpoint: &Endpoint, req: &ChatRequest, key: Option<&ApiKey>) -> Ht
     if !req.system.is_empty() {
         body["instructions"] = Value::String(req.system.clone());
     }
-    let mut headers = vec![
-        ("content-type".to_string(), "application/json".to_string()),
-        ("accept".to_string(), "text/event-stream".to_string()),
-    ];
-    if let Some(k) = key {
-        headers.push((
-            "authorization".to_string(),
-            format!("Bearer {}", k.expose()),
-        ));
-    }
-    HttpRequest {
-        url: format!("{}/responses", endpoint.base_url),
-        headers,
-        body: serde_json::to_vec(&body).expect("request serialises"),
-    }
-}
-
-fn u(v: &Value, path: &[&str]) -> Option<u64> {
-    let mut cur = v;
-    for p in path {
-        cur = cur.get(p)?;
-    }
-    cur.as_u64()
-}
-
-fn classify(err: &Value) -> FailureClass {
-    let t = |k: &str| {
-        err.get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_ascii_lowercase()
-    };
-    let (typ, code) = (t("type"), t("code"));
-    if typ.contains("overloaded") || code.contains("overloaded") || code == "server_is_overloaded" {
-        FailureClass::Overloaded
-    } else if typ.contains("quota") || code.contains("quota") || typ.contains("billing") {
-        FailureClass::Quota
-    } else if typ.contains("rate_limit") || code.contains("rate_limit") {
-        FailureClass::RateLimited
-    } else {
-        FailureClass::ErrorEvent
-    }
+    super::openai::bearer_request(format!("{}/responses", endpoint.base_url), &body, key)
 }
 
 /// The final `response` object: usage, finish reason, model.

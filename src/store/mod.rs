@@ -251,14 +251,7 @@ impl Store {
         for (endpoint, schedule) in schedules {
             let new = book.changes(endpoint, schedule, at, |p| source(endpoint, p));
             for e in new {
-                book.push(e.clone()).map_err(|why| StoreError::Corrupt {
-                    key: format!("price book {}", e.version),
-                    why: why.to_string(),
-                })?;
-                b.insert(
-                    &book_key(e.version)[..],
-                    serde_json::to_vec(&e).expect("entry serialises"),
-                );
+                push_entry(&mut book, &mut b, &e)?;
                 all.push(e);
             }
         }
@@ -284,14 +277,7 @@ impl Store {
                 }
                 None => {}
             }
-            book.push(e.clone()).map_err(|why| StoreError::Corrupt {
-                key: format!("price book {}", e.version),
-                why: why.to_string(),
-            })?;
-            b.insert(
-                &book_key(e.version)[..],
-                serde_json::to_vec(e).expect("entry serialises"),
-            );
+            push_entry(&mut book, &mut b, e)?;
         }
         self.tree.apply_batch(b)?;
         self.db.flush()?;
@@ -352,6 +338,19 @@ impl Store {
         let book = self.book()?;
         Ok(book.schedule(endpoint, book.version()))
     }
+}
+
+/// Add `e` to the book in memory and to the batch that stores it.
+fn push_entry(book: &mut PriceBook, b: &mut sled::Batch, e: &BookEntry) -> Result<(), StoreError> {
+    book.push(e.clone()).map_err(|why| StoreError::Corrupt {
+        key: format!("price book {}", e.version),
+        why: why.to_string(),
+    })?;
+    b.insert(
+        &book_key(e.version)[..],
+        serde_json::to_vec(e).expect("entry serialises"),
+    );
+    Ok(())
 }
 
 /// `b` + version (8 bytes BE): the price book's entries, in version order.
