@@ -13,6 +13,7 @@
 //!   `output_tokens` with reasoning included, `output_tokens_details.reasoning_tokens`),
 //!   `incomplete_details.reason` (`max_output_tokens` → `length`, `content_filter`) or `error`;
 //! - `error`: an in-stream error (`code`, `message`).
+//!
 //! Everything else (output_item/content_part added and done, text done) carries nothing
 //! counted here. There is no `[DONE]`: a terminal `response.*` event ends the answer.
 
