@@ -408,3 +408,82 @@ fn run_health_turns_503_while_probes_are_due_and_none_is_recorded() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Issue 12 ("frozen costs"): a list price corrected in providers.toml while `sit run` is
+/// running is recorded in the price book at the next determination (no restart), and the
+/// recomputation before the day's restatement cutoff restates the day: every price doubled,
+/// backdated to the schedule's start, doubles the anchor. The exported bundle replays both
+/// versions.
+#[test]
+fn a_price_corrected_while_running_restates_the_day_before_its_cutoff() {
+    let env = Env::new(6, "");
+    let child = env
+        .run_cmd()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let v1 = env.data().join("published/t1/2026-01-05.v1.json");
+    let t0 = Instant::now();
+    while !v1.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "day 1 not published"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Double every rate of every entry (same effective_from: a correction).
+    let path = env.dir.path().join("providers.toml");
+    let toml = std::fs::read_to_string(&path).unwrap();
+    let doubled: String = toml
+        .lines()
+        .map(|l| {
+            for key in ["input = \"", "output = \"", "cached_input = \""] {
+                if let Some(v) = l.strip_prefix(key) {
+                    let x: f64 = v.trim_end_matches('"').parse().unwrap();
+                    return format!("{key}{:.6}\"\n", x * 2.0);
+                }
+            }
+            format!("{l}\n")
+        })
+        .collect();
+    assert_ne!(doubled, toml);
+    std::fs::write(&path, doubled).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("price entries recorded in the book"), "{log}");
+    assert!(
+        log.contains("restated at the cutoff: t1 2026-01-05"),
+        "{log}"
+    );
+    let value = |v: u32| -> f64 {
+        let f = env
+            .data()
+            .join(format!("published/t1/2026-01-05.v{v}.json"));
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+        let d = r.get("determination").unwrap_or(&r);
+        d["value"].as_str().unwrap().parse().unwrap()
+    };
+    let (a, b) = (value(1), value(2));
+    assert!((b / a - 2.0).abs() < 1e-4, "v1 {a}, v2 {b}: not doubled");
+    let bundle = env.dir.path().join("bundle");
+    let o = sit(&[
+        "--data",
+        env.data().to_str().unwrap(),
+        "audit",
+        "export",
+        "--date",
+        "2026-01-05",
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = sit(&["audit", "replay", bundle.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).matches(": identical").count() >= 4 && !text(&o).contains("differs"),
+        "{}",
+        text(&o)
+    );
+}

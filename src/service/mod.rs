@@ -383,6 +383,10 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
     if !(fresh && opts.new_timeline) {
         check_store_clock(&store, clock.as_ref())?;
     }
+    let providers = match &endpoints {
+        Endpoints::File(p) => Some(p.clone()),
+        Endpoints::Given { .. } => None,
+    };
     let (defaults, usable) = match endpoints {
         Endpoints::File(p) => usable_endpoints(&p)?,
         Endpoints::Given {
@@ -461,6 +465,8 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
         clock: clock.clone(),
         status: status.clone(),
         publishing: Arc::new(std::sync::Mutex::new(())),
+        providers,
+        probed: Arc::new(ids.clone()),
     };
     let mut report = RunReport::default();
 
@@ -639,6 +645,11 @@ struct Svc {
     status: Arc<Status>,
     /// One publication at a time (a day's and the previous day's restatement pass).
     publishing: Arc<std::sync::Mutex<()>>,
+    /// The providers file: its price schedules are read again before every determination, so
+    /// a corrected price is recorded in the price book without a restart.
+    providers: Option<PathBuf>,
+    /// The endpoints probed (sorted ids): the ones whose prices are recorded.
+    probed: Arc<Vec<String>>,
 }
 
 impl crate::publisher::serve::Service for Status {
@@ -791,8 +802,45 @@ impl Svc {
 
     /// Publish a finished day: each tier not yet published, then the reveal, then the bundle.
     /// Each step is skipped when its output exists, so a kill anywhere in it is harmless.
+    /// Record what the providers file now says about prices (a correction, a new entry) in
+    /// the price book, at the service's clock. A file that no longer loads leaves the book as
+    /// it is, with the error in the log: a bad edit must not stop publication.
+    fn reread_prices(&self) {
+        let Some(path) = &self.providers else { return };
+        match crate::config::load(path) {
+            Ok(c) => {
+                let probed = c.endpoints.iter().filter(|e| self.probed.contains(&e.id));
+                let r = self.store.record_prices(
+                    probed.map(|e| (e.id.as_str(), &e.prices)),
+                    self.clock.now_ms(),
+                    |id, p| {
+                        c.endpoints
+                            .iter()
+                            .find(|e| e.id == id)
+                            .and_then(|e| e.source_of(p))
+                    },
+                );
+                match r {
+                    Ok(new) if !new.is_empty() => eprintln!(
+                        "sit run: {}: {} price entries recorded in the book (v{}-v{})",
+                        path.display(),
+                        new.len(),
+                        new[0].version,
+                        new[new.len() - 1].version
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        eprintln!("sit run: recording {}'s prices failed: {e}", path.display())
+                    }
+                }
+            }
+            Err(e) => eprintln!("sit run: {e}; the price book stays as it is"),
+        }
+    }
+
     fn publish_day(&self, day: Date, secret: &DaySecret) -> Result<Vec<String>> {
         let _one = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        self.reread_prices();
         let suite = Suite::embedded();
         let entries = self
             .archive
@@ -857,6 +905,7 @@ impl Svc {
 
     fn restate(&self, day: Date) {
         let _one = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        self.reread_prices();
         let Ok(entries) = self.archive.entries() else {
             return;
         };
