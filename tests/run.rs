@@ -91,6 +91,10 @@ impl Env {
         self.dir.path().join("data")
     }
     fn run_cmd(&self) -> Command {
+        self.run_cmd_at(HOUR_MS)
+    }
+    /// `sit run` with `hour_ms` real milliseconds per simulated hour.
+    fn run_cmd_at(&self, hour_ms: &str) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_sit"));
         c.arg("--data")
             .arg(self.data())
@@ -99,7 +103,7 @@ impl Env {
             .arg("run")
             .arg("--key")
             .arg(self.dir.path().join("keys/signing-key.pem"))
-            .args(["--start", START, "--hour-ms", HOUR_MS, "--until", UNTIL])
+            .args(["--start", START, "--hour-ms", hour_ms, "--until", UNTIL])
             .args(["--per-hour", "1", "--print-acks"]);
         c
     }
@@ -417,8 +421,10 @@ fn run_health_turns_503_while_probes_are_due_and_none_is_recorded() {
 #[test]
 fn a_price_corrected_while_running_restates_the_day_before_its_cutoff() {
     let env = Env::new(6, "");
+    // A slower clock than the other tests here: day 1 must be a full day (BASE) while five
+    // other services share the machine.
     let child = env
-        .run_cmd()
+        .run_cmd_at("600")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -465,6 +471,16 @@ fn a_price_corrected_while_running_restates_the_day_before_its_cutoff() {
         let d = r.get("determination").unwrap_or(&r);
         d["value"].as_str().unwrap().parse().unwrap()
     };
+    let status = |v: u32| -> String {
+        let f = env
+            .data()
+            .join(format!("published/t1/2026-01-05.v{v}.json"));
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+        let d = r.get("determination").unwrap_or(&r);
+        d["status"].as_str().unwrap().to_string()
+    };
+    assert_eq!(status(1), "BASE", "{log}");
+    assert_eq!(status(2), "BASE", "a restated anchor is BASE again: {log}");
     let (a, b) = (value(1), value(2));
     assert!((b / a - 2.0).abs() < 1e-4, "v1 {a}, v2 {b}: not doubled");
     let bundle = env.dir.path().join("bundle");
