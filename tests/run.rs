@@ -91,10 +91,11 @@ impl Env {
         self.dir.path().join("data")
     }
     fn run_cmd(&self) -> Command {
-        self.run_cmd_at(HOUR_MS)
+        self.run_cmd_at(HOUR_MS, "1")
     }
-    /// `sit run` with `hour_ms` real milliseconds per simulated hour.
-    fn run_cmd_at(&self, hour_ms: &str) -> Command {
+    /// `sit run` with `hour_ms` real milliseconds per simulated hour and `per_hour` probes per
+    /// endpoint, tier and hour.
+    fn run_cmd_at(&self, hour_ms: &str, per_hour: &str) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_sit"));
         c.arg("--data")
             .arg(self.data())
@@ -104,7 +105,7 @@ impl Env {
             .arg("--key")
             .arg(self.dir.path().join("keys/signing-key.pem"))
             .args(["--start", START, "--hour-ms", hour_ms, "--until", UNTIL])
-            .args(["--per-hour", "1", "--print-acks"]);
+            .args(["--per-hour", per_hour, "--print-acks"]);
         c
     }
     fn bundle(&self, date: &str) -> PathBuf {
@@ -421,10 +422,12 @@ fn run_health_turns_503_while_probes_are_due_and_none_is_recorded() {
 #[test]
 fn a_price_corrected_while_running_restates_the_day_before_its_cutoff() {
     let env = Env::new(6, "");
-    // A slower clock than the other tests here: day 1 must be a full day (BASE) while five
-    // other services share the machine.
+    // Day 1 must be a full day (BASE): 3 probes per hour fill the eligibility window (6
+    // attempts) after two hours, where 1 per hour leaves the first six hours invalid, and a
+    // slower clock than the other tests here keeps SLAs while five other services share the
+    // machine.
     let child = env
-        .run_cmd_at("600")
+        .run_cmd_at("600", "3")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
