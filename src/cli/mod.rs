@@ -374,6 +374,11 @@ pub enum BenchWhat {
         endpoints: usize,
         #[arg(long)]
         json: bool,
+        /// How probes are drawn: one kind of work (`uniform`, the earlier model), four
+        /// families per endpoint (`independent`) or the same families for every endpoint in an
+        /// hour (`paired`).
+        #[arg(long, value_enum, default_value = "uniform")]
+        schedule: crate::cli::bench::stability::Schedule,
     },
     /// Compute one day for 3 tiers from synthetic observations.
     Index {

@@ -1,6 +1,6 @@
 //! `sit bench`: the benchmarks behind BENCHMARKS.md (not part of the library's API).
 
-mod stability;
+pub(crate) mod stability;
 
 use crate::clock::{Date, HOUR_MS};
 use crate::index::{compute_day, DayInput, IndexObs, Methodology};
@@ -588,8 +588,9 @@ pub(super) async fn run(what: super::BenchWhat) -> crate::error::Result<()> {
             seed,
             endpoints,
             json,
+            schedule,
         } => {
-            let rows = stability::run(days, seed, endpoints);
+            let rows = stability::run(days, seed, endpoints, schedule);
             if json {
                 println!(
                     "{}",

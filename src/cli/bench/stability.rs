@@ -119,14 +119,32 @@ impl PanelMarket {
             .collect()
     }
 
-    /// The observations the worker would record: 3 probes per endpoint and hour.
-    fn observations(&self, seed: u64, start: Date) -> Vec<IndexObs> {
+    /// The observations the worker would record: 3 probes per endpoint and hour. With
+    /// families (`schedule` other than `Uniform`), each probe is one of 4 families of different
+    /// size (150 to 1,200 SIT: a one-line sum to a long retrieval), and each endpoint is
+    /// relatively dearer or cheaper on each family (a fixed factor exp(0.35 z) per endpoint and
+    /// family: input-heavy and output-heavy work are priced differently by different
+    /// providers); the families are drawn per endpoint (`Independent`, schedule version 1) or
+    /// once per hour for every endpoint (`Paired`, version 2).
+    fn observations(&self, seed: u64, start: Date, schedule: Schedule) -> Vec<IndexObs> {
         let mut r = Rng::new(seed ^ 0x4f42_5345);
+        let mut fam_rng = Rng::new(seed ^ 0x4641_4d49);
+        // per endpoint and family: its relative price of that kind of work
+        let rel: Vec<[f64; 4]> = (0..self.members.len())
+            .map(|_| {
+                std::array::from_fn(|_| {
+                    let z: f64 = (0..12).map(|_| fam_rng.unit_f64()).sum::<f64>() - 6.0;
+                    (0.35 * z).exp()
+                })
+            })
+            .collect();
+        const SIZE: [u64; 4] = [150, 300, 600, 1200];
         let mut out = Vec::new();
         let mut n = 0u64;
         for day in 0..self.days {
             for hour in 0..24u32 {
                 let h = (day * 24 + hour) as usize;
+                let paired: [usize; 3] = std::array::from_fn(|_| fam_rng.range(0, 3) as usize);
                 for (e, m) in self.members.iter().enumerate() {
                     if self.down(e, day, hour) {
                         continue;
@@ -134,7 +152,21 @@ impl PanelMarket {
                     let price = m.level * (self.factor[h] + m.idio[h]).exp();
                     for k in 0..3 {
                         n += 1;
-                        let sit = 300 + r.range(0, 200) as u64;
+                        let (sit, price) = match schedule {
+                            Schedule::Uniform => (300 + r.range(0, 200) as u64, price),
+                            Schedule::Independent | Schedule::Paired => {
+                                let f = if schedule == Schedule::Paired {
+                                    paired[k as usize]
+                                } else {
+                                    fam_rng.range(0, 3) as usize
+                                };
+                                let base = SIZE[f];
+                                (
+                                    base * 4 / 5 + r.range(0, (base * 2 / 5) as i64) as u64,
+                                    price * rel[e][f],
+                                )
+                            }
+                        };
                         let succeeded = !r.chance_permille(m.fault_permille);
                         let correct = succeeded && r.chance_permille(m.quality_permille);
                         // token counts vary around the budget: +-15% cost noise
@@ -328,11 +360,22 @@ fn tracking(values: &[Option<f64>], truth: &[f64]) -> (f64, f64) {
     (cov / (vx * vy).sqrt(), rmse)
 }
 
+/// How probes are drawn in the simulated panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Schedule {
+    /// One kind of work, sizes 300-500 SIT (the model before probe families were simulated).
+    Uniform,
+    /// Four families of different size and relative price, drawn per endpoint (schedule v1).
+    Independent,
+    /// The same families for every endpoint in an hour (schedule v2, paired probes).
+    Paired,
+}
+
 /// Run every method over `days` simulated days of a `n`-endpoint panel.
-pub fn run(days: u32, seed: u64, n: usize) -> Vec<MethodFigures> {
+pub fn run(days: u32, seed: u64, n: usize, schedule: Schedule) -> Vec<MethodFigures> {
     let market = PanelMarket::new(seed, days + 1, n);
     let start = Date::parse("2026-01-01").expect("date");
-    let obs = market.observations(seed, start);
+    let obs = market.observations(seed, start, schedule);
     let truth = market.true_daily();
     let threshold = 0.8;
     let ids: Vec<String> = (0..n).map(|i| format!("ep{i:02}")).collect();
