@@ -587,7 +587,7 @@ mod tests {
     /// the 1.0.0 baseline that motivated it (deterministic: seeded, no clock).
     #[test]
     fn chained_relatives_meet_the_stability_goals_where_levels_do_not() {
-        let rows = run(60, 1, 16);
+        let rows = run(60, 1, 16, Schedule::Uniform);
         let by = |m: &str| rows.iter().find(|r| r.method.starts_with(m)).unwrap();
         let chain = by("1.2.0");
         let previous = by("1.1.0");
@@ -603,6 +603,44 @@ mod tests {
         let base = by("1.0.0");
         assert!(base.loo_max > 0.05, "{base:?}");
         assert_eq!(rows.len(), 6);
+    }
+
+    /// With probe families (different size and relative price per endpoint) the chained index
+    /// stays within a few percent of one endpoint under both schedules, and the schedules do
+    /// draw different work (BENCHMARKS.md has the 5-seed figures).
+    #[test]
+    fn family_schedules_run_and_differ() {
+        let m = PanelMarket::new(2, 21, 16);
+        let start = Date::parse("2026-01-01").unwrap();
+        let a = m.observations(2, start, Schedule::Independent);
+        let b = m.observations(2, start, Schedule::Paired);
+        assert_ne!(
+            a.iter().map(|o| o.attempted_sit).collect::<Vec<_>>(),
+            b.iter().map(|o| o.attempted_sit).collect::<Vec<_>>()
+        );
+        // paired: in each hour every endpoint's k-th probe is of the same family, so its
+        // size lies in that family's band (sizes of one family never overlap another's)
+        let band = |s: u64| {
+            [120..=180, 240..=360, 480..=720, 960..=1440]
+                .iter()
+                .position(|r| r.contains(&s))
+                .unwrap()
+        };
+        let mut by_slot: BTreeMap<(i64, i64), std::collections::BTreeSet<usize>> = BTreeMap::new();
+        for o in &b {
+            let hour = (o.at_ms - start.start_ms()) / HOUR_MS;
+            let k = (o.at_ms - start.start_ms() - hour * HOUR_MS) / 1_200_000;
+            by_slot
+                .entry((hour, k))
+                .or_default()
+                .insert(band(o.attempted_sit));
+        }
+        assert!(by_slot.values().all(|f| f.len() == 1));
+        for s in [Schedule::Independent, Schedule::Paired] {
+            let rows = run(21, 2, 16, s);
+            let chain = rows.iter().find(|r| r.method.starts_with("1.2.0")).unwrap();
+            assert!(chain.loo_max <= 0.03, "{s:?}: {chain:?}");
+        }
     }
 
     #[test]
