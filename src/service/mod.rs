@@ -285,7 +285,7 @@ fn commit(
         per_hour,
         suite_hash: suite.hash.clone(),
         committed_at: format_utc_ms(now_ms),
-        schedule: crate::schedule::SCHEDULE_PAIRED,
+        schedule: crate::schedule::SCHEDULE_STRATIFIED,
     };
     archive
         .put_commitment(&c)

@@ -35,6 +35,8 @@ fn day_seed(master: u64, date: Date) -> u64 {
 pub const SCHEDULE_INDEPENDENT: u32 = 1;
 /// Schedule version 2 (`sit run` from issue 12): paired probes.
 pub const SCHEDULE_PAIRED: u32 = 2;
+/// Schedule version 3 (`sit run` from issue 12's measurement): paired and stratified.
+pub const SCHEDULE_STRATIFIED: u32 = 3;
 
 /// The day's schedule under a schedule version (recorded in the day's commitment).
 pub fn schedule(
@@ -47,8 +49,77 @@ pub fn schedule(
 ) -> Vec<Slot> {
     match version {
         SCHEDULE_INDEPENDENT => day_schedule(suite, endpoints, date, seed, per_hour),
+        SCHEDULE_STRATIFIED => stratified_schedule(suite, endpoints, date, seed, per_hour),
         _ => paired_schedule(suite, endpoints, date, seed, per_hour),
     }
+}
+
+/// Paired and stratified probes (schedule version 3): as [`paired_schedule`], and each tier's
+/// families over the day are a shuffled balanced list (family `i mod n`, for the day's
+/// `24 x per_hour` probes), so every endpoint is probed with each family equally often every
+/// day (exactly, when `24 x per_hour` is a multiple of the tier's families). Why: a chained day
+/// price compares an endpoint with its own previous day, and with families drawn at random its
+/// day-to-day noise is its own family mix changing from one day to the next; pairing alone
+/// leaves that mix random. Measured with `sit bench stability --schedule` (BENCHMARKS.md, 5
+/// seeds): the largest leave-one-out effect averages 0.81% stratified, 1.46% paired, 1.13%
+/// independent.
+pub fn stratified_schedule(
+    suite: &Suite,
+    endpoints: usize,
+    date: Date,
+    seed: u64,
+    per_hour: u32,
+) -> Vec<Slot> {
+    let mut r = Rng::from_bytes(&[b"sit-schedule-stratified-v3", &seed.to_le_bytes()]);
+    let per_day = 24 * per_hour as usize;
+    // each tier's family for each of the day's probe positions
+    let balanced: Vec<Vec<Family>> = suite
+        .tiers
+        .iter()
+        .map(|tier| {
+            let fams: Vec<Family> = tier
+                .families
+                .iter()
+                .map(|f| Family::from_id(f).expect("suite families are known"))
+                .collect();
+            let mut list: Vec<Family> = (0..per_day).map(|i| fams[i % fams.len()]).collect();
+            for i in (1..list.len()).rev() {
+                let j = r.range(0, i as i64) as usize;
+                list.swap(i, j);
+            }
+            list
+        })
+        .collect();
+    let mut out = Vec::with_capacity(endpoints * suite.tiers.len() * per_day);
+    for h in 0..24i64 {
+        for t in 0..suite.tiers.len() {
+            let probes: Vec<(Family, u64)> = (0..per_hour as usize)
+                .map(|k| {
+                    (
+                        balanced[t][h as usize * per_hour as usize + k],
+                        r.next_u64(),
+                    )
+                })
+                .collect();
+            for e in 0..endpoints {
+                for &(family, probe_seed) in &probes {
+                    let off = r.range(0, HOUR_MS * 995 / 1000);
+                    out.push(Slot {
+                        at_ms: date.start_ms() + h * HOUR_MS + off,
+                        endpoint: e,
+                        tier: t,
+                        family,
+                        seed: probe_seed,
+                        nonce: r.hex(8),
+                    });
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.at_ms, a.endpoint, a.tier, &a.nonce).cmp(&(b.at_ms, b.endpoint, b.tier, &b.nonce))
+    });
+    out
 }
 
 /// Paired probes: in each hour of each tier, every endpoint gets the same `per_hour` (family,
@@ -175,6 +246,51 @@ mod tests {
             times.len() > a.len() * 9 / 10,
             "send times are each endpoint's own"
         );
+    }
+
+    /// Schedule version 3: paired as version 2, and every endpoint gets each of a tier's
+    /// families exactly equally often in the day (72 probes, 4 families: 18 each), in an order
+    /// that differs from day to day.
+    #[test]
+    fn stratified_schedule_is_paired_and_balanced_per_day() {
+        let s = Suite::embedded();
+        let d = Date::parse("2026-01-05").unwrap();
+        let a = schedule(s, 5, d, 42, 3, SCHEDULE_STRATIFIED);
+        assert_eq!(a, schedule(s, 5, d, 42, 3, SCHEDULE_STRATIFIED));
+        assert_ne!(a, schedule(s, 5, d, 42, 3, SCHEDULE_PAIRED));
+        assert_eq!(a.len(), 24 * 5 * 3 * 3);
+        let order = |sched: &[Slot], e: usize, t: usize| -> Vec<(i64, String, u64)> {
+            let mut w: Vec<(i64, String, u64)> = sched
+                .iter()
+                .filter(|x| x.endpoint == e && x.tier == t)
+                .map(|x| {
+                    (
+                        (x.at_ms - d.start_ms()) / HOUR_MS,
+                        x.family.id().to_string(),
+                        x.seed,
+                    )
+                })
+                .collect();
+            w.sort();
+            w
+        };
+        for (t, tier) in s.tiers.iter().enumerate() {
+            let w0 = order(&a, 0, t);
+            for e in 1..5 {
+                assert_eq!(order(&a, e, t), w0, "paired: tier {t} endpoint {e}");
+            }
+            for f in &tier.families {
+                assert_eq!(w0.iter().filter(|x| &x.1 == f).count(), 18, "{f}");
+            }
+        }
+        let b = schedule(s, 5, d.succ(), 43, 3, SCHEDULE_STRATIFIED);
+        let fams = |sched: &[Slot]| -> Vec<String> {
+            order(sched, 0, 0).into_iter().map(|x| x.1).collect()
+        };
+        assert_ne!(fams(&a), fams(&b), "the order is drawn per day");
+        let keys: std::collections::BTreeSet<(u64, &str)> =
+            a.iter().map(|x| (x.seed, x.nonce.as_str())).collect();
+        assert_eq!(keys.len(), a.len(), "(seed, nonce) identifies a slot");
     }
 
     #[test]

@@ -142,9 +142,23 @@ impl PanelMarket {
         let mut out = Vec::new();
         let mut n = 0u64;
         for day in 0..self.days {
+            // stratified: 72 slots a day, each family 18 times, in a shuffled order (drawn
+            // only for this schedule, so the others keep their recorded figures)
+            let mut balanced: Vec<usize> = (0..72).map(|i| i % 4).collect();
+            if schedule == Schedule::Stratified {
+                for i in (1..balanced.len()).rev() {
+                    let j = fam_rng.range(0, i as i64) as usize;
+                    balanced.swap(i, j);
+                }
+            }
             for hour in 0..24u32 {
                 let h = (day * 24 + hour) as usize;
-                let paired: [usize; 3] = std::array::from_fn(|_| fam_rng.range(0, 3) as usize);
+                let paired: [usize; 3] = match schedule {
+                    Schedule::Stratified => {
+                        std::array::from_fn(|k| balanced[hour as usize * 3 + k])
+                    }
+                    _ => std::array::from_fn(|_| fam_rng.range(0, 3) as usize),
+                };
                 for (e, m) in self.members.iter().enumerate() {
                     if self.down(e, day, hour) {
                         continue;
@@ -154,8 +168,8 @@ impl PanelMarket {
                         n += 1;
                         let (sit, price) = match schedule {
                             Schedule::Uniform => (300 + r.range(0, 200) as u64, price),
-                            Schedule::Independent | Schedule::Paired => {
-                                let f = if schedule == Schedule::Paired {
+                            Schedule::Independent | Schedule::Paired | Schedule::Stratified => {
+                                let f = if schedule != Schedule::Independent {
                                     paired[k as usize]
                                 } else {
                                     fam_rng.range(0, 3) as usize
@@ -369,6 +383,9 @@ pub enum Schedule {
     Independent,
     /// The same families for every endpoint in an hour (schedule v2, paired probes).
     Paired,
+    /// Paired, and each day's families a shuffled balanced list: every endpoint gets each
+    /// family equally often every day (schedule v3).
+    Stratified,
 }
 
 /// Run every method over `days` simulated days of a `n`-endpoint panel.
