@@ -92,11 +92,11 @@ pub fn stratified_schedule(
         .collect();
     let mut out = Vec::with_capacity(endpoints * suite.tiers.len() * per_day);
     for h in 0..24i64 {
-        for t in 0..suite.tiers.len() {
+        for (t, day_families) in balanced.iter().enumerate() {
             let probes: Vec<(Family, u64)> = (0..per_hour as usize)
                 .map(|k| {
                     (
-                        balanced[t][h as usize * per_hour as usize + k],
+                        day_families[h as usize * per_hour as usize + k],
                         r.next_u64(),
                     )
                 })

@@ -523,8 +523,8 @@ mod tests {
             .unwrap_or_default()
     }
 
-    /// Issue 12's measure: across one day's requests of a tier (the paired schedule `sit run`
-    /// commits, 24 hours x 4 probes per endpoint-hour, 8 endpoints), no run of 30 characters
+    /// Issue 12's measure: across one day's requests of a tier (the schedule `sit run` commits,
+    /// paired and stratified, 24 hours x 4 probes per endpoint-hour, 8 endpoints), no run of 30 characters
     /// of message text (system and user messages) is in more than 25% of the requests. Under
     /// suite 1.0.0 the system line alone is in all of them.
     #[test]
@@ -532,7 +532,14 @@ mod tests {
         use crate::probes::Suite;
         let day = crate::time::Date::parse("2026-11-30").unwrap();
         for (suite, limit_pct) in [(Suite::embedded(), 25), (Suite::v1_0_0(), 100)] {
-            let slots = crate::schedule::schedule(suite, 8, day, 0x5eed, 4, 2);
+            let slots = crate::schedule::schedule(
+                suite,
+                8,
+                day,
+                0x5eed,
+                4,
+                crate::schedule::SCHEDULE_STRATIFIED,
+            );
             for (t, tier) in suite.tiers.iter().enumerate() {
                 let texts: Vec<String> = slots
                     .iter()
