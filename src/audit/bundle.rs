@@ -163,16 +163,21 @@ pub fn export(
     };
     let json = |v: &dyn erased::Ser| v.pretty();
     files.insert("chain.json".into(), json(&chain));
+    // the book read once: each endpoint's schedule as it stands, and the book itself
+    let book = store.book()?;
     let mut prices: BTreeMap<String, PriceSchedule> = BTreeMap::new();
     for (_, _, o) in &run {
         if !prices.contains_key(&o.endpoint) {
-            prices.insert(o.endpoint.clone(), store.prices(&o.endpoint)?);
+            prices.insert(
+                o.endpoint.clone(),
+                book.schedule(&o.endpoint, book.version()),
+            );
         }
     }
     files.insert("prices.json".into(), json(&prices));
     if m.costs_at_determination {
         // every version of every schedule: each determination names the version it used
-        files.insert("price-book.json".into(), json(&store.book()?));
+        files.insert("price-book.json".into(), json(&book));
     }
     files.insert("suite.toml".into(), suite.source.as_bytes().to_vec());
     files.insert(

@@ -90,36 +90,12 @@ pub fn stratified_schedule(
             list
         })
         .collect();
-    let mut out = Vec::with_capacity(endpoints * suite.tiers.len() * per_day);
-    for h in 0..24i64 {
-        for (t, day_families) in balanced.iter().enumerate() {
-            let probes: Vec<(Family, u64)> = (0..per_hour as usize)
-                .map(|k| {
-                    (
-                        day_families[h as usize * per_hour as usize + k],
-                        r.next_u64(),
-                    )
-                })
-                .collect();
-            for e in 0..endpoints {
-                for &(family, probe_seed) in &probes {
-                    let off = r.range(0, HOUR_MS * 995 / 1000);
-                    out.push(Slot {
-                        at_ms: date.start_ms() + h * HOUR_MS + off,
-                        endpoint: e,
-                        tier: t,
-                        family,
-                        seed: probe_seed,
-                        nonce: r.hex(8),
-                    });
-                }
-            }
-        }
-    }
-    out.sort_by(|a, b| {
-        (a.at_ms, a.endpoint, a.tier, &a.nonce).cmp(&(b.at_ms, b.endpoint, b.tier, &b.nonce))
-    });
-    out
+    let ph = per_hour as usize;
+    paired_slots(suite, endpoints, date, per_hour, &mut r, |r, h, t| {
+        (0..ph)
+            .map(|k| (balanced[t][h * ph + k], r.next_u64()))
+            .collect()
+    })
 }
 
 /// Paired probes: in each hour of each tier, every endpoint gets the same `per_hour` (family,
@@ -135,16 +111,32 @@ pub fn paired_schedule(
     per_hour: u32,
 ) -> Vec<Slot> {
     let mut r = Rng::from_bytes(&[b"sit-schedule-paired-v2", &seed.to_le_bytes()]);
+    paired_slots(suite, endpoints, date, per_hour, &mut r, |r, _, t| {
+        (0..per_hour)
+            .map(|_| {
+                let fam = Family::from_id(r.pick(&suite.tiers[t].families).as_str())
+                    .expect("suite families are known");
+                (fam, r.next_u64())
+            })
+            .collect()
+    })
+}
+
+/// The slots of a paired schedule (versions 2 and 3): for each hour and tier, `draw` gives the
+/// hour's (family, seed) probes, and every endpoint gets each of them with its own send time
+/// and nonce, drawn from `r` in that order (so each version's draws stay exactly as committed).
+fn paired_slots(
+    suite: &Suite,
+    endpoints: usize,
+    date: Date,
+    per_hour: u32,
+    r: &mut Rng,
+    mut draw: impl FnMut(&mut Rng, usize, usize) -> Vec<(Family, u64)>,
+) -> Vec<Slot> {
     let mut out = Vec::with_capacity(endpoints * suite.tiers.len() * 24 * per_hour as usize);
     for h in 0..24i64 {
-        for (t, tier) in suite.tiers.iter().enumerate() {
-            let probes: Vec<(Family, u64)> = (0..per_hour)
-                .map(|_| {
-                    let fam = Family::from_id(r.pick(&tier.families).as_str())
-                        .expect("suite families are known");
-                    (fam, r.next_u64())
-                })
-                .collect();
+        for t in 0..suite.tiers.len() {
+            let probes = draw(r, h as usize, t);
             for e in 0..endpoints {
                 for &(family, probe_seed) in &probes {
                     let off = r.range(0, HOUR_MS * 995 / 1000);
