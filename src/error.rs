@@ -49,7 +49,6 @@ impl From<crate::worker::ClientError> for Error {
     fn from(e: crate::worker::ClientError) -> Self {
         use crate::worker::ClientError as C;
         match e {
-            C::Http(h) => Error::Http(h),
             e @ C::CaFile { .. } => Error::Usage(e.to_string()),
             e @ C::Tls(_) => Error::Failed(e.to_string()),
         }

@@ -8,6 +8,7 @@
 
 mod common;
 
+use sit::observation::RxClock;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -275,6 +276,25 @@ async fn first_request_on_a_connection_is_cold_with_connect_and_tls_phases_then_
         }
         for o in obs.iter().filter(|o| o.timings.warm == Some(true)) {
             assert_eq!((o.timings.connect_ns, o.timings.tls_ns), (None, None));
+        }
+        // Issue 13: every received-byte instant, through TLS or not, is the kernel's receive
+        // stamp, and the record says so.
+        if cfg!(target_os = "linux") {
+            for o in obs.iter() {
+                let t = &o.timings;
+                assert_eq!(t.rx_clock, Some(RxClock::Kernel), "tls {tls}: {t:?}");
+                assert_eq!(
+                    t.first_token_clock,
+                    Some(RxClock::Kernel),
+                    "tls {tls}: {t:?}"
+                );
+                let (h, f, l) = (
+                    t.headers_ns.unwrap(),
+                    t.first_token_ns.unwrap(),
+                    t.last_byte_ns.unwrap(),
+                );
+                assert!(h <= f && f <= l, "instants in order: {t:?}");
+            }
         }
     }
 }

@@ -1,49 +1,36 @@
-//! Connection phases (TCP connect, TLS handshake) and warm/cold marking.
+//! The worker's connections: opened by its own connector, so that it knows each one's phases
+//! (TCP connect, TLS handshake) and can read kernel receive stamps on its socket.
 //!
-//! reqwest does not report how a request got its connection, so the worker watches the two
-//! places where that happens:
-//! - a connector layer ([`TimingLayer`]) times every new connection, from the connector call
-//!   to a ready connection, and files it under its socket pair (local, remote address);
-//! - the TLS client's key-exchange groups are wrapped ([`tls_config`]) so that the first key
-//!   share of a handshake notes the instant the TLS phase began: rustls builds it for the
-//!   ClientHello, right after the TCP connection is up. The instant travels through a tokio
-//!   task-local set around that connection's connect future, so concurrent handshakes never
-//!   mix.
+//! Why its own connector: a first-token instant is only as good as the moment the bytes are
+//! noticed, and the kernel's receive stamp ([`super::rxstamp`]) needs the socket read with
+//! `recvmsg`. Owning the connection also makes the phases plain: the connector times the TCP
+//! connect (DNS included) and the TLS handshake itself, and hands both to every response that
+//! comes on the connection ([`ConnMeta`], a hyper "extra").
 //!
-//! After the response headers, the worker looks up the response's socket pair
-//! ([`ConnLog::claim`]): a connection whose connect began during this request and was never
-//! used is **cold** (this request paid for connect and TLS, and the observation carries both
-//! phases); anything else is **warm** (pooled, or opened in the background by another request).
+//! A connection whose connect began during this request and was never used before is **cold**
+//! (this request paid for connect and TLS, and the observation carries both phases); anything
+//! else is **warm** (pooled, or opened in the background by another request).
 
-use hyper_util::client::legacy::connect::{Connection, HttpInfo};
-use rustls::crypto::{ActiveKeyExchange, SupportedKxGroup};
-use std::collections::BTreeMap;
+use super::rxstamp::{RxStamp, StampedTcp};
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::TokioIo;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-tokio::task_local! {
-    /// Set around one connection attempt: where the TLS phase's start instant goes.
-    static TLS_START: Arc<Mutex<Option<Instant>>>;
-}
-
-/// One connection as the connector saw it.
-#[derive(Debug, Clone)]
-struct ConnRecord {
+/// One connection as its connector opened it (handed to every response on it).
+#[derive(Debug)]
+pub struct ConnMeta {
     started: Instant,
     tls_started: Option<Instant>,
     ready: Instant,
-    uses: u64,
-    last_used: Instant,
-}
-
-/// The (local, remote) socket pair of a response's connection.
-pub fn socket_pair(ext: &http::Extensions) -> Option<(SocketAddr, SocketAddr)> {
-    ext.get::<HttpInfo>()
-        .map(|i| (i.local_addr(), i.remote_addr()))
+    uses: AtomicU64,
+    /// The socket's kernel receive stamps.
+    pub rx: Arc<RxStamp>,
 }
 
 /// How one request got its connection.
@@ -57,179 +44,232 @@ pub struct ConnUse {
     pub tls_ns: Option<u64>,
 }
 
-/// Connections opened by one worker's client, by socket pair.
-#[derive(Debug, Default)]
-pub struct ConnLog {
-    conns: Mutex<BTreeMap<(SocketAddr, SocketAddr), ConnRecord>>,
+impl ConnMeta {
+    /// Classify this connection for the request sent at `t0` (counts one use).
+    pub fn claim(&self, t0: Instant) -> ConnUse {
+        let first = self.uses.fetch_add(1, Ordering::AcqRel) == 0;
+        if !(first && self.started >= t0) {
+            return ConnUse {
+                cold: false,
+                connect_ns: None,
+                tls_ns: None,
+            };
+        }
+        let ns = |d: Duration| d.as_nanos() as u64;
+        let tcp_end = self.tls_started.unwrap_or(self.ready);
+        ConnUse {
+            cold: true,
+            connect_ns: Some(ns(tcp_end.saturating_duration_since(self.started))),
+            tls_ns: self
+                .tls_started
+                .map(|t| ns(self.ready.saturating_duration_since(t))),
+        }
+    }
 }
 
-/// Records not used for this long belong to connections the pool has closed (its idle timeout
-/// is 30 s); they are forgotten so that the log stays small.
-const FORGET_AFTER: Duration = Duration::from_secs(120);
+/// The byte stream under one connection: plain TCP or TLS over TCP, both kernel-stamped.
+#[allow(clippy::large_enum_variant)]
+enum Stream {
+    Plain(StampedTcp),
+    Tls(tokio_rustls::client::TlsStream<StampedTcp>),
+}
 
-impl ConnLog {
-    fn insert(&self, key: (SocketAddr, SocketAddr), rec: ConnRecord) {
-        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        // Forget closed connections now and then (not on every insert: a cold round of
-        // thousands of connections would rescan the whole log each time).
-        if conns.len() % 1024 == 1023 {
-            let now = rec.ready;
-            conns.retain(|_, r| now.saturating_duration_since(r.last_used) < FORGET_AFTER);
+/// One connection, as hyper's client pool holds it.
+pub struct Conn {
+    io: TokioIo<Stream>,
+    meta: Arc<ConnMeta>,
+}
+
+impl Connection for Conn {
+    fn connected(&self) -> Connected {
+        Connected::new().extra(self.meta.clone())
+    }
+}
+
+macro_rules! both {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Stream::Plain($s) => $e,
+            Stream::Tls($s) => $e,
         }
-        conns.insert(key, rec);
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        both!(self, s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        both!(self, s => Pin::new(s).poll_write(cx, buf))
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        both!(self, s => Pin::new(s).poll_flush(cx))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        both!(self, s => Pin::new(s).poll_shutdown(cx))
+    }
+}
+
+impl hyper::rt::Read for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// Why a connection could not be opened (hyper reports it as a connect error).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("unsupported URL scheme `{0}` (http or https)")]
+    Scheme(String),
+    #[error("the URL has no host")]
+    NoHost,
+    #[error("`{0}` resolves to no address")]
+    NoAddress(String),
+    #[error("invalid TLS server name `{0}`")]
+    ServerName(String),
+    #[error("no connection within {0} ms")]
+    Timeout(u64),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The worker's connector: DNS, TCP (no Nagle), kernel receive stamps, TLS for `https`.
+#[derive(Clone)]
+pub struct Connector {
+    tls: tokio_rustls::TlsConnector,
+    connect_timeout: Duration,
+    kernel_stamps: bool,
+}
+
+impl Connector {
+    pub fn new(tls: rustls::ClientConfig, connect_timeout: Duration) -> Connector {
+        Connector {
+            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            connect_timeout,
+            kernel_stamps: true,
+        }
     }
 
-    /// Classify the connection a response came on (its socket pair, from the response's
-    /// [`HttpInfo`]), for a request sent at `t0`. `None` without socket information.
-    pub fn claim(&self, pair: Option<(SocketAddr, SocketAddr)>, t0: Instant) -> Option<ConnUse> {
-        let pair = pair?;
-        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(r) = conns.get_mut(&pair) else {
-            // opened before this log existed, or forgotten: certainly not opened for us
-            return Some(ConnUse {
-                cold: false,
-                connect_ns: None,
-                tls_ns: None,
-            });
+    /// Read sockets without kernel receive stamps (every instant from the monotonic clock):
+    /// what `sit bench streams` compares against.
+    pub fn without_kernel_stamps(mut self) -> Connector {
+        self.kernel_stamps = false;
+        self
+    }
+
+    async fn open(self, uri: http::Uri) -> Result<Conn, ConnectError> {
+        let started = Instant::now();
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") | None => false,
+            Some(other) => return Err(ConnectError::Scheme(other.to_string())),
         };
-        let cold = r.uses == 0 && r.started >= t0;
-        r.uses += 1;
-        r.last_used = Instant::now();
-        if !cold {
-            return Some(ConnUse {
-                cold: false,
-                connect_ns: None,
-                tls_ns: None,
-            });
-        }
-        let tcp_end = r.tls_started.unwrap_or(r.ready);
-        let ns = |d: Duration| d.as_nanos() as u64;
-        Some(ConnUse {
-            cold: true,
-            connect_ns: Some(ns(tcp_end.saturating_duration_since(r.started))),
-            tls_ns: r
-                .tls_started
-                .map(|t| ns(r.ready.saturating_duration_since(t))),
+        let host = uri
+            .host()
+            .ok_or(ConnectError::NoHost)?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let timeout_ms = self.connect_timeout.as_millis() as u64;
+        let deadline = tokio::time::Instant::from_std(started + self.connect_timeout);
+        let open = async {
+            let mut last = None;
+            for addr in tokio::net::lookup_host((host.as_str(), port)).await? {
+                match tokio::net::TcpStream::connect(addr).await {
+                    Ok(s) => return Ok(s),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(match last {
+                Some(e) => ConnectError::Io(e),
+                None => ConnectError::NoAddress(host.clone()),
+            })
+        };
+        let tcp = tokio::time::timeout_at(deadline, open)
+            .await
+            .map_err(|_| ConnectError::Timeout(timeout_ms))??;
+        tcp.set_nodelay(true)?;
+        let tcp = StampedTcp::new(tcp, self.kernel_stamps);
+        let rx = tcp.stamp();
+        let (stream, tls_started) = if https {
+            let tls_started = Instant::now();
+            let name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|_| ConnectError::ServerName(host.clone()))?;
+            let s = tokio::time::timeout_at(deadline, self.tls.connect(name, tcp))
+                .await
+                .map_err(|_| ConnectError::Timeout(timeout_ms))??;
+            (Stream::Tls(s), Some(tls_started))
+        } else {
+            (Stream::Plain(tcp), None)
+        };
+        Ok(Conn {
+            io: TokioIo::new(stream),
+            meta: Arc::new(ConnMeta {
+                started,
+                tls_started,
+                ready: Instant::now(),
+                uses: AtomicU64::new(0),
+                rx,
+            }),
         })
     }
 }
 
-/// The connector layer that times and files every new connection.
-#[derive(Clone)]
-pub struct TimingLayer {
-    log: Arc<ConnLog>,
-}
+impl tower_service::Service<http::Uri> for Connector {
+    type Response = Conn;
+    type Error = ConnectError;
+    type Future = Pin<Box<dyn Future<Output = Result<Conn, ConnectError>> + Send>>;
 
-impl TimingLayer {
-    pub fn new(log: Arc<ConnLog>) -> TimingLayer {
-        TimingLayer { log }
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        Box::pin(self.clone().open(uri))
     }
 }
 
-impl<S> tower_layer::Layer<S> for TimingLayer {
-    type Service = Timing<S>;
-    fn layer(&self, inner: S) -> Timing<S> {
-        Timing {
-            inner,
-            log: self.log.clone(),
-        }
-    }
-}
-
-/// See [`TimingLayer`].
-#[derive(Clone)]
-pub struct Timing<S> {
-    inner: S,
-    log: Arc<ConnLog>,
-}
-
-impl<S, R> tower_service::Service<R> for Timing<S>
-where
-    S: tower_service::Service<R>,
-    S::Response: Connection + Send + 'static,
-    S::Error: Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: R) -> Self::Future {
-        let started = Instant::now();
-        let fut = self.inner.call(req);
-        let log = self.log.clone();
-        let tls = Arc::new(Mutex::new(None));
-        Box::pin(TLS_START.scope(tls.clone(), async move {
-            let conn = fut.await?;
-            let ready = Instant::now();
-            let mut ext = http::Extensions::new();
-            conn.connected().get_extras(&mut ext);
-            if let Some(info) = ext.get::<HttpInfo>() {
-                let tls_started = *tls.lock().unwrap_or_else(|p| p.into_inner());
-                log.insert(
-                    (info.local_addr(), info.remote_addr()),
-                    ConnRecord {
-                        started,
-                        tls_started,
-                        ready,
-                        uses: 0,
-                        last_used: ready,
-                    },
-                );
-            }
-            Ok(conn)
-        }))
-    }
-}
-
-/// A key-exchange group that notes when a handshake starts (see the module doc).
-#[derive(Debug)]
-struct TimedKx(&'static dyn SupportedKxGroup);
-
-impl SupportedKxGroup for TimedKx {
-    fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, rustls::Error> {
-        let _ = TLS_START.try_with(|t| {
-            t.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert_with(Instant::now);
-        });
-        self.0.start()
-    }
-    fn ffdhe_group(&self) -> Option<rustls::ffdhe_groups::FfdheGroup<'static>> {
-        self.0.ffdhe_group()
-    }
-    fn name(&self) -> rustls::NamedGroup {
-        self.0.name()
-    }
-    fn fips(&self) -> bool {
-        self.0.fips()
-    }
-    fn usable_for_version(&self, version: rustls::ProtocolVersion) -> bool {
-        self.0.usable_for_version(version)
-    }
-}
-
-/// The ring provider with timed key-exchange groups (built once per process).
+/// The ring crypto provider (built once per process).
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     static P: OnceLock<Arc<rustls::crypto::CryptoProvider>> = OnceLock::new();
-    P.get_or_init(|| {
-        let mut p = rustls::crypto::ring::default_provider();
-        p.kx_groups = p
-            .kx_groups
-            .into_iter()
-            .map(|g| &*Box::leak(Box::new(TimedKx(g))) as &'static dyn SupportedKxGroup)
-            .collect();
-        Arc::new(p)
-    })
-    .clone()
+    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
 }
 
-/// The worker's TLS client configuration: the Mozilla roots (webpki-roots, as reqwest's
-/// default), plus `extra_roots` (a private gateway's CA), HTTP/1.1, timed handshakes.
+/// The worker's TLS client configuration: the Mozilla roots (webpki-roots), plus
+/// `extra_roots` (a private gateway's CA), HTTP/1.1.
 pub fn tls_config(
     extra_roots: &[rustls::pki_types::CertificateDer<'static>],
 ) -> Result<rustls::ClientConfig, rustls::Error> {
@@ -250,34 +290,25 @@ pub fn tls_config(
 mod tests {
     use super::*;
 
-    fn pair(local: u16) -> (SocketAddr, SocketAddr) {
-        (
-            SocketAddr::from(([127, 0, 0, 1], local)),
-            SocketAddr::from(([127, 0, 0, 1], 443)),
-        )
-    }
-
-    fn rec(started: Instant, tls: Option<Instant>, ready: Instant) -> ConnRecord {
-        ConnRecord {
+    fn meta(started: Instant, tls: Option<Instant>, ready: Instant) -> ConnMeta {
+        ConnMeta {
             started,
             tls_started: tls,
             ready,
-            uses: 0,
-            last_used: ready,
+            uses: AtomicU64::new(0),
+            rx: Arc::default(),
         }
     }
 
     #[test]
     fn first_use_of_a_connection_opened_during_the_request_is_cold_with_its_phases() {
-        let log = ConnLog::default();
         let t0 = Instant::now();
         let started = t0 + Duration::from_millis(1);
         let tls = started + Duration::from_millis(3);
         let ready = tls + Duration::from_millis(7);
-        log.insert(pair(5000), rec(started, Some(tls), ready));
-        let u = log.claim(Some(pair(5000)), t0).unwrap();
+        let m = meta(started, Some(tls), ready);
         assert_eq!(
-            u,
+            m.claim(t0),
             ConnUse {
                 cold: true,
                 connect_ns: Some(3_000_000),
@@ -285,30 +316,22 @@ mod tests {
             }
         );
         // the second request on it is warm
-        let u = log.claim(Some(pair(5000)), Instant::now()).unwrap();
+        let u = m.claim(Instant::now());
         assert!(!u.cold && u.connect_ns.is_none() && u.tls_ns.is_none());
     }
 
     #[test]
     fn a_connection_opened_before_the_request_began_is_warm_and_plain_tcp_has_no_tls_phase() {
-        let log = ConnLog::default();
         let started = Instant::now();
         let ready = started + Duration::from_millis(2);
-        log.insert(pair(5001), rec(started, None, ready));
-        log.insert(
-            pair(5002),
-            rec(ready, None, ready + Duration::from_millis(2)),
-        );
         // opened by another request's race before this one started: no connect cost here
-        let later = ready + Duration::from_millis(1);
-        assert!(!log.claim(Some(pair(5001)), later).unwrap().cold);
-        let u = log.claim(Some(pair(5002)), started).unwrap();
+        let m = meta(started, None, ready);
+        assert!(!m.claim(ready + Duration::from_millis(1)).cold);
+        let m = meta(ready, None, ready + Duration::from_millis(2));
+        let u = m.claim(started);
         assert_eq!(
             (u.cold, u.connect_ns, u.tls_ns),
             (true, Some(2_000_000), None)
         );
-        // unknown pair (opened before the log existed): warm; no socket info: unknown
-        assert!(!log.claim(Some(pair(6000)), started).unwrap().cold);
-        assert_eq!(log.claim(None, started), None);
     }
 }

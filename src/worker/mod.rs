@@ -1,8 +1,10 @@
 //! The probe worker: sends one probe to one endpoint and records what happened.
 //!
-//! Timing uses the monotonic clock only, in nanoseconds from the moment the request is handed
-//! to the HTTP client: response headers, first body byte, first content of any kind, first
-//! answer token, every SSE event, last byte. Every way an attempt can go wrong ends as an
+//! Timing is in nanoseconds on the monotonic clock from the moment the request is handed to
+//! the HTTP client: response headers, first body byte, first content of any kind, first answer
+//! token, every SSE event, last byte. Each received-byte instant is the kernel's receive stamp
+//! of the read that delivered the bytes where the kernel gives one ([`rxstamp`]), else the
+//! moment the worker noticed them; the observation records which. Every way an attempt can go wrong ends as an
 //! [`Observation`] with a [`FailureClass`]; nothing a server sends can panic the worker.
 //! The API key is attached to the request and scrubbed from anything recorded.
 
@@ -23,6 +25,7 @@ pub mod ratelimit;
 pub mod recorder;
 pub mod retry;
 pub mod runner;
+pub mod rxstamp;
 
 /// Why a probe could not even be attempted (nothing was sent, nothing is recorded).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,8 +57,8 @@ fn replace_bytes(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
 /// Whether a request error means the server closed or reset the connection after the request
 /// went out (hyper's "connection closed before message completed", a reset, a broken pipe),
 /// as opposed to a connection that could not be made at all.
-fn closed_before_headers(e: &reqwest::Error) -> bool {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+fn closed_before_headers(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = src {
         if let Some(h) = s.downcast_ref::<hyper::Error>() {
             if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
@@ -76,14 +79,55 @@ fn closed_before_headers(e: &reqwest::Error) -> bool {
     false
 }
 
+/// The worker's HTTP client: hyper's pool over the worker's own connector ([`conn`]).
+type HttpClient =
+    hyper_util::client::legacy::Client<conn::Connector, http_body_util::Full<bytes::Bytes>>;
+
+fn http_client(connector: conn::Connector) -> HttpClient {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .build(connector)
+}
+
+const USER_AGENT: &str = concat!("sit-oracle/", env!("CARGO_PKG_VERSION"));
+
+/// The next data frame of a response body (trailers are skipped); `None` at the end.
+async fn next_chunk(
+    body: &mut hyper::body::Incoming,
+) -> Result<Option<bytes::Bytes>, hyper::Error> {
+    use http_body_util::BodyExt;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            return Ok(Some(data));
+        }
+    }
+    Ok(None)
+}
+
+/// An error and its causes, `: `-joined (hyper's own message is terse: "client error
+/// (Connect)"). Never holds the URL's query or the key: requests carry the key in a header.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let m = s.to_string();
+        if !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        src = s.source();
+    }
+    out
+}
+
 /// Shared probe machinery: one HTTP client (connection pool), timeouts, suite, clock.
 #[derive(Clone)]
 pub struct Worker {
     /// Names this worker's hash chain in the store.
     id: String,
-    client: reqwest::Client,
-    /// The client's connections, for phases and warm/cold marking.
-    conns: Arc<conn::ConnLog>,
+    client: HttpClient,
+    connector: conn::Connector,
     defaults: Defaults,
     clock: Arc<dyn Clock>,
     suite: &'static Suite,
@@ -96,8 +140,6 @@ pub struct Worker {
 /// The worker's HTTP client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
     #[error("cannot use tls_ca_file {path}: {why}\n  hint: point defaults.tls_ca_file at a PEM file of CA certificates, or remove it")]
@@ -134,25 +176,29 @@ impl Worker {
             Some(path) => read_ca_file(path)?,
             None => Vec::new(),
         };
-        let conns = Arc::new(conn::ConnLog::default());
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(defaults.connect_timeout_ms))
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .user_agent(concat!("sit-oracle/", env!("CARGO_PKG_VERSION")))
-            .use_preconfigured_tls(conn::tls_config(&extra_roots)?)
-            .connector_layer(conn::TimingLayer::new(conns.clone()))
-            .build()?;
+        let connector = conn::Connector::new(
+            conn::tls_config(&extra_roots)?,
+            Duration::from_millis(defaults.connect_timeout_ms),
+        );
         Ok(Worker {
             id: "w1".into(),
-            client,
-            conns,
+            client: http_client(connector.clone()),
+            connector,
             defaults,
             clock,
             suite: Suite::embedded(),
             methodology,
             price_version: None,
         })
+    }
+
+    /// A worker that reads its sockets without kernel receive stamps (every received-byte
+    /// instant from the monotonic clock, recorded as such), with its own connection pool: the
+    /// comparison `sit bench streams` measures.
+    pub fn without_kernel_stamps(mut self) -> Worker {
+        self.connector = self.connector.without_kernel_stamps();
+        self.client = http_client(self.connector.clone());
+        self
     }
 
     /// State the price book version this worker's schedules come from in its records.
@@ -375,56 +421,60 @@ impl Worker {
                 retry_after_ms: None,
             })
         };
-        let mut rb = self.client.post(&http.url).body(http.body);
+        let mut rb = http::Request::post(&http.url).header(http::header::USER_AGENT, USER_AGENT);
         for (k, v) in &http.headers {
             rb = rb.header(k, v);
         }
+        let req = match rb.body(http_body_util::Full::new(bytes::Bytes::from(http.body))) {
+            Ok(r) => r,
+            Err(e) => {
+                let detail = format!("cannot build the request to {}: {e}", endpoint.base_url);
+                return (None, fail(FailureClass::Connect, detail));
+            }
+        };
         let t0 = Instant::now();
-        let ns = |i: Instant| i.duration_since(t0).as_nanos() as u64;
+        // Received-byte instants: kernel stamps of the response's connection where it has them.
+        let mut rx = rxstamp::RxTimeline::new(t0);
         let first_token_deadline = t0 + Duration::from_millis(self.defaults.first_token_timeout_ms);
         let total_deadline = t0 + Duration::from_millis(self.defaults.total_timeout_ms);
         let stall = Duration::from_millis(self.defaults.stall_timeout_ms);
 
-        let resp = match tokio::time::timeout_at(first_token_deadline.into(), rb.send()).await {
-            Ok(Ok(r)) => r,
-            Err(_) => {
-                let detail = "no response headers before the first-token timeout";
-                return (None, fail(FailureClass::TimeoutHeaders, detail.into()));
-            }
-            Ok(Err(e)) => {
-                let (class, detail) = if e.is_timeout() {
-                    (
-                        FailureClass::TimeoutHeaders,
-                        "timed out waiting for headers".to_string(),
-                    )
-                } else if e.is_connect() {
-                    (
-                        FailureClass::Connect,
-                        format!("cannot connect to {}", endpoint.base_url),
-                    )
-                } else if closed_before_headers(&e) {
-                    (
-                        FailureClass::ConnectionClosed,
-                        format!(
-                            "the connection closed before response headers: {}",
-                            e.without_url()
-                        ),
-                    )
-                } else {
-                    (
-                        FailureClass::Connect,
-                        format!("request failed: {}", e.without_url()),
-                    )
-                };
-                return (None, fail(class, detail));
-            }
-        };
-        t.headers_ns = Some(ns(Instant::now()));
-        if let Some(u) = self.conns.claim(conn::socket_pair(resp.extensions()), t0) {
+        let resp =
+            match tokio::time::timeout_at(first_token_deadline.into(), self.client.request(req))
+                .await
+            {
+                Ok(Ok(r)) => r,
+                Err(_) => {
+                    let detail = "no response headers before the first-token timeout";
+                    return (None, fail(FailureClass::TimeoutHeaders, detail.into()));
+                }
+                Ok(Err(e)) => {
+                    let cause = error_chain(&e);
+                    let (class, detail) = if e.is_connect() {
+                        (
+                            FailureClass::Connect,
+                            format!("cannot connect to {}: {cause}", endpoint.base_url),
+                        )
+                    } else if closed_before_headers(&e) {
+                        (
+                            FailureClass::ConnectionClosed,
+                            format!("the connection closed before response headers: {cause}"),
+                        )
+                    } else {
+                        (FailureClass::Connect, format!("request failed: {cause}"))
+                    };
+                    return (None, fail(class, detail));
+                }
+            };
+        if let Some(m) = resp.extensions().get::<Arc<conn::ConnMeta>>() {
+            rx.attach(Some(m.rx.clone()));
+            let u = m.claim(t0);
             t.warm = Some(!u.cold);
             t.connect_ns = u.connect_ns;
             t.tls_ns = u.tls_ns;
         }
+        t.headers_ns = Some(rx.received().0);
+        t.rx_clock = rx.source();
         let status = resp.status().as_u16();
         if status >= 300 {
             let hs = resp.headers();
@@ -433,14 +483,15 @@ impl Worker {
                 self.clock.now_ms(),
             );
             let mut body = Vec::new();
-            let mut resp = resp;
-            while let Ok(Ok(Some(c))) = tokio::time::timeout(stall, resp.chunk()).await {
+            let mut resp = resp.into_body();
+            while let Ok(Ok(Some(c))) = tokio::time::timeout(stall, next_chunk(&mut resp)).await {
                 body.extend_from_slice(&c);
                 if body.len() > 64 * 1024 {
                     break;
                 }
             }
-            t.last_byte_ns = Some(ns(Instant::now()));
+            t.last_byte_ns = Some(rx.received().0);
+            t.rx_clock = rx.source();
             raw.extend_from_slice(&body);
             let (detail, quota) = endpoint.dialect.error_detail(&body);
             let class = match status {
@@ -464,10 +515,11 @@ impl Worker {
             );
         }
 
-        let mut resp = resp;
+        let mut resp = resp.into_body();
         let mut dec = SseDecoder::new();
         let mut events = Vec::new();
         let mut body_bytes: u64 = 0;
+        let mut last_src = None;
         loop {
             let deadline = if t.first_token_ns.is_none() {
                 first_token_deadline
@@ -491,7 +543,7 @@ impl Worker {
                 return expired();
             }
             let wait = (deadline - now).min(stall);
-            let chunk = match tokio::time::timeout(wait, resp.chunk()).await {
+            let chunk = match tokio::time::timeout(wait, next_chunk(&mut resp)).await {
                 Err(_) if Instant::now() >= deadline => return expired(),
                 Err(_) => {
                     return (
@@ -512,14 +564,16 @@ impl Worker {
                         Some(status),
                         fail(
                             FailureClass::Truncated,
-                            format!("body read failed: {}", e.without_url()),
+                            format!("body read failed: {}", error_chain(&e)),
                         ),
                     );
                 }
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(c))) => c,
             };
-            let at = ns(Instant::now());
+            let (at, src) = rx.received();
+            last_src = Some(src);
+            t.rx_clock = rx.source();
             t.first_byte_ns.get_or_insert(at);
             t.last_byte_ns = Some(at);
             body_bytes += chunk.len() as u64;
@@ -543,7 +597,12 @@ impl Worker {
                     ),
                 );
             }
-            if self.apply(endpoint, &events, at, t, st) {
+            let had_token = t.first_token_ns.is_some();
+            let over = self.apply(endpoint, &events, at, t, st);
+            if !had_token && t.first_token_ns.is_some() {
+                t.first_token_clock = Some(src);
+            }
+            if over {
                 // Events after the end are not applied (Dialect::replay does the same).
                 return (Some(status), None);
             }
@@ -559,7 +618,11 @@ impl Worker {
             );
         }
         let end = t.last_byte_ns.unwrap_or(0);
+        let had_token = t.first_token_ns.is_some();
         self.apply(endpoint, &events, end, t, st);
+        if !had_token && t.first_token_ns.is_some() {
+            t.first_token_clock = last_src;
+        }
         (Some(status), None)
     }
 

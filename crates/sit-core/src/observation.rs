@@ -158,6 +158,28 @@ pub struct Timings {
     /// Cold TLS connections only: TLS handshake time, ns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_ns: Option<u64>,
+    /// Where the received-byte instants (headers, body bytes, events, first token, last byte)
+    /// came from: the kernel's receive stamps, the monotonic clock when the worker noticed the
+    /// bytes, or some of each. Absent in records made before the worker read kernel stamps
+    /// (all monotonic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rx_clock: Option<RxClock>,
+    /// The source of `first_token_ns` alone (absent with no first token, or in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_token_clock: Option<RxClock>,
+}
+
+/// The clock a received-byte instant was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RxClock {
+    /// The kernel's receive timestamp of the packet (`SO_TIMESTAMPNS`), as an age subtracted
+    /// from the monotonic clock.
+    Kernel,
+    /// The monotonic clock when the worker's task noticed the bytes (the kernel gave no stamp).
+    Monotonic,
+    /// Some instants from each (only in `rx_clock`).
+    Mixed,
 }
 
 /// The token triple and the billing basis.

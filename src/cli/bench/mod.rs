@@ -271,9 +271,10 @@ pub async fn streams_bench(
         stall_timeout_ms: 60_000,
         ..Default::default()
     };
-    let worker = Worker::new(defaults, Arc::new(SystemClock), Methodology::default())
+    let kernel = Worker::new(defaults, Arc::new(SystemClock), Methodology::default())
         .map_err(|e| e.to_string())?
         .with_id("bench");
+    let monotonic = kernel.clone().without_kernel_stamps();
     let tier = Suite::embedded().tier("t2").expect("t2").clone();
     let families: Vec<Family> = tier
         .families
@@ -285,7 +286,14 @@ pub async fn streams_bench(
         "streams: {streams} OpenAI streams started over {ramp_ms} ms, injected first-token delay {ttft_ms} ms median (jitter {jitter_permille}/1000) + prompt tokens/40, answers at 10 tokens/s, simulator {}",
         if separate_process { "in a separate process" } else { "in this process" }
     )];
-    for round in ["cold", "warm"] {
+    // The same rounds twice: first-token instants from the kernel's receive stamps, then with
+    // stamps off (the moment the worker noticed the bytes), on a fresh pool each.
+    for (round, worker) in [
+        ("cold, kernel stamps", &kernel),
+        ("warm, kernel stamps", &kernel),
+        ("cold, monotonic only", &monotonic),
+        ("warm, monotonic only", &monotonic),
+    ] {
         let start = Arc::new(tokio::sync::Barrier::new(streams));
         let t0 = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
@@ -324,6 +332,7 @@ pub async fn streams_bench(
             hist().map_err(|e| e.to_string())?,
         );
         let (mut failed, mut early, mut unmatched) = (BTreeMapCount::default(), 0u64, 0u64);
+        let mut sources = BTreeMapCount::default();
         for (began, _, o) in &obs {
             if let Some(f) = &o.failure {
                 failed.add(f.class.as_str());
@@ -334,6 +343,12 @@ pub async fn streams_bench(
                 continue;
             };
             let measured_ns = o.timings.first_token_ns.unwrap_or(0);
+            sources.add(match o.timings.first_token_clock {
+                Some(crate::observation::RxClock::Kernel) => "kernel",
+                Some(crate::observation::RxClock::Monotonic) => "monotonic",
+                Some(crate::observation::RxClock::Mixed) => "mixed",
+                None => "none",
+            });
             let injected_ns = injected_ms * 1_000_000;
             if measured_ns < injected_ns {
                 early += 1;
@@ -354,9 +369,10 @@ pub async fn streams_bench(
             )
         };
         lines.push(format!(
-            "  {round}: {} complete, failures {:?}, {unmatched} unmatched, {early} before the injected delay, in {wall:.2} s; streams open at a first token: min {}, p50 {}, max {}\n    TTFT error vs injected delay: {}\n    client-added (vs server's own first-token instant): {}",
+            "  {round}: {} complete, failures {:?}, {unmatched} unmatched, {early} before the injected delay, in {wall:.2} s; first-token instant from {:?}; streams open at a first token: min {}, p50 {}, max {}\n    TTFT error vs injected delay: {}\n    client-added (vs server's own first-token instant): {}",
             vs_injected.len(),
             failed.0,
+            sources.0,
             open_at_first.min(),
             open_at_first.value_at_quantile(0.5),
             open_at_first.max(),
