@@ -401,6 +401,8 @@ mod tests {
             content_before_role: false,
             price_version: None,
             weights: None,
+            vantage: None,
+            origin: None,
         }
     }
 

@@ -126,6 +126,8 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 pub struct Worker {
     /// Names this worker's hash chain in the store.
     id: String,
+    /// The vantage point named in its records (probe network workers).
+    vantage: Option<String>,
     client: HttpClient,
     connector: conn::Connector,
     defaults: Defaults,
@@ -182,6 +184,7 @@ impl Worker {
         );
         Ok(Worker {
             id: "w1".into(),
+            vantage: None,
             client: http_client(connector.clone()),
             connector,
             defaults,
@@ -204,6 +207,14 @@ impl Worker {
     /// State the price book version this worker's schedules come from in its records.
     pub fn with_price_version(mut self, version: u64) -> Worker {
         self.price_version = Some(version);
+        self
+    }
+
+    /// A probe network worker at `vantage`: its records name it, and form the chain of that
+    /// name.
+    pub fn at_vantage(mut self, vantage: &str) -> Worker {
+        self.id = vantage.to_string();
+        self.vantage = Some(vantage.to_string());
         self
     }
 
@@ -255,6 +266,8 @@ impl Worker {
             content_before_role: false,
             price_version: self.price_version,
             weights: endpoint.weights.clone(),
+            vantage: self.vantage.clone(),
+            origin: None,
             correct: false,
             within_sla: false,
             tokens: Default::default(),
@@ -654,66 +667,7 @@ impl Worker {
 
 /// A plausible recorded observation (benchmarks and unit tests start from it).
 pub(crate) fn sample_observation() -> crate::observation::Observation {
-    use crate::observation::*;
-    Observation {
-        seq: 0,
-        prev_hash: String::new(),
-        worker: "w1".into(),
-        endpoint: "sim-atlas".into(),
-        provider: "sim-atlas".into(),
-        model: "sim-atlas-chat".into(),
-        dialect: "openai".into(),
-        region: "loopback".into(),
-        tier: "t1".into(),
-        family: "t1.arith".into(),
-        family_version: 1,
-        seed: 0,
-        nonce: "0123456789abcdef".into(),
-        suite_hash: "0".repeat(64),
-        at_ms: 0,
-        clock: "system".into(),
-        retry: 0,
-        http_status: Some(200),
-        failure: None,
-        timings: Timings {
-            headers_ns: Some(1_000_000),
-            first_byte_ns: Some(1_100_000),
-            first_content_ns: Some(120_000_000),
-            first_token_ns: Some(120_000_000),
-            last_byte_ns: Some(150_000_000),
-            event_ns: vec![
-                1_100_000,
-                120_000_000,
-                130_000_000,
-                140_000_000,
-                150_000_000,
-            ],
-            ..Default::default()
-        },
-        answer: "1136".into(),
-        finish_reason: Some("stop".into()),
-        server_model: Some("sim-atlas-chat".into()),
-        correct: true,
-        within_sla: true,
-        tokens: Tokens {
-            usage_reported: true,
-            reported_input: Some(40),
-            reported_output: Some(2),
-            ref_input: 40,
-            ref_output: 2,
-            billed_input: 40,
-            billed_output: 2,
-            ..Default::default()
-        },
-        price: None,
-        cost: crate::fixed::Pusd(7_200_000),
-        sit_size: 80,
-        delivered_sit: 80,
-        evidence: None,
-        content_before_role: false,
-        price_version: None,
-        weights: None,
-    }
+    crate::observation::sample()
 }
 
 #[cfg(test)]

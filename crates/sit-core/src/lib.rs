@@ -17,6 +17,7 @@
 //! The `sit` crate (worker, dialects, store, publisher, server, simulator) depends on this one;
 //! never the other way.
 
+pub mod batch;
 pub mod certificate;
 pub mod commit;
 pub mod derive;

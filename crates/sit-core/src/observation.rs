@@ -270,6 +270,23 @@ pub struct Observation {
     /// model behind several hosts). Omitted when the endpoint names none: then `model`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<String>,
+    /// The vantage point the attempt was made from (a probe network worker's `--vantage`);
+    /// absent for the embedded worker of `sit run`. Latency and SLA are judged here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vantage: Option<String>,
+    /// Where a collected record came from: its seq and hash in the worker's own chain, as the
+    /// worker signed it (the collector's store gives it a new seq and links it into its own
+    /// copy of that worker's chain). Absent for records made where they are stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// A collected record's position in the chain of the worker that made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub seq: u64,
+    /// blake3 of the record's bytes at the worker, hex.
+    pub hash: String,
 }
 
 /// What a redacted secret is replaced with.
@@ -439,5 +456,71 @@ mod class_tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), FailureClass::ALL.len());
+    }
+}
+
+/// A plausible recorded observation (benchmarks and unit tests start from it).
+#[doc(hidden)]
+pub fn sample() -> Observation {
+    Observation {
+        seq: 0,
+        prev_hash: String::new(),
+        worker: "w1".into(),
+        endpoint: "sim-atlas".into(),
+        provider: "sim-atlas".into(),
+        model: "sim-atlas-chat".into(),
+        dialect: "openai".into(),
+        region: "loopback".into(),
+        tier: "t1".into(),
+        family: "t1.arith".into(),
+        family_version: 1,
+        seed: 0,
+        nonce: "0123456789abcdef".into(),
+        suite_hash: "0".repeat(64),
+        at_ms: 0,
+        clock: "system".into(),
+        retry: 0,
+        http_status: Some(200),
+        failure: None,
+        timings: Timings {
+            headers_ns: Some(1_000_000),
+            first_byte_ns: Some(1_100_000),
+            first_content_ns: Some(120_000_000),
+            first_token_ns: Some(120_000_000),
+            last_byte_ns: Some(150_000_000),
+            event_ns: vec![
+                1_100_000,
+                120_000_000,
+                130_000_000,
+                140_000_000,
+                150_000_000,
+            ],
+            ..Default::default()
+        },
+        answer: "1136".into(),
+        finish_reason: Some("stop".into()),
+        server_model: Some("sim-atlas-chat".into()),
+        correct: true,
+        within_sla: true,
+        tokens: Tokens {
+            usage_reported: true,
+            reported_input: Some(40),
+            reported_output: Some(2),
+            ref_input: 40,
+            ref_output: 2,
+            billed_input: 40,
+            billed_output: 2,
+            ..Default::default()
+        },
+        price: None,
+        cost: crate::fixed::Pusd(7_200_000),
+        sit_size: 80,
+        delivered_sit: 80,
+        evidence: None,
+        content_before_role: false,
+        price_version: None,
+        weights: None,
+        vantage: None,
+        origin: None,
     }
 }

@@ -816,6 +816,8 @@ fn probe_obs(
         content_before_role: false,
         price_version: Some(1),
         weights: None,
+        vantage: None,
+        origin: None,
     }
 }
 

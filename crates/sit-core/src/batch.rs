@@ -1,0 +1,337 @@
+//! Observation batches: what a probe worker at one vantage signs and ships to the collector,
+//! and the collector's checks before anything reaches its store. Pure: no network, no clock.
+//!
+//! A batch is a signed JSON document (the [`crate::signing`] scheme):
+//! `{"kind": "sit-observation-batch", "vantage", "key_id", "first_seq", "prev_hash", "records",
+//! "signature"}`. `records` are the worker's stored records **as text**, exactly the bytes it
+//! hashed into its chain, so the collector recomputes every hash from what was signed rather
+//! than from a re-serialisation that another build might order differently.
+//!
+//! The collector keeps, per vantage, the tip of the chain it has stored ([`Tip`]: the next
+//! worker seq it expects and the hash of the last record). A batch then either extends the
+//! tip, repeats records already stored (a publish retried after a lost ack, a redelivery after
+//! a collector crash: the stored prefix is skipped, the rest appended, nothing twice), or does
+//! not join (a gap or a fork: refused, with the reason, never stored).
+//!
+//! The batch id (JetStream's `Nats-Msg-Id`) is the blake3 of the signed bytes, so the same
+//! batch published twice is the same message to the server's deduplication as well.
+
+use crate::observation::Observation;
+use crate::signing::{hex, key_id, sign_value, verify_value, VerifyError};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+/// The `kind` member of every batch.
+pub const KIND: &str = "sit-observation-batch";
+
+/// The chain anchor of a worker's first record (32 zero bytes, hex).
+pub fn genesis_hex() -> String {
+    "0".repeat(64)
+}
+
+/// One record as the worker stored it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordText {
+    /// The worker's seq (its own chain position).
+    pub seq: u64,
+    /// The record's bytes (observation JSON); its hash is blake3 of these.
+    pub text: String,
+}
+
+/// Sign a batch of consecutive records of `vantage`'s chain (`prev_hash`: the hash of the
+/// record before the first, hex). Returns the signed document's bytes.
+pub fn sign(
+    vantage: &str,
+    key: &SigningKey,
+    prev_hash: &str,
+    records: &[RecordText],
+) -> Vec<u8> {
+    let first_seq = records.first().map(|r| r.seq).unwrap_or(0);
+    let v = serde_json::json!({
+        "kind": KIND,
+        "vantage": vantage,
+        "key_id": key_id(&key.verifying_key()),
+        "first_seq": first_seq,
+        "prev_hash": prev_hash,
+        "records": records.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(),
+    });
+    sign_value(v, key)
+}
+
+/// A batch's id: blake3 of its signed bytes, hex (JetStream's `Nats-Msg-Id`).
+pub fn id(doc: &[u8]) -> String {
+    blake3::hash(doc).to_hex().to_string()
+}
+
+/// One record of a batch that passed [`open`].
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub seq: u64,
+    /// blake3 of the record's bytes (the worker's chain hash).
+    pub hash: [u8; 32],
+    pub obs: Observation,
+}
+
+/// A batch whose signature, sender and inner chain checked out.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub vantage: String,
+    pub first_seq: u64,
+    pub prev_hash: String,
+    pub records: Vec<Opened>,
+}
+
+/// Why a batch is refused (into the dead-letter record, never the store).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("not a batch: {0}")]
+    Malformed(String),
+    #[error("unknown worker: vantage `{0}` is not in workers.toml")]
+    UnknownWorker(String),
+    #[error("signature of vantage `{vantage}` does not verify: {why}")]
+    Signature { vantage: String, why: String },
+    #[error("broken chain: {0}")]
+    BrokenChain(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire {
+    kind: String,
+    // read before verification (the key depends on it), and covered by the signature
+    #[allow(dead_code)]
+    vantage: String,
+    #[allow(dead_code)]
+    key_id: String,
+    first_seq: u64,
+    prev_hash: String,
+    records: Vec<String>,
+}
+
+/// Check a batch: it parses, names a known vantage (`key_of` gives its registered key), its
+/// signature verifies with that key, and its records are consecutive links of that vantage's
+/// chain from `prev_hash`, each naming the vantage as its worker.
+pub fn open(
+    doc: &[u8],
+    key_of: impl Fn(&str) -> Option<VerifyingKey>,
+) -> Result<Checked, Refusal> {
+    let v = crate::signing::parse_strict(doc).map_err(|e| Refusal::Malformed(e.to_string()))?;
+    let vantage = v
+        .get("vantage")
+        .and_then(|x| x.as_str())
+        .ok_or_else(|| Refusal::Malformed("no `vantage` member".into()))?
+        .to_string();
+    let key = key_of(&vantage).ok_or_else(|| Refusal::UnknownWorker(vantage.clone()))?;
+    let verified = verify_value(doc, &key).map_err(|e: VerifyError| Refusal::Signature {
+        vantage: vantage.clone(),
+        why: e.to_string(),
+    })?;
+    let w: Wire = serde_json::from_value(verified.value)
+        .map_err(|e| Refusal::Malformed(format!("batch of `{vantage}`: {e}")))?;
+    if w.kind != KIND {
+        return Err(Refusal::Malformed(format!("kind `{}`, not `{KIND}`", w.kind)));
+    }
+    let mut prev = w.prev_hash.clone();
+    let mut records = Vec::with_capacity(w.records.len());
+    for (i, text) in w.records.iter().enumerate() {
+        let seq = w.first_seq + i as u64;
+        let obs: Observation = serde_json::from_str(text)
+            .map_err(|e| Refusal::Malformed(format!("record {seq} of `{vantage}`: {e}")))?;
+        if obs.worker != vantage {
+            return Err(Refusal::BrokenChain(format!(
+                "record {seq} names worker `{}`, the batch is `{vantage}`'s",
+                obs.worker
+            )));
+        }
+        if obs.seq != seq {
+            return Err(Refusal::BrokenChain(format!(
+                "record {i} of the batch has seq {}, expected {seq}",
+                obs.seq
+            )));
+        }
+        if obs.prev_hash != prev {
+            return Err(Refusal::BrokenChain(format!(
+                "record {seq} of `{vantage}` does not link to the record before it"
+            )));
+        }
+        let hash = *blake3::hash(text.as_bytes()).as_bytes();
+        prev = hex(&hash);
+        records.push(Opened { seq, hash, obs });
+    }
+    Ok(Checked {
+        vantage,
+        first_seq: w.first_seq,
+        prev_hash: w.prev_hash,
+        records,
+    })
+}
+
+/// Where the collector's copy of one vantage's chain ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tip {
+    /// The worker seq the next record must have.
+    pub next_seq: u64,
+    /// Hash of the last stored record (the genesis anchor before any), hex.
+    pub hash: String,
+}
+
+impl Default for Tip {
+    fn default() -> Tip {
+        Tip {
+            next_seq: 0,
+            hash: genesis_hex(),
+        }
+    }
+}
+
+/// How a checked batch meets the stored chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fit {
+    /// Store the records from this index on (0: the batch extends the tip; more: its first
+    /// records are stored already).
+    Append { skip: usize },
+    /// Every record is stored already (a retried publish, a redelivery).
+    Duplicate,
+}
+
+/// Fit a checked batch onto the tip of its vantage's stored chain.
+pub fn fit(tip: &Tip, b: &Checked) -> Result<Fit, Refusal> {
+    let n = b.records.len() as u64;
+    let end = b.first_seq + n;
+    if end <= tip.next_seq {
+        // all stored already; the last one must be the stored one where they overlap
+        return Ok(Fit::Duplicate);
+    }
+    if b.first_seq > tip.next_seq {
+        return Err(Refusal::BrokenChain(format!(
+            "`{}` records {}..{} arrived, but the stored chain ends before seq {}: records {}..{} are missing",
+            b.vantage,
+            b.first_seq,
+            end - 1,
+            tip.next_seq,
+            tip.next_seq,
+            b.first_seq - 1
+        )));
+    }
+    let skip = (tip.next_seq - b.first_seq) as usize;
+    let anchor = if skip == 0 {
+        b.prev_hash.clone()
+    } else {
+        hex(&b.records[skip - 1].hash)
+    };
+    if anchor != tip.hash {
+        return Err(Refusal::BrokenChain(format!(
+            "`{}` record {} does not link to the stored record {}: a fork of the chain",
+            b.vantage,
+            tip.next_seq,
+            tip.next_seq.wrapping_sub(1)
+        )));
+    }
+    Ok(Fit::Append { skip })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    /// A chain of `n` records of `vantage` from seq 0, as a worker stores them.
+    fn chain(vantage: &str, n: u64) -> Vec<RecordText> {
+        let mut prev = genesis_hex();
+        (0..n)
+            .map(|seq| {
+                let mut o = crate::observation::sample();
+                o.worker = vantage.into();
+                o.seq = seq;
+                o.prev_hash = prev.clone();
+                let text = serde_json::to_string(&o).unwrap();
+                prev = hex(blake3::hash(text.as_bytes()).as_bytes());
+                RecordText { seq, text }
+            })
+            .collect()
+    }
+
+    fn prev_of(c: &[RecordText], i: usize) -> String {
+        if i == 0 {
+            genesis_hex()
+        } else {
+            hex(blake3::hash(c[i - 1].text.as_bytes()).as_bytes())
+        }
+    }
+
+    #[test]
+    fn a_signed_batch_opens_and_extends_then_repeats_as_a_duplicate() {
+        let k = key(1);
+        let c = chain("eu", 5);
+        let doc = sign("eu", &k, &prev_of(&c, 0), &c[..3]);
+        let vk = k.verifying_key();
+        let b = open(&doc, |v| (v == "eu").then_some(vk)).unwrap();
+        assert_eq!((b.first_seq, b.records.len()), (0, 3));
+        let mut tip = Tip::default();
+        assert_eq!(fit(&tip, &b), Ok(Fit::Append { skip: 0 }));
+        tip = Tip {
+            next_seq: 3,
+            hash: hex(&b.records[2].hash),
+        };
+        assert_eq!(fit(&tip, &b), Ok(Fit::Duplicate));
+        // a re-batch overlapping the stored part: the stored prefix is skipped
+        let doc2 = sign("eu", &k, &prev_of(&c, 1), &c[1..5]);
+        let b2 = open(&doc2, |_| Some(vk)).unwrap();
+        assert_eq!(fit(&tip, &b2), Ok(Fit::Append { skip: 2 }));
+        // the id is the same for the same bytes
+        assert_eq!(id(&doc), id(&sign("eu", &k, &prev_of(&c, 0), &c[..3])));
+    }
+
+    #[test]
+    fn unknown_worker_bad_signature_broken_chain_and_gaps_are_refused_with_the_reason() {
+        let (k, other) = (key(1), key(2));
+        let c = chain("eu", 4);
+        let doc = sign("eu", &k, &prev_of(&c, 0), &c[..2]);
+        assert_eq!(
+            open(&doc, |_| None).unwrap_err(),
+            Refusal::UnknownWorker("eu".into())
+        );
+        let wrong = other.verifying_key();
+        assert!(matches!(
+            open(&doc, |_| Some(wrong)).unwrap_err(),
+            Refusal::Signature { .. }
+        ));
+        // a record altered after signing: the signature no longer verifies
+        let tampered = String::from_utf8(doc.clone())
+            .unwrap()
+            .replacen("1136", "1137", 1);
+        let vk = k.verifying_key();
+        assert!(matches!(
+            open(tampered.as_bytes(), |_| Some(vk)).unwrap_err(),
+            Refusal::Signature { .. }
+        ));
+        // signed, but not a chain: record 2 missing between 1 and 3
+        let holey = vec![c[0].clone(), c[1].clone(), c[3].clone()];
+        let doc = sign("eu", &k, &prev_of(&c, 0), &holey);
+        assert!(matches!(
+            open(&doc, |_| Some(vk)).unwrap_err(),
+            Refusal::BrokenChain(_)
+        ));
+        // another vantage's records under this vantage's name
+        let us = chain("us", 1);
+        let doc = sign("eu", &k, &genesis_hex(), &us);
+        assert!(matches!(
+            open(&doc, |_| Some(vk)).unwrap_err(),
+            Refusal::BrokenChain(_)
+        ));
+        // a gap between the stored tip and the batch
+        let doc = sign("eu", &k, &prev_of(&c, 3), &c[3..4]);
+        let b = open(&doc, |_| Some(vk)).unwrap();
+        assert!(matches!(fit(&Tip::default(), &b), Err(Refusal::BrokenChain(m)) if m.contains("missing")));
+        // a fork: a different record 0 than the one stored
+        let b = open(&sign("eu", &k, &prev_of(&c, 0), &c[..1]), |_| Some(vk)).unwrap();
+        let forked = Tip {
+            next_seq: 0,
+            hash: "1".repeat(64),
+        };
+        assert!(matches!(fit(&forked, &b), Err(Refusal::BrokenChain(m)) if m.contains("fork")));
+    }
+}
