@@ -23,6 +23,7 @@ pub mod dialect;
 pub mod error;
 pub mod lane;
 pub mod net;
+pub mod network;
 pub mod prices;
 pub mod publisher;
 pub mod report;

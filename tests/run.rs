@@ -6,68 +6,16 @@
 //! named and left out of the commitment.
 
 mod common;
-use common::{sit, text};
+use common::{sim, sit, text, Sim};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const START: &str = "2026-01-05";
 const UNTIL: &str = "2026-01-07";
 const HOUR_MS: &str = "200";
-
-/// The simulator in its own process, and a providers file for its first `n` endpoints with
-/// prices in force from 2026-01-01 (the simulator prints today's prices).
-struct Sim {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn sim(providers: &Path, n: usize, extra: &str) -> Sim {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("sim.toml");
-    let child = Command::new(env!("CARGO_BIN_EXE_sit"))
-        .args(["sim", "--for-secs", "300"])
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    let toml = loop {
-        let s = std::fs::read_to_string(&out).unwrap_or_default();
-        if s.matches("[[endpoints.prices]]").count() >= 12 {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "sit sim did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut blocks: Vec<String> = toml
-        .split("\n[[endpoints]]")
-        .skip(1)
-        .take(n)
-        .map(|b| {
-            let mut b = format!("\n[[endpoints]]{b}");
-            let i = b.find("effective_from = \"").unwrap() + "effective_from = \"".len();
-            let j = i + b[i..].find('"').unwrap();
-            b.replace_range(i..j, "2026-01-01T00:00:00Z");
-            b
-        })
-        .collect();
-    blocks.push(extra.to_string());
-    std::fs::write(providers, blocks.concat()).unwrap();
-    Sim { child, _dir: dir }
-}
 
 struct Env {
     dir: tempfile::TempDir,

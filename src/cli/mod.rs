@@ -9,6 +9,7 @@
 mod audit;
 mod bench;
 mod certify;
+mod network;
 mod observations;
 mod pipeline;
 mod publish;
@@ -25,9 +26,10 @@ use std::path::PathBuf;
     about = "Standard Inference Token (SIT) benchmark and settlement-index oracle"
 )]
 pub struct Cli {
-    /// Folder of the sled store.
-    #[arg(long, global = true, default_value = "sit-data", value_name = "DIR")]
-    pub data: PathBuf,
+    /// Folder of the sled store (default `sit-data`; `sit worker`: its spool, default
+    /// `sit-spool`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data: Option<PathBuf>,
     /// Endpoints and price schedules.
     #[arg(
         long,
@@ -92,6 +94,65 @@ pub enum Command {
         #[command(flatten)]
         limits: LimitArgs,
         /// Print `ack SEQ` on stdout as each observation becomes durable (for kill tests).
+        #[arg(long, hide = true)]
+        print_acks: bool,
+    },
+    /// A probe network worker: probe the committed schedule of its own vantage (its own seed,
+    /// revealed after each day), keep the observations in its spool (`--data`, default
+    /// `sit-spool`), sign them in batches and publish them to NATS JetStream; a spooled
+    /// observation is deleted only after JetStream's ack. Ctrl-C or SIGTERM: stop probing,
+    /// drain, print `N acked`.
+    Worker {
+        /// The vantage point this worker probes from (names its chain and NATS subject).
+        #[arg(long)]
+        vantage: String,
+        /// The worker's ed25519 signing key (`sit keys generate`); its public key goes in
+        /// the collector's workers.toml.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// NATS server URL (JetStream enabled), e.g. nats://127.0.0.1:4222.
+        #[arg(long, value_name = "URL")]
+        nats: String,
+        /// Probes per endpoint, tier and hour.
+        #[arg(long, default_value_t = 3)]
+        per_hour: u32,
+        /// Compressed clock (tests, demos): the simulated day the timeline starts at.
+        #[arg(long, requires = "hour_ms")]
+        start: Option<String>,
+        /// Compressed clock: real milliseconds per simulated hour.
+        #[arg(long, requires = "start")]
+        hour_ms: Option<u64>,
+        /// Stop after the day before this one is probed and revealed (YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<String>,
+        /// After a stop, keep shipping the spool for at most this many seconds.
+        #[arg(long, default_value_t = 10)]
+        drain_secs: u64,
+        /// Serve /healthz and /metrics here.
+        #[arg(long, value_name = "ADDR")]
+        serve: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Print `ack SEQ` as each observation is spooled durably (tests).
+        #[arg(long, hide = true)]
+        print_acks: bool,
+    },
+    /// The probe network's collector: consume the workers' batches from NATS JetStream,
+    /// check each (registered worker, signature, chain continuity), store what passes once
+    /// (refused messages become dead-letter records), acknowledge after the store's flush.
+    Collect {
+        /// NATS server URL (JetStream enabled).
+        #[arg(long, value_name = "URL")]
+        nats: String,
+        /// The registered workers: one [[worker]] table each with vantage, public_key, region.
+        #[arg(long, value_name = "FILE")]
+        workers: PathBuf,
+        /// Serve /healthz and /metrics (per vantage: stored, refused, lag, spool depth).
+        #[arg(long, value_name = "ADDR")]
+        serve: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Print `stored N` after each flush (kill tests).
         #[arg(long, hide = true)]
         print_acks: bool,
     },
@@ -548,6 +609,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         providers,
         command,
     } = cli;
+    let data = data.unwrap_or_else(|| {
+        PathBuf::from(match command {
+            Command::Worker { .. } => "sit-spool",
+            _ => "sit-data",
+        })
+    });
     let paths = Paths { data, providers };
     match command {
         c @ (Command::Demo { .. }
@@ -565,6 +632,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         c @ (Command::Certify { .. } | Command::VerifyCert { .. }) => certify::run(&paths, c).await,
         c @ Command::Audit { .. } => audit::run(&paths, c).await,
         c @ Command::Observations { .. } => observations::run(&paths, c),
+        c @ (Command::Worker { .. } | Command::Collect { .. }) => network::run(&paths, c).await,
         Command::Bench { what } => bench::run(what).await,
     }
 }

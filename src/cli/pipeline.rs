@@ -102,6 +102,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 serve,
                 limits: limits.limits()?,
                 new_timeline: false,
+                network: None,
             };
             let report = crate::service::run(
                 &cli.data,

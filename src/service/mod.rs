@@ -62,6 +62,18 @@ pub struct RunOptions {
     /// Begin a new compressed timeline at `start` even if the folder ran another one (the
     /// demo: each run probes the days after the stored ones). Never for a real-time folder.
     pub new_timeline: bool,
+    /// `sit worker`: probe as one vantage of the probe network and ship the observations
+    /// over NATS JetStream instead of publishing (the data folder is the worker's spool).
+    pub network: Option<WorkerNet>,
+}
+
+/// A probe network worker's settings (`sit worker`).
+#[derive(Debug, Clone)]
+pub struct WorkerNet {
+    pub vantage: String,
+    pub nats: String,
+    /// How long to keep draining the spool after a stop signal.
+    pub drain: std::time::Duration,
 }
 
 /// What a `sit run` did (it returns only with `--until`).
@@ -75,6 +87,8 @@ pub struct RunReport {
     pub missed: u64,
     /// What the probes sent in this run did.
     pub summary: RunSummary,
+    /// `sit worker`: what the shipper did.
+    pub shipped: Option<crate::network::ship::Shipped>,
 }
 
 /// The clock a data folder runs on, fixed at its first `sit run`.
@@ -322,8 +336,17 @@ fn usable_endpoints(providers: &Path) -> Result<(config::Defaults, Vec<Usable>)>
     Ok((c.defaults, out))
 }
 
-/// Whether every output of a day's publication exists.
-fn finished(archive: &Archive, data: &Path, suite: &Suite, date: Date) -> Result<bool> {
+/// Whether every output of a day's publication exists (a worker's: its reveal).
+fn finished(
+    archive: &Archive,
+    data: &Path,
+    suite: &Suite,
+    date: Date,
+    worker_role: bool,
+) -> Result<bool> {
+    if worker_role {
+        return Ok(archive.reveal(date).is_some());
+    }
     let entries = archive
         .entries()
         .map_err(|e| failed("reading the archive", e))?;
@@ -421,8 +444,17 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
     let price_version = store.book()?.version();
     let suite = Suite::embedded();
     let worker = Worker::new(defaults, clock.clone(), Methodology::default())?
-        .with_id("run")
         .with_price_version(price_version);
+    let worker = match &opts.network {
+        Some(n) => worker.at_vantage(&n.vantage),
+        None => worker.with_id("run"),
+    };
+    // A network worker ships every record it makes: the queue starts with what the spool
+    // holds unshipped, before the recorder adds to it.
+    let ship_queue = match &opts.network {
+        Some(_) => Some(crate::network::ship::queue_from_spool(&store)?),
+        None => None,
+    };
     let archive = Archive::for_data(data);
     // A timeline that begins now began when its clock was anchored: nothing of it was missed.
     let started_ms = match (fresh, opts.start) {
@@ -431,8 +463,13 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
     };
     let status = Status::new(clock.clone(), started_ms);
     let on_ack: OnAck = {
-        let s = status.clone();
-        Arc::new(move |o| s.recorded(o))
+        let (s, q) = (status.clone(), ship_queue.clone());
+        Arc::new(move |o| {
+            s.recorded(o);
+            if let Some(q) = &q {
+                q.push(o);
+            }
+        })
     };
     let (recorder, rec_task) = Recorder::start_observed(store.clone(), Some(on_ack));
     let server = match opts.serve {
@@ -467,8 +504,33 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
         publishing: Arc::new(std::sync::Mutex::new(())),
         providers,
         probed: Arc::new(ids.clone()),
+        worker_role: opts.network.is_some(),
     };
     let mut report = RunReport::default();
+    let (stop_ship, ship_stopped) = tokio::sync::watch::channel(false);
+    let shipper = match (&opts.network, &ship_queue) {
+        (Some(n), Some(q)) => {
+            let client =
+                crate::network::connect(&n.nats, &format!("sit-worker-{}", n.vantage)).await?;
+            let shipper = crate::network::ship::Shipper {
+                store: store.clone(),
+                queue: q.clone(),
+                vantage: n.vantage.clone(),
+                key: svc.key.clone(),
+                js: async_nats::jetstream::new(client),
+                archive: svc.archive.clone(),
+                clock: clock.clone(),
+            };
+            eprintln!(
+                "sit worker: vantage {}, shipping to {} ({} observations spooled)",
+                n.vantage,
+                n.nats,
+                q.depth()
+            );
+            Some(tokio::spawn(shipper.run(ship_stopped, n.drain)))
+        }
+        _ => None,
+    };
 
     // Resume at the earliest committed day of the last week that is not finished (not before
     // the timeline's own start).
@@ -562,6 +624,12 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
     rec_task
         .await
         .map_err(|e| failed("the recorder task", e))??;
+    if let Some(task) = shipper {
+        // Probing has stopped: drain what the link takes within the drain time.
+        let _ = stop_ship.send(true);
+        let shipped = task.await.map_err(|e| failed("the shipper task", e))??;
+        report.shipped = Some(shipped);
+    }
     if let Some(s) = server {
         let _ = s.shutdown().await;
     }
@@ -599,7 +667,13 @@ async fn finish_day(
     report.missed += missed;
     report.summary.merge(summary);
     // Not before the day's end plus the settlement lag (methodology 1.3.0).
-    if let Some(lag) = svc.registry.current_methodology().settlement_lag_minutes {
+    // (A network worker reveals as soon as its day is probed: the collector waits.)
+    if let Some(lag) = svc
+        .registry
+        .current_methodology()
+        .settlement_lag_minutes
+        .filter(|_| !svc.worker_role)
+    {
         let at = day.succ().start_ms() + lag as i64 * 60_000;
         tokio::time::sleep(svc.clock.real_until(at)).await;
     }
@@ -614,7 +688,7 @@ async fn finish_day(
 }
 
 /// Ctrl-C or SIGTERM (systemd's stop).
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -630,7 +704,8 @@ async fn shutdown_signal() {
 }
 
 fn archive_has_unfinished(svc: &Svc, suite: &Suite, d: Date) -> Result<bool> {
-    Ok(svc.archive.commitment(d).is_some() && !finished(&svc.archive, &svc.data, suite, d)?)
+    Ok(svc.archive.commitment(d).is_some()
+        && !finished(&svc.archive, &svc.data, suite, d, svc.worker_role)?)
 }
 
 /// What the publication steps share (cloned into blocking tasks).
@@ -650,6 +725,8 @@ struct Svc {
     providers: Option<PathBuf>,
     /// The endpoints probed (sorted ids): the ones whose prices are recorded.
     probed: Arc<Vec<String>>,
+    /// `sit worker`: a finished day is revealed (and shipped), never determined here.
+    worker_role: bool,
 }
 
 impl crate::publisher::serve::Service for Status {
@@ -840,6 +917,12 @@ impl Svc {
 
     fn publish_day(&self, day: Date, secret: &DaySecret) -> Result<Vec<String>> {
         let _one = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        if self.worker_role {
+            // A network worker reveals its own seed; the collector determines the day.
+            self.reveal(day, secret)?;
+            self.status.published(day, self.clock.now_ms());
+            return Ok(vec![]);
+        }
         self.reread_prices();
         let suite = Suite::embedded();
         let entries = self
@@ -856,16 +939,7 @@ impl Svc {
             eprintln!("sit run: published {line}");
             lines.push(line);
         }
-        if self.archive.reveal(day).is_none() {
-            self.archive
-                .put_reveal(&Reveal {
-                    date: day,
-                    seed: secret.seed.clone(),
-                    salt: secret.salt.clone(),
-                    revealed_at: format_utc_ms(self.clock.now_ms()),
-                })
-                .map_err(|e| failed(&format!("revealing {day}"), e))?;
-        }
+        self.reveal(day, secret)?;
         let out = bundle_dir(&self.data, day);
         if !out.exists() {
             // Written aside and renamed into place: a bundle cut short by a kill is never
@@ -890,10 +964,28 @@ impl Svc {
         Ok(lines)
     }
 
+    /// Reveal `day`'s seed (once).
+    fn reveal(&self, day: Date, secret: &DaySecret) -> Result<()> {
+        if self.archive.reveal(day).is_none() {
+            self.archive
+                .put_reveal(&Reveal {
+                    date: day,
+                    seed: secret.seed.clone(),
+                    salt: secret.salt.clone(),
+                    revealed_at: format_utc_ms(self.clock.now_ms()),
+                })
+                .map_err(|e| failed(&format!("revealing {day}"), e))?;
+        }
+        Ok(())
+    }
+
     /// Just before `day`'s restatement window closes, recompute each tier once more and
     /// restate it if the policy allows (a material change on a full day); otherwise the
     /// record in force stands, and the log says why. A day never published is left alone.
     async fn restate_before_cutoff(self, day: Date) {
+        if self.worker_role {
+            return;
+        }
         let m = Methodology::default();
         let at = crate::publisher::policy::cutoff_ms(&m, day) - RESTATE_BEFORE_CUTOFF_MS;
         if self.clock.now_ms() >= at {

@@ -12,6 +12,9 @@
 //!   costs attempts from it when a day is determined).
 //! - `p` + endpoint id + 0x00 + effective-from time key -> price entry JSON: the write-once
 //!   schedules of stores made before the price book, read as the book's first entries.
+//! - `m` + name -> a service's small durable state, written in the same atomic batch as the
+//!   records it describes: a probe network worker's shipping cursor, the collector's tip of
+//!   each worker's chain and its dead-letter records (see [`crate::network`]).
 //!
 //! Why: time-ordered keys make "all observations of a window" one range scan; the chain
 //! (each record holds the previous record's hash) lets an auditor prove nothing was dropped,
@@ -60,6 +63,13 @@ fn obs_key(at_ms: i64, seq: u64) -> [u8; 17] {
     k[0] = b'o';
     k[1..9].copy_from_slice(&time_key(at_ms));
     k[9..17].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn meta_key(name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + name.len());
+    k.push(b'm');
+    k.extend_from_slice(name.as_bytes());
     k
 }
 
@@ -145,7 +155,26 @@ impl Store {
     /// Append observations as one atomic, flushed batch. Assigns `seq` and `prev_hash` and
     /// returns the stored records' hashes. When this returns Ok, the records are on disk.
     pub fn append(&self, batch: &mut [Observation]) -> Result<Vec<[u8; 32]>, StoreError> {
+        self.append_with_meta(batch, &[])
+    }
+
+    /// [`Store::append`], with named state values (`m` keys) written in the same atomic,
+    /// flushed batch: the state and the records it describes are durable together or not at
+    /// all. An empty `batch` with state is allowed.
+    pub fn append_with_meta(
+        &self,
+        batch: &mut [Observation],
+        meta: &[(String, Vec<u8>)],
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
         if batch.is_empty() {
+            if !meta.is_empty() {
+                let mut b = sled::Batch::default();
+                for (k, v) in meta {
+                    b.insert(meta_key(k), &v[..]);
+                }
+                self.tree.apply_batch(b)?;
+                self.db.flush()?;
+            }
             return Ok(vec![]);
         }
         let _g = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -187,9 +216,49 @@ impl Store {
         head.extend_from_slice(&seq.to_be_bytes());
         head.extend_from_slice(&prev);
         b.insert(&b"h"[..], head);
+        for (k, v) in meta {
+            b.insert(meta_key(k), &v[..]);
+        }
         self.tree.apply_batch(b)?;
         self.db.flush()?;
         Ok(hashes)
+    }
+
+    /// A named state value (see [`Store::append_with_meta`]).
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(meta_key(name))?.map(|v| v.to_vec()))
+    }
+
+    /// Every state value whose name starts with `prefix`, in name order.
+    pub fn metas(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for r in self.tree.scan_prefix(meta_key(prefix)) {
+            let (k, v) = r?;
+            out.push((String::from_utf8_lossy(&k[1..]).into_owned(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Delete the observations recorded before `before_ms` whose seq is below `below_seq`
+    /// (a probe network worker's spool, once JetStream has acknowledged them). Flushed.
+    /// The chain heads stay: the next record still links to the last one made. Returns how
+    /// many were deleted.
+    pub fn prune(&self, before_ms: i64, below_seq: u64) -> Result<u64, StoreError> {
+        let _g = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut b = sled::Batch::default();
+        let mut n = 0;
+        for r in self.tree.range(obs_key(i64::MIN, 0)..obs_key(before_ms, 0)) {
+            let (k, _) = r?;
+            if k.len() == 17 && u64::from_be_bytes(k[9..17].try_into().unwrap()) < below_seq {
+                b.remove(k);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.tree.apply_batch(b)?;
+            self.db.flush()?;
+        }
+        Ok(n)
     }
 
     /// Observations with `from_ms <= at_ms < to_ms`, in time order.

@@ -12,8 +12,8 @@
 //! it, so the stamp is that of the ciphertext that completed the decrypted bytes.
 //!
 //! The kernel stamps with `CLOCK_REALTIME`. The worker times everything else on the monotonic
-//! clock, so a stamp is turned into a monotonic instant by its age: `now_monotonic - (now_realtime
-//! - stamp)`. Only that age (microseconds to milliseconds) is measured on the realtime clock,
+//! clock, so a stamp is turned into a monotonic instant by its age, `now_monotonic -
+//! (now_realtime - stamp)`. Only that age (microseconds to milliseconds) is measured on the realtime clock,
 //! so a clock step or slew during a long stream does not move the instant. Where the kernel
 //! gives no stamp (another OS, the option refused, a read without one), the read is marked
 //! stampless and the worker falls back to the monotonic clock; each observation records which
@@ -325,10 +325,11 @@ mod tests {
         let (c, s) = tokio::join!(TcpStream::connect(addr), l.accept());
         let mut c = StampedTcp::new(c.unwrap(), true);
         let (mut s, _) = s.unwrap();
-        if !c.kernel_stamps() {
-            assert!(!cfg!(target_os = "linux"), "Linux refused SO_TIMESTAMPNS");
+        if cfg!(not(target_os = "linux")) {
+            assert!(!c.kernel_stamps());
             return;
         }
+        assert!(c.kernel_stamps(), "Linux refused SO_TIMESTAMPNS");
         let mut tl = RxTimeline::new(Instant::now());
         tl.attach(Some(c.stamp()));
         s.write_all(b"hello").await.unwrap();

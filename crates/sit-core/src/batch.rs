@@ -40,12 +40,7 @@ pub struct RecordText {
 
 /// Sign a batch of consecutive records of `vantage`'s chain (`prev_hash`: the hash of the
 /// record before the first, hex). Returns the signed document's bytes.
-pub fn sign(
-    vantage: &str,
-    key: &SigningKey,
-    prev_hash: &str,
-    records: &[RecordText],
-) -> Vec<u8> {
+pub fn sign(vantage: &str, key: &SigningKey, prev_hash: &str, records: &[RecordText]) -> Vec<u8> {
     let first_seq = records.first().map(|r| r.seq).unwrap_or(0);
     let v = serde_json::json!({
         "kind": KIND,
@@ -111,10 +106,7 @@ struct Wire {
 /// Check a batch: it parses, names a known vantage (`key_of` gives its registered key), its
 /// signature verifies with that key, and its records are consecutive links of that vantage's
 /// chain from `prev_hash`, each naming the vantage as its worker.
-pub fn open(
-    doc: &[u8],
-    key_of: impl Fn(&str) -> Option<VerifyingKey>,
-) -> Result<Checked, Refusal> {
+pub fn open(doc: &[u8], key_of: impl Fn(&str) -> Option<VerifyingKey>) -> Result<Checked, Refusal> {
     let v = crate::signing::parse_strict(doc).map_err(|e| Refusal::Malformed(e.to_string()))?;
     let vantage = v
         .get("vantage")
@@ -129,7 +121,10 @@ pub fn open(
     let w: Wire = serde_json::from_value(verified.value)
         .map_err(|e| Refusal::Malformed(format!("batch of `{vantage}`: {e}")))?;
     if w.kind != KIND {
-        return Err(Refusal::Malformed(format!("kind `{}`, not `{KIND}`", w.kind)));
+        return Err(Refusal::Malformed(format!(
+            "kind `{}`, not `{KIND}`",
+            w.kind
+        )));
     }
     let mut prev = w.prev_hash.clone();
     let mut records = Vec::with_capacity(w.records.len());
@@ -325,7 +320,9 @@ mod tests {
         // a gap between the stored tip and the batch
         let doc = sign("eu", &k, &prev_of(&c, 3), &c[3..4]);
         let b = open(&doc, |_| Some(vk)).unwrap();
-        assert!(matches!(fit(&Tip::default(), &b), Err(Refusal::BrokenChain(m)) if m.contains("missing")));
+        assert!(
+            matches!(fit(&Tip::default(), &b), Err(Refusal::BrokenChain(m)) if m.contains("missing"))
+        );
         // a fork: a different record 0 than the one stored
         let b = open(&sign("eu", &k, &prev_of(&c, 0), &c[..1]), |_| Some(vk)).unwrap();
         let forked = Tip {

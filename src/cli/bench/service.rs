@@ -91,6 +91,7 @@ pub async fn run_bench(hour_ms: u64, per_hour: u32) -> Result<String, String> {
         serve: None,
         limits: Default::default(),
         new_timeline: false,
+        network: None,
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (own0, sim0, t0) = (own_cpu_s(), proc_cpu_s(sim.0.id())?, Instant::now());

@@ -1,0 +1,77 @@
+//! `sit worker` and `sit collect`: the probe network (see [`crate::network`]).
+
+use super::{parse_date, Command, Paths};
+use crate::error::{Error, Result};
+
+pub(super) async fn run(cli: &Paths, c: Command) -> Result<()> {
+    match c {
+        Command::Worker {
+            vantage,
+            key,
+            nats,
+            per_hour,
+            start,
+            hour_ms,
+            until,
+            drain_secs,
+            serve,
+            limits,
+            print_acks,
+        } => {
+            crate::network::check_vantage(&vantage)?;
+            let opts = crate::service::RunOptions {
+                key,
+                per_hour,
+                start: start.as_deref().map(parse_date).transpose()?,
+                hour_ms,
+                until: until.as_deref().map(parse_date).transpose()?,
+                progress: false,
+                print_acks,
+                serve,
+                limits: limits.limits()?,
+                new_timeline: false,
+                network: Some(crate::service::WorkerNet {
+                    vantage,
+                    nats,
+                    drain: std::time::Duration::from_secs(drain_secs),
+                }),
+            };
+            let report = crate::service::run(
+                &cli.data,
+                crate::service::Endpoints::File(cli.providers.clone()),
+                &opts,
+            )
+            .await?;
+            let s = report.shipped.unwrap_or_default();
+            println!(
+                "sit worker: stopped; {} probes sent, {} recorded as missed; {} acked by JetStream in {} batches ({} publishes sent again), {} left in the spool",
+                report.probes, report.missed, s.acked, s.batches, s.retries, s.left
+            );
+            println!("{} acked", s.acked);
+            Ok(())
+        }
+        Command::Collect {
+            nats,
+            workers,
+            serve,
+            limits,
+            print_acks,
+        } => {
+            let opts = crate::network::collect::CollectOptions {
+                nats,
+                workers,
+                serve,
+                limits: limits.limits()?,
+                print_acks,
+            };
+            let r = crate::network::collect::run(&cli.data, &opts).await?;
+            let i = r.ingested;
+            println!(
+                "sit collect: stopped; {} batches: {} observations stored, {} duplicate batches, {} refused",
+                i.batches, i.stored, i.duplicates, i.refused
+            );
+            Ok(())
+        }
+        _ => Err(Error::Usage("not a network command".into())),
+    }
+}

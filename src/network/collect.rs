@@ -1,0 +1,636 @@
+//! The collector's side of the probe network (`sit collect`): consume the workers' batches
+//! from JetStream with a durable consumer, check each one, store what passes, and only then
+//! acknowledge.
+//!
+//! Checks, in order ([`sit_core::batch`]): the subject names the batch's vantage; the vantage
+//! is registered in `workers.toml`; the signature verifies with its key; the records are
+//! consecutive links of that vantage's chain; the batch joins the chain stored so far (a
+//! repeat is recognised and stored nothing; a gap or a fork is refused). A refused message
+//! becomes a dead-letter record (`dead/N` in the store's state, with the reason, the subject,
+//! the message id and the payload itself kept beside it), never an observation.
+//!
+//! Idempotence: the records of all accepted batches of one fetch, the new chain tips and the
+//! dead letters are one atomic, flushed store write ([`Store::append_with_meta`]). The
+//! messages are acknowledged after it. A crash between the two redelivers messages whose
+//! records are stored already: the tips say so, and nothing is stored twice.
+//!
+//! Stored records are linked into the collector's own copy of each worker's chain (a new
+//! `seq` and `prev_hash`, so that an audit bundle's chain check runs unchanged) and keep
+//! their place in the worker's chain as signed in `origin`.
+
+use super::{Workers, COMMIT_STREAM, OBS_STREAM};
+use crate::error::{Error, Result};
+use crate::observation::{Observation, Origin};
+use crate::store::Store;
+use sit_core::batch::{self, Fit, Tip};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One message as the collector received it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub subject: String,
+    pub payload: bytes::Bytes,
+    /// `Nats-Msg-Id`, if any.
+    pub msg_id: Option<String>,
+    /// `Sit-Spool-Depth`: the worker's spool depth when it sent the batch.
+    pub spool_depth: Option<u64>,
+}
+
+/// A refused message, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeadLetter {
+    /// The collector's clock when it was refused.
+    pub at: String,
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_id: Option<String>,
+    /// blake3 of the payload, hex (the payload is kept under `deadpayload/N`).
+    pub payload_blake3: String,
+    pub payload_bytes: u64,
+    pub reason: String,
+}
+
+/// What one call of [`Collector::ingest`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    pub batches: u64,
+    /// Observations stored.
+    pub stored: u64,
+    /// Batches whose records were all stored already (retries, redeliveries).
+    pub duplicates: u64,
+    /// Records skipped because stored already (overlapping re-batches).
+    pub skipped_records: u64,
+    pub refused: u64,
+}
+
+/// Per-vantage figures for `/metrics`.
+#[derive(Debug, Default, Clone)]
+pub struct VantageStats {
+    pub stored: u64,
+    pub duplicates: u64,
+    pub refused: u64,
+    /// `at_ms` of the latest stored record.
+    pub last_at_ms: Option<i64>,
+    pub spool_depth: Option<u64>,
+}
+
+/// The checking and storing half of the collector, free of NATS (so that tests and the
+/// ingest benchmark drive it directly).
+pub struct Collector {
+    store: Arc<Store>,
+    workers: Workers,
+    tips: BTreeMap<String, Tip>,
+    next_dead: u64,
+    clock: Arc<dyn crate::clock::Clock>,
+    pub stats: Arc<Mutex<BTreeMap<String, VantageStats>>>,
+}
+
+fn tip_name(vantage: &str) -> String {
+    format!("tip/{vantage}")
+}
+
+impl Collector {
+    pub fn new(
+        store: Arc<Store>,
+        workers: Workers,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Result<Collector> {
+        let mut tips = BTreeMap::new();
+        for (name, v) in store.metas("tip/")? {
+            let t: Tip = serde_json::from_slice(&v)
+                .map_err(|e| Error::Failed(format!("stored chain tip {name} is damaged: {e}")))?;
+            tips.insert(name["tip/".len()..].to_string(), t);
+        }
+        let next_dead = store.metas("dead/")?.len() as u64;
+        Ok(Collector {
+            store,
+            workers,
+            tips,
+            next_dead,
+            clock,
+            stats: Arc::default(),
+        })
+    }
+
+    /// The stored tip of a vantage's chain.
+    pub fn tip(&self, vantage: &str) -> Tip {
+        self.tips.get(vantage).cloned().unwrap_or_default()
+    }
+
+    /// Check and store the batches of one fetch (see the module doc). When this returns Ok,
+    /// everything it accepted or refused is durable and the messages may be acknowledged.
+    pub fn ingest(&mut self, msgs: &[Incoming]) -> Result<Ingested> {
+        let mut out = Ingested::default();
+        let mut tips: BTreeMap<String, Tip> = BTreeMap::new();
+        let mut obs: Vec<Observation> = Vec::new();
+        let mut meta: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut stat: BTreeMap<String, VantageStats> = BTreeMap::new();
+        let now = self.clock.now_ms();
+        for m in msgs {
+            out.batches += 1;
+            let subject_vantage = m.subject.strip_prefix("sit.obs.").unwrap_or("");
+            let checked = batch::open(&m.payload, |v| self.workers.key_of(v)).and_then(|b| {
+                if b.vantage != subject_vantage {
+                    return Err(batch::Refusal::Malformed(format!(
+                        "batch of `{}` published on {}",
+                        b.vantage, m.subject
+                    )));
+                }
+                let tip = tips
+                    .get(&b.vantage)
+                    .cloned()
+                    .unwrap_or_else(|| self.tip(&b.vantage));
+                batch::fit(&tip, &b).map(|f| (b, f))
+            });
+            let s = stat.entry(subject_vantage.to_string()).or_default();
+            if m.spool_depth.is_some() {
+                s.spool_depth = m.spool_depth;
+            }
+            match checked {
+                Ok((_, Fit::Duplicate)) => {
+                    out.duplicates += 1;
+                    s.duplicates += 1;
+                }
+                Ok((b, Fit::Append { skip })) => {
+                    out.skipped_records += skip as u64;
+                    let last = b.records.last().expect("a batch that fits has records");
+                    tips.insert(
+                        b.vantage.clone(),
+                        Tip {
+                            next_seq: last.seq + 1,
+                            hash: crate::signing::hex(&last.hash),
+                        },
+                    );
+                    for r in b.records.into_iter().skip(skip) {
+                        let mut o = r.obs;
+                        o.origin = Some(Origin {
+                            seq: r.seq,
+                            hash: crate::signing::hex(&r.hash),
+                        });
+                        s.stored += 1;
+                        s.last_at_ms = Some(s.last_at_ms.unwrap_or(i64::MIN).max(o.at_ms));
+                        obs.push(o);
+                    }
+                }
+                Err(why) => {
+                    out.refused += 1;
+                    s.refused += 1;
+                    let n = self.next_dead;
+                    self.next_dead += 1;
+                    let d = DeadLetter {
+                        at: crate::clock::format_utc_ms(now),
+                        subject: m.subject.clone(),
+                        msg_id: m.msg_id.clone(),
+                        payload_blake3: blake3::hash(&m.payload).to_hex().to_string(),
+                        payload_bytes: m.payload.len() as u64,
+                        reason: why.to_string(),
+                    };
+                    eprintln!(
+                        "sit collect: refused a message on {}: {}",
+                        m.subject, d.reason
+                    );
+                    meta.push((
+                        format!("dead/{n:020}"),
+                        serde_json::to_vec(&d).expect("json"),
+                    ));
+                    meta.push((format!("deadpayload/{n:020}"), m.payload.to_vec()));
+                }
+            }
+        }
+        for (v, t) in &tips {
+            meta.push((tip_name(v), serde_json::to_vec(t).expect("json")));
+        }
+        out.stored = obs.len() as u64;
+        if let Err(e) = self.store.append_with_meta(&mut obs, &meta) {
+            // nothing of this fetch is stored: the dead-letter numbers are free again
+            self.next_dead -= out.refused;
+            return Err(e.into());
+        }
+        self.tips.extend(tips);
+        let mut all = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        for (v, s) in stat {
+            let a = all.entry(v).or_default();
+            a.stored += s.stored;
+            a.duplicates += s.duplicates;
+            a.refused += s.refused;
+            if s.last_at_ms.is_some() {
+                a.last_at_ms = a.last_at_ms.max(s.last_at_ms);
+            }
+            if s.spool_depth.is_some() {
+                a.spool_depth = s.spool_depth;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The dead-letter records, in order.
+    pub fn dead_letters(store: &Store) -> Result<Vec<DeadLetter>> {
+        store
+            .metas("dead/")?
+            .into_iter()
+            .map(|(k, v)| {
+                serde_json::from_slice(&v)
+                    .map_err(|e| Error::Failed(format!("dead letter {k} is damaged: {e}")))
+            })
+            .collect()
+    }
+
+    /// Check and file one schedule document (a vantage's commitment or reveal) in
+    /// `DATA/vantages/VANTAGE/`. Refused documents become dead letters like batches.
+    pub fn file_schedule_doc(&mut self, data: &std::path::Path, m: &Incoming) -> Result<bool> {
+        let subject_vantage = m.subject.strip_prefix("sit.commit.").unwrap_or("");
+        let checked = (|| {
+            let key = self.workers.key_of(subject_vantage).ok_or_else(|| {
+                format!("unknown worker: vantage `{subject_vantage}` is not in workers.toml")
+            })?;
+            let v = crate::signing::verify_value(&m.payload, &key)
+                .map_err(|e| {
+                    format!("signature of vantage `{subject_vantage}` does not verify: {e}")
+                })?
+                .value;
+            if v.get("vantage").and_then(|x| x.as_str()) != Some(subject_vantage) {
+                return Err(format!("a document of another vantage on {}", m.subject));
+            }
+            let doc = v.get("doc").cloned().unwrap_or_default();
+            let archive = crate::publisher::archive::Archive::new(
+                data.join("vantages").join(subject_vantage),
+            );
+            match v.get("kind").and_then(|k| k.as_str()) {
+                Some("sit-commitment") => {
+                    let c: crate::commit::Commitment =
+                        serde_json::from_value(doc).map_err(|e| format!("commitment: {e}"))?;
+                    archive.put_commitment(&c).map_err(|e| e.to_string())
+                }
+                Some("sit-reveal") => {
+                    let r: crate::commit::Reveal =
+                        serde_json::from_value(doc).map_err(|e| format!("reveal: {e}"))?;
+                    archive.put_reveal(&r).map_err(|e| e.to_string())
+                }
+                other => Err(format!("unknown document kind {other:?}")),
+            }
+        })();
+        match checked {
+            Ok(()) => Ok(true),
+            Err(reason) => {
+                let n = self.next_dead;
+                let d = DeadLetter {
+                    at: crate::clock::format_utc_ms(self.clock.now_ms()),
+                    subject: m.subject.clone(),
+                    msg_id: m.msg_id.clone(),
+                    payload_blake3: blake3::hash(&m.payload).to_hex().to_string(),
+                    payload_bytes: m.payload.len() as u64,
+                    reason,
+                };
+                eprintln!(
+                    "sit collect: refused a message on {}: {}",
+                    m.subject, d.reason
+                );
+                self.store.append_with_meta(
+                    &mut [],
+                    &[
+                        (
+                            format!("dead/{n:020}"),
+                            serde_json::to_vec(&d).expect("json"),
+                        ),
+                        (format!("deadpayload/{n:020}"), m.payload.to_vec()),
+                    ],
+                )?;
+                self.next_dead += 1;
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// The durable consumers' names.
+pub const OBS_CONSUMER: &str = "sit-collector";
+pub const COMMIT_CONSUMER: &str = "sit-collector-schedules";
+/// How long JetStream waits for an ack before redelivering (a collector killed mid-fetch).
+pub const ACK_WAIT: Duration = Duration::from_secs(10);
+
+async fn consumer(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    name: &str,
+) -> Result<async_nats::jetstream::consumer::PullConsumer> {
+    use async_nats::jetstream::consumer::{pull, AckPolicy};
+    let s = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| Error::Failed(format!("JetStream stream {stream}: {e}")))?;
+    s.get_or_create_consumer(
+        name,
+        pull::Config {
+            durable_name: Some(name.to_string()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: ACK_WAIT,
+            max_ack_pending: 100_000,
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(|e| Error::Failed(format!("JetStream consumer {name}: {e}")))
+}
+
+fn incoming(m: &async_nats::jetstream::Message) -> Incoming {
+    let h = m.headers.as_ref();
+    let get = |k: &str| h.and_then(|h| h.get(k)).map(|v| v.as_str().to_string());
+    Incoming {
+        subject: m.subject.to_string(),
+        payload: m.payload.clone(),
+        msg_id: get("Nats-Msg-Id"),
+        spool_depth: get("Sit-Spool-Depth").and_then(|v| v.parse().ok()),
+    }
+}
+
+/// Fetch, check, store, ack: until `stop` turns true. `on_stored` is told after each flush
+/// (the kill tests print acks from it).
+pub async fn consume(
+    js: async_nats::jetstream::Context,
+    data: std::path::PathBuf,
+    collector: Arc<Mutex<Collector>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    on_stored: Arc<dyn Fn(&Ingested) + Send + Sync>,
+) -> Result<()> {
+    use futures_util::StreamExt;
+    let mut backoff = Duration::from_millis(100);
+    let mut consumers = None;
+    while !*stop.borrow() {
+        if consumers.is_none() {
+            let made = async {
+                super::ensure_streams(&js).await?;
+                Ok::<_, Error>((
+                    consumer(&js, OBS_STREAM, OBS_CONSUMER).await?,
+                    consumer(&js, COMMIT_STREAM, COMMIT_CONSUMER).await?,
+                ))
+            };
+            match made.await {
+                Ok(c) => consumers = Some(c),
+                Err(e) => {
+                    eprintln!("sit collect: {e}; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            }
+        }
+        let (obs_c, commit_c) = consumers.as_ref().expect("made above");
+        // schedule documents first (few), then a fetch of batches
+        let fetched = async {
+            let mut docs = Vec::new();
+            let mut b = commit_c
+                .fetch()
+                .max_messages(64)
+                .expires(Duration::from_millis(50))
+                .messages()
+                .await
+                .map_err(|e| e.to_string())?;
+            while let Some(m) = b.next().await {
+                docs.push(m.map_err(|e| e.to_string())?);
+            }
+            let mut msgs = Vec::new();
+            let mut b = obs_c
+                .fetch()
+                .max_messages(256)
+                .expires(Duration::from_millis(250))
+                .messages()
+                .await
+                .map_err(|e| e.to_string())?;
+            while let Some(m) = b.next().await {
+                msgs.push(m.map_err(|e| e.to_string())?);
+            }
+            Ok::<_, String>((docs, msgs))
+        };
+        let (docs, msgs) = match fetched.await {
+            Ok(x) => {
+                backoff = Duration::from_millis(100);
+                x
+            }
+            Err(e) => {
+                eprintln!("sit collect: fetching from JetStream failed ({e}); retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        if !docs.is_empty() {
+            let inc: Vec<Incoming> = docs.iter().map(incoming).collect();
+            let (c, d) = (collector.clone(), data.clone());
+            tokio::task::spawn_blocking(move || {
+                let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
+                inc.iter()
+                    .try_for_each(|m| c.file_schedule_doc(&d, m).map(|_| ()))
+            })
+            .await
+            .map_err(|e| Error::Failed(format!("filing schedule documents: {e}")))??;
+            for m in &docs {
+                if let Err(e) = m.ack().await {
+                    eprintln!("sit collect: ack failed ({e}); the document comes again");
+                }
+            }
+        }
+        if msgs.is_empty() {
+            continue;
+        }
+        let inc: Vec<Incoming> = msgs.iter().map(incoming).collect();
+        let c = collector.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            c.lock().unwrap_or_else(|p| p.into_inner()).ingest(&inc)
+        })
+        .await
+        .map_err(|e| Error::Failed(format!("storing batches: {e}")))??;
+        on_stored(&r);
+        for m in &msgs {
+            if let Err(e) = m.ack().await {
+                eprintln!("sit collect: ack failed ({e}); the batch comes again and is recognised");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Options of `sit collect`.
+#[derive(Debug, Clone)]
+pub struct CollectOptions {
+    pub nats: String,
+    pub workers: std::path::PathBuf,
+    /// Serve `/healthz` and `/metrics` (per vantage) here.
+    pub serve: Option<std::net::SocketAddr>,
+    pub limits: crate::publisher::listen::Limits,
+    /// Print `stored N` on stdout after each flush (kill tests).
+    pub print_acks: bool,
+}
+
+/// What a `sit collect` did before it stopped.
+#[derive(Debug, Default, Clone)]
+pub struct CollectReport {
+    pub ingested: Ingested,
+}
+
+/// The collector's `/healthz` and `/metrics`.
+struct CollectStatus {
+    stats: Arc<Mutex<BTreeMap<String, VantageStats>>>,
+    workers: Vec<String>,
+    clock: Arc<dyn crate::clock::Clock>,
+}
+
+impl crate::publisher::serve::Service for CollectStatus {
+    fn health(&self) -> (Vec<String>, serde_json::Value) {
+        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let v: serde_json::Map<String, serde_json::Value> = self
+            .workers
+            .iter()
+            .map(|w| {
+                let s = stats.get(w).cloned().unwrap_or_default();
+                (
+                    w.clone(),
+                    serde_json::json!({
+                        "stored": s.stored,
+                        "refused": s.refused,
+                        "duplicates": s.duplicates,
+                        "spool_depth": s.spool_depth,
+                        "last_record": s.last_at_ms.map(crate::clock::format_utc_ms),
+                    }),
+                )
+            })
+            .collect();
+        (vec![], serde_json::json!({ "vantages": v }))
+    }
+
+    fn metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.clock.now_ms();
+        let _ = writeln!(out, "# HELP sit_collect_stored_total Observations stored, by vantage.\n# TYPE sit_collect_stored_total counter");
+        for w in &self.workers {
+            let s = stats.get(w).cloned().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "sit_collect_stored_total{{vantage=\"{w}\"}} {}",
+                s.stored
+            );
+        }
+        let _ = writeln!(out, "# HELP sit_collect_refused_total Messages refused into dead letters, by vantage (subject).\n# TYPE sit_collect_refused_total counter");
+        for (w, s) in stats.iter() {
+            let _ = writeln!(
+                out,
+                "sit_collect_refused_total{{vantage=\"{w}\"}} {}",
+                s.refused
+            );
+        }
+        let _ = writeln!(out, "# HELP sit_collect_duplicates_total Batches received again and stored nothing, by vantage.\n# TYPE sit_collect_duplicates_total counter");
+        for w in &self.workers {
+            let s = stats.get(w).cloned().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "sit_collect_duplicates_total{{vantage=\"{w}\"}} {}",
+                s.duplicates
+            );
+        }
+        let _ = writeln!(out, "# HELP sit_collect_lag_seconds Service clock minus the time of the vantage's latest stored record.\n# TYPE sit_collect_lag_seconds gauge");
+        for w in &self.workers {
+            if let Some(at) = stats.get(w).and_then(|s| s.last_at_ms) {
+                let _ = writeln!(
+                    out,
+                    "sit_collect_lag_seconds{{vantage=\"{w}\"}} {}",
+                    (now - at).max(0) / 1000
+                );
+            }
+        }
+        let _ = writeln!(out, "# HELP sit_collect_spool_depth Observations waiting in the worker's spool, as its latest batch reported.\n# TYPE sit_collect_spool_depth gauge");
+        for w in &self.workers {
+            if let Some(d) = stats.get(w).and_then(|s| s.spool_depth) {
+                let _ = writeln!(out, "sit_collect_spool_depth{{vantage=\"{w}\"}} {d}");
+            }
+        }
+    }
+}
+
+/// Run the collector until Ctrl-C or SIGTERM.
+pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<CollectReport> {
+    let workers = Workers::load(&opts.workers)?;
+    std::fs::create_dir_all(data)?;
+    let store = Arc::new(Store::open(data)?);
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
+    let collector = Collector::new(store.clone(), workers.clone(), clock.clone())?;
+    let stats = collector.stats.clone();
+    let collector = Arc::new(Mutex::new(collector));
+    let client = super::connect(&opts.nats, "sit-collector").await?;
+    let js = async_nats::jetstream::new(client);
+    let server = match opts.serve {
+        Some(addr) => {
+            let svc: Arc<dyn crate::publisher::serve::Service> = Arc::new(CollectStatus {
+                stats: stats.clone(),
+                workers: workers.0.keys().cloned().collect(),
+                clock: clock.clone(),
+            });
+            let archive = crate::publisher::archive::Archive::for_data(data);
+            let r = crate::publisher::serve::start_with(
+                archive,
+                addr,
+                Some(svc),
+                opts.limits.clone(),
+                None,
+            )
+            .await
+            .map_err(|e| Error::Failed(format!("cannot serve on {addr}: {e}")))?;
+            eprintln!(
+                "sit collect: serving http://{} (/healthz, /metrics)",
+                r.addr
+            );
+            Some(r)
+        }
+        None => None,
+    };
+    eprintln!(
+        "sit collect: {} workers registered ({}); consuming {} on {}",
+        workers.0.len(),
+        workers.0.keys().cloned().collect::<Vec<_>>().join(", "),
+        OBS_STREAM,
+        opts.nats
+    );
+    let total = Arc::new(Mutex::new(Ingested::default()));
+    let print = opts.print_acks;
+    let on_stored: Arc<dyn Fn(&Ingested) + Send + Sync> = {
+        let total = total.clone();
+        Arc::new(move |r: &Ingested| {
+            let mut t = total.lock().unwrap_or_else(|p| p.into_inner());
+            t.batches += r.batches;
+            t.stored += r.stored;
+            t.duplicates += r.duplicates;
+            t.skipped_records += r.skipped_records;
+            t.refused += r.refused;
+            if print {
+                println!("stored {}", t.stored);
+            }
+        })
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(consume(
+        js,
+        data.to_path_buf(),
+        collector,
+        stop_rx,
+        on_stored,
+    ));
+    crate::service::shutdown_signal().await;
+    eprintln!(
+        "sit collect: stopping (signal); unacknowledged batches come again at the next start"
+    );
+    let _ = stop_tx.send(true);
+    task.await
+        .map_err(|e| Error::Failed(format!("the consumer task: {e}")))??;
+    if let Some(s) = server {
+        let _ = s.shutdown().await;
+    }
+    let ingested = total.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(CollectReport { ingested })
+}

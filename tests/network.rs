@@ -1,0 +1,586 @@
+//! The probe network against a real `nats-server` with JetStream (started here on a free
+//! loopback port with a temporary store folder), the real simulator and the real binary:
+//! three `sit worker`s on a compressed clock and one `sit collect`. Every observation that
+//! JetStream acknowledged is stored exactly once: with all parts up, with the collector
+//! killed five times, with the NATS server down for 20 s. Batches signed by an unknown key,
+//! with a broken chain, or replayed are refused or deduplicated, with the reason on record.
+//!
+//! Needs `nats-server` on PATH (`.ci/run` installs it and sets `SIT_REQUIRE_NATS=1`, which
+//! makes its absence a failure); without it each test prints SKIPPED.
+
+mod common;
+use common::{sim, sit, text, Sim};
+
+use sit::observation::Observation;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const START: &str = "2026-01-05";
+const UNTIL: &str = "2026-01-06";
+const VANTAGES: [&str; 3] = ["eu", "us", "ap"];
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A nats-server with JetStream on a loopback port, its store in a folder of its own.
+struct Nats {
+    child: Option<Child>,
+    port: u16,
+    store: PathBuf,
+}
+
+impl Nats {
+    /// None (and SKIPPED printed) when nats-server is not installed, unless SIT_REQUIRE_NATS.
+    fn start(dir: &Path) -> Option<Nats> {
+        let found = Command::new("nats-server")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            assert!(
+                std::env::var_os("SIT_REQUIRE_NATS").is_none(),
+                "SIT_REQUIRE_NATS is set but nats-server is not on PATH"
+            );
+            eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server)");
+            return None;
+        }
+        let mut n = Nats {
+            child: None,
+            port: free_port(),
+            store: dir.join("nats-store"),
+        };
+        n.up();
+        Some(n)
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn up(&mut self) {
+        let child = Command::new("nats-server")
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "nats-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// A running `sit` process whose stdout lines are collected as they come.
+struct Proc {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Proc {
+    fn spawn(mut c: Command) -> Proc {
+        let mut child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
+                l.lock().unwrap().push(line);
+            }
+        });
+        Proc {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn signal(&mut self, sig: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Wait for the process to exit; its stdout lines.
+    fn wait(mut self, limit: Duration) -> (std::process::ExitStatus, Vec<String>) {
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if t0.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("process did not exit within {limit:?}: {:?}", self.lines());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        let lines = self.lines();
+        (status, lines)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Net {
+    dir: tempfile::TempDir,
+    _sim: Sim,
+    nats: Nats,
+}
+
+impl Net {
+    fn new() -> Option<Net> {
+        let dir = tempfile::tempdir().unwrap();
+        let nats = Nats::start(dir.path())?;
+        let sim = sim(&dir.path().join("providers.toml"), 3, "");
+        let mut rows = String::new();
+        for v in VANTAGES {
+            let o = sit(&[
+                "keys",
+                "generate",
+                "--out",
+                dir.path().join(v).to_str().unwrap(),
+            ]);
+            assert!(o.status.success(), "{}", text(&o));
+            rows.push_str(&format!(
+                "[[worker]]\nvantage = \"{v}\"\npublic_key = \"{v}/public-key.pem\"\nregion = \"{v}-1\"\n\n"
+            ));
+        }
+        std::fs::write(dir.path().join("workers.toml"), rows).unwrap();
+        Some(Net {
+            dir,
+            _sim: sim,
+            nats,
+        })
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn worker(&self, vantage: &str, hour_ms: u64) -> Proc {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sit"));
+        c.arg("--data")
+            .arg(self.path(&format!("spool-{vantage}")))
+            .arg("--providers")
+            .arg(self.path("providers.toml"))
+            .args(["worker", "--vantage", vantage, "--nats", &self.nats.url()])
+            .arg("--key")
+            .arg(self.path(&format!("{vantage}/signing-key.pem")))
+            .args(["--start", START, "--hour-ms", &hour_ms.to_string()])
+            .args(["--until", UNTIL, "--per-hour", "1", "--drain-secs", "60"]);
+        Proc::spawn(c)
+    }
+
+    fn collector(&self) -> Proc {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sit"));
+        c.arg("--data")
+            .arg(self.path("collector"))
+            .args(["collect", "--nats", &self.nats.url(), "--print-acks"])
+            .arg("--workers")
+            .arg(self.path("workers.toml"));
+        Proc::spawn(c)
+    }
+
+    /// The collector's stored observations (it must be stopped).
+    fn stored(&self) -> Vec<Observation> {
+        common::stored_observations(&self.path("collector"))
+    }
+}
+
+/// `N acked` from a worker's last line.
+fn acked(lines: &[String]) -> u64 {
+    lines
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_suffix(" acked").and_then(|n| n.parse().ok()))
+        .unwrap_or_else(|| panic!("no `N acked` line: {lines:?}"))
+}
+
+/// The latest `stored N` of a collector.
+fn stored_so_far(p: &Proc) -> u64 {
+    p.lines()
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("stored ").and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Every acknowledged observation of every vantage is stored once: per vantage, the origins
+/// are exactly seq 0..acked, the collector's copy of each chain links record to record, and
+/// the records are the workers' own (their hash is the one the worker signed).
+fn check_exactly_once(stored: &[Observation], acked: &BTreeMap<String, u64>) {
+    let mut by: BTreeMap<&str, Vec<&Observation>> = BTreeMap::new();
+    for o in stored {
+        by.entry(o.worker.as_str()).or_default().push(o);
+    }
+    for (v, n) in acked {
+        let recs = by.remove(v.as_str()).unwrap_or_default();
+        let origins: Vec<u64> = recs
+            .iter()
+            .map(|o| o.origin.as_ref().unwrap().seq)
+            .collect();
+        let distinct: BTreeSet<u64> = origins.iter().copied().collect();
+        assert_eq!(distinct.len(), origins.len(), "{v}: a record stored twice");
+        // the worker may have spooled (and shipped) more after its last count; never less
+        assert!(
+            origins.len() as u64 >= *n,
+            "{v}: {} stored, {n} acked",
+            origins.len()
+        );
+        assert_eq!(
+            distinct,
+            (0..origins.len() as u64).collect::<BTreeSet<_>>(),
+            "{v}: the stored records are not the chain from its start"
+        );
+        for o in &recs {
+            assert_eq!(o.vantage.as_deref(), Some(v.as_str()));
+        }
+    }
+    assert!(
+        by.is_empty(),
+        "records of unregistered workers: {:?}",
+        by.keys()
+    );
+}
+
+fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < limit, "condition not met within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn three_workers_ship_every_acknowledged_observation_exactly_once() {
+    let Some(net) = Net::new() else { return };
+    let mut collector = net.collector();
+    let workers: Vec<(String, Proc)> = VANTAGES
+        .iter()
+        .map(|v| (v.to_string(), net.worker(v, 100)))
+        .collect();
+    let mut acks = BTreeMap::new();
+    for (v, w) in workers {
+        let (status, lines) = w.wait(Duration::from_secs(90));
+        assert!(status.success(), "{v}: {lines:?}");
+        acks.insert(v, acked(&lines));
+    }
+    let total: u64 = acks.values().sum();
+    assert!(total > 0);
+    wait_for(Duration::from_secs(30), || {
+        stored_so_far(&collector) >= total
+    });
+    collector.signal(libc::SIGTERM);
+    let (status, lines) = collector.wait(Duration::from_secs(30));
+    assert!(status.success(), "{lines:?}");
+    let stored = net.stored();
+    assert_eq!(stored.len() as u64, total, "{acks:?}");
+    check_exactly_once(&stored, &acks);
+    // every worker's commitment and reveal reached the collector, filed per vantage
+    for v in VANTAGES {
+        let d = net.path(&format!("collector/vantages/{v}/commitments"));
+        for kind in ["commit", "reveal"] {
+            assert!(
+                d.join(format!("{START}.{kind}.json")).exists(),
+                "{v}: no {kind} filed"
+            );
+        }
+    }
+}
+
+#[test]
+fn killing_the_collector_five_times_loses_nothing_and_duplicates_nothing() {
+    let Some(net) = Net::new() else { return };
+    let workers: Vec<(String, Proc)> = VANTAGES
+        .iter()
+        .map(|v| (v.to_string(), net.worker(v, 150)))
+        .collect();
+    let t0 = Instant::now();
+    for at in [400u64, 1100, 1900, 2600, 3300] {
+        let mut c = net.collector();
+        std::thread::sleep(
+            Duration::from_millis(at)
+                .saturating_sub(t0.elapsed())
+                .max(Duration::from_millis(250)),
+        );
+        c.signal(libc::SIGKILL);
+        let _ = c.wait(Duration::from_secs(10));
+    }
+    let mut acks = BTreeMap::new();
+    for (v, w) in workers {
+        let (status, lines) = w.wait(Duration::from_secs(90));
+        assert!(status.success(), "{v}: {lines:?}");
+        acks.insert(v, acked(&lines));
+    }
+    let total: u64 = acks.values().sum();
+    // Redeliveries of what the killed collectors stored but never acknowledged come after
+    // JetStream's ack wait (10 s); they must be recognised, not stored again. Wait past it,
+    // then until the collector has been quiet for 2 s.
+    let mut collector = net.collector();
+    std::thread::sleep(Duration::from_secs(13));
+    let mut n = collector.lines().len();
+    loop {
+        std::thread::sleep(Duration::from_secs(2));
+        let m = collector.lines().len();
+        if m == n {
+            break;
+        }
+        n = m;
+    }
+    collector.signal(libc::SIGTERM);
+    let (status, lines) = collector.wait(Duration::from_secs(30));
+    assert!(status.success(), "{lines:?}");
+    let stored = net.stored();
+    assert_eq!(stored.len() as u64, total, "{acks:?}");
+    check_exactly_once(&stored, &acks);
+}
+
+#[test]
+fn nats_down_for_20_seconds_workers_spool_and_drain_in_order() {
+    let Some(mut net) = Net::new() else { return };
+    let mut collector = net.collector();
+    // one simulated day = 36 s: the outage falls in the middle of it
+    let workers: Vec<(String, Proc)> = VANTAGES
+        .iter()
+        .map(|v| (v.to_string(), net.worker(v, 1500)))
+        .collect();
+    std::thread::sleep(Duration::from_secs(6));
+    let before = stored_so_far(&collector);
+    assert!(before > 0, "nothing stored before the outage");
+    net.nats.down();
+    std::thread::sleep(Duration::from_secs(20));
+    net.nats.up();
+    let mut acks = BTreeMap::new();
+    for (v, w) in workers {
+        let (status, lines) = w.wait(Duration::from_secs(120));
+        assert!(status.success(), "{v}: {lines:?}");
+        acks.insert(v, acked(&lines));
+    }
+    let total: u64 = acks.values().sum();
+    wait_for(Duration::from_secs(60), || {
+        stored_so_far(&collector) >= total
+    });
+    collector.signal(libc::SIGTERM);
+    let (status, lines) = collector.wait(Duration::from_secs(30));
+    assert!(status.success(), "{lines:?}");
+    let stored = net.stored();
+    assert_eq!(stored.len() as u64, total, "{acks:?}");
+    check_exactly_once(&stored, &acks);
+}
+
+/// Publish raw messages to the stream, as a hostile or broken worker would.
+async fn publish_raw(url: &str, msgs: Vec<(String, Vec<u8>, String)>) {
+    let client = async_nats::connect(url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    sit::network::ensure_streams(&js).await.unwrap();
+    for (subject, payload, id) in msgs {
+        use async_nats::jetstream::message::PublishMessage;
+        js.send_publish(
+            subject,
+            PublishMessage::build()
+                .payload(payload.into())
+                .message_id(id),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+}
+
+#[test]
+fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_reason() {
+    use sit_core::batch::{self, genesis_hex, RecordText};
+    let Some(net) = Net::new() else { return };
+    let eu = sit::publisher::keys::load_signing(&net.path("eu/signing-key.pem")).unwrap();
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    // a chain of four records of `eu`, as its worker would store them
+    let record = |seq: u64, prev: &str| {
+        let mut o = sit::observation::sample();
+        o.worker = "eu".into();
+        o.vantage = Some("eu".into());
+        o.seq = seq;
+        o.prev_hash = prev.to_string();
+        let text = serde_json::to_string(&o).unwrap();
+        let hash = sit::signing::hex(blake3::hash(text.as_bytes()).as_bytes());
+        (RecordText { seq, text }, hash)
+    };
+    let mut prev = genesis_hex();
+    let mut hashes = vec![];
+    let mut recs = vec![];
+    for seq in 0..4 {
+        let (r, h) = record(seq, &prev);
+        recs.push(r);
+        hashes.push(h.clone());
+        prev = h;
+    }
+    let good1 = batch::sign("eu", &eu, &genesis_hex(), &recs[..2]);
+    let good2 = batch::sign("eu", &eu, &hashes[1], &recs[2..]);
+    let unknown = batch::sign("xx", &stranger, &genesis_hex(), &recs[..1]);
+    let forged = batch::sign("eu", &stranger, &genesis_hex(), &recs[..1]);
+    // records 0 and 1, with record 1's link broken (signed by the right key)
+    let broken = vec![recs[0].clone(), record(1, &"f".repeat(64)).0];
+    let broken = batch::sign("eu", &eu, &genesis_hex(), &broken);
+    // a gap: record 3 alone after only 0-1 are stored
+    let gap = batch::sign("eu", &eu, &hashes[2], &recs[3..]);
+    let id = |d: &[u8]| batch::id(d);
+    let msgs = vec![
+        ("sit.obs.eu".to_string(), good1.clone(), id(&good1)),
+        ("sit.obs.xx".to_string(), unknown.clone(), id(&unknown)),
+        ("sit.obs.eu".to_string(), forged.clone(), id(&forged)),
+        ("sit.obs.eu".to_string(), broken.clone(), id(&broken)),
+        ("sit.obs.eu".to_string(), gap.clone(), id(&gap)),
+        // replayed: same batch, a new message id (past JetStream's deduplication)
+        (
+            "sit.obs.eu".to_string(),
+            good1.clone(),
+            "replayed-1".to_string(),
+        ),
+        // another vantage's subject
+        (
+            "sit.obs.us".to_string(),
+            good2.clone(),
+            "on-another-subject".to_string(),
+        ),
+        ("sit.obs.eu".to_string(), good2.clone(), id(&good2)),
+        (
+            "sit.obs.eu".to_string(),
+            b"not json".to_vec(),
+            "junk".to_string(),
+        ),
+    ];
+    let url = net.nats.url();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(publish_raw(&url, msgs));
+    let mut collector = net.collector();
+    wait_for(Duration::from_secs(30), || stored_so_far(&collector) >= 4);
+    std::thread::sleep(Duration::from_millis(1500));
+    collector.signal(libc::SIGTERM);
+    let (status, lines) = collector.wait(Duration::from_secs(30));
+    assert!(status.success(), "{lines:?}");
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains("4 observations stored, 1 duplicate batches, 6 refused"),
+        "{lines:?}"
+    );
+    let stored = net.stored();
+    assert_eq!(stored.len(), 4);
+    let store = sit::store::Store::open(&net.path("collector")).unwrap();
+    let dead = sit::network::collect::Collector::dead_letters(&store).unwrap();
+    let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
+    assert_eq!(dead.len(), 6, "{reasons:?}");
+    assert!(
+        reasons[0].contains("unknown worker: vantage `xx`"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].contains("signature of vantage `eu` does not verify"),
+        "{reasons:?}"
+    );
+    assert!(reasons[2].contains("broken chain"), "{reasons:?}");
+    assert!(reasons[3].contains("missing"), "{reasons:?}");
+    assert!(
+        reasons[4].contains("published on sit.obs.us"),
+        "{reasons:?}"
+    );
+    assert!(reasons[5].contains("not a batch"), "{reasons:?}");
+    // the refused payloads are kept beside their records
+    let payloads = store.metas("deadpayload/").unwrap();
+    assert_eq!(payloads.len(), 6);
+    assert_eq!(payloads[5].1, b"not json");
+}
+
+#[test]
+fn a_workers_file_with_a_missing_key_or_a_bad_vantage_is_named_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("workers.toml");
+    std::fs::write(
+        &f,
+        "[[worker]]\nvantage = \"eu\"\npublic_key = \"nope.pem\"\n",
+    )
+    .unwrap();
+    let o = sit(&[
+        "--data",
+        dir.path().join("c").to_str().unwrap(),
+        "collect",
+        "--nats",
+        "nats://127.0.0.1:1",
+        "--workers",
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("worker `eu`") && text(&o).contains("public-key.pem"),
+        "{}",
+        text(&o)
+    );
+    std::fs::write(
+        &f,
+        "[[worker]]\nvantage = \"e.u\"\npublic_key = \"k.pem\"\n",
+    )
+    .unwrap();
+    let o = sit(&[
+        "collect",
+        "--nats",
+        "nats://127.0.0.1:1",
+        "--workers",
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("vantage `e.u`"), "{}", text(&o));
+}
