@@ -168,6 +168,7 @@ pub fn one_day(
             pass_threshold: tier.pass_threshold,
             endpoints: &rows.endpoints,
             providers: &rows.providers,
+            vantages: &rows.vantages,
             observations: &rows.rows,
             previous_final,
             suite_hash: &suite.hash,

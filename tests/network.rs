@@ -173,17 +173,29 @@ impl Drop for Proc {
     }
 }
 
+/// The tests of this file run one at a time: each runs a NATS server, a simulator, three
+/// workers and a collector on a compressed clock, and two of those sets on two cores make
+/// simulated hours late.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 struct Net {
+    _serial: std::sync::MutexGuard<'static, ()>,
     dir: tempfile::TempDir,
     _sim: Sim,
     nats: Nats,
 }
 
 impl Net {
+    /// NATS, the simulator with `endpoints` endpoints, three worker keys and workers.toml.
     fn new() -> Option<Net> {
+        Net::with_endpoints(3)
+    }
+
+    fn with_endpoints(endpoints: usize) -> Option<Net> {
+        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let nats = Nats::start(dir.path())?;
-        let sim = sim(&dir.path().join("providers.toml"), 3, "");
+        let sim = sim(&dir.path().join("providers.toml"), endpoints, "");
         let mut rows = String::new();
         for v in VANTAGES {
             let o = sit(&[
@@ -199,6 +211,7 @@ impl Net {
         }
         std::fs::write(dir.path().join("workers.toml"), rows).unwrap();
         Some(Net {
+            _serial: serial,
             dir,
             _sim: sim,
             nats,
@@ -253,7 +266,11 @@ fn stored_so_far(p: &Proc) -> u64 {
     p.lines()
         .iter()
         .rev()
-        .find_map(|l| l.strip_prefix("stored ").and_then(|n| n.parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix("stored ")
+                .and_then(|n| n.split(' ').next())
+                .and_then(|n| n.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -506,8 +523,14 @@ fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_r
         .unwrap()
         .block_on(publish_raw(&url, msgs));
     let mut collector = net.collector();
-    wait_for(Duration::from_secs(30), || stored_so_far(&collector) >= 4);
-    std::thread::sleep(Duration::from_millis(1500));
+    // the early batch (record 3 before record 2 arrived) waits and comes again: by then
+    // records 2-3 are stored, so it is a duplicate
+    wait_for(Duration::from_secs(30), || {
+        collector
+            .lines()
+            .iter()
+            .any(|l| l.starts_with("stored 4 duplicates 2 refused 5"))
+    });
     collector.signal(libc::SIGTERM);
     let (status, lines) = collector.wait(Duration::from_secs(30));
     assert!(status.success(), "{lines:?}");
@@ -515,7 +538,7 @@ fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_r
         lines
             .last()
             .unwrap()
-            .contains("4 observations stored, 1 duplicate batches, 6 refused"),
+            .contains("4 observations stored, 2 duplicate batches, 5 refused, 1 early"),
         "{lines:?}"
     );
     let stored = net.stored();
@@ -523,26 +546,23 @@ fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_r
     let store = sit::store::Store::open(&net.path("collector")).unwrap();
     let dead = sit::network::collect::Collector::dead_letters(&store).unwrap();
     let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
-    assert_eq!(dead.len(), 6, "{reasons:?}");
-    assert!(
-        reasons[0].contains("unknown worker: vantage `xx`"),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons[1].contains("signature of vantage `eu` does not verify"),
-        "{reasons:?}"
-    );
-    assert!(reasons[2].contains("broken chain"), "{reasons:?}");
-    assert!(reasons[3].contains("missing"), "{reasons:?}");
-    assert!(
-        reasons[4].contains("published on sit.obs.us"),
-        "{reasons:?}"
-    );
-    assert!(reasons[5].contains("not a batch"), "{reasons:?}");
+    assert_eq!(dead.len(), 5, "{reasons:?}");
+    for (i, want) in [
+        "unknown worker: vantage `xx`",
+        "signature of vantage `eu` does not verify",
+        "broken chain",
+        "published on sit.obs.us",
+        "not a batch",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(reasons[i].contains(want), "{i}: {reasons:?}");
+    }
     // the refused payloads are kept beside their records
     let payloads = store.metas("deadpayload/").unwrap();
-    assert_eq!(payloads.len(), 6);
-    assert_eq!(payloads[5].1, b"not json");
+    assert_eq!(payloads.len(), 5);
+    assert_eq!(payloads[4].1, b"not json");
 }
 
 #[test]
@@ -583,4 +603,106 @@ fn a_workers_file_with_a_missing_key_or_a_bad_vantage_is_named_with_the_fix() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("vantage `e.u`"), "{}", text(&o));
+}
+
+/// The collector publishes the day from three vantages while one of them is down for six
+/// simulated hours: the day stays FINAL, the determination lists each vantage's attempts and
+/// the down vantage's missed probes, and the day's bundle verifies (each vantage's records
+/// against its own commitment) and replays identically.
+#[test]
+fn collector_publishes_a_final_day_with_one_vantage_down_six_hours_and_it_verifies() {
+    // six endpoints: enough for valid partitions (as tests/run.rs)
+    let Some(net) = Net::with_endpoints(6) else {
+        return;
+    };
+    let o = sit(&[
+        "keys",
+        "generate",
+        "--out",
+        net.path("oracle").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let hour_ms = 200u64;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sit"));
+    c.arg("--data")
+        .arg(net.path("collector"))
+        .arg("--providers")
+        .arg(net.path("providers.toml"))
+        .args(["collect", "--nats", &net.nats.url()])
+        .arg("--workers")
+        .arg(net.path("workers.toml"))
+        .arg("--key")
+        .arg(net.path("oracle/signing-key.pem"))
+        .args([
+            "--start",
+            START,
+            "--hour-ms",
+            &hour_ms.to_string(),
+            "--until",
+            UNTIL,
+        ]);
+    let collector = Proc::spawn(c);
+    let t0 = Instant::now();
+    let eu = net.worker("eu", hour_ms);
+    let us = net.worker("us", hour_ms);
+    let mut ap = net.worker("ap", hour_ms);
+    // ap goes down at about 09:00 and comes back at about 15:00
+    std::thread::sleep(Duration::from_millis(9 * hour_ms).saturating_sub(t0.elapsed()));
+    ap.signal(libc::SIGKILL);
+    let _ = ap.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(15 * hour_ms).saturating_sub(t0.elapsed()));
+    let ap = net.worker("ap", hour_ms);
+    for (v, w) in [("eu", eu), ("us", us), ("ap", ap)] {
+        let (status, lines) = w.wait(Duration::from_secs(90));
+        assert!(status.success(), "{v}: {lines:?}");
+    }
+    let (status, lines) = collector.wait(Duration::from_secs(90));
+    assert!(status.success(), "{lines:?}");
+    assert!(
+        lines.last().unwrap().ends_with("3 records published"),
+        "{lines:?}"
+    );
+    for tier in ["t1", "t2", "t3"] {
+        let f = net.path(&format!("collector/published/{tier}/{START}.v1.json"));
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+        let d = r.get("determination").unwrap_or(&r);
+        // set from data: BASE is the chained index's first day, FINAL any later one
+        assert!(
+            d["status"] == "FINAL" || d["status"] == "BASE",
+            "{tier}: {d}"
+        );
+        assert!(
+            d["counts"]["valid_partitions"].as_u64().unwrap() >= 18,
+            "{tier}: {d}"
+        );
+        let v = &d["counts"]["vantages"];
+        for name in VANTAGES {
+            assert!(v[name]["attempts"].as_u64().unwrap() > 0, "{tier}: {v}");
+        }
+        assert_eq!(v["eu"]["missed"].as_u64().unwrap_or(0), 0, "{tier}: {v}");
+        // about six of 24 hours of ap's probes were missed while it was down
+        let missed = v["ap"]["missed"].as_u64().unwrap_or(0);
+        let attempts = v["ap"]["attempts"].as_u64().unwrap();
+        assert!(
+            missed * 8 >= attempts && missed <= attempts,
+            "{tier}: ap missed {missed} of {}: {v}",
+            missed + attempts
+        );
+    }
+    let b = net.path(&format!("collector/archive/{START}"));
+    let o = sit(&["audit", "verify", b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).starts_with("VERIFIED"), "{}", text(&o));
+    let o = sit(&["audit", "replay", b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(text(&o).matches(": identical").count(), 3, "{}", text(&o));
+    // each vantage's own commitment and reveal are in the bundle
+    for v in VANTAGES {
+        assert!(b
+            .join(format!("commitments/{START}.{v}.commit.json"))
+            .exists());
+        assert!(b
+            .join(format!("commitments/{START}.{v}.reveal.json"))
+            .exists());
+    }
 }

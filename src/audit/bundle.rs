@@ -12,6 +12,8 @@
 //! - `suite.toml`, `suite.json`: the probe suite and its hash;
 //! - `methodology.json`: the index parameters and their hash;
 //! - `commitments/`: the schedule-seed commitment and reveal of the day (and the day before);
+//!   on a probe network collector, each vantage's own (`DATE.VANTAGE.commit.json`), checked
+//!   against that vantage's records;
 //! - `determinations/`: every published version of the day's determinations (signed);
 //! - `keys/`: the public keys that signed them;
 //! - `manifest.json`: blake3 of every other file.
@@ -195,6 +197,15 @@ pub fn export(
         if let Some(r) = archive.reveal(d) {
             files.insert(format!("commitments/{d}.reveal.json"), json(&r));
         }
+        // a probe network collector files each vantage's in DATA/vantages/VANTAGE/
+        for (v, a) in crate::network::vantage_archives(store.path()) {
+            if let Some(c) = a.commitment(d) {
+                files.insert(format!("commitments/{d}.{v}.commit.json"), json(&c));
+            }
+            if let Some(r) = a.reveal(d) {
+                files.insert(format!("commitments/{d}.{v}.reveal.json"), json(&r));
+            }
+        }
     }
     let mut determinations = 0;
     for e in entries.iter().filter(|e| e.date == date) {
@@ -333,6 +344,8 @@ pub struct Bundle {
     pub suite: Suite,
     pub methodology: Methodology,
     pub commitments: BTreeMap<Date, (Option<Commitment>, Option<Reveal>)>,
+    /// Probe network bundles: each vantage's commitments and reveals.
+    pub vantage_commitments: BTreeMap<String, Schedules>,
     /// (file name, bytes).
     pub determinations: Vec<(String, Vec<u8>)>,
     /// (file name, bytes): each tier's record in force of the latest earlier day (absent in
@@ -393,16 +406,26 @@ impl Bundle {
             parameters: Methodology,
         }
         let methodology = parse::<M>(dir, "methodology.json")?.parameters;
-        let mut commitments: BTreeMap<Date, (Option<Commitment>, Option<Reveal>)> = BTreeMap::new();
+        let mut commitments: Schedules = BTreeMap::new();
+        let mut vantage_commitments: BTreeMap<String, Schedules> = BTreeMap::new();
         for f in list(dir, "commitments") {
+            // commitments/DATE.commit.json, or DATE.VANTAGE.commit.json for a vantage's
+            let stem = f
+                .trim_start_matches("commitments/")
+                .trim_end_matches(".commit.json")
+                .trim_end_matches(".reveal.json");
+            let to = match stem.split_once('.') {
+                Some((_, v)) => vantage_commitments.entry(v.to_string()).or_default(),
+                None => &mut commitments,
+            };
             if f.ends_with(".commit.json") {
                 let c: Commitment = parse(dir, &f)?;
                 let d = c.date;
-                commitments.entry(d).or_default().0 = Some(c);
+                to.entry(d).or_default().0 = Some(c);
             } else if f.ends_with(".reveal.json") {
                 let r: Reveal = parse(dir, &f)?;
                 let d = r.date;
-                commitments.entry(d).or_default().1 = Some(r);
+                to.entry(d).or_default().1 = Some(r);
             }
         }
         let mut determinations = Vec::new();
@@ -433,6 +456,7 @@ impl Bundle {
             suite,
             methodology,
             commitments,
+            vantage_commitments,
             determinations,
             previous,
             keys,
@@ -564,11 +588,49 @@ impl Bundle {
     }
 
     /// The commitment check of the bundle's day: the reveal matches the commitment and every
-    /// probe of the day comes from the schedule it fixes (none missing, none added).
+    /// probe of the day comes from the schedule it fixes (none missing, none added). On a
+    /// probe network (no commitment of its own, one per vantage) the check runs per vantage
+    /// on that vantage's records, and every record of the day must belong to one of them.
     pub fn check_commitment(&self) -> Result<(), String> {
         let day = self.manifest.date;
-        let (Some(c), Some(r)) = self
-            .commitments
+        let has = |s: &Schedules| s.get(&day).is_some_and(|(c, _)| c.is_some());
+        if has(&self.commitments) || !self.vantage_commitments.values().any(has) {
+            return self.check_schedule(&self.commitments, |_| true);
+        }
+        for (v, s) in &self.vantage_commitments {
+            self.check_schedule(s, |o| o.vantage.as_deref() == Some(v.as_str()))
+                .map_err(|e| format!("vantage {v}: {e}"))?;
+        }
+        let day_end = day.start_ms() + DAY_MS;
+        if let Some(o) = self.records.iter().map(|r| &r.2).find(|o| {
+            o.at_ms >= day.start_ms()
+                && o.at_ms < day_end
+                && o.suite_hash == self.suite.hash
+                && !o
+                    .vantage
+                    .as_ref()
+                    .is_some_and(|v| self.vantage_commitments.get(v).is_some_and(has))
+        }) {
+            return Err(format!(
+                "observation seq {} is of {}, which has no commitment for {day}",
+                o.seq,
+                o.vantage
+                    .as_deref()
+                    .map(|v| format!("vantage {v}"))
+                    .unwrap_or_else(|| "no vantage".into())
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`Bundle::check_commitment`] for one set of schedules and the records `mine` selects.
+    fn check_schedule(
+        &self,
+        schedules: &Schedules,
+        mine: impl Fn(&Observation) -> bool,
+    ) -> Result<(), String> {
+        let day = self.manifest.date;
+        let (Some(c), Some(r)) = schedules
             .get(&day)
             .map(|(c, r)| (c.clone(), r.clone()))
             .unwrap_or((None, None))
@@ -584,7 +646,7 @@ impl Bundle {
             .iter()
             .map(|r| &r.2)
             .filter(|o| o.at_ms >= day.start_ms() && o.at_ms < day.start_ms() + DAY_MS + HOUR_MS)
-            .filter(|o| o.suite_hash == self.suite.hash)
+            .filter(|o| o.suite_hash == self.suite.hash && mine(o))
             .collect();
         let (in_day, spill): (Vec<&Observation>, Vec<&Observation>) = near
             .into_iter()
@@ -602,8 +664,7 @@ impl Bundle {
         // A retry of one of the previous day's last probes can be sent well after midnight (a
         // Retry-After, a loaded machine, a compressed clock): it belongs to the previous day's
         // schedule (committed and revealed in this bundle too), not to this one's.
-        let previous: std::collections::BTreeSet<(u64, String)> = self
-            .commitments
+        let previous: std::collections::BTreeSet<(u64, String)> = schedules
             .get(&day.pred())
             .and_then(|(c, r)| {
                 let (c, r) = (c.clone()?, r.as_ref()?);
@@ -634,6 +695,9 @@ impl Bundle {
         check_day(&self.suite, &c, &r, &candidates)
     }
 }
+
+/// Commitments and reveals by day.
+pub type Schedules = BTreeMap<Date, (Option<Commitment>, Option<Reveal>)>;
 
 /// One re-derived observation that disagrees with its record.
 fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
@@ -990,8 +1054,13 @@ fn recompute(
         day_window(m, d.date),
         view.as_ref(),
     );
-    let (endpoints, providers, rows, prices) =
-        (rows.endpoints, rows.providers, rows.rows, rows.prices);
+    let (endpoints, providers, rows, prices, vantages) = (
+        rows.endpoints,
+        rows.providers,
+        rows.rows,
+        rows.prices,
+        rows.vantages,
+    );
     let previous_final = d
         .contingency
         .as_ref()
@@ -1004,6 +1073,7 @@ fn recompute(
             pass_threshold: tier.pass_threshold,
             endpoints: &endpoints,
             providers: &providers,
+            vantages: &vantages,
             observations: &rows,
             previous_final,
             suite_hash: &b.suite.hash,

@@ -152,6 +152,19 @@ pub enum Command {
         serve: Option<std::net::SocketAddr>,
         #[command(flatten)]
         limits: LimitArgs,
+        /// Publish days too, signed with this key (`sit keys generate`): each day once it
+        /// has ended and every vantage's records up to its reveal are stored.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// Compressed clock (tests, demos), as the workers': the simulated first day.
+        #[arg(long, requires = "hour_ms")]
+        start: Option<String>,
+        /// Compressed clock: real milliseconds per simulated hour.
+        #[arg(long, requires = "start")]
+        hour_ms: Option<u64>,
+        /// Stop after publishing the day before this one (YYYY-MM-DD); needs --key.
+        #[arg(long, requires = "key")]
+        until: Option<String>,
         /// Print `stored N` after each flush (kill tests).
         #[arg(long, hide = true)]
         print_acks: bool,

@@ -55,6 +55,10 @@ pub(super) async fn run(cli: &Paths, c: Command) -> Result<()> {
             workers,
             serve,
             limits,
+            key,
+            start,
+            hour_ms,
+            until,
             print_acks,
         } => {
             let opts = crate::network::collect::CollectOptions {
@@ -63,12 +67,20 @@ pub(super) async fn run(cli: &Paths, c: Command) -> Result<()> {
                 serve,
                 limits: limits.limits()?,
                 print_acks,
+                key,
+                providers: cli.providers.clone(),
+                start: start.as_deref().map(parse_date).transpose()?,
+                hour_ms,
+                until: until.as_deref().map(parse_date).transpose()?,
             };
             let r = crate::network::collect::run(&cli.data, &opts).await?;
             let i = r.ingested;
+            for l in &r.published {
+                println!("published {l}");
+            }
             println!(
-                "sit collect: stopped; {} batches: {} observations stored, {} duplicate batches, {} refused",
-                i.batches, i.stored, i.duplicates, i.refused
+                "sit collect: stopped; {} batches: {} observations stored, {} duplicate batches, {} refused, {} early (delivered again); {} records published",
+                i.batches, i.stored, i.duplicates, i.refused, i.early, r.published.len()
             );
             Ok(())
         }

@@ -63,6 +63,11 @@ pub struct Ingested {
     /// Records skipped because stored already (overlapping re-batches).
     pub skipped_records: u64,
     pub refused: u64,
+    /// Batches that came before earlier records of their chain (a redelivery still on its
+    /// way): not stored, to be delivered again ([`Ingested::later`]).
+    pub early: u64,
+    /// Indices (into the messages given) of the early ones.
+    pub later: Vec<usize>,
 }
 
 /// Per-vantage figures for `/metrics`.
@@ -71,6 +76,8 @@ pub struct VantageStats {
     pub stored: u64,
     pub duplicates: u64,
     pub refused: u64,
+    /// Batches that waited for earlier records (redelivered later).
+    pub early: u64,
     /// `at_ms` of the latest stored record.
     pub last_at_ms: Option<i64>,
     pub spool_depth: Option<u64>,
@@ -89,6 +96,10 @@ pub struct Collector {
 
 fn tip_name(vantage: &str) -> String {
     format!("tip/{vantage}")
+}
+
+fn revealed_name(vantage: &str, day: crate::clock::Date) -> String {
+    format!("revealed/{vantage}/{day}")
 }
 
 impl Collector {
@@ -128,7 +139,7 @@ impl Collector {
         let mut meta: Vec<(String, Vec<u8>)> = Vec::new();
         let mut stat: BTreeMap<String, VantageStats> = BTreeMap::new();
         let now = self.clock.now_ms();
-        for m in msgs {
+        for (i, m) in msgs.iter().enumerate() {
             out.batches += 1;
             let subject_vantage = m.subject.strip_prefix("sit.obs.").unwrap_or("");
             let checked = batch::open(&m.payload, |v| self.workers.key_of(v)).and_then(|b| {
@@ -152,6 +163,11 @@ impl Collector {
                 Ok((_, Fit::Duplicate)) => {
                     out.duplicates += 1;
                     s.duplicates += 1;
+                }
+                Ok((_, Fit::Early { .. })) => {
+                    out.early += 1;
+                    s.early += 1;
+                    out.later.push(i);
                 }
                 Ok((b, Fit::Append { skip })) => {
                     out.skipped_records += skip as u64;
@@ -215,6 +231,7 @@ impl Collector {
             a.stored += s.stored;
             a.duplicates += s.duplicates;
             a.refused += s.refused;
+            a.early += s.early;
             if s.last_at_ms.is_some() {
                 a.last_at_ms = a.last_at_ms.max(s.last_at_ms);
             }
@@ -223,6 +240,25 @@ impl Collector {
             }
         }
         Ok(out)
+    }
+
+    /// Whether every record `vantage` made up to its reveal of `day` is stored (false before
+    /// the reveal arrives).
+    pub fn vantage_complete(&self, vantage: &str, day: crate::clock::Date) -> Result<bool> {
+        let Some(b) = self.store.meta(&revealed_name(vantage, day))? else {
+            return Ok(false);
+        };
+        let next = u64::from_be_bytes(b[..8].try_into().map_err(|_| {
+            Error::Failed(format!(
+                "stored reveal marker of {vantage} {day} is damaged"
+            ))
+        })?);
+        Ok(self.tip(vantage).next_seq >= next)
+    }
+
+    /// The registered vantages.
+    pub fn vantages(&self) -> Vec<String> {
+        self.workers.0.keys().cloned().collect()
     }
 
     /// The dead-letter records, in order.
@@ -266,7 +302,21 @@ impl Collector {
                 Some("sit-reveal") => {
                     let r: crate::commit::Reveal =
                         serde_json::from_value(doc).map_err(|e| format!("reveal: {e}"))?;
-                    archive.put_reveal(&r).map_err(|e| e.to_string())
+                    let next = v
+                        .get("chain_next_seq")
+                        .and_then(|n| n.as_u64())
+                        .ok_or("a reveal without chain_next_seq")?;
+                    archive.put_reveal(&r).map_err(|e| e.to_string())?;
+                    self.store
+                        .append_with_meta(
+                            &mut [],
+                            &[(
+                                revealed_name(subject_vantage, r.date),
+                                next.to_be_bytes().to_vec(),
+                            )],
+                        )
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
                 }
                 other => Err(format!("unknown document kind {other:?}")),
             }
@@ -309,6 +359,8 @@ pub const OBS_CONSUMER: &str = "sit-collector";
 pub const COMMIT_CONSUMER: &str = "sit-collector-schedules";
 /// How long JetStream waits for an ack before redelivering (a collector killed mid-fetch).
 pub const ACK_WAIT: Duration = Duration::from_secs(10);
+/// When a batch that came early is delivered again.
+pub const EARLY_RETRY: Duration = Duration::from_millis(500);
 
 async fn consumer(
     js: &async_nats::jetstream::Context,
@@ -354,6 +406,7 @@ pub async fn consume(
     mut stop: tokio::sync::watch::Receiver<bool>,
     on_stored: Arc<dyn Fn(&Ingested) + Send + Sync>,
 ) -> Result<()> {
+    use async_nats::jetstream::AckKind;
     use futures_util::StreamExt;
     let mut backoff = Duration::from_millis(100);
     let mut consumers = None;
@@ -448,8 +501,14 @@ pub async fn consume(
         .await
         .map_err(|e| Error::Failed(format!("storing batches: {e}")))??;
         on_stored(&r);
-        for m in &msgs {
-            if let Err(e) = m.ack().await {
+        for (i, m) in msgs.iter().enumerate() {
+            let done = if r.later.contains(&i) {
+                // earlier records of its chain are still on their way: deliver it again soon
+                m.ack_with(AckKind::Nak(Some(EARLY_RETRY))).await
+            } else {
+                m.ack().await
+            };
+            if let Err(e) = done {
                 eprintln!("sit collect: ack failed ({e}); the batch comes again and is recognised");
             }
         }
@@ -467,12 +526,116 @@ pub struct CollectOptions {
     pub limits: crate::publisher::listen::Limits,
     /// Print `stored N` on stdout after each flush (kill tests).
     pub print_acks: bool,
+    /// Publish days (determine, sign, archive, bundle) with this signing key; without it the
+    /// collector only collects.
+    pub key: Option<std::path::PathBuf>,
+    /// The endpoints' price schedules (recorded in the price book, read before every
+    /// determination).
+    pub providers: std::path::PathBuf,
+    /// Compressed clock, as the workers': the simulated day it starts at, real ms per hour.
+    pub start: Option<crate::clock::Date>,
+    pub hour_ms: Option<u64>,
+    /// Stop after publishing the day before this one.
+    pub until: Option<crate::clock::Date>,
 }
+
+/// How long after a day's end (service clock) the collector waits for every vantage's reveal
+/// (and the records it covers) before it determines the day with what it has...
+pub const REVEAL_WAIT_MS: i64 = 4 * crate::clock::HOUR_MS;
+/// ...and at least this long in real time: links are slow in real seconds whatever the clock
+/// (a compressed test clock makes four hours a fraction of a second).
+pub const REVEAL_WAIT_REAL: Duration = Duration::from_secs(30);
 
 /// What a `sit collect` did before it stopped.
 #[derive(Debug, Default, Clone)]
 pub struct CollectReport {
     pub ingested: Ingested,
+    /// One line per published record.
+    pub published: Vec<String>,
+}
+
+/// Publish each day once it has ended and every vantage's records up to its reveal are
+/// stored (or [`REVEAL_WAIT_MS`] has passed: the day is determined with what arrived, and
+/// the log names the vantages that were incomplete). Returns at `until`.
+async fn publish_days(
+    publisher: crate::service::DayPublisher,
+    collector: Arc<Mutex<Collector>>,
+    clock: Arc<dyn crate::clock::Clock>,
+    first: crate::clock::Date,
+    until: Option<crate::clock::Date>,
+) -> Result<Vec<String>> {
+    use crate::clock::HOUR_MS;
+    let lag = crate::versions::Registry::embedded()
+        .current_methodology()
+        .settlement_lag_minutes
+        .unwrap_or(0) as i64
+        * 60_000;
+    let mut day = first;
+    let mut lines = Vec::new();
+    let mut restating = Vec::new();
+    loop {
+        if until.is_some_and(|u| day >= u) {
+            break;
+        }
+        let p = publisher.clone();
+        if tokio::task::spawn_blocking(move || p.finished(day))
+            .await
+            .map_err(|e| Error::Failed(format!("publishing {day}: {e}")))??
+        {
+            day = day.succ();
+            continue;
+        }
+        tokio::time::sleep(clock.real_until(day.succ().start_ms() + lag)).await;
+        let deadline = day.succ().start_ms() + REVEAL_WAIT_MS;
+        let real_deadline = std::time::Instant::now() + REVEAL_WAIT_REAL;
+        loop {
+            let pending: Vec<String> = {
+                let c = collector.lock().unwrap_or_else(|p| p.into_inner());
+                let mut p = Vec::new();
+                for v in c.vantages() {
+                    if !c.vantage_complete(&v, day)? {
+                        p.push(v);
+                    }
+                }
+                p
+            };
+            if pending.is_empty() {
+                break;
+            }
+            if clock.now_ms() >= deadline && std::time::Instant::now() >= real_deadline {
+                eprintln!(
+                    "sit collect: {day}: determined without the complete records of {} (no reveal, or records missing, {} h after the day)",
+                    pending.join(", "),
+                    REVEAL_WAIT_MS / HOUR_MS
+                );
+                break;
+            }
+            let step = clock.real_until(clock.now_ms() + HOUR_MS / 60);
+            tokio::time::sleep(step.max(Duration::from_millis(20))).await;
+        }
+        let p = publisher.clone();
+        let published = tokio::task::spawn_blocking(move || p.publish(day))
+            .await
+            .map_err(|e| Error::Failed(format!("publishing {day}: {e}")))??;
+        lines.extend(published);
+        restating.push(AbortOnDrop(tokio::spawn(
+            publisher.clone().restate_before_cutoff(day),
+        )));
+        if restating.len() > 2 {
+            restating.remove(0);
+        }
+        day = day.succ();
+    }
+    Ok(lines)
+}
+
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The collector's `/healthz` and `/metrics`.
@@ -535,6 +698,15 @@ impl crate::publisher::serve::Service for CollectStatus {
                 s.duplicates
             );
         }
+        let _ = writeln!(out, "# HELP sit_collect_early_total Batches that came before earlier records of their chain and were delivered again, by vantage.\n# TYPE sit_collect_early_total counter");
+        for w in &self.workers {
+            let s = stats.get(w).cloned().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "sit_collect_early_total{{vantage=\"{w}\"}} {}",
+                s.early
+            );
+        }
         let _ = writeln!(out, "# HELP sit_collect_lag_seconds Service clock minus the time of the vantage's latest stored record.\n# TYPE sit_collect_lag_seconds gauge");
         for w in &self.workers {
             if let Some(at) = stats.get(w).and_then(|s| s.last_at_ms) {
@@ -557,9 +729,14 @@ impl crate::publisher::serve::Service for CollectStatus {
 /// Run the collector until Ctrl-C or SIGTERM.
 pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<CollectReport> {
     let workers = Workers::load(&opts.workers)?;
+    let key = match &opts.key {
+        Some(k) => Some(crate::publisher::keys::load_signing(k)?),
+        None => None,
+    };
     std::fs::create_dir_all(data)?;
     let store = Arc::new(Store::open(data)?);
-    let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
+    crate::tokenizer::warm_up();
+    let (clock, fresh) = crate::service::data_clock(data, opts.start, opts.hour_ms, false)?;
     let collector = Collector::new(store.clone(), workers.clone(), clock.clone())?;
     let stats = collector.stats.clone();
     let collector = Arc::new(Mutex::new(collector));
@@ -608,8 +785,12 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
             t.duplicates += r.duplicates;
             t.skipped_records += r.skipped_records;
             t.refused += r.refused;
+            t.early += r.early;
             if print {
-                println!("stored {}", t.stored);
+                println!(
+                    "stored {} duplicates {} refused {} early {}",
+                    t.stored, t.duplicates, t.refused, t.early
+                );
             }
         })
     };
@@ -617,14 +798,60 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
     let task = tokio::spawn(consume(
         js,
         data.to_path_buf(),
-        collector,
+        collector.clone(),
         stop_rx,
         on_stored,
     ));
-    crate::service::shutdown_signal().await;
-    eprintln!(
-        "sit collect: stopping (signal); unacknowledged batches come again at the next start"
-    );
+    let publishing = match key {
+        Some(key) => {
+            let publisher = crate::service::DayPublisher::new(
+                data,
+                store.clone(),
+                key,
+                clock.clone(),
+                &opts.providers,
+            )?;
+            let today = crate::clock::Date::of_ms(clock.now_ms());
+            // a new timeline starts at its first day; a restart resumes at the earliest
+            // unfinished stored day of the last week
+            let first = match (fresh, opts.start) {
+                (true, Some(s)) => s,
+                _ => store
+                    .days()?
+                    .into_iter()
+                    .filter(|d| d.0 >= today.0 - 7 && *d <= today)
+                    .find(|d| !publisher.finished(*d).unwrap_or(false))
+                    .unwrap_or(today),
+            };
+            Some(tokio::spawn(publish_days(
+                publisher,
+                collector.clone(),
+                clock.clone(),
+                first,
+                opts.until,
+            )))
+        }
+        None => None,
+    };
+    let mut published = Vec::new();
+    let stopping =
+        "sit collect: stopping (signal); unacknowledged batches come again at the next start";
+    match publishing {
+        Some(mut p) => tokio::select! {
+            r = &mut p => {
+                published = r.map_err(|e| Error::Failed(format!("the publication task: {e}")))??;
+                eprintln!("sit collect: published the days before {} as asked; stopping", opts.until.map(|d| d.to_string()).unwrap_or_default());
+            }
+            _ = crate::service::shutdown_signal() => {
+                p.abort();
+                eprintln!("{stopping}");
+            }
+        },
+        None => {
+            crate::service::shutdown_signal().await;
+            eprintln!("{stopping}");
+        }
+    }
     let _ = stop_tx.send(true);
     task.await
         .map_err(|e| Error::Failed(format!("the consumer task: {e}")))??;
@@ -632,5 +859,8 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
         let _ = s.shutdown().await;
     }
     let ingested = total.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    Ok(CollectReport { ingested })
+    Ok(CollectReport {
+        ingested,
+        published,
+    })
 }

@@ -182,20 +182,46 @@ impl Workers {
 }
 
 /// A vantage's schedule document on the wire: its commitment or reveal, signed with the
-/// worker's key. `kind` is `sit-commitment` or `sit-reveal`.
+/// worker's key. `kind` is `sit-commitment` or `sit-reveal`. A reveal also states
+/// `chain_next_seq`: the worker's chain had this many records when it was shipped, so every
+/// record of the revealed day is below it (the collector waits for them before it
+/// determines the day).
 pub fn sign_schedule_doc(
     vantage: &str,
     key: &ed25519_dalek::SigningKey,
     kind: &str,
     doc: serde_json::Value,
+    chain_next_seq: Option<u64>,
 ) -> Vec<u8> {
-    crate::signing::sign_value(
-        serde_json::json!({
-            "kind": kind,
-            "vantage": vantage,
-            "key_id": crate::signing::key_id(&key.verifying_key()),
-            "doc": doc,
-        }),
-        key,
-    )
+    let mut v = serde_json::json!({
+        "kind": kind,
+        "vantage": vantage,
+        "key_id": crate::signing::key_id(&key.verifying_key()),
+        "doc": doc,
+    });
+    if let Some(n) = chain_next_seq {
+        v["chain_next_seq"] = n.into();
+    }
+    crate::signing::sign_value(v, key)
+}
+
+/// The archives a collector files its vantages' commitments and reveals in
+/// (`DATA/vantages/VANTAGE/`), by vantage. Empty anywhere else.
+pub fn vantage_archives(data: &Path) -> Vec<(String, crate::publisher::archive::Archive)> {
+    let mut out: Vec<(String, crate::publisher::archive::Archive)> =
+        std::fs::read_dir(data.join("vantages"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| {
+                        (
+                            e.file_name().to_string_lossy().into_owned(),
+                            crate::publisher::archive::Archive::new(e.path()),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }

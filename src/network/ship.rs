@@ -292,7 +292,11 @@ impl Shipper {
                 if self.store.meta(&name).map_err(|e| e.to_string())?.is_some() {
                     continue;
                 }
-                let bytes = super::sign_schedule_doc(&self.vantage, &self.key, kind, doc);
+                let next = match kind {
+                    "sit-reveal" => Some(self.store.head().map_err(|e| e.to_string())?.0),
+                    _ => None,
+                };
+                let bytes = super::sign_schedule_doc(&self.vantage, &self.key, kind, doc, next);
                 let id = blake3::hash(&bytes).to_hex().to_string();
                 self.publish(&subject, &id, bytes).await?;
                 let store = self.store.clone();

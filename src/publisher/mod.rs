@@ -89,6 +89,7 @@ pub(crate) fn carried_day(previous: Fixed) -> crate::index::Determination {
             pass_threshold: Fixed(800_000_000),
             endpoints: &[],
             providers: &[],
+            vantages: &[],
             observations: &[],
             previous_final: Some((Date::parse("2026-01-04").unwrap(), previous)),
             suite_hash: "suite",

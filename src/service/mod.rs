@@ -146,7 +146,17 @@ fn write_durably(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
 /// must ask for again (a compressed and a real-time timeline never mix in one store).
 /// Returns the clock and whether it was anchored now (a timeline that begins with this run).
 fn run_clock(data: &Path, opts: &RunOptions) -> Result<(Arc<dyn Clock>, bool)> {
-    let wanted = match (opts.start, opts.hour_ms) {
+    data_clock(data, opts.start, opts.hour_ms, opts.new_timeline)
+}
+
+/// [`run_clock`] from its parts (also the probe network collector's clock).
+pub(crate) fn data_clock(
+    data: &Path,
+    start: Option<Date>,
+    hour_ms: Option<u64>,
+    new_timeline: bool,
+) -> Result<(Arc<dyn Clock>, bool)> {
+    let wanted = match (start, hour_ms) {
         (None, None) => RunClock::System,
         (Some(start), Some(ms)) if ms > 0 => RunClock::Compressed(AnchoredClock {
             real_anchor_ms: SystemClock.now_ms(),
@@ -164,7 +174,7 @@ fn run_clock(data: &Path, opts: &RunOptions) -> Result<(Arc<dyn Clock>, bool)> {
         Ok(bytes) => {
             let kept: RunClock = serde_json::from_slice(&bytes)
                 .map_err(|e| failed(&format!("{} is damaged", path.display()), e))?;
-            if opts.new_timeline && matches!(kept, RunClock::Compressed(_)) {
+            if new_timeline && matches!(kept, RunClock::Compressed(_)) {
                 let bytes = serde_json::to_vec_pretty(&wanted).expect("json");
                 write_durably(&path, &bytes, false)?;
                 return Ok((into_clock(wanted), true));
@@ -679,7 +689,7 @@ async fn finish_day(
     }
     let _ = (&mut restating.0).await;
     let s2 = svc.clone();
-    let lines = tokio::task::spawn_blocking(move || s2.publish_day(day, &secret))
+    let lines = tokio::task::spawn_blocking(move || s2.publish_day(day, Some(&secret)))
         .await
         .map_err(|e| failed(&format!("publishing {day}"), e))??;
     report.published.extend(lines);
@@ -915,11 +925,13 @@ impl Svc {
         }
     }
 
-    fn publish_day(&self, day: Date, secret: &DaySecret) -> Result<Vec<String>> {
+    fn publish_day(&self, day: Date, secret: Option<&DaySecret>) -> Result<Vec<String>> {
         let _one = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
         if self.worker_role {
             // A network worker reveals its own seed; the collector determines the day.
-            self.reveal(day, secret)?;
+            if let Some(secret) = secret {
+                self.reveal(day, secret)?;
+            }
             self.status.published(day, self.clock.now_ms());
             return Ok(vec![]);
         }
@@ -939,7 +951,9 @@ impl Svc {
             eprintln!("sit run: published {line}");
             lines.push(line);
         }
-        self.reveal(day, secret)?;
+        if let Some(secret) = secret {
+            self.reveal(day, secret)?;
+        }
         let out = bundle_dir(&self.data, day);
         if !out.exists() {
             // Written aside and renamed into place: a bundle cut short by a kill is never
@@ -1019,5 +1033,74 @@ impl Svc {
                 Err(e) => eprintln!("sit run: recomputing {tier} {day} before its cutoff failed: {e}"),
             }
         }
+    }
+}
+
+/// The publication half of `sit run` (determine, sign and archive each tier of a finished
+/// day, write its audit bundle; recompute it once more before its restatement cutoff), for
+/// the probe network's collector, whose observations come from the workers.
+#[derive(Clone)]
+pub(crate) struct DayPublisher(Svc);
+
+impl DayPublisher {
+    /// `providers`: the endpoints' price schedules, recorded in the store's price book now
+    /// and read again before every determination.
+    pub(crate) fn new(
+        data: &Path,
+        store: Arc<Store>,
+        key: ed25519_dalek::SigningKey,
+        clock: Arc<dyn Clock>,
+        providers: &Path,
+    ) -> Result<DayPublisher> {
+        let c = config::load(providers)?;
+        store.record_prices(
+            c.endpoints.iter().map(|e| (e.id.as_str(), &e.prices)),
+            clock.now_ms(),
+            |id, p| {
+                c.endpoints
+                    .iter()
+                    .find(|e| e.id == id)
+                    .and_then(|e| e.source_of(p))
+            },
+        )?;
+        let now = clock.now_ms();
+        Ok(DayPublisher(Svc {
+            data: data.to_path_buf(),
+            store,
+            archive: Archive::for_data(data),
+            registry: Registry::embedded(),
+            key: Arc::new(key),
+            clock: clock.clone(),
+            status: Status::new(clock, now),
+            publishing: Arc::new(std::sync::Mutex::new(())),
+            providers: Some(providers.to_path_buf()),
+            probed: Arc::new(c.endpoints.iter().map(|e| e.id.clone()).collect()),
+            worker_role: false,
+        }))
+    }
+
+    /// Publish `day` (each step skipped when its output exists). Blocking.
+    pub(crate) fn publish(&self, day: Date) -> Result<Vec<String>> {
+        self.0.publish_day(day, None)
+    }
+
+    /// Whether every output of `day`'s publication exists.
+    pub(crate) fn finished(&self, day: Date) -> Result<bool> {
+        let suite = Suite::embedded();
+        let entries = self
+            .0
+            .archive
+            .entries()
+            .map_err(|e| failed("reading the archive", e))?;
+        Ok(suite
+            .tier_ids()
+            .iter()
+            .all(|t| entries.iter().any(|e| e.tier == *t && e.date == day))
+            && bundle_dir(&self.0.data, day).exists())
+    }
+
+    /// Recompute `day` once more just before its restatement cutoff.
+    pub(crate) async fn restate_before_cutoff(self, day: Date) {
+        self.0.restate_before_cutoff(day).await
     }
 }

@@ -10,8 +10,10 @@
 //! The collector keeps, per vantage, the tip of the chain it has stored ([`Tip`]: the next
 //! worker seq it expects and the hash of the last record). A batch then either extends the
 //! tip, repeats records already stored (a publish retried after a lost ack, a redelivery after
-//! a collector crash: the stored prefix is skipped, the rest appended, nothing twice), or does
-//! not join (a gap or a fork: refused, with the reason, never stored).
+//! a collector crash: the stored prefix is skipped, the rest appended, nothing twice), comes
+//! early (records before it are still on their way: a message redelivered after a collector
+//! crash arrives after newer ones; it waits, never refused), or does not join (a fork:
+//! refused, with the reason, never stored).
 //!
 //! The batch id (JetStream's `Nats-Msg-Id`) is the blake3 of the signed bytes, so the same
 //! batch published twice is the same message to the server's deduplication as well.
@@ -187,6 +189,9 @@ pub enum Fit {
     Append { skip: usize },
     /// Every record is stored already (a retried publish, a redelivery).
     Duplicate,
+    /// The batch starts after the stored tip: records `tip.next_seq..first_seq` have not
+    /// arrived yet. Take it again later (JetStream redelivers a message it was told to).
+    Early { missing_from: u64, missing_to: u64 },
 }
 
 /// Fit a checked batch onto the tip of its vantage's stored chain.
@@ -198,15 +203,10 @@ pub fn fit(tip: &Tip, b: &Checked) -> Result<Fit, Refusal> {
         return Ok(Fit::Duplicate);
     }
     if b.first_seq > tip.next_seq {
-        return Err(Refusal::BrokenChain(format!(
-            "`{}` records {}..{} arrived, but the stored chain ends before seq {}: records {}..{} are missing",
-            b.vantage,
-            b.first_seq,
-            end - 1,
-            tip.next_seq,
-            tip.next_seq,
-            b.first_seq - 1
-        )));
+        return Ok(Fit::Early {
+            missing_from: tip.next_seq,
+            missing_to: b.first_seq - 1,
+        });
     }
     let skip = (tip.next_seq - b.first_seq) as usize;
     let anchor = if skip == 0 {
@@ -281,7 +281,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_worker_bad_signature_broken_chain_and_gaps_are_refused_with_the_reason() {
+    fn unknown_workers_bad_signatures_and_broken_chains_are_refused_and_early_batches_wait() {
         let (k, other) = (key(1), key(2));
         let c = chain("eu", 4);
         let doc = sign("eu", &k, &prev_of(&c, 0), &c[..2]);
@@ -317,11 +317,15 @@ mod tests {
             open(&doc, |_| Some(vk)).unwrap_err(),
             Refusal::BrokenChain(_)
         ));
-        // a gap between the stored tip and the batch
+        // a gap between the stored tip and the batch: early, not refused
         let doc = sign("eu", &k, &prev_of(&c, 3), &c[3..4]);
         let b = open(&doc, |_| Some(vk)).unwrap();
-        assert!(
-            matches!(fit(&Tip::default(), &b), Err(Refusal::BrokenChain(m)) if m.contains("missing"))
+        assert_eq!(
+            fit(&Tip::default(), &b),
+            Ok(Fit::Early {
+                missing_from: 0,
+                missing_to: 2
+            })
         );
         // a fork: a different record 0 than the one stored
         let b = open(&sign("eu", &k, &prev_of(&c, 0), &c[..1]), |_| Some(vk)).unwrap();

@@ -96,6 +96,7 @@ mod tests {
                 pass_threshold: Fixed(800_000_000),
                 endpoints: &[],
                 providers: &[],
+                vantages: &[],
                 observations: &[],
                 previous_final: Some((
                     crate::time::Date::parse("2026-01-04").unwrap(),

@@ -35,6 +35,7 @@ pub fn synthetic_day(date: Date, n: usize, endpoints: u32, seed: u64) -> Vec<Ind
                 succeeded,
                 correct,
                 hash,
+                vantage: 0,
             }
         })
         .collect()
@@ -65,6 +66,7 @@ pub fn index_bench(total: usize, endpoints: u32, repeats: u32) -> String {
                     pass_threshold: crate::fixed::Fixed(700_000_000),
                     endpoints: &ids,
                     providers: &[],
+                    vantages: &[],
                     observations: &data[t],
                     previous_final: None,
                     suite_hash: "bench",
@@ -164,6 +166,7 @@ pub fn recompute_bench(days: u32, per_day: usize, endpoints: u32) -> String {
                     pass_threshold: crate::fixed::Fixed(700_000_000),
                     endpoints: &ids,
                     providers: &[],
+                    vantages: &[],
                     observations: &day[t],
                     previous_final: previous,
                     suite_hash: "bench",

@@ -206,6 +206,7 @@ impl PanelMarket {
                             succeeded,
                             correct,
                             hash,
+                            vantage: 0,
                         });
                     }
                 }
@@ -425,6 +426,7 @@ pub fn run(days: u32, seed: u64, n: usize, schedule: Schedule) -> Vec<MethodFigu
                 pass_threshold: crate::fixed::Fixed(800_000_000),
                 endpoints: &ids,
                 providers: &[],
+                vantages: &[],
                 observations: &window,
                 previous_final,
                 suite_hash: "bench",

@@ -340,6 +340,9 @@ pub struct IndexObs {
     pub correct: bool,
     /// blake3 of the stored observation bytes (Merkle leaf).
     pub hash: [u8; 32],
+    /// The vantage the attempt was made from: 1 + its index in [`DayInput::vantages`], 0 for
+    /// none (the embedded worker). Only counted (`counts.vantages`).
+    pub vantage: u32,
 }
 
 /// The index rows of one tier's observations made with one suite and sent in `[from_ms,
@@ -383,6 +386,8 @@ pub struct Rows {
     pub rows: Vec<IndexObs>,
     /// 1.4.0 and later: the price book version and hash the costs come from.
     pub prices: Option<PricesUsed>,
+    /// The vantages the rows were made from (sorted, unique; empty without a probe network).
+    pub vantages: Vec<String>,
 }
 
 /// The price book a determination costed its attempts from (methodology 1.4.0 and later).
@@ -450,6 +455,9 @@ fn rows<'a>(
     let mut endpoints: Vec<String> = kept.iter().map(|(o, _)| o.endpoint.clone()).collect();
     endpoints.sort();
     endpoints.dedup();
+    let mut vantages: Vec<String> = kept.iter().filter_map(|(o, _)| o.vantage.clone()).collect();
+    vantages.sort();
+    vantages.dedup();
     let mut costed_as_observed = 0u64;
     let rows = kept
         .iter()
@@ -476,6 +484,11 @@ fn rows<'a>(
                 succeeded: o.succeeded(),
                 correct: o.correct,
                 hash: **h,
+                vantage: o
+                    .vantage
+                    .as_ref()
+                    .map(|v| vantages.binary_search(v).expect("vantage listed") as u32 + 1)
+                    .unwrap_or(0),
             }
         })
         .collect();
@@ -525,6 +538,7 @@ fn rows<'a>(
             hash: b.hash.clone(),
             costed_as_observed,
         }),
+        vantages,
     }
 }
 
@@ -548,6 +562,8 @@ pub struct DayInput<'a> {
     /// Each endpoint's provider (same order; empty: each endpoint is its own provider). The
     /// provider cap of 1.3.0 groups by it.
     pub providers: &'a [String],
+    /// The vantages [`IndexObs::vantage`] points into (empty without a probe network).
+    pub vantages: &'a [String],
     /// Observations of this tier; those outside the window are ignored.
     pub observations: &'a [IndexObs],
     /// The last value set from data (FINAL, RESTATED or BASE) before this day, for
@@ -680,6 +696,18 @@ pub struct Counts {
     /// Scheduled probes of the day never sent (the service was down at their time); omitted
     /// when none, so records made before `sit run` keep their bytes.
     #[serde(default, skip_serializing_if = "is_zero")]
+    pub missed: u64,
+    /// Probe network days: each vantage's attempts and missed probes of the day (SLA and
+    /// latency are judged at the attempt's own vantage; prices pool all vantages). Omitted
+    /// without a probe network, so other records keep their bytes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vantages: BTreeMap<String, VantageCounts>,
+}
+
+/// One vantage's share of a day's probes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VantageCounts {
+    pub attempts: u64,
     pub missed: u64,
 }
 
@@ -876,11 +904,24 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
     let mut attempts_day = 0u64;
     let mut missed_day = 0u64;
     let mut observed = vec![false; e_count];
+    let mut per_vantage = vec![VantageCounts::default(); input.vantages.len()];
     for o in input.observations {
         if o.at_ms < window_start || o.at_ms >= day_end || (o.endpoint as usize) >= e_count {
             continue;
         }
         leaves.push((o.at_ms, o.hash));
+        let vc = (o.vantage as usize)
+            .checked_sub(1)
+            .and_then(|i| per_vantage.get_mut(i));
+        if o.at_ms >= day_start {
+            if let Some(vc) = vc {
+                if o.missed {
+                    vc.missed += 1;
+                } else {
+                    vc.attempts += 1;
+                }
+            }
+        }
         if o.missed {
             missed_day += (o.at_ms >= day_start) as u64;
             continue;
@@ -1050,6 +1091,7 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
             partitions: parts as u32,
             valid_partitions: v.valid as u32,
             missed: missed_day,
+            vantages: input.vantages.iter().cloned().zip(per_vantage).collect(),
         },
         endpoint_price_p25: p25,
         endpoint_price_p50: p50,

@@ -38,6 +38,7 @@ fn series(
                 succeeded: true,
                 correct,
                 hash,
+                vantage: 0,
             });
         }
     }
@@ -55,6 +56,7 @@ fn input<'a>(
         pass_threshold: f("0.8"),
         endpoints,
         providers: &[],
+        vantages: &[],
         observations: obs,
         previous_final: prev,
         suite_hash: "suite",
@@ -888,6 +890,7 @@ fn costs_at_determination_come_from_the_book_version_named() {
                 pass_threshold: f("0.8"),
                 endpoints: &rows.endpoints,
                 providers: &rows.providers,
+                vantages: &[],
                 observations: &rows.rows,
                 previous_final: None,
                 suite_hash: "suite",
