@@ -336,8 +336,16 @@ fn three_workers_ship_every_acknowledged_observation_exactly_once() {
     }
     let total: u64 = acks.values().sum();
     assert!(total > 0);
+    // every worker's commitment and reveal reach the collector too (filed per vantage, about
+    // once a second)
+    let filed = |v: &str| {
+        net.path(&format!(
+            "collector/vantages/{v}/commitments/{START}.reveal.json"
+        ))
+        .exists()
+    };
     wait_for(Duration::from_secs(30), || {
-        stored_so_far(&collector) >= total
+        stored_so_far(&collector) >= total && VANTAGES.iter().all(|v| filed(v))
     });
     collector.signal(libc::SIGTERM);
     let (status, lines) = collector.wait(Duration::from_secs(30));
@@ -345,7 +353,6 @@ fn three_workers_ship_every_acknowledged_observation_exactly_once() {
     let stored = net.stored();
     assert_eq!(stored.len() as u64, total, "{acks:?}");
     check_exactly_once(&stored, &acks);
-    // every worker's commitment and reveal reached the collector, filed per vantage
     for v in VANTAGES {
         let d = net.path(&format!("collector/vantages/{v}/commitments"));
         for kind in ["commit", "reveal"] {

@@ -487,6 +487,20 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 5)]
         repeats: u32,
     },
+    /// The probe network's data path against a real nats-server (started here; needs
+    /// `nats-server` on PATH): collector ingest from JetStream into sled with flush before
+    /// ack, and end-to-end latency from a worker's record to the collector's ack.
+    Collect {
+        /// Observations published first, then ingested.
+        #[arg(long, default_value_t = 200_000)]
+        observations: usize,
+        /// Observations per second for the latency run.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// Seconds of the latency run.
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+    },
     /// Concurrent streams against the simulator: completion and time-to-first-token error.
     Streams {
         #[arg(long, default_value_t = 1000)]

@@ -68,6 +68,8 @@ pub struct Ingested {
     pub early: u64,
     /// Indices (into the messages given) of the early ones.
     pub later: Vec<usize>,
+    /// What was stored: (vantage, first worker seq, last worker seq) per batch.
+    pub stored_ranges: Vec<(String, u64, u64)>,
 }
 
 /// Per-vantage figures for `/metrics`.
@@ -172,6 +174,8 @@ impl Collector {
                 Ok((b, Fit::Append { skip })) => {
                     out.skipped_records += skip as u64;
                     let last = b.records.last().expect("a batch that fits has records");
+                    out.stored_ranges
+                        .push((b.vantage.clone(), b.records[skip].seq, last.seq));
                     tips.insert(
                         b.vantage.clone(),
                         Tip {
@@ -359,6 +363,8 @@ pub const OBS_CONSUMER: &str = "sit-collector";
 pub const COMMIT_CONSUMER: &str = "sit-collector-schedules";
 /// How long JetStream waits for an ack before redelivering (a collector killed mid-fetch).
 pub const ACK_WAIT: Duration = Duration::from_secs(10);
+/// At most this many batches per store write.
+pub const MAX_FETCH: usize = 256;
 /// When a batch that came early is delivered again.
 pub const EARLY_RETRY: Duration = Duration::from_millis(500);
 
@@ -410,14 +416,25 @@ pub async fn consume(
     use futures_util::StreamExt;
     let mut backoff = Duration::from_millis(100);
     let mut consumers = None;
+    let mut last_docs = std::time::Instant::now() - Duration::from_secs(2);
     while !*stop.borrow() {
         if consumers.is_none() {
             let made = async {
                 super::ensure_streams(&js).await?;
-                Ok::<_, Error>((
-                    consumer(&js, OBS_STREAM, OBS_CONSUMER).await?,
-                    consumer(&js, COMMIT_STREAM, COMMIT_CONSUMER).await?,
-                ))
+                let obs = consumer(&js, OBS_STREAM, OBS_CONSUMER)
+                    .await?
+                    .stream()
+                    // a bounded amount in flight: messages beyond the client's buffer would
+                    // be dropped and come again only after the ack wait
+                    .max_messages_per_batch(64)
+                    .max_bytes_per_batch(16 << 20)
+                    .heartbeat(Duration::from_secs(2))
+                    .messages()
+                    .await
+                    .map_err(|e| {
+                        Error::Failed(format!("JetStream consumer {OBS_CONSUMER}: {e}"))
+                    })?;
+                Ok::<_, Error>((obs, consumer(&js, COMMIT_STREAM, COMMIT_CONSUMER).await?))
             };
             match made.await {
                 Ok(c) => consumers = Some(c),
@@ -432,40 +449,53 @@ pub async fn consume(
                 }
             }
         }
-        let (obs_c, commit_c) = consumers.as_ref().expect("made above");
-        // schedule documents first (few), then a fetch of batches
+        let (obs_c, commit_c) = consumers.as_mut().expect("made above");
+        // schedule documents (few) about once a second, then a fetch of batches
+        let docs_due = last_docs.elapsed() >= Duration::from_secs(1);
         let fetched = async {
             let mut docs = Vec::new();
-            let mut b = commit_c
-                .fetch()
-                .max_messages(64)
-                .expires(Duration::from_millis(50))
-                .messages()
-                .await
-                .map_err(|e| e.to_string())?;
-            while let Some(m) = b.next().await {
-                docs.push(m.map_err(|e| e.to_string())?);
+            if docs_due {
+                let mut b = commit_c
+                    .fetch()
+                    .max_messages(64)
+                    .expires(Duration::from_millis(50))
+                    .messages()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                while let Some(m) = b.next().await {
+                    docs.push(m.map_err(|e| e.to_string())?);
+                }
             }
+            // the first batch as soon as it comes (or none within 250 ms), then whatever else
+            // is already here: low latency when quiet, large store writes under load
             let mut msgs = Vec::new();
-            let mut b = obs_c
-                .fetch()
-                .max_messages(256)
-                .expires(Duration::from_millis(250))
-                .messages()
-                .await
-                .map_err(|e| e.to_string())?;
-            while let Some(m) = b.next().await {
+            let first = tokio::select! {
+                m = obs_c.next() => m,
+                _ = tokio::time::sleep(Duration::from_millis(250)) => None,
+            };
+            if let Some(m) = first {
                 msgs.push(m.map_err(|e| e.to_string())?);
+                while msgs.len() < MAX_FETCH {
+                    use futures_util::FutureExt;
+                    match obs_c.next().now_or_never() {
+                        Some(Some(m)) => msgs.push(m.map_err(|e| e.to_string())?),
+                        _ => break,
+                    }
+                }
             }
             Ok::<_, String>((docs, msgs))
         };
         let (docs, msgs) = match fetched.await {
             Ok(x) => {
                 backoff = Duration::from_millis(100);
+                if docs_due {
+                    last_docs = std::time::Instant::now();
+                }
                 x
             }
             Err(e) => {
                 eprintln!("sit collect: fetching from JetStream failed ({e}); retrying");
+                consumers = None;
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = stop.changed() => {}
@@ -500,7 +530,6 @@ pub async fn consume(
         })
         .await
         .map_err(|e| Error::Failed(format!("storing batches: {e}")))??;
-        on_stored(&r);
         for (i, m) in msgs.iter().enumerate() {
             let done = if r.later.contains(&i) {
                 // earlier records of its chain are still on their way: deliver it again soon
@@ -512,6 +541,7 @@ pub async fn consume(
                 eprintln!("sit collect: ack failed ({e}); the batch comes again and is recognised");
             }
         }
+        on_stored(&r);
     }
     Ok(())
 }

@@ -565,6 +565,7 @@ pub fn event_overhead_bench(events: usize, repeats: u32) -> String {
     )
 }
 
+mod network;
 mod service;
 
 /// Run `sit bench ...`.
@@ -584,6 +585,16 @@ pub(super) async fn run(what: super::BenchWhat) -> crate::error::Result<()> {
             observations,
             endpoints,
         } => println!("{}", recompute_bench(days, observations, endpoints)),
+        BenchWhat::Collect {
+            observations,
+            rate,
+            secs,
+        } => println!(
+            "{}",
+            network::collect_bench(observations, rate, secs)
+                .await
+                .map_err(Error::Failed)?
+        ),
         BenchWhat::Run { hour_ms, per_hour } => println!(
             "{}",
             service::run_bench(hour_ms, per_hour)
