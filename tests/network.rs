@@ -490,15 +490,17 @@ fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_r
         hashes.push(h.clone());
         prev = h;
     }
-    let good1 = batch::sign("eu", &eu, &genesis_hex(), &recs[..2]);
-    let good2 = batch::sign("eu", &eu, &hashes[1], &recs[2..]);
-    let unknown = batch::sign("xx", &stranger, &genesis_hex(), &recs[..1]);
-    let forged = batch::sign("eu", &stranger, &genesis_hex(), &recs[..1]);
+    let good1 = batch::sign("eu", "c1", &eu, &genesis_hex(), &recs[..2]);
+    let good2 = batch::sign("eu", "c1", &eu, &hashes[1], &recs[2..]);
+    let unknown = batch::sign("xx", "c9", &stranger, &genesis_hex(), &recs[..1]);
+    let forged = batch::sign("eu", "c1", &stranger, &genesis_hex(), &recs[..1]);
     // records 0 and 1, with record 1's link broken (signed by the right key)
     let broken = vec![recs[0].clone(), record(1, &"f".repeat(64)).0];
-    let broken = batch::sign("eu", &eu, &genesis_hex(), &broken);
+    let broken = batch::sign("eu", "c1", &eu, &genesis_hex(), &broken);
     // a gap: record 3 alone after only 0-1 are stored
-    let gap = batch::sign("eu", &eu, &hashes[2], &recs[3..]);
+    let gap = batch::sign("eu", "c1", &eu, &hashes[2], &recs[3..]);
+    // the same records 0-1 from a re-installed worker (an empty spool: a new chain)
+    let reinstalled = batch::sign("eu", "c2", &eu, &genesis_hex(), &recs[..2]);
     let id = |d: &[u8]| batch::id(d);
     let msgs = vec![
         ("sit.obs.eu".to_string(), good1.clone(), id(&good1)),
@@ -511,6 +513,11 @@ fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_r
             "sit.obs.eu".to_string(),
             good1.clone(),
             "replayed-1".to_string(),
+        ),
+        (
+            "sit.obs.eu".to_string(),
+            reinstalled.clone(),
+            id(&reinstalled),
         ),
         // another vantage's subject
         (
@@ -536,7 +543,7 @@ fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_r
         collector
             .lines()
             .iter()
-            .any(|l| l.starts_with("stored 4 duplicates 2 refused 5"))
+            .any(|l| l.starts_with("stored 4 duplicates 2 refused 6"))
     });
     collector.signal(libc::SIGTERM);
     let (status, lines) = collector.wait(Duration::from_secs(30));
@@ -545,7 +552,7 @@ fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_r
         lines
             .last()
             .unwrap()
-            .contains("4 observations stored, 2 duplicate batches, 5 refused, 1 early"),
+            .contains("4 observations stored, 2 duplicate batches, 6 refused, 1 early"),
         "{lines:?}"
     );
     let stored = net.stored();
@@ -553,11 +560,12 @@ fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_r
     let store = sit::store::Store::open(&net.path("collector")).unwrap();
     let dead = sit::network::collect::Collector::dead_letters(&store).unwrap();
     let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
-    assert_eq!(dead.len(), 5, "{reasons:?}");
+    assert_eq!(dead.len(), 6, "{reasons:?}");
     for (i, want) in [
         "unknown worker: vantage `xx`",
         "signature of vantage `eu` does not verify",
         "broken chain",
+        "empty spool",
         "published on sit.obs.us",
         "not a batch",
     ]
@@ -568,8 +576,8 @@ fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_r
     }
     // the refused payloads are kept beside their records
     let payloads = store.metas("deadpayload/").unwrap();
-    assert_eq!(payloads.len(), 5);
-    assert_eq!(payloads[4].1, b"not json");
+    assert_eq!(payloads.len(), 6);
+    assert_eq!(payloads[5].1, b"not json");
 }
 
 #[test]

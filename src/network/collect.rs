@@ -181,6 +181,7 @@ impl Collector {
                         Tip {
                             next_seq: last.seq + 1,
                             hash: crate::signing::hex(&last.hash),
+                            chain: b.chain.clone(),
                         },
                     );
                     for r in b.records.into_iter().skip(skip) {

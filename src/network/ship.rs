@@ -34,6 +34,21 @@ pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The spool's state name of the shipping cursor.
 const CURSOR: &str = "ship/cursor";
+/// The spool's state name of its chain's name (drawn once, when the spool is new).
+const CHAIN: &str = "ship/chain";
+
+/// The name of the spool's chain: drawn from the OS when the spool is new, kept after.
+pub fn chain_name(store: &Store) -> Result<String> {
+    if let Some(b) = store.meta(CHAIN)? {
+        return Ok(String::from_utf8_lossy(&b).into_owned());
+    }
+    let mut r = [0u8; 16];
+    getrandom::getrandom(&mut r)
+        .map_err(|e| Error::Failed(format!("the OS random source: {e}")))?;
+    let name = crate::signing::hex(&r);
+    store.append_with_meta(&mut [], &[(CHAIN.to_string(), name.clone().into_bytes())])?;
+    Ok(name)
+}
 
 /// Records recorded but not yet acknowledged by JetStream, in chain order.
 #[derive(Default)]
@@ -151,6 +166,7 @@ impl Shipper {
     /// Ship until `stop` turns true, then drain for at most `drain` and return.
     pub async fn run(self, mut stop: watch::Receiver<bool>, drain: Duration) -> Result<Shipped> {
         let subject = super::obs_subject(&self.vantage);
+        let chain = chain_name(&self.store)?;
         let mut tip = cursor(&self.store)?;
         let mut out = Shipped::default();
         let mut deadline: Option<tokio::time::Instant> = None;
@@ -187,7 +203,7 @@ impl Shipper {
                 continue;
             }
             let records: Vec<RecordText> = batch.iter().map(|r| r.0.clone()).collect();
-            let doc = batch::sign(&self.vantage, &self.key, &tip.hash, &records);
+            let doc = batch::sign(&self.vantage, &chain, &self.key, &tip.hash, &records);
             let id = batch::id(&doc);
             match self.publish(&subject, &id, doc).await {
                 Ok(()) => {
@@ -195,6 +211,7 @@ impl Shipper {
                     tip = Tip {
                         next_seq: last + 1,
                         hash: crate::signing::hex(&hash),
+                        chain: chain.clone(),
                     };
                     let store = self.store.clone();
                     let t = serde_json::to_vec(&tip).expect("json");

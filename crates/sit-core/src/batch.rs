@@ -4,11 +4,15 @@
 //! A batch is one signed header line and the records, one per line:
 //!
 //! ```text
-//! {"count":N,"first_seq":S,"key_id":..,"kind":"sit-observation-batch","prev_hash":..,"records_blake3":..,"signature":..,"vantage":..}
+//! {"chain":..,"count":N,"first_seq":S,"key_id":..,"kind":"sit-observation-batch","prev_hash":..,"records_blake3":..,"signature":..,"vantage":..}
 //! <record S>
 //! <record S+1>
 //! ...
 //! ```
+//!
+//! `chain` names the worker's chain (drawn at random when its spool is created): a worker
+//! re-installed with an empty spool starts a new chain at seq 0, which must not pass for a
+//! repeat of records already stored.
 //!
 //! The header is a signed document of the [`crate::signing`] scheme (canonical JSON, Ed25519).
 //! The records are the worker's stored records **as it hashed them** into its chain (one JSON
@@ -55,7 +59,13 @@ pub struct RecordText {
 
 /// Sign a batch of consecutive records of `vantage`'s chain (`prev_hash`: the hash of the
 /// record before the first, hex). Returns the batch's bytes.
-pub fn sign(vantage: &str, key: &SigningKey, prev_hash: &str, records: &[RecordText]) -> Vec<u8> {
+pub fn sign(
+    vantage: &str,
+    chain: &str,
+    key: &SigningKey,
+    prev_hash: &str,
+    records: &[RecordText],
+) -> Vec<u8> {
     let first_seq = records.first().map(|r| r.seq).unwrap_or(0);
     let mut digest = blake3::Hasher::new();
     for r in records {
@@ -64,6 +74,7 @@ pub fn sign(vantage: &str, key: &SigningKey, prev_hash: &str, records: &[RecordT
     let v = serde_json::json!({
         "kind": KIND,
         "vantage": vantage,
+        "chain": chain,
         "key_id": key_id(&key.verifying_key()),
         "first_seq": first_seq,
         "prev_hash": prev_hash,
@@ -96,6 +107,7 @@ pub struct Opened {
 #[derive(Debug, Clone)]
 pub struct Checked {
     pub vantage: String,
+    pub chain: String,
     pub first_seq: u64,
     pub prev_hash: String,
     pub records: Vec<Opened>,
@@ -123,6 +135,7 @@ struct Header {
     vantage: String,
     #[allow(dead_code)]
     key_id: String,
+    chain: String,
     first_seq: u64,
     prev_hash: String,
     count: u64,
@@ -201,6 +214,7 @@ pub fn open(doc: &[u8], key_of: impl Fn(&str) -> Option<VerifyingKey>) -> Result
     }
     Ok(Checked {
         vantage,
+        chain: w.chain,
         first_seq: w.first_seq,
         prev_hash: w.prev_hash,
         records,
@@ -214,6 +228,9 @@ pub struct Tip {
     pub next_seq: u64,
     /// Hash of the last stored record (the genesis anchor before any), hex.
     pub hash: String,
+    /// The chain's name (empty before its first record is stored).
+    #[serde(default)]
+    pub chain: String,
 }
 
 impl Default for Tip {
@@ -221,6 +238,7 @@ impl Default for Tip {
         Tip {
             next_seq: 0,
             hash: genesis_hex(),
+            chain: String::new(),
         }
     }
 }
@@ -240,6 +258,12 @@ pub enum Fit {
 
 /// Fit a checked batch onto the tip of its vantage's stored chain.
 pub fn fit(tip: &Tip, b: &Checked) -> Result<Fit, Refusal> {
+    if !tip.chain.is_empty() && tip.chain != b.chain {
+        return Err(Refusal::BrokenChain(format!(
+            "`{}` sent records of chain {}, but its stored chain is {}: a worker started again with an empty spool? Register it under a new vantage name",
+            b.vantage, b.chain, tip.chain
+        )));
+    }
     let n = b.records.len() as u64;
     let end = b.first_seq + n;
     if end <= tip.next_seq {
@@ -305,7 +329,7 @@ mod tests {
     fn a_signed_batch_opens_and_extends_then_repeats_as_a_duplicate() {
         let k = key(1);
         let c = chain("eu", 5);
-        let doc = sign("eu", &k, &prev_of(&c, 0), &c[..3]);
+        let doc = sign("eu", "c1", &k, &prev_of(&c, 0), &c[..3]);
         let vk = k.verifying_key();
         let b = open(&doc, |v| (v == "eu").then_some(vk)).unwrap();
         assert_eq!((b.first_seq, b.records.len()), (0, 3));
@@ -314,21 +338,25 @@ mod tests {
         tip = Tip {
             next_seq: 3,
             hash: hex(&b.records[2].hash),
+            chain: "c1".into(),
         };
         assert_eq!(fit(&tip, &b), Ok(Fit::Duplicate));
         // a re-batch overlapping the stored part: the stored prefix is skipped
-        let doc2 = sign("eu", &k, &prev_of(&c, 1), &c[1..5]);
+        let doc2 = sign("eu", "c1", &k, &prev_of(&c, 1), &c[1..5]);
         let b2 = open(&doc2, |_| Some(vk)).unwrap();
         assert_eq!(fit(&tip, &b2), Ok(Fit::Append { skip: 2 }));
         // the id is the same for the same bytes
-        assert_eq!(id(&doc), id(&sign("eu", &k, &prev_of(&c, 0), &c[..3])));
+        assert_eq!(
+            id(&doc),
+            id(&sign("eu", "c1", &k, &prev_of(&c, 0), &c[..3]))
+        );
     }
 
     #[test]
     fn unknown_workers_bad_signatures_and_broken_chains_are_refused_and_early_batches_wait() {
         let (k, other) = (key(1), key(2));
         let c = chain("eu", 4);
-        let doc = sign("eu", &k, &prev_of(&c, 0), &c[..2]);
+        let doc = sign("eu", "c1", &k, &prev_of(&c, 0), &c[..2]);
         assert_eq!(
             open(&doc, |_| None).unwrap_err(),
             Refusal::UnknownWorker("eu".into())
@@ -349,20 +377,20 @@ mod tests {
         ));
         // signed, but not a chain: record 2 missing between 1 and 3
         let holey = vec![c[0].clone(), c[1].clone(), c[3].clone()];
-        let doc = sign("eu", &k, &prev_of(&c, 0), &holey);
+        let doc = sign("eu", "c1", &k, &prev_of(&c, 0), &holey);
         assert!(matches!(
             open(&doc, |_| Some(vk)).unwrap_err(),
             Refusal::BrokenChain(_)
         ));
         // another vantage's records under this vantage's name
         let us = chain("us", 1);
-        let doc = sign("eu", &k, &genesis_hex(), &us);
+        let doc = sign("eu", "c1", &k, &genesis_hex(), &us);
         assert!(matches!(
             open(&doc, |_| Some(vk)).unwrap_err(),
             Refusal::BrokenChain(_)
         ));
         // a gap between the stored tip and the batch: early, not refused
-        let doc = sign("eu", &k, &prev_of(&c, 3), &c[3..4]);
+        let doc = sign("eu", "c1", &k, &prev_of(&c, 3), &c[3..4]);
         let b = open(&doc, |_| Some(vk)).unwrap();
         assert_eq!(
             fit(&Tip::default(), &b),
@@ -372,11 +400,29 @@ mod tests {
             })
         );
         // a fork: a different record 0 than the one stored
-        let b = open(&sign("eu", &k, &prev_of(&c, 0), &c[..1]), |_| Some(vk)).unwrap();
+        let b = open(&sign("eu", "c1", &k, &prev_of(&c, 0), &c[..1]), |_| {
+            Some(vk)
+        })
+        .unwrap();
         let forked = Tip {
             next_seq: 0,
             hash: "1".repeat(64),
+            chain: String::new(),
         };
         assert!(matches!(fit(&forked, &b), Err(Refusal::BrokenChain(m)) if m.contains("fork")));
+        // a re-installed worker (empty spool, a new chain from seq 0) is no repeat of records
+        // stored already: refused
+        let stored = Tip {
+            next_seq: 4,
+            hash: prev_of(&c, 4),
+            chain: "c1".into(),
+        };
+        let again = open(&sign("eu", "c2", &k, &prev_of(&c, 0), &c[..2]), |_| {
+            Some(vk)
+        })
+        .unwrap();
+        assert!(
+            matches!(fit(&stored, &again), Err(Refusal::BrokenChain(m)) if m.contains("empty spool"))
+        );
     }
 }

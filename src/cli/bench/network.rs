@@ -108,13 +108,13 @@ fn batches(vantage: &str, key: &ed25519_dalek::SigningKey, n: usize) -> Vec<Vec<
         prev = crate::signing::hex(blake3::hash(text.as_bytes()).as_bytes());
         chunk.push(RecordText { seq, text });
         if chunk.len() == ship::MAX_RECORDS {
-            out.push(batch::sign(vantage, key, &anchor, &chunk));
+            out.push(batch::sign(vantage, "bench", key, &anchor, &chunk));
             anchor = prev.clone();
             chunk.clear();
         }
     }
     if !chunk.is_empty() {
-        out.push(batch::sign(vantage, key, &anchor, &chunk));
+        out.push(batch::sign(vantage, "bench", key, &anchor, &chunk));
     }
     out
 }
