@@ -9,7 +9,7 @@
 
 pub use sit_core::{
     certificate, commit, derive, fixed, index, observation, price, probes, record, rng, schedule,
-    signing, sit, stci, tokenizer, versions,
+    settlement, signing, sit, stci, tokenizer, versions,
 };
 
 pub mod audit;
@@ -17,6 +17,7 @@ pub mod certify;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod contracts;
 pub mod demo;
 pub mod determine;
 pub mod dialect;

@@ -13,6 +13,7 @@ mod network;
 mod observations;
 mod pipeline;
 mod publish;
+mod settle;
 
 use crate::clock::Date;
 use crate::error::{Error, Result};
@@ -168,6 +169,26 @@ pub enum Command {
         /// Print `stored N` after each flush (kill tests).
         #[arg(long, hide = true)]
         print_acks: bool,
+    },
+    /// A futures contract period's final settlement value (the arithmetic mean of the month's
+    /// daily values, contracts.toml): FINAL once every day is in and the final settlement time
+    /// has passed (signed and archived with --key), else INDICATIVE month to date.
+    Settle {
+        /// The index tier.
+        #[arg(long)]
+        tier: String,
+        /// The contract month (YYYY-MM); a quarterly contract takes any month of its quarter.
+        #[arg(long)]
+        month: String,
+        /// The contract id (default: the tier's monthly contract).
+        #[arg(long)]
+        contract: Option<String>,
+        /// The listed contracts.
+        #[arg(long, default_value = "contracts.toml", value_name = "FILE")]
+        contracts: PathBuf,
+        /// Sign and archive a FINAL value with this key (refused before the month is final).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
     },
     /// Serve the simulated market on loopback and print a providers.toml for it.
     Sim {
@@ -660,6 +681,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         c @ Command::Audit { .. } => audit::run(&paths, c).await,
         c @ Command::Observations { .. } => observations::run(&paths, c),
         c @ (Command::Worker { .. } | Command::Collect { .. }) => network::run(&paths, c).await,
+        c @ Command::Settle { .. } => settle::run(&paths, c),
         Command::Bench { what } => bench::run(what).await,
     }
 }

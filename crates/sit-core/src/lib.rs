@@ -29,6 +29,7 @@ pub mod probes;
 pub mod record;
 pub mod rng;
 pub mod schedule;
+pub mod settlement;
 pub mod signing;
 pub mod sit;
 pub mod stci;
