@@ -261,6 +261,17 @@ fn acked(lines: &[String]) -> u64 {
         .unwrap_or_else(|| panic!("no `N acked` line: {lines:?}"))
 }
 
+/// Wait for each worker to finish (successfully); what JetStream acknowledged of each.
+fn wait_workers(workers: Vec<(String, Proc)>, secs: u64) -> BTreeMap<String, u64> {
+    let mut acks = BTreeMap::new();
+    for (v, w) in workers {
+        let (status, lines) = w.wait(Duration::from_secs(secs));
+        assert!(status.success(), "{v}: {lines:?}");
+        acks.insert(v, acked(&lines));
+    }
+    acks
+}
+
 /// The latest `stored N` of a collector.
 fn stored_so_far(p: &Proc) -> u64 {
     p.lines()
@@ -328,12 +339,7 @@ fn three_workers_ship_every_acknowledged_observation_exactly_once() {
         .iter()
         .map(|v| (v.to_string(), net.worker(v, 100)))
         .collect();
-    let mut acks = BTreeMap::new();
-    for (v, w) in workers {
-        let (status, lines) = w.wait(Duration::from_secs(90));
-        assert!(status.success(), "{v}: {lines:?}");
-        acks.insert(v, acked(&lines));
-    }
+    let acks = wait_workers(workers, 90);
     let total: u64 = acks.values().sum();
     assert!(total > 0);
     // every worker's commitment and reveal reach the collector too (filed per vantage, about
@@ -382,12 +388,7 @@ fn killing_the_collector_five_times_loses_nothing_and_duplicates_nothing() {
         c.signal(libc::SIGKILL);
         let _ = c.wait(Duration::from_secs(10));
     }
-    let mut acks = BTreeMap::new();
-    for (v, w) in workers {
-        let (status, lines) = w.wait(Duration::from_secs(90));
-        assert!(status.success(), "{v}: {lines:?}");
-        acks.insert(v, acked(&lines));
-    }
+    let acks = wait_workers(workers, 90);
     let total: u64 = acks.values().sum();
     // Redeliveries of what the killed collectors stored but never acknowledged come after
     // JetStream's ack wait (10 s); they must be recognised, not stored again. Wait past it,
@@ -426,12 +427,7 @@ fn nats_down_for_20_seconds_workers_spool_and_drain_in_order() {
     net.nats.down();
     std::thread::sleep(Duration::from_secs(20));
     net.nats.up();
-    let mut acks = BTreeMap::new();
-    for (v, w) in workers {
-        let (status, lines) = w.wait(Duration::from_secs(120));
-        assert!(status.success(), "{v}: {lines:?}");
-        acks.insert(v, acked(&lines));
-    }
+    let acks = wait_workers(workers, 120);
     let total: u64 = acks.values().sum();
     wait_for(Duration::from_secs(60), || {
         stored_so_far(&collector) >= total

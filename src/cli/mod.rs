@@ -43,6 +43,24 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// A compressed clock (tests, demos): `--start DATE --hour-ms N`, or neither (the system clock).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClockArgs {
+    /// Compressed clock (tests, demos): the simulated day the timeline starts at.
+    #[arg(long, requires = "hour_ms")]
+    pub start: Option<String>,
+    /// Compressed clock: real milliseconds per simulated hour.
+    #[arg(long, requires = "start")]
+    pub hour_ms: Option<u64>,
+}
+
+impl ClockArgs {
+    /// The start day, parsed.
+    pub fn start(&self) -> Result<Option<Date>> {
+        self.start.as_deref().map(parse_date).transpose()
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// `sit run` on the embedded simulated market (no keys, no network) with a compressed
@@ -80,12 +98,8 @@ pub enum Command {
         /// Probes per endpoint, tier and hour.
         #[arg(long, default_value_t = 3)]
         per_hour: u32,
-        /// Compressed clock (tests, demos): the simulated day the timeline starts at.
-        #[arg(long, requires = "hour_ms")]
-        start: Option<String>,
-        /// Compressed clock: real milliseconds per simulated hour.
-        #[arg(long, requires = "start")]
-        hour_ms: Option<u64>,
+        #[command(flatten)]
+        clock: ClockArgs,
         /// Stop cleanly after publishing the day before this one (YYYY-MM-DD).
         #[arg(long)]
         until: Option<String>,
@@ -117,12 +131,8 @@ pub enum Command {
         /// Probes per endpoint, tier and hour.
         #[arg(long, default_value_t = 3)]
         per_hour: u32,
-        /// Compressed clock (tests, demos): the simulated day the timeline starts at.
-        #[arg(long, requires = "hour_ms")]
-        start: Option<String>,
-        /// Compressed clock: real milliseconds per simulated hour.
-        #[arg(long, requires = "start")]
-        hour_ms: Option<u64>,
+        #[command(flatten)]
+        clock: ClockArgs,
         /// Stop after the day before this one is probed and revealed (YYYY-MM-DD).
         #[arg(long)]
         until: Option<String>,
@@ -157,12 +167,8 @@ pub enum Command {
         /// has ended and every vantage's records up to its reveal are stored.
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
-        /// Compressed clock (tests, demos), as the workers': the simulated first day.
-        #[arg(long, requires = "hour_ms")]
-        start: Option<String>,
-        /// Compressed clock: real milliseconds per simulated hour.
-        #[arg(long, requires = "start")]
-        hour_ms: Option<u64>,
+        #[command(flatten)]
+        clock: ClockArgs,
         /// Stop after publishing the day before this one (YYYY-MM-DD); needs --key.
         #[arg(long, requires = "key")]
         until: Option<String>,

@@ -10,8 +10,7 @@ pub(super) async fn run(cli: &Paths, c: Command) -> Result<()> {
             key,
             nats,
             per_hour,
-            start,
-            hour_ms,
+            clock,
             until,
             drain_secs,
             serve,
@@ -22,8 +21,8 @@ pub(super) async fn run(cli: &Paths, c: Command) -> Result<()> {
             let opts = crate::service::RunOptions {
                 key,
                 per_hour,
-                start: start.as_deref().map(parse_date).transpose()?,
-                hour_ms,
+                start: clock.start()?,
+                hour_ms: clock.hour_ms,
                 until: until.as_deref().map(parse_date).transpose()?,
                 progress: false,
                 print_acks,
@@ -56,8 +55,7 @@ pub(super) async fn run(cli: &Paths, c: Command) -> Result<()> {
             serve,
             limits,
             key,
-            start,
-            hour_ms,
+            clock,
             until,
             print_acks,
         } => {
@@ -69,8 +67,8 @@ pub(super) async fn run(cli: &Paths, c: Command) -> Result<()> {
                 print_acks,
                 key,
                 providers: cli.providers.clone(),
-                start: start.as_deref().map(parse_date).transpose()?,
-                hour_ms,
+                start: clock.start()?,
+                hour_ms: clock.hour_ms,
                 until: until.as_deref().map(parse_date).transpose()?,
             };
             let r = crate::network::collect::run(&cli.data, &opts).await?;

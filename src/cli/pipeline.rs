@@ -84,8 +84,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
         Command::Run {
             key,
             per_hour,
-            start,
-            hour_ms,
+            clock,
             until,
             serve,
             limits,
@@ -94,8 +93,8 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             let opts = crate::service::RunOptions {
                 key,
                 per_hour,
-                start: start.as_deref().map(parse_date).transpose()?,
-                hour_ms,
+                start: clock.start()?,
+                hour_ms: clock.hour_ms,
                 until: until.as_deref().map(parse_date).transpose()?,
                 progress: !print_acks,
                 print_acks,

@@ -703,55 +703,25 @@ impl crate::publisher::serve::Service for CollectStatus {
         use std::fmt::Write;
         let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.clock.now_ms();
-        let _ = writeln!(out, "# HELP sit_collect_stored_total Observations stored, by vantage.\n# TYPE sit_collect_stored_total counter");
-        for w in &self.workers {
-            let s = stats.get(w).cloned().unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "sit_collect_stored_total{{vantage=\"{w}\"}} {}",
-                s.stored
-            );
-        }
-        let _ = writeln!(out, "# HELP sit_collect_refused_total Messages refused into dead letters, by vantage (subject).\n# TYPE sit_collect_refused_total counter");
-        for (w, s) in stats.iter() {
-            let _ = writeln!(
-                out,
-                "sit_collect_refused_total{{vantage=\"{w}\"}} {}",
-                s.refused
-            );
-        }
-        let _ = writeln!(out, "# HELP sit_collect_duplicates_total Batches received again and stored nothing, by vantage.\n# TYPE sit_collect_duplicates_total counter");
-        for w in &self.workers {
-            let s = stats.get(w).cloned().unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "sit_collect_duplicates_total{{vantage=\"{w}\"}} {}",
-                s.duplicates
-            );
-        }
-        let _ = writeln!(out, "# HELP sit_collect_early_total Batches that came before earlier records of their chain and were delivered again, by vantage.\n# TYPE sit_collect_early_total counter");
-        for w in &self.workers {
-            let s = stats.get(w).cloned().unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "sit_collect_early_total{{vantage=\"{w}\"}} {}",
-                s.early
-            );
-        }
-        let _ = writeln!(out, "# HELP sit_collect_lag_seconds Service clock minus the time of the vantage's latest stored record.\n# TYPE sit_collect_lag_seconds gauge");
-        for w in &self.workers {
-            if let Some(at) = stats.get(w).and_then(|s| s.last_at_ms) {
-                let _ = writeln!(
-                    out,
-                    "sit_collect_lag_seconds{{vantage=\"{w}\"}} {}",
-                    (now - at).max(0) / 1000
-                );
-            }
-        }
-        let _ = writeln!(out, "# HELP sit_collect_spool_depth Observations waiting in the worker's spool, as its latest batch reported.\n# TYPE sit_collect_spool_depth gauge");
-        for w in &self.workers {
-            if let Some(d) = stats.get(w).and_then(|s| s.spool_depth) {
-                let _ = writeln!(out, "sit_collect_spool_depth{{vantage=\"{w}\"}} {d}");
+        type Get = fn(&VantageStats, i64) -> Option<i64>;
+        let families: [(&str, &str, &str, Get); 6] = [
+            ("sit_collect_stored_total", "counter", "Observations stored, by vantage.", |s, _| Some(s.stored as i64)),
+            ("sit_collect_refused_total", "counter", "Messages refused into dead letters, by vantage (subject).", |s, _| Some(s.refused as i64)),
+            ("sit_collect_duplicates_total", "counter", "Batches received again and stored nothing, by vantage.", |s, _| Some(s.duplicates as i64)),
+            ("sit_collect_early_total", "counter", "Batches that came before earlier records of their chain and were delivered again, by vantage.", |s, _| Some(s.early as i64)),
+            ("sit_collect_lag_seconds", "gauge", "Service clock minus the time of the vantage's latest stored record.", |s, now| s.last_at_ms.map(|at| (now - at).max(0) / 1000)),
+            ("sit_collect_spool_depth", "gauge", "Observations waiting in the worker's spool, as its latest batch reported.", |s, _| s.spool_depth.map(|d| d as i64)),
+        ];
+        // registered vantages, then any other subject a message came on (refused ones)
+        let mut names: Vec<&String> = self.workers.iter().collect();
+        names.extend(stats.keys().filter(|k| !self.workers.contains(k)));
+        for (name, kind, help, get) in families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for w in &names {
+                let s = stats.get(*w).cloned().unwrap_or_default();
+                if let Some(v) = get(&s, now) {
+                    let _ = writeln!(out, "{name}{{vantage=\"{w}\"}} {v}");
+                }
             }
         }
     }
