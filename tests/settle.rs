@@ -129,6 +129,36 @@ fn a_final_month_settles_on_the_records_in_force_at_the_final_time_signed_once()
         .find(|d| d.date == Date::parse("2026-02-28").unwrap())
         .unwrap();
     assert_eq!((d5.version, d28.version), (2, 1));
+    // `sit verify` checks it with the public key alone: signature and recomputation
+    let pubkey = keys.join("public-key.pem");
+    let o = sit(&[
+        "verify",
+        f.to_str().unwrap(),
+        "--key",
+        pubkey.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).starts_with("VALID  settlement SIT-T1-M 2026-02-01..2026-02-28 FINAL"),
+        "{}",
+        text(&o)
+    );
+    // a listed day's value edited (the signature no longer covers it): refused
+    let tampered = dir.path().join("tampered.json");
+    let t =
+        String::from_utf8(bytes.clone())
+            .unwrap()
+            .replacen("\"0.200000000\"", "\"0.300000000\"", 1);
+    assert_ne!(t.as_bytes(), &bytes[..], "the record lists day 5 at 0.2");
+    std::fs::write(&tampered, t).unwrap();
+    let o = sit(&[
+        "verify",
+        tampered.to_str().unwrap(),
+        "--key",
+        pubkey.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("INVALID"), "{}", text(&o));
     // signing again never changes an archived final value
     let o = settle(
         &data,

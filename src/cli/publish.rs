@@ -104,6 +104,37 @@ async fn verify(source: &str, key: &std::path::Path) -> Result<()> {
     use crate::record;
     let vk = keys::load_public(key)?;
     let bytes = read_source(source).await?;
+    // A settlement record: the signature, and the value recomputed from the days it lists.
+    if let Ok(serde_json::Value::Object(o)) = crate::signing::parse_strict(&bytes) {
+        if o.get("schema").and_then(|s| s.as_str()) == Some(crate::settlement::SCHEMA) {
+            return match crate::settlement::verify_record(&bytes, &vk) {
+                Ok(r) => {
+                    println!(
+                        "VALID  settlement {} {}..{} {} {}  ({} days counted; final settlement time {})",
+                        r.contract.id,
+                        r.period.first,
+                        r.period.last,
+                        "FINAL",
+                        r.value,
+                        r.days_counted,
+                        r.final_settlement_time
+                    );
+                    println!("  rule       {}", r.rule);
+                    println!(
+                        "  signature  Ed25519 ok; value recomputed from the {} daily values listed",
+                        r.days.len()
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    println!("INVALID  {source}: {e}");
+                    Err(Error::Failed(format!(
+                        "{source}: the settlement record did not verify"
+                    )))
+                }
+            };
+        }
+    }
     // A history document holds records; verify each of them, as the exact bytes it embeds.
     let records: Vec<Vec<u8>> = match crate::signing::parse_strict(&bytes) {
         Ok(serde_json::Value::Object(o))
