@@ -211,3 +211,59 @@ fn a_month_with_a_missing_day_is_named_and_a_month_not_yet_final_refuses_a_key()
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("listed: SIT-T1-M"), "{}", text(&o));
 }
+
+/// The archived final value is served as signed, by month and as the latest; a month not
+/// settled, an unknown tier and a malformed month answer the documented errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_final_value_is_served_as_signed_at_the_settlement_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    february(&data);
+    let keys = dir.path().join("keys");
+    let (d, k) = (data.clone(), keys.clone());
+    let signed = tokio::task::spawn_blocking(move || {
+        let g = sit(&["keys", "generate", "--out", k.to_str().unwrap()]);
+        assert!(g.status.success(), "{}", text(&g));
+        let key = k.join("signing-key.pem");
+        let o = settle(
+            &d,
+            &[
+                "--tier",
+                "t1",
+                "--month",
+                "2026-02",
+                "--key",
+                key.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        std::fs::read(d.join("published/settlements/SIT-T1-M/2026-02.json")).unwrap()
+    })
+    .await
+    .unwrap();
+    let running = sit::publisher::serve::start(
+        sit::publisher::archive::Archive::for_data(&data),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", running.addr);
+    let c = reqwest::Client::new();
+    for path in ["/v1/settlement/t1/2026-02", "/v1/settlement/t1/latest"] {
+        let r = c.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.bytes().await.unwrap().to_vec(), signed, "{path}");
+    }
+    for (path, status, code) in [
+        ("/v1/settlement/t1/2026-03", 404, "not_settled"),
+        ("/v1/settlement/t2/latest", 404, "not_settled"),
+        ("/v1/settlement/t9/latest", 404, "unknown_tier"),
+        ("/v1/settlement/t1/2026-3", 400, "bad_month"),
+    ] {
+        let r = c.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        let body: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(body["error"]["code"], code, "{path}: {body}");
+    }
+    running.shutdown().await.unwrap();
+}

@@ -110,11 +110,10 @@ async fn verify(source: &str, key: &std::path::Path) -> Result<()> {
             return match crate::settlement::verify_record(&bytes, &vk) {
                 Ok(r) => {
                     println!(
-                        "VALID  settlement {} {}..{} {} {}  ({} days counted; final settlement time {})",
+                        "VALID  settlement {} {}..{} FINAL {}  ({} days counted; final settlement time {})",
                         r.contract.id,
                         r.period.first,
                         r.period.last,
-                        "FINAL",
                         r.value,
                         r.days_counted,
                         r.final_settlement_time

@@ -219,9 +219,10 @@ enum Route {
     MethodNotAllowed,
     Commitments,
     Challenge,
+    Settlement,
 }
 
-const ROUTES: [&str; 14] = [
+const ROUTES: [&str; 15] = [
     "page",
     "healthz",
     "metrics",
@@ -236,12 +237,13 @@ const ROUTES: [&str; 14] = [
     "method_not_allowed",
     "commitments",
     "challenge",
+    "settlement",
 ];
 const STATUSES: [u16; 7] = [200, 304, 400, 404, 405, 503, 0];
 
 /// Request counters by route and status: fixed arrays of atomics, no lock on the hot path.
 struct Metrics {
-    counts: [[AtomicU64; 7]; 14],
+    counts: [[AtomicU64; 7]; 15],
     reloads: AtomicU64,
 }
 
@@ -745,6 +747,88 @@ async fn history(
 
 /// The probe-schedule commitment of a day (published before it) and, once the day is over,
 /// its reveal: auditors check every probe of the day against the schedule the seed fixes.
+/// The signed FINAL settlement records of `tier`'s monthly contract, by month (`YYYY-MM`), as
+/// `sit settle --key` archived them (`published/settlements/CONTRACT/YYYY-MM.json`).
+fn monthly_settlements(archive: &Archive, tier: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(archive.root().join("settlements")) else {
+        return out;
+    };
+    for d in dirs.filter_map(|e| e.ok()) {
+        let Ok(files) = std::fs::read_dir(d.path()) else {
+            continue;
+        };
+        for f in files.filter_map(|e| e.ok()) {
+            let name = f.file_name().to_string_lossy().into_owned();
+            let Some(month) = name.strip_suffix(".json") else {
+                continue;
+            };
+            let Ok(bytes) = std::fs::read(f.path()) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                continue;
+            };
+            if v["contract"]["tier"] == tier && v["contract"]["cycle"] == "monthly" {
+                out.push((month.to_string(), bytes));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+async fn settlement(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
+    let (tier, month) = (segment(&uri, 3), segment(&uri, 4));
+    let r = (|| {
+        check_tier(&st, &tier)?;
+        if month != "latest"
+            && !(month.len() == 7
+                && month.as_bytes()[4] == b'-'
+                && Date::parse(&format!("{month}-01")).is_ok())
+        {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_month",
+                format!("`{month}` is not a month"),
+                "use YYYY-MM, e.g. 2026-02, or latest",
+            ));
+        }
+        let all = monthly_settlements(&st.archive, &tier);
+        let found = if month == "latest" {
+            all.last()
+        } else {
+            all.iter().find(|(m, _)| *m == month)
+        };
+        let (_, bytes) = found.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_settled",
+                format!("no final settlement value of {tier}'s monthly contract for {month}"),
+                "a month is settled (sit settle --key) once its final settlement time has passed",
+            )
+        })?;
+        Ok::<_, ApiError>(
+            (
+                [
+                    (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+                    (
+                        CACHE_CONTROL,
+                        HeaderValue::from_static("public, max-age=60"),
+                    ),
+                ],
+                bytes.clone(),
+            )
+                .into_response(),
+        )
+    })();
+    done(
+        &st,
+        Route::Settlement,
+        r.unwrap_or_else(IntoResponse::into_response),
+    )
+}
+
 async fn commitments(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
     let date = segment(&uri, 3);
     let r = (|| {
@@ -1007,6 +1091,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/index/{tier}", get(history))
         .route("/v1/index/{tier}/latest", get(latest))
         .route("/v1/index/{tier}/{date}", get(by_date))
+        .route("/v1/settlement/{tier}/latest", get(settlement))
+        .route("/v1/settlement/{tier}/{month}", get(settlement))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
