@@ -270,13 +270,16 @@ impl DecimalText {
     }
 }
 
-struct Ctx<'a> {
-    file: &'a str,
-    text: &'a str,
+/// A file being read: errors name their place in it (also used for contracts.toml).
+pub(crate) struct Ctx<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) text: &'a str,
 }
 
 impl Ctx<'_> {
-    fn at(
+    /// The error at byte `offset` of the file: its line and column, the key, what is wrong
+    /// and the fix.
+    pub(crate) fn at(
         &self,
         offset: usize,
         key: &str,

@@ -40,16 +40,7 @@ fn at(
     message: String,
     hint: &str,
 ) -> ConfigError {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    ConfigError {
-        file: file.to_string(),
-        line: before.matches('\n').count() + 1,
-        column: offset - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1,
-        key: key.to_string(),
-        message,
-        hint: hint.to_string(),
-    }
+    crate::config::Ctx { file, text }.at(offset, key, message, hint)
 }
 
 /// Load and check a contracts file. `tiers`: the suite's tier ids.

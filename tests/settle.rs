@@ -82,6 +82,29 @@ fn settle(data: &Path, args: &[&str]) -> std::process::Output {
     sit(&a)
 }
 
+/// Where `sit settle --key` archives February 2026 of SIT-T1-M.
+const SIGNED: &str = "published/settlements/SIT-T1-M/2026-02.json";
+
+/// A key in `keys`, then February 2026 of t1 settled and signed with it: the archived bytes.
+fn sign_february(data: &Path, keys: &Path) -> Vec<u8> {
+    let g = sit(&["keys", "generate", "--out", keys.to_str().unwrap()]);
+    assert!(g.status.success(), "{}", text(&g));
+    let key = keys.join("signing-key.pem");
+    let o = settle(
+        data,
+        &[
+            "--tier",
+            "t1",
+            "--month",
+            "2026-02",
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::read(data.join(SIGNED)).unwrap()
+}
+
 /// Golden, by hand: (27 x 0.1000 + 0.2000) / 28 = 2.9 / 28 = 0.103571428... -> 0.1036 at the
 /// contract's 4 decimals, half to even. Day 28's restatement after the final time is not used.
 #[test]
@@ -97,23 +120,9 @@ fn a_final_month_settles_on_the_records_in_force_at_the_final_time_signed_once()
         text(&o)
     );
     let keys = dir.path().join("keys");
-    let g = sit(&["keys", "generate", "--out", keys.to_str().unwrap()]);
-    assert!(g.status.success(), "{}", text(&g));
+    let bytes = sign_february(&data, &keys);
     let key = keys.join("signing-key.pem");
-    let o = settle(
-        &data,
-        &[
-            "--tier",
-            "t1",
-            "--month",
-            "2026-02",
-            "--key",
-            key.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let f = data.join("published/settlements/SIT-T1-M/2026-02.json");
-    let bytes = std::fs::read(&f).unwrap();
+    let f = data.join(SIGNED);
     let vk = sit::publisher::keys::load_public(&keys.join("public-key.pem")).unwrap();
     let r = sit::settlement::verify_record(&bytes, &vk).unwrap();
     assert_eq!(r.value, Fixed::parse("0.1036").unwrap());
@@ -219,28 +228,10 @@ async fn the_final_value_is_served_as_signed_at_the_settlement_endpoint() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     february(&data);
-    let keys = dir.path().join("keys");
-    let (d, k) = (data.clone(), keys.clone());
-    let signed = tokio::task::spawn_blocking(move || {
-        let g = sit(&["keys", "generate", "--out", k.to_str().unwrap()]);
-        assert!(g.status.success(), "{}", text(&g));
-        let key = k.join("signing-key.pem");
-        let o = settle(
-            &d,
-            &[
-                "--tier",
-                "t1",
-                "--month",
-                "2026-02",
-                "--key",
-                key.to_str().unwrap(),
-            ],
-        );
-        assert!(o.status.success(), "{}", text(&o));
-        std::fs::read(d.join("published/settlements/SIT-T1-M/2026-02.json")).unwrap()
-    })
-    .await
-    .unwrap();
+    let (d, k) = (data.clone(), dir.path().join("keys"));
+    let signed = tokio::task::spawn_blocking(move || sign_february(&d, &k))
+        .await
+        .unwrap();
     let running = sit::publisher::serve::start(
         sit::publisher::archive::Archive::for_data(&data),
         "127.0.0.1:0".parse().unwrap(),

@@ -134,9 +134,11 @@ pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
         (SettlementStatus::Final, Some(k)) => {
             let key = crate::publisher::keys::load_signing(&k)?;
             let bytes = sign_record(&record, &key);
-            let dir = cli.data.join("published/settlements").join(&c.id);
-            std::fs::create_dir_all(&dir)?;
-            let path = dir.join(format!("{:04}-{:02}.json", y, m));
+            let path = cli
+                .data
+                .join("published/settlements")
+                .join(&c.id)
+                .join(format!("{y:04}-{m:02}.json"));
             if let Ok(old) = std::fs::read(&path) {
                 // A final settlement value never changes: the archived one stands.
                 let old_rec: serde_json::Value = serde_json::from_slice(&old)
@@ -149,11 +151,7 @@ pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
                 );
                 return Ok(());
             }
-            let tmp = path.with_extension("json.partial");
-            std::fs::write(&tmp, &bytes)?;
-            std::fs::File::open(&tmp)?.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(&dir)?.sync_all()?;
+            crate::service::write_durably(&path, &bytes, false)?;
             println!(
                 "{} {month} FINAL {} ({n} days counted) signed: {}",
                 c.id,

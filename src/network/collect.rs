@@ -198,25 +198,7 @@ impl Collector {
                 Err(why) => {
                     out.refused += 1;
                     s.refused += 1;
-                    let n = self.next_dead;
-                    self.next_dead += 1;
-                    let d = DeadLetter {
-                        at: crate::clock::format_utc_ms(now),
-                        subject: m.subject.clone(),
-                        msg_id: m.msg_id.clone(),
-                        payload_blake3: blake3::hash(&m.payload).to_hex().to_string(),
-                        payload_bytes: m.payload.len() as u64,
-                        reason: why.to_string(),
-                    };
-                    eprintln!(
-                        "sit collect: refused a message on {}: {}",
-                        m.subject, d.reason
-                    );
-                    meta.push((
-                        format!("dead/{n:020}"),
-                        serde_json::to_vec(&d).expect("json"),
-                    ));
-                    meta.push((format!("deadpayload/{n:020}"), m.payload.to_vec()));
+                    meta.extend(self.dead_letter(m, why.to_string(), now));
                 }
             }
         }
@@ -245,6 +227,32 @@ impl Collector {
             }
         }
         Ok(out)
+    }
+
+    /// The dead-letter record of a refused message and its payload, as state entries to write
+    /// (`dead/N`, `deadpayload/N`; N is taken here).
+    fn dead_letter(&mut self, m: &Incoming, reason: String, now_ms: i64) -> [(String, Vec<u8>); 2] {
+        let n = self.next_dead;
+        self.next_dead += 1;
+        let d = DeadLetter {
+            at: crate::clock::format_utc_ms(now_ms),
+            subject: m.subject.clone(),
+            msg_id: m.msg_id.clone(),
+            payload_blake3: blake3::hash(&m.payload).to_hex().to_string(),
+            payload_bytes: m.payload.len() as u64,
+            reason,
+        };
+        eprintln!(
+            "sit collect: refused a message on {}: {}",
+            m.subject, d.reason
+        );
+        [
+            (
+                format!("dead/{n:020}"),
+                serde_json::to_vec(&d).expect("json"),
+            ),
+            (format!("deadpayload/{n:020}"), m.payload.to_vec()),
+        ]
     }
 
     /// Whether every record `vantage` made up to its reveal of `day` is stored (false before
@@ -295,9 +303,7 @@ impl Collector {
                 return Err(format!("a document of another vantage on {}", m.subject));
             }
             let doc = v.get("doc").cloned().unwrap_or_default();
-            let archive = crate::publisher::archive::Archive::new(
-                data.join("vantages").join(subject_vantage),
-            );
+            let archive = super::vantage_archive(data, subject_vantage);
             match v.get("kind").and_then(|k| k.as_str()) {
                 Some("sit-commitment") => {
                     let c: crate::commit::Commitment =
@@ -329,30 +335,11 @@ impl Collector {
         match checked {
             Ok(()) => Ok(true),
             Err(reason) => {
-                let n = self.next_dead;
-                let d = DeadLetter {
-                    at: crate::clock::format_utc_ms(self.clock.now_ms()),
-                    subject: m.subject.clone(),
-                    msg_id: m.msg_id.clone(),
-                    payload_blake3: blake3::hash(&m.payload).to_hex().to_string(),
-                    payload_bytes: m.payload.len() as u64,
-                    reason,
-                };
-                eprintln!(
-                    "sit collect: refused a message on {}: {}",
-                    m.subject, d.reason
-                );
-                self.store.append_with_meta(
-                    &mut [],
-                    &[
-                        (
-                            format!("dead/{n:020}"),
-                            serde_json::to_vec(&d).expect("json"),
-                        ),
-                        (format!("deadpayload/{n:020}"), m.payload.to_vec()),
-                    ],
-                )?;
-                self.next_dead += 1;
+                let entries = self.dead_letter(m, reason, self.clock.now_ms());
+                if let Err(e) = self.store.append_with_meta(&mut [], &entries) {
+                    self.next_dead -= 1;
+                    return Err(e.into());
+                }
                 Ok(false)
             }
         }

@@ -205,6 +205,11 @@ pub fn sign_schedule_doc(
     crate::signing::sign_value(v, key)
 }
 
+/// The archive a collector files `vantage`'s commitments and reveals in.
+pub fn vantage_archive(data: &Path, vantage: &str) -> crate::publisher::archive::Archive {
+    crate::publisher::archive::Archive::new(data.join("vantages").join(vantage))
+}
+
 /// The archives a collector files its vantages' commitments and reveals in
 /// (`DATA/vantages/VANTAGE/`), by vantage. Empty anywhere else.
 pub fn vantage_archives(data: &Path) -> Vec<(String, crate::publisher::archive::Archive)> {
@@ -214,10 +219,9 @@ pub fn vantage_archives(data: &Path) -> Vec<(String, crate::publisher::archive::
                 rd.filter_map(|e| e.ok())
                     .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                     .map(|e| {
-                        (
-                            e.file_name().to_string_lossy().into_owned(),
-                            crate::publisher::archive::Archive::new(e.path()),
-                        )
+                        let v = e.file_name().to_string_lossy().into_owned();
+                        let a = vantage_archive(data, &v);
+                        (v, a)
                     })
                     .collect()
             })

@@ -122,7 +122,7 @@ fn failed(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 /// Write `bytes` to `path` durably: a temporary file, fsync, rename, fsync of the folder.
-fn write_durably(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
+pub(crate) fn write_durably(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     let dir = path.parent().expect("a file in a folder");
     std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension("tmp");
