@@ -330,13 +330,29 @@ mod tests {
             return;
         }
         assert!(c.kernel_stamps(), "Linux refused SO_TIMESTAMPNS");
+        // The kernel switches receive timestamping on through deferred work when the first
+        // socket asks for it: packets that arrive just before carry no stamp (the worker then
+        // records them as monotonic). Wait until stamps flow before measuring.
+        let t = Instant::now();
+        let mut buf = [0u8; 16];
+        loop {
+            s.write_all(b".").await.unwrap();
+            let _ = c.read(&mut buf).await.unwrap();
+            if c.stamp().latest().is_some() {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "no kernel stamps within 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let mut tl = RxTimeline::new(Instant::now());
         tl.attach(Some(c.stamp()));
         s.write_all(b"hello").await.unwrap();
         let sent = realtime_ns();
         // read 50 ms after arrival: the stamp still says when the bytes came
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let mut buf = [0u8; 16];
         let n = c.read(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"hello");
         let k = c.stamp().latest().expect("a kernel stamp");
