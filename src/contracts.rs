@@ -58,6 +58,25 @@ pub fn load(path: &Path, tiers: &[String]) -> Result<Vec<Contract>, ConfigError>
     parse(&file, &text, tiers)
 }
 
+/// The repository's `contracts.toml`, built in: what `sit run` settles on when given no file.
+pub const EMBEDDED: &str = include_str!("../contracts.toml");
+
+/// The built-in contracts ([`EMBEDDED`]).
+pub fn embedded(tiers: &[String]) -> Vec<Contract> {
+    parse("contracts.toml (built in)", EMBEDDED, tiers).expect("the built-in contracts.toml loads")
+}
+
+/// `path` when given, else the built-in contracts.
+pub fn load_or_embedded(
+    path: Option<&Path>,
+    tiers: &[String],
+) -> Result<Vec<Contract>, ConfigError> {
+    match path {
+        Some(p) => load(p, tiers),
+        None => Ok(embedded(tiers)),
+    }
+}
+
 /// [`load`] from text (`file` names it in errors).
 pub fn parse(file: &str, text: &str, tiers: &[String]) -> Result<Vec<Contract>, ConfigError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
@@ -197,6 +216,7 @@ mod tests {
             .iter()
             .any(|c| c.tier == "t2" && c.cycle == Cycle::Monthly));
         assert!(c.iter().any(|c| c.cycle == Cycle::Quarterly));
+        assert_eq!(embedded(&tiers()), c, "the built-in copy is the file");
     }
 
     #[test]

@@ -98,6 +98,7 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
         serve: None,
         limits: Default::default(),
         new_timeline: true,
+        contracts: None,
         network: None,
     };
     let ran = service::run(

@@ -111,6 +111,10 @@ pub enum Command {
         /// Print `ack SEQ` on stdout as each observation becomes durable (for kill tests).
         #[arg(long, hide = true)]
         print_acks: bool,
+        /// The listed futures to settle after each publication (default: the built-in copy
+        /// of the repository's contracts.toml).
+        #[arg(long, value_name = "FILE")]
+        contracts: Option<PathBuf>,
     },
     /// A probe network worker: probe the committed schedule of its own vantage (its own seed,
     /// revealed after each day), keep the observations in its spool (`--data`, default
@@ -315,6 +319,10 @@ pub enum Command {
         /// The publisher's public key (PEM, or 64 hex characters).
         #[arg(long, value_name = "PUBKEY")]
         key: PathBuf,
+        /// For a settlement record: check each day it lists against the oracle's daily
+        /// records (a data folder, its published/ folder, or the publisher's base URL).
+        #[arg(long, value_name = "DATA|URL")]
+        archive: Option<String>,
     },
     /// Run the tier suite against an endpoint and issue a signed certificate of what it meets.
     Certify {

@@ -29,6 +29,7 @@ pub(super) async fn run(cli: &Paths, c: Command) -> Result<()> {
                 serve,
                 limits: limits.limits()?,
                 new_timeline: false,
+                contracts: None,
                 network: Some(crate::service::WorkerNet {
                     vantage,
                     nats,

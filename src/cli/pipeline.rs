@@ -89,6 +89,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             serve,
             limits,
             print_acks,
+            contracts,
         } => {
             let opts = crate::service::RunOptions {
                 key,
@@ -102,6 +103,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 limits: limits.limits()?,
                 new_timeline: false,
                 network: None,
+                contracts,
             };
             let report = crate::service::run(
                 &cli.data,

@@ -73,7 +73,11 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             running.shutdown().await?;
             Ok(())
         }
-        Command::Verify { source, key } => verify(&source, &key).await,
+        Command::Verify {
+            source,
+            key,
+            archive,
+        } => verify(&source, &key, archive.as_deref()).await,
         _ => unreachable!("dispatched by cli::run"),
     }
 }
@@ -99,7 +103,7 @@ async fn read_source(source: &str) -> Result<Vec<u8>> {
     }
 }
 
-async fn verify(source: &str, key: &std::path::Path) -> Result<()> {
+async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> Result<()> {
     use crate::publisher::keys;
     use crate::record;
     let vk = keys::load_public(key)?;
@@ -107,31 +111,57 @@ async fn verify(source: &str, key: &std::path::Path) -> Result<()> {
     // A settlement record: the signature, and the value recomputed from the days it lists.
     if let Ok(serde_json::Value::Object(o)) = crate::signing::parse_strict(&bytes) {
         if o.get("schema").and_then(|s| s.as_str()) == Some(crate::settlement::SCHEMA) {
-            return match crate::settlement::verify_record(&bytes, &vk) {
-                Ok(r) => {
-                    println!(
-                        "VALID  settlement {} {}..{} FINAL {}  ({} days counted; final settlement time {})",
-                        r.contract.id,
-                        r.period.first,
-                        r.period.last,
-                        r.value,
-                        r.days_counted,
-                        r.final_settlement_time
-                    );
-                    println!("  rule       {}", r.rule);
-                    println!(
-                        "  signature  Ed25519 ok; value recomputed from the {} daily values listed",
-                        r.days.len()
-                    );
-                    Ok(())
-                }
+            let r = match crate::settlement::verify_record(&bytes, &vk) {
+                Ok(r) => r,
                 Err(e) => {
                     println!("INVALID  {source}: {e}");
-                    Err(Error::Failed(format!(
+                    return Err(Error::Failed(format!(
                         "{source}: the settlement record did not verify"
-                    )))
+                    )));
                 }
             };
+            let against = match archive {
+                Some(a) => {
+                    let problems = days_against_archive(&r, a, &vk).await?;
+                    if !problems.is_empty() {
+                        println!("INVALID  {source}: the days listed are not the archive's records in force:");
+                        for p in &problems {
+                            println!("  {p}");
+                        }
+                        return Err(Error::Failed(format!(
+                            "{source}: {} listed days differ from {a}",
+                            problems.len()
+                        )));
+                    }
+                    Some(a)
+                }
+                None => None,
+            };
+            let status = match r.status {
+                crate::settlement::SettlementStatus::Final => "FINAL",
+                crate::settlement::SettlementStatus::Indicative => "INDICATIVE",
+            };
+            println!(
+                "VALID  settlement {} {}..{} {status} {}  ({} days counted; final settlement time {})",
+                r.contract.id,
+                r.period.first,
+                r.period.last,
+                r.value,
+                r.days_counted,
+                r.final_settlement_time
+            );
+            println!("  rule       {}", r.rule);
+            println!(
+                "  signature  Ed25519 ok; value recomputed from the {} daily values listed",
+                r.days.len()
+            );
+            if let Some(a) = against {
+                println!(
+                    "  archive    each listed day is {a}'s record in force at {} (hash, signature, status, value)",
+                    if status == "FINAL" { r.final_settlement_time.as_str() } else { r.computed_at.as_str() }
+                );
+            }
+            return Ok(());
         }
     }
     // A history document holds records; verify each of them, as the exact bytes it embeds.
@@ -212,4 +242,119 @@ async fn verify(source: &str, key: &std::path::Path) -> Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// One published version of a day's record, from a data folder or a publisher's URL: its
+/// bytes, or None when that version does not exist.
+async fn archived_version(
+    archive: &str,
+    tier: &str,
+    date: crate::clock::Date,
+    version: u32,
+) -> Result<Option<Vec<u8>>> {
+    if archive.starts_with("http://") || archive.starts_with("https://") {
+        let url = format!(
+            "{}/v1/index/{tier}/{date}?version={version}",
+            archive.trim_end_matches('/')
+        );
+        let r = reqwest::Client::new().get(&url).send().await?;
+        if r.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !r.status().is_success() {
+            return Err(Error::Failed(format!("{url} answered {}", r.status())));
+        }
+        return Ok(Some(r.bytes().await?.to_vec()));
+    }
+    let dir = std::path::Path::new(archive);
+    let a = if dir.join("published").is_dir() {
+        crate::publisher::archive::Archive::for_data(dir)
+    } else {
+        crate::publisher::archive::Archive::new(dir.to_path_buf())
+    };
+    let entries = a.entries().map_err(|e| {
+        Error::Usage(format!(
+            "--archive {archive}: {e} (give a data folder, its published/ folder, or the publisher's URL)"
+        ))
+    })?;
+    match entries
+        .iter()
+        .find(|e| e.tier == tier && e.date == date && e.version == version)
+    {
+        None => Ok(None),
+        Some(e) => a
+            .read(e)
+            .map(Some)
+            .map_err(|e| Error::Failed(format!("--archive {archive}: {e}"))),
+    }
+}
+
+/// Check each day a settlement record lists against the oracle's records: that version exists
+/// with the listed hash, verifies under `vk`, states the listed status and value, was
+/// published by the record's cut-off (the final settlement time; for an INDICATIVE record,
+/// the time it was computed) and was not replaced by then. Returns what differs.
+async fn days_against_archive(
+    r: &crate::settlement::SettlementRecord,
+    archive: &str,
+    vk: &ed25519_dalek::VerifyingKey,
+) -> Result<Vec<String>> {
+    let cut = match r.status {
+        crate::settlement::SettlementStatus::Final => &r.final_settlement_time,
+        crate::settlement::SettlementStatus::Indicative => &r.computed_at,
+    };
+    let tier = &r.contract.tier;
+    let mut problems = Vec::new();
+    for d in &r.days {
+        let Some(bytes) = archived_version(archive, tier, d.date, d.version).await? else {
+            problems.push(format!("{} v{}: not in the archive", d.date, d.version));
+            continue;
+        };
+        let hash = crate::record::record_hash(&bytes);
+        if hash != d.record_hash {
+            problems.push(format!(
+                "{} v{}: record hash {hash}, the settlement lists {}",
+                d.date, d.version, d.record_hash
+            ));
+            continue;
+        }
+        let p = match crate::record::verify(&bytes, vk) {
+            Ok(v) => v.publication,
+            Err(e) => {
+                problems.push(format!("{} v{}: {e}", d.date, d.version));
+                continue;
+            }
+        };
+        let det = &p.determination;
+        if (det.status, det.value) != (d.status, d.value) {
+            problems.push(format!(
+                "{} v{}: the record says {} {:?}, the settlement lists {} {:?}",
+                d.date,
+                d.version,
+                det.status.as_str(),
+                det.value.map(|v| v.to_string()),
+                d.status.as_str(),
+                d.value.map(|v| v.to_string())
+            ));
+        }
+        if p.published_at.as_str() > cut.as_str() {
+            problems.push(format!(
+                "{} v{}: published at {}, after the cut-off {cut}",
+                d.date, d.version, p.published_at
+            ));
+        }
+        if let Some(next) = archived_version(archive, tier, d.date, d.version + 1).await? {
+            if let Ok(n) = crate::record::verify(&next, vk) {
+                if n.publication.published_at.as_str() <= cut.as_str() {
+                    problems.push(format!(
+                        "{} v{}: version {} replaced it at {}, before the cut-off {cut}",
+                        d.date,
+                        d.version,
+                        d.version + 1,
+                        n.publication.published_at
+                    ));
+                }
+            }
+        }
+    }
+    Ok(problems)
 }

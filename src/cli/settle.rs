@@ -4,37 +4,8 @@
 use super::{Command, Paths};
 use crate::clock::{format_utc_ms, Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::settlement::{
-    mean_value, rule_text, sign_record, DayValue, Period, SettlementRecord, SettlementStatus,
-    SCHEMA,
-};
-
-/// The records a settlement uses: for each day of `period`, the version of `tier`'s record in
-/// force at `final_ms` (the latest published by then; a restatement after it never counts).
-pub fn days_in_force(
-    entries: &[crate::publisher::archive::LogEntry],
-    tier: &str,
-    period: Period,
-    final_ms: i64,
-) -> Vec<DayValue> {
-    let until = format_utc_ms(final_ms);
-    period
-        .days()
-        .filter_map(|d| {
-            entries
-                .iter()
-                .filter(|e| e.tier == tier && e.date == d && e.published_at <= until)
-                .max_by_key(|e| e.version)
-                .map(|e| DayValue {
-                    date: d,
-                    status: e.status,
-                    value: e.value,
-                    version: e.version,
-                    record_hash: e.record_hash.clone(),
-                })
-        })
-        .collect()
-}
+use crate::publisher::settlements::{self, Written};
+use crate::settlement::{Period, SettlementStatus};
 
 pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
     let Command::Settle {
@@ -74,51 +45,30 @@ pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
         })?
         .clone();
     let period = Period::of(c.cycle, y, m).expect("checked month");
-    let m_now = crate::versions::Registry::embedded().current_methodology();
-    let final_ms = crate::publisher::policy::cutoff_ms(m_now, period.last);
+    let label = period.label(c.cycle);
+    let final_ms = settlements::final_time_ms(period);
     let now = SystemClock.now_ms();
     let archive = crate::publisher::archive::Archive::for_data(&cli.data);
     let entries = archive
         .entries()
         .map_err(|e| Error::Failed(format!("reading the archive: {e}")))?;
-    let days = days_in_force(&entries, &tier, period, final_ms);
-    let complete = now >= final_ms;
-    if !complete && key.is_some() {
+    let total = period.days().count();
+    if now < final_ms && key.is_some() {
+        let n = settlements::days_in_force(&entries, &tier, period, now).len();
         return Err(Error::Refused(format!(
-            "{} {month} is not final until {} ({} of {} days published); an indicative value is never signed as final",
+            "{} {label} is not final until {} ({n} of {total} days published); an indicative value is never signed as final",
             c.id,
             format_utc_ms(final_ms),
-            days.len(),
-            period.days().count()
         )));
     }
-    let (value, n) = mean_value(&c, period, &days, complete)
-        .map_err(|e| Error::Refused(format!("{} {month}: cannot settle: {e}", c.id)))?;
-    let status = if complete {
-        SettlementStatus::Final
-    } else {
-        SettlementStatus::Indicative
-    };
-    let record = SettlementRecord {
-        schema: SCHEMA.into(),
-        rule: rule_text(&c),
-        contract: c.clone(),
-        period,
-        days,
-        days_counted: n,
-        value,
-        status,
-        final_settlement_time: format_utc_ms(final_ms),
-        computed_at: format_utc_ms(now),
-        key_id: None,
-    };
-    let total = period.days().count();
-    match (status, key) {
+    let record = settlements::compute(&entries, &c, period, now)
+        .map_err(|e| Error::Refused(format!("{} {label}: cannot settle: {e}", c.id)))?;
+    let (value, n) = (record.value, record.days_counted);
+    match (record.status, key) {
         (SettlementStatus::Indicative, _) => {
             println!(
-                "{} {month} INDICATIVE {} (month to date: {} of {total} days; final at {})",
+                "{} {label} INDICATIVE {value} (period to date: {} of {total} days; final at {})",
                 c.id,
-                value,
                 record.days.len(),
                 format_utc_ms(final_ms)
             );
@@ -126,38 +76,31 @@ pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
         }
         (SettlementStatus::Final, None) => {
             println!(
-                "{} {month} FINAL {} ({n} days counted; sign and archive it with --key)",
-                c.id, value
+                "{} {label} FINAL {value} ({n} days counted; sign and archive it with --key)",
+                c.id
             );
             Ok(())
         }
         (SettlementStatus::Final, Some(k)) => {
             let key = crate::publisher::keys::load_signing(&k)?;
-            let bytes = sign_record(&record, &key);
-            let path = cli
-                .data
-                .join("published/settlements")
-                .join(&c.id)
-                .join(format!("{y:04}-{m:02}.json"));
-            if let Ok(old) = std::fs::read(&path) {
-                // A final settlement value never changes: the archived one stands.
-                let old_rec: serde_json::Value = serde_json::from_slice(&old)
-                    .map_err(|e| Error::Failed(format!("{}: {e}", path.display())))?;
-                println!(
-                    "{} {month} FINAL {} (already archived at {}; it stands)",
+            match settlements::write_final(&archive, &record, &key)? {
+                Written::New(path) => println!(
+                    "{} {label} FINAL {value} ({n} days counted) signed: {}",
                     c.id,
-                    old_rec["value"].as_str().unwrap_or("?"),
                     path.display()
-                );
-                return Ok(());
+                ),
+                // A final settlement value never changes: the archived one stands.
+                Written::Stands(path, old) => {
+                    let old: serde_json::Value = serde_json::from_slice(&old)
+                        .map_err(|e| Error::Failed(format!("{}: {e}", path.display())))?;
+                    println!(
+                        "{} {label} FINAL {} (already archived at {}; it stands)",
+                        c.id,
+                        old["value"].as_str().unwrap_or("?"),
+                        path.display()
+                    );
+                }
             }
-            crate::service::write_durably(&path, &bytes, false)?;
-            println!(
-                "{} {month} FINAL {} ({n} days counted) signed: {}",
-                c.id,
-                value,
-                path.display()
-            );
             Ok(())
         }
     }

@@ -13,6 +13,7 @@ pub mod listen;
 pub mod page;
 pub mod policy;
 pub mod serve;
+pub mod settlements;
 
 use crate::clock::{format_utc_ms, Date};
 use crate::fixed::Fixed;

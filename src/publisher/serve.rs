@@ -745,82 +745,94 @@ async fn history(
     )
 }
 
-/// The probe-schedule commitment of a day (published before it) and, once the day is over,
-/// its reveal: auditors check every probe of the day against the schedule the seed fixes.
-/// The signed FINAL settlement records of `tier`'s monthly contract, by month (`YYYY-MM`), as
-/// `sit settle --key` archived them (`published/settlements/CONTRACT/YYYY-MM.json`).
-fn monthly_settlements(archive: &Archive, tier: &str) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let Ok(dirs) = std::fs::read_dir(archive.root().join("settlements")) else {
-        return out;
-    };
-    for d in dirs.filter_map(|e| e.ok()) {
-        let Ok(files) = std::fs::read_dir(d.path()) else {
-            continue;
-        };
-        for f in files.filter_map(|e| e.ok()) {
-            let name = f.file_name().to_string_lossy().into_owned();
-            let Some(month) = name.strip_suffix(".json") else {
-                continue;
-            };
-            let Ok(bytes) = std::fs::read(f.path()) else {
-                continue;
-            };
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-                continue;
-            };
-            if v["contract"]["tier"] == tier && v["contract"]["cycle"] == "monthly" {
-                out.push((month.to_string(), bytes));
-            }
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
-async fn settlement(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
-    let (tier, month) = (segment(&uri, 3), segment(&uri, 4));
+/// A settlement record of `tier`: `{period}` is `YYYY-MM` (the monthly contract), `YYYY-Qn`
+/// (the quarterly one) or `latest` (the latest FINAL monthly value); `.csv` (or `Accept:
+/// text/csv`) gives one row per day used. A period with a FINAL record serves it; before that,
+/// the period to date as `sit run` last signed it (INDICATIVE). `?contract=ID` picks one of
+/// several contracts of the same tier and cycle.
+async fn settlement(
+    State(st): State<Arc<AppState>>,
+    uri: Uri,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    use super::settlements::archived;
+    use crate::settlement::{Period, SettlementStatus};
+    let (tier, raw) = (segment(&uri, 3), segment(&uri, 4));
     let r = (|| {
         check_tier(&st, &tier)?;
-        if month != "latest"
-            && !(month.len() == 7
-                && month.as_bytes()[4] == b'-'
-                && Date::parse(&format!("{month}-01")).is_ok())
-        {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_month",
-                format!("`{month}` is not a month"),
-                "use YYYY-MM, e.g. 2026-02, or latest",
-            ));
-        }
-        let all = monthly_settlements(&st.archive, &tier);
-        let found = if month == "latest" {
-            all.last()
-        } else {
-            all.iter().find(|(m, _)| *m == month)
+        let q = query(q, &["contract"])?;
+        let (label, csv_suffix) = match raw.strip_suffix(".csv") {
+            Some(l) => (l.to_string(), true),
+            None => (raw.clone(), false),
         };
-        let (_, bytes) = found.ok_or_else(|| {
+        let csv = csv_suffix
+            || headers
+                .get(axum::http::header::ACCEPT)
+                .and_then(|a| a.to_str().ok())
+                .is_some_and(|a| a.contains("text/csv"));
+        let wanted = if label == "latest" {
+            None
+        } else {
+            Some(Period::parse_label(&label).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_month",
+                    format!("`{label}` is not a contract period"),
+                    "use YYYY-MM (monthly contract, e.g. 2026-02), YYYY-Qn (quarterly, e.g. 2026-Q1) or latest",
+                )
+            })?)
+        };
+        let contract_ok = |a: &super::settlements::Archived| match q.get("contract") {
+            Some(id) => a.record.contract.id == *id,
+            None => true,
+        };
+        let root = st.archive.root();
+        let found = match wanted {
+            None => archived(root, &tier, SettlementStatus::Final)
+                .into_iter()
+                .filter(|a| {
+                    contract_ok(a)
+                        && (q.contains_key("contract")
+                            || a.record.contract.cycle == crate::settlement::Cycle::Monthly)
+                })
+                .next_back(),
+            Some((cycle, period)) => {
+                let pick = |status| {
+                    archived(root, &tier, status).into_iter().find(|a| {
+                        a.record.contract.cycle == cycle
+                            && a.record.period == period
+                            && contract_ok(a)
+                    })
+                };
+                pick(SettlementStatus::Final).or_else(|| pick(SettlementStatus::Indicative))
+            }
+        };
+        let a = found.ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_settled",
-                format!("no final settlement value of {tier}'s monthly contract for {month}"),
-                "a month is settled (sit settle --key) once its final settlement time has passed",
+                format!(
+                    "no settlement value of {tier}{} for {label}",
+                    q.get("contract").map(|c| format!(" ({c})")).unwrap_or_default()
+                ),
+                "a period is settled FINAL once its final settlement time has passed (sit run, or sit settle --key); before that, sit run publishes it to date after each day",
             )
         })?;
-        Ok::<_, ApiError>(
+        // A FINAL record never changes; an INDICATIVE one is replaced after each publication.
+        let cache = match a.record.status {
+            SettlementStatus::Final if label != "latest" => "public, max-age=31536000, immutable",
+            _ => "public, max-age=60",
+        };
+        let (ct, body) = if csv {
             (
-                [
-                    (CONTENT_TYPE, HeaderValue::from_static("application/json")),
-                    (
-                        CACHE_CONTROL,
-                        HeaderValue::from_static("public, max-age=60"),
-                    ),
-                ],
-                bytes.clone(),
+                "text/csv; charset=utf-8",
+                Bytes::from(crate::settlement::to_csv(&a.record)),
             )
-                .into_response(),
-        )
+        } else {
+            ("application/json", Bytes::from(a.bytes))
+        };
+        Ok::<_, ApiError>(conditional(&headers, &etag_of(&body), ct, cache, body, None))
     })();
     done(
         &st,
@@ -829,6 +841,8 @@ async fn settlement(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
     )
 }
 
+/// The probe-schedule commitment of a day (published before it) and, once the day is over,
+/// its reveal: auditors check every probe of the day against the schedule the seed fixes.
 async fn commitments(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
     let date = segment(&uri, 3);
     let r = (|| {
@@ -1092,7 +1106,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/index/{tier}/latest", get(latest))
         .route("/v1/index/{tier}/{date}", get(by_date))
         .route("/v1/settlement/{tier}/latest", get(settlement))
-        .route("/v1/settlement/{tier}/{month}", get(settlement))
+        .route("/v1/settlement/{tier}/{period}", get(settlement))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -65,6 +65,9 @@ pub struct RunOptions {
     /// `sit worker`: probe as one vantage of the probe network and ship the observations
     /// over NATS JetStream instead of publishing (the data folder is the worker's spool).
     pub network: Option<WorkerNet>,
+    /// The listed futures (`contracts.toml`; None: the built-in copy), settled after each
+    /// publication: the period to date (INDICATIVE) and each FINAL value once due.
+    pub contracts: Option<PathBuf>,
 }
 
 /// A probe network worker's settings (`sit worker`).
@@ -404,6 +407,10 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
     }
     let store = Arc::new(open_store(data)?);
     let key = crate::publisher::keys::load_signing(&opts.key)?;
+    let contracts = crate::contracts::load_or_embedded(
+        opts.contracts.as_deref(),
+        &Suite::embedded().tier_ids(),
+    )?;
     if opts.new_timeline {
         check_new_timeline(&store, opts.start)?;
     }
@@ -515,6 +522,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
         providers,
         probed: Arc::new(ids.clone()),
         worker_role: opts.network.is_some(),
+        contracts: Arc::new(contracts),
     };
     let mut report = RunReport::default();
     let (stop_ship, ship_stopped) = tokio::sync::watch::channel(false);
@@ -737,6 +745,8 @@ struct Svc {
     probed: Arc<Vec<String>>,
     /// `sit worker`: a finished day is revealed (and shipped), never determined here.
     worker_role: bool,
+    /// The listed futures, settled after each publication.
+    contracts: Arc<Vec<crate::settlement::Contract>>,
 }
 
 impl crate::publisher::serve::Service for Status {
@@ -974,8 +984,29 @@ impl Svc {
             std::fs::rename(&tmp, &out)?;
             std::fs::File::open(out.parent().expect("in archive/"))?.sync_all()?;
         }
+        self.settle(day);
         self.status.published(day, self.clock.now_ms());
         Ok(lines)
+    }
+
+    /// Settle the listed futures after `day`'s publication: the period holding it to date
+    /// (INDICATIVE) and every period whose final settlement time has passed (FINAL, once). A
+    /// failure is logged and tried again after the next publication: it never stops the index.
+    fn settle(&self, day: Date) {
+        match crate::publisher::settlements::settle_due(
+            &self.archive,
+            &self.contracts,
+            &self.key,
+            day,
+            self.clock.now_ms(),
+        ) {
+            Ok(lines) => {
+                for l in lines {
+                    eprintln!("sit run: settlement {l}");
+                }
+            }
+            Err(e) => eprintln!("sit run: settling the listed contracts after {day} failed: {e}"),
+        }
     }
 
     /// Reveal `day`'s seed (once).
@@ -1076,6 +1107,7 @@ impl DayPublisher {
             providers: Some(providers.to_path_buf()),
             probed: Arc::new(c.endpoints.iter().map(|e| e.id.clone()).collect()),
             worker_role: false,
+            contracts: Arc::new(crate::contracts::embedded(&Suite::embedded().tier_ids())),
         }))
     }
 

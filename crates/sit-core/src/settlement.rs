@@ -91,6 +91,43 @@ impl Period {
     pub fn days(&self) -> impl Iterator<Item = Date> {
         (self.first.0..=self.last.0).map(Date)
     }
+
+    /// The period's name: `2026-02` (a month), `2026-Q1` (a quarter).
+    pub fn label(&self, cycle: Cycle) -> String {
+        let (y, m) = (&self.first.to_string()[..4], &self.first.to_string()[5..7]);
+        match cycle {
+            Cycle::Monthly => format!("{y}-{m}"),
+            Cycle::Quarterly => {
+                format!("{y}-Q{}", (m.parse::<u32>().expect("a month") - 1) / 3 + 1)
+            }
+        }
+    }
+
+    /// A period from its name ([`Period::label`]'s form): `YYYY-MM` or `YYYY-Qn`.
+    pub fn parse_label(s: &str) -> Option<(Cycle, Period)> {
+        let (y, rest) = s.split_once('-')?;
+        if y.len() != 4 {
+            return None;
+        }
+        let y: i32 = y.parse().ok()?;
+        match rest.strip_prefix('Q') {
+            Some(q) if q.len() == 1 => {
+                let q: u32 = q.parse().ok().filter(|q| (1..=4).contains(q))?;
+                Some((Cycle::Quarterly, Period::of(Cycle::Quarterly, y, q * 3)?))
+            }
+            None if rest.len() == 2 => {
+                Some((Cycle::Monthly, Period::of(Cycle::Monthly, y, rest.parse().ok()?)?))
+            }
+            _ => None,
+        }
+    }
+
+    /// The period of `cycle` holding `day`.
+    pub fn holding(cycle: Cycle, day: Date) -> Period {
+        let s = day.to_string();
+        Period::of(cycle, s[..4].parse().expect("a year"), s[5..7].parse().expect("a month"))
+            .expect("a valid date")
+    }
 }
 
 /// One day's record in force, as the settlement uses it.
@@ -233,8 +270,9 @@ pub fn sign_record(r: &SettlementRecord, key: &ed25519_dalek::SigningKey) -> Vec
     crate::signing::sign_value(serde_json::to_value(&r).expect("serialises"), key)
 }
 
-/// Check a settlement record: the signature, the schema, FINAL, and the value recomputed from
-/// the daily values it lists under its contract's rule (every day of the period present).
+/// Check a settlement record: the signature, the schema, and the value recomputed from the
+/// daily values it lists under its contract's rule (for a FINAL record, every day of the
+/// period present; an INDICATIVE one is month to date).
 /// Checking that the listed days are the oracle's records in force (their hashes) is the
 /// caller's, who holds the daily records.
 pub fn verify_record(
@@ -247,10 +285,9 @@ pub fn verify_record(
     if r.schema != SCHEMA {
         return Err(format!("schema `{}`, not `{SCHEMA}`", r.schema));
     }
-    if r.status != SettlementStatus::Final {
-        return Err("a signed settlement record must be FINAL".into());
-    }
-    let (value, n) = mean_value(&r.contract, r.period, &r.days, true).map_err(|e| e.to_string())?;
+    let complete = r.status == SettlementStatus::Final;
+    let (value, n) =
+        mean_value(&r.contract, r.period, &r.days, complete).map_err(|e| e.to_string())?;
     if (value, n) != (r.value, r.days_counted) {
         return Err(format!(
             "the listed days give {value} over {n} days, the record says {} over {}",
@@ -261,6 +298,38 @@ pub fn verify_record(
         return Err("the rule text is not the contract's".into());
     }
     Ok(r)
+}
+
+/// CSV columns of a settlement record: one row per day used, the record's facts repeated.
+pub const CSV_HEADER: &str = "contract,tier,period_first,period_last,status,value,days_counted,final_settlement_time,date,day_status,day_value,day_version,day_record_hash";
+
+/// A settlement record as CSV ([`CSV_HEADER`], then one row per listed day). No cell needs
+/// quoting: ids, dates, statuses, decimals and hex only.
+pub fn to_csv(r: &SettlementRecord) -> String {
+    let mut s = String::from(CSV_HEADER);
+    s.push('\n');
+    for d in &r.days {
+        s.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            r.contract.id,
+            r.contract.tier,
+            r.period.first,
+            r.period.last,
+            match r.status {
+                SettlementStatus::Final => "FINAL",
+                SettlementStatus::Indicative => "INDICATIVE",
+            },
+            r.value,
+            r.days_counted,
+            r.final_settlement_time,
+            d.date,
+            d.status.as_str(),
+            d.value.map(|v| v.to_string()).unwrap_or_default(),
+            d.version,
+            d.record_hash
+        ));
+    }
+    s
 }
 
 const _: () = assert!(ONE == 1_000_000_000);
@@ -321,6 +390,18 @@ mod tests {
         );
         assert_eq!(p.days().count(), 91);
         assert!(Period::of(Cycle::Monthly, 2026, 13).is_none());
+        // names, both ways
+        assert_eq!(p.label(Cycle::Quarterly), "2026-Q2");
+        assert_eq!(Period::parse_label("2026-Q2"), Some((Cycle::Quarterly, p)));
+        let feb = Period::of(Cycle::Monthly, 2026, 2).unwrap();
+        assert_eq!(feb.label(Cycle::Monthly), "2026-02");
+        assert_eq!(Period::parse_label("2026-02"), Some((Cycle::Monthly, feb)));
+        for bad in ["2026-13", "2026-Q5", "2026-Q0", "26-02", "2026-2", "2026", "latest"] {
+            assert_eq!(Period::parse_label(bad), None, "{bad}");
+        }
+        let d = Date::parse("2026-11-30").unwrap();
+        assert_eq!(Period::holding(Cycle::Quarterly, d).label(Cycle::Quarterly), "2026-Q4");
+        assert_eq!(Period::holding(Cycle::Monthly, d).first.to_string(), "2026-11-01");
     }
 
     /// Golden: hand-computed. Sum of 0.100..0.127 = 28 x 0.1135 = 3.178; mean 0.1135 exactly;

@@ -91,6 +91,7 @@ pub async fn run_bench(hour_ms: u64, per_hour: u32) -> Result<String, String> {
         serve: None,
         limits: Default::default(),
         new_timeline: false,
+        contracts: None,
         network: None,
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
