@@ -258,3 +258,292 @@ async fn the_final_value_is_served_as_signed_at_the_settlement_endpoint() {
     }
     running.shutdown().await.unwrap();
 }
+
+/// February 2026 of t1 as real signed daily records (the golden bundle's t1 determination with
+/// each day's date, value and status set, signed with a key of `sit keys generate`): every day
+/// FINAL at 0.1000, day 5 restated to 0.2000 on 2026-02-06 (before the final settlement time),
+/// day 28 restated to 0.9000 on 2026-03-05 (after it). Returns the key folder.
+fn signed_february(data: &Path, keys: &Path) -> ed25519_dalek::SigningKey {
+    use sit::record::{Publication, Restates};
+    let g = sit(&["keys", "generate", "--out", keys.to_str().unwrap()]);
+    assert!(g.status.success(), "{}", text(&g));
+    let key = sit::publisher::keys::load_signing(&keys.join("signing-key.pem")).unwrap();
+    let vk = key.verifying_key();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/bundle-2026-01-05/determinations/t1.v1.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(golden).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("signature");
+    let template: Publication = serde_json::from_value(v).unwrap();
+    let a = Archive::for_data(data);
+    let lock = a.lock().unwrap();
+    let mut hashes: std::collections::BTreeMap<String, (u64, String)> = Default::default();
+    let mut seq = 0;
+    let mut put = |date: &str, version: u32, value: &str, at: &str| {
+        seq += 1;
+        let mut p = template.clone();
+        let date_v = Date::parse(date).unwrap();
+        p.determination.date = date_v;
+        p.determination.status = if version == 1 {
+            Status::Final
+        } else {
+            Status::Restated
+        };
+        p.determination.value = Some(Fixed::parse(value).unwrap());
+        p.determination.sequence = seq;
+        p.version = version;
+        p.published_at = at.into();
+        p.key_id = sit::signing::key_id(&vk);
+        p.restates = hashes.get(date).map(|(s, h)| Restates {
+            version: version - 1,
+            sequence: *s,
+            status: Status::Final,
+            value: Some(Fixed::parse("0.1").unwrap()),
+            record_hash: h.clone(),
+        });
+        let bytes = sit::record::sign(&p, &key);
+        let e = LogEntry {
+            tier: "t1".into(),
+            date: date_v,
+            version,
+            sequence: seq,
+            status: p.determination.status,
+            value: p.determination.value,
+            published_at: at.into(),
+            key_id: p.key_id.clone(),
+            file: Archive::file_name("t1", date_v, version),
+            record_hash: sit::record::record_hash(&bytes),
+        };
+        hashes.insert(date.into(), (seq, e.record_hash.clone()));
+        a.append(&lock, &bytes, &e, &sit::signing::public_pem(&vk))
+            .unwrap();
+    };
+    for d in 1..=28 {
+        let date = format!("2026-02-{d:02}");
+        put(&date, 1, "0.1", &format!("{date}T00:10:00.000Z"));
+        if d == 6 {
+            put("2026-02-05", 2, "0.2", "2026-02-06T12:00:00.000Z");
+        }
+    }
+    put("2026-02-28", 2, "0.9", "2026-03-05T12:00:00.000Z");
+    key
+}
+
+fn utc(s: &str) -> i64 {
+    sit::clock::parse_utc_ms(s).unwrap()
+}
+
+/// The Python interpreter for the independent checks: $SIT_PYTHON, else python3. None (the
+/// test prints SKIPPED) when absent, unless SIT_REQUIRE_PYTHON is set (CI sets it).
+fn python() -> Option<String> {
+    let py = std::env::var("SIT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&py)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(py);
+    }
+    assert!(
+        std::env::var_os("SIT_REQUIRE_PYTHON").is_none(),
+        "SIT_REQUIRE_PYTHON is set but {py} does not run"
+    );
+    None
+}
+
+/// The service's settlement step on real signed records: mid-month the period to date is
+/// signed INDICATIVE and served as such (monthly and, for a quarterly contract, by quarter);
+/// after the final settlement time the FINAL value is signed once and served instead, by
+/// period, as the latest and as CSV; the page shows both; an independent Python program
+/// recomputes the served value from the served daily records; `sit verify --archive` checks the
+/// listed days against the folder and the URL, and refuses records that list a wrong hash or a
+/// day version not in force at the final time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settlements_are_published_to_date_then_final_served_verified_and_recomputed_independently(
+) {
+    use sit::publisher::settlements::{compute, settle_due};
+    use sit::settlement::{sign_record, Cycle, Period, SettlementStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let keys = dir.path().join("keys");
+    let key = signed_february(&data, &keys);
+    let archive = Archive::for_data(&data);
+    let tiers = sit::probes::Suite::embedded().tier_ids();
+    let mut contracts = sit::contracts::embedded(&tiers);
+    let mut quarterly = contracts[0].clone();
+    quarterly.id = "SIT-T1-Q".into();
+    quarterly.cycle = Cycle::Quarterly;
+    contracts.push(quarterly);
+    let feb15 = Date::parse("2026-02-15").unwrap();
+
+    // mid-February (after day 14 was published at 2026-02-14T00:10, before day 15's): INDICATIVE
+    let lines = settle_due(&archive, &contracts, &key, feb15, utc("2026-02-14T12:00:00Z")).unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("SIT-T1-M 2026-02 INDICATIVE 0.1071 (14 days to date)")),
+        "{lines:?}"
+    );
+    // (13 x 0.1 + 0.2) / 14 = 0.107142... -> 0.1071; the quarter to date is the same days
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("SIT-T1-Q 2026-Q1 INDICATIVE 0.1071")),
+        "{lines:?}"
+    );
+    let running = sit::publisher::serve::start(archive.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://{}", running.addr);
+    let c = reqwest::Client::new();
+    let get = |path: &str| {
+        let c = c.clone();
+        let url = format!("{base}{path}");
+        async move {
+            let r = c.get(&url).send().await.unwrap();
+            let s = r.status().as_u16();
+            let ct = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            (s, ct, r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (s, _, body) = get("/v1/settlement/t1/2026-02").await;
+    assert_eq!(s, 200);
+    let vk = key.verifying_key();
+    let r = sit::settlement::verify_record(&body, &vk).unwrap();
+    assert_eq!(
+        (r.status, r.value, r.days.len()),
+        (SettlementStatus::Indicative, Fixed::parse("0.1071").unwrap(), 14)
+    );
+    let (s, _, body) = get("/v1/settlement/t1/2026-Q1").await;
+    assert_eq!(s, 200);
+    let q = sit::settlement::verify_record(&body, &vk).unwrap();
+    assert_eq!((q.contract.id.as_str(), q.period.last.to_string().as_str()), ("SIT-T1-Q", "2026-03-31"));
+    // no final value yet
+    assert_eq!(get("/v1/settlement/t1/latest").await.0, 404);
+
+    // after the final settlement time (2026-03-02T00:00Z, the cutoff of 2026-02-28): FINAL once
+    let mar3 = Date::parse("2026-03-03").unwrap();
+    let lines = settle_due(&archive, &contracts, &key, mar3, utc("2026-03-03T00:10:00Z")).unwrap();
+    assert!(
+        lines.contains(&"SIT-T1-M 2026-02 FINAL 0.1036 (28 days counted)".to_string()),
+        "{lines:?}"
+    );
+    let again = settle_due(&archive, &contracts, &key, mar3, utc("2026-03-04T00:10:00Z")).unwrap();
+    assert!(!again.iter().any(|l| l.contains("FINAL")), "{again:?}");
+    let final_bytes = std::fs::read(data.join(SIGNED)).unwrap();
+    let (s, _, served) = get("/v1/settlement/t1/2026-02").await;
+    assert_eq!((s, served), (200, final_bytes.clone()), "the FINAL record replaces the indicative one");
+    assert_eq!(get("/v1/settlement/t1/latest").await.2, final_bytes);
+    let (s, ct, csv) = get("/v1/settlement/t1/2026-02.csv").await;
+    assert_eq!((s, ct.as_str()), (200, "text/csv; charset=utf-8"));
+    let csv = String::from_utf8(csv).unwrap();
+    assert_eq!(csv.lines().next().unwrap(), sit::settlement::CSV_HEADER);
+    assert_eq!(csv.lines().count(), 29, "{csv}");
+    assert!(
+        csv.contains("SIT-T1-M,t1,2026-02-01,2026-02-28,FINAL,0.103600000,28,2026-03-02T00:00:00.000Z,2026-02-05,RESTATED,0.200000000,2,"),
+        "{csv}"
+    );
+    // the page follows once the server reloads on the new settlement files
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = String::from_utf8(get("/").await.2).unwrap();
+        if page.contains(">0.1036<") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(page.contains("Futures settlement"), "page");
+    assert!(page.contains("SIT-T1-M") && page.contains(">0.1036<"), "{page}");
+    assert!(page.contains("SIT-T1-Q"), "the quarter to date is on the page");
+
+    // independent recomputation from the served records
+    match python() {
+        None => println!("SKIPPED: no python3 for the independent recomputation"),
+        Some(py) => {
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/recompute_settlement.py");
+            for period in ["2026-02", "2026-Q1"] {
+                let o = std::process::Command::new(&py)
+                    .args([script.to_str().unwrap(), &base, "t1", period])
+                    .output()
+                    .unwrap();
+                assert!(o.status.success(), "{period}: {}", text(&o));
+                let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+                let expect = "0.1036"; // by 2026-03-04 the quarter to date is February
+                assert_eq!(v["value"], expect, "{period}: {v}");
+            }
+        }
+    }
+
+    // sit verify --archive: against the folder and against the server
+    let f = data.join(SIGNED);
+    let pubkey = keys.join("public-key.pem");
+    let verify = move |file: &Path, against: &str| {
+        sit(&[
+            "verify",
+            file.to_str().unwrap(),
+            "--key",
+            pubkey.to_str().unwrap(),
+            "--archive",
+            against,
+        ])
+    };
+    let (f2, d2, b2) = (f.clone(), data.clone(), base.clone());
+    let verify2 = verify.clone();
+    let (by_dir, by_url) = tokio::task::spawn_blocking(move || {
+        (verify2(&f2, d2.to_str().unwrap()), verify2(&f2, &b2))
+    })
+    .await
+    .unwrap();
+    for o in [&by_dir, &by_url] {
+        assert!(o.status.success(), "{}", text(o));
+        assert!(text(o).contains("  archive    each listed day is"), "{}", text(o));
+    }
+    // a record signed with the right key and a consistent value, but listing day 28's
+    // restatement published after the final time: refused against the archive
+    let p = Period::of(Cycle::Monthly, 2026, 2).unwrap();
+    let entries = archive.entries().unwrap();
+    let late = compute(&entries, &contracts[0], p, utc("2026-03-06T00:00:00Z")).unwrap();
+    let mut forged = late.clone();
+    forged.days = sit::publisher::settlements::days_in_force(
+        &entries,
+        "t1",
+        p,
+        utc("2026-03-06T00:00:00Z"),
+    );
+    let (v, n) = sit::settlement::mean_value(&forged.contract, p, &forged.days, true).unwrap();
+    forged.value = v;
+    forged.days_counted = n;
+    assert_eq!(forged.value, Fixed::parse("0.1321").unwrap(), "(26 x 0.1 + 0.2 + 0.9) / 28");
+    let forged_file = dir.path().join("forged.json");
+    std::fs::write(&forged_file, sign_record(&forged, &key)).unwrap();
+    // and one listing day 3 with another record's hash
+    let mut wrong_hash = late;
+    wrong_hash.days[2].record_hash = wrong_hash.days[3].record_hash.clone();
+    let wrong_file = dir.path().join("wrong-hash.json");
+    std::fs::write(&wrong_file, sign_record(&wrong_hash, &key)).unwrap();
+    let (ff, wf, d2, b2) = (forged_file.clone(), wrong_file.clone(), data.clone(), base.clone());
+    let outs = tokio::task::spawn_blocking(move || {
+        (
+            verify(&ff, d2.to_str().unwrap()),
+            verify(&ff, &b2),
+            verify(&wf, d2.to_str().unwrap()),
+        )
+    })
+    .await
+    .unwrap();
+    for o in [&outs.0, &outs.1] {
+        assert_eq!(o.status.code(), Some(1), "{}", text(o));
+        assert!(
+            text(o).contains("2026-02-28 v2: published at 2026-03-05T12:00:00.000Z, after the cut-off 2026-03-02T00:00:00.000Z"),
+            "{}",
+            text(o)
+        );
+    }
+    assert_eq!(outs.2.status.code(), Some(1), "{}", text(&outs.2));
+    assert!(text(&outs.2).contains("2026-02-03 v1: record hash"), "{}", text(&outs.2));
+    running.shutdown().await.unwrap();
+}

@@ -146,7 +146,7 @@ async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> R
                 r.contract.id,
                 r.period.first,
                 r.period.last,
-                r.value,
+                r.value.round_dp(r.contract.scale),
                 r.days_counted,
                 r.final_settlement_time
             );

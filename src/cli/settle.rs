@@ -63,7 +63,7 @@ pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
     }
     let record = settlements::compute(&entries, &c, period, now)
         .map_err(|e| Error::Refused(format!("{} {label}: cannot settle: {e}", c.id)))?;
-    let (value, n) = (record.value, record.days_counted);
+    let (value, n) = (record.value.round_dp(c.scale), record.days_counted);
     match (record.status, key) {
         (SettlementStatus::Indicative, _) => {
             println!(

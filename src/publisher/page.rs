@@ -117,6 +117,74 @@ pub fn chart_svg(snap: &Snapshot, suite: &Suite) -> String {
     svg
 }
 
+/// One row per contract with a settlement record: its period to date (INDICATIVE) and its
+/// last FINAL values, each linked to the signed record.
+fn futures_rows(snap: &Snapshot, suite: &Suite) -> String {
+    use crate::settlement::Cycle;
+    let link = |a: &super::settlements::Archived| {
+        let r = &a.record;
+        let q = match r.contract.cycle {
+            Cycle::Monthly => String::new(),
+            Cycle::Quarterly => format!("?contract={}", r.contract.id),
+        };
+        format!("/v1/settlement/{}/{}{q}", r.contract.tier, a.label)
+    };
+    let mut rows = String::new();
+    for t in &suite.tiers {
+        let Some(o) = snap.settlements.get(&t.id) else {
+            continue;
+        };
+        let mut ids: Vec<&str> = o
+            .to_date
+            .iter()
+            .chain(&o.finals)
+            .map(|a| a.record.contract.id.as_str())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            let mtd = match o.to_date.iter().find(|a| a.record.contract.id == id) {
+                Some(a) => format!(
+                    "<td><a href=\"{}\">{}</a> <span class=\"st\">INDICATIVE</span></td><td class=num>{}</td><td>{} of {}</td><td>{}</td>",
+                    link(a),
+                    esc(&a.label),
+                    a.record.value.round_dp(a.record.contract.scale),
+                    a.record.days.len(),
+                    a.record.period.days().count(),
+                    esc(&a.record.final_settlement_time)
+                ),
+                None => "<td colspan=4>—</td>".into(),
+            };
+            let finals: Vec<String> = o
+                .finals
+                .iter()
+                .filter(|a| a.record.contract.id == id)
+                .map(|a| {
+                    format!(
+                        "<a href=\"{}\">{}</a> <span class=\"st FINAL\">{}</span>",
+                        link(a),
+                        esc(&a.label),
+                        a.record.value.round_dp(a.record.contract.scale)
+                    )
+                })
+                .collect();
+            rows.push_str(&format!(
+                "<tr><th>{}</th>{mtd}<td>{}</td></tr>\n",
+                esc(id),
+                if finals.is_empty() {
+                    "none yet".into()
+                } else {
+                    finals.join("<br>")
+                }
+            ));
+        }
+    }
+    if rows.is_empty() {
+        rows = "<tr><td colspan=6>No settlement value yet: <code>sit run</code> settles the listed contracts after each publication.</td></tr>\n".into();
+    }
+    rows
+}
+
 /// The whole page.
 pub fn render(snap: &Snapshot, suite: &Suite) -> String {
     let m = Methodology::default();
@@ -171,6 +239,7 @@ pub fn render(snap: &Snapshot, suite: &Suite) -> String {
             st = e.status.as_str(),
         ));
     }
+    let futures = futures_rows(snap, suite);
     let svg = chart_svg(snap, suite);
     let chart = if svg.is_empty() {
         "<p>Nothing has been published yet. Run <code>sit publish</code>.</p>".to_string()
@@ -194,6 +263,10 @@ figure{{margin:1em 0}} figcaption,footer{{color:#555;font-size:.9em}} code{{back
 <tbody>
 {rows}</tbody></table>
 {chart}
+<h2>Futures settlement</h2>
+<p>Each contract settles on the arithmetic mean of its period's daily values (contracts.toml; <a href="/v1/openapi.json">/v1/settlement</a>). Until the final settlement time the value is INDICATIVE, the period to date: never a final value.</p>
+<table><thead><tr><th>Contract</th><th>Period to date</th><th>Value</th><th>Days</th><th>Final at</th><th>Last final values</th></tr></thead><tbody>
+{futures}</tbody></table>
 <h2>Recent determinations</h2>
 <table><thead><tr><th>Date</th><th>Tier</th><th>Value</th><th>Status</th><th>Version</th><th>Sequence</th></tr></thead><tbody>
 {history}</tbody></table>

@@ -52,6 +52,10 @@ pub struct Snapshot {
     pub count: usize,
     pub errors: Vec<String>,
     pub log_len: u64,
+    /// [`super::settlements::mark`] when loaded.
+    pub settle_mark: u64,
+    /// Per tier: the futures' period to date and last final values (for the page).
+    pub settlements: BTreeMap<String, super::settlements::Overview>,
     pub loaded_at: String,
 }
 
@@ -74,8 +78,18 @@ fn etag_of(bytes: &[u8]) -> HeaderValue {
 /// Load and check the whole archive. Never fails: problems are listed in `errors`.
 pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
     let log_len = archive.log_len();
+    let settle_mark = super::settlements::mark(archive.root());
     let mut snap = Snapshot {
         log_len,
+        settle_mark,
+        settlements: suite
+            .tier_ids()
+            .into_iter()
+            .map(|t| {
+                let o = super::settlements::overview(archive.root(), &t);
+                (t, o)
+            })
+            .collect(),
         loaded_at: format_utc_ms(SystemClock.now_ms()),
         ..Default::default()
     };
@@ -1196,7 +1210,10 @@ pub async fn start_with(
             let mut tick = tokio::time::interval(RELOAD_EVERY);
             loop {
                 tick.tick().await;
-                if archive.log_len() == st.snap().log_len {
+                let snap = st.snap();
+                if archive.log_len() == snap.log_len
+                    && super::settlements::mark(archive.root()) == snap.settle_mark
+                {
                     continue;
                 }
                 let a = archive.clone();

@@ -163,7 +163,9 @@ pub fn settle_due(
                         if let Written::New(_) = write_final(archive, &r, key)? {
                             lines.push(format!(
                                 "{} {label} FINAL {} ({} days counted)",
-                                c.id, r.value, r.days_counted
+                                c.id,
+                                r.value.round_dp(c.scale),
+                                r.days_counted
                             ));
                         }
                     }
@@ -179,10 +181,13 @@ pub fn settle_due(
                         lines.push(format!(
                             "{} {label} INDICATIVE {} ({} days to date)",
                             c.id,
-                            r.value,
+                            r.value.round_dp(c.scale),
                             r.days.len()
                         ));
                     }
+                    // The chain's first month holds its BASE anchor: no contract settles on it
+                    // (index methodology §18), nothing to report each day.
+                    Err(SettleError::Base(_)) => {}
                     Err(e) => lines.push(format!("{} {label} no value to date: {e}", c.id)),
                 }
             }
@@ -252,6 +257,68 @@ pub fn archived(root: &Path, tier: &str, status: SettlementStatus) -> Vec<Archiv
         ))
     });
     out
+}
+
+/// A fingerprint of the settlement files (names, sizes, modification times): the server
+/// reloads its page when it changes, since settlements are written after the log grows.
+pub fn mark(root: &Path) -> u64 {
+    let mut h = blake3::Hasher::new();
+    let Ok(dirs) = std::fs::read_dir(root.join("settlements")) else {
+        return 0;
+    };
+    let mut seen: Vec<(String, u64, u128)> = Vec::new();
+    for d in dirs.filter_map(|e| e.ok()) {
+        let Ok(files) = std::fs::read_dir(d.path()) else {
+            continue;
+        };
+        for f in files.filter_map(|e| e.ok()) {
+            let Ok(m) = f.metadata() else { continue };
+            let t = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            seen.push((f.path().to_string_lossy().into_owned(), m.len(), t));
+        }
+    }
+    seen.sort();
+    for (p, n, t) in seen {
+        h.update(p.as_bytes());
+        h.update(&n.to_le_bytes());
+        h.update(&t.to_le_bytes());
+    }
+    u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
+/// What the page shows of a tier's futures: per contract, the latest INDICATIVE record (the
+/// period to date) unless that period is final, and the last three FINAL records.
+#[derive(Debug, Clone, Default)]
+pub struct Overview {
+    pub to_date: Vec<Archived>,
+    pub finals: Vec<Archived>,
+}
+
+/// [`Overview`] of `tier` from the archive at `root`.
+pub fn overview(root: &Path, tier: &str) -> Overview {
+    let finals = archived(root, tier, SettlementStatus::Final);
+    let mut to_date: Vec<Archived> = Vec::new();
+    for a in archived(root, tier, SettlementStatus::Indicative) {
+        let settled = finals.iter().any(|f| {
+            f.record.contract.id == a.record.contract.id && f.record.period == a.record.period
+        });
+        if settled {
+            continue;
+        }
+        // the latest period per contract
+        to_date.retain(|t| t.record.contract.id != a.record.contract.id);
+        to_date.push(a);
+    }
+    let skip = finals.len().saturating_sub(3);
+    Overview {
+        to_date,
+        finals: finals.into_iter().skip(skip).collect(),
+    }
 }
 
 #[cfg(test)]
