@@ -22,6 +22,7 @@ pub mod demo;
 pub mod determine;
 pub mod dialect;
 pub mod error;
+pub mod hedge;
 pub mod lane;
 pub mod net;
 pub mod network;

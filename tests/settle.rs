@@ -358,8 +358,8 @@ fn python() -> Option<String> {
 /// listed days against the folder and the URL, and refuses records that list a wrong hash or a
 /// day version not in force at the final time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn settlements_are_published_to_date_then_final_served_verified_and_recomputed_independently(
-) {
+async fn settlements_are_published_to_date_then_final_served_verified_and_recomputed_independently()
+{
     use sit::publisher::settlements::{compute, settle_due};
     use sit::settlement::{sign_record, Cycle, Period, SettlementStatus};
     let dir = tempfile::tempdir().unwrap();
@@ -376,7 +376,14 @@ async fn settlements_are_published_to_date_then_final_served_verified_and_recomp
     let feb15 = Date::parse("2026-02-15").unwrap();
 
     // mid-February (after day 14 was published at 2026-02-14T00:10, before day 15's): INDICATIVE
-    let lines = settle_due(&archive, &contracts, &key, feb15, utc("2026-02-14T12:00:00Z")).unwrap();
+    let lines = settle_due(
+        &archive,
+        &contracts,
+        &key,
+        feb15,
+        utc("2026-02-14T12:00:00Z"),
+    )
+    .unwrap();
     assert!(
         lines
             .iter()
@@ -415,27 +422,52 @@ async fn settlements_are_published_to_date_then_final_served_verified_and_recomp
     let r = sit::settlement::verify_record(&body, &vk).unwrap();
     assert_eq!(
         (r.status, r.value, r.days.len()),
-        (SettlementStatus::Indicative, Fixed::parse("0.1071").unwrap(), 14)
+        (
+            SettlementStatus::Indicative,
+            Fixed::parse("0.1071").unwrap(),
+            14
+        )
     );
     let (s, _, body) = get("/v1/settlement/t1/2026-Q1").await;
     assert_eq!(s, 200);
     let q = sit::settlement::verify_record(&body, &vk).unwrap();
-    assert_eq!((q.contract.id.as_str(), q.period.last.to_string().as_str()), ("SIT-T1-Q", "2026-03-31"));
+    assert_eq!(
+        (q.contract.id.as_str(), q.period.last.to_string().as_str()),
+        ("SIT-T1-Q", "2026-03-31")
+    );
     // no final value yet
     assert_eq!(get("/v1/settlement/t1/latest").await.0, 404);
 
     // after the final settlement time (2026-03-02T00:00Z, the cutoff of 2026-02-28): FINAL once
     let mar3 = Date::parse("2026-03-03").unwrap();
-    let lines = settle_due(&archive, &contracts, &key, mar3, utc("2026-03-03T00:10:00Z")).unwrap();
+    let lines = settle_due(
+        &archive,
+        &contracts,
+        &key,
+        mar3,
+        utc("2026-03-03T00:10:00Z"),
+    )
+    .unwrap();
     assert!(
         lines.contains(&"SIT-T1-M 2026-02 FINAL 0.1036 (28 days counted)".to_string()),
         "{lines:?}"
     );
-    let again = settle_due(&archive, &contracts, &key, mar3, utc("2026-03-04T00:10:00Z")).unwrap();
+    let again = settle_due(
+        &archive,
+        &contracts,
+        &key,
+        mar3,
+        utc("2026-03-04T00:10:00Z"),
+    )
+    .unwrap();
     assert!(!again.iter().any(|l| l.contains("FINAL")), "{again:?}");
     let final_bytes = std::fs::read(data.join(SIGNED)).unwrap();
     let (s, _, served) = get("/v1/settlement/t1/2026-02").await;
-    assert_eq!((s, served), (200, final_bytes.clone()), "the FINAL record replaces the indicative one");
+    assert_eq!(
+        (s, served),
+        (200, final_bytes.clone()),
+        "the FINAL record replaces the indicative one"
+    );
     assert_eq!(get("/v1/settlement/t1/latest").await.2, final_bytes);
     let (s, ct, csv) = get("/v1/settlement/t1/2026-02.csv").await;
     assert_eq!((s, ct.as_str()), (200, "text/csv; charset=utf-8"));
@@ -456,8 +488,14 @@ async fn settlements_are_published_to_date_then_final_served_verified_and_recomp
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(page.contains("Futures settlement"), "page");
-    assert!(page.contains("SIT-T1-M") && page.contains(">0.1036<"), "{page}");
-    assert!(page.contains("SIT-T1-Q"), "the quarter to date is on the page");
+    assert!(
+        page.contains("SIT-T1-M") && page.contains(">0.1036<"),
+        "{page}"
+    );
+    assert!(
+        page.contains("SIT-T1-Q"),
+        "the quarter to date is on the page"
+    );
 
     // independent recomputation from the served records
     match python() {
@@ -500,7 +538,11 @@ async fn settlements_are_published_to_date_then_final_served_verified_and_recomp
     .unwrap();
     for o in [&by_dir, &by_url] {
         assert!(o.status.success(), "{}", text(o));
-        assert!(text(o).contains("  archive    each listed day is"), "{}", text(o));
+        assert!(
+            text(o).contains("  archive    each listed day is"),
+            "{}",
+            text(o)
+        );
     }
     // a record signed with the right key and a consistent value, but listing day 28's
     // restatement published after the final time: refused against the archive
@@ -508,16 +550,16 @@ async fn settlements_are_published_to_date_then_final_served_verified_and_recomp
     let entries = archive.entries().unwrap();
     let late = compute(&entries, &contracts[0], p, utc("2026-03-06T00:00:00Z")).unwrap();
     let mut forged = late.clone();
-    forged.days = sit::publisher::settlements::days_in_force(
-        &entries,
-        "t1",
-        p,
-        utc("2026-03-06T00:00:00Z"),
-    );
+    forged.days =
+        sit::publisher::settlements::days_in_force(&entries, "t1", p, utc("2026-03-06T00:00:00Z"));
     let (v, n) = sit::settlement::mean_value(&forged.contract, p, &forged.days, true).unwrap();
     forged.value = v;
     forged.days_counted = n;
-    assert_eq!(forged.value, Fixed::parse("0.1321").unwrap(), "(26 x 0.1 + 0.2 + 0.9) / 28");
+    assert_eq!(
+        forged.value,
+        Fixed::parse("0.1321").unwrap(),
+        "(26 x 0.1 + 0.2 + 0.9) / 28"
+    );
     let forged_file = dir.path().join("forged.json");
     std::fs::write(&forged_file, sign_record(&forged, &key)).unwrap();
     // and one listing day 3 with another record's hash
@@ -525,7 +567,12 @@ async fn settlements_are_published_to_date_then_final_served_verified_and_recomp
     wrong_hash.days[2].record_hash = wrong_hash.days[3].record_hash.clone();
     let wrong_file = dir.path().join("wrong-hash.json");
     std::fs::write(&wrong_file, sign_record(&wrong_hash, &key)).unwrap();
-    let (ff, wf, d2, b2) = (forged_file.clone(), wrong_file.clone(), data.clone(), base.clone());
+    let (ff, wf, d2, b2) = (
+        forged_file.clone(),
+        wrong_file.clone(),
+        data.clone(),
+        base.clone(),
+    );
     let outs = tokio::task::spawn_blocking(move || {
         (
             verify(&ff, d2.to_str().unwrap()),
@@ -544,6 +591,10 @@ async fn settlements_are_published_to_date_then_final_served_verified_and_recomp
         );
     }
     assert_eq!(outs.2.status.code(), Some(1), "{}", text(&outs.2));
-    assert!(text(&outs.2).contains("2026-02-03 v1: record hash"), "{}", text(&outs.2));
+    assert!(
+        text(&outs.2).contains("2026-02-03 v1: record hash"),
+        "{}",
+        text(&outs.2)
+    );
     running.shutdown().await.unwrap();
 }

@@ -9,6 +9,7 @@
 mod audit;
 mod bench;
 mod certify;
+mod hedge;
 mod network;
 mod observations;
 mod pipeline;
@@ -199,6 +200,15 @@ pub enum Command {
         /// Sign and archive a FINAL value with this key (refused before the month is final).
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
+    },
+    /// Hedge analytics (floats, not settlement): how well the tier's futures would have hedged
+    /// your own cost per unit of work (minimum-variance ratio h*, Ederington effectiveness,
+    /// basis, rolling h* and R², SVG chart); `sit hedge simulate` runs the paper's scenario.
+    Hedge {
+        #[command(subcommand)]
+        what: Option<HedgeWhat>,
+        #[command(flatten)]
+        args: HedgeArgs,
     },
     /// Serve the simulated market on loopback and print a providers.toml for it.
     Sim {
@@ -461,6 +471,55 @@ pub enum PricesWhat {
     },
 }
 
+/// `sit hedge` on your own costs.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HedgeArgs {
+    /// Your costs: CSV with columns date,cost,units, one row per day (YYYY-MM-DD) or per month
+    /// (YYYY-MM).
+    #[arg(long, value_name = "FILE.csv")]
+    pub costs: Option<PathBuf>,
+    /// The index tier to hedge with.
+    #[arg(long)]
+    pub tier: Option<String>,
+    /// The index history as CSV (date and value columns, e.g. /v1/index/{tier}.csv) instead
+    /// of the archive in --data.
+    #[arg(long, value_name = "FILE.csv")]
+    pub index: Option<PathBuf>,
+    /// Changes per window of the rolling h* and R² (default 30 for daily costs, 12 monthly).
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// Write the chart here.
+    #[arg(long, value_name = "FILE.svg", default_value = "hedge.svg")]
+    pub svg: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sit hedge` subcommands.
+#[derive(Subcommand, Debug, Clone)]
+pub enum HedgeWhat {
+    /// Monte Carlo of the paper's demand-explosion scenario (mean-reverting jump-diffusion
+    /// spot price, a buyer's exploding monthly volume, monthly futures hedged with h*): the
+    /// volatility reduction with its 95% interval, against the paper's 62-78%; a fan chart.
+    Simulate {
+        /// Monte Carlo paths (half estimate h*, half evaluate it).
+        #[arg(long, default_value_t = 10_000)]
+        paths: usize,
+        #[arg(long, default_value_t = 20260101)]
+        seed: u64,
+        /// A scenario file (default: the built-in scenarios/demand-explosion.toml).
+        #[arg(long, value_name = "FILE")]
+        scenario: Option<PathBuf>,
+        /// Write the fan chart and cost distributions here.
+        #[arg(long, value_name = "FILE.svg", default_value = "hedge-simulate.svg")]
+        svg: PathBuf,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum KeysWhat {
     /// Write a new Ed25519 key pair: signing-key.pem (PKCS#8, mode 0600) and public-key.pem.
@@ -696,6 +755,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         c @ Command::Observations { .. } => observations::run(&paths, c),
         c @ (Command::Worker { .. } | Command::Collect { .. }) => network::run(&paths, c).await,
         c @ Command::Settle { .. } => settle::run(&paths, c),
+        Command::Hedge { what, args } => hedge::run(&paths, what, args),
         Command::Bench { what } => bench::run(what).await,
     }
 }

@@ -846,7 +846,14 @@ async fn settlement(
         } else {
             ("application/json", Bytes::from(a.bytes))
         };
-        Ok::<_, ApiError>(conditional(&headers, &etag_of(&body), ct, cache, body, None))
+        Ok::<_, ApiError>(conditional(
+            &headers,
+            &etag_of(&body),
+            ct,
+            cache,
+            body,
+            None,
+        ))
     })();
     done(
         &st,

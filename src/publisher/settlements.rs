@@ -10,15 +10,20 @@
 use super::archive::{Archive, LogEntry};
 use crate::clock::{format_utc_ms, Date};
 use crate::settlement::{
-    mean_value, rule_text, sign_record, Contract, DayValue, Period, SettleError,
-    SettlementRecord, SettlementStatus, SCHEMA,
+    mean_value, rule_text, sign_record, Contract, DayValue, Period, SettleError, SettlementRecord,
+    SettlementStatus, SCHEMA,
 };
 use crate::versions::Registry;
 use std::path::{Path, PathBuf};
 
 /// For each day of `period`, the version of `tier`'s record in force at `at_ms` (the latest
 /// published by then; a restatement after it never counts).
-pub fn days_in_force(entries: &[LogEntry], tier: &str, period: Period, at_ms: i64) -> Vec<DayValue> {
+pub fn days_in_force(
+    entries: &[LogEntry],
+    tier: &str,
+    period: Period,
+    at_ms: i64,
+) -> Vec<DayValue> {
     let until = format_utc_ms(at_ms);
     period
         .days()
@@ -77,13 +82,22 @@ pub fn compute(
 }
 
 /// Where the record of `contract`'s `period` with `status` lives under the archive.
-pub fn path(archive: &Archive, contract: &Contract, period: Period, status: SettlementStatus) -> PathBuf {
+pub fn path(
+    archive: &Archive,
+    contract: &Contract,
+    period: Period,
+    status: SettlementStatus,
+) -> PathBuf {
     let label = period.label(contract.cycle);
     let name = match status {
         SettlementStatus::Final => format!("{label}.json"),
         SettlementStatus::Indicative => format!("{label}.indicative.json"),
     };
-    archive.root().join("settlements").join(&contract.id).join(name)
+    archive
+        .root()
+        .join("settlements")
+        .join(&contract.id)
+        .join(name)
 }
 
 /// What [`write_final`] did.
@@ -102,7 +116,12 @@ pub fn write_final(
     key: &ed25519_dalek::SigningKey,
 ) -> crate::error::Result<Written> {
     debug_assert_eq!(record.status, SettlementStatus::Final);
-    let p = path(archive, &record.contract, record.period, SettlementStatus::Final);
+    let p = path(
+        archive,
+        &record.contract,
+        record.period,
+        SettlementStatus::Final,
+    );
     if let Ok(old) = std::fs::read(&p) {
         return Ok(Written::Stands(p, old));
     }
@@ -117,7 +136,12 @@ pub fn write_indicative(
     key: &ed25519_dalek::SigningKey,
 ) -> crate::error::Result<PathBuf> {
     debug_assert_eq!(record.status, SettlementStatus::Indicative);
-    let p = path(archive, &record.contract, record.period, SettlementStatus::Indicative);
+    let p = path(
+        archive,
+        &record.contract,
+        record.period,
+        SettlementStatus::Indicative,
+    );
     crate::service::write_durably(&p, &sign_record(record, key), false)?;
     Ok(p)
 }
@@ -250,11 +274,16 @@ pub fn archived(root: &Path, tier: &str, status: SettlementStatus) -> Vec<Archiv
         }
     }
     out.sort_by(|a, b| {
-        (a.record.period.first, a.record.period.last, &a.record.contract.id).cmp(&(
-            b.record.period.first,
-            b.record.period.last,
-            &b.record.contract.id,
-        ))
+        (
+            a.record.period.first,
+            a.record.period.last,
+            &a.record.contract.id,
+        )
+            .cmp(&(
+                b.record.period.first,
+                b.record.period.last,
+                &b.record.contract.id,
+            ))
     });
     out
 }
@@ -369,11 +398,17 @@ mod tests {
         let at = |s: &str| crate::clock::parse_utc_ms(s).unwrap();
         let r = compute(&es, &contract(), p, at("2026-03-05T00:00:00Z")).unwrap();
         assert_eq!(r.status, SettlementStatus::Indicative);
-        assert_eq!((r.value, r.days_counted), (Fixed::parse("0.2333").unwrap(), 3));
+        assert_eq!(
+            (r.value, r.days_counted),
+            (Fixed::parse("0.2333").unwrap(), 3)
+        );
         let r = compute(&es, &contract(), p, at("2026-03-04T06:00:00Z")).unwrap();
         assert_eq!(r.value, Fixed::parse("0.2667").unwrap());
         // after the final time the month needs every day
         let e = compute(&es, &contract(), p, at("2026-05-01T00:00:00Z")).unwrap_err();
-        assert_eq!(e, SettleError::MissingDay(Date::parse("2026-03-04").unwrap()));
+        assert_eq!(
+            e,
+            SettleError::MissingDay(Date::parse("2026-03-04").unwrap())
+        );
     }
 }

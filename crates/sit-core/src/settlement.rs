@@ -115,9 +115,10 @@ impl Period {
                 let q: u32 = q.parse().ok().filter(|q| (1..=4).contains(q))?;
                 Some((Cycle::Quarterly, Period::of(Cycle::Quarterly, y, q * 3)?))
             }
-            None if rest.len() == 2 => {
-                Some((Cycle::Monthly, Period::of(Cycle::Monthly, y, rest.parse().ok()?)?))
-            }
+            None if rest.len() == 2 => Some((
+                Cycle::Monthly,
+                Period::of(Cycle::Monthly, y, rest.parse().ok()?)?,
+            )),
             _ => None,
         }
     }
@@ -125,8 +126,12 @@ impl Period {
     /// The period of `cycle` holding `day`.
     pub fn holding(cycle: Cycle, day: Date) -> Period {
         let s = day.to_string();
-        Period::of(cycle, s[..4].parse().expect("a year"), s[5..7].parse().expect("a month"))
-            .expect("a valid date")
+        Period::of(
+            cycle,
+            s[..4].parse().expect("a year"),
+            s[5..7].parse().expect("a month"),
+        )
+        .expect("a valid date")
     }
 }
 
@@ -396,12 +401,20 @@ mod tests {
         let feb = Period::of(Cycle::Monthly, 2026, 2).unwrap();
         assert_eq!(feb.label(Cycle::Monthly), "2026-02");
         assert_eq!(Period::parse_label("2026-02"), Some((Cycle::Monthly, feb)));
-        for bad in ["2026-13", "2026-Q5", "2026-Q0", "26-02", "2026-2", "2026", "latest"] {
+        for bad in [
+            "2026-13", "2026-Q5", "2026-Q0", "26-02", "2026-2", "2026", "latest",
+        ] {
             assert_eq!(Period::parse_label(bad), None, "{bad}");
         }
         let d = Date::parse("2026-11-30").unwrap();
-        assert_eq!(Period::holding(Cycle::Quarterly, d).label(Cycle::Quarterly), "2026-Q4");
-        assert_eq!(Period::holding(Cycle::Monthly, d).first.to_string(), "2026-11-01");
+        assert_eq!(
+            Period::holding(Cycle::Quarterly, d).label(Cycle::Quarterly),
+            "2026-Q4"
+        );
+        assert_eq!(
+            Period::holding(Cycle::Monthly, d).first.to_string(),
+            "2026-11-01"
+        );
     }
 
     /// Golden: hand-computed. Sum of 0.100..0.127 = 28 x 0.1135 = 3.178; mean 0.1135 exactly;
