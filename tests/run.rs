@@ -454,3 +454,58 @@ fn a_price_corrected_while_running_restates_the_day_before_its_cutoff() {
         text(&o)
     );
 }
+
+/// `sit run` settles the listed futures after each publication: a run over a month's turn
+/// (2026-01-30 and 31, where the chain starts: its BASE day, and the service's first day, which
+/// may be an outage; then 2026-02-01) signs February's month to date as INDICATIVE with that
+/// one day's value; the first quarter holds the chain's start and gets no value.
+#[test]
+fn run_publishes_the_month_to_date_of_each_contract_after_each_day() {
+    let env = Env::new(6, "");
+    let mut c = env.run_cmd_at(HOUR_MS, "3");
+    let args: Vec<String> = c
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut c2 = Command::new(c.get_program());
+    for a in &args {
+        c2.arg(match a.as_str() {
+            START => "2026-01-30",
+            UNTIL => "2026-02-02",
+            other => other,
+        });
+    }
+    c = c2;
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("sit run: settlement SIT-T1-M 2026-02 INDICATIVE"),
+        "{}",
+        text(&o)
+    );
+    let s = env.data().join("published/settlements");
+    let vk =
+        sit::publisher::keys::load_public(&env.dir.path().join("keys/public-key.pem")).unwrap();
+    for (contract, tier) in [("SIT-T1-M", "t1"), ("SIT-T2-M", "t2"), ("SIT-T3-M", "t3")] {
+        let bytes = std::fs::read(s.join(contract).join("2026-02.indicative.json"))
+            .unwrap_or_else(|e| panic!("{contract}: {e}\n{}", text(&o)));
+        let r = sit::settlement::verify_record(&bytes, &vk).unwrap();
+        assert_eq!(r.status, sit::settlement::SettlementStatus::Indicative);
+        assert_eq!(r.days.len(), 1, "{contract}");
+        let day: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(
+                env.data()
+                    .join(format!("published/{tier}/2026-02-01.v1.json")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let v = sit::fixed::Fixed::parse(day["value"].as_str().unwrap()).unwrap();
+        assert_eq!(r.value.round_dp(4), v.round_dp(4), "{contract}");
+        assert!(!s.join(contract).join("2026-02.json").exists(), "not final");
+    }
+    assert!(
+        !s.join("SIT-T2-Q/2026-Q1.indicative.json").exists(),
+        "Q1 holds the BASE day"
+    );
+}
