@@ -81,12 +81,12 @@ pub enum HedgeError {
     FlatCost,
 }
 
-fn mean(x: &[f64]) -> f64 {
+pub(crate) fn mean(x: &[f64]) -> f64 {
     x.iter().sum::<f64>() / x.len() as f64
 }
 
 /// Sample covariance (n - 1).
-fn cov(x: &[f64], y: &[f64]) -> f64 {
+pub(crate) fn cov(x: &[f64], y: &[f64]) -> f64 {
     let (mx, my) = (mean(x), mean(y));
     x.iter()
         .zip(y)

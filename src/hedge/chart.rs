@@ -12,6 +12,23 @@ const GREY: RGBColor = RGBColor(150, 150, 150);
 
 type Drawn<'a> = Result<(), Box<dyn std::error::Error + 'a>>;
 
+/// A legend box at `pos`, drawn the same way on every chart.
+fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
+    c: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    pos: SeriesLabelPosition,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(pos)
+        .draw()
+}
+
+/// A line swatch for a legend entry.
+fn swatch(colour: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+}
+
 fn range(v: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
     let lo = v.clone().fold(f64::INFINITY, f64::min);
     let hi = v.fold(f64::NEG_INFINITY, f64::max);
@@ -63,13 +80,13 @@ pub fn analysis_svg(r: &Report, tier: &str) -> String {
                 BLUE.stroke_width(2),
             ))?
             .label("cost per unit (left)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+            .legend(swatch(BLUE));
             c.draw_secondary_series(LineSeries::new(
                 r.aligned.iter().enumerate().map(|(i, a)| (i as i32, a.2)),
                 ORANGE.stroke_width(2),
             ))?
             .label("index (right)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], ORANGE.stroke_width(2)));
+            .legend(swatch(ORANGE));
             c.configure_series_labels()
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
@@ -101,18 +118,14 @@ pub fn analysis_svg(r: &Report, tier: &str) -> String {
                 GREY.stroke_width(2),
             ))?
             .label("unhedged")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREY.stroke_width(2)));
+            .legend(swatch(GREY));
             c.draw_series(LineSeries::new(
                 r.pnl.iter().enumerate().map(|(i, p)| (i as i32, p.2)),
                 GREEN.stroke_width(2),
             ))?
             .label("hedged with h*")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN.stroke_width(2)));
-            c.configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .position(SeriesLabelPosition::UpperLeft)
-                .draw()?;
+            .legend(swatch(GREEN));
+            legend(&mut c, SeriesLabelPosition::UpperLeft)?;
             root.present()?;
             Ok(())
         })();
@@ -188,12 +201,8 @@ pub fn simulate_svg(o: &Outcome) -> String {
                 BLUE.stroke_width(2),
             ))?
             .label("median")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-            c.configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .position(SeriesLabelPosition::UpperLeft)
-                .draw()?;
+            .legend(swatch(BLUE));
+            legend(&mut c, SeriesLabelPosition::UpperLeft)?;
             // histograms of the total cost over the horizon
             let (lo, hi) = super::chart::range(o.totals.iter().flat_map(|t| [t.0, t.1]));
             let bins = 40usize;
@@ -240,11 +249,7 @@ pub fn simulate_svg(o: &Outcome) -> String {
                     Rectangle::new([(x, y - 5), (x + 20, y + 5)], colour.mix(0.45).filled())
                 });
             }
-            c.configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()?;
+            legend(&mut c, SeriesLabelPosition::UpperRight)?;
             root.present()?;
             Ok(())
         })();

@@ -805,12 +805,11 @@ async fn settlement(
         let found = match wanted {
             None => archived(root, &tier, SettlementStatus::Final)
                 .into_iter()
-                .filter(|a| {
+                .rfind(|a| {
                     contract_ok(a)
                         && (q.contains_key("contract")
                             || a.record.contract.cycle == crate::settlement::Cycle::Monthly)
-                })
-                .next_back(),
+                }),
             Some((cycle, period)) => {
                 let pick = |status| {
                     archived(root, &tier, status).into_iter().find(|a| {
