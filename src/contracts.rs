@@ -93,6 +93,20 @@ pub fn parse(file: &str, text: &str, tiers: &[String]) -> Result<Vec<Contract>, 
     let mut out: Vec<Contract> = Vec::new();
     for r in raw.contract {
         let err = |s: usize, key: &str, msg: String, hint: &str| at(file, text, s, key, msg, hint);
+        let id = r.id.get_ref();
+        if id.is_empty()
+            || id.len() > 32
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(err(
+                r.id.span().start,
+                "id",
+                format!("`{id}` is not a contract id"),
+                "1 to 32 letters, digits, '-' or '_' (it names the settlement folder), e.g. \"SIT-T2-M\"",
+            ));
+        }
         if out.iter().any(|c| c.id == *r.id.get_ref()) {
             return Err(err(
                 r.id.span().start,
@@ -228,6 +242,9 @@ mod tests {
         let text = text.replace("t9", "t1").replace("scale = 2", "scale = 1");
         let e = parse("contracts.toml", &text, &tiers()).unwrap_err();
         assert_eq!(e.key, "tick", "{e}");
+        let bad_id = text.replace("id = \"A\"", "id = \"../x\"");
+        let e = parse("contracts.toml", &bad_id, &tiers()).unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (2, "id"), "{e}");
         let e = parse("contracts.toml", "[[contract]]\nid = 1\n", &tiers()).unwrap_err();
         assert_eq!(e.line, 2, "{e}");
     }

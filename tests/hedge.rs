@@ -265,6 +265,12 @@ fn simulate_is_reproducible_lands_in_the_papers_band_and_matches_the_stationary_
         (f("variance") - f("variance_closed_form")).abs() < 4.0 * f("variance_se"),
         "{m}"
     );
+    // and the exact moments of the simulated step chain, which the continuous ones approach
+    for (k, se) in [("mean", "mean_se"), ("variance", "variance_se")] {
+        let chain = f(&format!("{k}_step_chain"));
+        assert!((f(k) - chain).abs() < 4.0 * f(se), "{k}: {m}");
+        assert!((chain - f(&format!("{k}_closed_form"))).abs() < 0.01, "{m}");
+    }
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert!(chart.starts_with("<svg") && chart.contains("median") && chart.contains("hedged"));
 }

@@ -850,3 +850,49 @@ fn publish_has_no_flag_to_set_the_publication_time() {
         "nothing published"
     );
 }
+
+/// Regression guard (review of issue 15): once a period is settled FINAL, no day of it is
+/// restated, even inside its restatement window, so the final value's listed records stay the
+/// ones in force. The check runs under the publisher lock, like the settlement.
+#[test]
+fn a_day_of_a_period_settled_final_is_never_restated() {
+    use sit::settlement::{rule_text, Period, SettlementRecord, SettlementStatus, SCHEMA};
+    let env = Env::new();
+    let o = env.publish(D1, Some("t1"), "2026-01-06T00:30:00Z", &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let contract = sit::contracts::embedded(&sit::probes::Suite::embedded().tier_ids())
+        .into_iter()
+        .find(|c| c.id == "SIT-T1-M")
+        .unwrap();
+    let period = Period::of(contract.cycle, 2026, 1).unwrap();
+    let record = SettlementRecord {
+        schema: SCHEMA.into(),
+        rule: rule_text(&contract),
+        contract,
+        period,
+        days: vec![],
+        days_counted: 31,
+        value: Fixed::parse("0.1").unwrap(),
+        status: SettlementStatus::Final,
+        final_settlement_time: "2026-02-01T00:00:00.000Z".into(),
+        computed_at: "2026-02-01T00:10:00.000Z".into(),
+        key_id: None,
+    };
+    let key = sit::publisher::keys::load_signing(&env.key).unwrap();
+    let archive = env.archive();
+    let lock = archive.lock().unwrap();
+    sit::publisher::settlements::write_final(&archive, &lock, &record, &key).unwrap();
+    drop(lock);
+    let o = env.publish(D1, Some("t1"), "2026-01-06T12:00:00Z", &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("SIT-T1-M 2026-01 is settled FINAL at 0.1000; no day of a settled period is restated, version 1 stands"),
+        "{}",
+        text(&o)
+    );
+    assert!(!env
+        .archive()
+        .root()
+        .join(Archive::file_name("t1", Date::parse(D1).unwrap(), 2))
+        .exists());
+}

@@ -489,8 +489,7 @@ fn run_publishes_the_month_to_date_of_each_contract_after_each_day() {
     for (contract, tier) in [("SIT-T1-M", "t1"), ("SIT-T2-M", "t2"), ("SIT-T3-M", "t3")] {
         let bytes = std::fs::read(s.join(contract).join("2026-02.indicative.json"))
             .unwrap_or_else(|e| panic!("{contract}: {e}\n{}", text(&o)));
-        let r = sit::settlement::verify_record(&bytes, &vk).unwrap();
-        assert_eq!(r.status, sit::settlement::SettlementStatus::Indicative);
+        let r = sit::settlement::verify_indicative(&bytes, &vk).unwrap();
         assert_eq!(r.days.len(), 1, "{contract}");
         let day: serde_json::Value = serde_json::from_slice(
             &std::fs::read(

@@ -419,7 +419,11 @@ async fn settlements_are_published_to_date_then_final_served_verified_and_recomp
     let (s, _, body) = get("/v1/settlement/t1/2026-02").await;
     assert_eq!(s, 200);
     let vk = key.verifying_key();
-    let r = sit::settlement::verify_record(&body, &vk).unwrap();
+    // an INDICATIVE record verifies only as such: never as a settlement value
+    assert!(sit::settlement::verify_record(&body, &vk)
+        .unwrap_err()
+        .contains("INDICATIVE"));
+    let r = sit::settlement::verify_indicative(&body, &vk).unwrap();
     assert_eq!(
         (r.status, r.value, r.days.len()),
         (
@@ -430,7 +434,7 @@ async fn settlements_are_published_to_date_then_final_served_verified_and_recomp
     );
     let (s, _, body) = get("/v1/settlement/t1/2026-Q1").await;
     assert_eq!(s, 200);
-    let q = sit::settlement::verify_record(&body, &vk).unwrap();
+    let q = sit::settlement::verify_indicative(&body, &vk).unwrap();
     assert_eq!(
         (q.contract.id.as_str(), q.period.last.to_string().as_str()),
         ("SIT-T1-Q", "2026-03-31")
@@ -462,10 +466,18 @@ async fn settlements_are_published_to_date_then_final_served_verified_and_recomp
     .unwrap();
     assert!(!again.iter().any(|l| l.contains("FINAL")), "{again:?}");
     let final_bytes = std::fs::read(data.join(SIGNED)).unwrap();
-    let (s, _, served) = get("/v1/settlement/t1/2026-02").await;
+    // the server serves from its snapshot, reloaded when the settlement files change
+    let mut served = Vec::new();
+    for _ in 0..100 {
+        let (s, _, b) = get("/v1/settlement/t1/2026-02").await;
+        if s == 200 && b == final_bytes {
+            served = b;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(
-        (s, served),
-        (200, final_bytes.clone()),
+        served, final_bytes,
         "the FINAL record replaces the indicative one"
     );
     assert_eq!(get("/v1/settlement/t1/latest").await.2, final_bytes);
@@ -478,18 +490,11 @@ async fn settlements_are_published_to_date_then_final_served_verified_and_recomp
         csv.contains("SIT-T1-M,t1,2026-02-01,2026-02-28,FINAL,0.103600000,28,2026-03-02T00:00:00.000Z,2026-02-05,RESTATED,0.200000000,2,"),
         "{csv}"
     );
-    // the page follows once the server reloads on the new settlement files
-    let mut page = String::new();
-    for _ in 0..100 {
-        page = String::from_utf8(get("/").await.2).unwrap();
-        if page.contains(">0.1036<") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // the page comes from the same snapshot: the FINAL value is in its own column
+    let page = String::from_utf8(get("/").await.2).unwrap();
     assert!(page.contains("Futures settlement"), "page");
     assert!(
-        page.contains("SIT-T1-M") && page.contains(">0.1036<"),
+        page.contains("SIT-T1-M") && page.contains("class=\"st FINAL\">0.1036<"),
         "{page}"
     );
     assert!(

@@ -111,7 +111,8 @@ async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> R
     // A settlement record: the signature, and the value recomputed from the days it lists.
     if let Ok(serde_json::Value::Object(o)) = crate::signing::parse_strict(&bytes) {
         if o.get("schema").and_then(|s| s.as_str()) == Some(crate::settlement::SCHEMA) {
-            let r = match crate::settlement::verify_record(&bytes, &vk) {
+            // FINAL or INDICATIVE: both are checked the same way; the status line says which.
+            let r = match crate::settlement::verify_any(&bytes, &vk) {
                 Ok(r) => r,
                 Err(e) => {
                     println!("INVALID  {source}: {e}");
@@ -155,6 +156,11 @@ async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> R
                 "  signature  Ed25519 ok; value recomputed from the {} daily values listed",
                 r.days.len()
             );
+            if status == "INDICATIVE" {
+                println!(
+                    "  status     INDICATIVE: the period to date, not a final settlement value"
+                );
+            }
             if let Some(a) = against {
                 println!(
                     "  archive    each listed day is {a}'s record in force at {} (hash, signature, status, value)",
@@ -304,6 +310,14 @@ async fn days_against_archive(
     };
     let tier = &r.contract.tier;
     let mut problems = Vec::new();
+    let expected =
+        crate::clock::format_utc_ms(crate::publisher::settlements::final_time_ms(r.period));
+    if r.final_settlement_time != expected {
+        problems.push(format!(
+            "final settlement time {} stated, the methodology's restatement cutoff of {} gives {expected}",
+            r.final_settlement_time, r.period.last
+        ));
+    }
     for d in &r.days {
         let Some(bytes) = archived_version(archive, tier, d.date, d.version).await? else {
             problems.push(format!("{} v{}: not in the archive", d.date, d.version));
@@ -343,16 +357,24 @@ async fn days_against_archive(
             ));
         }
         if let Some(next) = archived_version(archive, tier, d.date, d.version + 1).await? {
-            if let Ok(n) = crate::record::verify(&next, vk) {
-                if n.publication.published_at.as_str() <= cut.as_str() {
+            match crate::record::verify(&next, vk) {
+                Ok(n) if n.publication.published_at.as_str() <= cut.as_str() => {
                     problems.push(format!(
                         "{} v{}: version {} replaced it at {}, before the cut-off {cut}",
                         d.date,
                         d.version,
                         d.version + 1,
                         n.publication.published_at
-                    ));
+                    ))
                 }
+                Ok(_) => {}
+                // unverifiable: whether it was in force cannot be told, so it is not passed
+                Err(e) => problems.push(format!(
+                    "{} v{}: version {} exists but does not verify ({e}); cannot tell whether it was in force",
+                    d.date,
+                    d.version,
+                    d.version + 1
+                )),
             }
         }
     }

@@ -49,6 +49,11 @@ pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
     let final_ms = settlements::final_time_ms(period);
     let now = SystemClock.now_ms();
     let archive = crate::publisher::archive::Archive::for_data(&cli.data);
+    // Under the publisher lock: no restatement is appended while the records are chosen and
+    // the final value written.
+    let lock = archive
+        .lock()
+        .map_err(|e| Error::Failed(format!("locking the archive: {e}")))?;
     let entries = archive
         .entries()
         .map_err(|e| Error::Failed(format!("reading the archive: {e}")))?;
@@ -83,7 +88,7 @@ pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
         }
         (SettlementStatus::Final, Some(k)) => {
             let key = crate::publisher::keys::load_signing(&k)?;
-            match settlements::write_final(&archive, &record, &key)? {
+            match settlements::write_final(&archive, &lock, &record, &key)? {
                 Written::New(path) => println!(
                     "{} {label} FINAL {value} ({n} days counted) signed: {}",
                     c.id,

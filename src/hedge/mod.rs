@@ -36,6 +36,24 @@ fn column(cols: &[String], name: &str, file: &str, hint: &str) -> Result<usize, 
     })
 }
 
+/// The cells of data line `n` (1-based), which must have as many as the header. Quoted cells
+/// are refused: a spreadsheet's "1,234.50" would otherwise split into two numbers.
+fn cells<'a>(l: &'a str, n: usize, width: usize, file: &str) -> Result<Vec<&'a str>, String> {
+    if l.contains('"') {
+        return Err(format!(
+            "{file}:{n}: quoted cells are not read; export plain numbers (no thousands separators, no quotes)"
+        ));
+    }
+    let c: Vec<&str> = l.split(',').map(str::trim).collect();
+    if c.len() != width {
+        return Err(format!(
+            "{file}:{n}: {} cells, the header has {width}; one value per column",
+            c.len()
+        ));
+    }
+    Ok(c)
+}
+
 fn number(cell: Option<&str>, file: &str, line: usize, what: &str) -> Result<f64, String> {
     let c = cell.unwrap_or("").trim();
     c.parse::<f64>()
@@ -70,7 +88,7 @@ pub fn read_costs(path: &Path) -> Result<(Frequency, Vec<Point>), String> {
     let mut out: Vec<Point> = Vec::new();
     for (i, l) in lines {
         let n = i + 1;
-        let cells: Vec<&str> = l.split(',').map(|c| c.trim().trim_matches('"')).collect();
+        let cells = cells(l, n, cols.len(), &file)?;
         let date = cells.get(di).copied().unwrap_or("");
         let f = if date.len() == 10 && crate::clock::Date::parse(date).is_ok() {
             Frequency::Daily
@@ -131,7 +149,7 @@ pub fn read_index_csv(path: &Path, tier: &str) -> Result<Vec<Point>, String> {
     let ti = cols.iter().position(|c| c == "tier");
     let mut out = Vec::new();
     for (i, l) in lines {
-        let cells: Vec<&str> = l.split(',').map(|c| c.trim().trim_matches('"')).collect();
+        let cells = cells(l, i + 1, cols.len(), &file)?;
         if ti.is_some_and(|t| cells.get(t).copied() != Some(tier)) {
             continue;
         }
@@ -142,6 +160,12 @@ pub fn read_index_csv(path: &Path, tier: &str) -> Result<Vec<Point>, String> {
         let date = cells.get(di).copied().unwrap_or("");
         if crate::clock::Date::parse(date).is_err() {
             return Err(format!("{file}:{}: date `{date}` is not YYYY-MM-DD", i + 1));
+        }
+        if out.iter().any(|p: &Point| p.date == date) {
+            return Err(format!(
+                "{file}:{}: {date} appears twice for {tier}; give one value per day",
+                i + 1
+            ));
         }
         out.push(Point {
             date: date.to_string(),
@@ -220,6 +244,14 @@ mod tests {
             "appears twice",
         );
         check("date,cost,units\n01/02/2026,1,1\n", "neither YYYY-MM-DD");
+        check(
+            "date,cost,units\n2026-01-01,\"1,234.50\",10\n",
+            ":2: quoted cells are not read",
+        );
+        check(
+            "date,cost,units\n2026-01-01,1,234.50,10\n",
+            ":2: 4 cells, the header has 3",
+        );
         std::fs::write(&p, "units,date,cost,note\n2,2026-02,10,x\n4,2026-01,10,y\n").unwrap();
         let (f, pts) = read_costs(&p).unwrap();
         assert_eq!(f, Frequency::Monthly);

@@ -110,6 +110,14 @@ impl Scenario {
                 return Err(format!("{file}: parameters.{name} must be a whole number"));
             }
         }
+        let p = |k: &str| s.parameters[k].value;
+        if p("sigma") == 0.0
+            && (p("jump_intensity") == 0.0 || (p("jump_mean") == 0.0 && p("jump_sd") == 0.0))
+        {
+            return Err(format!(
+                "{file}: the spot price never moves (sigma = 0 and no jumps): there is nothing to hedge"
+            ));
+        }
         if !(0.0..=1.0).contains(&s.band.low) || s.band.low > s.band.high || s.band.high > 1.0 {
             return Err(format!("{file}: band must satisfy 0 <= low <= high <= 1"));
         }
@@ -120,7 +128,26 @@ impl Scenario {
         self.parameters[name].value
     }
 
-    /// Closed-form stationary mean and variance of x = ln S.
+    /// The exact stationary mean and variance of the simulated chain (an exact OU step of
+    /// length `dt` years, then the step's jumps): θ + λdt·μ_J/(1 - d) and σ²/2κ +
+    /// λdt(μ_J² + σ_J²)/(1 - d²), d = e^{-κdt}. They tend to [`Scenario::stationary`] as dt -> 0.
+    pub fn stationary_chain(&self) -> (f64, f64) {
+        let dt = 1.0 / (12.0 * self.p("steps_per_month"));
+        let (k, l, mj, sj, s) = (
+            self.p("kappa"),
+            self.p("jump_intensity"),
+            self.p("jump_mean"),
+            self.p("jump_sd"),
+            self.p("sigma"),
+        );
+        let d = (-k * dt).exp();
+        (
+            self.p("theta_level").ln() + l * dt * mj / (1.0 - d),
+            s * s / (2.0 * k) + l * dt * (mj * mj + sj * sj) / (1.0 - d * d),
+        )
+    }
+
+    /// Closed-form stationary mean and variance of x = ln S (the continuous process).
     pub fn stationary(&self) -> (f64, f64) {
         let (k, l, mj, sj, s) = (
             self.p("kappa"),
@@ -186,10 +213,14 @@ pub struct Summary {
 #[derive(Debug, Clone, Serialize)]
 pub struct Moments {
     pub mean: f64,
+    /// The continuous process's stationary mean.
     pub mean_closed_form: f64,
+    /// The simulated step chain's stationary mean ([`Scenario::stationary_chain`]).
+    pub mean_step_chain: f64,
     pub mean_se: f64,
     pub variance: f64,
     pub variance_closed_form: f64,
+    pub variance_step_chain: f64,
     pub variance_se: f64,
 }
 
@@ -343,6 +374,7 @@ pub fn run(scenario: &Scenario, paths: usize, seed: u64) -> Outcome {
         })
         .collect();
     let (mc, vc) = scenario.stationary();
+    let (md, vd) = scenario.stationary_chain();
     let vx = var(&last_x);
     let m4 = {
         let mx = mean(&last_x);
@@ -378,9 +410,11 @@ pub fn run(scenario: &Scenario, paths: usize, seed: u64) -> Outcome {
         moments: Moments {
             mean: mean(&last_x),
             mean_closed_form: mc,
+            mean_step_chain: md,
             mean_se: (vx / paths as f64).sqrt(),
             variance: vx,
             variance_closed_form: vc,
+            variance_step_chain: vd,
             // the standard error of a sample variance: sqrt((m4 - σ⁴) / n)
             variance_se: ((m4 - vx * vx).max(0.0) / paths as f64).sqrt(),
         },

@@ -212,6 +212,20 @@ pub fn publish(
     let entries = archive.entries()?;
     let forced = in_force(&entries);
     let current = forced.get(&(req.tier.to_string(), req.date)).copied();
+    // A day of a period settled FINAL is never restated: the final value lists the record in
+    // force at its final time, and the lock keeps this check and the settlement in order.
+    if let Some(cur) = current {
+        if let Some(a) = settlements::final_holding(archive, req.tier, req.date) {
+            return Err(PublishError::Refused(policy::Refusal::Settled {
+                tier: req.tier.into(),
+                date: req.date,
+                contract: a.record.contract.id.clone(),
+                period: a.label.clone(),
+                value: a.record.value.round_dp(a.record.contract.scale),
+                version: cur.version,
+            }));
+        }
+    }
     let (m, suite) = match current {
         Some(e) => {
             let p = record::parse(&archive.read(e)?).map_err(|why| PublishError::Record {

@@ -50,6 +50,15 @@ pub enum Refusal {
         version: u32,
         value: String,
     },
+    #[error("{tier} {date}: {contract} {period} is settled FINAL at {value}; no day of a settled period is restated, version {version} stands")]
+    Settled {
+        tier: String,
+        date: Date,
+        contract: String,
+        period: String,
+        value: String,
+        version: u32,
+    },
     #[error("{tier} {date}: the restatement window closed at {cutoff}; version {version} (value {value}) stands")]
     CutoffPassed {
         tier: String,

@@ -56,6 +56,14 @@ pub struct Snapshot {
     pub settle_mark: u64,
     /// Per tier: the futures' period to date and last final values (for the page).
     pub settlements: BTreeMap<String, super::settlements::Overview>,
+    /// Per tier: every archived settlement record, FINAL then INDICATIVE (for the endpoint).
+    pub settlement_records: BTreeMap<
+        String,
+        (
+            Vec<super::settlements::Archived>,
+            Vec<super::settlements::Archived>,
+        ),
+    >,
     pub loaded_at: String,
 }
 
@@ -88,6 +96,19 @@ pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
             .map(|t| {
                 let o = super::settlements::overview(archive.root(), &t);
                 (t, o)
+            })
+            .collect(),
+        settlement_records: suite
+            .tier_ids()
+            .into_iter()
+            .map(|t| {
+                use super::settlements::archived;
+                use crate::settlement::SettlementStatus::{Final, Indicative};
+                let r = (
+                    archived(archive.root(), &t, Final),
+                    archived(archive.root(), &t, Indicative),
+                );
+                (t, r)
             })
             .collect(),
         loaded_at: format_utc_ms(SystemClock.now_ms()),
@@ -770,7 +791,6 @@ async fn settlement(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    use super::settlements::archived;
     use crate::settlement::{Period, SettlementStatus};
     let (tier, raw) = (segment(&uri, 3), segment(&uri, 4));
     let r = (|| {
@@ -801,26 +821,30 @@ async fn settlement(
             Some(id) => a.record.contract.id == *id,
             None => true,
         };
-        let root = st.archive.root();
+        // From the snapshot (reloaded when the settlement files change), never the disk.
+        let snap = st.snap();
+        let (finals, to_date) = snap
+            .settlement_records
+            .get(&tier)
+            .map(|(f, i)| (f.as_slice(), i.as_slice()))
+            .unwrap_or_default();
         let found = match wanted {
-            None => archived(root, &tier, SettlementStatus::Final)
-                .into_iter()
-                .rfind(|a| {
-                    contract_ok(a)
-                        && (q.contains_key("contract")
-                            || a.record.contract.cycle == crate::settlement::Cycle::Monthly)
-                }),
+            None => finals.iter().rfind(|a| {
+                contract_ok(a)
+                    && (q.contains_key("contract")
+                        || a.record.contract.cycle == crate::settlement::Cycle::Monthly)
+            }),
             Some((cycle, period)) => {
-                let pick = |status| {
-                    archived(root, &tier, status).into_iter().find(|a| {
-                        a.record.contract.cycle == cycle
-                            && a.record.period == period
-                            && contract_ok(a)
-                    })
+                let fits = |a: &&super::settlements::Archived| {
+                    a.record.contract.cycle == cycle && a.record.period == period && contract_ok(a)
                 };
-                pick(SettlementStatus::Final).or_else(|| pick(SettlementStatus::Indicative))
+                finals
+                    .iter()
+                    .find(fits)
+                    .or_else(|| to_date.iter().find(fits))
             }
-        };
+        }
+        .cloned();
         let a = found.ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -843,7 +867,7 @@ async fn settlement(
                 Bytes::from(crate::settlement::to_csv(&a.record)),
             )
         } else {
-            ("application/json", Bytes::from(a.bytes))
+            ("application/json", Bytes::from(a.bytes.clone()))
         };
         Ok::<_, ApiError>(conditional(
             &headers,

@@ -109,12 +109,18 @@ pub enum Written {
     Stands(PathBuf, Vec<u8>),
 }
 
-/// Sign and archive a FINAL record, once: an archived final value is never replaced.
+/// Sign and archive a FINAL record, once: an archived final value is never replaced. The
+/// caller holds the archive lock (`_lock`), so no restatement of the period's days is appended
+/// while the record is chosen and written; the file is created with a hard link from a
+/// uniquely named temporary file, which fails when the final file exists, so even a writer
+/// outside the lock can never replace it.
 pub fn write_final(
     archive: &Archive,
+    _lock: &super::archive::ArchiveLock,
     record: &SettlementRecord,
     key: &ed25519_dalek::SigningKey,
 ) -> crate::error::Result<Written> {
+    use std::io::Write;
     debug_assert_eq!(record.status, SettlementStatus::Final);
     let p = path(
         archive,
@@ -125,8 +131,38 @@ pub fn write_final(
     if let Ok(old) = std::fs::read(&p) {
         return Ok(Written::Stands(p, old));
     }
-    crate::service::write_durably(&p, &sign_record(record, key), false)?;
-    Ok(Written::New(p))
+    let dir = p.parent().expect("a file in a folder");
+    std::fs::create_dir_all(dir)?;
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let tmp = dir.join(format!(
+        ".{}.{}.{nonce}.tmp",
+        p.file_name().expect("a name").to_string_lossy(),
+        std::process::id()
+    ));
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(&sign_record(record, key))?;
+        f.sync_all()?;
+    }
+    let linked = std::fs::hard_link(&tmp, &p);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            std::fs::File::open(dir)?.sync_all()?;
+            Ok(Written::New(p))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let old = std::fs::read(&p)?;
+            Ok(Written::Stands(p, old))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Sign and (re)write the INDICATIVE record of a period to date.
@@ -161,9 +197,12 @@ pub fn settle_due(
     day: Date,
     now_ms: i64,
 ) -> crate::error::Result<Vec<String>> {
-    let entries = archive
-        .entries()
-        .map_err(|e| crate::error::Error::Failed(format!("reading the archive: {e}")))?;
+    let failed = |e: super::archive::ArchiveError| {
+        crate::error::Error::Failed(format!("reading the archive: {e}"))
+    };
+    // Under the publisher lock: no restatement is appended while the records are chosen.
+    let lock = archive.lock().map_err(failed)?;
+    let entries = archive.entries().map_err(failed)?;
     let mut lines = Vec::new();
     for c in contracts {
         // the periods with a published day of this tier, in order
@@ -183,16 +222,16 @@ pub fn settle_due(
                     continue;
                 }
                 match compute(&entries, c, p, now_ms) {
-                    Ok(r) => {
-                        if let Written::New(_) = write_final(archive, &r, key)? {
-                            lines.push(format!(
-                                "{} {label} FINAL {} ({} days counted)",
-                                c.id,
-                                r.value.round_dp(c.scale),
-                                r.days_counted
-                            ));
-                        }
-                    }
+                    Ok(r) => match write_final(archive, &lock, &r, key) {
+                        Ok(Written::New(_)) => lines.push(format!(
+                            "{} {label} FINAL {} ({} days counted)",
+                            c.id,
+                            r.value.round_dp(c.scale),
+                            r.days_counted
+                        )),
+                        Ok(Written::Stands(..)) => {}
+                        Err(e) => lines.push(format!("{} {label} FINAL not written: {e}", c.id)),
+                    },
                     Err(e) if now_ms - final_ms < 7 * crate::clock::DAY_MS => {
                         lines.push(format!("{} {label} cannot settle: {e}", c.id))
                     }
@@ -200,15 +239,17 @@ pub fn settle_due(
                 }
             } else if p == Period::holding(c.cycle, day) {
                 match compute(&entries, c, p, now_ms) {
-                    Ok(r) => {
-                        write_indicative(archive, &r, key)?;
-                        lines.push(format!(
+                    Ok(r) => match write_indicative(archive, &r, key) {
+                        Ok(_) => lines.push(format!(
                             "{} {label} INDICATIVE {} ({} days to date)",
                             c.id,
                             r.value.round_dp(c.scale),
                             r.days.len()
-                        ));
-                    }
+                        )),
+                        Err(e) => {
+                            lines.push(format!("{} {label} INDICATIVE not written: {e}", c.id))
+                        }
+                    },
                     // The chain's first month holds its BASE anchor: no contract settles on it
                     // (index methodology §18), nothing to report each day.
                     Err(SettleError::Base(_)) => {}
@@ -288,6 +329,13 @@ pub fn archived(root: &Path, tier: &str, status: SettlementStatus) -> Vec<Archiv
     out
 }
 
+/// A FINAL record of `tier` whose period holds `date`, if any.
+pub fn final_holding(archive: &Archive, tier: &str, date: Date) -> Option<Archived> {
+    archived(archive.root(), tier, SettlementStatus::Final)
+        .into_iter()
+        .find(|a| a.record.period.first <= date && date <= a.record.period.last)
+}
+
 /// A fingerprint of the settlement files (names, sizes, modification times): the server
 /// reloads its page when it changes, since settlements are written after the log grows.
 pub fn mark(root: &Path) -> u64 {
@@ -321,7 +369,7 @@ pub fn mark(root: &Path) -> u64 {
 }
 
 /// What the page shows of a tier's futures: per contract, the latest INDICATIVE record (the
-/// period to date) unless that period is final, and the last three FINAL records.
+/// period to date) unless that period is final, and its last three FINAL records.
 #[derive(Debug, Clone, Default)]
 pub struct Overview {
     pub to_date: Vec<Archived>,
@@ -343,10 +391,20 @@ pub fn overview(root: &Path, tier: &str) -> Overview {
         to_date.retain(|t| t.record.contract.id != a.record.contract.id);
         to_date.push(a);
     }
-    let skip = finals.len().saturating_sub(3);
+    // the last three of each contract (a quarterly contract sorts among the monthly ones)
+    let mut kept: Vec<Archived> = Vec::new();
+    for (i, f) in finals.iter().enumerate() {
+        let later = finals[i + 1..]
+            .iter()
+            .filter(|g| g.record.contract.id == f.record.contract.id)
+            .count();
+        if later < 3 {
+            kept.push(f.clone());
+        }
+    }
     Overview {
         to_date,
-        finals: finals.into_iter().skip(skip).collect(),
+        finals: kept,
     }
 }
 
@@ -410,5 +468,42 @@ mod tests {
             e,
             SettleError::MissingDay(Date::parse("2026-03-04").unwrap())
         );
+    }
+
+    /// A FINAL record is written once: a second write, even of another value, leaves the
+    /// first bytes and says so.
+    #[test]
+    fn a_final_record_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Archive::new(dir.path().to_path_buf());
+        let es: Vec<LogEntry> = (1..=31)
+            .map(|d| {
+                let date = format!("2026-03-{d:02}");
+                entry(&date, 1, "0.1", &format!("{date}T00:10:00.000Z"))
+            })
+            .collect();
+        let p = Period::of(crate::settlement::Cycle::Monthly, 2026, 3).unwrap();
+        let at = crate::clock::parse_utc_ms("2026-04-03T00:00:00Z").unwrap();
+        let r = compute(&es, &contract(), p, at).unwrap();
+        assert_eq!(r.status, SettlementStatus::Final);
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let lock = a.lock().unwrap();
+        let Written::New(path) = write_final(&a, &lock, &r, &key).unwrap() else {
+            panic!("first write")
+        };
+        let first = std::fs::read(&path).unwrap();
+        let mut other = r.clone();
+        other.computed_at = "2026-04-04T00:00:00.000Z".into();
+        match write_final(&a, &lock, &other, &key).unwrap() {
+            Written::Stands(p2, bytes) => assert_eq!((p2, bytes), (path.clone(), first.clone())),
+            Written::New(_) => panic!("replaced"),
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), first);
+        // no temporary file is left behind
+        let names: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["2026-03.json".to_string()]);
     }
 }

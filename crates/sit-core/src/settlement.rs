@@ -106,7 +106,11 @@ impl Period {
     /// A period from its name ([`Period::label`]'s form): `YYYY-MM` or `YYYY-Qn`.
     pub fn parse_label(s: &str) -> Option<(Cycle, Period)> {
         let (y, rest) = s.split_once('-')?;
-        if y.len() != 4 {
+        if y.len() != 4
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'-' || b == b'Q')
+        {
             return None;
         }
         let y: i32 = y.parse().ok()?;
@@ -158,6 +162,8 @@ pub enum SettleError {
     Base(Date),
     #[error("{0}: a record of another day was given")]
     OutsidePeriod(Date),
+    #[error("{0}: listed twice or out of date order (each day once, in order)")]
+    Order(Date),
     #[error("no day of the period counts (every day excluded)")]
     Empty,
     #[error("contract scale {0} is above 9 decimal places")]
@@ -194,6 +200,9 @@ pub fn mean_value(
         .find(|d| d.date < period.first || d.date > period.last)
     {
         return Err(SettleError::OutsidePeriod(d.date));
+    }
+    if let Some(w) = days.windows(2).find(|w| w[1].date <= w[0].date) {
+        return Err(SettleError::Order(w[1].date));
     }
     if complete {
         if let Some(missing) = period.days().find(|p| !days.iter().any(|d| d.date == *p)) {
@@ -275,12 +284,38 @@ pub fn sign_record(r: &SettlementRecord, key: &ed25519_dalek::SigningKey) -> Vec
     crate::signing::sign_value(serde_json::to_value(&r).expect("serialises"), key)
 }
 
-/// Check a settlement record: the signature, the schema, and the value recomputed from the
-/// daily values it lists under its contract's rule (for a FINAL record, every day of the
-/// period present; an INDICATIVE one is month to date).
-/// Checking that the listed days are the oracle's records in force (their hashes) is the
-/// caller's, who holds the daily records.
+/// Check a FINAL settlement record: the signature, the schema, FINAL, and the value
+/// recomputed from the daily values it lists under its contract's rule (every day of the period
+/// present, each once, in order). An INDICATIVE record is refused here: it is not a settlement
+/// value (see [`verify_indicative`]). Checking that the listed days are the oracle's records in
+/// force (their hashes) is the caller's, who holds the daily records.
 pub fn verify_record(
+    doc: &[u8],
+    key: &ed25519_dalek::VerifyingKey,
+) -> Result<SettlementRecord, String> {
+    let r = verify_any(doc, key)?;
+    if r.status != SettlementStatus::Final {
+        return Err("INDICATIVE: a period-to-date value, not a final settlement value".into());
+    }
+    Ok(r)
+}
+
+/// Check an INDICATIVE (period-to-date) record the same way; a FINAL one is refused, so the
+/// two can never be taken for each other.
+pub fn verify_indicative(
+    doc: &[u8],
+    key: &ed25519_dalek::VerifyingKey,
+) -> Result<SettlementRecord, String> {
+    let r = verify_any(doc, key)?;
+    if r.status != SettlementStatus::Indicative {
+        return Err("FINAL, not INDICATIVE".into());
+    }
+    Ok(r)
+}
+
+/// Signature, schema, rule text and recomputation, whatever the status (a FINAL record must
+/// list every day of its period).
+pub fn verify_any(
     doc: &[u8],
     key: &ed25519_dalek::VerifyingKey,
 ) -> Result<SettlementRecord, String> {
@@ -301,6 +336,12 @@ pub fn verify_record(
     }
     if r.rule != rule_text(&r.contract) {
         return Err("the rule text is not the contract's".into());
+    }
+    if complete && r.computed_at < r.final_settlement_time {
+        return Err(format!(
+            "FINAL computed at {}, before its final settlement time {}",
+            r.computed_at, r.final_settlement_time
+        ));
     }
     Ok(r)
 }
@@ -544,6 +585,23 @@ mod tests {
         bad.value = Fixed::parse("0.115").unwrap();
         let e = verify_record(&sign_record(&bad, &key), &key.verifying_key()).unwrap_err();
         assert!(e.contains("the listed days give"), "{e}");
+        // the same days as an INDICATIVE record: verifies only as such
+        let mut ind = r.clone();
+        ind.status = SettlementStatus::Indicative;
+        let doc_i = sign_record(&ind, &key);
+        assert!(verify_record(&doc_i, &key.verifying_key())
+            .unwrap_err()
+            .contains("INDICATIVE"));
+        assert!(verify_indicative(&doc_i, &key.verifying_key()).is_ok());
+        assert!(verify_indicative(&doc, &key.verifying_key()).is_err());
+        // a day listed twice (in place of another) is refused even with a consistent value
+        let mut twice = r.clone();
+        twice.days[1] = twice.days[0].clone();
+        assert!(
+            verify_record(&sign_record(&twice, &key), &key.verifying_key())
+                .unwrap_err()
+                .contains("listed twice")
+        );
         // a day dropped from the list
         let mut short = r;
         short.days.pop();
