@@ -128,18 +128,23 @@ impl Scenario {
         self.parameters[name].value
     }
 
-    /// The exact stationary mean and variance of the simulated chain (an exact OU step of
-    /// length `dt` years, then the step's jumps): θ + λdt·μ_J/(1 - d) and σ²/2κ +
-    /// λdt(μ_J² + σ_J²)/(1 - d²), d = e^{-κdt}. They tend to [`Scenario::stationary`] as dt -> 0.
-    pub fn stationary_chain(&self) -> (f64, f64) {
-        let dt = 1.0 / (12.0 * self.p("steps_per_month"));
-        let (k, l, mj, sj, s) = (
+    /// (κ, λ, μ_J, σ_J, σ).
+    fn spot(&self) -> (f64, f64, f64, f64, f64) {
+        (
             self.p("kappa"),
             self.p("jump_intensity"),
             self.p("jump_mean"),
             self.p("jump_sd"),
             self.p("sigma"),
-        );
+        )
+    }
+
+    /// The exact stationary mean and variance of the simulated chain (an exact OU step of
+    /// length `dt` years, then the step's jumps): θ + λdt·μ_J/(1 - d) and σ²/2κ +
+    /// λdt(μ_J² + σ_J²)/(1 - d²), d = e^{-κdt}. They tend to [`Scenario::stationary`] as dt -> 0.
+    pub fn stationary_chain(&self) -> (f64, f64) {
+        let dt = 1.0 / (12.0 * self.p("steps_per_month"));
+        let (k, l, mj, sj, s) = self.spot();
         let d = (-k * dt).exp();
         (
             self.p("theta_level").ln() + l * dt * mj / (1.0 - d),
@@ -149,13 +154,7 @@ impl Scenario {
 
     /// Closed-form stationary mean and variance of x = ln S (the continuous process).
     pub fn stationary(&self) -> (f64, f64) {
-        let (k, l, mj, sj, s) = (
-            self.p("kappa"),
-            self.p("jump_intensity"),
-            self.p("jump_mean"),
-            self.p("jump_sd"),
-            self.p("sigma"),
-        );
+        let (k, l, mj, sj, s) = self.spot();
         (
             self.p("theta_level").ln() + l * mj / k,
             (s * s + l * (mj * mj + sj * sj)) / (2.0 * k),
@@ -224,22 +223,10 @@ pub struct Moments {
     pub variance_se: f64,
 }
 
-fn mean(x: &[f64]) -> f64 {
-    x.iter().sum::<f64>() / x.len() as f64
-}
+use super::analysis::{cov, mean};
 
 fn var(x: &[f64]) -> f64 {
-    let m = mean(x);
-    x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (x.len() as f64 - 1.0)
-}
-
-fn cov(x: &[f64], y: &[f64]) -> f64 {
-    let (mx, my) = (mean(x), mean(y));
-    x.iter()
-        .zip(y)
-        .map(|(a, b)| (a - mx) * (b - my))
-        .sum::<f64>()
-        / (x.len() as f64 - 1.0)
+    cov(x, x)
 }
 
 /// The `q` quantile (linear between order statistics) of sorted `x`.
