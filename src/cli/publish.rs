@@ -250,48 +250,68 @@ async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> R
     }
 }
 
-/// One published version of a day's record, from a data folder or a publisher's URL: its
-/// bytes, or None when that version does not exist.
-async fn archived_version(
-    archive: &str,
-    tier: &str,
-    date: crate::clock::Date,
-    version: u32,
-) -> Result<Option<Vec<u8>>> {
-    if archive.starts_with("http://") || archive.starts_with("https://") {
-        let url = format!(
-            "{}/v1/index/{tier}/{date}?version={version}",
-            archive.trim_end_matches('/')
-        );
-        let r = reqwest::Client::new().get(&url).send().await?;
-        if r.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
+/// The oracle's daily records to check a settlement against: a publisher's URL (one client
+/// for every request), or a data folder (its log read once).
+enum DailyRecords {
+    Url(String, reqwest::Client),
+    Dir(
+        crate::publisher::archive::Archive,
+        Vec<crate::publisher::archive::LogEntry>,
+    ),
+}
+
+impl DailyRecords {
+    fn open(archive: &str) -> Result<DailyRecords> {
+        if archive.starts_with("http://") || archive.starts_with("https://") {
+            return Ok(DailyRecords::Url(
+                archive.trim_end_matches('/').to_string(),
+                reqwest::Client::new(),
+            ));
         }
-        if !r.status().is_success() {
-            return Err(Error::Failed(format!("{url} answered {}", r.status())));
-        }
-        return Ok(Some(r.bytes().await?.to_vec()));
+        let dir = std::path::Path::new(archive);
+        let a = if dir.join("published").is_dir() {
+            crate::publisher::archive::Archive::for_data(dir)
+        } else {
+            crate::publisher::archive::Archive::new(dir.to_path_buf())
+        };
+        let entries = a.entries().map_err(|e| {
+            Error::Usage(format!(
+                "--archive {archive}: {e} (give a data folder, its published/ folder, or the publisher's URL)"
+            ))
+        })?;
+        Ok(DailyRecords::Dir(a, entries))
     }
-    let dir = std::path::Path::new(archive);
-    let a = if dir.join("published").is_dir() {
-        crate::publisher::archive::Archive::for_data(dir)
-    } else {
-        crate::publisher::archive::Archive::new(dir.to_path_buf())
-    };
-    let entries = a.entries().map_err(|e| {
-        Error::Usage(format!(
-            "--archive {archive}: {e} (give a data folder, its published/ folder, or the publisher's URL)"
-        ))
-    })?;
-    match entries
-        .iter()
-        .find(|e| e.tier == tier && e.date == date && e.version == version)
-    {
-        None => Ok(None),
-        Some(e) => a
-            .read(e)
-            .map(Some)
-            .map_err(|e| Error::Failed(format!("--archive {archive}: {e}"))),
+
+    /// One published version of a day's record: its bytes, or None when it does not exist.
+    async fn version(
+        &self,
+        tier: &str,
+        date: crate::clock::Date,
+        version: u32,
+    ) -> Result<Option<Vec<u8>>> {
+        match self {
+            DailyRecords::Url(base, client) => {
+                let url = format!("{base}/v1/index/{tier}/{date}?version={version}");
+                let r = client.get(&url).send().await?;
+                if r.status() == reqwest::StatusCode::NOT_FOUND {
+                    return Ok(None);
+                }
+                if !r.status().is_success() {
+                    return Err(Error::Failed(format!("{url} answered {}", r.status())));
+                }
+                Ok(Some(r.bytes().await?.to_vec()))
+            }
+            DailyRecords::Dir(a, entries) => match entries
+                .iter()
+                .find(|e| e.tier == tier && e.date == date && e.version == version)
+            {
+                None => Ok(None),
+                Some(e) => a
+                    .read(e)
+                    .map(Some)
+                    .map_err(|x| Error::Failed(format!("--archive {}: {x}", a.root().display()))),
+            },
+        }
     }
 }
 
@@ -309,6 +329,7 @@ async fn days_against_archive(
         crate::settlement::SettlementStatus::Indicative => &r.computed_at,
     };
     let tier = &r.contract.tier;
+    let records = DailyRecords::open(archive)?;
     let mut problems = Vec::new();
     let expected =
         crate::clock::format_utc_ms(crate::publisher::settlements::final_time_ms(r.period));
@@ -319,7 +340,7 @@ async fn days_against_archive(
         ));
     }
     for d in &r.days {
-        let Some(bytes) = archived_version(archive, tier, d.date, d.version).await? else {
+        let Some(bytes) = records.version(tier, d.date, d.version).await? else {
             problems.push(format!("{} v{}: not in the archive", d.date, d.version));
             continue;
         };
@@ -356,7 +377,7 @@ async fn days_against_archive(
                 d.date, d.version, p.published_at
             ));
         }
-        if let Some(next) = archived_version(archive, tier, d.date, d.version + 1).await? {
+        if let Some(next) = records.version(tier, d.date, d.version + 1).await? {
             match crate::record::verify(&next, vk) {
                 Ok(n) if n.publication.published_at.as_str() <= cut.as_str() => {
                     problems.push(format!(

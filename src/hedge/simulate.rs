@@ -275,12 +275,7 @@ pub fn run(scenario: &Scenario, paths: usize, seed: u64) -> Outcome {
     let months = scenario.p("months") as usize;
     let spm = scenario.p("steps_per_month") as usize;
     let dt = 1.0 / (12.0 * spm as f64);
-    let (kappa, sigma) = (scenario.p("kappa"), scenario.p("sigma"));
-    let (lam, mj, sj) = (
-        scenario.p("jump_intensity"),
-        scenario.p("jump_mean"),
-        scenario.p("jump_sd"),
-    );
+    let (kappa, lam, mj, sj, sigma) = scenario.spot();
     let theta = scenario.p("theta_level").ln();
     let decay = (-kappa * dt).exp();
     let step_sd = sigma * ((1.0 - (-2.0 * kappa * dt).exp()) / (2.0 * kappa)).sqrt();

@@ -87,30 +87,28 @@ fn etag_of(bytes: &[u8]) -> HeaderValue {
 pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
     let log_len = archive.log_len();
     let settle_mark = super::settlements::mark(archive.root());
+    // each tier's settlement files read once: the endpoint serves them, the page summarises
+    let settlement_records: BTreeMap<_, _> = suite
+        .tier_ids()
+        .into_iter()
+        .map(|t| {
+            use super::settlements::archived;
+            use crate::settlement::SettlementStatus::{Final, Indicative};
+            let r = (
+                archived(archive.root(), &t, Final),
+                archived(archive.root(), &t, Indicative),
+            );
+            (t, r)
+        })
+        .collect();
     let mut snap = Snapshot {
         log_len,
         settle_mark,
-        settlements: suite
-            .tier_ids()
-            .into_iter()
-            .map(|t| {
-                let o = super::settlements::overview(archive.root(), &t);
-                (t, o)
-            })
+        settlements: settlement_records
+            .iter()
+            .map(|(t, (f, i))| (t.clone(), super::settlements::overview(f, i)))
             .collect(),
-        settlement_records: suite
-            .tier_ids()
-            .into_iter()
-            .map(|t| {
-                use super::settlements::archived;
-                use crate::settlement::SettlementStatus::{Final, Indicative};
-                let r = (
-                    archived(archive.root(), &t, Final),
-                    archived(archive.root(), &t, Indicative),
-                );
-                (t, r)
-            })
-            .collect(),
+        settlement_records,
         loaded_at: format_utc_ms(SystemClock.now_ms()),
         ..Default::default()
     };
@@ -843,8 +841,7 @@ async fn settlement(
                     .find(fits)
                     .or_else(|| to_date.iter().find(fits))
             }
-        }
-        .cloned();
+        };
         let a = found.ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -867,7 +864,7 @@ async fn settlement(
                 Bytes::from(crate::settlement::to_csv(&a.record)),
             )
         } else {
-            ("application/json", Bytes::from(a.bytes.clone()))
+            ("application/json", a.bytes.clone())
         };
         Ok::<_, ApiError>(conditional(
             &headers,

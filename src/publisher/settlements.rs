@@ -265,7 +265,8 @@ pub fn settle_due(
 #[derive(Debug, Clone)]
 pub struct Archived {
     pub label: String,
-    pub bytes: Vec<u8>,
+    /// As signed and archived (shared, so serving it copies nothing).
+    pub bytes: bytes::Bytes,
     pub record: SettlementRecord,
 }
 
@@ -308,7 +309,7 @@ pub fn archived(root: &Path, tier: &str, status: SettlementStatus) -> Vec<Archiv
             if record.contract.tier == tier && record.status == status {
                 out.push(Archived {
                     label: label.to_string(),
-                    bytes,
+                    bytes: bytes.into(),
                     record,
                 });
             }
@@ -376,11 +377,10 @@ pub struct Overview {
     pub finals: Vec<Archived>,
 }
 
-/// [`Overview`] of `tier` from the archive at `root`.
-pub fn overview(root: &Path, tier: &str) -> Overview {
-    let finals = archived(root, tier, SettlementStatus::Final);
+/// [`Overview`] of one tier's archived FINAL and INDICATIVE records ([`archived`]).
+pub fn overview(finals: &[Archived], indicatives: &[Archived]) -> Overview {
     let mut to_date: Vec<Archived> = Vec::new();
-    for a in archived(root, tier, SettlementStatus::Indicative) {
+    for a in indicatives {
         let settled = finals.iter().any(|f| {
             f.record.contract.id == a.record.contract.id && f.record.period == a.record.period
         });
@@ -389,7 +389,7 @@ pub fn overview(root: &Path, tier: &str) -> Overview {
         }
         // the latest period per contract
         to_date.retain(|t| t.record.contract.id != a.record.contract.id);
-        to_date.push(a);
+        to_date.push(a.clone());
     }
     // the last three of each contract (a quarterly contract sorts among the monthly ones)
     let mut kept: Vec<Archived> = Vec::new();
