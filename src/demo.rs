@@ -3,7 +3,7 @@
 //! (the simulator on loopback, no keys) and the signing key (a demo key kept in
 //! `DATA/demo-key/`) are the demo's own.
 
-use crate::clock::Date;
+use crate::sys::clock::Date;
 use crate::config::Defaults;
 use crate::error::{Error, Result};
 use crate::index::Determination;
@@ -115,7 +115,7 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
 
     let store = Store::open(data)?;
     let computed_at =
-        crate::clock::format_utc_ms(crate::clock::Clock::now_ms(&crate::clock::SystemClock));
+        crate::sys::clock::format_utc_ms(crate::sys::clock::Clock::now_ms(&crate::sys::clock::SystemClock));
     let determinations = crate::publisher::recompute_all(
         &store,
         &Archive::for_data(data),

@@ -2,7 +2,7 @@
 //! them to the pure index. The I/O side of the index, kept separate so that the index itself
 //! stays pure and replayable.
 
-use crate::clock::Date;
+use crate::sys::clock::Date;
 use crate::index::chain::{link_after, ChainLink};
 use crate::index::{compute_day, DayInput, Determination, Methodology};
 use crate::price::BookView;

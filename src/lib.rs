@@ -15,7 +15,7 @@ pub use sit_core::{
 pub mod audit;
 pub mod certify;
 pub mod cli;
-pub mod clock;
+
 pub mod config;
 pub mod contracts;
 pub mod demo;
@@ -23,8 +23,8 @@ pub mod determine;
 pub mod dialect;
 pub mod error;
 pub mod hedge;
-pub mod lane;
-pub mod net;
+
+pub mod sys;
 pub mod network;
 pub mod prices;
 pub mod publisher;

@@ -117,7 +117,7 @@ impl Catalogue {
 
     /// Compare every endpoint's price in force at `now_ms` with the catalogue's.
     pub fn compare(&self, c: &Config, now_ms: i64) -> Result<Vec<(Endpoint, Comparison)>, String> {
-        let at = crate::clock::format_utc_ms(now_ms);
+        let at = crate::sys::clock::format_utc_ms(now_ms);
         c.endpoints
             .iter()
             .map(|e| {

@@ -59,9 +59,9 @@ impl Fixture {
                 },
             ],
         };
-        use sit::clock::Clock;
-        let now = sit::clock::SystemClock.now_ms();
-        let until = sit::clock::Date::of_ms(now).succ();
+        use sit::sys::clock::Clock;
+        let now = sit::sys::clock::SystemClock.now_ms();
+        let until = sit_core::time::Date::of_ms(now).succ();
         let running = sim::server::start(market.clone(), until).await.unwrap();
         let eps = market.endpoints(&running.base_urls(), until);
         let tmp = tempfile::tempdir().unwrap();

@@ -464,7 +464,7 @@ fn every_failure_class_is_recorded_from_a_real_server() {
             })
             .collect(),
     };
-    let until = sit::clock::Date::parse("2099-01-01").unwrap();
+    let until = sit_core::time::Date::parse("2099-01-01").unwrap();
     let sim = rt.block_on(sit::sim::server::start(market, until)).unwrap();
     let sim_urls = sim.base_urls();
 

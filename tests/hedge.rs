@@ -18,9 +18,9 @@ fn write_case(dir: &Path, a: f64, b: f64, noise: f64, seed: u64) -> f64 {
     let mut idx = String::from("tier,date,value\n");
     let mut costs = String::from("date,cost,units\n");
     let mut fs = Vec::new();
-    let start = sit::clock::Date::parse("2026-01-01").unwrap();
+    let start = sit_core::time::Date::parse("2026-01-01").unwrap();
     for i in 0..400 {
-        let d = sit::clock::Date(start.0 + i);
+        let d = sit_core::time::Date(start.0 + i);
         f += 0.004 * r.normal();
         fs.push(f);
         idx.push_str(&format!("t2,{d},{f:.12}\n"));

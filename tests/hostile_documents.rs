@@ -102,7 +102,7 @@ fn ambiguous_records_are_refused_by_verify_and_not_served() {
             snap.errors
         );
         assert!(snap
-            .in_force("t1", sit::clock::Date::parse("2026-01-05").unwrap())
+            .in_force("t1", sit_core::time::Date::parse("2026-01-05").unwrap())
             .is_none());
     });
 }

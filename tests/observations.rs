@@ -38,14 +38,14 @@ fn observations_are_listed_filtered_and_exported_as_stored() {
         .iter()
         .find(|o| o.failure.is_some())
         .expect("the golden store has failures");
-    let day = sit::clock::Date::of_ms(f.at_ms);
+    let day = sit_core::time::Date::of_ms(f.at_ms);
     let want = stored
         .iter()
         .filter(|o| {
             o.endpoint == f.endpoint
                 && o.tier == f.tier
                 && o.failure.is_some()
-                && sit::clock::Date::of_ms(o.at_ms) == day
+                && sit_core::time::Date::of_ms(o.at_ms) == day
         })
         .count();
     let all_of_endpoint = stored.iter().filter(|o| o.endpoint == f.endpoint).count();

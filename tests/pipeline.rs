@@ -2,7 +2,7 @@
 //! binary for the published values, and an independent recomputation from the stored
 //! observations (re-graded, re-costed, re-indexed with separate, deliberately plain code).
 
-use sit::clock::{Date, HOUR_MS};
+use sit_core::time::{Date, HOUR_MS};
 use sit::demo::{self, DemoOptions};
 use sit::observation::Observation;
 use sit::probes::{Family, Suite};

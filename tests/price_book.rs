@@ -12,7 +12,7 @@ mod common;
 use common::{golden_bundle, store_from};
 
 use sit::audit::bundle::{self, Bundle};
-use sit::clock::{Date, HOUR_MS};
+use sit_core::time::{Date, HOUR_MS};
 use sit::config::{PriceEntry, PriceSchedule};
 use sit::fixed::Fixed;
 use sit::index::Status;

@@ -7,7 +7,7 @@
 mod common;
 use common::{copy_dir, demo, sit, text};
 
-use sit::clock::Date;
+use sit_core::time::Date;
 use sit::fixed::Fixed;
 use sit::observation::Observation;
 use sit::publisher::archive::Archive;
@@ -76,7 +76,7 @@ impl Env {
             Some(t) => vec![t.to_string()],
             None => sit::probes::Suite::embedded().tier_ids(),
         };
-        let clock = sit::clock::FixedClock(sit::clock::parse_utc_ms(at).unwrap());
+        let clock = sit::sys::clock::FixedClock(sit_core::time::parse_utc_ms(at).unwrap());
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         let r = sit::publisher::publish_days(
             &self.data,
@@ -121,8 +121,8 @@ impl Env {
 fn shift_t1_prices(data: &Path, date: &str, suffix: &str, factor: i128) {
     let store = Store::open(data).unwrap();
     let day = Date::parse(date).unwrap();
-    let from = day.start_ms() - 23 * sit::clock::HOUR_MS;
-    let to = day.start_ms() + sit::clock::DAY_MS;
+    let from = day.start_ms() - 23 * sit_core::time::HOUR_MS;
+    let to = day.start_ms() + sit_core::time::DAY_MS;
     let mut copies: Vec<Observation> = store
         .scan(from, to)
         .map(|r| r.unwrap().obs)

@@ -29,9 +29,9 @@ fn files_containing(dir: &Path, needle: &[u8], out: &mut Vec<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_never_appears_in_output_records_or_bundles() {
-    use sit::clock::Clock;
-    let now = sit::clock::SystemClock.now_ms();
-    let today = sit::clock::Date::of_ms(now);
+    use sit::sys::clock::Clock;
+    let now = sit::sys::clock::SystemClock.now_ms();
+    let today = sit_core::time::Date::of_ms(now);
     let market = Market::default_market(3);
     let running = sim::server::start(market.clone(), today.succ())
         .await

@@ -5,7 +5,7 @@
 mod common;
 use common::{sit, text};
 
-use sit::clock::Date;
+use sit_core::time::Date;
 use sit::fixed::Fixed;
 use sit::index::Status;
 use sit::publisher::archive::{Archive, LogEntry};
@@ -329,7 +329,7 @@ fn signed_february(data: &Path, keys: &Path) -> ed25519_dalek::SigningKey {
 }
 
 fn utc(s: &str) -> i64 {
-    sit::clock::parse_utc_ms(s).unwrap()
+    sit_core::time::parse_utc_ms(s).unwrap()
 }
 
 /// The Python interpreter for the independent checks: $SIT_PYTHON, else python3. None (the

@@ -13,7 +13,7 @@ mod common;
 use common::{golden_bundle, store_from};
 
 use sit::audit::bundle::{self, Bundle};
-use sit::clock::Date;
+use sit_core::time::Date;
 use sit::fixed::Fixed;
 use sit::index::{Methodology, Status};
 use sit::publisher::policy::Refusal;

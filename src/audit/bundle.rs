@@ -18,7 +18,7 @@
 //! - `keys/`: the public keys that signed them;
 //! - `manifest.json`: blake3 of every other file.
 
-use crate::clock::{format_utc_ms, Date, DAY_MS, HOUR_MS};
+use crate::sys::clock::{format_utc_ms, Date, DAY_MS, HOUR_MS};
 use crate::commit::{check_day, Commitment, Reveal};
 use crate::config::PriceSchedule;
 use crate::index::{compute_day, day_window, DayInput, Determination, Methodology, Status};

@@ -45,7 +45,7 @@ pub fn stci_replay(
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
             let day = name.strip_suffix(".jsonl")?.to_string();
-            crate::clock::Date::parse(&day).ok()?;
+            crate::sys::clock::Date::parse(&day).ok()?;
             Some((day, e.path()))
         })
         .collect();

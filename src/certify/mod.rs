@@ -11,7 +11,7 @@
 pub mod report;
 
 use crate::certificate::{self, Certificate, EndpointInfo, Figures, Reference, Window, SCHEMA};
-use crate::clock::{format_utc_ms, Clock, SystemClock};
+use crate::sys::clock::{format_utc_ms, Clock, SystemClock};
 use crate::config::{ApiKey, Endpoint};
 use crate::error::{Error, Result};
 use crate::index::Methodology;

@@ -1,7 +1,7 @@
 //! Auditors' commands: `sit audit export|replay|verify|stci`.
 
 use super::{parse_date, AuditWhat, Command, Paths};
-use crate::clock::{Clock, SystemClock};
+use crate::sys::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::store::Store;
 

@@ -1,7 +1,7 @@
 //! Self-certification: `sit certify`, `sit verify-cert`.
 
 use super::{Command, Paths};
-use crate::clock::{Clock, SystemClock};
+use crate::sys::clock::{Clock, SystemClock};
 use crate::config::{self};
 use crate::error::{Error, Result};
 use crate::index::Methodology;

@@ -16,7 +16,7 @@ mod pipeline;
 mod publish;
 mod settle;
 
-use crate::clock::Date;
+use crate::sys::clock::Date;
 use crate::error::{Error, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

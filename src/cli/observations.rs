@@ -5,7 +5,7 @@
 //! asked for: the raw exchanges are most of a store's bytes).
 
 use super::{parse_date, Command, Paths};
-use crate::clock::{format_utc_ms, DAY_MS};
+use crate::sys::clock::{format_utc_ms, DAY_MS};
 use crate::error::{Error, Result};
 use crate::observation::Observation;
 use crate::store::Store;

@@ -1,7 +1,7 @@
 //! Probing and previewing: `sit demo`, `sit sim`, `sit probe`, `sit index`, `sit suite`, `sit check`.
 
 use super::{parse_date, Command, Paths};
-use crate::clock::{format_utc_ms, Clock, Date, SystemClock};
+use crate::sys::clock::{format_utc_ms, Clock, Date, SystemClock};
 use crate::config::{self, ApiKey, Endpoint};
 use crate::demo::{self, DemoOptions};
 use crate::error::{Error, Result};
@@ -283,9 +283,9 @@ fn prices(cli: &Paths, what: super::PricesWhat) -> Result<()> {
             println!(
                 "v{:<6} recorded {}  {:<28} from {}  {} / {} / {}  fee {}{}",
                 e.version,
-                crate::clock::format_utc_ms(e.recorded_at_ms),
+                crate::sys::clock::format_utc_ms(e.recorded_at_ms),
                 e.endpoint,
-                crate::clock::format_utc_ms(p.effective_from_ms),
+                crate::sys::clock::format_utc_ms(p.effective_from_ms),
                 p.input,
                 p.cached_input,
                 p.output,
@@ -311,7 +311,7 @@ fn prices(cli: &Paths, what: super::PricesWhat) -> Result<()> {
     let cat = Catalogue::load(&catalogue).map_err(Error::Usage)?;
     let from = match effective_from {
         Some(t) => {
-            crate::clock::parse_utc_ms(&t)
+            crate::sys::clock::parse_utc_ms(&t)
                 .map_err(|e| Error::Usage(format!("--effective-from: {e}")))?;
             t
         }

@@ -1,7 +1,7 @@
 //! Publishing for exchanges: `sit keys`, `sit publish`, `sit serve`, `sit verify`.
 
 use super::{parse_date, Command, KeysWhat, Paths};
-use crate::clock::SystemClock;
+use crate::sys::clock::SystemClock;
 use crate::error::{Error, Result};
 use crate::probes::Suite;
 
@@ -286,7 +286,7 @@ impl DailyRecords {
     async fn version(
         &self,
         tier: &str,
-        date: crate::clock::Date,
+        date: crate::sys::clock::Date,
         version: u32,
     ) -> Result<Option<Vec<u8>>> {
         match self {
@@ -332,7 +332,7 @@ async fn days_against_archive(
     let records = DailyRecords::open(archive)?;
     let mut problems = Vec::new();
     let expected =
-        crate::clock::format_utc_ms(crate::publisher::settlements::final_time_ms(r.period));
+        crate::sys::clock::format_utc_ms(crate::publisher::settlements::final_time_ms(r.period));
     if r.final_settlement_time != expected {
         problems.push(format!(
             "final settlement time {} stated, the methodology's restatement cutoff of {} gives {expected}",

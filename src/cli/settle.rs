@@ -2,7 +2,7 @@
 //! [`crate::settlement`] for the rule).
 
 use super::{Command, Paths};
-use crate::clock::{format_utc_ms, Clock, SystemClock};
+use crate::sys::clock::{format_utc_ms, Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::publisher::settlements::{self, Written};
 use crate::settlement::{Period, SettlementStatus};

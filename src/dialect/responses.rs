@@ -239,7 +239,7 @@ mod tests {
     fn request_omits_empty_instructions_and_reads_back() {
         let e = crate::sim::Market::default_market(1).endpoints(
             &vec!["http://127.0.0.1:1/v1".to_string(); 12],
-            crate::clock::Date(20_000),
+            crate::sys::clock::Date(20_000),
         )[0]
         .clone();
         let req = ChatRequest {

@@ -92,7 +92,7 @@ pub struct Collector {
     workers: Workers,
     tips: BTreeMap<String, Tip>,
     next_dead: u64,
-    clock: Arc<dyn crate::clock::Clock>,
+    clock: Arc<dyn crate::sys::clock::Clock>,
     pub stats: Arc<Mutex<BTreeMap<String, VantageStats>>>,
 }
 
@@ -100,7 +100,7 @@ fn tip_name(vantage: &str) -> String {
     format!("tip/{vantage}")
 }
 
-fn revealed_name(vantage: &str, day: crate::clock::Date) -> String {
+fn revealed_name(vantage: &str, day: crate::sys::clock::Date) -> String {
     format!("revealed/{vantage}/{day}")
 }
 
@@ -108,7 +108,7 @@ impl Collector {
     pub fn new(
         store: Arc<Store>,
         workers: Workers,
-        clock: Arc<dyn crate::clock::Clock>,
+        clock: Arc<dyn crate::sys::clock::Clock>,
     ) -> Result<Collector> {
         let mut tips = BTreeMap::new();
         for (name, v) in store.metas("tip/")? {
@@ -235,7 +235,7 @@ impl Collector {
         let n = self.next_dead;
         self.next_dead += 1;
         let d = DeadLetter {
-            at: crate::clock::format_utc_ms(now_ms),
+            at: crate::sys::clock::format_utc_ms(now_ms),
             subject: m.subject.clone(),
             msg_id: m.msg_id.clone(),
             payload_blake3: blake3::hash(&m.payload).to_hex().to_string(),
@@ -257,7 +257,7 @@ impl Collector {
 
     /// Whether every record `vantage` made up to its reveal of `day` is stored (false before
     /// the reveal arrives).
-    pub fn vantage_complete(&self, vantage: &str, day: crate::clock::Date) -> Result<bool> {
+    pub fn vantage_complete(&self, vantage: &str, day: crate::sys::clock::Date) -> Result<bool> {
         let Some(b) = self.store.meta(&revealed_name(vantage, day))? else {
             return Ok(false);
         };
@@ -551,15 +551,15 @@ pub struct CollectOptions {
     /// determination).
     pub providers: std::path::PathBuf,
     /// Compressed clock, as the workers': the simulated day it starts at, real ms per hour.
-    pub start: Option<crate::clock::Date>,
+    pub start: Option<crate::sys::clock::Date>,
     pub hour_ms: Option<u64>,
     /// Stop after publishing the day before this one.
-    pub until: Option<crate::clock::Date>,
+    pub until: Option<crate::sys::clock::Date>,
 }
 
 /// How long after a day's end (service clock) the collector waits for every vantage's reveal
 /// (and the records it covers) before it determines the day with what it has...
-pub const REVEAL_WAIT_MS: i64 = 4 * crate::clock::HOUR_MS;
+pub const REVEAL_WAIT_MS: i64 = 4 * crate::sys::clock::HOUR_MS;
 /// ...and at least this long in real time: links are slow in real seconds whatever the clock
 /// (a compressed test clock makes four hours a fraction of a second).
 pub const REVEAL_WAIT_REAL: Duration = Duration::from_secs(30);
@@ -578,11 +578,11 @@ pub struct CollectReport {
 async fn publish_days(
     publisher: crate::service::DayPublisher,
     collector: Arc<Mutex<Collector>>,
-    clock: Arc<dyn crate::clock::Clock>,
-    first: crate::clock::Date,
-    until: Option<crate::clock::Date>,
+    clock: Arc<dyn crate::sys::clock::Clock>,
+    first: crate::sys::clock::Date,
+    until: Option<crate::sys::clock::Date>,
 ) -> Result<Vec<String>> {
-    use crate::clock::HOUR_MS;
+    use crate::sys::clock::HOUR_MS;
     let lag = crate::versions::Registry::embedded()
         .current_methodology()
         .settlement_lag_minutes
@@ -660,7 +660,7 @@ impl Drop for AbortOnDrop {
 struct CollectStatus {
     stats: Arc<Mutex<BTreeMap<String, VantageStats>>>,
     workers: Vec<String>,
-    clock: Arc<dyn crate::clock::Clock>,
+    clock: Arc<dyn crate::sys::clock::Clock>,
 }
 
 impl crate::publisher::serve::Service for CollectStatus {
@@ -678,7 +678,7 @@ impl crate::publisher::serve::Service for CollectStatus {
                         "refused": s.refused,
                         "duplicates": s.duplicates,
                         "spool_depth": s.spool_depth,
-                        "last_record": s.last_at_ms.map(crate::clock::format_utc_ms),
+                        "last_record": s.last_at_ms.map(crate::sys::clock::format_utc_ms),
                     }),
                 )
             })
@@ -799,7 +799,7 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
                 clock.clone(),
                 &opts.providers,
             )?;
-            let today = crate::clock::Date::of_ms(clock.now_ms());
+            let today = crate::sys::clock::Date::of_ms(clock.now_ms());
             // a new timeline starts at its first day; a restart resumes at the earliest
             // unfinished stored day of the last week
             let first = match (fresh, opts.start) {
@@ -830,13 +830,13 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
                 published = r.map_err(|e| Error::Failed(format!("the publication task: {e}")))??;
                 eprintln!("sit collect: published the days before {} as asked; stopping", opts.until.map(|d| d.to_string()).unwrap_or_default());
             }
-            _ = crate::service::shutdown_signal() => {
+            _ = crate::sys::shutdown::signal() => {
                 p.abort();
                 eprintln!("{stopping}");
             }
         },
         None => {
-            crate::service::shutdown_signal().await;
+            crate::sys::shutdown::signal().await;
             eprintln!("{stopping}");
         }
     }

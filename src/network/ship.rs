@@ -159,7 +159,7 @@ pub struct Shipper {
     pub js: async_nats::jetstream::Context,
     /// The worker's archive: its commitments and reveals are shipped too.
     pub archive: crate::publisher::archive::Archive,
-    pub clock: Arc<dyn crate::clock::Clock>,
+    pub clock: Arc<dyn crate::sys::clock::Clock>,
 }
 
 impl Shipper {
@@ -285,10 +285,10 @@ impl Shipper {
 
     /// Publish the commitments and reveals of the last days not yet acknowledged.
     async fn ship_schedule_docs(&self) -> std::result::Result<(), String> {
-        let today = crate::clock::Date::of_ms(self.clock.now_ms());
+        let today = crate::sys::clock::Date::of_ms(self.clock.now_ms());
         let subject = super::commit_subject(&self.vantage);
         for d in (today.0 - 3)..=(today.0 + 1) {
-            let date = crate::clock::Date(d);
+            let date = crate::sys::clock::Date(d);
             let docs = [
                 (
                     "sit-commitment",

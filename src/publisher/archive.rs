@@ -13,13 +13,13 @@
 //! records by the log growing. A record is published when its log line is complete: a crash
 //! between the file and the line leaves an unlisted file, which the next publish reports.
 
-use crate::clock::Date;
+use crate::sys::clock::Date;
 use crate::fixed::Fixed;
 use crate::index::Status;
 use crate::record::record_hash;
 use serde::{Deserialize, Serialize};
+use crate::sys::durable;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +80,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    durable::sync_dir(dir).map_err(io(dir))
 }
 
 impl Archive {
@@ -201,8 +201,7 @@ impl Archive {
         }
         let dir = path.parent().expect("commitments folder");
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        write_once(&path, &bytes)?;
-        sync_dir(dir)
+        write_once(&path, &bytes)
     }
 
     /// Publish a day's schedule commitment (before the day).
@@ -247,7 +246,6 @@ impl Archive {
             let dir = kp.parent().expect("keys folder");
             std::fs::create_dir_all(dir).map_err(io(dir))?;
             write_once(&kp, public_pem.as_bytes())?;
-            sync_dir(dir)?;
         }
         let path = self.root.join(&entry.file);
         let dir = path.parent().expect("tier folder");
@@ -260,44 +258,17 @@ impl Archive {
             }
             e => e,
         })?;
-        sync_dir(dir)?;
         sync_dir(&self.root)?;
 
         let lp = self.log_path();
-        let mut log = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .write(true)
-            .truncate(false)
-            .open(&lp)
-            .map_err(io(&lp))?;
-        // Drop a torn final line left by a crash: it was never acknowledged.
-        let mut existing = String::new();
-        log.read_to_string(&mut existing).map_err(io(&lp))?;
-        let keep = existing.rfind('\n').map(|i| i + 1).unwrap_or(0) as u64;
-        if keep != existing.len() as u64 {
-            log.set_len(keep).map_err(io(&lp))?;
-        }
-        log.seek(SeekFrom::Start(keep)).map_err(io(&lp))?;
-        let mut line = serde_json::to_vec(entry).expect("log entry serialises");
-        line.push(b'\n');
-        log.write_all(&line)
-            .and_then(|_| log.sync_all())
-            .map_err(io(&lp))?;
-        sync_dir(&self.root)?;
+        let line = serde_json::to_vec(entry).expect("log entry serialises");
+        durable::append_line(&lp, &line).map_err(io(&lp))?;
         Ok(path)
     }
 }
 
 fn write_once(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io(path))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(io(path))
+    durable::create_once(path, bytes, durable::Access::Shared).map_err(io(path))
 }
 
 /// The latest version of each (tier, date), in (tier, date) order.
@@ -339,6 +310,7 @@ mod tests {
         let lock = a.lock().unwrap();
         a.append(&lock, b"r1", &entry(1), "pem").unwrap();
         // A torn line from a crash mid-append.
+        use std::io::Write;
         let mut f = OpenOptions::new().append(true).open(a.log_path()).unwrap();
         f.write_all(b"{\"tier\":\"t1\",\"da").unwrap();
         assert_eq!(a.entries().unwrap().len(), 1);

@@ -9,8 +9,8 @@ use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sit_core::signing::{hex, key_id, parse_public};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use crate::sys::durable::Access;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// File names written by [`generate`].
@@ -50,27 +50,16 @@ pub struct Generated {
     pub public_hex: String,
 }
 
-fn write_new(path: &Path, mode: u32, bytes: &[u8]) -> Result<(), KeyError> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|source| match source.kind() {
-            std::io::ErrorKind::AlreadyExists => KeyError::Exists {
-                path: path.to_path_buf(),
-            },
-            _ => KeyError::Write {
-                path: path.to_path_buf(),
-                source,
-            },
-        })?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|source| KeyError::Write {
+fn write_new(path: &Path, access: Access, bytes: &[u8]) -> Result<(), KeyError> {
+    crate::sys::durable::create_once(path, bytes, access).map_err(|source| match source.kind() {
+        std::io::ErrorKind::AlreadyExists => KeyError::Exists {
+            path: path.to_path_buf(),
+        },
+        _ => KeyError::Write {
             path: path.to_path_buf(),
             source,
-        })
+        },
+    })
 }
 
 /// Generate a key pair into `dir` (created if missing). Never overwrites an existing key.
@@ -99,12 +88,12 @@ pub fn generate(dir: &Path) -> Result<Generated, KeyError> {
     let pem = v1
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| KeyError::Random(format!("PKCS#8 encoding failed: {e}")))?;
-    write_new(&private_path, 0o600, pem.as_bytes())?;
+    write_new(&private_path, Access::Private, pem.as_bytes())?;
     let vk = sk.verifying_key();
     let pub_pem = vk
         .to_public_key_pem(LineEnding::LF)
         .map_err(|e| KeyError::Random(format!("SPKI encoding failed: {e}")))?;
-    write_new(&public_path, 0o644, pub_pem.as_bytes())?;
+    write_new(&public_path, Access::Public, pub_pem.as_bytes())?;
     Ok(Generated {
         private_path,
         public_path,

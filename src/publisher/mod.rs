@@ -15,7 +15,7 @@ pub mod policy;
 pub mod serve;
 pub mod settlements;
 
-use crate::clock::{format_utc_ms, Date};
+use crate::sys::clock::{format_utc_ms, Date};
 use crate::fixed::Fixed;
 use crate::index::chain::{link_after, ChainLink, ChainParams};
 use crate::index::Status;
@@ -349,7 +349,7 @@ pub fn publish_days(
     tiers: &[String],
     key: &std::path::Path,
     allow_empty: bool,
-    clock: &dyn crate::clock::Clock,
+    clock: &dyn crate::sys::clock::Clock,
     out: &mut dyn std::io::Write,
     err: &mut dyn std::io::Write,
 ) -> crate::error::Result<()> {

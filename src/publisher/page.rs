@@ -75,7 +75,7 @@ pub fn chart_svg(snap: &Snapshot, suite: &Suite) -> String {
             chart
                 .configure_mesh()
                 .x_labels(8)
-                .x_label_formatter(&|x| crate::clock::Date(*x).to_string())
+                .x_label_formatter(&|x| crate::sys::clock::Date(*x).to_string())
                 .y_label_formatter(&|y| format!("{y:.3}"))
                 .label_style(("sans-serif", 14))
                 .axis_desc_style(("sans-serif", 15))

@@ -14,7 +14,7 @@
 //! - from methodology 1.3.0, a day is published no earlier than its end plus the settlement
 //!   lag.
 
-use crate::clock::{format_utc_ms, Date, DAY_MS, HOUR_MS};
+use crate::sys::clock::{format_utc_ms, Date, DAY_MS, HOUR_MS};
 use crate::fixed::{Fixed, ONE};
 use crate::index::{Determination, Methodology, Status};
 

@@ -11,7 +11,7 @@
 
 use super::archive::{in_force, Archive, LogEntry};
 use super::policy::cutoff_ms;
-use crate::clock::{format_utc_ms, Clock, Date, SystemClock};
+use crate::sys::clock::{format_utc_ms, Clock, Date, SystemClock};
 use crate::index::Methodology;
 use crate::probes::Suite;
 use crate::record::{self, Publication};
@@ -324,7 +324,6 @@ impl Challenger {
     /// Draw, sign and durably record a challenge for `certifier`; then return it.
     fn issue(&self, certifier: &str, now_ms: i64) -> std::io::Result<Vec<u8>> {
         use crate::certificate::challenge::{self, Challenge};
-        use std::io::Write;
         let path = self.log.lock().unwrap_or_else(|p| p.into_inner());
         let sequence = Challenger::issued(&path).len() as u64 + 1;
         let mut nonce = [0u8; 32];
@@ -339,16 +338,7 @@ impl Challenger {
             key_id: crate::signing::key_id(&self.key.verifying_key()),
         };
         let doc = challenge::sign(&c, &self.key);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&*path)?;
-        f.write_all(&doc)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
+        crate::sys::durable::append_line(&path, &doc)?;
         Ok(doc)
     }
 }
@@ -1229,7 +1219,7 @@ pub async fn start_with(
         methodology,
         suite,
     });
-    let listener = crate::net::listen(addr)?;
+    let listener = crate::sys::net::listen(addr)?;
     let addr = listener.local_addr()?;
     let reload = {
         let st = state.clone();

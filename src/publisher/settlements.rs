@@ -8,7 +8,7 @@
 //! is [`crate::settlement`]'s (pure); this module only chooses the records and moves bytes.
 
 use super::archive::{Archive, LogEntry};
-use crate::clock::{format_utc_ms, Date};
+use crate::sys::clock::{format_utc_ms, Date};
 use crate::settlement::{
     mean_value, rule_text, sign_record, Contract, DayValue, Period, SettleError, SettlementRecord,
     SettlementStatus, SCHEMA,
@@ -120,7 +120,7 @@ pub fn write_final(
     record: &SettlementRecord,
     key: &ed25519_dalek::SigningKey,
 ) -> crate::error::Result<Written> {
-    use std::io::Write;
+
     debug_assert_eq!(record.status, SettlementStatus::Final);
     let p = path(
         archive,
@@ -128,40 +128,9 @@ pub fn write_final(
         record.period,
         SettlementStatus::Final,
     );
-    if let Ok(old) = std::fs::read(&p) {
-        return Ok(Written::Stands(p, old));
-    }
-    let dir = p.parent().expect("a file in a folder");
-    std::fs::create_dir_all(dir)?;
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let tmp = dir.join(format!(
-        ".{}.{}.{nonce}.tmp",
-        p.file_name().expect("a name").to_string_lossy(),
-        std::process::id()
-    ));
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(&sign_record(record, key))?;
-        f.sync_all()?;
-    }
-    let linked = std::fs::hard_link(&tmp, &p);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {
-            std::fs::File::open(dir)?.sync_all()?;
-            Ok(Written::New(p))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let old = std::fs::read(&p)?;
-            Ok(Written::Stands(p, old))
-        }
-        Err(e) => Err(e.into()),
+    match crate::sys::durable::link_once(&p, &sign_record(record, key))? {
+        None => Ok(Written::New(p)),
+        Some(old) => Ok(Written::Stands(p, old)),
     }
 }
 
@@ -178,7 +147,7 @@ pub fn write_indicative(
         record.period,
         SettlementStatus::Indicative,
     );
-    crate::service::write_durably(&p, &sign_record(record, key), false)?;
+    crate::sys::durable::replace(&p, &sign_record(record, key), crate::sys::durable::Access::Shared)?;
     Ok(p)
 }
 
@@ -232,7 +201,7 @@ pub fn settle_due(
                         Ok(Written::Stands(..)) => {}
                         Err(e) => lines.push(format!("{} {label} FINAL not written: {e}", c.id)),
                     },
-                    Err(e) if now_ms - final_ms < 7 * crate::clock::DAY_MS => {
+                    Err(e) if now_ms - final_ms < 7 * crate::sys::clock::DAY_MS => {
                         lines.push(format!("{} {label} cannot settle: {e}", c.id))
                     }
                     Err(_) => {}
@@ -453,7 +422,7 @@ mod tests {
             entry("2026-03-02", 2, "0.2", "2026-03-04T12:00:00.000Z"),
         ];
         let p = Period::of(crate::settlement::Cycle::Monthly, 2026, 3).unwrap();
-        let at = |s: &str| crate::clock::parse_utc_ms(s).unwrap();
+        let at = |s: &str| crate::sys::clock::parse_utc_ms(s).unwrap();
         let r = compute(&es, &contract(), p, at("2026-03-05T00:00:00Z")).unwrap();
         assert_eq!(r.status, SettlementStatus::Indicative);
         assert_eq!(
@@ -483,7 +452,7 @@ mod tests {
             })
             .collect();
         let p = Period::of(crate::settlement::Cycle::Monthly, 2026, 3).unwrap();
-        let at = crate::clock::parse_utc_ms("2026-04-03T00:00:00Z").unwrap();
+        let at = crate::sys::clock::parse_utc_ms("2026-04-03T00:00:00Z").unwrap();
         let r = compute(&es, &contract(), p, at).unwrap();
         assert_eq!(r.status, SettlementStatus::Final);
         let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);

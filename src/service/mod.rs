@@ -15,7 +15,7 @@
 //! in the data folder too (`run-clock.json`), so a compressed timeline continues across
 //! restarts as real time does.
 
-use crate::clock::{format_utc_ms, AnchoredClock, Clock, Date, SystemClock, DAY_MS, HOUR_MS};
+use crate::sys::clock::{format_utc_ms, AnchoredClock, Clock, Date, SystemClock, DAY_MS, HOUR_MS};
 use crate::commit::{commitment_of, Commitment, Reveal};
 use crate::config::{self, ApiKey, Endpoint};
 use crate::error::{Error, Result};
@@ -30,7 +30,7 @@ use crate::worker::runner::{progress_bar, run_slots, RunSummary};
 use crate::worker::{ProbeSpec, Worker};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::io::Write;
+use crate::sys::durable::Access;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -124,27 +124,6 @@ fn failed(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Failed(format!("{what}: {e}"))
 }
 
-/// Write `bytes` to `path` durably: a temporary file, fsync, rename, fsync of the folder.
-pub(crate) fn write_durably(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
-    let dir = path.parent().expect("a file in a folder");
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create(true).truncate(true);
-        if private {
-            use std::os::unix::fs::OpenOptionsExt;
-            o.mode(0o600);
-        }
-        let mut f = o.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
-}
-
 /// The clock of this data folder: the one recorded at its first `sit run`, which later runs
 /// must ask for again (a compressed and a real-time timeline never mix in one store).
 /// Returns the clock and whether it was anchored now (a timeline that begins with this run).
@@ -179,7 +158,7 @@ pub(crate) fn data_clock(
                 .map_err(|e| failed(&format!("{} is damaged", path.display()), e))?;
             if new_timeline && matches!(kept, RunClock::Compressed(_)) {
                 let bytes = serde_json::to_vec_pretty(&wanted).expect("json");
-                write_durably(&path, &bytes, false)?;
+                crate::sys::durable::replace(&path, &bytes, Access::Shared)?;
                 return Ok((into_clock(wanted), true));
             }
             let same = match (&kept, &wanted) {
@@ -200,7 +179,7 @@ pub(crate) fn data_clock(
         }
         Err(_) => {
             let bytes = serde_json::to_vec_pretty(&wanted).expect("json");
-            write_durably(&path, &bytes, false)?;
+            crate::sys::durable::replace(&path, &bytes, Access::Shared)?;
             (wanted, true)
         }
     };
@@ -287,7 +266,7 @@ fn day_secret(data: &Path, date: Date) -> Result<DaySecret> {
         seed: format!("{:016x}", u64::from_le_bytes(b[..8].try_into().expect("8"))),
         salt: crate::signing::hex(&b[8..]),
     };
-    write_durably(&path, &serde_json::to_vec(&s).expect("json"), true)?;
+    crate::sys::durable::replace(&path, &serde_json::to_vec(&s).expect("json"), Access::Private)?;
     Ok(s)
 }
 
@@ -453,7 +432,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
             "sit run: price book v{}-v{} recorded at {}: {} entries of {} endpoints",
             first.version,
             last.version,
-            crate::clock::format_utc_ms(first.recorded_at_ms),
+            crate::sys::clock::format_utc_ms(first.recorded_at_ms),
             recorded.len(),
             eps.len()
         );
@@ -633,7 +612,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
     };
     let result = tokio::select! {
         r = main => r,
-        _ = shutdown_signal() => {
+        _ = crate::sys::shutdown::signal() => {
             eprintln!("sit run: stopping (signal); what is recorded stays, the rest resumes at the next start");
             Ok(())
         }
@@ -703,22 +682,6 @@ async fn finish_day(
     report.published.extend(lines);
     report.days.push(day);
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM (systemd's stop).
-pub(crate) async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
 }
 
 fn archive_has_unfinished(svc: &Svc, suite: &Suite, d: Date) -> Result<bool> {
@@ -981,8 +944,7 @@ impl Svc {
                 self.clock.now_ms(),
             )
             .map_err(|e| failed(&format!("writing the audit bundle of {day}"), e))?;
-            std::fs::rename(&tmp, &out)?;
-            std::fs::File::open(out.parent().expect("in archive/"))?.sync_all()?;
+            crate::sys::durable::rename_into_place(&tmp, &out)?;
         }
         self.settle(day);
         self.status.published(day, self.clock.now_ms());

@@ -11,7 +11,7 @@
 //!
 //! Counters are fed by the recorder's acknowledgement hook, so they count only what is durable.
 
-use crate::clock::{format_utc_ms, Clock, Date};
+use crate::sys::clock::{format_utc_ms, Clock, Date};
 use crate::observation::Observation;
 use std::collections::BTreeMap;
 use std::fmt::Write;

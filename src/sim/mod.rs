@@ -13,7 +13,7 @@
 pub mod server;
 pub mod timer;
 
-use crate::clock::{Date, HOUR_MS};
+use crate::sys::clock::{Date, HOUR_MS};
 use crate::config::{Dialect, Endpoint, PriceEntry, PriceSchedule};
 use crate::fixed::{Pusd, Rate};
 use crate::rng::Rng;
@@ -374,7 +374,7 @@ pub fn providers_toml(endpoints: &[Endpoint], at_ms: i64) -> String {
         if let Some(p) = e.prices.in_force(at_ms) {
             s.push_str(&format!(
                 "\n[[endpoints.prices]]\neffective_from = \"{}\"\ninput = \"{}\"\noutput = \"{}\"\ncached_input = \"{}\"\n",
-                crate::clock::format_utc_ms(p.effective_from_ms).replace(".000Z", "Z"),
+                crate::sys::clock::format_utc_ms(p.effective_from_ms).replace(".000Z", "Z"),
                 p.input,
                 p.output,
                 p.cached_input

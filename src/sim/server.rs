@@ -104,7 +104,7 @@ impl RunningMarket {
 /// schedule served at `/sim/prices`.
 pub async fn start(
     market: Market,
-    priced_until: crate::clock::Date,
+    priced_until: crate::sys::clock::Date,
 ) -> std::io::Result<RunningMarket> {
     start_with(market, priced_until, false).await
 }
@@ -113,7 +113,7 @@ pub async fn start(
 /// ([`RunningMarket::take_served`]).
 pub async fn start_with(
     market: Market,
-    priced_until: crate::clock::Date,
+    priced_until: crate::sys::clock::Date,
     log_served: bool,
 ) -> std::io::Result<RunningMarket> {
     use axum::serve::ListenerExt;
@@ -123,7 +123,7 @@ pub async fn start_with(
     let mut shutdown = Vec::new();
     let mut tasks = Vec::new();
     for (i, p) in market.providers.iter().enumerate() {
-        let listener = crate::net::listen(([127, 0, 0, 1], 0).into())?;
+        let listener = crate::sys::net::listen(([127, 0, 0, 1], 0).into())?;
         addrs.push(listener.local_addr()?);
         // Answers are many small writes: never hold one back waiting for an ACK (Nagle).
         let listener = listener.tap_io(|tcp| {
@@ -563,9 +563,9 @@ fn key_of(h: &HeaderMap) -> Option<String> {
         .or_else(|| get("x-goog-api-key"))
 }
 
-fn model_lane() -> &'static crate::lane::Lane {
-    static LANE: std::sync::OnceLock<crate::lane::Lane> = std::sync::OnceLock::new();
-    LANE.get_or_init(|| crate::lane::Lane::start("sit-sim-model", 19))
+fn model_lane() -> &'static crate::sys::lane::Lane {
+    static LANE: std::sync::OnceLock<crate::sys::lane::Lane> = std::sync::OnceLock::new();
+    LANE.get_or_init(|| crate::sys::lane::Lane::start("sit-sim-model", 19))
 }
 
 /// One step of a streamed answer.

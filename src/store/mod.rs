@@ -22,7 +22,7 @@
 //! and **flushes before returning**: a returned append is durable (sled 0.34 otherwise only
 //! flushes every 500 ms).
 
-use crate::clock::Date;
+use crate::sys::clock::Date;
 use crate::config::{PriceEntry, PriceSchedule};
 use crate::observation::Observation;
 use crate::price::{BookEntry, PriceBook};

@@ -8,7 +8,7 @@
 //! [`Observation`] with a [`FailureClass`]; nothing a server sends can panic the worker.
 //! The API key is attached to the request and scrubbed from anything recorded.
 
-use crate::clock::Clock;
+use crate::sys::clock::Clock;
 use crate::config::{ApiKey, Defaults, Endpoint};
 use crate::dialect::sse::SseDecoder;
 use crate::dialect::{ChatRequest, StreamState};
@@ -335,7 +335,7 @@ impl Worker {
         })?;
         let at_ms = self.clock.now_ms();
         let price = endpoint.prices.in_force(at_ms).cloned().ok_or_else(|| {
-            PreflightError::NoPrice(endpoint.id.clone(), crate::clock::format_utc_ms(at_ms))
+            PreflightError::NoPrice(endpoint.id.clone(), crate::sys::clock::format_utc_ms(at_ms))
         })?;
 
         let mut timings = Timings::default();

@@ -1,7 +1,7 @@
 //! The worker's post-processing lane: generating probes, grading, tokenizing, costing and
-//! compressing evidence, on one thread at `nice` 10 (see [`crate::lane`] for why).
+//! compressing evidence, on one thread at `nice` 10 (see [`crate::sys::lane`] for why).
 
-use crate::lane::Lane;
+use crate::sys::lane::Lane;
 use std::sync::OnceLock;
 
 /// Run `f` on the post-processing lane and await its result.

@@ -5,7 +5,7 @@
 use super::pace::Pacer;
 use super::recorder::Recorder;
 use super::{retry, ProbeSpec, Worker};
-use crate::clock::format_utc_ms;
+use crate::sys::clock::format_utc_ms;
 use crate::config::{ApiKey, Endpoint};
 use crate::error::{Error, Result};
 use crate::observation::Observation;

@@ -2,7 +2,7 @@
 
 pub(crate) mod stability;
 
-use crate::clock::{Date, HOUR_MS};
+use crate::sys::clock::{Date, HOUR_MS};
 use crate::index::{compute_day, DayInput, IndexObs, Methodology};
 use crate::rng::Rng;
 use crate::store::Store;
@@ -248,7 +248,7 @@ pub async fn streams_bench(
     ramp_ms: u64,
     separate_process: bool,
 ) -> Result<String, String> {
-    use crate::clock::{Clock, SystemClock};
+    use crate::sys::clock::{Clock, SystemClock};
     use crate::probes::{Family, Suite};
     use crate::sim::Market;
     use crate::worker::{ProbeSpec, Worker};

@@ -178,7 +178,7 @@ pub async fn collect_bench(observations: usize, rate: u64, secs: u64) -> Result<
         t.elapsed().as_secs_f64()
     ));
     let dir = Scratch::new("collector")?;
-    let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
+    let clock: Arc<dyn crate::sys::clock::Clock> = Arc::new(crate::sys::clock::SystemClock);
     let store = Arc::new(Store::open(&dir.path().join("collector")).map_err(|e| e.to_string())?);
     let collector = Arc::new(Mutex::new(
         Collector::new(store.clone(), workers.clone(), clock.clone()).map_err(e)?,

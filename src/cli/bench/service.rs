@@ -3,7 +3,7 @@
 //! the service's CPU (user + system, this process: scheduler, worker, recorder, publication,
 //! audit bundle) and the simulator's CPU are measured apart and given per 1,000 probes.
 
-use crate::clock::{Clock, Date, SystemClock};
+use crate::sys::clock::{Clock, Date, SystemClock};
 use crate::service::{self, Endpoints, RunOptions};
 use std::io::BufRead;
 use std::time::{Duration, Instant};

@@ -23,7 +23,7 @@
 //! had stayed at its last price); tracking of the true factor (correlation of daily log
 //! changes with the factor's daily mean, RMSE of the log level after rebasing both to day 1).
 
-use crate::clock::{Date, HOUR_MS};
+use crate::sys::clock::{Date, HOUR_MS};
 use crate::index::chain::{link_after, ChainLink};
 use crate::index::{compute_day, DayInput, IndexObs, Methodology};
 use crate::rng::Rng;
