@@ -8,7 +8,7 @@ use crate::config::Defaults;
 use crate::error::{Error, Result};
 use crate::index::Determination;
 use crate::probes::Suite;
-use crate::publisher::{archive::Archive, keys};
+use crate::archive::{keys, Archive};
 use crate::service::{self, Endpoints, RunOptions};
 use crate::sim::{self, Market};
 use crate::store::Store;
@@ -74,7 +74,7 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
     }
     let running = sim::server::start(market.clone(), last_day).await?;
     let endpoints = market.endpoints(&running.base_urls(), last_day);
-    let key_dir = data.join("demo-key");
+    let key_dir = crate::archive::layout::demo_key(data);
     let key = key_dir.join(keys::PRIVATE_FILE);
     if !key.exists() {
         keys::generate(&key_dir)?;

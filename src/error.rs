@@ -55,8 +55,8 @@ impl From<crate::worker::ClientError> for Error {
     }
 }
 
-impl From<crate::publisher::keys::KeyError> for Error {
-    fn from(e: crate::publisher::keys::KeyError) -> Self {
+impl From<crate::archive::keys::KeyError> for Error {
+    fn from(e: crate::archive::keys::KeyError) -> Self {
         Error::Usage(e.to_string())
     }
 }

@@ -12,6 +12,7 @@ pub use sit_core::{
     settlement, signing, sit, stci, tokenizer, versions,
 };
 
+pub mod archive;
 pub mod audit;
 pub mod certify;
 pub mod cli;

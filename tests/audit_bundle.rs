@@ -107,7 +107,7 @@ fn bundle_exported_from_a_live_store_replays_identically() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("3 published determinations"));
     assert!(out.join("previous/t1.json").exists());
-    let key = sit::publisher::keys::load_signing(&data.join("demo-key/signing-key.pem")).unwrap();
+    let key = sit::archive::keys::load_signing(&data.join("demo-key/signing-key.pem")).unwrap();
     // The replay works from a copy in a new folder, the store out of reach.
     let elsewhere = t.path().join("elsewhere/bundle");
     copy_dir(&out, &elsewhere);

@@ -265,7 +265,7 @@ async fn certify_verdicts_flags_and_server_agreement_on_the_simulator() {
         text(&v)
     );
     t.as_object_mut().unwrap().remove("signature");
-    let sk = sit::publisher::keys::load_signing(&fx.key).unwrap();
+    let sk = sit::archive::keys::load_signing(&fx.key).unwrap();
     std::fs::write(&edited, sit::signing::sign_value(t, &sk)).unwrap();
     let v = fx.verify(&edited, &fx.public);
     assert_eq!(v.status.code(), Some(1));
@@ -355,8 +355,8 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let oracle_key =
-        sit::publisher::keys::load_signing(&oracle_dir.join("keys/signing-key.pem")).unwrap();
-    let archive = sit::publisher::archive::Archive::for_data(&oracle_dir.join("data"));
+        sit::archive::keys::load_signing(&oracle_dir.join("keys/signing-key.pem")).unwrap();
+    let archive = sit::archive::Archive::for_data(&oracle_dir.join("data"));
     let server = sit::publisher::serve::start_with(
         archive.clone(),
         "127.0.0.1:0".parse().unwrap(),
@@ -430,7 +430,7 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
     let mut forged = c.clone();
     forged["window"]["seed"] = serde_json::json!("0000000000000001");
     forged.as_object_mut().unwrap().remove("signature");
-    let sk = sit::publisher::keys::load_signing(&fx.key).unwrap();
+    let sk = sit::archive::keys::load_signing(&fx.key).unwrap();
     let bytes = sit::signing::sign_value(forged, &sk);
     let fpath = fx.dir.join("forged.json");
     std::fs::write(&fpath, bytes).unwrap();

@@ -464,7 +464,7 @@ async fn publish_raw(url: &str, msgs: Vec<(String, Vec<u8>, String)>) {
 fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_reason() {
     use sit_core::batch::{self, genesis_hex, RecordText};
     let Some(net) = Net::new() else { return };
-    let eu = sit::publisher::keys::load_signing(&net.path("eu/signing-key.pem")).unwrap();
+    let eu = sit::archive::keys::load_signing(&net.path("eu/signing-key.pem")).unwrap();
     let stranger = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
     // a chain of four records of `eu`, as its worker would store them
     let record = |seq: u64, prev: &str| {

@@ -10,7 +10,7 @@ use common::{copy_dir, demo, sit, text};
 use sit_core::time::Date;
 use sit::fixed::Fixed;
 use sit::observation::Observation;
-use sit::publisher::archive::Archive;
+use sit::archive::Archive;
 use sit::publisher::serve;
 use sit::store::Store;
 use std::path::{Path, PathBuf};
@@ -878,10 +878,10 @@ fn a_day_of_a_period_settled_final_is_never_restated() {
         computed_at: "2026-02-01T00:10:00.000Z".into(),
         key_id: None,
     };
-    let key = sit::publisher::keys::load_signing(&env.key).unwrap();
+    let key = sit::archive::keys::load_signing(&env.key).unwrap();
     let archive = env.archive();
     let lock = archive.lock().unwrap();
-    sit::publisher::settlements::write_final(&archive, &lock, &record, &key).unwrap();
+    sit::archive::settlements::write_final(&archive, &lock, &record, &key).unwrap();
     drop(lock);
     let o = env.publish(D1, Some("t1"), "2026-01-06T12:00:00Z", &[]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));

@@ -485,7 +485,7 @@ fn run_publishes_the_month_to_date_of_each_contract_after_each_day() {
     );
     let s = env.data().join("published/settlements");
     let vk =
-        sit::publisher::keys::load_public(&env.dir.path().join("keys/public-key.pem")).unwrap();
+        sit::archive::keys::load_public(&env.dir.path().join("keys/public-key.pem")).unwrap();
     for (contract, tier) in [("SIT-T1-M", "t1"), ("SIT-T2-M", "t2"), ("SIT-T3-M", "t3")] {
         let bytes = std::fs::read(s.join(contract).join("2026-02.indicative.json"))
             .unwrap_or_else(|e| panic!("{contract}: {e}\n{}", text(&o)));

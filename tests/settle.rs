@@ -8,7 +8,7 @@ use common::{sit, text};
 use sit_core::time::Date;
 use sit::fixed::Fixed;
 use sit::index::Status;
-use sit::publisher::archive::{Archive, LogEntry};
+use sit::archive::{Archive, LogEntry};
 use std::path::Path;
 
 fn entry(date: &str, version: u32, status: Status, value: &str, at: &str) -> LogEntry {
@@ -123,7 +123,7 @@ fn a_final_month_settles_on_the_records_in_force_at_the_final_time_signed_once()
     let bytes = sign_february(&data, &keys);
     let key = keys.join("signing-key.pem");
     let f = data.join(SIGNED);
-    let vk = sit::publisher::keys::load_public(&keys.join("public-key.pem")).unwrap();
+    let vk = sit::archive::keys::load_public(&keys.join("public-key.pem")).unwrap();
     let r = sit::settlement::verify_record(&bytes, &vk).unwrap();
     assert_eq!(r.value, Fixed::parse("0.1036").unwrap());
     assert_eq!(r.days_counted, 28);
@@ -233,7 +233,7 @@ async fn the_final_value_is_served_as_signed_at_the_settlement_endpoint() {
         .await
         .unwrap();
     let running = sit::publisher::serve::start(
-        sit::publisher::archive::Archive::for_data(&data),
+        sit::archive::Archive::for_data(&data),
         "127.0.0.1:0".parse().unwrap(),
     )
     .await
@@ -267,7 +267,7 @@ fn signed_february(data: &Path, keys: &Path) -> ed25519_dalek::SigningKey {
     use sit::record::{Publication, Restates};
     let g = sit(&["keys", "generate", "--out", keys.to_str().unwrap()]);
     assert!(g.status.success(), "{}", text(&g));
-    let key = sit::publisher::keys::load_signing(&keys.join("signing-key.pem")).unwrap();
+    let key = sit::archive::keys::load_signing(&keys.join("signing-key.pem")).unwrap();
     let vk = key.verifying_key();
     let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden/bundle-2026-01-05/determinations/t1.v1.json");
@@ -360,7 +360,7 @@ fn python() -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settlements_are_published_to_date_then_final_served_verified_and_recomputed_independently()
 {
-    use sit::publisher::settlements::{compute, settle_due};
+    use sit::publisher::settle::{compute, settle_due};
     use sit::settlement::{sign_record, Cycle, Period, SettlementStatus};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -556,7 +556,7 @@ async fn settlements_are_published_to_date_then_final_served_verified_and_recomp
     let late = compute(&entries, &contracts[0], p, utc("2026-03-06T00:00:00Z")).unwrap();
     let mut forged = late.clone();
     forged.days =
-        sit::publisher::settlements::days_in_force(&entries, "t1", p, utc("2026-03-06T00:00:00Z"));
+        sit::publisher::settle::days_in_force(&entries, "t1", p, utc("2026-03-06T00:00:00Z"));
     let (v, n) = sit::settlement::mean_value(&forged.contract, p, &forged.days, true).unwrap();
     forged.value = v;
     forged.days_counted = n;

@@ -25,7 +25,7 @@ use crate::index::{compute_day, day_window, DayInput, Determination, Methodology
 use crate::observation::{FailureClass, Observation};
 use crate::price::{BookView, PriceBook};
 use crate::probes::{Family, Suite};
-use crate::publisher::archive::{Archive, LogEntry};
+use crate::archive::{Archive, LogEntry};
 use crate::record::Publication;
 use crate::store::Store;
 use crate::versions::Registry;
@@ -198,7 +198,7 @@ pub fn export(
             files.insert(format!("commitments/{d}.reveal.json"), json(&r));
         }
         // a probe network collector files each vantage's in DATA/vantages/VANTAGE/
-        for (v, a) in crate::network::vantage_archives(store.path()) {
+        for (v, a) in crate::archive::vantages::all(store.path()) {
             if let Some(c) = a.commitment(d) {
                 files.insert(format!("commitments/{d}.{v}.commit.json"), json(&c));
             }
@@ -226,7 +226,7 @@ pub fn export(
     }
     // The record in force of each tier's latest earlier day: a chained determination starts
     // from the state it hands on, and `verify` checks that link.
-    let forced = crate::publisher::archive::in_force(&entries);
+    let forced = crate::archive::in_force(&entries);
     let tiers: std::collections::BTreeSet<&str> = entries
         .iter()
         .filter(|e| e.date == date)

@@ -19,7 +19,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 )));
             }
             let store = Store::open(&cli.data)?;
-            let archive = crate::publisher::archive::Archive::for_data(&cli.data);
+            let archive = crate::archive::Archive::for_data(&cli.data);
             let e = crate::audit::bundle::export(
                 &store,
                 &archive,

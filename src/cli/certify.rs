@@ -114,7 +114,7 @@ async fn certify(
     if attempts == 0 {
         return Err(Error::Usage("--attempts must be at least 1".into()));
     }
-    let sk = crate::publisher::keys::load_signing(key)?;
+    let sk = crate::archive::keys::load_signing(key)?;
     let (defaults, endpoint) = match target {
         CertifyTarget::Configured(id) => {
             let cfg = config::load(&cli.providers)?;
@@ -265,7 +265,7 @@ async fn verify_cert(
     oracle: Option<&str>,
 ) -> Result<()> {
     use crate::certificate::{check_consistency, Certificate};
-    let vk = crate::publisher::keys::load_public(key)?;
+    let vk = crate::archive::keys::load_public(key)?;
     let bytes = std::fs::read(file)
         .map_err(|e| Error::Usage(format!("cannot read {}: {e}", file.display())))?;
     let invalid = |why: String| {
@@ -311,7 +311,7 @@ async fn verify_cert(
             ))
         }
         (Some(_), Some(ok)) => {
-            let ovk = crate::publisher::keys::load_public(ok)?;
+            let ovk = crate::archive::keys::load_public(ok)?;
             let c = sit_core::verify::certificate_challenge(&cert, &ovk)
                 .map_err(|e| invalid(e.to_string()))?
                 .expect("a challenge is embedded");

@@ -35,7 +35,7 @@ fn run_analysis(cli: &Paths, a: HedgeArgs) -> Result<()> {
     let daily = match &a.index {
         Some(p) => hedge::read_index_csv(p, &tier).map_err(Error::Usage)?,
         None => hedge::index_from_archive(
-            &crate::publisher::archive::Archive::for_data(&cli.data),
+            &crate::archive::Archive::for_data(&cli.data),
             &tier,
         )
         .map_err(Error::Failed)?,

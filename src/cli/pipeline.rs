@@ -163,7 +163,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             // Published days are recomputed under the methodology their record names.
             let all = crate::publisher::recompute_all(
                 &store,
-                &crate::publisher::archive::Archive::for_data(&cli.data),
+                &crate::archive::Archive::for_data(&cli.data),
                 crate::versions::Registry::embedded(),
                 &suite.tier_ids(),
                 &computed_at,

@@ -11,7 +11,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
         Command::Keys {
             what: KeysWhat::Generate { out },
         } => {
-            let g = crate::publisher::keys::generate(&out)?;
+            let g = crate::archive::keys::generate(&out)?;
             println!("key id      {}", g.key_id);
             println!(
                 "private key {} (mode 0600; keep it secret)",
@@ -44,11 +44,11 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             )
         }
         Command::Serve { addr, limits, key } => {
-            let archive = crate::publisher::archive::Archive::for_data(&cli.data);
+            let archive = crate::archive::Archive::for_data(&cli.data);
             let challenger = match key {
                 Some(k) => Some(std::sync::Arc::new(
                     crate::publisher::serve::Challenger::new(
-                        crate::publisher::keys::load_signing(&k)?,
+                        crate::archive::keys::load_signing(&k)?,
                         &archive,
                     ),
                 )),
@@ -104,7 +104,7 @@ async fn read_source(source: &str) -> Result<Vec<u8>> {
 }
 
 async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> Result<()> {
-    use crate::publisher::keys;
+    use crate::archive::keys;
     use crate::record;
     let vk = keys::load_public(key)?;
     let bytes = read_source(source).await?;
@@ -255,8 +255,8 @@ async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> R
 enum DailyRecords {
     Url(String, reqwest::Client),
     Dir(
-        crate::publisher::archive::Archive,
-        Vec<crate::publisher::archive::LogEntry>,
+        crate::archive::Archive,
+        Vec<crate::archive::LogEntry>,
     ),
 }
 
@@ -270,9 +270,9 @@ impl DailyRecords {
         }
         let dir = std::path::Path::new(archive);
         let a = if dir.join("published").is_dir() {
-            crate::publisher::archive::Archive::for_data(dir)
+            crate::archive::Archive::for_data(dir)
         } else {
-            crate::publisher::archive::Archive::new(dir.to_path_buf())
+            crate::archive::Archive::new(dir.to_path_buf())
         };
         let entries = a.entries().map_err(|e| {
             Error::Usage(format!(
@@ -332,7 +332,7 @@ async fn days_against_archive(
     let records = DailyRecords::open(archive)?;
     let mut problems = Vec::new();
     let expected =
-        crate::sys::clock::format_utc_ms(crate::publisher::settlements::final_time_ms(r.period));
+        crate::sys::clock::format_utc_ms(crate::publisher::settle::final_time_ms(r.period));
     if r.final_settlement_time != expected {
         problems.push(format!(
             "final settlement time {} stated, the methodology's restatement cutoff of {} gives {expected}",

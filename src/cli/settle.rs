@@ -4,7 +4,8 @@
 use super::{Command, Paths};
 use crate::sys::clock::{format_utc_ms, Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::publisher::settlements::{self, Written};
+use crate::archive::settlements::{self, Written};
+use crate::publisher::settle;
 use crate::settlement::{Period, SettlementStatus};
 
 pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
@@ -46,9 +47,9 @@ pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
         .clone();
     let period = Period::of(c.cycle, y, m).expect("checked month");
     let label = period.label(c.cycle);
-    let final_ms = settlements::final_time_ms(period);
+    let final_ms = settle::final_time_ms(period);
     let now = SystemClock.now_ms();
-    let archive = crate::publisher::archive::Archive::for_data(&cli.data);
+    let archive = crate::archive::Archive::for_data(&cli.data);
     // Under the publisher lock: no restatement is appended while the records are chosen and
     // the final value written.
     let lock = archive
@@ -59,14 +60,14 @@ pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
         .map_err(|e| Error::Failed(format!("reading the archive: {e}")))?;
     let total = period.days().count();
     if now < final_ms && key.is_some() {
-        let n = settlements::days_in_force(&entries, &tier, period, now).len();
+        let n = settle::days_in_force(&entries, &tier, period, now).len();
         return Err(Error::Refused(format!(
             "{} {label} is not final until {} ({n} of {total} days published); an indicative value is never signed as final",
             c.id,
             format_utc_ms(final_ms),
         )));
     }
-    let record = settlements::compute(&entries, &c, period, now)
+    let record = settle::compute(&entries, &c, period, now)
         .map_err(|e| Error::Refused(format!("{} {label}: cannot settle: {e}", c.id)))?;
     let (value, n) = (record.value.round_dp(c.scale), record.days_counted);
     match (record.status, key) {
@@ -87,7 +88,7 @@ pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
             Ok(())
         }
         (SettlementStatus::Final, Some(k)) => {
-            let key = crate::publisher::keys::load_signing(&k)?;
+            let key = crate::archive::keys::load_signing(&k)?;
             match settlements::write_final(&archive, &lock, &record, &key)? {
                 Written::New(path) => println!(
                     "{} {label} FINAL {value} ({n} days counted) signed: {}",

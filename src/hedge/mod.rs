@@ -178,13 +178,13 @@ pub fn read_index_csv(path: &Path, tier: &str) -> Result<Vec<Point>, String> {
 
 /// The index of `tier` from an archive: each day's record in force that states a value.
 pub fn index_from_archive(
-    archive: &crate::publisher::archive::Archive,
+    archive: &crate::archive::Archive,
     tier: &str,
 ) -> Result<Vec<Point>, String> {
     let entries = archive
         .entries()
         .map_err(|e| format!("reading the archive {}: {e}", archive.root().display()))?;
-    Ok(crate::publisher::archive::in_force(&entries)
+    Ok(crate::archive::in_force(&entries)
         .into_iter()
         .filter(|((t, _), _)| t == tier)
         .filter_map(|((_, d), e)| {

@@ -303,7 +303,7 @@ impl Collector {
                 return Err(format!("a document of another vantage on {}", m.subject));
             }
             let doc = v.get("doc").cloned().unwrap_or_default();
-            let archive = super::vantage_archive(data, subject_vantage);
+            let archive = crate::archive::vantages::archive(data, subject_vantage);
             match v.get("kind").and_then(|k| k.as_str()) {
                 Some("sit-commitment") => {
                     let c: crate::commit::Commitment =
@@ -718,7 +718,7 @@ impl crate::publisher::serve::Service for CollectStatus {
 pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<CollectReport> {
     let workers = Workers::load(&opts.workers)?;
     let key = match &opts.key {
-        Some(k) => Some(crate::publisher::keys::load_signing(k)?),
+        Some(k) => Some(crate::archive::keys::load_signing(k)?),
         None => None,
     };
     std::fs::create_dir_all(data)?;
@@ -737,7 +737,7 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
                 workers: workers.0.keys().cloned().collect(),
                 clock: clock.clone(),
             });
-            let archive = crate::publisher::archive::Archive::for_data(data);
+            let archive = crate::archive::Archive::for_data(data);
             let r = crate::publisher::serve::start_with(
                 archive,
                 addr,

@@ -143,7 +143,7 @@ impl Workers {
             check_vantage(&w.vantage)
                 .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
             let key_path = base.join(&w.public_key);
-            let key = crate::publisher::keys::load_public(&key_path).map_err(|e| {
+            let key = crate::archive::keys::load_public(&key_path).map_err(|e| {
                 Error::Usage(format!(
                     "{}: worker `{}`: {e}\n  hint: public_key is the worker's public-key.pem",
                     path.display(),
@@ -203,29 +203,4 @@ pub fn sign_schedule_doc(
         v["chain_next_seq"] = n.into();
     }
     crate::signing::sign_value(v, key)
-}
-
-/// The archive a collector files `vantage`'s commitments and reveals in.
-pub fn vantage_archive(data: &Path, vantage: &str) -> crate::publisher::archive::Archive {
-    crate::publisher::archive::Archive::new(data.join("vantages").join(vantage))
-}
-
-/// The archives a collector files its vantages' commitments and reveals in
-/// (`DATA/vantages/VANTAGE/`), by vantage. Empty anywhere else.
-pub fn vantage_archives(data: &Path) -> Vec<(String, crate::publisher::archive::Archive)> {
-    let mut out: Vec<(String, crate::publisher::archive::Archive)> =
-        std::fs::read_dir(data.join("vantages"))
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|e| {
-                        let v = e.file_name().to_string_lossy().into_owned();
-                        let a = vantage_archive(data, &v);
-                        (v, a)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
 }

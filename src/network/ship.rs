@@ -158,7 +158,7 @@ pub struct Shipper {
     pub key: Arc<ed25519_dalek::SigningKey>,
     pub js: async_nats::jetstream::Context,
     /// The worker's archive: its commitments and reveals are shipped too.
-    pub archive: crate::publisher::archive::Archive,
+    pub archive: crate::archive::Archive,
     pub clock: Arc<dyn crate::sys::clock::Clock>,
 }
 

@@ -7,13 +7,11 @@
 //! - [`archive`]: write-once record files plus an append-only log.
 //! - [`serve`]: the read-only HTTP API and the human page.
 
-pub mod archive;
-pub mod keys;
 pub mod listen;
 pub mod page;
 pub mod policy;
 pub mod serve;
-pub mod settlements;
+pub mod settle;
 
 use crate::sys::clock::{format_utc_ms, Date};
 use crate::fixed::Fixed;
@@ -23,7 +21,7 @@ use crate::probes::Suite;
 use crate::record::{self, Publication, Restates, SCHEMA};
 use crate::store::{Store, StoreError};
 use crate::versions::Registry;
-use archive::{in_force, Archive, ArchiveError, LogEntry};
+use crate::archive::{in_force, Archive, ArchiveError, LogEntry};
 use ed25519_dalek::SigningKey;
 use policy::{Decision, Refusal};
 use std::path::PathBuf;
@@ -215,7 +213,7 @@ pub fn publish(
     // A day of a period settled FINAL is never restated: the final value lists the record in
     // force at its final time, and the lock keeps this check and the settlement in order.
     if let Some(cur) = current {
-        if let Some(a) = settlements::final_holding(archive, req.tier, req.date) {
+        if let Some(a) = crate::archive::settlements::final_holding(archive, req.tier, req.date) {
             return Err(PublishError::Refused(policy::Refusal::Settled {
                 tier: req.tier.into(),
                 date: req.date,
@@ -355,7 +353,7 @@ pub fn publish_days(
 ) -> crate::error::Result<()> {
     use crate::error::Error;
     let now_ms = clock.now_ms();
-    let sk = keys::load_signing(key)?;
+    let sk = crate::archive::keys::load_signing(key)?;
     if !data.exists() {
         return Err(Error::Usage(format!(
             "no store at {}; run `sit demo` first or pass --data DIR",

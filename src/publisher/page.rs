@@ -121,7 +121,7 @@ pub fn chart_svg(snap: &Snapshot, suite: &Suite) -> String {
 /// last FINAL values, each linked to the signed record.
 fn futures_rows(snap: &Snapshot, suite: &Suite) -> String {
     use crate::settlement::Cycle;
-    let link = |a: &super::settlements::Archived| {
+    let link = |a: &crate::archive::settlements::Archived| {
         let r = &a.record;
         let q = match r.contract.cycle {
             Cycle::Monthly => String::new(),

@@ -9,7 +9,7 @@
 //! Errors are JSON `{"error": {"status", "code", "message", "hint"}}` with 400 for malformed
 //! input and 404 for what does not exist; bad input never produces a 500.
 
-use super::archive::{in_force, Archive, LogEntry};
+use crate::archive::{in_force, Archive, LogEntry};
 use super::policy::cutoff_ms;
 use crate::sys::clock::{format_utc_ms, Clock, Date, SystemClock};
 use crate::index::Methodology;
@@ -52,16 +52,16 @@ pub struct Snapshot {
     pub count: usize,
     pub errors: Vec<String>,
     pub log_len: u64,
-    /// [`super::settlements::mark`] when loaded.
+    /// [`crate::archive::settlements::mark`] when loaded.
     pub settle_mark: u64,
     /// Per tier: the futures' period to date and last final values (for the page).
-    pub settlements: BTreeMap<String, super::settlements::Overview>,
+    pub settlements: BTreeMap<String, crate::archive::settlements::Overview>,
     /// Per tier: every archived settlement record, FINAL then INDICATIVE (for the endpoint).
     pub settlement_records: BTreeMap<
         String,
         (
-            Vec<super::settlements::Archived>,
-            Vec<super::settlements::Archived>,
+            Vec<crate::archive::settlements::Archived>,
+            Vec<crate::archive::settlements::Archived>,
         ),
     >,
     pub loaded_at: String,
@@ -86,13 +86,13 @@ fn etag_of(bytes: &[u8]) -> HeaderValue {
 /// Load and check the whole archive. Never fails: problems are listed in `errors`.
 pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
     let log_len = archive.log_len();
-    let settle_mark = super::settlements::mark(archive.root());
+    let settle_mark = crate::archive::settlements::mark(archive.root());
     // each tier's settlement files read once: the endpoint serves them, the page summarises
     let settlement_records: BTreeMap<_, _> = suite
         .tier_ids()
         .into_iter()
         .map(|t| {
-            use super::settlements::archived;
+            use crate::archive::settlements::archived;
             use crate::settlement::SettlementStatus::{Final, Indicative};
             let r = (
                 archived(archive.root(), &t, Final),
@@ -106,7 +106,7 @@ pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
         settle_mark,
         settlements: settlement_records
             .iter()
-            .map(|(t, (f, i))| (t.clone(), super::settlements::overview(f, i)))
+            .map(|(t, (f, i))| (t.clone(), crate::archive::settlements::overview(f, i)))
             .collect(),
         settlement_records,
         loaded_at: format_utc_ms(SystemClock.now_ms()),
@@ -310,7 +310,7 @@ impl Challenger {
     pub fn new(key: ed25519_dalek::SigningKey, archive: &Archive) -> Challenger {
         Challenger {
             key,
-            log: std::sync::Mutex::new(archive.root().join("challenges.jsonl")),
+            log: std::sync::Mutex::new(crate::archive::layout::challenges(archive.root())),
         }
     }
 
@@ -805,7 +805,7 @@ async fn settlement(
                 )
             })?)
         };
-        let contract_ok = |a: &super::settlements::Archived| match q.get("contract") {
+        let contract_ok = |a: &crate::archive::settlements::Archived| match q.get("contract") {
             Some(id) => a.record.contract.id == *id,
             None => true,
         };
@@ -823,7 +823,7 @@ async fn settlement(
                         || a.record.contract.cycle == crate::settlement::Cycle::Monthly)
             }),
             Some((cycle, period)) => {
-                let fits = |a: &&super::settlements::Archived| {
+                let fits = |a: &&crate::archive::settlements::Archived| {
                     a.record.contract.cycle == cycle && a.record.period == period && contract_ok(a)
                 };
                 finals
@@ -1229,7 +1229,7 @@ pub async fn start_with(
                 tick.tick().await;
                 let snap = st.snap();
                 if archive.log_len() == snap.log_len
-                    && super::settlements::mark(archive.root()) == snap.settle_mark
+                    && crate::archive::settlements::mark(archive.root()) == snap.settle_mark
                 {
                     continue;
                 }

@@ -21,7 +21,7 @@ use crate::config::{self, ApiKey, Endpoint};
 use crate::error::{Error, Result};
 use crate::index::Methodology;
 use crate::probes::Suite;
-use crate::publisher::archive::Archive;
+use crate::archive::Archive;
 use crate::schedule::Slot;
 use crate::store::Store;
 use crate::versions::Registry;
@@ -151,7 +151,7 @@ pub(crate) fn data_clock(
             ))
         }
     };
-    let path = data.join("run-clock.json");
+    let path = crate::archive::layout::run_clock(data);
     let (clock, fresh) = match std::fs::read(&path) {
         Ok(bytes) => {
             let kept: RunClock = serde_json::from_slice(&bytes)
@@ -254,7 +254,7 @@ fn check_new_timeline(store: &Store, start: Option<Date>) -> Result<()> {
 
 /// A day's secret, created (from the OS) and stored durably the first time it is asked for.
 fn day_secret(data: &Path, date: Date) -> Result<DaySecret> {
-    let path = data.join("run/secrets").join(format!("{date}.json"));
+    let path = crate::archive::layout::day_secret(data, date);
     if let Ok(bytes) = std::fs::read(&path) {
         return serde_json::from_slice(&bytes)
             .map_err(|e| failed(&format!("{} is damaged", path.display()), e));
@@ -350,7 +350,7 @@ fn finished(
 }
 
 fn bundle_dir(data: &Path, date: Date) -> PathBuf {
-    data.join("archive").join(date.to_string())
+    crate::archive::layout::bundle(data, date)
 }
 
 /// Where the endpoints come from: a providers file (keys from the environment), or given
@@ -385,7 +385,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
         return Err(Error::Usage("--per-hour must be at least 1".into()));
     }
     let store = Arc::new(open_store(data)?);
-    let key = crate::publisher::keys::load_signing(&opts.key)?;
+    let key = crate::archive::keys::load_signing(&opts.key)?;
     let contracts = crate::contracts::load_or_embedded(
         opts.contracts.as_deref(),
         &Suite::embedded().tier_ids(),
@@ -931,7 +931,7 @@ impl Svc {
         if !out.exists() {
             // Written aside and renamed into place: a bundle cut short by a kill is never
             // taken for a finished one, and is written again from the start.
-            let tmp = self.data.join("archive").join(format!(".{day}.partial"));
+            let tmp = crate::archive::layout::bundle_partial(&self.data, day);
             if tmp.exists() {
                 std::fs::remove_dir_all(&tmp)?;
             }
@@ -955,7 +955,7 @@ impl Svc {
     /// (INDICATIVE) and every period whose final settlement time has passed (FINAL, once). A
     /// failure is logged and tried again after the next publication: it never stops the index.
     fn settle(&self, day: Date) {
-        match crate::publisher::settlements::settle_due(
+        match crate::publisher::settle::settle_due(
             &self.archive,
             &self.contracts,
             &self.key,
@@ -967,7 +967,9 @@ impl Svc {
                     eprintln!("sit run: settlement {l}");
                 }
             }
-            Err(e) => eprintln!("sit run: settling the listed contracts after {day} failed: {e}"),
+            Err(e) => eprintln!(
+                "sit run: settling the listed contracts after {day} failed: reading the archive: {e}"
+            ),
         }
     }
 

@@ -71,7 +71,7 @@ pub fn golden_bundle() -> sit::audit::bundle::Bundle {
 pub fn store_from(
     b: &sit::audit::bundle::Bundle,
     data: &Path,
-) -> (sit::store::Store, sit::publisher::archive::Archive) {
+) -> (sit::store::Store, sit::archive::Archive) {
     let store = sit::store::Store::open(data).unwrap();
     for (_, hash, o) in &b.records {
         let mut one = [o.clone()];
@@ -92,7 +92,7 @@ pub fn store_from(
                 .unwrap();
         }
     }
-    let archive = sit::publisher::archive::Archive::for_data(data);
+    let archive = sit::archive::Archive::for_data(data);
     for (c, r) in b.commitments.values() {
         if let Some(c) = c {
             archive.put_commitment(c).unwrap();

@@ -286,7 +286,7 @@ pub async fn collect_bench(observations: usize, rate: u64, secs: u64) -> Result<
         vantage: "lat".into(),
         key: Arc::new(lat_key),
         js: js.clone(),
-        archive: crate::publisher::archive::Archive::new(spool_dir.path().join("archive")),
+        archive: crate::archive::Archive::new(spool_dir.path().join("archive")),
         clock: clock.clone(),
     };
     let (ship_stop, ship_rx) = tokio::sync::watch::channel(false);

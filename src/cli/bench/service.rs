@@ -77,11 +77,11 @@ pub async fn run_bench(hour_ms: u64, per_hour: u32) -> Result<String, String> {
     std::thread::spawn(move || for _ in lines {});
     let providers = dir.join("providers.toml");
     std::fs::write(&providers, &toml).map_err(|e| e.to_string())?;
-    crate::publisher::keys::generate(&dir.join("keys")).map_err(|e| e.to_string())?;
+    crate::archive::keys::generate(&dir.join("keys")).map_err(|e| e.to_string())?;
     // Prices are in force from now: the simulated day is tomorrow.
     let start = Date::of_ms(SystemClock.now_ms()).succ();
     let opts = RunOptions {
-        key: dir.join("keys").join(crate::publisher::keys::PRIVATE_FILE),
+        key: dir.join("keys").join(crate::archive::keys::PRIVATE_FILE),
         per_hour,
         start: Some(start),
         hour_ms: Some(hour_ms),

@@ -1,17 +1,27 @@
-//! The publication archive: signed records as write-once files plus an append-only log.
+//! Everything the oracle keeps on disk after a determination: the publication archive
+//! (signed records as write-once files plus an append-only log, schedule commitments and
+//! reveals, the signers' public keys), settlement records ([`settlements`]), key files
+//! ([`keys`]) and the vantages' archives ([`vantages`]); [`layout`] names every path under the
+//! data folder.
 //!
-//! Layout, under `<data>/published/`:
+//! The publication archive, under `<data>/published/`:
 //! - `<tier>/<date>.v<N>.json` — one signed record (canonical bytes), created with O_EXCL and
 //!   fsynced, never rewritten;
 //! - `log.jsonl` — one line per record, appended and fsynced after the record file: tier, date,
 //!   version, sequence, status, value, key id, file name and the record's blake3;
 //! - `keys/<id>.pem` — the public key of every key that signed a record;
+//! - `commitments/<date>.{commit,reveal}.json` — the day's schedule commitment and its reveal;
 //! - `.lock` — held (flock) by a publisher while it decides and writes.
 //!
 //! Why files and not sled: sled allows one process per database, and the server must keep
 //! serving while `sit publish` adds a record. The server only reads this folder; it notices new
 //! records by the log growing. A record is published when its log line is complete: a crash
 //! between the file and the line leaves an unlisted file, which the next publish reports.
+
+pub mod keys;
+pub mod layout;
+pub mod settlements;
+pub mod vantages;
 
 use crate::sys::clock::Date;
 use crate::fixed::Fixed;
@@ -87,7 +97,7 @@ impl Archive {
     /// The archive that belongs to a data folder.
     pub fn for_data(data: &Path) -> Archive {
         Archive {
-            root: data.join("published"),
+            root: layout::published(data),
         }
     }
 
