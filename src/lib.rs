@@ -30,6 +30,7 @@ pub mod network;
 pub mod prices;
 pub mod publisher;
 pub mod report;
+pub mod server;
 pub mod service;
 pub mod sim;
 pub mod store;

@@ -357,12 +357,12 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
     let oracle_key =
         sit::archive::keys::load_signing(&oracle_dir.join("keys/signing-key.pem")).unwrap();
     let archive = sit::archive::Archive::for_data(&oracle_dir.join("data"));
-    let server = sit::publisher::serve::start_with(
+    let server = sit::server::start_with(
         archive.clone(),
         "127.0.0.1:0".parse().unwrap(),
         None,
         Default::default(),
-        Some(std::sync::Arc::new(sit::publisher::serve::Challenger::new(
+        Some(std::sync::Arc::new(sit::certify::challenge::Challenger::new(
             oracle_key, &archive,
         ))),
     )

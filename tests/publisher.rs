@@ -11,7 +11,7 @@ use sit_core::time::Date;
 use sit::fixed::Fixed;
 use sit::observation::Observation;
 use sit::archive::Archive;
-use sit::publisher::serve;
+use sit::server;
 use sit::store::Store;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -367,7 +367,7 @@ async fn served_record_verifies_independently_and_one_flipped_byte_fails_both() 
         .unwrap();
     assert_eq!(o.stdout, std::fs::read(&env.public).unwrap());
 
-    let running = serve::start(env.archive(), "127.0.0.1:0".parse().unwrap())
+    let running = server::start(env.archive(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let url = format!("http://{}/v1/index/t1/latest", running.addr);
@@ -416,8 +416,8 @@ async fn served_record_verifies_independently_and_one_flipped_byte_fails_both() 
 }
 
 /// Serve the env's archive on 127.0.0.1:0.
-async fn serve(env: &Env) -> (serve::Running, Http) {
-    let running = serve::start(env.archive(), "127.0.0.1:0".parse().unwrap())
+async fn serve(env: &Env) -> (server::Running, Http) {
+    let running = server::start(env.archive(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let http = Http {
@@ -551,7 +551,7 @@ async fn http_api_serves_records_csv_304_and_documented_errors() {
     assert_eq!(s, 200);
     assert!(h["content-type"].to_str().unwrap().starts_with("text/csv"));
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], serve::CSV_HEADER);
+    assert_eq!(lines[0], server::routes::CSV_HEADER);
     assert_eq!(lines.len(), 3);
     assert!(lines[2].starts_with(&format!(
         "t1,{D2},2,RESTATED,{},",
@@ -767,7 +767,7 @@ async fn server_picks_up_new_publications_and_refuses_altered_records() {
     let env = Env::new();
     let o = env.publish(D1, Some("t1"), "2026-01-06T00:30:00Z", &[]);
     assert!(o.status.success(), "{}", text(&o));
-    let running = serve::start(env.archive(), "127.0.0.1:0".parse().unwrap())
+    let running = server::start(env.archive(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let base = format!("http://{}", running.addr);
@@ -803,7 +803,7 @@ async fn server_picks_up_new_publications_and_refuses_altered_records() {
     )
     .unwrap();
     std::fs::write(&f, s.replace(&v.to_string(), &Fixed(v.0 + 1).to_string())).unwrap();
-    let running = serve::start(env.archive(), "127.0.0.1:0".parse().unwrap())
+    let running = server::start(env.archive(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let base = format!("http://{}", running.addr);

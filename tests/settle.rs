@@ -232,7 +232,7 @@ async fn the_final_value_is_served_as_signed_at_the_settlement_endpoint() {
     let signed = tokio::task::spawn_blocking(move || sign_february(&d, &k))
         .await
         .unwrap();
-    let running = sit::publisher::serve::start(
+    let running = sit::server::start(
         sit::archive::Archive::for_data(&data),
         "127.0.0.1:0".parse().unwrap(),
     )
@@ -397,7 +397,7 @@ async fn settlements_are_published_to_date_then_final_served_verified_and_recomp
             .any(|l| l.starts_with("SIT-T1-Q 2026-Q1 INDICATIVE 0.1071")),
         "{lines:?}"
     );
-    let running = sit::publisher::serve::start(archive.clone(), "127.0.0.1:0".parse().unwrap())
+    let running = sit::server::start(archive.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let base = format!("http://{}", running.addr);

@@ -10,6 +10,8 @@
 
 pub mod report;
 
+pub mod challenge;
+
 use crate::certificate::{self, Certificate, EndpointInfo, Figures, Reference, Window, SCHEMA};
 use crate::sys::clock::{format_utc_ms, Clock, SystemClock};
 use crate::config::{ApiKey, Endpoint};

@@ -644,14 +644,14 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    pub fn limits(&self) -> Result<crate::publisher::listen::Limits> {
+    pub fn limits(&self) -> Result<crate::server::listen::Limits> {
         if self.max_connections == 0 || self.header_timeout_ms == 0 || self.idle_timeout_ms == 0 {
             return Err(Error::Usage(
                 "--max-connections, --header-timeout-ms and --idle-timeout-ms must be at least 1"
                     .into(),
             ));
         }
-        Ok(crate::publisher::listen::Limits {
+        Ok(crate::server::listen::Limits {
             max_connections: self.max_connections,
             header_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
             idle_timeout: std::time::Duration::from_millis(self.idle_timeout_ms),

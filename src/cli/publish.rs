@@ -47,14 +47,14 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             let archive = crate::archive::Archive::for_data(&cli.data);
             let challenger = match key {
                 Some(k) => Some(std::sync::Arc::new(
-                    crate::publisher::serve::Challenger::new(
+                    crate::certify::challenge::Challenger::new(
                         crate::archive::keys::load_signing(&k)?,
                         &archive,
                     ),
                 )),
                 None => None,
             };
-            let running = crate::publisher::serve::start_with(
+            let running = crate::server::start_with(
                 archive.clone(),
                 addr,
                 None,

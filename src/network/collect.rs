@@ -541,7 +541,7 @@ pub struct CollectOptions {
     pub workers: std::path::PathBuf,
     /// Serve `/healthz` and `/metrics` (per vantage) here.
     pub serve: Option<std::net::SocketAddr>,
-    pub limits: crate::publisher::listen::Limits,
+    pub limits: crate::server::listen::Limits,
     /// Print `stored N` on stdout after each flush (kill tests).
     pub print_acks: bool,
     /// Publish days (determine, sign, archive, bundle) with this signing key; without it the
@@ -663,7 +663,7 @@ struct CollectStatus {
     clock: Arc<dyn crate::sys::clock::Clock>,
 }
 
-impl crate::publisher::serve::Service for CollectStatus {
+impl crate::server::Service for CollectStatus {
     fn health(&self) -> (Vec<String>, serde_json::Value) {
         let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         let v: serde_json::Map<String, serde_json::Value> = self
@@ -732,13 +732,13 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
     let js = async_nats::jetstream::new(client);
     let server = match opts.serve {
         Some(addr) => {
-            let svc: Arc<dyn crate::publisher::serve::Service> = Arc::new(CollectStatus {
+            let svc: Arc<dyn crate::server::Service> = Arc::new(CollectStatus {
                 stats: stats.clone(),
                 workers: workers.0.keys().cloned().collect(),
                 clock: clock.clone(),
             });
             let archive = crate::archive::Archive::for_data(data);
-            let r = crate::publisher::serve::start_with(
+            let r = crate::server::start_with(
                 archive,
                 addr,
                 Some(svc),

@@ -7,10 +7,7 @@
 //! - [`archive`]: write-once record files plus an append-only log.
 //! - [`serve`]: the read-only HTTP API and the human page.
 
-pub mod listen;
-pub mod page;
 pub mod policy;
-pub mod serve;
 pub mod settle;
 
 use crate::sys::clock::{format_utc_ms, Date};

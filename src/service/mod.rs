@@ -58,7 +58,7 @@ pub struct RunOptions {
     /// Serve the API, page, `/healthz` and `/metrics` in the same process.
     pub serve: Option<std::net::SocketAddr>,
     /// Connection limits of that server.
-    pub limits: crate::publisher::listen::Limits,
+    pub limits: crate::server::listen::Limits,
     /// Begin a new compressed timeline at `start` even if the folder ran another one (the
     /// demo: each run probes the days after the stored ones). Never for a real-time folder.
     pub new_timeline: bool,
@@ -470,13 +470,13 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
     let (recorder, rec_task) = Recorder::start_observed(store.clone(), Some(on_ack));
     let server = match opts.serve {
         Some(addr) => {
-            let svc: Arc<dyn crate::publisher::serve::Service> = status.clone();
-            let r = crate::publisher::serve::start_with(
+            let svc: Arc<dyn crate::server::Service> = status.clone();
+            let r = crate::server::start_with(
                 archive.clone(),
                 addr,
                 Some(svc),
                 opts.limits.clone(),
-                Some(Arc::new(crate::publisher::serve::Challenger::new(
+                Some(Arc::new(crate::certify::challenge::Challenger::new(
                     key.clone(),
                     &archive,
                 ))),
@@ -712,7 +712,7 @@ struct Svc {
     contracts: Arc<Vec<crate::settlement::Contract>>,
 }
 
-impl crate::publisher::serve::Service for Status {
+impl crate::server::Service for Status {
     fn health(&self) -> (Vec<String>, serde_json::Value) {
         Status::health(self)
     }

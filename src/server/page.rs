@@ -4,7 +4,7 @@
 //! The chart converts fixed-point values to f64 to place points on screen. That is the only
 //! floating point near the index, it is display only, and the exact values are in the table.
 
-use super::serve::Snapshot;
+use super::snapshot::Snapshot;
 use crate::index::Methodology;
 use crate::probes::Suite;
 use plotters::prelude::*;

@@ -1,239 +1,25 @@
-//! The read-only HTTP API exchanges settle on (axum), plus the human page.
-//!
-//! The server reads only the publication archive. It loads every listed record at start,
-//! checks each one's hash and signature (a record that fails is not served, and `/healthz`
-//! says why), and reloads when the log grows. Responses are pre-rendered bytes held in an
-//! immutable snapshot behind an `Arc`, so serving `latest` is a pointer copy and a header
-//! check: that is what keeps it close to nginx serving a static file.
-//!
-//! Errors are JSON `{"error": {"status", "code", "message", "hint"}}` with 400 for malformed
-//! input and 404 for what does not exist; bad input never produces a 500.
+//! The API's routes: each handler reads the current snapshot and answers from its
+//! pre-rendered bytes; every answer is counted per route and status for `/metrics`.
 
-use crate::archive::{in_force, Archive, LogEntry};
-use super::policy::cutoff_ms;
-use crate::sys::clock::{format_utc_ms, Clock, Date, SystemClock};
-use crate::index::Methodology;
-use crate::probes::Suite;
-use crate::record::{self, Publication};
-use axum::body::Body;
+use super::api::{conditional, not_determined, parse_date, query, segment, static_json, ApiError};
+use super::snapshot::{etag_of, Served, Snapshot};
+use crate::publisher::policy::cutoff_ms;
+use super::{Service, OPENAPI};
+use crate::archive::Archive;
+use crate::certify::challenge::Challenger;
+use crate::sys::clock::{Clock, SystemClock};
 use axum::extract::{RawQuery, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LINK, VARY};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::Uri;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use sit_core::index::Methodology;
+use sit_core::probes::Suite;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-
-/// The OpenAPI 3.1 description, served as is and checked against the server by a test.
-pub const OPENAPI: &str = include_str!("openapi.json");
-
-/// One served record: its exact bytes and what the handlers need to know about it.
-#[derive(Debug)]
-pub struct Served {
-    pub bytes: Bytes,
-    pub etag: HeaderValue,
-    pub entry: LogEntry,
-    pub publication: Publication,
-}
-
-/// Everything the handlers read, rebuilt whenever the archive changes.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    /// tier -> date -> versions, ascending.
-    pub records: BTreeMap<String, BTreeMap<Date, Vec<Arc<Served>>>>,
-    pub tiers_json: Bytes,
-    pub keys_json: Bytes,
-    pub page: Bytes,
-    pub count: usize,
-    pub errors: Vec<String>,
-    pub log_len: u64,
-    /// [`crate::archive::settlements::mark`] when loaded.
-    pub settle_mark: u64,
-    /// Per tier: the futures' period to date and last final values (for the page).
-    pub settlements: BTreeMap<String, crate::archive::settlements::Overview>,
-    /// Per tier: every archived settlement record, FINAL then INDICATIVE (for the endpoint).
-    pub settlement_records: BTreeMap<
-        String,
-        (
-            Vec<crate::archive::settlements::Archived>,
-            Vec<crate::archive::settlements::Archived>,
-        ),
-    >,
-    pub loaded_at: String,
-}
-
-impl Snapshot {
-    /// The record in force for (tier, date).
-    pub fn in_force(&self, tier: &str, date: Date) -> Option<&Arc<Served>> {
-        self.records.get(tier)?.get(&date)?.last()
-    }
-
-    pub fn latest(&self, tier: &str) -> Option<&Arc<Served>> {
-        self.records.get(tier)?.values().next_back()?.last()
-    }
-}
-
-fn etag_of(bytes: &[u8]) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{}\"", &record::record_hash(bytes)[..32]))
-        .expect("hex is a valid header value")
-}
-
-/// Load and check the whole archive. Never fails: problems are listed in `errors`.
-pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
-    let log_len = archive.log_len();
-    let settle_mark = crate::archive::settlements::mark(archive.root());
-    // each tier's settlement files read once: the endpoint serves them, the page summarises
-    let settlement_records: BTreeMap<_, _> = suite
-        .tier_ids()
-        .into_iter()
-        .map(|t| {
-            use crate::archive::settlements::archived;
-            use crate::settlement::SettlementStatus::{Final, Indicative};
-            let r = (
-                archived(archive.root(), &t, Final),
-                archived(archive.root(), &t, Indicative),
-            );
-            (t, r)
-        })
-        .collect();
-    let mut snap = Snapshot {
-        log_len,
-        settle_mark,
-        settlements: settlement_records
-            .iter()
-            .map(|(t, (f, i))| (t.clone(), crate::archive::settlements::overview(f, i)))
-            .collect(),
-        settlement_records,
-        loaded_at: format_utc_ms(SystemClock.now_ms()),
-        ..Default::default()
-    };
-    let entries = match archive.entries() {
-        Ok(e) => e,
-        Err(e) => {
-            snap.errors.push(e.to_string());
-            vec![]
-        }
-    };
-    let mut key_cache: BTreeMap<String, Option<ed25519_dalek::VerifyingKey>> = BTreeMap::new();
-    for e in &entries {
-        let vk = *key_cache.entry(e.key_id.clone()).or_insert_with(|| {
-            archive
-                .key_pem(&e.key_id)
-                .and_then(|p| crate::signing::parse_public(&p).ok())
-        });
-        let checked = archive
-            .read(e)
-            .map_err(|x| x.to_string())
-            .and_then(|bytes| {
-                let vk = vk.ok_or_else(|| {
-                    format!(
-                        "{}: public key {} missing from the archive",
-                        e.file, e.key_id
-                    )
-                })?;
-                let v = record::verify(&bytes, &vk).map_err(|x| format!("{}: {x}", e.file))?;
-                Ok((bytes, v.publication))
-            });
-        match checked {
-            Ok((bytes, publication)) => {
-                let served = Arc::new(Served {
-                    etag: etag_of(&bytes),
-                    bytes: Bytes::from(bytes),
-                    entry: e.clone(),
-                    publication,
-                });
-                let versions = snap
-                    .records
-                    .entry(e.tier.clone())
-                    .or_default()
-                    .entry(e.date)
-                    .or_default();
-                versions.push(served);
-                versions.sort_by_key(|s| s.entry.version);
-                snap.count += 1;
-            }
-            Err(why) => snap.errors.push(format!("not served: {why}")),
-        }
-    }
-    snap.tiers_json = tiers_json(&snap, suite);
-    snap.keys_json = keys_json(archive, &entries);
-    snap.page = Bytes::from(super::page::render(&snap, suite));
-    snap
-}
-
-fn tiers_json(snap: &Snapshot, suite: &Suite) -> Bytes {
-    let tiers: Vec<_> = suite
-        .tiers
-        .iter()
-        .map(|t| {
-            let latest = snap.latest(&t.id).map(|s| {
-                serde_json::json!({
-                    "date": s.entry.date,
-                    "status": s.entry.status,
-                    "value": s.entry.value,
-                    "version": s.entry.version,
-                    "sequence": s.entry.sequence,
-                })
-            });
-            serde_json::json!({
-                "id": t.id,
-                "name": t.name,
-                "pass_threshold": t.pass_threshold,
-                "latest": latest,
-                "links": {
-                    "latest": format!("/v1/index/{}/latest", t.id),
-                    "history": format!("/v1/index/{}", t.id),
-                    "history_csv": format!("/v1/index/{}.csv", t.id),
-                },
-            })
-        })
-        .collect();
-    Bytes::from(
-        serde_json::to_vec_pretty(&serde_json::json!({
-            "unit": Methodology::default().unit,
-            "tiers": tiers,
-        }))
-        .expect("json"),
-    )
-}
-
-fn keys_json(archive: &Archive, entries: &[LogEntry]) -> Bytes {
-    // Validity: from the first record a key signed until the first record signed by a later
-    // key (null while it is the key in use).
-    let mut order: Vec<(String, String, usize)> = Vec::new(); // id, first use, records
-    for e in entries {
-        match order.iter_mut().find(|(id, _, _)| id == &e.key_id) {
-            Some(k) => k.2 += 1,
-            None => order.push((e.key_id.clone(), e.published_at.clone(), 1)),
-        }
-    }
-    let keys: Vec<_> = order
-        .iter()
-        .enumerate()
-        .map(|(i, (id, from, n))| {
-            let pem = archive.key_pem(id);
-            let hex = pem
-                .as_deref()
-                .and_then(|p| crate::signing::parse_public(p).ok())
-                .map(|vk| crate::signing::hex(vk.as_bytes()));
-            serde_json::json!({
-                "key_id": id,
-                "algorithm": "Ed25519",
-                "public_key_hex": hex,
-                "public_key_pem": pem,
-                "valid_from": from,
-                "valid_until": order.get(i + 1).map(|n| n.1.clone()),
-                "records_signed": n,
-            })
-        })
-        .collect();
-    Bytes::from(serde_json::to_vec_pretty(&serde_json::json!({ "keys": keys })).expect("json"))
-}
 
 /// Route labels for metrics.
 #[derive(Clone, Copy)]
@@ -275,9 +61,9 @@ const ROUTES: [&str; 15] = [
 const STATUSES: [u16; 7] = [200, 304, 400, 404, 405, 503, 0];
 
 /// Request counters by route and status: fixed arrays of atomics, no lock on the hot path.
-struct Metrics {
-    counts: [[AtomicU64; 7]; 15],
-    reloads: AtomicU64,
+pub(super) struct Metrics {
+    pub(super) counts: [[AtomicU64; 7]; 15],
+    pub(super) reloads: AtomicU64,
 }
 
 impl Metrics {
@@ -290,72 +76,19 @@ impl Metrics {
     }
 }
 
-/// A process that serves beside what it runs (`sit run --serve`) adds its own health and
-/// metrics to the server's.
-pub trait Service: Send + Sync {
-    /// Reasons the service is unhealthy (none: healthy), and the facts behind the judgement.
-    fn health(&self) -> (Vec<String>, serde_json::Value);
-    /// Prometheus text lines.
-    fn metrics(&self, out: &mut String);
-}
-
-/// Issues certification challenges (`sit serve --key`, `sit run --serve`): the oracle's key
-/// and its append-only log of every challenge issued.
-pub struct Challenger {
-    key: ed25519_dalek::SigningKey,
-    log: std::sync::Mutex<std::path::PathBuf>,
-}
-
-impl Challenger {
-    pub fn new(key: ed25519_dalek::SigningKey, archive: &Archive) -> Challenger {
-        Challenger {
-            key,
-            log: std::sync::Mutex::new(crate::archive::layout::challenges(archive.root())),
-        }
-    }
-
-    /// The challenges issued so far (each line one signed document, in order).
-    fn issued(path: &std::path::Path) -> Vec<String> {
-        std::fs::read_to_string(path)
-            .map(|t| t.lines().map(str::to_string).collect())
-            .unwrap_or_default()
-    }
-
-    /// Draw, sign and durably record a challenge for `certifier`; then return it.
-    fn issue(&self, certifier: &str, now_ms: i64) -> std::io::Result<Vec<u8>> {
-        use crate::certificate::challenge::{self, Challenge};
-        let path = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        let sequence = Challenger::issued(&path).len() as u64 + 1;
-        let mut nonce = [0u8; 32];
-        getrandom::getrandom(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let c = Challenge {
-            schema: challenge::SCHEMA.into(),
-            nonce: crate::signing::hex(&nonce),
-            certifier: certifier.to_string(),
-            sequence,
-            issued_at: format_utc_ms(now_ms),
-            expires_at: format_utc_ms(now_ms + challenge::VALID_MS),
-            key_id: crate::signing::key_id(&self.key.verifying_key()),
-        };
-        let doc = challenge::sign(&c, &self.key);
-        crate::sys::durable::append_line(&path, &doc)?;
-        Ok(doc)
-    }
-}
-
-struct AppState {
-    challenger: Option<Arc<Challenger>>,
-    service: Option<Arc<dyn Service>>,
-    archive: Archive,
-    snap: RwLock<Arc<Snapshot>>,
-    metrics: Metrics,
-    methodology_json: Bytes,
-    methodology: Methodology,
-    suite: &'static Suite,
+pub(super) struct AppState {
+    pub(super) challenger: Option<Arc<Challenger>>,
+    pub(super) service: Option<Arc<dyn Service>>,
+    pub(super) archive: Archive,
+    pub(super) snap: RwLock<Arc<Snapshot>>,
+    pub(super) metrics: Metrics,
+    pub(super) methodology_json: Bytes,
+    pub(super) methodology: Methodology,
+    pub(super) suite: &'static Suite,
 }
 
 impl AppState {
-    fn snap(&self) -> Arc<Snapshot> {
+    pub(super) fn snap(&self) -> Arc<Snapshot> {
         self.snap.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
@@ -363,97 +96,6 @@ impl AppState {
 fn done(st: &AppState, r: Route, resp: Response) -> Response {
     st.metrics.hit(r, resp.status());
     resp
-}
-
-/// A documented API error: `{"error": {"status", "code", "message", "hint"}}`.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub hint: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: String, hint: &str) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message,
-            hint: hint.to_string(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error": {
-                "status": self.status.as_u16(),
-                "code": self.code,
-                "message": self.message,
-                "hint": self.hint,
-            }
-        });
-        (
-            self.status,
-            [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-            body.to_string(),
-        )
-            .into_response()
-    }
-}
-
-fn etag_matches(inm: &HeaderValue, etag: &HeaderValue) -> bool {
-    let Ok(s) = inm.to_str() else { return false };
-    let want = etag.as_bytes();
-    s.split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t).as_bytes() == want)
-}
-
-/// A 200 with the bytes, or a 304 when the client already has them.
-fn conditional(
-    headers: &HeaderMap,
-    etag: &HeaderValue,
-    content_type: &'static str,
-    cache: &'static str,
-    body: Bytes,
-    link: Option<String>,
-) -> Response {
-    let fresh = headers
-        .get(IF_NONE_MATCH)
-        .map(|v| etag_matches(v, etag))
-        .unwrap_or(false);
-    let mut b = Response::builder()
-        .header(ETAG, etag.clone())
-        .header(CACHE_CONTROL, cache)
-        .header(VARY, "Accept");
-    if let Some(l) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
-        b = b.header(LINK, l);
-    }
-    let r = if fresh {
-        b.status(StatusCode::NOT_MODIFIED).body(Body::empty())
-    } else {
-        b.status(StatusCode::OK)
-            .header(CONTENT_TYPE, content_type)
-            .body(Body::from(body))
-    };
-    r.expect("valid response parts")
-}
-
-fn static_json(body: &Bytes) -> Response {
-    (
-        [
-            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
-            (
-                CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=60"),
-            ),
-        ],
-        body.clone(),
-    )
-        .into_response()
 }
 
 fn check_tier(st: &AppState, tier: &str) -> Result<(), ApiError> {
@@ -469,67 +111,6 @@ fn check_tier(st: &AppState, tier: &str) -> Result<(), ApiError> {
             st.suite.tier_ids().join(", ")
         ),
     ))
-}
-
-fn parse_date(s: &str, what: &str) -> Result<Date, ApiError> {
-    Date::parse(s).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_date",
-            format!("{what}: {e}"),
-            "write dates as YYYY-MM-DD (UTC) from 1970-01-01 to 9999-12-31, for example 2026-01-05",
-        )
-    })
-}
-
-/// Query parameters, refusing any not in `allowed` (a typo like `form=` must not silently
-/// return everything).
-fn query(raw: Option<String>, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
-    let mut out = BTreeMap::new();
-    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        if !allowed.contains(&k.as_ref()) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_query",
-                format!("unknown query parameter `{k}`"),
-                &format!("this endpoint takes: {}", allowed.join(", ")),
-            ));
-        }
-        if out.contains_key(k.as_ref()) {
-            // `?version=1&version=2` must not silently mean one of them.
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_query",
-                format!("query parameter `{k}` is given more than once"),
-                "give each parameter once",
-            ));
-        }
-        out.insert(k.into_owned(), v.into_owned());
-    }
-    Ok(out)
-}
-
-fn not_determined(tier: &str, what: String, snap: &Snapshot) -> ApiError {
-    let hint = match snap.latest(tier) {
-        Some(s) => format!(
-            "the latest published {tier} determination is for {}",
-            s.entry.date
-        ),
-        None => format!("nothing has been published for {tier} yet"),
-    };
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_determined",
-        format!("no {tier} determination {what}"),
-        &hint,
-    )
-}
-
-/// The raw (still percent-encoded) segment `i` of the path. Tiers and dates never contain
-/// escapes, so matching raw segments is exact and cannot fail on invalid UTF-8 the way a
-/// decoding extractor would (which would answer a plain-text 400 instead of our JSON).
-fn segment(uri: &Uri, i: usize) -> String {
-    uri.path().split('/').nth(i).unwrap_or("").to_string()
 }
 
 async fn latest(State(st): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) -> Response {
@@ -943,8 +524,8 @@ async fn challenge(State(st): State<Arc<AppState>>, uri: Uri, RawQuery(q): RawQu
         }
         let json = [(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
         if list {
-            let path = c.log.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let drawn: Vec<serde_json::Value> = Challenger::issued(&path)
+            let drawn: Vec<serde_json::Value> = c
+                .issued()
                 .iter()
                 .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
                 .filter(|v| v["certifier"] == key_id.as_str())
@@ -1121,7 +702,7 @@ async fn method_not_allowed(State(st): State<Arc<AppState>>) -> Response {
 }
 
 /// The router over an initial snapshot (exposed for tests that want no reload task).
-fn router(state: Arc<AppState>) -> Router {
+pub(super) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/healthz", get(healthz))
@@ -1143,123 +724,3 @@ fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// A running server; [`Running::shutdown`] stops it gracefully (in-flight requests finish).
-pub struct Running {
-    pub addr: SocketAddr,
-    shutdown: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    reload: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    pub async fn shutdown(self) -> std::io::Result<()> {
-        let _ = self.shutdown.send(());
-        self.reload.abort();
-        self.task
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-    }
-}
-
-/// How often the server looks for new publications.
-pub const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// Bind `addr` and serve `archive`. Returns once listening.
-pub async fn start(archive: Archive, addr: SocketAddr) -> std::io::Result<Running> {
-    start_with(archive, addr, None, super::listen::Limits::default(), None).await
-}
-
-/// [`start`], with a running service's health and metrics added to `/healthz` and `/metrics`.
-pub async fn start_with(
-    archive: Archive,
-    addr: SocketAddr,
-    service: Option<Arc<dyn Service>>,
-    limits: super::listen::Limits,
-    challenger: Option<Arc<Challenger>>,
-) -> std::io::Result<Running> {
-    let suite = Suite::embedded();
-    let methodology = Methodology::default();
-    let methodology_json = Bytes::from(
-        serde_json::to_vec_pretty(&serde_json::json!({
-            "version": methodology.version,
-            "hash": methodology.hash(),
-            "parameters": methodology,
-            "suite": {"version": suite.version, "hash": suite.hash},
-            // every version this build can recompute, by hash: a record names its
-            // methodology_hash, and an exchange looks its parameters up here
-            "versions": crate::versions::Registry::embedded()
-                .methodologies()
-                .map(|(h, m)| serde_json::json!({"version": m.version, "hash": h, "parameters": m}))
-                .collect::<Vec<_>>(),
-            "signature": {
-                "algorithm": "Ed25519",
-                "signed_bytes": "RFC 8785 canonical JSON of the record without its `signature` member",
-                "encoding": "128 lowercase hex digits",
-            },
-            "document": "index-methodology.md",
-        }))
-        .expect("json"),
-    );
-    let first = {
-        let (a, s) = (archive.clone(), suite);
-        tokio::task::spawn_blocking(move || load(&a, s))
-            .await
-            .map_err(std::io::Error::other)?
-    };
-    let state = Arc::new(AppState {
-        challenger,
-        service,
-        archive: archive.clone(),
-        snap: RwLock::new(Arc::new(first)),
-        metrics: Metrics {
-            counts: Default::default(),
-            reloads: AtomicU64::new(0),
-        },
-        methodology_json,
-        methodology,
-        suite,
-    });
-    let listener = crate::sys::net::listen(addr)?;
-    let addr = listener.local_addr()?;
-    let reload = {
-        let st = state.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(RELOAD_EVERY);
-            loop {
-                tick.tick().await;
-                let snap = st.snap();
-                if archive.log_len() == snap.log_len
-                    && crate::archive::settlements::mark(archive.root()) == snap.settle_mark
-                {
-                    continue;
-                }
-                let a = archive.clone();
-                if let Ok(s) = tokio::task::spawn_blocking(move || load(&a, suite)).await {
-                    *st.snap.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(s);
-                    st.metrics.reloads.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        })
-    };
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let app = router(state);
-    let task = tokio::spawn(super::listen::serve(listener, app, limits, rx));
-    Ok(Running {
-        addr,
-        shutdown: tx,
-        task,
-        reload,
-    })
-}
-
-/// The latest record's bytes for a tier, as served (for the benchmark's nginx file).
-pub fn latest_bytes(archive: &Archive, tier: &str) -> Option<Vec<u8>> {
-    let entries = archive.entries().ok()?;
-    let forced = in_force(&entries);
-    let e = forced
-        .iter()
-        .filter(|((t, _), _)| t == tier)
-        .map(|(_, e)| *e)
-        .next_back()?;
-    archive.read(e).ok()
-}
