@@ -45,6 +45,19 @@ impl From<crate::publisher::PublishError> for Error {
     }
 }
 
+impl From<crate::publisher::day::DayError> for Error {
+    fn from(e: crate::publisher::day::DayError) -> Self {
+        use crate::publisher::day::DayError as D;
+        match e {
+            D::Publish(p) => p.into(),
+            D::Config(c) => Error::Config(c),
+            D::Store(s) => Error::Store(s),
+            D::Io(e) => Error::Io(e),
+            e @ (D::Archive { .. } | D::Bundle { .. }) => Error::Failed(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::worker::ClientError> for Error {
     fn from(e: crate::worker::ClientError) -> Self {
         use crate::worker::ClientError as C;

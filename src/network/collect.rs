@@ -576,7 +576,7 @@ pub struct CollectReport {
 /// stored (or [`REVEAL_WAIT_MS`] has passed: the day is determined with what arrived, and
 /// the log names the vantages that were incomplete). Returns at `until`.
 async fn publish_days(
-    publisher: crate::service::DayPublisher,
+    publisher: crate::publisher::day::DayPublisher,
     collector: Arc<Mutex<Collector>>,
     clock: Arc<dyn crate::sys::clock::Clock>,
     first: crate::sys::clock::Date,
@@ -632,7 +632,7 @@ async fn publish_days(
             tokio::time::sleep(step.max(Duration::from_millis(20))).await;
         }
         let p = publisher.clone();
-        let published = tokio::task::spawn_blocking(move || p.publish(day))
+        let published = tokio::task::spawn_blocking(move || p.publish_day(day, None))
             .await
             .map_err(|e| Error::Failed(format!("publishing {day}: {e}")))??;
         lines.extend(published);
@@ -792,7 +792,7 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
     ));
     let publishing = match key {
         Some(key) => {
-            let publisher = crate::service::DayPublisher::new(
+            let publisher = crate::publisher::day::DayPublisher::with_price_book(
                 data,
                 store.clone(),
                 key,

@@ -7,6 +7,7 @@
 //! - [`archive`]: write-once record files plus an append-only log.
 //! - [`serve`]: the read-only HTTP API and the human page.
 
+pub mod day;
 pub mod policy;
 pub mod settle;
 

@@ -16,7 +16,7 @@
 //! restarts as real time does.
 
 use crate::sys::clock::{format_utc_ms, AnchoredClock, Clock, Date, SystemClock, DAY_MS, HOUR_MS};
-use crate::commit::{commitment_of, Commitment, Reveal};
+use crate::commit::{commitment_of, Commitment};
 use crate::config::{self, ApiKey, Endpoint};
 use crate::error::{Error, Result};
 use crate::index::Methodology;
@@ -24,7 +24,7 @@ use crate::probes::Suite;
 use crate::archive::Archive;
 use crate::schedule::Slot;
 use crate::store::Store;
-use crate::versions::Registry;
+use crate::publisher::day::DayPublisher;
 use crate::worker::recorder::{OnAck, Recorder};
 use crate::worker::runner::{progress_bar, run_slots, RunSummary};
 use crate::worker::{ProbeSpec, Worker};
@@ -397,7 +397,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
     // tokenizer's vocabulary) before the clock starts: a commitment is due in the day's first
     // minutes, and on a compressed clock a third of a second is more than an hour.
     crate::tokenizer::warm_up();
-    let _ = Registry::embedded();
+    let _ = sit_core::versions::Registry::embedded();
     let (clock, fresh) = run_clock(data, opts)?;
     if !(fresh && opts.new_timeline) {
         check_store_clock(&store, clock.as_ref())?;
@@ -490,18 +490,19 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
     };
     let ids: Vec<String> = usable.iter().map(|(e, _)| e.id.clone()).collect();
     let svc = Svc {
+        publisher: DayPublisher::new(
+            data,
+            store.clone(),
+            key,
+            clock.clone(),
+            providers,
+            ids.clone(),
+            contracts,
+        ),
         data: data.to_path_buf(),
-        store: store.clone(),
-        archive,
-        registry: Registry::embedded(),
-        key: Arc::new(key),
         clock: clock.clone(),
         status: status.clone(),
-        publishing: Arc::new(std::sync::Mutex::new(())),
-        providers,
-        probed: Arc::new(ids.clone()),
         worker_role: opts.network.is_some(),
-        contracts: Arc::new(contracts),
     };
     let mut report = RunReport::default();
     let (stop_ship, ship_stopped) = tokio::sync::watch::channel(false);
@@ -513,9 +514,9 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
                 store: store.clone(),
                 queue: q.clone(),
                 vantage: n.vantage.clone(),
-                key: svc.key.clone(),
+                key: svc.publisher.key().clone(),
                 js: async_nats::jetstream::new(client),
-                archive: svc.archive.clone(),
+                archive: svc.publisher.archive().clone(),
                 clock: clock.clone(),
             };
             eprintln!(
@@ -553,7 +554,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
             }
             let c = commit(
                 data,
-                &svc.archive,
+                svc.publisher.archive(),
                 day,
                 &ids,
                 opts.per_hour,
@@ -563,7 +564,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
             if opts.until.is_none_or(|u| day.succ() < u) {
                 commit(
                     data,
-                    &svc.archive,
+                    svc.publisher.archive(),
                     day.succ(),
                     &ids,
                     opts.per_hour,
@@ -666,7 +667,8 @@ async fn finish_day(
     // Not before the day's end plus the settlement lag (methodology 1.3.0).
     // (A network worker reveals as soon as its day is probed: the collector waits.)
     if let Some(lag) = svc
-        .registry
+        .publisher
+        .registry()
         .current_methodology()
         .settlement_lag_minutes
         .filter(|_| !svc.worker_role)
@@ -685,31 +687,45 @@ async fn finish_day(
 }
 
 fn archive_has_unfinished(svc: &Svc, suite: &Suite, d: Date) -> Result<bool> {
-    Ok(svc.archive.commitment(d).is_some()
-        && !finished(&svc.archive, &svc.data, suite, d, svc.worker_role)?)
+    Ok(svc.publisher.archive().commitment(d).is_some()
+        && !finished(svc.publisher.archive(), &svc.data, suite, d, svc.worker_role)?)
 }
 
-/// What the publication steps share (cloned into blocking tasks).
+/// What the publication steps share (cloned into blocking tasks): the publisher, and what
+/// `sit run` adds around it (its status, and a network worker's role: reveal, never determine).
 #[derive(Clone)]
 struct Svc {
+    publisher: DayPublisher,
     data: PathBuf,
-    store: Arc<Store>,
-    archive: Archive,
-    registry: &'static Registry,
-    key: Arc<ed25519_dalek::SigningKey>,
     clock: Arc<dyn Clock>,
     status: Arc<Status>,
-    /// One publication at a time (a day's and the previous day's restatement pass).
-    publishing: Arc<std::sync::Mutex<()>>,
-    /// The providers file: its price schedules are read again before every determination, so
-    /// a corrected price is recorded in the price book without a restart.
-    providers: Option<PathBuf>,
-    /// The endpoints probed (sorted ids): the ones whose prices are recorded.
-    probed: Arc<Vec<String>>,
     /// `sit worker`: a finished day is revealed (and shipped), never determined here.
     worker_role: bool,
-    /// The listed futures, settled after each publication.
-    contracts: Arc<Vec<crate::settlement::Contract>>,
+}
+
+impl Svc {
+    /// Publish a finished day (a network worker: reveal its seed; the collector determines
+    /// it), then mark it published in the status.
+    fn publish_day(&self, day: Date, secret: Option<&DaySecret>) -> Result<Vec<String>> {
+        let lines = if self.worker_role {
+            if let Some(s) = secret {
+                self.publisher.reveal(day, &s.seed, &s.salt)?;
+            }
+            vec![]
+        } else {
+            self.publisher
+                .publish_day(day, secret.map(|s| (s.seed.as_str(), s.salt.as_str())))?
+        };
+        self.status.published(day, self.clock.now_ms());
+        Ok(lines)
+    }
+
+    /// Recompute `day` once more just before its restatement cutoff (not on a worker).
+    async fn restate_before_cutoff(self, day: Date) {
+        if !self.worker_role {
+            self.publisher.restate_before_cutoff(day).await
+        }
+    }
 }
 
 impl crate::server::Service for Status {
@@ -832,271 +848,4 @@ async fn probe_day(
     let summary = run_slots(worker, &live, suite, todo, recorder, &pb, opts.print_acks).await?;
     pb.finish_and_clear();
     Ok((n, missed, summary))
-}
-
-/// How long before a day's restatement cutoff (service clock) it is recomputed once more.
-pub const RESTATE_BEFORE_CUTOFF_MS: i64 = 10 * 60 * 1000;
-
-impl Svc {
-    /// Publish (or restate) one tier of `day` now. A day without observations is published
-    /// as an outage (CONTINGENCY): the service was running; a restatement recomputing as
-    /// CONTINGENCY is refused by the policy.
-    fn publish(
-        &self,
-        tier: &str,
-        day: Date,
-    ) -> std::result::Result<crate::publisher::Published, crate::publisher::PublishError> {
-        crate::publisher::publish(
-            &self.store,
-            &self.archive,
-            self.registry,
-            &crate::publisher::Request {
-                tier,
-                date: day,
-                now_ms: self.clock.now_ms(),
-                key: &self.key,
-                allow_empty: true,
-            },
-        )
-    }
-
-    /// Publish a finished day: each tier not yet published, then the reveal, then the bundle.
-    /// Each step is skipped when its output exists, so a kill anywhere in it is harmless.
-    /// Record what the providers file now says about prices (a correction, a new entry) in
-    /// the price book, at the service's clock. A file that no longer loads leaves the book as
-    /// it is, with the error in the log: a bad edit must not stop publication.
-    fn reread_prices(&self) {
-        let Some(path) = &self.providers else { return };
-        match crate::config::load(path) {
-            Ok(c) => {
-                let probed = c.endpoints.iter().filter(|e| self.probed.contains(&e.id));
-                let r = self.store.record_prices(
-                    probed.map(|e| (e.id.as_str(), &e.prices)),
-                    self.clock.now_ms(),
-                    |id, p| {
-                        c.endpoints
-                            .iter()
-                            .find(|e| e.id == id)
-                            .and_then(|e| e.source_of(p))
-                    },
-                );
-                match r {
-                    Ok(new) if !new.is_empty() => eprintln!(
-                        "sit run: {}: {} price entries recorded in the book (v{}-v{})",
-                        path.display(),
-                        new.len(),
-                        new[0].version,
-                        new[new.len() - 1].version
-                    ),
-                    Ok(_) => {}
-                    Err(e) => {
-                        eprintln!("sit run: recording {}'s prices failed: {e}", path.display())
-                    }
-                }
-            }
-            Err(e) => eprintln!("sit run: {e}; the price book stays as it is"),
-        }
-    }
-
-    fn publish_day(&self, day: Date, secret: Option<&DaySecret>) -> Result<Vec<String>> {
-        let _one = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
-        if self.worker_role {
-            // A network worker reveals its own seed; the collector determines the day.
-            if let Some(secret) = secret {
-                self.reveal(day, secret)?;
-            }
-            self.status.published(day, self.clock.now_ms());
-            return Ok(vec![]);
-        }
-        self.reread_prices();
-        let suite = Suite::embedded();
-        let entries = self
-            .archive
-            .entries()
-            .map_err(|e| failed("reading the archive", e))?;
-        let mut lines = Vec::new();
-        for tier in suite.tier_ids() {
-            if entries.iter().any(|e| e.tier == tier && e.date == day) {
-                continue;
-            }
-            let p = self.publish(&tier, day)?;
-            let line = p.line();
-            eprintln!("sit run: published {line}");
-            lines.push(line);
-        }
-        if let Some(secret) = secret {
-            self.reveal(day, secret)?;
-        }
-        let out = bundle_dir(&self.data, day);
-        if !out.exists() {
-            // Written aside and renamed into place: a bundle cut short by a kill is never
-            // taken for a finished one, and is written again from the start.
-            let tmp = crate::archive::layout::bundle_partial(&self.data, day);
-            if tmp.exists() {
-                std::fs::remove_dir_all(&tmp)?;
-            }
-            crate::audit::bundle::export(
-                &self.store,
-                &self.archive,
-                self.registry,
-                day,
-                &tmp,
-                self.clock.now_ms(),
-            )
-            .map_err(|e| failed(&format!("writing the audit bundle of {day}"), e))?;
-            crate::sys::durable::rename_into_place(&tmp, &out)?;
-        }
-        self.settle(day);
-        self.status.published(day, self.clock.now_ms());
-        Ok(lines)
-    }
-
-    /// Settle the listed futures after `day`'s publication: the period holding it to date
-    /// (INDICATIVE) and every period whose final settlement time has passed (FINAL, once). A
-    /// failure is logged and tried again after the next publication: it never stops the index.
-    fn settle(&self, day: Date) {
-        match crate::publisher::settle::settle_due(
-            &self.archive,
-            &self.contracts,
-            &self.key,
-            day,
-            self.clock.now_ms(),
-        ) {
-            Ok(lines) => {
-                for l in lines {
-                    eprintln!("sit run: settlement {l}");
-                }
-            }
-            Err(e) => eprintln!(
-                "sit run: settling the listed contracts after {day} failed: reading the archive: {e}"
-            ),
-        }
-    }
-
-    /// Reveal `day`'s seed (once).
-    fn reveal(&self, day: Date, secret: &DaySecret) -> Result<()> {
-        if self.archive.reveal(day).is_none() {
-            self.archive
-                .put_reveal(&Reveal {
-                    date: day,
-                    seed: secret.seed.clone(),
-                    salt: secret.salt.clone(),
-                    revealed_at: format_utc_ms(self.clock.now_ms()),
-                })
-                .map_err(|e| failed(&format!("revealing {day}"), e))?;
-        }
-        Ok(())
-    }
-
-    /// Just before `day`'s restatement window closes, recompute each tier once more and
-    /// restate it if the policy allows (a material change on a full day); otherwise the
-    /// record in force stands, and the log says why. A day never published is left alone.
-    async fn restate_before_cutoff(self, day: Date) {
-        if self.worker_role {
-            return;
-        }
-        let m = Methodology::default();
-        let at = crate::publisher::policy::cutoff_ms(&m, day) - RESTATE_BEFORE_CUTOFF_MS;
-        if self.clock.now_ms() >= at {
-            return;
-        }
-        tokio::time::sleep(self.clock.real_until(at)).await;
-        let _ = tokio::task::spawn_blocking(move || self.restate(day)).await;
-    }
-
-    fn restate(&self, day: Date) {
-        let _one = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
-        self.reread_prices();
-        let Ok(entries) = self.archive.entries() else {
-            return;
-        };
-        for tier in Suite::embedded().tier_ids() {
-            if !entries.iter().any(|e| e.tier == tier && e.date == day) {
-                continue;
-            }
-            let r = self.publish(&tier, day);
-            match r {
-                Ok(p) => eprintln!("sit run: restated at the cutoff: {}", p.line()),
-                Err(crate::publisher::PublishError::Refused(
-                    crate::publisher::policy::Refusal::Unchanged { version, .. },
-                )) => eprintln!(
-                    "sit run: recomputed {tier} {day} before its cutoff: unchanged, version {version} stands"
-                ),
-                Err(crate::publisher::PublishError::Refused(why)) => {
-                    eprintln!("sit run: recomputed {tier} {day} before its cutoff: {why}")
-                }
-                Err(e) => eprintln!("sit run: recomputing {tier} {day} before its cutoff failed: {e}"),
-            }
-        }
-    }
-}
-
-/// The publication half of `sit run` (determine, sign and archive each tier of a finished
-/// day, write its audit bundle; recompute it once more before its restatement cutoff), for
-/// the probe network's collector, whose observations come from the workers.
-#[derive(Clone)]
-pub(crate) struct DayPublisher(Svc);
-
-impl DayPublisher {
-    /// `providers`: the endpoints' price schedules, recorded in the store's price book now
-    /// and read again before every determination.
-    pub(crate) fn new(
-        data: &Path,
-        store: Arc<Store>,
-        key: ed25519_dalek::SigningKey,
-        clock: Arc<dyn Clock>,
-        providers: &Path,
-    ) -> Result<DayPublisher> {
-        let c = config::load(providers)?;
-        store.record_prices(
-            c.endpoints.iter().map(|e| (e.id.as_str(), &e.prices)),
-            clock.now_ms(),
-            |id, p| {
-                c.endpoints
-                    .iter()
-                    .find(|e| e.id == id)
-                    .and_then(|e| e.source_of(p))
-            },
-        )?;
-        let now = clock.now_ms();
-        Ok(DayPublisher(Svc {
-            data: data.to_path_buf(),
-            store,
-            archive: Archive::for_data(data),
-            registry: Registry::embedded(),
-            key: Arc::new(key),
-            clock: clock.clone(),
-            status: Status::new(clock, now),
-            publishing: Arc::new(std::sync::Mutex::new(())),
-            providers: Some(providers.to_path_buf()),
-            probed: Arc::new(c.endpoints.iter().map(|e| e.id.clone()).collect()),
-            worker_role: false,
-            contracts: Arc::new(crate::contracts::embedded(&Suite::embedded().tier_ids())),
-        }))
-    }
-
-    /// Publish `day` (each step skipped when its output exists). Blocking.
-    pub(crate) fn publish(&self, day: Date) -> Result<Vec<String>> {
-        self.0.publish_day(day, None)
-    }
-
-    /// Whether every output of `day`'s publication exists.
-    pub(crate) fn finished(&self, day: Date) -> Result<bool> {
-        let suite = Suite::embedded();
-        let entries = self
-            .0
-            .archive
-            .entries()
-            .map_err(|e| failed("reading the archive", e))?;
-        Ok(suite
-            .tier_ids()
-            .iter()
-            .all(|t| entries.iter().any(|e| e.tier == *t && e.date == day))
-            && bundle_dir(&self.0.data, day).exists())
-    }
-
-    /// Recompute `day` once more just before its restatement cutoff.
-    pub(crate) async fn restate_before_cutoff(self, day: Date) {
-        self.0.restate_before_cutoff(day).await
-    }
 }

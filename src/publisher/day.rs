@@ -1,0 +1,358 @@
+//! What happens after a day, for `sit run` and the probe network's collector alike: determine,
+//! sign and archive each tier of a finished day, reveal its schedule seed, write its audit
+//! bundle, settle the listed futures; and recompute the day once more just before its
+//! restatement cutoff, restating it if the policy allows.
+//!
+//! Every step is skipped when its output exists, so a kill anywhere in a day's publication is
+//! harmless: the same call again finishes it. One publication runs at a time (a day's and the
+//! previous day's restatement pass share a lock).
+
+use super::{policy, publish, PublishError, Published, Request};
+use crate::archive::{layout, Archive, ArchiveError};
+use crate::config::ConfigError;
+use crate::store::{Store, StoreError};
+use crate::sys::clock::Clock;
+use sit_core::commit::Reveal;
+use sit_core::index::Methodology;
+use sit_core::probes::Suite;
+use sit_core::settlement::Contract;
+use sit_core::time::{format_utc_ms, Date};
+use sit_core::versions::Registry;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How long before a day's restatement cutoff (service clock) it is recomputed once more.
+pub const RESTATE_BEFORE_CUTOFF_MS: i64 = 10 * 60 * 1000;
+
+/// Why a day's publication stopped (the next attempt resumes it).
+#[derive(Debug, thiserror::Error)]
+pub enum DayError {
+    /// A tier could not be published (or the policy refused it).
+    #[error("{0}")]
+    Publish(#[from] PublishError),
+    /// The providers file does not load.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// The observation store failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The archive could not be read or written (`what` was being done).
+    #[error("{what}: {source}")]
+    Archive {
+        /// What was being done.
+        what: String,
+        /// The archive's error.
+        source: ArchiveError,
+    },
+    /// The day's audit bundle could not be written.
+    #[error("writing the audit bundle of {day}: {why}")]
+    Bundle {
+        /// The day.
+        day: Date,
+        /// The bundle writer's error.
+        why: String,
+    },
+    /// A file or folder operation failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn archive_err(what: impl Into<String>) -> impl FnOnce(ArchiveError) -> DayError {
+    move |source| DayError::Archive {
+        what: what.into(),
+        source,
+    }
+}
+
+/// The publication steps of finished days, over one data folder (cheap to clone into
+/// blocking tasks).
+#[derive(Clone)]
+pub struct DayPublisher {
+    data: PathBuf,
+    store: Arc<Store>,
+    archive: Archive,
+    registry: &'static Registry,
+    key: Arc<ed25519_dalek::SigningKey>,
+    clock: Arc<dyn Clock>,
+    /// One publication at a time (a day's and the previous day's restatement pass).
+    publishing: Arc<std::sync::Mutex<()>>,
+    /// The providers file: its price schedules are read again before every determination, so
+    /// a corrected price is recorded in the price book without a restart.
+    providers: Option<PathBuf>,
+    /// The endpoints probed (sorted ids): the ones whose prices are recorded.
+    probed: Arc<Vec<String>>,
+    /// The listed futures, settled after each publication.
+    contracts: Arc<Vec<Contract>>,
+}
+
+impl DayPublisher {
+    /// A publisher of `data`'s days, signing with `key` at `clock`'s time. `providers`: the
+    /// file whose price schedules of the `probed` endpoints are recorded in the price book
+    /// before every determination (None: the book is left as it is).
+    pub fn new(
+        data: &Path,
+        store: Arc<Store>,
+        key: ed25519_dalek::SigningKey,
+        clock: Arc<dyn Clock>,
+        providers: Option<PathBuf>,
+        probed: Vec<String>,
+        contracts: Vec<Contract>,
+    ) -> DayPublisher {
+        DayPublisher {
+            data: data.to_path_buf(),
+            store,
+            archive: Archive::for_data(data),
+            registry: Registry::embedded(),
+            key: Arc::new(key),
+            clock,
+            publishing: Arc::new(std::sync::Mutex::new(())),
+            providers,
+            probed: Arc::new(probed),
+            contracts: Arc::new(contracts),
+        }
+    }
+
+    /// The probe network collector's publisher: every endpoint of `providers` is priced, its
+    /// schedules recorded in the store's price book now and read again before every
+    /// determination; the embedded contracts are settled.
+    pub fn with_price_book(
+        data: &Path,
+        store: Arc<Store>,
+        key: ed25519_dalek::SigningKey,
+        clock: Arc<dyn Clock>,
+        providers: &Path,
+    ) -> Result<DayPublisher, DayError> {
+        let c = crate::config::load(providers)?;
+        store.record_prices(
+            c.endpoints.iter().map(|e| (e.id.as_str(), &e.prices)),
+            clock.now_ms(),
+            |id, p| {
+                c.endpoints
+                    .iter()
+                    .find(|e| e.id == id)
+                    .and_then(|e| e.source_of(p))
+            },
+        )?;
+        Ok(DayPublisher::new(
+            data,
+            store,
+            key,
+            clock,
+            Some(providers.to_path_buf()),
+            c.endpoints.iter().map(|e| e.id.clone()).collect(),
+            crate::contracts::embedded(&Suite::embedded().tier_ids()),
+        ))
+    }
+
+    /// The publication archive written to.
+    pub fn archive(&self) -> &Archive {
+        &self.archive
+    }
+
+    /// The signing key.
+    pub fn key(&self) -> &Arc<ed25519_dalek::SigningKey> {
+        &self.key
+    }
+
+    /// The methodology and suite versions this build knows.
+    pub fn registry(&self) -> &'static Registry {
+        self.registry
+    }
+
+    /// Publish (or restate) one tier of `day` now. A day without observations is published
+    /// as an outage (CONTINGENCY): the service was running; a restatement recomputing as
+    /// CONTINGENCY is refused by the policy.
+    fn publish(&self, tier: &str, day: Date) -> Result<Published, PublishError> {
+        publish(
+            &self.store,
+            &self.archive,
+            self.registry,
+            &Request {
+                tier,
+                date: day,
+                now_ms: self.clock.now_ms(),
+                key: &self.key,
+                allow_empty: true,
+            },
+        )
+    }
+
+    /// Record what the providers file now says about prices (a correction, a new entry) in
+    /// the price book, at the service's clock. A file that no longer loads leaves the book as
+    /// it is, with the error in the log: a bad edit must not stop publication.
+    fn reread_prices(&self) {
+        let Some(path) = &self.providers else { return };
+        match crate::config::load(path) {
+            Ok(c) => {
+                let probed = c.endpoints.iter().filter(|e| self.probed.contains(&e.id));
+                let r = self.store.record_prices(
+                    probed.map(|e| (e.id.as_str(), &e.prices)),
+                    self.clock.now_ms(),
+                    |id, p| {
+                        c.endpoints
+                            .iter()
+                            .find(|e| e.id == id)
+                            .and_then(|e| e.source_of(p))
+                    },
+                );
+                match r {
+                    Ok(new) if !new.is_empty() => eprintln!(
+                        "sit run: {}: {} price entries recorded in the book (v{}-v{})",
+                        path.display(),
+                        new.len(),
+                        new[0].version,
+                        new[new.len() - 1].version
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        eprintln!("sit run: recording {}'s prices failed: {e}", path.display())
+                    }
+                }
+            }
+            Err(e) => eprintln!("sit run: {e}; the price book stays as it is"),
+        }
+    }
+
+    /// Publish a finished day: each tier not yet published, then the reveal of its schedule
+    /// seed (`secret`: seed and salt, hex; None where the day had no committed schedule
+    /// here), then the bundle, then the listed futures' settlement. Blocking. Returns one
+    /// line per tier published.
+    pub fn publish_day(
+        &self,
+        day: Date,
+        secret: Option<(&str, &str)>,
+    ) -> Result<Vec<String>, DayError> {
+        let _one = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        self.reread_prices();
+        let suite = Suite::embedded();
+        let entries = self
+            .archive
+            .entries()
+            .map_err(archive_err("reading the archive"))?;
+        let mut lines = Vec::new();
+        for tier in suite.tier_ids() {
+            if entries.iter().any(|e| e.tier == tier && e.date == day) {
+                continue;
+            }
+            let p = self.publish(&tier, day)?;
+            let line = p.line();
+            eprintln!("sit run: published {line}");
+            lines.push(line);
+        }
+        if let Some((seed, salt)) = secret {
+            self.reveal(day, seed, salt)?;
+        }
+        let out = layout::bundle(&self.data, day);
+        if !out.exists() {
+            // Written aside and renamed into place: a bundle cut short by a kill is never
+            // taken for a finished one, and is written again from the start.
+            let tmp = layout::bundle_partial(&self.data, day);
+            if tmp.exists() {
+                std::fs::remove_dir_all(&tmp)?;
+            }
+            crate::audit::bundle::export(
+                &self.store,
+                &self.archive,
+                self.registry,
+                day,
+                &tmp,
+                self.clock.now_ms(),
+            )
+            .map_err(|e| DayError::Bundle {
+                day,
+                why: e.to_string(),
+            })?;
+            crate::sys::durable::rename_into_place(&tmp, &out)?;
+        }
+        self.settle(day);
+        Ok(lines)
+    }
+
+    /// Whether every tier of `day` is published and its audit bundle written.
+    pub fn finished(&self, day: Date) -> Result<bool, DayError> {
+        let suite = Suite::embedded();
+        let entries = self
+            .archive
+            .entries()
+            .map_err(archive_err("reading the archive"))?;
+        Ok(suite
+            .tier_ids()
+            .iter()
+            .all(|t| entries.iter().any(|e| e.tier == *t && e.date == day))
+            && layout::bundle(&self.data, day).exists())
+    }
+
+    /// Settle the listed futures after `day`'s publication: the period holding it to date
+    /// (INDICATIVE) and every period whose final settlement time has passed (FINAL, once). A
+    /// failure is logged and tried again after the next publication: it never stops the index.
+    fn settle(&self, day: Date) {
+        match super::settle::settle_due(
+            &self.archive,
+            &self.contracts,
+            &self.key,
+            day,
+            self.clock.now_ms(),
+        ) {
+            Ok(lines) => {
+                for l in lines {
+                    eprintln!("sit run: settlement {l}");
+                }
+            }
+            Err(e) => eprintln!(
+                "sit run: settling the listed contracts after {day} failed: reading the archive: {e}"
+            ),
+        }
+    }
+
+    /// Reveal `day`'s schedule seed and salt (hex), once.
+    pub fn reveal(&self, day: Date, seed: &str, salt: &str) -> Result<(), DayError> {
+        if self.archive.reveal(day).is_none() {
+            self.archive
+                .put_reveal(&Reveal {
+                    date: day,
+                    seed: seed.to_string(),
+                    salt: salt.to_string(),
+                    revealed_at: format_utc_ms(self.clock.now_ms()),
+                })
+                .map_err(archive_err(format!("revealing {day}")))?;
+        }
+        Ok(())
+    }
+
+    /// Just before `day`'s restatement window closes, recompute each tier once more and
+    /// restate it if the policy allows (a material change on a full day); otherwise the
+    /// record in force stands, and the log says why. A day never published is left alone.
+    pub async fn restate_before_cutoff(self, day: Date) {
+        let m = Methodology::default();
+        let at = policy::cutoff_ms(&m, day) - RESTATE_BEFORE_CUTOFF_MS;
+        if self.clock.now_ms() >= at {
+            return;
+        }
+        tokio::time::sleep(self.clock.real_until(at)).await;
+        let _ = tokio::task::spawn_blocking(move || self.restate(day)).await;
+    }
+
+    fn restate(&self, day: Date) {
+        let _one = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        self.reread_prices();
+        let Ok(entries) = self.archive.entries() else {
+            return;
+        };
+        for tier in Suite::embedded().tier_ids() {
+            if !entries.iter().any(|e| e.tier == tier && e.date == day) {
+                continue;
+            }
+            let r = self.publish(&tier, day);
+            match r {
+                Ok(p) => eprintln!("sit run: restated at the cutoff: {}", p.line()),
+                Err(PublishError::Refused(policy::Refusal::Unchanged { version, .. })) => eprintln!(
+                    "sit run: recomputed {tier} {day} before its cutoff: unchanged, version {version} stands"
+                ),
+                Err(PublishError::Refused(why)) => {
+                    eprintln!("sit run: recomputed {tier} {day} before its cutoff: {why}")
+                }
+                Err(e) => eprintln!("sit run: recomputing {tier} {day} before its cutoff failed: {e}"),
+            }
+        }
+    }
+}
