@@ -58,6 +58,17 @@ impl From<crate::publisher::day::DayError> for Error {
     }
 }
 
+impl From<crate::sys::clock::FolderClockError> for Error {
+    fn from(e: crate::sys::clock::FolderClockError) -> Self {
+        use crate::sys::clock::FolderClockError as F;
+        match e {
+            F::Usage(u) => Error::Usage(u),
+            F::Io(e) => Error::Io(e),
+            e @ F::Damaged(_) => Error::Failed(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::worker::ClientError> for Error {
     fn from(e: crate::worker::ClientError) -> Self {
         use crate::worker::ClientError as C;

@@ -4,8 +4,8 @@
 //!   publication until the final one exists.
 //!
 //! `PERIOD` is `YYYY-MM` for a monthly contract, `YYYY-Qn` for a quarterly one. Which records
-//! to write is the publisher's ([`crate::publisher::settle`]); the rule itself is
-//! [`sit_core::settlement`]'s (pure); this module only moves bytes.
+//! to write is decided above, by the publisher; the rule itself is [`sit_core::settlement`]'s
+//! (pure); this module only moves bytes.
 
 use super::Archive;
 use crate::sys::durable;

@@ -724,7 +724,13 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
     std::fs::create_dir_all(data)?;
     let store = Arc::new(Store::open(data)?);
     crate::tokenizer::warm_up();
-    let (clock, fresh) = crate::service::data_clock(data, opts.start, opts.hour_ms, false)?;
+    let (clock, fresh) = crate::sys::clock::folder_clock(
+        data,
+        &crate::archive::layout::run_clock(data),
+        opts.start,
+        opts.hour_ms,
+        false,
+    )?;
     let collector = Collector::new(store.clone(), workers.clone(), clock.clone())?;
     let stats = collector.stats.clone();
     let collector = Arc::new(Mutex::new(collector));

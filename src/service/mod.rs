@@ -15,7 +15,7 @@
 //! in the data folder too (`run-clock.json`), so a compressed timeline continues across
 //! restarts as real time does.
 
-use crate::sys::clock::{format_utc_ms, AnchoredClock, Clock, Date, SystemClock, DAY_MS, HOUR_MS};
+use crate::sys::clock::{format_utc_ms, Clock, Date, DAY_MS, HOUR_MS};
 use crate::commit::{commitment_of, Commitment};
 use crate::config::{self, ApiKey, Endpoint};
 use crate::error::{Error, Result};
@@ -94,14 +94,6 @@ pub struct RunReport {
     pub shipped: Option<crate::network::ship::Shipped>,
 }
 
-/// The clock a data folder runs on, fixed at its first `sit run`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "mode", rename_all = "snake_case")]
-enum RunClock {
-    System,
-    Compressed(AnchoredClock),
-}
-
 /// The day's secret: seed and salt, from the OS, never derived from anything else.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct DaySecret {
@@ -128,80 +120,13 @@ fn failed(what: &str, e: impl std::fmt::Display) -> Error {
 /// must ask for again (a compressed and a real-time timeline never mix in one store).
 /// Returns the clock and whether it was anchored now (a timeline that begins with this run).
 fn run_clock(data: &Path, opts: &RunOptions) -> Result<(Arc<dyn Clock>, bool)> {
-    data_clock(data, opts.start, opts.hour_ms, opts.new_timeline)
-}
-
-/// [`run_clock`] from its parts (also the probe network collector's clock).
-pub(crate) fn data_clock(
-    data: &Path,
-    start: Option<Date>,
-    hour_ms: Option<u64>,
-    new_timeline: bool,
-) -> Result<(Arc<dyn Clock>, bool)> {
-    let wanted = match (start, hour_ms) {
-        (None, None) => RunClock::System,
-        (Some(start), Some(ms)) if ms > 0 => RunClock::Compressed(AnchoredClock {
-            real_anchor_ms: SystemClock.now_ms(),
-            sim_start_ms: start.start_ms(),
-            factor: (HOUR_MS as u64 / ms).max(1),
-        }),
-        _ => {
-            return Err(Error::Usage(
-                "--start and --hour-ms go together (a compressed clock), and --hour-ms must be at least 1; give neither for the system clock".into(),
-            ))
-        }
-    };
-    let path = crate::archive::layout::run_clock(data);
-    let (clock, fresh) = match std::fs::read(&path) {
-        Ok(bytes) => {
-            let kept: RunClock = serde_json::from_slice(&bytes)
-                .map_err(|e| failed(&format!("{} is damaged", path.display()), e))?;
-            if new_timeline && matches!(kept, RunClock::Compressed(_)) {
-                let bytes = serde_json::to_vec_pretty(&wanted).expect("json");
-                crate::sys::durable::replace(&path, &bytes, Access::Shared)?;
-                return Ok((into_clock(wanted), true));
-            }
-            let same = match (&kept, &wanted) {
-                (RunClock::System, RunClock::System) => true,
-                (RunClock::Compressed(a), RunClock::Compressed(b)) => {
-                    a.sim_start_ms == b.sim_start_ms && a.factor == b.factor
-                }
-                _ => false,
-            };
-            if !same {
-                return Err(Error::Usage(format!(
-                    "{} was first run with another clock ({}); run it with the same --start/--hour-ms (or none), or use a new --data folder",
-                    data.display(),
-                    describe(&kept)
-                )));
-            }
-            (kept, false)
-        }
-        Err(_) => {
-            let bytes = serde_json::to_vec_pretty(&wanted).expect("json");
-            crate::sys::durable::replace(&path, &bytes, Access::Shared)?;
-            (wanted, true)
-        }
-    };
-    Ok((into_clock(clock), fresh))
-}
-
-fn into_clock(c: RunClock) -> Arc<dyn Clock> {
-    match c {
-        RunClock::System => Arc::new(SystemClock),
-        RunClock::Compressed(c) => Arc::new(c),
-    }
-}
-
-fn describe(c: &RunClock) -> String {
-    match c {
-        RunClock::System => "the system clock".into(),
-        RunClock::Compressed(c) => format!(
-            "--start {} --hour-ms {}",
-            Date::of_ms(c.sim_start_ms),
-            HOUR_MS as u64 / c.factor.max(1)
-        ),
-    }
+    Ok(crate::sys::clock::folder_clock(
+        data,
+        &crate::archive::layout::run_clock(data),
+        opts.start,
+        opts.hour_ms,
+        opts.new_timeline,
+    )?)
 }
 
 /// The store refuses to mix observations of two clocks: the latest stored day's

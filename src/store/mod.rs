@@ -14,7 +14,7 @@
 //!   schedules of stores made before the price book, read as the book's first entries.
 //! - `m` + name -> a service's small durable state, written in the same atomic batch as the
 //!   records it describes: a probe network worker's shipping cursor, the collector's tip of
-//!   each worker's chain and its dead-letter records (see [`crate::network`]).
+//!   each worker's chain and its dead-letter records (written by the probe network's collector).
 //!
 //! Why: time-ordered keys make "all observations of a window" one range scan; the chain
 //! (each record holds the previous record's hash) lets an auditor prove nothing was dropped,

@@ -6,6 +6,9 @@
 //! [`std::time::Instant`], never with this clock.
 
 pub use sit_core::time::*;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Where attempt timestamps come from.
@@ -143,5 +146,104 @@ mod tests {
         let d = c.real_until(c.now_ms() + 1_000_000);
         assert!(d <= Duration::from_secs(1) && d > Duration::from_millis(900));
         assert!(c.describe().starts_with("compressed:1000x"));
+    }
+}
+
+/// Why a data folder's clock cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum FolderClockError {
+    /// The clock asked for is not the folder's, or the flags do not make a clock.
+    #[error("{0}")]
+    Usage(String),
+    /// The folder's clock file does not parse.
+    #[error("{0}")]
+    Damaged(String),
+    /// The clock file could not be written.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The clock a data folder runs on, fixed at its first `sit run`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+enum RunClock {
+    System,
+    Compressed(AnchoredClock),
+}
+
+/// The clock of the data folder `data`, kept in `path` (its `run-clock.json`): the one recorded
+/// at its first run (`sit run`, `sit collect`), which later runs must ask for again (a
+/// compressed and a real-time timeline never mix in one store). `start` and `hour_ms` ask for
+/// a compressed clock, neither for the system clock; `new_timeline` re-anchors a compressed
+/// one. Returns the clock and whether it was anchored now (a timeline that begins now).
+pub fn folder_clock(
+    data: &Path,
+    path: &Path,
+    start: Option<Date>,
+    hour_ms: Option<u64>,
+    new_timeline: bool,
+) -> Result<(Arc<dyn Clock>, bool), FolderClockError> {
+    let wanted = match (start, hour_ms) {
+        (None, None) => RunClock::System,
+        (Some(start), Some(ms)) if ms > 0 => RunClock::Compressed(AnchoredClock {
+            real_anchor_ms: SystemClock.now_ms(),
+            sim_start_ms: start.start_ms(),
+            factor: (HOUR_MS as u64 / ms).max(1),
+        }),
+        _ => {
+            return Err(FolderClockError::Usage(
+                "--start and --hour-ms go together (a compressed clock), and --hour-ms must be at least 1; give neither for the system clock".into(),
+            ))
+        }
+    };
+    let (clock, fresh) = match std::fs::read(path) {
+        Ok(bytes) => {
+            let kept: RunClock = serde_json::from_slice(&bytes)
+                .map_err(|e| FolderClockError::Damaged(format!("{} is damaged: {e}", path.display())))?;
+            if new_timeline && matches!(kept, RunClock::Compressed(_)) {
+                let bytes = serde_json::to_vec_pretty(&wanted).expect("json");
+                super::durable::replace(path, &bytes, super::durable::Access::Shared)?;
+                return Ok((into_clock(wanted), true));
+            }
+            let same = match (&kept, &wanted) {
+                (RunClock::System, RunClock::System) => true,
+                (RunClock::Compressed(a), RunClock::Compressed(b)) => {
+                    a.sim_start_ms == b.sim_start_ms && a.factor == b.factor
+                }
+                _ => false,
+            };
+            if !same {
+                return Err(FolderClockError::Usage(format!(
+                    "{} was first run with another clock ({}); run it with the same --start/--hour-ms (or none), or use a new --data folder",
+                    data.display(),
+                    describe(&kept)
+                )));
+            }
+            (kept, false)
+        }
+        Err(_) => {
+            let bytes = serde_json::to_vec_pretty(&wanted).expect("json");
+            super::durable::replace(path, &bytes, super::durable::Access::Shared)?;
+            (wanted, true)
+        }
+    };
+    Ok((into_clock(clock), fresh))
+}
+
+fn into_clock(c: RunClock) -> Arc<dyn Clock> {
+    match c {
+        RunClock::System => Arc::new(SystemClock),
+        RunClock::Compressed(c) => Arc::new(c),
+    }
+}
+
+fn describe(c: &RunClock) -> String {
+    match c {
+        RunClock::System => "the system clock".into(),
+        RunClock::Compressed(c) => format!(
+            "--start {} --hour-ms {}",
+            Date::of_ms(c.sim_start_ms),
+            HOUR_MS as u64 / c.factor.max(1)
+        ),
     }
 }
