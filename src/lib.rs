@@ -19,17 +19,14 @@ pub mod cli;
 
 pub mod config;
 pub mod contracts;
-pub mod demo;
 pub mod determine;
 pub mod dialect;
-pub mod error;
 pub mod hedge;
 
 pub mod sys;
 pub mod network;
 pub mod prices;
 pub mod publisher;
-pub mod report;
 pub mod server;
 pub mod service;
 pub mod sim;

@@ -3,7 +3,7 @@
 //! observations (re-graded, re-costed, re-indexed with separate, deliberately plain code).
 
 use sit_core::time::{Date, HOUR_MS};
-use sit::demo::{self, DemoOptions};
+use sit::cli::demo::{self, DemoOptions};
 use sit::observation::Observation;
 use sit::probes::{Family, Suite};
 use sit::store::Store;

@@ -78,7 +78,7 @@ impl Env {
         };
         let clock = sit::sys::clock::FixedClock(sit_core::time::parse_utc_ms(at).unwrap());
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let r = sit::publisher::publish_days(
+        let r = sit::cli::publish::publish_days(
             &self.data,
             Date::parse(date).unwrap(),
             &tiers,

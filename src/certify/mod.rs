@@ -15,7 +15,15 @@ pub mod challenge;
 use crate::certificate::{self, Certificate, EndpointInfo, Figures, Reference, Window, SCHEMA};
 use crate::sys::clock::{format_utc_ms, Clock, SystemClock};
 use crate::config::{ApiKey, Endpoint};
-use crate::error::{Error, Result};
+/// Why a certification run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A run that no caller can repair (the message says what failed).
+    #[error("{0}")]
+    Failed(String),
+}
+
+type Result<T> = std::result::Result<T, Error>;
 use crate::index::Methodology;
 use crate::observation::Observation;
 use crate::probes::{Family, Suite};

@@ -2,7 +2,7 @@
 
 use super::{parse_date, AuditWhat, Command, Paths};
 use crate::sys::clock::{Clock, SystemClock};
-use crate::error::{Error, Result};
+use crate::cli::error::{Error, Result};
 use crate::store::Store;
 
 /// Run a command of this family.

@@ -3,7 +3,7 @@
 use super::{Command, Paths};
 use crate::sys::clock::{Clock, SystemClock};
 use crate::config::{self};
-use crate::error::{Error, Result};
+use crate::cli::error::{Error, Result};
 use crate::index::Methodology;
 use crate::probes::Suite;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! charted.
 
 use super::{HedgeArgs, HedgeWhat, Paths};
-use crate::error::{Error, Result};
+use crate::cli::error::{Error, Result};
 use crate::hedge::{self, analysis, simulate, Frequency};
 
 pub(super) fn run(cli: &Paths, what: Option<HedgeWhat>, args: HedgeArgs) -> Result<()> {

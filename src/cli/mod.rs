@@ -9,15 +9,18 @@
 mod audit;
 mod bench;
 mod certify;
+pub mod demo;
+pub mod error;
 mod hedge;
 mod network;
 mod observations;
 mod pipeline;
-mod publish;
+pub mod publish;
+pub mod report;
 mod settle;
 
 use crate::sys::clock::Date;
-use crate::error::{Error, Result};
+use crate::cli::error::{Error, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! `sit worker` and `sit collect`: the probe network (see [`crate::network`]).
 
 use super::{parse_date, Command, Paths};
-use crate::error::{Error, Result};
+use crate::cli::error::{Error, Result};
 
 pub(super) async fn run(cli: &Paths, c: Command) -> Result<()> {
     match c {

@@ -6,7 +6,7 @@
 
 use super::{parse_date, Command, Paths};
 use crate::sys::clock::{format_utc_ms, DAY_MS};
-use crate::error::{Error, Result};
+use crate::cli::error::{Error, Result};
 use crate::observation::Observation;
 use crate::store::Store;
 use std::io::Write;

@@ -3,8 +3,8 @@
 use super::{parse_date, Command, Paths};
 use crate::sys::clock::{format_utc_ms, Clock, Date, SystemClock};
 use crate::config::{self, ApiKey, Endpoint};
-use crate::demo::{self, DemoOptions};
-use crate::error::{Error, Result};
+use crate::cli::demo::{self, DemoOptions};
+use crate::cli::error::{Error, Result};
 use crate::index::Methodology;
 use crate::probes::{Family, Suite};
 use crate::store::Store;
@@ -44,7 +44,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 s.recorded,
                 s.delivered
             );
-            print!("{}", crate::report::render_summary(s));
+            print!("{}", crate::cli::report::render_summary(s));
             let shown: Vec<_> = report
                 .determinations
                 .iter()
@@ -55,7 +55,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 "\nDaily SIT index (USD per 1,000,000 SIT), methodology {}:\n",
                 Methodology::default().version
             );
-            print!("{}", crate::report::render_table(&shown));
+            print!("{}", crate::cli::report::render_table(&shown));
             println!(
                 "\nPublished by `sit run` as each day ended, signed with the demo key {} (audit bundles in {}/archive/):",
                 report.key.display(),
@@ -186,7 +186,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                     serde_json::to_string_pretty(&ds).map_err(|e| Error::Failed(e.to_string()))?
                 );
             } else {
-                print!("{}", crate::report::render_table(&ds));
+                print!("{}", crate::cli::report::render_table(&ds));
             }
             Ok(())
         }
@@ -462,7 +462,7 @@ async fn probe(
                 .map_err(|e| Error::Failed(e.to_string()))?
         );
     } else {
-        print!("{}", crate::report::render_summary(&s));
+        print!("{}", crate::cli::report::render_summary(&s));
         println!(
             "{} observations stored in {}/",
             s.recorded,

@@ -2,7 +2,7 @@
 
 use super::{parse_date, Command, KeysWhat, Paths};
 use crate::sys::clock::SystemClock;
-use crate::error::{Error, Result};
+use crate::cli::error::{Error, Result};
 use crate::probes::Suite;
 
 /// Run a command of this family.
@@ -32,7 +32,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 Some(t) => vec![t],
                 None => Suite::embedded().tier_ids(),
             };
-            crate::publisher::publish_days(
+            publish_days(
                 &cli.data,
                 date,
                 &tiers,
@@ -400,4 +400,65 @@ async fn days_against_archive(
         }
     }
     Ok(problems)
+}
+
+/// `sit publish`: publish `date` for each of `tiers` at the time `clock` reads, writing one
+/// line per record (and the reason of a CONTINGENCY) to `out`. Refusals are reported on `err`, the
+/// records in force stand, and the result is [`Error::Refused`] (exit 3).
+///
+/// The publication time comes from the clock only: the binary passes the system clock, and
+/// tests that need another instant pass their own clock here, never a flag.
+#[allow(clippy::too_many_arguments)]
+pub fn publish_days(
+    data: &std::path::Path,
+    date: sit_core::time::Date,
+    tiers: &[String],
+    key: &std::path::Path,
+    allow_empty: bool,
+    clock: &dyn crate::sys::clock::Clock,
+    out: &mut dyn std::io::Write,
+    err: &mut dyn std::io::Write,
+) -> Result<()> {
+    let now_ms = clock.now_ms();
+    let sk = crate::archive::keys::load_signing(key)?;
+    if !data.exists() {
+        return Err(Error::Usage(format!(
+            "no store at {}; run `sit demo` first or pass --data DIR",
+            data.display()
+        )));
+    }
+    let store = crate::store::Store::open(data)?;
+    let archive = crate::archive::Archive::for_data(data);
+    let mut refused = Vec::new();
+    for t in tiers {
+        let req = crate::publisher::Request {
+            tier: t,
+            date,
+            now_ms,
+            key: &sk,
+            allow_empty,
+        };
+        match crate::publisher::publish(&store, &archive, sit_core::versions::Registry::embedded(), &req) {
+            Ok(p) => {
+                writeln!(out, "published {}", p.line())?;
+                if let Some(r) = p.contingency_reason {
+                    writeln!(out, "          {r}")?;
+                }
+            }
+            Err(crate::publisher::PublishError::Refused(r)) => {
+                writeln!(err, "refused: {r}")?;
+                refused.push(r.to_string());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Refused(format!(
+            "{} of {} publications refused; the records in force stand",
+            refused.len(),
+            tiers.len()
+        )))
+    }
 }

@@ -3,7 +3,7 @@
 
 use super::{Command, Paths};
 use crate::sys::clock::{format_utc_ms, Clock, SystemClock};
-use crate::error::{Error, Result};
+use crate::cli::error::{Error, Result};
 use crate::archive::settlements::{self, Written};
 use crate::publisher::settle;
 use crate::settlement::{Period, SettlementStatus};

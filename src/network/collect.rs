@@ -19,7 +19,7 @@
 //! their place in the worker's chain as signed in `origin`.
 
 use super::{Workers, COMMIT_STREAM, OBS_STREAM};
-use crate::error::{Error, Result};
+use super::error::{Error, Result};
 use crate::observation::{Observation, Origin};
 use crate::store::Store;
 use sit_core::batch::{self, Fit, Tip};

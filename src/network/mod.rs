@@ -20,12 +20,13 @@
 //! - [`ship`]: the worker's side (`sit worker`): spool, sign, publish, delete after the ack.
 //! - [`collect`]: the collector's side (`sit collect`): consume, check, store, then ack.
 
-use crate::error::{Error, Result};
+pub use error::{Error, Result};
 use ed25519_dalek::VerifyingKey;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod error;
 pub mod collect;
 pub mod ship;
 

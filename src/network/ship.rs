@@ -13,7 +13,7 @@
 //! spool (the current and previous day stay: a restarted worker reads them to know which
 //! probes of the day it already made).
 
-use crate::error::{Error, Result};
+use super::error::{Error, Result};
 use crate::observation::Observation;
 use crate::store::Store;
 use sit_core::batch::{self, RecordText, Tip};

@@ -18,7 +18,7 @@
 use crate::sys::clock::{format_utc_ms, Clock, Date, DAY_MS, HOUR_MS};
 use crate::commit::{commitment_of, Commitment};
 use crate::config::{self, ApiKey, Endpoint};
-use crate::error::{Error, Result};
+use error::Result;
 use crate::index::Methodology;
 use crate::probes::Suite;
 use crate::archive::Archive;
@@ -34,6 +34,8 @@ use crate::sys::durable::Access;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub mod error;
+pub use error::Error;
 pub mod status;
 use status::Status;
 

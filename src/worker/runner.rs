@@ -7,7 +7,15 @@ use super::recorder::Recorder;
 use super::{retry, ProbeSpec, Worker};
 use crate::sys::clock::format_utc_ms;
 use crate::config::{ApiKey, Endpoint};
-use crate::error::{Error, Result};
+/// Why a run of probes stopped: a probe task panicked, or probes could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A run that no caller can repair (the message says what failed).
+    #[error("{0}")]
+    Failed(String),
+}
+
+type Result<T> = std::result::Result<T, Error>;
 use crate::observation::Observation;
 use crate::probes::Suite;
 use crate::schedule::Slot;

@@ -102,7 +102,7 @@ pub fn ingest_bench(
     dir: &std::path::Path,
     total: usize,
     batch: usize,
-) -> crate::error::Result<String> {
+) -> crate::cli::error::Result<String> {
     let store = Store::open(dir)?;
     let template = crate::worker::sample_observation();
     let start = Date::parse("2026-01-05").expect("date").start_ms();
@@ -569,9 +569,9 @@ mod network;
 mod service;
 
 /// Run `sit bench ...`.
-pub(super) async fn run(what: super::BenchWhat) -> crate::error::Result<()> {
+pub(super) async fn run(what: super::BenchWhat) -> crate::cli::error::Result<()> {
     use super::BenchWhat;
-    use crate::error::Error;
+    use crate::cli::error::Error;
     match what {
         BenchWhat::Index {
             observations,

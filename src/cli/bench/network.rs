@@ -130,7 +130,7 @@ fn quantiles(h: &hdrhistogram::Histogram<u64>) -> String {
 
 pub async fn collect_bench(observations: usize, rate: u64, secs: u64) -> Result<String, String> {
     let nats = start_nats()?;
-    let e = |e: crate::error::Error| e.to_string();
+    let e = |e: crate::network::Error| e.to_string();
     let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
     let lat_key = ed25519_dalek::SigningKey::from_bytes(&[43; 32]);
     let workers = Workers(BTreeMap::from([

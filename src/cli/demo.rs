@@ -5,7 +5,7 @@
 
 use crate::sys::clock::Date;
 use crate::config::Defaults;
-use crate::error::{Error, Result};
+use crate::cli::error::{Error, Result};
 use crate::index::Determination;
 use crate::probes::Suite;
 use crate::archive::{keys, Archive};

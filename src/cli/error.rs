@@ -1,8 +1,12 @@
-//! The library's top-level error, and the exit code each kind means.
+//! The command line's error, and the exit code each kind means: the only place where the
+//! layers' errors become exit codes (2: input the user must fix; 3: a refused publication,
+//! the record in force stands; 1: everything else). Each layer below owns its typed error;
+//! this module only composes them.
 
 use crate::config::ConfigError;
 use crate::store::StoreError;
 
+/// What a command failed with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The providers file is wrong (exit 2: fix the input).
@@ -85,6 +89,56 @@ impl From<crate::archive::keys::KeyError> for Error {
     }
 }
 
+impl From<crate::service::Error> for Error {
+    fn from(e: crate::service::Error) -> Self {
+        use crate::service::Error as S;
+        match e {
+            S::Usage(u) => Error::Usage(u),
+            S::Failed(f) => Error::Failed(f),
+            S::Config(c) => Error::Config(c),
+            S::Store(s) => Error::Store(s),
+            S::Io(e) => Error::Io(e),
+            S::Day(d) => d.into(),
+            S::Clock(c) => c.into(),
+            S::Key(k) => k.into(),
+            S::Client(c) => c.into(),
+            S::Network(n) => n.into(),
+            S::Run(r) => r.into(),
+        }
+    }
+}
+
+impl From<crate::network::Error> for Error {
+    fn from(e: crate::network::Error) -> Self {
+        use crate::network::Error as N;
+        match e {
+            N::Usage(u) => Error::Usage(u),
+            N::Failed(f) => Error::Failed(f),
+            N::Store(s) => Error::Store(s),
+            N::Io(e) => Error::Io(e),
+            N::Day(d) => d.into(),
+            N::Clock(c) => c.into(),
+            N::Key(k) => k.into(),
+        }
+    }
+}
+
+impl From<crate::worker::runner::Error> for Error {
+    fn from(e: crate::worker::runner::Error) -> Self {
+        match e {
+            crate::worker::runner::Error::Failed(f) => Error::Failed(f),
+        }
+    }
+}
+
+impl From<crate::certify::Error> for Error {
+    fn from(e: crate::certify::Error) -> Self {
+        match e {
+            crate::certify::Error::Failed(f) => Error::Failed(f),
+        }
+    }
+}
+
 impl Error {
     /// 2 for input the user must fix, 3 for a refused publication, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
@@ -96,4 +150,5 @@ impl Error {
     }
 }
 
+/// A command's result.
 pub type Result<T> = std::result::Result<T, Error>;
