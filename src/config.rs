@@ -4,9 +4,9 @@
 //! hint. API keys are never in this file: an endpoint names the *environment variable* that
 //! holds its key, and the key is read at request time only (see [`Endpoint::api_key`]).
 
-use crate::sys::clock::{format_utc_ms, parse_utc_ms};
-use crate::fixed::{Pusd, Rate};
 use serde::{Deserialize, Serialize};
+use sit_core::fixed::{Pusd, Rate};
+use sit_core::time::{format_utc_ms, parse_utc_ms};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
@@ -857,7 +857,10 @@ request_fee = "0.0001"
         let feb = parse_utc_ms("2026-02-01T00:00:00Z").unwrap();
         assert_eq!(e.prices.in_force(jan).unwrap().input, Rate(150_000));
         assert_eq!(e.prices.in_force(feb).unwrap().input, Rate(100_000));
-        assert!(e.prices.in_force(jan - 40 * crate::sys::clock::DAY_MS).is_none());
+        assert!(e
+            .prices
+            .in_force(jan - 40 * sit_core::time::DAY_MS)
+            .is_none());
     }
 
     fn err(text: &str) -> ConfigError {

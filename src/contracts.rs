@@ -2,9 +2,9 @@
 //! `providers.toml` (every error names file:line:column, the key and the fix).
 
 use crate::config::ConfigError;
-use crate::fixed::Fixed;
-use crate::settlement::{Contract, Cycle, SuspendedFallback};
 use serde::Deserialize;
+use sit_core::fixed::Fixed;
+use sit_core::settlement::{Contract, Cycle, SuspendedFallback};
 use std::path::Path;
 use toml::Spanned;
 

@@ -2,13 +2,13 @@
 //! them to the pure index. The I/O side of the index, kept separate so that the index itself
 //! stays pure and replayable.
 
-use crate::sys::clock::Date;
-use crate::index::chain::{link_after, ChainLink};
-use crate::index::{compute_day, DayInput, Determination, Methodology};
-use crate::price::BookView;
-use crate::probes::Suite;
 use crate::store::{Store, StoreError};
-use crate::versions::Registry;
+use sit_core::index::chain::{link_after, ChainLink};
+use sit_core::index::{compute_day, DayInput, Determination, Methodology};
+use sit_core::price::BookView;
+use sit_core::probes::Suite;
+use sit_core::time::Date;
+use sit_core::versions::Registry;
 
 /// The probe suite a day not yet published is determined under: the one its schedule
 /// commitment names (`committed`), else the one most of the day's observations name (ties to
@@ -47,8 +47,8 @@ pub fn day_rows(
     tier: &str,
     day: Date,
     prices_as_of_ms: i64,
-) -> Result<crate::index::Rows, StoreError> {
-    let window = crate::index::day_window(m, day);
+) -> Result<sit_core::index::Rows, StoreError> {
+    let window = sit_core::index::day_window(m, day);
     let raw = store
         .scan(window.0, window.1)
         .collect::<Result<Vec<_>, _>>()?;
@@ -58,7 +58,7 @@ pub fn day_rows(
     } else {
         None
     };
-    Ok(crate::index::rows_for(
+    Ok(sit_core::index::rows_for(
         m,
         raw.iter().map(|s| (&s.obs, &s.hash)),
         tier,
@@ -74,7 +74,7 @@ pub enum DetermineError {
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
-    Version(#[from] crate::versions::VersionError),
+    Version(#[from] sit_core::versions::VersionError),
 }
 
 /// Determinations for every stored day (ascending) and every tier in `tiers`, carrying the
@@ -101,7 +101,7 @@ pub fn all_days(
         if versions.current_suite().tier(tier_id).is_none() {
             continue;
         }
-        let mut previous: Option<(Date, crate::fixed::Fixed)> = None;
+        let mut previous: Option<(Date, sit_core::fixed::Fixed)> = None;
         let tier_start = out.len();
         for (i, day) in days.iter().enumerate() {
             let m = match made_with(tier_id, *day) {
@@ -150,7 +150,7 @@ pub fn one_day(
     m: &Methodology,
     tier_id: &str,
     day: Date,
-    previous_final: Option<(Date, crate::fixed::Fixed)>,
+    previous_final: Option<(Date, sit_core::fixed::Fixed)>,
     chain: Option<&ChainLink>,
     sequence: u64,
     computed_at: &str,

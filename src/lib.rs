@@ -7,11 +7,6 @@
 //! and its dialects, the store, the publisher and its server, certification runs, audit
 //! commands and the simulator.
 
-pub use sit_core::{
-    certificate, commit, derive, fixed, index, observation, price, probes, record, rng, schedule,
-    settlement, signing, sit, stci, tokenizer, versions,
-};
-
 pub mod archive;
 pub mod audit;
 pub mod certify;
@@ -23,7 +18,6 @@ pub mod determine;
 pub mod dialect;
 pub mod hedge;
 
-pub mod sys;
 pub mod network;
 pub mod prices;
 pub mod publisher;
@@ -31,4 +25,5 @@ pub mod server;
 pub mod service;
 pub mod sim;
 pub mod store;
+pub mod sys;
 pub mod worker;

@@ -8,8 +8,8 @@
 //! compared exactly (decimal strings parsed to the same fixed point), field by field.
 
 use crate::config::{Config, Endpoint};
-use crate::fixed::Rate;
 use serde::Deserialize;
+use sit_core::fixed::Rate;
 
 /// The exported catalogue.
 #[derive(Debug, Clone, Deserialize)]
@@ -117,7 +117,7 @@ impl Catalogue {
 
     /// Compare every endpoint's price in force at `now_ms` with the catalogue's.
     pub fn compare(&self, c: &Config, now_ms: i64) -> Result<Vec<(Endpoint, Comparison)>, String> {
-        let at = crate::sys::clock::format_utc_ms(now_ms);
+        let at = sit_core::time::format_utc_ms(now_ms);
         c.endpoints
             .iter()
             .map(|e| {

@@ -134,7 +134,7 @@ fn bundle_exported_from_a_live_store_replays_identically() {
         .unwrap_or_else(|| panic!("no chained tier on the second day: {index}"));
     v["chain"]["link"]["level"] = serde_json::json!("9.000000000");
     v.as_object_mut().unwrap().remove("signature");
-    let bytes = sit::signing::sign_value(v, &key);
+    let bytes = sit_core::signing::sign_value(v, &key);
     std::fs::write(&f, &bytes).unwrap();
     let mf = forged.join("manifest.json");
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mf).unwrap()).unwrap();
@@ -297,7 +297,7 @@ fn a_cherry_picked_probe_is_named_by_the_commitment_check() {
                 o["prev_hash"] = p.clone().into();
             }
             // Re-serialise exactly as the store does (field order preserved by the struct).
-            let rec: sit::observation::Observation = serde_json::from_value(o).unwrap();
+            let rec: sit_core::observation::Observation = serde_json::from_value(o).unwrap();
             *line = serde_json::to_string(&rec).unwrap();
             prev = Some(blake3::hash(line.as_bytes()).to_hex().to_string());
         }

@@ -164,7 +164,7 @@ async fn certify_verdicts_flags_and_server_agreement_on_the_simulator() {
     assert_eq!(c["tiers"][0]["attempts"], 100);
     assert_eq!(c["tiers"][0]["verdict"]["pass"], true, "{}", text(&o));
     assert_eq!(c["endpoint"]["models_returned"]["sim-good-chat"], 100);
-    assert_eq!(c["suite"]["hash"], sit::probes::Suite::embedded().hash);
+    assert_eq!(c["suite"]["hash"], sit_core::probes::Suite::embedded().hash);
     assert!(c["flags"].as_array().unwrap().is_empty(), "{}", c["flags"]);
     let v = fx.verify(&good, &fx.public);
     assert!(v.status.success(), "{}", text(&v));
@@ -266,14 +266,14 @@ async fn certify_verdicts_flags_and_server_agreement_on_the_simulator() {
     );
     t.as_object_mut().unwrap().remove("signature");
     let sk = sit::archive::keys::load_signing(&fx.key).unwrap();
-    std::fs::write(&edited, sit::signing::sign_value(t, &sk)).unwrap();
+    std::fs::write(&edited, sit_core::signing::sign_value(t, &sk)).unwrap();
     let v = fx.verify(&edited, &fx.public);
     assert_eq!(v.status.code(), Some(1));
     assert!(text(&v).contains("verdict does not follow"), "{}", text(&v));
     let mut t = json(&good);
     t["tiers"][0]["correct"] = (t["tiers"][0]["correct"].as_u64().unwrap() - 1).into();
     t.as_object_mut().unwrap().remove("signature");
-    std::fs::write(&edited, sit::signing::sign_value(t, &sk)).unwrap();
+    std::fs::write(&edited, sit_core::signing::sign_value(t, &sk)).unwrap();
     let v = fx.verify(&edited, &fx.public);
     assert_eq!(v.status.code(), Some(1));
     assert!(
@@ -362,9 +362,9 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
         "127.0.0.1:0".parse().unwrap(),
         None,
         Default::default(),
-        Some(std::sync::Arc::new(sit::certify::challenge::Challenger::new(
-            oracle_key, &archive,
-        ))),
+        Some(std::sync::Arc::new(
+            sit::certify::challenge::Challenger::new(oracle_key, &archive),
+        )),
     )
     .await
     .unwrap();
@@ -377,7 +377,7 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
     let c = json(&out);
     assert_eq!(c["seeding"], "oracle challenge");
     let doc = c["challenge"].as_str().unwrap().to_string();
-    let seed = sit::certificate::challenge::seed_of(doc.as_bytes()).unwrap();
+    let seed = sit_core::certificate::challenge::seed_of(doc.as_bytes()).unwrap();
     assert_eq!(c["window"]["seed"], format!("{seed:016x}"));
 
     let oracle_pub = oracle_dir.join("keys/public-key.pem");
@@ -431,7 +431,7 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
     forged["window"]["seed"] = serde_json::json!("0000000000000001");
     forged.as_object_mut().unwrap().remove("signature");
     let sk = sit::archive::keys::load_signing(&fx.key).unwrap();
-    let bytes = sit::signing::sign_value(forged, &sk);
+    let bytes = sit_core::signing::sign_value(forged, &sk);
     let fpath = fx.dir.join("forged.json");
     std::fs::write(&fpath, bytes).unwrap();
     let v = sit(&verify(&fpath, &oracle_pub, false)

@@ -8,7 +8,7 @@
 
 mod common;
 
-use sit::observation::RxClock;
+use sit_core::observation::RxClock;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -188,7 +188,7 @@ fn acceptor(dir: &Path) -> tokio_rustls::TlsAcceptor {
     tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
 }
 
-fn probe(dir: &Path, name: &str, base_url: &str) -> Vec<sit::observation::Observation> {
+fn probe(dir: &Path, name: &str, base_url: &str) -> Vec<sit_core::observation::Observation> {
     let providers = dir.join(format!("{name}.toml"));
     std::fs::write(
         &providers,

@@ -63,7 +63,7 @@ fn example_verifier_accepts_a_published_record_and_rejects_a_flipped_byte() {
     let out = String::from_utf8_lossy(&o.stdout);
     // The first day of the demo store is the chain's anchor (BASE).
     assert!(out.starts_with("VALID t1 2026-01-05 BASE "), "{out}");
-    let current = sit::index::Methodology::default();
+    let current = sit_core::index::Methodology::default();
     assert!(
         out.contains(&format!(
             "methodology {} {}",

@@ -12,7 +12,7 @@
 mod common;
 
 use serde_json::json;
-use sit::observation::{FailureClass, Observation};
+use sit_core::observation::{FailureClass, Observation};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

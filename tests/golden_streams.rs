@@ -203,7 +203,7 @@ fn xai_reasoning_is_reported_apart_and_billed_on_top() {
         usage,
         2,
     );
-    let mut t = sit::observation::Tokens {
+    let mut t = sit_core::observation::Tokens {
         usage_reported: true,
         reported_input: Some(25),
         reported_output: Some(2),
@@ -214,7 +214,7 @@ fn xai_reasoning_is_reported_apart_and_billed_on_top() {
         )),
         ..Default::default()
     };
-    sit::sit::billed(&mut t);
+    sit_core::sit::billed(&mut t);
     assert_eq!((t.reported_output, t.billed_output), (Some(2), 292));
 }
 
@@ -255,7 +255,7 @@ fn gemini_thoughts_are_reported_apart_and_billed_on_top() {
         usage,
         1,
     );
-    let mut t = sit::observation::Tokens {
+    let mut t = sit_core::observation::Tokens {
         usage_reported: true,
         reported_output: Some(2),
         reported_reasoning: Some(340),
@@ -265,7 +265,7 @@ fn gemini_thoughts_are_reported_apart_and_billed_on_top() {
         )),
         ..Default::default()
     };
-    sit::sit::billed(&mut t);
+    sit_core::sit::billed(&mut t);
     assert_eq!(t.billed_output, 342);
     // OpenAI's convention: reasoning already inside completion_tokens, not billed twice
     t.reasoning_in_output = Some(sit::config::Endpoint::default_reasoning_in_output(
@@ -273,7 +273,7 @@ fn gemini_thoughts_are_reported_apart_and_billed_on_top() {
         "openai",
     ));
     t.reported_output = Some(342);
-    sit::sit::billed(&mut t);
+    sit_core::sit::billed(&mut t);
     assert_eq!(t.billed_output, 342);
 }
 

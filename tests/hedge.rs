@@ -6,7 +6,7 @@
 mod common;
 use common::{sit, text};
 
-use sit::rng::Rng;
+use sit_core::rng::Rng;
 use std::path::Path;
 
 /// 400 days from 2026-01-01 of an index random walk (around 0.30, steps sd 0.004) and a cost

@@ -93,7 +93,7 @@ fn ambiguous_records_are_refused_by_verify_and_not_served() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let archive = sit::archive::Archive::for_data(&t.path().join("data"));
-        let snap = sit::server::load(&archive, sit::probes::Suite::embedded());
+        let snap = sit::server::load(&archive, sit_core::probes::Suite::embedded());
         assert!(
             snap.errors
                 .iter()

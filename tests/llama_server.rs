@@ -167,7 +167,7 @@ fn probe_matches_server_metrics(dialect: &str, base: &str) {
         if let Some(f) = &o.failure {
             assert_eq!(
                 f.class,
-                sit::observation::FailureClass::FinishLength,
+                sit_core::observation::FailureClass::FinishLength,
                 "{o:?}"
             );
         } else {

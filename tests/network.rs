@@ -11,7 +11,7 @@
 mod common;
 use common::{sim, sit, text, Sim};
 
-use sit::observation::Observation;
+use sit_core::observation::Observation;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -468,13 +468,13 @@ fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_r
     let stranger = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
     // a chain of four records of `eu`, as its worker would store them
     let record = |seq: u64, prev: &str| {
-        let mut o = sit::observation::sample();
+        let mut o = sit_core::observation::sample();
         o.worker = "eu".into();
         o.vantage = Some("eu".into());
         o.seq = seq;
         o.prev_hash = prev.to_string();
         let text = serde_json::to_string(&o).unwrap();
-        let hash = sit::signing::hex(blake3::hash(text.as_bytes()).as_bytes());
+        let hash = sit_core::signing::hex(blake3::hash(text.as_bytes()).as_bytes());
         (RecordText { seq, text }, hash)
     };
     let mut prev = genesis_hex();

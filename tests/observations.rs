@@ -75,7 +75,7 @@ fn observations_are_listed_filtered_and_exported_as_stored() {
     // JSON lines: each the stored record, without its evidence unless asked for
     let o = sit(&data, &["--json", "--endpoint", "sim-atlas"]);
     assert!(o.status.success(), "{}", text(&o));
-    let lines: Vec<sit::observation::Observation> = String::from_utf8(o.stdout)
+    let lines: Vec<sit_core::observation::Observation> = String::from_utf8(o.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -93,7 +93,7 @@ fn observations_are_listed_filtered_and_exported_as_stored() {
         assert_eq!(*l, s);
     }
     let o = sit(&data, &["--json", "--evidence", "--endpoint", "sim-atlas"]);
-    let first: sit::observation::Observation =
+    let first: sit_core::observation::Observation =
         serde_json::from_str(String::from_utf8(o.stdout).unwrap().lines().next().unwrap()).unwrap();
     assert_eq!(
         Some(&first),

@@ -2,11 +2,11 @@
 //! binary for the published values, and an independent recomputation from the stored
 //! observations (re-graded, re-costed, re-indexed with separate, deliberately plain code).
 
-use sit_core::time::{Date, HOUR_MS};
 use sit::cli::demo::{self, DemoOptions};
-use sit::observation::Observation;
-use sit::probes::{Family, Suite};
 use sit::store::Store;
+use sit_core::observation::Observation;
+use sit_core::probes::{Family, Suite};
+use sit_core::time::{Date, HOUR_MS};
 use std::collections::BTreeMap;
 use std::process::Command;
 
@@ -14,7 +14,7 @@ fn sit_bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sit"))
 }
 
-/// Half-to-even division, written again here on purpose (independent of sit::fixed).
+/// Half-to-even division, written again here on purpose (independent of sit_core::fixed).
 fn div_he(n: i128, d: i128) -> i128 {
     assert!(n >= 0 && d > 0, "only non-negative sums here");
     let (q, r) = (n / d, n % d);
@@ -315,9 +315,10 @@ fn pipeline_on_simulator_matches_independent_recomputation() {
         .collect::<Vec<_>>()
     {
         let tier = d["tier"].as_str().unwrap();
-        let thr = sit::fixed::Fixed::parse(&suite.tier(tier).unwrap().pass_threshold.to_string())
-            .unwrap()
-            .0;
+        let thr =
+            sit_core::fixed::Fixed::parse(&suite.tier(tier).unwrap().pass_threshold.to_string())
+                .unwrap()
+                .0;
         let (mine, prices, quality) = if date == "2026-01-05" {
             let r = recompute(&obs, tier, day, thr, None);
             day_one.insert(tier.to_string(), r.clone());

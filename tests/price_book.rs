@@ -12,13 +12,13 @@ mod common;
 use common::{golden_bundle, store_from};
 
 use sit::audit::bundle::{self, Bundle};
-use sit_core::time::{Date, HOUR_MS};
 use sit::config::{PriceEntry, PriceSchedule};
-use sit::fixed::Fixed;
-use sit::index::Status;
 use sit::publisher::policy::Refusal;
 use sit::publisher::{publish, PublishError, Request};
-use sit::versions::Registry;
+use sit_core::fixed::Fixed;
+use sit_core::index::Status;
+use sit_core::time::{Date, HOUR_MS};
+use sit_core::versions::Registry;
 
 /// Every entry of `schedule` in force during `day`, with its rates scaled by `num/den`
 /// (a backdated correction: same `effective_from`, other prices).
@@ -37,9 +37,9 @@ fn corrected(schedule: &PriceSchedule, day: Date, num: i128, den: i128) -> Price
                         .is_none_or(|n| n.effective_from_ms > from)
             })
             .map(|e| PriceEntry {
-                input: sit::fixed::Rate(e.input.0 * num / den),
-                output: sit::fixed::Rate(e.output.0 * num / den),
-                cached_input: sit::fixed::Rate(e.cached_input.0 * num / den),
+                input: sit_core::fixed::Rate(e.input.0 * num / den),
+                output: sit_core::fixed::Rate(e.output.0 * num / den),
+                cached_input: sit_core::fixed::Rate(e.cached_input.0 * num / den),
                 ..e.clone()
             })
             .collect(),
@@ -72,7 +72,7 @@ fn a_backdated_price_correction_restates_before_the_cutoff_and_not_after() {
 
     // 1. Published ten minutes after the day (past the settlement lag).
     let p1 = publish(&store, &archive, versions, &req(end + 600_000)).unwrap();
-    let r1 = sit::record::parse(&std::fs::read(&p1.path).unwrap()).unwrap();
+    let r1 = sit_core::record::parse(&std::fs::read(&p1.path).unwrap()).unwrap();
     let d1 = &r1.determination;
     assert_eq!(d1.status, Status::Base, "a fresh archive starts the chain");
     let used1 = d1.prices.clone().expect("1.4.0 names its price book");
@@ -92,7 +92,7 @@ fn a_backdated_price_correction_restates_before_the_cutoff_and_not_after() {
         assert!(!n.is_empty(), "{ep}: nothing corrected");
     }
     let p2 = publish(&store, &archive, versions, &req(end + 2 * HOUR_MS)).unwrap();
-    let r2 = sit::record::parse(&std::fs::read(&p2.path).unwrap()).unwrap();
+    let r2 = sit_core::record::parse(&std::fs::read(&p2.path).unwrap()).unwrap();
     let d2 = &r2.determination;
     assert_eq!(r2.version, 2, "restated");
     assert_eq!(d2.status, Status::Base, "a restated anchor is BASE again");

@@ -7,12 +7,12 @@
 mod common;
 use common::{copy_dir, demo, sit, text};
 
-use sit_core::time::Date;
-use sit::fixed::Fixed;
-use sit::observation::Observation;
 use sit::archive::Archive;
 use sit::server;
 use sit::store::Store;
+use sit_core::fixed::Fixed;
+use sit_core::observation::Observation;
+use sit_core::time::Date;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -74,7 +74,7 @@ impl Env {
         use std::os::unix::process::ExitStatusExt;
         let tiers: Vec<String> = match tier {
             Some(t) => vec![t.to_string()],
-            None => sit::probes::Suite::embedded().tier_ids(),
+            None => sit_core::probes::Suite::embedded().tier_ids(),
         };
         let clock = sit::sys::clock::FixedClock(sit_core::time::parse_utc_ms(at).unwrap());
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
@@ -134,7 +134,7 @@ fn shift_t1_prices(data: &Path, date: &str, suffix: &str, factor: i128) {
             }
             // 4x the billed tokens is 4x the cost whether the day is costed as observed
             // (1.0.0-1.3.0) or from the price book (1.4.0)
-            o.cost = sit::fixed::Pusd(o.cost.0 * factor);
+            o.cost = sit_core::fixed::Pusd(o.cost.0 * factor);
             let t = &mut o.tokens;
             t.billed_input *= factor as u64;
             t.billed_output *= factor as u64;
@@ -602,9 +602,9 @@ async fn http_api_serves_records_csv_304_and_documented_errors() {
     let (s, _, c) = http.get(&format!("/v1/commitments/{D1}"), &[]).await;
     assert_eq!(s, 200, "{c}");
     let c: serde_json::Value = serde_json::from_str(&c).unwrap();
-    let reveal: sit::commit::Reveal = serde_json::from_value(c["reveal"].clone()).unwrap();
+    let reveal: sit_core::commit::Reveal = serde_json::from_value(c["reveal"].clone()).unwrap();
     assert_eq!(
-        sit::commit::commitment_of(
+        sit_core::commit::commitment_of(
             Date::parse(D1).unwrap(),
             reveal.seed_u64().unwrap(),
             &reveal.salt_bytes().unwrap()
@@ -628,14 +628,14 @@ async fn http_api_serves_records_csv_304_and_documented_errors() {
     assert_eq!(t["tiers"][0]["latest"]["version"], 2);
     let (_, _, m) = http.get("/v1/methodology", &[]).await;
     let m: serde_json::Value = serde_json::from_str(&m).unwrap();
-    assert_eq!(m["hash"], sit::index::Methodology::default().hash());
+    assert_eq!(m["hash"], sit_core::index::Methodology::default().hash());
     assert_eq!(m["hash"], v2["methodology_hash"]);
     // every version by hash, 1.0.0 included, each with its parameters
     let versions = m["versions"].as_array().unwrap();
     for want in [
-        sit::index::Methodology::v1_0_0(),
-        sit::index::Methodology::v1_1_0(),
-        sit::index::Methodology::v1_2_0(),
+        sit_core::index::Methodology::v1_0_0(),
+        sit_core::index::Methodology::v1_1_0(),
+        sit_core::index::Methodology::v1_2_0(),
     ] {
         let v = versions.iter().find(|v| v["hash"] == want.hash()).unwrap();
         assert_eq!(v["version"], want.version.as_str());
@@ -856,11 +856,11 @@ fn publish_has_no_flag_to_set_the_publication_time() {
 /// ones in force. The check runs under the publisher lock, like the settlement.
 #[test]
 fn a_day_of_a_period_settled_final_is_never_restated() {
-    use sit::settlement::{rule_text, Period, SettlementRecord, SettlementStatus, SCHEMA};
+    use sit_core::settlement::{rule_text, Period, SettlementRecord, SettlementStatus, SCHEMA};
     let env = Env::new();
     let o = env.publish(D1, Some("t1"), "2026-01-06T00:30:00Z", &[]);
     assert!(o.status.success(), "{}", text(&o));
-    let contract = sit::contracts::embedded(&sit::probes::Suite::embedded().tier_ids())
+    let contract = sit::contracts::embedded(&sit_core::probes::Suite::embedded().tier_ids())
         .into_iter()
         .find(|c| c.id == "SIT-T1-M")
         .unwrap();

@@ -484,12 +484,11 @@ fn run_publishes_the_month_to_date_of_each_contract_after_each_day() {
         text(&o)
     );
     let s = env.data().join("published/settlements");
-    let vk =
-        sit::archive::keys::load_public(&env.dir.path().join("keys/public-key.pem")).unwrap();
+    let vk = sit::archive::keys::load_public(&env.dir.path().join("keys/public-key.pem")).unwrap();
     for (contract, tier) in [("SIT-T1-M", "t1"), ("SIT-T2-M", "t2"), ("SIT-T3-M", "t3")] {
         let bytes = std::fs::read(s.join(contract).join("2026-02.indicative.json"))
             .unwrap_or_else(|e| panic!("{contract}: {e}\n{}", text(&o)));
-        let r = sit::settlement::verify_indicative(&bytes, &vk).unwrap();
+        let r = sit_core::settlement::verify_indicative(&bytes, &vk).unwrap();
         assert_eq!(r.days.len(), 1, "{contract}");
         let day: serde_json::Value = serde_json::from_slice(
             &std::fs::read(
@@ -499,7 +498,7 @@ fn run_publishes_the_month_to_date_of_each_contract_after_each_day() {
             .unwrap(),
         )
         .unwrap();
-        let v = sit::fixed::Fixed::parse(day["value"].as_str().unwrap()).unwrap();
+        let v = sit_core::fixed::Fixed::parse(day["value"].as_str().unwrap()).unwrap();
         assert_eq!(r.value.round_dp(4), v.round_dp(4), "{contract}");
         assert!(!s.join(contract).join("2026-02.json").exists(), "not final");
     }

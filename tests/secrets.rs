@@ -127,7 +127,7 @@ async fn a_key_never_appears_in_output_records_or_bundles() {
         .filter(|o| {
             o.failure
                 .as_ref()
-                .is_some_and(|f| f.class == sit::observation::FailureClass::Auth)
+                .is_some_and(|f| f.class == sit_core::observation::FailureClass::Auth)
         })
         .collect();
     assert_eq!(

@@ -5,10 +5,10 @@
 mod common;
 use common::{sit, text};
 
-use sit_core::time::Date;
-use sit::fixed::Fixed;
-use sit::index::Status;
 use sit::archive::{Archive, LogEntry};
+use sit_core::fixed::Fixed;
+use sit_core::index::Status;
+use sit_core::time::Date;
 use std::path::Path;
 
 fn entry(date: &str, version: u32, status: Status, value: &str, at: &str) -> LogEntry {
@@ -124,7 +124,7 @@ fn a_final_month_settles_on_the_records_in_force_at_the_final_time_signed_once()
     let key = keys.join("signing-key.pem");
     let f = data.join(SIGNED);
     let vk = sit::archive::keys::load_public(&keys.join("public-key.pem")).unwrap();
-    let r = sit::settlement::verify_record(&bytes, &vk).unwrap();
+    let r = sit_core::settlement::verify_record(&bytes, &vk).unwrap();
     assert_eq!(r.value, Fixed::parse("0.1036").unwrap());
     assert_eq!(r.days_counted, 28);
     let d5 = r
@@ -264,7 +264,7 @@ async fn the_final_value_is_served_as_signed_at_the_settlement_endpoint() {
 /// FINAL at 0.1000, day 5 restated to 0.2000 on 2026-02-06 (before the final settlement time),
 /// day 28 restated to 0.9000 on 2026-03-05 (after it). Returns the key folder.
 fn signed_february(data: &Path, keys: &Path) -> ed25519_dalek::SigningKey {
-    use sit::record::{Publication, Restates};
+    use sit_core::record::{Publication, Restates};
     let g = sit(&["keys", "generate", "--out", keys.to_str().unwrap()]);
     assert!(g.status.success(), "{}", text(&g));
     let key = sit::archive::keys::load_signing(&keys.join("signing-key.pem")).unwrap();
@@ -292,7 +292,7 @@ fn signed_february(data: &Path, keys: &Path) -> ed25519_dalek::SigningKey {
         p.determination.sequence = seq;
         p.version = version;
         p.published_at = at.into();
-        p.key_id = sit::signing::key_id(&vk);
+        p.key_id = sit_core::signing::key_id(&vk);
         p.restates = hashes.get(date).map(|(s, h)| Restates {
             version: version - 1,
             sequence: *s,
@@ -300,7 +300,7 @@ fn signed_february(data: &Path, keys: &Path) -> ed25519_dalek::SigningKey {
             value: Some(Fixed::parse("0.1").unwrap()),
             record_hash: h.clone(),
         });
-        let bytes = sit::record::sign(&p, &key);
+        let bytes = sit_core::record::sign(&p, &key);
         let e = LogEntry {
             tier: "t1".into(),
             date: date_v,
@@ -311,10 +311,10 @@ fn signed_february(data: &Path, keys: &Path) -> ed25519_dalek::SigningKey {
             published_at: at.into(),
             key_id: p.key_id.clone(),
             file: Archive::file_name("t1", date_v, version),
-            record_hash: sit::record::record_hash(&bytes),
+            record_hash: sit_core::record::record_hash(&bytes),
         };
         hashes.insert(date.into(), (seq, e.record_hash.clone()));
-        a.append(&lock, &bytes, &e, &sit::signing::public_pem(&vk))
+        a.append(&lock, &bytes, &e, &sit_core::signing::public_pem(&vk))
             .unwrap();
     };
     for d in 1..=28 {
@@ -361,13 +361,13 @@ fn python() -> Option<String> {
 async fn settlements_are_published_to_date_then_final_served_verified_and_recomputed_independently()
 {
     use sit::publisher::settle::{compute, settle_due};
-    use sit::settlement::{sign_record, Cycle, Period, SettlementStatus};
+    use sit_core::settlement::{sign_record, Cycle, Period, SettlementStatus};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let keys = dir.path().join("keys");
     let key = signed_february(&data, &keys);
     let archive = Archive::for_data(&data);
-    let tiers = sit::probes::Suite::embedded().tier_ids();
+    let tiers = sit_core::probes::Suite::embedded().tier_ids();
     let mut contracts = sit::contracts::embedded(&tiers);
     let mut quarterly = contracts[0].clone();
     quarterly.id = "SIT-T1-Q".into();
@@ -420,10 +420,10 @@ async fn settlements_are_published_to_date_then_final_served_verified_and_recomp
     assert_eq!(s, 200);
     let vk = key.verifying_key();
     // an INDICATIVE record verifies only as such: never as a settlement value
-    assert!(sit::settlement::verify_record(&body, &vk)
+    assert!(sit_core::settlement::verify_record(&body, &vk)
         .unwrap_err()
         .contains("INDICATIVE"));
-    let r = sit::settlement::verify_indicative(&body, &vk).unwrap();
+    let r = sit_core::settlement::verify_indicative(&body, &vk).unwrap();
     assert_eq!(
         (r.status, r.value, r.days.len()),
         (
@@ -434,7 +434,7 @@ async fn settlements_are_published_to_date_then_final_served_verified_and_recomp
     );
     let (s, _, body) = get("/v1/settlement/t1/2026-Q1").await;
     assert_eq!(s, 200);
-    let q = sit::settlement::verify_indicative(&body, &vk).unwrap();
+    let q = sit_core::settlement::verify_indicative(&body, &vk).unwrap();
     assert_eq!(
         (q.contract.id.as_str(), q.period.last.to_string().as_str()),
         ("SIT-T1-Q", "2026-03-31")
@@ -484,7 +484,10 @@ async fn settlements_are_published_to_date_then_final_served_verified_and_recomp
     let (s, ct, csv) = get("/v1/settlement/t1/2026-02.csv").await;
     assert_eq!((s, ct.as_str()), (200, "text/csv; charset=utf-8"));
     let csv = String::from_utf8(csv).unwrap();
-    assert_eq!(csv.lines().next().unwrap(), sit::settlement::CSV_HEADER);
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        sit_core::settlement::CSV_HEADER
+    );
     assert_eq!(csv.lines().count(), 29, "{csv}");
     assert!(
         csv.contains("SIT-T1-M,t1,2026-02-01,2026-02-28,FINAL,0.103600000,28,2026-03-02T00:00:00.000Z,2026-02-05,RESTATED,0.200000000,2,"),
@@ -557,7 +560,7 @@ async fn settlements_are_published_to_date_then_final_served_verified_and_recomp
     let mut forged = late.clone();
     forged.days =
         sit::publisher::settle::days_in_force(&entries, "t1", p, utc("2026-03-06T00:00:00Z"));
-    let (v, n) = sit::settlement::mean_value(&forged.contract, p, &forged.days, true).unwrap();
+    let (v, n) = sit_core::settlement::mean_value(&forged.contract, p, &forged.days, true).unwrap();
     forged.value = v;
     forged.days_counted = n;
     assert_eq!(

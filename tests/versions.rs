@@ -13,12 +13,12 @@ mod common;
 use common::{golden_bundle, store_from};
 
 use sit::audit::bundle::{self, Bundle};
-use sit_core::time::Date;
-use sit::fixed::Fixed;
-use sit::index::{Methodology, Status};
 use sit::publisher::policy::Refusal;
 use sit::publisher::{publish, PublishError, Request};
-use sit::versions::Registry;
+use sit_core::fixed::Fixed;
+use sit_core::index::{Methodology, Status};
+use sit_core::time::Date;
+use sit_core::versions::Registry;
 
 /// Methodology 1.0.0 with other trimming and a lower endpoint floor: a different hash and,
 /// on the golden day, a different value.
@@ -61,11 +61,11 @@ fn a_day_made_under_an_older_methodology_recomputes_under_it_after_the_default_c
     // root and hash.
     let old = &Registry::new(
         vec![Methodology::v1_0_0()],
-        vec![sit::probes::Suite::v1_0_0().clone()], // the suite the golden day was probed with
+        vec![sit_core::probes::Suite::v1_0_0().clone()], // the suite the golden day was probed with
     )
     .unwrap();
     let p = publish(&store, &archive, old, &req("t1", day, at)).unwrap();
-    let rec = sit::record::parse(&std::fs::read(&p.path).unwrap()).unwrap();
+    let rec = sit_core::record::parse(&std::fs::read(&p.path).unwrap()).unwrap();
     for field in [
         "value",
         "merkle_root",
@@ -149,7 +149,7 @@ fn a_day_made_under_an_older_methodology_recomputes_under_it_after_the_default_c
     let mut first = req("t3", Date::parse("2026-01-04").unwrap(), at);
     first.allow_empty = true;
     let p = publish(&store, &archive, &new, &first).unwrap();
-    let rec3 = sit::record::parse(&std::fs::read(&p.path).unwrap()).unwrap();
+    let rec3 = sit_core::record::parse(&std::fs::read(&p.path).unwrap()).unwrap();
     assert_eq!(rec3.determination.methodology_hash, new_rules.hash());
     assert_eq!(rec3.determination.methodology_version, "1.0.1-test");
 

@@ -5,11 +5,11 @@
 //! Why the mode check: a signing key that other local users can read lets them sign a
 //! settlement value in our name. The publisher refuses such a key rather than warn.
 
+use crate::sys::durable::Access;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sit_core::signing::{hex, key_id, parse_public};
-use crate::sys::durable::Access;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 

@@ -23,12 +23,12 @@ pub mod layout;
 pub mod settlements;
 pub mod vantages;
 
-use crate::sys::clock::Date;
-use crate::fixed::Fixed;
-use crate::index::Status;
-use crate::record::record_hash;
-use serde::{Deserialize, Serialize};
 use crate::sys::durable;
+use serde::{Deserialize, Serialize};
+use sit_core::fixed::Fixed;
+use sit_core::index::Status;
+use sit_core::record::record_hash;
+use sit_core::time::Date;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
@@ -198,7 +198,7 @@ impl Archive {
     /// Write a schedule document once; writing the same bytes again is a no-op, different
     /// bytes are refused (a commitment cannot change).
     fn put_once<T: Serialize>(&self, path: PathBuf, v: &T) -> Result<(), ArchiveError> {
-        let bytes = crate::signing::canonical(&serde_json::to_value(v).expect("serialises"));
+        let bytes = sit_core::signing::canonical(&serde_json::to_value(v).expect("serialises"));
         if let Ok(old) = std::fs::read(&path) {
             if old == bytes {
                 return Ok(());
@@ -215,20 +215,20 @@ impl Archive {
     }
 
     /// Publish a day's schedule commitment (before the day).
-    pub fn put_commitment(&self, c: &crate::commit::Commitment) -> Result<(), ArchiveError> {
+    pub fn put_commitment(&self, c: &sit_core::commit::Commitment) -> Result<(), ArchiveError> {
         self.put_once(self.commitment_path(c.date, "commit"), c)
     }
 
     /// Publish a day's seed reveal (after the day).
-    pub fn put_reveal(&self, r: &crate::commit::Reveal) -> Result<(), ArchiveError> {
+    pub fn put_reveal(&self, r: &sit_core::commit::Reveal) -> Result<(), ArchiveError> {
         self.put_once(self.commitment_path(r.date, "reveal"), r)
     }
 
-    pub fn commitment(&self, date: Date) -> Option<crate::commit::Commitment> {
+    pub fn commitment(&self, date: Date) -> Option<sit_core::commit::Commitment> {
         serde_json::from_slice(&std::fs::read(self.commitment_path(date, "commit")).ok()?).ok()
     }
 
-    pub fn reveal(&self, date: Date) -> Option<crate::commit::Reveal> {
+    pub fn reveal(&self, date: Date) -> Option<sit_core::commit::Reveal> {
         serde_json::from_slice(&std::fs::read(self.commitment_path(date, "reveal")).ok()?).ok()
     }
 

@@ -52,7 +52,6 @@ pub fn write_final(
     record: &SettlementRecord,
     key: &ed25519_dalek::SigningKey,
 ) -> std::io::Result<Written> {
-
     debug_assert_eq!(record.status, SettlementStatus::Final);
     let p = path(
         archive,
@@ -118,7 +117,7 @@ pub fn archived(root: &Path, tier: &str, status: SettlementStatus) -> Vec<Archiv
             let Ok(bytes) = std::fs::read(f.path()) else {
                 continue;
             };
-            let Ok(v) = crate::signing::parse_strict(&bytes) else {
+            let Ok(v) = sit_core::signing::parse_strict(&bytes) else {
                 continue;
             };
             let mut v = v;

@@ -18,18 +18,18 @@
 //! - `keys/`: the public keys that signed them;
 //! - `manifest.json`: blake3 of every other file.
 
-use crate::sys::clock::{format_utc_ms, Date, DAY_MS, HOUR_MS};
-use crate::commit::{check_day, Commitment, Reveal};
-use crate::config::PriceSchedule;
-use crate::index::{compute_day, day_window, DayInput, Determination, Methodology, Status};
-use crate::observation::{FailureClass, Observation};
-use crate::price::{BookView, PriceBook};
-use crate::probes::{Family, Suite};
 use crate::archive::{Archive, LogEntry};
-use crate::record::Publication;
+use crate::config::PriceSchedule;
 use crate::store::Store;
-use crate::versions::Registry;
 use serde::{Deserialize, Serialize};
+use sit_core::commit::{check_day, Commitment, Reveal};
+use sit_core::index::{compute_day, day_window, DayInput, Determination, Methodology, Status};
+use sit_core::observation::{FailureClass, Observation};
+use sit_core::price::{BookView, PriceBook};
+use sit_core::probes::{Family, Suite};
+use sit_core::record::Publication;
+use sit_core::time::{format_utc_ms, Date, DAY_MS, HOUR_MS};
+use sit_core::versions::Registry;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -289,11 +289,11 @@ fn day_versions<'v>(
         let bytes = archive
             .read(e)
             .map_err(|x| AuditError::Bundle(x.to_string()))?;
-        let p = crate::record::parse(&bytes)
+        let p = sit_core::record::parse(&bytes)
             .map_err(|x| AuditError::Bundle(format!("{}: {x}", e.file)))?;
         named.insert((p.determination.methodology_hash, p.determination.suite_hash));
     }
-    let version = |e: crate::versions::VersionError| AuditError::Bundle(e.to_string());
+    let version = |e: sit_core::versions::VersionError| AuditError::Bundle(e.to_string());
     match named.len() {
         0 => Ok((
             versions.current_methodology().clone(),
@@ -580,8 +580,8 @@ impl Bundle {
                 .find(|(f, _)| f == &format!("keys/{kid}.pem"))
                 .map(|(_, p)| p)
                 .ok_or_else(|| format!("{name}: its public key {kid} is not in the bundle"))?;
-            let vk = crate::signing::parse_public(pem).map_err(|e| format!("{name}: {e}"))?;
-            let ver = crate::record::verify(bytes, &vk).map_err(|e| format!("{name}: {e}"))?;
+            let vk = sit_core::signing::parse_public(pem).map_err(|e| format!("{name}: {e}"))?;
+            let ver = sit_core::record::verify(bytes, &vk).map_err(|e| format!("{name}: {e}"))?;
             out.push((name.clone(), ver.publication, ver.signed_bytes));
         }
         Ok(out)
@@ -670,7 +670,7 @@ impl Bundle {
                 let (c, r) = (c.clone()?, r.as_ref()?);
                 let (seed, salt) = (r.seed_u64()?, r.salt_bytes()?);
                 // only a reveal that opens its commitment counts
-                (crate::commit::commitment_of(c.date, seed, &salt) == c.commitment)
+                (sit_core::commit::commitment_of(c.date, seed, &salt) == c.commitment)
                     .then_some((c, seed))
             })
             .map(|(c, s)| {
@@ -725,7 +725,7 @@ fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
         r.within_sla = false;
         r.tokens = Default::default();
         r.price = None;
-        r.cost = crate::fixed::Pusd::ZERO;
+        r.cost = sit_core::fixed::Pusd::ZERO;
         r.sit_size = inst.sit_size;
         r.delivered_sit = 0;
         r.evidence = None;
@@ -762,7 +762,7 @@ fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
     // the user message (its system line was free text with the nonce); from 1.1.0 the whole
     // request is the suite's framing of the probe, nonce and try.
     let framing = match b.suite.probe_text {
-        crate::probes::ProbeText::Fixed => {
+        sit_core::probes::ProbeText::Fixed => {
             if user != inst.generated.prompt {
                 return Err(at(
                     "the request sent is not the probe (family, seed) generates".into(),
@@ -770,7 +770,7 @@ fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
             }
             system
         }
-        crate::probes::ProbeText::Varied => {
+        sit_core::probes::ProbeText::Varied => {
             let want = b.suite.request(&inst, &o.nonce, o.retry);
             if want.system.as_deref().unwrap_or("") != system || want.user != user {
                 return Err(at(
@@ -811,7 +811,7 @@ fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
             u.output = u.output.map(|c| c + u.reasoning.unwrap_or(0));
         }
     }
-    let d = crate::derive::derive(
+    let d = sit_core::derive::derive(
         &inst,
         tier,
         system,
@@ -977,7 +977,7 @@ pub fn replay(b: &Bundle) -> Replay {
                             q.determination.status = Status::Restated;
                         }
                         let bytes =
-                            crate::signing::canonical(&serde_json::to_value(&q).expect("json"));
+                            sit_core::signing::canonical(&serde_json::to_value(&q).expect("json"));
                         if bytes == signed {
                             "identical".to_string()
                         } else {
@@ -1046,7 +1046,7 @@ fn recompute(
         }
         (None, _) => None,
     };
-    let rows = crate::index::rows_for(
+    let rows = sit_core::index::rows_for(
         m,
         derived.iter().map(|(o, h)| (o, h)),
         &d.tier,
@@ -1087,7 +1087,7 @@ fn recompute(
 }
 
 /// Every chained determination starts from the state its tier's previous record hands on
-/// ([`crate::index::chain::link_after`]); a stated link that does not follow is named.
+/// ([`sit_core::index::chain::link_after`]); a stated link that does not follow is named.
 fn check_links(b: &Bundle) -> Result<(), String> {
     let pubs = b.publications()?;
     let previous = b.previous_publications()?;
@@ -1108,7 +1108,7 @@ fn check_links(b: &Bundle) -> Result<(), String> {
                 "{name}: the previous record is not of an earlier day"
             ));
         }
-        let want = crate::index::chain::link_after(cp, prev);
+        let want = sit_core::index::chain::link_after(cp, prev);
         if c.link != want {
             return Err(format!(
                 "{name} starts from level {:?} of {:?} with {} references, but {} hands on level {:?} of {:?} with {} references",

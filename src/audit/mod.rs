@@ -3,7 +3,7 @@
 
 pub mod bundle;
 
-use crate::stci::{
+use sit_core::stci::{
     self, compute, differences, parse_methodology, parse_published, parse_tape, StciError,
 };
 use std::path::Path;
@@ -45,7 +45,7 @@ pub fn stci_replay(
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
             let day = name.strip_suffix(".jsonl")?.to_string();
-            crate::sys::clock::Date::parse(&day).ok()?;
+            sit_core::time::Date::parse(&day).ok()?;
             Some((day, e.path()))
         })
         .collect();

@@ -12,9 +12,10 @@ pub mod report;
 
 pub mod challenge;
 
-use crate::certificate::{self, Certificate, EndpointInfo, Figures, Reference, Window, SCHEMA};
-use crate::sys::clock::{format_utc_ms, Clock, SystemClock};
 use crate::config::{ApiKey, Endpoint};
+use crate::sys::clock::{Clock, SystemClock};
+use sit_core::certificate::{self, Certificate, EndpointInfo, Figures, Reference, Window, SCHEMA};
+use sit_core::time::format_utc_ms;
 /// Why a certification run stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -24,11 +25,11 @@ pub enum Error {
 }
 
 type Result<T> = std::result::Result<T, Error>;
-use crate::index::Methodology;
-use crate::observation::Observation;
-use crate::probes::{Family, Suite};
 use crate::worker::{ProbeSpec, Worker};
 use ed25519_dalek::SigningKey;
+use sit_core::index::Methodology;
+use sit_core::observation::Observation;
+use sit_core::probes::{Family, Suite};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -64,7 +65,7 @@ pub async fn run(
     stop: impl Future<Output = ()>,
 ) -> Result<Run> {
     let suite = Suite::embedded();
-    let mut rng = crate::rng::Rng::from_bytes(&[b"sit-certify", &plan.seed.to_le_bytes()]);
+    let mut rng = sit_core::rng::Rng::from_bytes(&[b"sit-certify", &plan.seed.to_le_bytes()]);
     let mut specs = Vec::new();
     for i in 0..plan.attempts as usize {
         for tid in &plan.tiers {
@@ -183,18 +184,18 @@ pub fn certify(
         },
         figures: measure(plan, run),
         certified_at: format_utc_ms(SystemClock.now_ms()),
-        key_id: crate::signing::key_id(&key.verifying_key()),
+        key_id: sit_core::signing::key_id(&key.verifying_key()),
         seeding: Some(
             if plan.challenge.is_some() {
-                crate::certificate::challenge::ORACLE_CHALLENGE
+                sit_core::certificate::challenge::ORACLE_CHALLENGE
             } else {
-                crate::certificate::challenge::SELF_SEEDED
+                sit_core::certificate::challenge::SELF_SEEDED
             }
             .into(),
         ),
         challenge: plan.challenge.clone(),
     };
-    let bytes = crate::signing::sign_value(
+    let bytes = sit_core::signing::sign_value(
         serde_json::to_value(&cert).expect("certificate serialises"),
         key,
     );

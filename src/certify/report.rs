@@ -4,11 +4,11 @@
 //!
 //! Histogram bar heights are plain counts; the only floats are pixel positions.
 
-use crate::certificate::stats::Hist;
-use crate::certificate::stats::Percentiles;
-use crate::certificate::{EndpointInfo, Figures};
-use crate::observation::Observation;
 use plotters::prelude::*;
+use sit_core::certificate::stats::Hist;
+use sit_core::certificate::stats::Percentiles;
+use sit_core::certificate::{EndpointInfo, Figures};
+use sit_core::observation::Observation;
 
 /// Whether the report belongs to a certificate or to an interrupted run.
 pub enum Status<'a> {
@@ -20,8 +20,8 @@ fn ms(us: u64) -> String {
     format!("{}.{:01}", us / 1000, (us % 1000) / 100)
 }
 
-fn pct(v: crate::fixed::Fixed) -> String {
-    format!("{}%", crate::fixed::Fixed(v.0 * 100).round_dp(1))
+fn pct(v: sit_core::fixed::Fixed) -> String {
+    format!("{}%", sit_core::fixed::Fixed(v.0 * 100).round_dp(1))
 }
 
 fn row(p: &Percentiles) -> String {
@@ -133,7 +133,7 @@ pub fn markdown(ep: &EndpointInfo, f: &Figures, window: (&str, &str), status: &S
         s.push_str(&format!("- `{k}`: {v}\n"));
     }
     let tk = &f.tokens;
-    let r = |x: Option<crate::fixed::Fixed>| x.map(|v| v.round_dp(3)).unwrap_or("n/a".into());
+    let r = |x: Option<sit_core::fixed::Fixed>| x.map(|v| v.round_dp(3)).unwrap_or("n/a".into());
     s.push_str(&format!(
         "\n## Token accounting\n\n- All attempts: {} reported usage, {} input and {} output tokens in total\n- Answers with usage: {} of {}\n- Input: reported {}, reference {} (ratio {})\n- Output: reported {} of which reasoning {}, reference {} (ratio without reasoning {})\n- Answers with reasoning tokens: {}; with cached tokens: {} ({} tokens)\n",
         tk.attempts_with_usage,

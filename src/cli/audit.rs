@@ -1,9 +1,9 @@
 //! Auditors' commands: `sit audit export|replay|verify|stci`.
 
 use super::{parse_date, AuditWhat, Command, Paths};
-use crate::sys::clock::{Clock, SystemClock};
 use crate::cli::error::{Error, Result};
 use crate::store::Store;
+use crate::sys::clock::{Clock, SystemClock};
 
 /// Run a command of this family.
 pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
@@ -23,7 +23,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             let e = crate::audit::bundle::export(
                 &store,
                 &archive,
-                crate::versions::Registry::embedded(),
+                sit_core::versions::Registry::embedded(),
                 date,
                 &out,
                 SystemClock.now_ms(),

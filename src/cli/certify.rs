@@ -1,11 +1,11 @@
 //! Self-certification: `sit certify`, `sit verify-cert`.
 
 use super::{Command, Paths};
-use crate::sys::clock::{Clock, SystemClock};
-use crate::config::{self};
 use crate::cli::error::{Error, Result};
-use crate::index::Methodology;
-use crate::probes::Suite;
+use crate::config::{self};
+use crate::sys::clock::{Clock, SystemClock};
+use sit_core::index::Methodology;
+use sit_core::probes::Suite;
 use std::sync::Arc;
 
 /// Run a command of this family.
@@ -148,11 +148,13 @@ async fn certify(
     // The oracle's challenge fixes the seed (and the oracle records that this key drew it);
     // otherwise the seed is the certifier's own and the certificate says so.
     let challenge = match &challenge_url {
-        Some(url) => Some(draw_challenge(url, &crate::signing::key_id(&sk.verifying_key())).await?),
+        Some(url) => {
+            Some(draw_challenge(url, &sit_core::signing::key_id(&sk.verifying_key())).await?)
+        }
         None => None,
     };
     let seed = match (&challenge, seed) {
-        (Some(doc), _) => crate::certificate::challenge::seed_of(doc.as_bytes())
+        (Some(doc), _) => sit_core::certificate::challenge::seed_of(doc.as_bytes())
             .map_err(|e| Error::Failed(format!("the oracle's challenge: {e}")))?,
         (None, Some(s)) => s,
         (None, None) => {
@@ -264,7 +266,7 @@ async fn verify_cert(
     oracle_key: Option<&std::path::Path>,
     oracle: Option<&str>,
 ) -> Result<()> {
-    use crate::certificate::{check_consistency, Certificate};
+    use sit_core::certificate::{check_consistency, Certificate};
     let vk = crate::archive::keys::load_public(key)?;
     let bytes = std::fs::read(file)
         .map_err(|e| Error::Usage(format!("cannot read {}: {e}", file.display())))?;
@@ -272,7 +274,7 @@ async fn verify_cert(
         println!("INVALID  {}: {why}", file.display());
         Error::Failed(format!("{} is not a valid certificate", file.display()))
     };
-    let v = crate::signing::verify_value(&bytes, &vk).map_err(|e| invalid(e.to_string()))?;
+    let v = sit_core::signing::verify_value(&bytes, &vk).map_err(|e| invalid(e.to_string()))?;
     let cert: Certificate =
         serde_json::from_value(v.value).map_err(|e| invalid(format!("not a certificate: {e}")))?;
     check_consistency(&cert, Suite::embedded()).map_err(invalid)?;

@@ -3,16 +3,16 @@
 //! (the simulator on loopback, no keys) and the signing key (a demo key kept in
 //! `DATA/demo-key/`) are the demo's own.
 
-use crate::sys::clock::Date;
-use crate::config::Defaults;
-use crate::cli::error::{Error, Result};
-use crate::index::Determination;
-use crate::probes::Suite;
 use crate::archive::{keys, Archive};
+use crate::cli::error::{Error, Result};
+use crate::config::Defaults;
 use crate::service::{self, Endpoints, RunOptions};
 use crate::sim::{self, Market};
 use crate::store::Store;
 use crate::worker::runner::RunSummary;
+use sit_core::index::Determination;
+use sit_core::probes::Suite;
+use sit_core::time::Date;
 use std::path::{Path, PathBuf};
 
 /// Options of `sit demo`.
@@ -66,7 +66,7 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
     };
     let until = Date(start.0 + opts.days as i32);
     let last_day = Date(until.0 - 1);
-    crate::tokenizer::warm_up();
+    sit_core::tokenizer::warm_up();
 
     let mut market = Market::default_market(opts.seed);
     if let Some(n) = opts.market_size {
@@ -114,12 +114,13 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
     let ran = ran?;
 
     let store = Store::open(data)?;
-    let computed_at =
-        crate::sys::clock::format_utc_ms(crate::sys::clock::Clock::now_ms(&crate::sys::clock::SystemClock));
+    let computed_at = sit_core::time::format_utc_ms(crate::sys::clock::Clock::now_ms(
+        &crate::sys::clock::SystemClock,
+    ));
     let determinations = crate::publisher::recompute_all(
         &store,
         &Archive::for_data(data),
-        crate::versions::Registry::embedded(),
+        sit_core::versions::Registry::embedded(),
         &Suite::embedded().tier_ids(),
         &computed_at,
     )?;

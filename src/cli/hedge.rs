@@ -24,7 +24,7 @@ fn run_analysis(cli: &Paths, a: HedgeArgs) -> Result<()> {
             "sit hedge needs --costs FILE.csv (date,cost,units) and --tier T; or run `sit hedge simulate`".into(),
         ));
     };
-    let suite = crate::probes::Suite::embedded();
+    let suite = sit_core::probes::Suite::embedded();
     if !suite.tier_ids().contains(&tier) {
         return Err(Error::Usage(format!(
             "--tier {tier}: unknown; one of {}",
@@ -34,11 +34,8 @@ fn run_analysis(cli: &Paths, a: HedgeArgs) -> Result<()> {
     let (freq, cost) = hedge::read_costs(&costs).map_err(Error::Usage)?;
     let daily = match &a.index {
         Some(p) => hedge::read_index_csv(p, &tier).map_err(Error::Usage)?,
-        None => hedge::index_from_archive(
-            &crate::archive::Archive::for_data(&cli.data),
-            &tier,
-        )
-        .map_err(Error::Failed)?,
+        None => hedge::index_from_archive(&crate::archive::Archive::for_data(&cli.data), &tier)
+            .map_err(Error::Failed)?,
     };
     if daily.is_empty() {
         return Err(Error::Usage(format!(

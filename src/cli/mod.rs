@@ -19,9 +19,9 @@ pub mod publish;
 pub mod report;
 mod settle;
 
-use crate::sys::clock::Date;
 use crate::cli::error::{Error, Result};
 use clap::{Parser, Subcommand};
+use sit_core::time::Date;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -675,7 +675,7 @@ fn parse_date(s: &str) -> Result<Date> {
 
 /// A `--tier` that the current suite knows, else a usage error naming the tiers.
 fn check_tier(tier: Option<&str>) -> Result<()> {
-    let suite = crate::probes::Suite::embedded();
+    let suite = sit_core::probes::Suite::embedded();
     match tier {
         Some(t) if suite.tier(t).is_none() => Err(Error::Usage(format!(
             "unknown tier `{t}`; tiers are {}",

@@ -5,10 +5,10 @@
 //! asked for: the raw exchanges are most of a store's bytes).
 
 use super::{parse_date, Command, Paths};
-use crate::sys::clock::{format_utc_ms, DAY_MS};
 use crate::cli::error::{Error, Result};
-use crate::observation::Observation;
 use crate::store::Store;
+use sit_core::observation::Observation;
+use sit_core::time::{format_utc_ms, DAY_MS};
 use std::io::Write;
 
 /// Which records to list.

@@ -1,13 +1,14 @@
 //! Probing and previewing: `sit demo`, `sit sim`, `sit probe`, `sit index`, `sit suite`, `sit check`.
 
 use super::{parse_date, Command, Paths};
-use crate::sys::clock::{format_utc_ms, Clock, Date, SystemClock};
-use crate::config::{self, ApiKey, Endpoint};
 use crate::cli::demo::{self, DemoOptions};
 use crate::cli::error::{Error, Result};
-use crate::index::Methodology;
-use crate::probes::{Family, Suite};
+use crate::config::{self, ApiKey, Endpoint};
 use crate::store::Store;
+use crate::sys::clock::{Clock, SystemClock};
+use sit_core::index::Methodology;
+use sit_core::probes::{Family, Suite};
+use sit_core::time::{format_utc_ms, Date};
 use std::sync::Arc;
 
 /// Run a command of this family.
@@ -164,7 +165,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             let all = crate::publisher::recompute_all(
                 &store,
                 &crate::archive::Archive::for_data(&cli.data),
-                crate::versions::Registry::embedded(),
+                sit_core::versions::Registry::embedded(),
                 &suite.tier_ids(),
                 &computed_at,
             )?;
@@ -241,7 +242,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 // Never print a key, even one written into the URL by mistake.
                 let url = match e.api_key_env.as_ref().and_then(|v| std::env::var(v).ok()) {
                     Some(k) if !k.is_empty() && e.base_url.contains(&k) => {
-                        e.base_url.replace(&k, crate::observation::REDACTED)
+                        e.base_url.replace(&k, sit_core::observation::REDACTED)
                     }
                     _ => e.base_url.clone(),
                 };
@@ -283,9 +284,9 @@ fn prices(cli: &Paths, what: super::PricesWhat) -> Result<()> {
             println!(
                 "v{:<6} recorded {}  {:<28} from {}  {} / {} / {}  fee {}{}",
                 e.version,
-                crate::sys::clock::format_utc_ms(e.recorded_at_ms),
+                sit_core::time::format_utc_ms(e.recorded_at_ms),
                 e.endpoint,
-                crate::sys::clock::format_utc_ms(p.effective_from_ms),
+                sit_core::time::format_utc_ms(p.effective_from_ms),
                 p.input,
                 p.cached_input,
                 p.output,
@@ -311,7 +312,7 @@ fn prices(cli: &Paths, what: super::PricesWhat) -> Result<()> {
     let cat = Catalogue::load(&catalogue).map_err(Error::Usage)?;
     let from = match effective_from {
         Some(t) => {
-            crate::sys::clock::parse_utc_ms(&t)
+            sit_core::time::parse_utc_ms(&t)
                 .map_err(|e| Error::Usage(format!("--effective-from: {e}")))?;
             t
         }
@@ -417,7 +418,7 @@ async fn probe(
         },
     )?;
     let now = clock.now_ms();
-    let mut r = crate::rng::Rng::from_bytes(&[
+    let mut r = sit_core::rng::Rng::from_bytes(&[
         b"sit-probe",
         &now.to_le_bytes(),
         &std::process::id().to_le_bytes(),
@@ -427,7 +428,7 @@ async fn probe(
         for e in 0..eps.len() {
             for &t in &tiers {
                 for fam in &suite.tiers[t].families {
-                    slots.push(crate::schedule::Slot {
+                    slots.push(sit_core::schedule::Slot {
                         at_ms: now,
                         endpoint: e,
                         tier: t,

@@ -1,9 +1,9 @@
 //! Publishing for exchanges: `sit keys`, `sit publish`, `sit serve`, `sit verify`.
 
 use super::{parse_date, Command, KeysWhat, Paths};
-use crate::sys::clock::SystemClock;
 use crate::cli::error::{Error, Result};
-use crate::probes::Suite;
+use crate::sys::clock::SystemClock;
+use sit_core::probes::Suite;
 
 /// Run a command of this family.
 pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
@@ -105,14 +105,14 @@ async fn read_source(source: &str) -> Result<Vec<u8>> {
 
 async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> Result<()> {
     use crate::archive::keys;
-    use crate::record;
+    use sit_core::record;
     let vk = keys::load_public(key)?;
     let bytes = read_source(source).await?;
     // A settlement record: the signature, and the value recomputed from the days it lists.
-    if let Ok(serde_json::Value::Object(o)) = crate::signing::parse_strict(&bytes) {
-        if o.get("schema").and_then(|s| s.as_str()) == Some(crate::settlement::SCHEMA) {
+    if let Ok(serde_json::Value::Object(o)) = sit_core::signing::parse_strict(&bytes) {
+        if o.get("schema").and_then(|s| s.as_str()) == Some(sit_core::settlement::SCHEMA) {
             // FINAL or INDICATIVE: both are checked the same way; the status line says which.
-            let r = match crate::settlement::verify_any(&bytes, &vk) {
+            let r = match sit_core::settlement::verify_any(&bytes, &vk) {
                 Ok(r) => r,
                 Err(e) => {
                     println!("INVALID  {source}: {e}");
@@ -139,8 +139,8 @@ async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> R
                 None => None,
             };
             let status = match r.status {
-                crate::settlement::SettlementStatus::Final => "FINAL",
-                crate::settlement::SettlementStatus::Indicative => "INDICATIVE",
+                sit_core::settlement::SettlementStatus::Final => "FINAL",
+                sit_core::settlement::SettlementStatus::Indicative => "INDICATIVE",
             };
             println!(
                 "VALID  settlement {} {}..{} {status} {}  ({} days counted; final settlement time {})",
@@ -171,7 +171,7 @@ async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> R
         }
     }
     // A history document holds records; verify each of them, as the exact bytes it embeds.
-    let records: Vec<Vec<u8>> = match crate::signing::parse_strict(&bytes) {
+    let records: Vec<Vec<u8>> = match sit_core::signing::parse_strict(&bytes) {
         Ok(serde_json::Value::Object(o))
             if o.contains_key("records") && !o.contains_key("signature") =>
         {
@@ -254,10 +254,7 @@ async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> R
 /// for every request), or a data folder (its log read once).
 enum DailyRecords {
     Url(String, reqwest::Client),
-    Dir(
-        crate::archive::Archive,
-        Vec<crate::archive::LogEntry>,
-    ),
+    Dir(crate::archive::Archive, Vec<crate::archive::LogEntry>),
 }
 
 impl DailyRecords {
@@ -286,7 +283,7 @@ impl DailyRecords {
     async fn version(
         &self,
         tier: &str,
-        date: crate::sys::clock::Date,
+        date: sit_core::time::Date,
         version: u32,
     ) -> Result<Option<Vec<u8>>> {
         match self {
@@ -320,19 +317,18 @@ impl DailyRecords {
 /// published by the record's cut-off (the final settlement time; for an INDICATIVE record,
 /// the time it was computed) and was not replaced by then. Returns what differs.
 async fn days_against_archive(
-    r: &crate::settlement::SettlementRecord,
+    r: &sit_core::settlement::SettlementRecord,
     archive: &str,
     vk: &ed25519_dalek::VerifyingKey,
 ) -> Result<Vec<String>> {
     let cut = match r.status {
-        crate::settlement::SettlementStatus::Final => &r.final_settlement_time,
-        crate::settlement::SettlementStatus::Indicative => &r.computed_at,
+        sit_core::settlement::SettlementStatus::Final => &r.final_settlement_time,
+        sit_core::settlement::SettlementStatus::Indicative => &r.computed_at,
     };
     let tier = &r.contract.tier;
     let records = DailyRecords::open(archive)?;
     let mut problems = Vec::new();
-    let expected =
-        crate::sys::clock::format_utc_ms(crate::publisher::settle::final_time_ms(r.period));
+    let expected = sit_core::time::format_utc_ms(crate::publisher::settle::final_time_ms(r.period));
     if r.final_settlement_time != expected {
         problems.push(format!(
             "final settlement time {} stated, the methodology's restatement cutoff of {} gives {expected}",
@@ -344,7 +340,7 @@ async fn days_against_archive(
             problems.push(format!("{} v{}: not in the archive", d.date, d.version));
             continue;
         };
-        let hash = crate::record::record_hash(&bytes);
+        let hash = sit_core::record::record_hash(&bytes);
         if hash != d.record_hash {
             problems.push(format!(
                 "{} v{}: record hash {hash}, the settlement lists {}",
@@ -352,7 +348,7 @@ async fn days_against_archive(
             ));
             continue;
         }
-        let p = match crate::record::verify(&bytes, vk) {
+        let p = match sit_core::record::verify(&bytes, vk) {
             Ok(v) => v.publication,
             Err(e) => {
                 problems.push(format!("{} v{}: {e}", d.date, d.version));
@@ -378,7 +374,7 @@ async fn days_against_archive(
             ));
         }
         if let Some(next) = records.version(tier, d.date, d.version + 1).await? {
-            match crate::record::verify(&next, vk) {
+            match sit_core::record::verify(&next, vk) {
                 Ok(n) if n.publication.published_at.as_str() <= cut.as_str() => {
                     problems.push(format!(
                         "{} v{}: version {} replaced it at {}, before the cut-off {cut}",
@@ -438,7 +434,12 @@ pub fn publish_days(
             key: &sk,
             allow_empty,
         };
-        match crate::publisher::publish(&store, &archive, sit_core::versions::Registry::embedded(), &req) {
+        match crate::publisher::publish(
+            &store,
+            &archive,
+            sit_core::versions::Registry::embedded(),
+            &req,
+        ) {
             Ok(p) => {
                 writeln!(out, "published {}", p.line())?;
                 if let Some(r) = p.contingency_reason {

@@ -1,8 +1,8 @@
 //! Tables for people: a run's attempts per endpoint and determinations, as `sit demo`,
 //! `sit probe` and `sit index` print them (one renderer for all of them).
 
-use crate::index::Determination;
 use crate::worker::runner::RunSummary;
+use sit_core::index::Determination;
 
 /// A human table of a run's attempts per endpoint: availability, correct and delivered as
 /// shares of attempts, failures by class.
@@ -62,7 +62,7 @@ pub fn render_table(ds: &[Determination]) -> String {
             s.push_str(&format!("            ^ {}\n", c.reason));
         } else if let Some(c) = &d.chain {
             match c.basis.as_str() {
-                "base_levels" if d.status == crate::index::Status::Base => s.push_str(
+                "base_levels" if d.status == sit_core::index::Status::Base => s.push_str(
                     "            ^ the chain starts here: the anchor (trimmed geometric mean of day prices), not for settlement\n",
                 ),
                 "base_levels" => s.push_str(

@@ -1,12 +1,13 @@
 //! `sit settle`: a contract period's settlement value from the archived daily records (see
-//! [`crate::settlement`] for the rule).
+//! [`sit_core::settlement`] for the rule).
 
 use super::{Command, Paths};
-use crate::sys::clock::{format_utc_ms, Clock, SystemClock};
-use crate::cli::error::{Error, Result};
 use crate::archive::settlements::{self, Written};
+use crate::cli::error::{Error, Result};
 use crate::publisher::settle;
-use crate::settlement::{Period, SettlementStatus};
+use crate::sys::clock::{Clock, SystemClock};
+use sit_core::settlement::{Period, SettlementStatus};
+use sit_core::time::format_utc_ms;
 
 pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
     let Command::Settle {
@@ -19,7 +20,7 @@ pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
     else {
         return Err(Error::Usage("not a settle command".into()));
     };
-    let suite = crate::probes::Suite::embedded();
+    let suite = sit_core::probes::Suite::embedded();
     let all = crate::contracts::load(&contracts, &suite.tier_ids())?;
     let (y, m) = month
         .split_once('-')
@@ -30,7 +31,7 @@ pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
         .iter()
         .find(|c| match &contract {
             Some(id) => c.id == *id,
-            None => c.tier == tier && c.cycle == crate::settlement::Cycle::Monthly,
+            None => c.tier == tier && c.cycle == sit_core::settlement::Cycle::Monthly,
         })
         .filter(|c| c.tier == tier)
         .ok_or_else(|| {

@@ -14,8 +14,8 @@
 use super::sse::SseEvent;
 use super::{truncate, ChatRequest, EventEffect, HttpRequest, StreamState, Usage};
 use crate::config::{ApiKey, Endpoint};
-use crate::observation::FailureClass;
 use serde_json::Value;
+use sit_core::observation::FailureClass;
 
 pub const VERSION: &str = "2023-06-01";
 

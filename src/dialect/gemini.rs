@@ -15,8 +15,8 @@
 use super::sse::SseEvent;
 use super::{truncate, ChatRequest, EventEffect, HttpRequest, StreamState, Usage};
 use crate::config::{ApiKey, Endpoint};
-use crate::observation::FailureClass;
 use serde_json::Value;
+use sit_core::observation::FailureClass;
 
 pub fn build(endpoint: &Endpoint, req: &ChatRequest, key: Option<&ApiKey>) -> HttpRequest {
     let mut body = serde_json::json!({

@@ -12,7 +12,7 @@ pub mod responses;
 pub mod sse;
 
 use crate::config::{ApiKey, Dialect, Endpoint};
-use crate::observation::FailureClass;
+use sit_core::observation::FailureClass;
 
 /// What to send.
 #[derive(Debug, Clone)]

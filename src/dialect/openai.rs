@@ -10,8 +10,8 @@
 use super::sse::SseEvent;
 use super::{truncate, ChatRequest, EventEffect, HttpRequest, StreamState, Usage};
 use crate::config::{ApiKey, Endpoint};
-use crate::observation::FailureClass;
 use serde_json::Value;
+use sit_core::observation::FailureClass;
 
 /// (system, user) of a request body this adapter built (system empty when it sent none).
 pub fn request_texts(body: &Value) -> (String, String) {

@@ -21,8 +21,8 @@ use super::openai::{classify_error as classify, u};
 use super::sse::SseEvent;
 use super::{truncate, ChatRequest, EventEffect, HttpRequest, StreamState, Usage};
 use crate::config::{ApiKey, Endpoint};
-use crate::observation::FailureClass;
 use serde_json::Value;
+use sit_core::observation::FailureClass;
 
 /// (system, user) of a request body this adapter built (system empty when it sent none).
 pub fn request_texts(body: &Value) -> (String, String) {
@@ -239,7 +239,7 @@ mod tests {
     fn request_omits_empty_instructions_and_reads_back() {
         let e = crate::sim::Market::default_market(1).endpoints(
             &vec!["http://127.0.0.1:1/v1".to_string(); 12],
-            crate::sys::clock::Date(20_000),
+            sit_core::time::Date(20_000),
         )[0]
         .clone();
         let req = ChatRequest {

@@ -90,11 +90,11 @@ pub fn read_costs(path: &Path) -> Result<(Frequency, Vec<Point>), String> {
         let n = i + 1;
         let cells = cells(l, n, cols.len(), &file)?;
         let date = cells.get(di).copied().unwrap_or("");
-        let f = if date.len() == 10 && crate::sys::clock::Date::parse(date).is_ok() {
+        let f = if date.len() == 10 && sit_core::time::Date::parse(date).is_ok() {
             Frequency::Daily
         } else if date.len() == 7
-            && crate::settlement::Period::parse_label(date)
-                .is_some_and(|(c, _)| c == crate::settlement::Cycle::Monthly)
+            && sit_core::settlement::Period::parse_label(date)
+                .is_some_and(|(c, _)| c == sit_core::settlement::Cycle::Monthly)
         {
             Frequency::Monthly
         } else {
@@ -158,7 +158,7 @@ pub fn read_index_csv(path: &Path, tier: &str) -> Result<Vec<Point>, String> {
             continue;
         }
         let date = cells.get(di).copied().unwrap_or("");
-        if crate::sys::clock::Date::parse(date).is_err() {
+        if sit_core::time::Date::parse(date).is_err() {
             return Err(format!("{file}:{}: date `{date}` is not YYYY-MM-DD", i + 1));
         }
         if out.iter().any(|p: &Point| p.date == date) {

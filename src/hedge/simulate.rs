@@ -19,8 +19,8 @@
 //! - the figure: volatility reduction 1 - sd(hedged total cost) / sd(unhedged total cost) over
 //!   the horizon, with a 95% bootstrap interval over the evaluation paths.
 
-use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
+use sit_core::rng::Rng;
 use std::collections::BTreeMap;
 
 /// One parameter with where its value comes from.

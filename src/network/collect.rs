@@ -18,11 +18,11 @@
 //! `seq` and `prev_hash`, so that an audit bundle's chain check runs unchanged) and keep
 //! their place in the worker's chain as signed in `origin`.
 
-use super::{Workers, COMMIT_STREAM, OBS_STREAM};
 use super::error::{Error, Result};
-use crate::observation::{Observation, Origin};
+use super::{Workers, COMMIT_STREAM, OBS_STREAM};
 use crate::store::Store;
 use sit_core::batch::{self, Fit, Tip};
+use sit_core::observation::{Observation, Origin};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -100,7 +100,7 @@ fn tip_name(vantage: &str) -> String {
     format!("tip/{vantage}")
 }
 
-fn revealed_name(vantage: &str, day: crate::sys::clock::Date) -> String {
+fn revealed_name(vantage: &str, day: sit_core::time::Date) -> String {
     format!("revealed/{vantage}/{day}")
 }
 
@@ -180,7 +180,7 @@ impl Collector {
                         b.vantage.clone(),
                         Tip {
                             next_seq: last.seq + 1,
-                            hash: crate::signing::hex(&last.hash),
+                            hash: sit_core::signing::hex(&last.hash),
                             chain: b.chain.clone(),
                         },
                     );
@@ -188,7 +188,7 @@ impl Collector {
                         let mut o = r.obs;
                         o.origin = Some(Origin {
                             seq: r.seq,
-                            hash: crate::signing::hex(&r.hash),
+                            hash: sit_core::signing::hex(&r.hash),
                         });
                         s.stored += 1;
                         s.last_at_ms = Some(s.last_at_ms.unwrap_or(i64::MIN).max(o.at_ms));
@@ -235,7 +235,7 @@ impl Collector {
         let n = self.next_dead;
         self.next_dead += 1;
         let d = DeadLetter {
-            at: crate::sys::clock::format_utc_ms(now_ms),
+            at: sit_core::time::format_utc_ms(now_ms),
             subject: m.subject.clone(),
             msg_id: m.msg_id.clone(),
             payload_blake3: blake3::hash(&m.payload).to_hex().to_string(),
@@ -257,7 +257,7 @@ impl Collector {
 
     /// Whether every record `vantage` made up to its reveal of `day` is stored (false before
     /// the reveal arrives).
-    pub fn vantage_complete(&self, vantage: &str, day: crate::sys::clock::Date) -> Result<bool> {
+    pub fn vantage_complete(&self, vantage: &str, day: sit_core::time::Date) -> Result<bool> {
         let Some(b) = self.store.meta(&revealed_name(vantage, day))? else {
             return Ok(false);
         };
@@ -294,7 +294,7 @@ impl Collector {
             let key = self.workers.key_of(subject_vantage).ok_or_else(|| {
                 format!("unknown worker: vantage `{subject_vantage}` is not in workers.toml")
             })?;
-            let v = crate::signing::verify_value(&m.payload, &key)
+            let v = sit_core::signing::verify_value(&m.payload, &key)
                 .map_err(|e| {
                     format!("signature of vantage `{subject_vantage}` does not verify: {e}")
                 })?
@@ -306,12 +306,12 @@ impl Collector {
             let archive = crate::archive::vantages::archive(data, subject_vantage);
             match v.get("kind").and_then(|k| k.as_str()) {
                 Some("sit-commitment") => {
-                    let c: crate::commit::Commitment =
+                    let c: sit_core::commit::Commitment =
                         serde_json::from_value(doc).map_err(|e| format!("commitment: {e}"))?;
                     archive.put_commitment(&c).map_err(|e| e.to_string())
                 }
                 Some("sit-reveal") => {
-                    let r: crate::commit::Reveal =
+                    let r: sit_core::commit::Reveal =
                         serde_json::from_value(doc).map_err(|e| format!("reveal: {e}"))?;
                     let next = v
                         .get("chain_next_seq")
@@ -551,15 +551,15 @@ pub struct CollectOptions {
     /// determination).
     pub providers: std::path::PathBuf,
     /// Compressed clock, as the workers': the simulated day it starts at, real ms per hour.
-    pub start: Option<crate::sys::clock::Date>,
+    pub start: Option<sit_core::time::Date>,
     pub hour_ms: Option<u64>,
     /// Stop after publishing the day before this one.
-    pub until: Option<crate::sys::clock::Date>,
+    pub until: Option<sit_core::time::Date>,
 }
 
 /// How long after a day's end (service clock) the collector waits for every vantage's reveal
 /// (and the records it covers) before it determines the day with what it has...
-pub const REVEAL_WAIT_MS: i64 = 4 * crate::sys::clock::HOUR_MS;
+pub const REVEAL_WAIT_MS: i64 = 4 * sit_core::time::HOUR_MS;
 /// ...and at least this long in real time: links are slow in real seconds whatever the clock
 /// (a compressed test clock makes four hours a fraction of a second).
 pub const REVEAL_WAIT_REAL: Duration = Duration::from_secs(30);
@@ -579,11 +579,11 @@ async fn publish_days(
     publisher: crate::publisher::day::DayPublisher,
     collector: Arc<Mutex<Collector>>,
     clock: Arc<dyn crate::sys::clock::Clock>,
-    first: crate::sys::clock::Date,
-    until: Option<crate::sys::clock::Date>,
+    first: sit_core::time::Date,
+    until: Option<sit_core::time::Date>,
 ) -> Result<Vec<String>> {
-    use crate::sys::clock::HOUR_MS;
-    let lag = crate::versions::Registry::embedded()
+    use sit_core::time::HOUR_MS;
+    let lag = sit_core::versions::Registry::embedded()
         .current_methodology()
         .settlement_lag_minutes
         .unwrap_or(0) as i64
@@ -678,7 +678,7 @@ impl crate::server::Service for CollectStatus {
                         "refused": s.refused,
                         "duplicates": s.duplicates,
                         "spool_depth": s.spool_depth,
-                        "last_record": s.last_at_ms.map(crate::sys::clock::format_utc_ms),
+                        "last_record": s.last_at_ms.map(sit_core::time::format_utc_ms),
                     }),
                 )
             })
@@ -723,7 +723,7 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
     };
     std::fs::create_dir_all(data)?;
     let store = Arc::new(Store::open(data)?);
-    crate::tokenizer::warm_up();
+    sit_core::tokenizer::warm_up();
     let (clock, fresh) = crate::sys::clock::folder_clock(
         data,
         &crate::archive::layout::run_clock(data),
@@ -744,15 +744,9 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
                 clock: clock.clone(),
             });
             let archive = crate::archive::Archive::for_data(data);
-            let r = crate::server::start_with(
-                archive,
-                addr,
-                Some(svc),
-                opts.limits.clone(),
-                None,
-            )
-            .await
-            .map_err(|e| Error::Failed(format!("cannot serve on {addr}: {e}")))?;
+            let r = crate::server::start_with(archive, addr, Some(svc), opts.limits.clone(), None)
+                .await
+                .map_err(|e| Error::Failed(format!("cannot serve on {addr}: {e}")))?;
             eprintln!(
                 "sit collect: serving http://{} (/healthz, /metrics)",
                 r.addr
@@ -805,7 +799,7 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
                 clock.clone(),
                 &opts.providers,
             )?;
-            let today = crate::sys::clock::Date::of_ms(clock.now_ms());
+            let today = sit_core::time::Date::of_ms(clock.now_ms());
             // a new timeline starts at its first day; a restart resumes at the earliest
             // unfinished stored day of the last week
             let first = match (fresh, opts.start) {

@@ -20,14 +20,14 @@
 //! - [`ship`]: the worker's side (`sit worker`): spool, sign, publish, delete after the ack.
 //! - [`collect`]: the collector's side (`sit collect`): consume, check, store, then ack.
 
-pub use error::{Error, Result};
 use ed25519_dalek::VerifyingKey;
+pub use error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub mod error;
 pub mod collect;
+pub mod error;
 pub mod ship;
 
 /// The stream of observation batches.
@@ -197,11 +197,11 @@ pub fn sign_schedule_doc(
     let mut v = serde_json::json!({
         "kind": kind,
         "vantage": vantage,
-        "key_id": crate::signing::key_id(&key.verifying_key()),
+        "key_id": sit_core::signing::key_id(&key.verifying_key()),
         "doc": doc,
     });
     if let Some(n) = chain_next_seq {
         v["chain_next_seq"] = n.into();
     }
-    crate::signing::sign_value(v, key)
+    sit_core::signing::sign_value(v, key)
 }

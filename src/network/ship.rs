@@ -14,9 +14,9 @@
 //! probes of the day it already made).
 
 use super::error::{Error, Result};
-use crate::observation::Observation;
 use crate::store::Store;
 use sit_core::batch::{self, RecordText, Tip};
+use sit_core::observation::Observation;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,7 +45,7 @@ pub fn chain_name(store: &Store) -> Result<String> {
     let mut r = [0u8; 16];
     getrandom::getrandom(&mut r)
         .map_err(|e| Error::Failed(format!("the OS random source: {e}")))?;
-    let name = crate::signing::hex(&r);
+    let name = sit_core::signing::hex(&r);
     store.append_with_meta(&mut [], &[(CHAIN.to_string(), name.clone().into_bytes())])?;
     Ok(name)
 }
@@ -210,7 +210,7 @@ impl Shipper {
                     let (last, hash) = batch.last().map(|r| (r.0.seq, r.1)).expect("non-empty");
                     tip = Tip {
                         next_seq: last + 1,
-                        hash: crate::signing::hex(&hash),
+                        hash: sit_core::signing::hex(&hash),
                         chain: chain.clone(),
                     };
                     let store = self.store.clone();
@@ -285,10 +285,10 @@ impl Shipper {
 
     /// Publish the commitments and reveals of the last days not yet acknowledged.
     async fn ship_schedule_docs(&self) -> std::result::Result<(), String> {
-        let today = crate::sys::clock::Date::of_ms(self.clock.now_ms());
+        let today = sit_core::time::Date::of_ms(self.clock.now_ms());
         let subject = super::commit_subject(&self.vantage);
         for d in (today.0 - 3)..=(today.0 + 1) {
-            let date = crate::sys::clock::Date(d);
+            let date = sit_core::time::Date(d);
             let docs = [
                 (
                     "sit-commitment",

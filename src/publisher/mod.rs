@@ -11,17 +11,17 @@ pub mod day;
 pub mod policy;
 pub mod settle;
 
-use crate::sys::clock::{format_utc_ms, Date};
-use crate::fixed::Fixed;
-use crate::index::chain::{link_after, ChainLink, ChainParams};
-use crate::index::Status;
-use crate::probes::Suite;
-use crate::record::{self, Publication, Restates, SCHEMA};
-use crate::store::{Store, StoreError};
-use crate::versions::Registry;
 use crate::archive::{in_force, Archive, ArchiveError, LogEntry};
+use crate::store::{Store, StoreError};
 use ed25519_dalek::SigningKey;
 use policy::{Decision, Refusal};
+use sit_core::fixed::Fixed;
+use sit_core::index::chain::{link_after, ChainLink, ChainParams};
+use sit_core::index::Status;
+use sit_core::probes::Suite;
+use sit_core::record::{self, Publication, Restates, SCHEMA};
+use sit_core::time::{format_utc_ms, Date};
+use sit_core::versions::Registry;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,7 @@ pub enum PublishError {
     #[error("{0}")]
     Archive(#[from] ArchiveError),
     #[error("{0}")]
-    Version(#[from] crate::versions::VersionError),
+    Version(#[from] sit_core::versions::VersionError),
     #[error("the record in force {file} does not parse: {why}")]
     Record { file: String, why: String },
 }
@@ -77,10 +77,10 @@ pub fn show_value(v: Option<Fixed>) -> String {
 /// A CONTINGENCY determination of t1 for 2026-01-05 (no observations) carrying `previous`
 /// from 2026-01-04: the fixture of the publisher's unit tests.
 #[cfg(test)]
-pub(crate) fn carried_day(previous: Fixed) -> crate::index::Determination {
-    crate::index::compute_day(
-        &crate::index::Methodology::v1_0_0(),
-        &crate::index::DayInput {
+pub(crate) fn carried_day(previous: Fixed) -> sit_core::index::Determination {
+    sit_core::index::compute_day(
+        &sit_core::index::Methodology::v1_0_0(),
+        &sit_core::index::DayInput {
             tier: "t1",
             date: Date::parse("2026-01-05").unwrap(),
             pass_threshold: Fixed(800_000_000),
@@ -146,7 +146,7 @@ pub fn recompute_all(
     versions: &Registry,
     tiers: &[String],
     computed_at: &str,
-) -> Result<Vec<crate::index::Determination>, PublishError> {
+) -> Result<Vec<sit_core::index::Determination>, PublishError> {
     let published = published_methodologies(archive)?;
     let made_with = |tier: &str, date: Date| published.get(&(tier.to_string(), date)).cloned();
     crate::determine::all_days(store, versions, tiers, computed_at, &made_with).map_err(|e| match e
@@ -308,7 +308,7 @@ pub fn publish(
         version,
         published_at: at.clone(),
         restates,
-        key_id: crate::signing::key_id(&vk),
+        key_id: sit_core::signing::key_id(&vk),
     };
     let bytes = record::sign(&p, req.key);
     let entry = LogEntry {
@@ -323,7 +323,7 @@ pub fn publish(
         file: Archive::file_name(req.tier, req.date, version),
         record_hash: record::record_hash(&bytes),
     };
-    let path = archive.append(&lock, &bytes, &entry, &crate::signing::public_pem(&vk))?;
+    let path = archive.append(&lock, &bytes, &entry, &sit_core::signing::public_pem(&vk))?;
     Ok(Published {
         entry,
         path,
@@ -331,4 +331,3 @@ pub fn publish(
         contingency_reason,
     })
 }
-

@@ -14,9 +14,9 @@
 //! - from methodology 1.3.0, a day is published no earlier than its end plus the settlement
 //!   lag.
 
-use crate::sys::clock::{format_utc_ms, Date, DAY_MS, HOUR_MS};
-use crate::fixed::{Fixed, ONE};
-use crate::index::{Determination, Methodology, Status};
+use sit_core::fixed::{Fixed, ONE};
+use sit_core::index::{Determination, Methodology, Status};
+use sit_core::time::{format_utc_ms, Date, DAY_MS, HOUR_MS};
 
 /// What publishing (tier, date) now would be.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -124,7 +124,7 @@ pub fn settle_due(
                         Ok(Written::Stands(..)) => {}
                         Err(e) => lines.push(format!("{} {label} FINAL not written: {e}", c.id)),
                     },
-                    Err(e) if now_ms - final_ms < 7 * crate::sys::clock::DAY_MS => {
+                    Err(e) if now_ms - final_ms < 7 * sit_core::time::DAY_MS => {
                         lines.push(format!("{} {label} cannot settle: {e}", c.id))
                     }
                     Err(_) => {}
@@ -156,8 +156,8 @@ pub fn settle_due(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixed::Fixed;
-    use crate::index::Status;
+    use sit_core::fixed::Fixed;
+    use sit_core::index::Status;
 
     fn entry(date: &str, version: u32, value: &str, at: &str) -> LogEntry {
         let date = Date::parse(date).unwrap();
@@ -197,8 +197,8 @@ mod tests {
             entry("2026-03-03", 1, "0.4", "2026-03-04T00:10:00.000Z"),
             entry("2026-03-02", 2, "0.2", "2026-03-04T12:00:00.000Z"),
         ];
-        let p = Period::of(crate::settlement::Cycle::Monthly, 2026, 3).unwrap();
-        let at = |s: &str| crate::sys::clock::parse_utc_ms(s).unwrap();
+        let p = Period::of(sit_core::settlement::Cycle::Monthly, 2026, 3).unwrap();
+        let at = |s: &str| sit_core::time::parse_utc_ms(s).unwrap();
         let r = compute(&es, &contract(), p, at("2026-03-05T00:00:00Z")).unwrap();
         assert_eq!(r.status, SettlementStatus::Indicative);
         assert_eq!(
@@ -227,8 +227,8 @@ mod tests {
                 entry(&date, 1, "0.1", &format!("{date}T00:10:00.000Z"))
             })
             .collect();
-        let p = Period::of(crate::settlement::Cycle::Monthly, 2026, 3).unwrap();
-        let at = crate::sys::clock::parse_utc_ms("2026-04-03T00:00:00Z").unwrap();
+        let p = Period::of(sit_core::settlement::Cycle::Monthly, 2026, 3).unwrap();
+        let at = sit_core::time::parse_utc_ms("2026-04-03T00:00:00Z").unwrap();
         let r = compute(&es, &contract(), p, at).unwrap();
         assert_eq!(r.status, SettlementStatus::Final);
         let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);

@@ -115,7 +115,10 @@ pub(super) fn parse_date(s: &str, what: &str) -> Result<Date, ApiError> {
 
 /// Query parameters, refusing any not in `allowed` (a typo like `form=` must not silently
 /// return everything).
-pub(super) fn query(raw: Option<String>, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
+pub(super) fn query(
+    raw: Option<String>,
+    allowed: &[&str],
+) -> Result<BTreeMap<String, String>, ApiError> {
     let mut out = BTreeMap::new();
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         if !allowed.contains(&k.as_ref()) {

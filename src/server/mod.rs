@@ -94,7 +94,7 @@ pub async fn start_with(
             "suite": {"version": suite.version, "hash": suite.hash},
             // every version this build can recompute, by hash: a record names its
             // methodology_hash, and an exchange looks its parameters up here
-            "versions": crate::versions::Registry::embedded()
+            "versions": sit_core::versions::Registry::embedded()
                 .methodologies()
                 .map(|(h, m)| serde_json::json!({"version": m.version, "hash": h, "parameters": m}))
                 .collect::<Vec<_>>(),

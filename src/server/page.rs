@@ -5,9 +5,9 @@
 //! floating point near the index, it is display only, and the exact values are in the table.
 
 use super::snapshot::Snapshot;
-use crate::index::Methodology;
-use crate::probes::Suite;
 use plotters::prelude::*;
+use sit_core::index::Methodology;
+use sit_core::probes::Suite;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -75,7 +75,7 @@ pub fn chart_svg(snap: &Snapshot, suite: &Suite) -> String {
             chart
                 .configure_mesh()
                 .x_labels(8)
-                .x_label_formatter(&|x| crate::sys::clock::Date(*x).to_string())
+                .x_label_formatter(&|x| sit_core::time::Date(*x).to_string())
                 .y_label_formatter(&|y| format!("{y:.3}"))
                 .label_style(("sans-serif", 14))
                 .axis_desc_style(("sans-serif", 15))
@@ -120,7 +120,7 @@ pub fn chart_svg(snap: &Snapshot, suite: &Suite) -> String {
 /// One row per contract with a settlement record: its period to date (INDICATIVE) and its
 /// last FINAL values, each linked to the signed record.
 fn futures_rows(snap: &Snapshot, suite: &Suite) -> String {
-    use crate::settlement::Cycle;
+    use sit_core::settlement::Cycle;
     let link = |a: &crate::archive::settlements::Archived| {
         let r = &a.record;
         let q = match r.contract.cycle {

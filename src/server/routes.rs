@@ -3,10 +3,10 @@
 
 use super::api::{conditional, not_determined, parse_date, query, segment, static_json, ApiError};
 use super::snapshot::{etag_of, Served, Snapshot};
-use crate::publisher::policy::cutoff_ms;
 use super::{Service, OPENAPI};
 use crate::archive::Archive;
 use crate::certify::challenge::Challenger;
+use crate::publisher::policy::cutoff_ms;
 use crate::sys::clock::{Clock, SystemClock};
 use axum::extract::{RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -360,7 +360,7 @@ async fn settlement(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    use crate::settlement::{Period, SettlementStatus};
+    use sit_core::settlement::{Period, SettlementStatus};
     let (tier, raw) = (segment(&uri, 3), segment(&uri, 4));
     let r = (|| {
         check_tier(&st, &tier)?;
@@ -401,7 +401,7 @@ async fn settlement(
             None => finals.iter().rfind(|a| {
                 contract_ok(a)
                     && (q.contains_key("contract")
-                        || a.record.contract.cycle == crate::settlement::Cycle::Monthly)
+                        || a.record.contract.cycle == sit_core::settlement::Cycle::Monthly)
             }),
             Some((cycle, period)) => {
                 let fits = |a: &&crate::archive::settlements::Archived| {
@@ -432,7 +432,7 @@ async fn settlement(
         let (ct, body) = if csv {
             (
                 "text/csv; charset=utf-8",
-                Bytes::from(crate::settlement::to_csv(&a.record)),
+                Bytes::from(sit_core::settlement::to_csv(&a.record)),
             )
         } else {
             ("application/json", a.bytes.clone())
@@ -723,4 +723,3 @@ pub(super) fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
-

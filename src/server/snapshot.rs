@@ -75,7 +75,7 @@ pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
         .into_iter()
         .map(|t| {
             use crate::archive::settlements::archived;
-            use crate::settlement::SettlementStatus::{Final, Indicative};
+            use sit_core::settlement::SettlementStatus::{Final, Indicative};
             let r = (
                 archived(archive.root(), &t, Final),
                 archived(archive.root(), &t, Indicative),
@@ -106,7 +106,7 @@ pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
         let vk = *key_cache.entry(e.key_id.clone()).or_insert_with(|| {
             archive
                 .key_pem(&e.key_id)
-                .and_then(|p| crate::signing::parse_public(&p).ok())
+                .and_then(|p| sit_core::signing::parse_public(&p).ok())
         });
         let checked = archive
             .read(e)
@@ -200,8 +200,8 @@ fn keys_json(archive: &Archive, entries: &[LogEntry]) -> Bytes {
             let pem = archive.key_pem(id);
             let hex = pem
                 .as_deref()
-                .and_then(|p| crate::signing::parse_public(p).ok())
-                .map(|vk| crate::signing::hex(vk.as_bytes()));
+                .and_then(|p| sit_core::signing::parse_public(p).ok())
+                .map(|vk| sit_core::signing::hex(vk.as_bytes()));
             serde_json::json!({
                 "key_id": id,
                 "algorithm": "Ed25519",

@@ -15,22 +15,23 @@
 //! in the data folder too (`run-clock.json`), so a compressed timeline continues across
 //! restarts as real time does.
 
-use crate::sys::clock::{format_utc_ms, Clock, Date, DAY_MS, HOUR_MS};
-use crate::commit::{commitment_of, Commitment};
-use crate::config::{self, ApiKey, Endpoint};
-use error::Result;
-use crate::index::Methodology;
-use crate::probes::Suite;
 use crate::archive::Archive;
-use crate::schedule::Slot;
-use crate::store::Store;
+use crate::config::{self, ApiKey, Endpoint};
 use crate::publisher::day::DayPublisher;
+use crate::store::Store;
+use crate::sys::clock::Clock;
+use crate::sys::durable::Access;
 use crate::worker::recorder::{OnAck, Recorder};
 use crate::worker::runner::{progress_bar, run_slots, RunSummary};
 use crate::worker::{ProbeSpec, Worker};
+use error::Result;
 use serde::{Deserialize, Serialize};
+use sit_core::commit::{commitment_of, Commitment};
+use sit_core::index::Methodology;
+use sit_core::probes::Suite;
+use sit_core::schedule::Slot;
+use sit_core::time::{format_utc_ms, Date, DAY_MS, HOUR_MS};
 use std::collections::BTreeSet;
-use crate::sys::durable::Access;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -109,7 +110,7 @@ impl DaySecret {
         u64::from_str_radix(&self.seed, 16).expect("written by this module")
     }
     fn salt(&self) -> [u8; 32] {
-        let v = crate::signing::unhex(&self.salt).expect("written by this module");
+        let v = sit_core::signing::unhex(&self.salt).expect("written by this module");
         v.try_into().expect("32 bytes")
     }
 }
@@ -191,9 +192,13 @@ fn day_secret(data: &Path, date: Date) -> Result<DaySecret> {
     let s = DaySecret {
         date,
         seed: format!("{:016x}", u64::from_le_bytes(b[..8].try_into().expect("8"))),
-        salt: crate::signing::hex(&b[8..]),
+        salt: sit_core::signing::hex(&b[8..]),
     };
-    crate::sys::durable::replace(&path, &serde_json::to_vec(&s).expect("json"), Access::Private)?;
+    crate::sys::durable::replace(
+        &path,
+        &serde_json::to_vec(&s).expect("json"),
+        Access::Private,
+    )?;
     Ok(s)
 }
 
@@ -218,7 +223,7 @@ fn commit(
         per_hour,
         suite_hash: suite.hash.clone(),
         committed_at: format_utc_ms(now_ms),
-        schedule: crate::schedule::SCHEDULE_STRATIFIED,
+        schedule: sit_core::schedule::SCHEDULE_STRATIFIED,
     };
     archive
         .put_commitment(&c)
@@ -323,7 +328,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
     // Load the reference tokenizer and the versions (the current suite's hash covers the
     // tokenizer's vocabulary) before the clock starts: a commitment is due in the day's first
     // minutes, and on a compressed clock a third of a second is more than an hour.
-    crate::tokenizer::warm_up();
+    sit_core::tokenizer::warm_up();
     let _ = sit_core::versions::Registry::embedded();
     let (clock, fresh) = run_clock(data, opts)?;
     if !(fresh && opts.new_timeline) {
@@ -359,7 +364,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
             "sit run: price book v{}-v{} recorded at {}: {} entries of {} endpoints",
             first.version,
             last.version,
-            crate::sys::clock::format_utc_ms(first.recorded_at_ms),
+            sit_core::time::format_utc_ms(first.recorded_at_ms),
             recorded.len(),
             eps.len()
         );
@@ -615,7 +620,13 @@ async fn finish_day(
 
 fn archive_has_unfinished(svc: &Svc, suite: &Suite, d: Date) -> Result<bool> {
     Ok(svc.publisher.archive().commitment(d).is_some()
-        && !finished(svc.publisher.archive(), &svc.data, suite, d, svc.worker_role)?)
+        && !finished(
+            svc.publisher.archive(),
+            &svc.data,
+            suite,
+            d,
+            svc.worker_role,
+        )?)
 }
 
 /// What the publication steps share (cloned into blocking tasks): the publisher, and what

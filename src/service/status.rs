@@ -11,8 +11,9 @@
 //!
 //! Counters are fed by the recorder's acknowledgement hook, so they count only what is durable.
 
-use crate::sys::clock::{format_utc_ms, Clock, Date};
-use crate::observation::Observation;
+use crate::sys::clock::Clock;
+use sit_core::observation::Observation;
+use sit_core::time::{format_utc_ms, Date};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};

@@ -13,10 +13,10 @@
 pub mod server;
 pub mod timer;
 
-use crate::sys::clock::{Date, HOUR_MS};
 use crate::config::{Dialect, Endpoint, PriceEntry, PriceSchedule};
-use crate::fixed::{Pusd, Rate};
-use crate::rng::Rng;
+use sit_core::fixed::{Pusd, Rate};
+use sit_core::rng::Rng;
+use sit_core::time::{Date, HOUR_MS};
 
 /// The first hour of every price path (paths are simulated from here, so a given date always
 /// gets the same prices whatever day a run starts on).
@@ -374,7 +374,7 @@ pub fn providers_toml(endpoints: &[Endpoint], at_ms: i64) -> String {
         if let Some(p) = e.prices.in_force(at_ms) {
             s.push_str(&format!(
                 "\n[[endpoints.prices]]\neffective_from = \"{}\"\ninput = \"{}\"\noutput = \"{}\"\ncached_input = \"{}\"\n",
-                crate::sys::clock::format_utc_ms(p.effective_from_ms).replace(".000Z", "Z"),
+                sit_core::time::format_utc_ms(p.effective_from_ms).replace(".000Z", "Z"),
                 p.input,
                 p.output,
                 p.cached_input

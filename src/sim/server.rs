@@ -8,9 +8,6 @@
 //! `GET /sim/prices` the provider's price schedule.
 
 use super::{Market, ScriptedFault, SimProvider};
-use crate::probes::solve_any;
-use crate::rng::Rng;
-use crate::tokenizer;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -19,6 +16,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::Serialize;
+use sit_core::probes::solve_any;
+use sit_core::rng::Rng;
+use sit_core::tokenizer;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,7 +104,7 @@ impl RunningMarket {
 /// schedule served at `/sim/prices`.
 pub async fn start(
     market: Market,
-    priced_until: crate::sys::clock::Date,
+    priced_until: sit_core::time::Date,
 ) -> std::io::Result<RunningMarket> {
     start_with(market, priced_until, false).await
 }
@@ -113,7 +113,7 @@ pub async fn start(
 /// ([`RunningMarket::take_served`]).
 pub async fn start_with(
     market: Market,
-    priced_until: crate::sys::clock::Date,
+    priced_until: sit_core::time::Date,
     log_served: bool,
 ) -> std::io::Result<RunningMarket> {
     use axum::serve::ListenerExt;

@@ -22,10 +22,10 @@
 //! and **flushes before returning**: a returned append is durable (sled 0.34 otherwise only
 //! flushes every 500 ms).
 
-use crate::sys::clock::Date;
 use crate::config::{PriceEntry, PriceSchedule};
-use crate::observation::Observation;
-use crate::price::{BookEntry, PriceBook};
+use sit_core::observation::Observation;
+use sit_core::price::{BookEntry, PriceBook};
+use sit_core::time::Date;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -463,7 +463,7 @@ mod tests {
             within_sla: true,
             tokens: Default::default(),
             price: None,
-            cost: crate::fixed::Pusd(5),
+            cost: sit_core::fixed::Pusd(5),
             sit_size: 10,
             delivered_sit: 10,
             evidence: None,
@@ -571,10 +571,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = |inp: &str| PriceEntry {
             effective_from_ms: 0,
-            input: crate::fixed::Rate::parse(inp).unwrap(),
-            output: crate::fixed::Rate::parse("1").unwrap(),
-            cached_input: crate::fixed::Rate::parse(inp).unwrap(),
-            request_fee: crate::fixed::Pusd::ZERO,
+            input: sit_core::fixed::Rate::parse(inp).unwrap(),
+            output: sit_core::fixed::Rate::parse("1").unwrap(),
+            cached_input: sit_core::fixed::Rate::parse(inp).unwrap(),
+            request_fee: sit_core::fixed::Pusd::ZERO,
         };
         {
             let s = Store::open(dir.path()).unwrap();
@@ -609,10 +609,10 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         let e = PriceEntry {
             effective_from_ms: 1_000,
-            input: crate::fixed::Rate::parse("2").unwrap(),
-            output: crate::fixed::Rate::parse("3").unwrap(),
-            cached_input: crate::fixed::Rate::parse("2").unwrap(),
-            request_fee: crate::fixed::Pusd::ZERO,
+            input: sit_core::fixed::Rate::parse("2").unwrap(),
+            output: sit_core::fixed::Rate::parse("3").unwrap(),
+            cached_input: sit_core::fixed::Rate::parse("2").unwrap(),
+            request_fee: sit_core::fixed::Pusd::ZERO,
         };
         let mut k = vec![b'p'];
         k.extend_from_slice(b"old");

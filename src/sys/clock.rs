@@ -5,8 +5,8 @@
 //! run is never mistaken for a real-time one. Latency is always measured with the monotonic
 //! [`std::time::Instant`], never with this clock.
 
-pub use sit_core::time::*;
 use serde::{Deserialize, Serialize};
+use sit_core::time::{format_utc_ms, Date, HOUR_MS};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -198,8 +198,9 @@ pub fn folder_clock(
     };
     let (clock, fresh) = match std::fs::read(path) {
         Ok(bytes) => {
-            let kept: RunClock = serde_json::from_slice(&bytes)
-                .map_err(|e| FolderClockError::Damaged(format!("{} is damaged: {e}", path.display())))?;
+            let kept: RunClock = serde_json::from_slice(&bytes).map_err(|e| {
+                FolderClockError::Damaged(format!("{} is damaged: {e}", path.display()))
+            })?;
             if new_timeline && matches!(kept, RunClock::Compressed(_)) {
                 let bytes = serde_json::to_vec_pretty(&wanted).expect("json");
                 super::durable::replace(path, &bytes, super::durable::Access::Shared)?;

@@ -8,13 +8,13 @@
 //! [`Observation`] with a [`FailureClass`]; nothing a server sends can panic the worker.
 //! The API key is attached to the request and scrubbed from anything recorded.
 
-use crate::sys::clock::Clock;
 use crate::config::{ApiKey, Defaults, Endpoint};
 use crate::dialect::sse::SseDecoder;
 use crate::dialect::{ChatRequest, StreamState};
-use crate::index::Methodology;
-use crate::observation::{Evidence, Failure, FailureClass, Observation, Timings};
-use crate::probes::{Family, Suite, Tier};
+use crate::sys::clock::Clock;
+use sit_core::index::Methodology;
+use sit_core::observation::{Evidence, Failure, FailureClass, Observation, Timings};
+use sit_core::probes::{Family, Suite, Tier};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -272,7 +272,7 @@ impl Worker {
             within_sla: false,
             tokens: Default::default(),
             price: None,
-            cost: crate::fixed::Pusd::ZERO,
+            cost: sit_core::fixed::Pusd::ZERO,
             sit_size,
             delivered_sit: 0,
         }
@@ -297,8 +297,8 @@ impl Worker {
         );
         Observation {
             retry: 0,
-            failure: Some(crate::observation::Failure {
-                class: crate::observation::FailureClass::Missed,
+            failure: Some(sit_core::observation::Failure {
+                class: sit_core::observation::FailureClass::Missed,
                 detail: why.to_string(),
                 retry_after_ms: None,
             }),
@@ -335,7 +335,7 @@ impl Worker {
         })?;
         let at_ms = self.clock.now_ms();
         let price = endpoint.prices.in_force(at_ms).cloned().ok_or_else(|| {
-            PreflightError::NoPrice(endpoint.id.clone(), crate::sys::clock::format_utc_ms(at_ms))
+            PreflightError::NoPrice(endpoint.id.clone(), sit_core::time::format_utc_ms(at_ms))
         })?;
 
         let mut timings = Timings::default();
@@ -359,7 +359,11 @@ impl Worker {
             let mut raw = raw;
             // A provider may echo the key in an error body: evidence never keeps it.
             if let Some(k) = &key_bytes {
-                raw = replace_bytes(&raw, k.as_bytes(), crate::observation::REDACTED.as_bytes());
+                raw = replace_bytes(
+                    &raw,
+                    k.as_bytes(),
+                    sit_core::observation::REDACTED.as_bytes(),
+                );
             }
             let d = derive(
                 &inst_c,
@@ -666,8 +670,8 @@ impl Worker {
 }
 
 /// A plausible recorded observation (benchmarks and unit tests start from it).
-pub(crate) fn sample_observation() -> crate::observation::Observation {
-    crate::observation::sample()
+pub(crate) fn sample_observation() -> sit_core::observation::Observation {
+    sit_core::observation::sample()
 }
 
 #[cfg(test)]
@@ -681,12 +685,12 @@ mod tests {
         let key = b"sk-abcdefghijklmnop";
         let text =
             b"sk-abc, abcdefghijklmno and sk-abcdefghijklmno: kept; sk-abcdefghijklmnop: gone";
-        let out = replace_bytes(text, key, crate::observation::REDACTED.as_bytes());
+        let out = replace_bytes(text, key, sit_core::observation::REDACTED.as_bytes());
         assert_eq!(
             String::from_utf8(out).unwrap(),
             format!(
                 "sk-abc, abcdefghijklmno and sk-abcdefghijklmno: kept; {}: gone",
-                crate::observation::REDACTED
+                sit_core::observation::REDACTED
             )
         );
     }

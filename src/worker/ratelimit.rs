@@ -64,7 +64,7 @@ pub fn wait_ms<'a>(get: impl Fn(&str) -> Option<&'a str>, now_ms: i64) -> Option
     ]
     .iter()
     .filter_map(|h| get(h))
-    .filter_map(|v| crate::sys::clock::parse_utc_ms(v.trim()).ok())
+    .filter_map(|v| sit_core::time::parse_utc_ms(v.trim()).ok())
     .map(|at| (at - now_ms).max(0) as u64)
     .max()
 }
@@ -108,7 +108,7 @@ mod tests {
             ),
             Some(360_000)
         );
-        let now = crate::sys::clock::parse_utc_ms("2026-01-05T00:00:00Z").unwrap();
+        let now = sit_core::time::parse_utc_ms("2026-01-05T00:00:00Z").unwrap();
         assert_eq!(
             wait_ms(
                 h(&[("anthropic-ratelimit-requests-reset", "2026-01-05T00:00:30Z")]),

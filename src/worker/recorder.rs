@@ -5,8 +5,8 @@
 //! acknowledges. An attempt counts as recorded only after its ack, so a killed process loses no
 //! acknowledged observation. Batching keeps the flush cost per observation small under load.
 
-use crate::observation::Observation;
 use crate::store::{Store, StoreError};
+use sit_core::observation::Observation;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 

@@ -10,7 +10,7 @@
 //! Delay: the provider's Retry-After is a minimum; otherwise exponential backoff from
 //! `base_ms` (base, 2 x base, 4 x base, ...).
 
-use crate::observation::{Failure, FailureClass};
+use sit_core::observation::{Failure, FailureClass};
 use std::time::Duration;
 
 /// Retry policy.

@@ -5,8 +5,8 @@
 use super::pace::Pacer;
 use super::recorder::Recorder;
 use super::{retry, ProbeSpec, Worker};
-use crate::sys::clock::format_utc_ms;
 use crate::config::{ApiKey, Endpoint};
+use sit_core::time::format_utc_ms;
 /// Why a run of probes stopped: a probe task panicked, or probes could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -16,10 +16,10 @@ pub enum Error {
 }
 
 type Result<T> = std::result::Result<T, Error>;
-use crate::observation::Observation;
-use crate::probes::Suite;
-use crate::schedule::Slot;
 use indicatif::{ProgressBar, ProgressStyle};
+use sit_core::observation::Observation;
+use sit_core::probes::Suite;
+use sit_core::schedule::Slot;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -49,7 +49,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Every observation in the store at `data`, in time order.
-pub fn stored_observations(data: &Path) -> Vec<sit::observation::Observation> {
+pub fn stored_observations(data: &Path) -> Vec<sit_core::observation::Observation> {
     let store = sit::store::Store::open(data).unwrap();
     store
         .scan(i64::MIN / 2, i64::MAX / 2)

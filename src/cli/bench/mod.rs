@@ -2,10 +2,10 @@
 
 pub(crate) mod stability;
 
-use crate::sys::clock::{Date, HOUR_MS};
-use crate::index::{compute_day, DayInput, IndexObs, Methodology};
-use crate::rng::Rng;
 use crate::store::Store;
+use sit_core::index::{compute_day, DayInput, IndexObs, Methodology};
+use sit_core::rng::Rng;
+use sit_core::time::{Date, HOUR_MS};
 use std::time::{Duration, Instant};
 
 /// Synthetic observations of one day for one tier: `n` rows over `endpoints` endpoints at
@@ -63,7 +63,7 @@ pub fn index_bench(total: usize, endpoints: u32, repeats: u32) -> String {
                 &DayInput {
                     tier,
                     date,
-                    pass_threshold: crate::fixed::Fixed(700_000_000),
+                    pass_threshold: sit_core::fixed::Fixed(700_000_000),
                     endpoints: &ids,
                     providers: &[],
                     vantages: &[],
@@ -155,7 +155,7 @@ pub fn recompute_bench(days: u32, per_day: usize, endpoints: u32) -> String {
     let (mut finals, mut bases) = (0, 0);
     for (t, tier) in tiers.iter().enumerate() {
         let mut previous = None;
-        let mut link: Option<crate::index::chain::ChainLink> = None;
+        let mut link: Option<sit_core::index::chain::ChainLink> = None;
         for (d, day) in archive.iter().enumerate() {
             let date = Date(first.0 + d as i32);
             let det = compute_day(
@@ -163,7 +163,7 @@ pub fn recompute_bench(days: u32, per_day: usize, endpoints: u32) -> String {
                 &DayInput {
                     tier,
                     date,
-                    pass_threshold: crate::fixed::Fixed(700_000_000),
+                    pass_threshold: sit_core::fixed::Fixed(700_000_000),
                     endpoints: &ids,
                     providers: &[],
                     vantages: &[],
@@ -179,12 +179,12 @@ pub fn recompute_bench(days: u32, per_day: usize, endpoints: u32) -> String {
             link = m
                 .chain
                 .as_ref()
-                .map(|cp| crate::index::chain::link_after(cp, Some(&det)));
+                .map(|cp| sit_core::index::chain::link_after(cp, Some(&det)));
             if det.status.sets_value() {
                 previous = det.value.map(|v| (date, v));
             }
             finals += det.status.settles() as u32;
-            bases += (det.status == crate::index::Status::Base) as u32;
+            bases += (det.status == sit_core::index::Status::Base) as u32;
         }
     }
     let s = t0.elapsed().as_secs_f64();
@@ -201,7 +201,7 @@ pub fn recompute_bench(days: u32, per_day: usize, endpoints: u32) -> String {
 /// the stream, re-grade, re-count with the reference tokenizer, re-cost) `repeats` times.
 pub fn rederive_bench(bundle: &std::path::Path, repeats: u32) -> Result<String, String> {
     let b = crate::audit::bundle::Bundle::load(bundle).map_err(|e| e.to_string())?;
-    crate::tokenizer::warm_up();
+    sit_core::tokenizer::warm_up();
     let mut best = f64::MAX;
     let mut tokens = 0;
     for _ in 0..repeats.max(1) {
@@ -248,12 +248,12 @@ pub async fn streams_bench(
     ramp_ms: u64,
     separate_process: bool,
 ) -> Result<String, String> {
-    use crate::sys::clock::{Clock, SystemClock};
-    use crate::probes::{Family, Suite};
     use crate::sim::Market;
+    use crate::sys::clock::{Clock, SystemClock};
     use crate::worker::{ProbeSpec, Worker};
+    use sit_core::probes::{Family, Suite};
     use std::sync::Arc;
-    crate::tokenizer::warm_up();
+    sit_core::tokenizer::warm_up();
     let now = SystemClock.now_ms();
     let until = Date::of_ms(now).succ();
     let market = Market::single(bench_provider(ttft_ms, jitter_permille));
@@ -347,9 +347,9 @@ pub async fn streams_bench(
             };
             let measured_ns = o.timings.first_token_ns.unwrap_or(0);
             sources.add(match o.timings.first_token_clock {
-                Some(crate::observation::RxClock::Kernel) => "kernel",
-                Some(crate::observation::RxClock::Monotonic) => "monotonic",
-                Some(crate::observation::RxClock::Mixed) => "mixed",
+                Some(sit_core::observation::RxClock::Kernel) => "kernel",
+                Some(sit_core::observation::RxClock::Monotonic) => "monotonic",
+                Some(sit_core::observation::RxClock::Mixed) => "mixed",
                 None => "none",
             });
             let injected_ns = injected_ms * 1_000_000;

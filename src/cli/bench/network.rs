@@ -98,14 +98,14 @@ fn batches(vantage: &str, key: &ed25519_dalek::SigningKey, n: usize) -> Vec<Vec<
     let mut chunk: Vec<RecordText> = Vec::new();
     let mut anchor = prev.clone();
     for seq in 0..n as u64 {
-        let mut o = crate::observation::sample();
+        let mut o = sit_core::observation::sample();
         o.worker = vantage.into();
         o.vantage = Some(vantage.into());
         o.seq = seq;
         o.at_ms = 1_767_571_200_000 + seq as i64;
         o.prev_hash = prev.clone();
         let text = serde_json::to_string(&o).expect("json");
-        prev = crate::signing::hex(blake3::hash(text.as_bytes()).as_bytes());
+        prev = sit_core::signing::hex(blake3::hash(text.as_bytes()).as_bytes());
         chunk.push(RecordText { seq, text });
         if chunk.len() == ship::MAX_RECORDS {
             out.push(batch::sign(vantage, "bench", key, &anchor, &chunk));
@@ -302,7 +302,7 @@ pub async fn collect_bench(observations: usize, rate: u64, secs: u64) -> Result<
         tick.tick().await;
         let (r, s) = (recorder.clone(), starts.clone());
         tasks.spawn(async move {
-            let mut o = crate::observation::sample();
+            let mut o = sit_core::observation::sample();
             o.worker = "lat".into();
             o.vantage = Some("lat".into());
             let t0 = Instant::now();

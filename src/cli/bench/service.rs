@@ -3,8 +3,9 @@
 //! the service's CPU (user + system, this process: scheduler, worker, recorder, publication,
 //! audit bundle) and the simulator's CPU are measured apart and given per 1,000 probes.
 
-use crate::sys::clock::{Clock, Date, SystemClock};
 use crate::service::{self, Endpoints, RunOptions};
+use crate::sys::clock::{Clock, SystemClock};
+use sit_core::time::Date;
 use std::io::BufRead;
 use std::time::{Duration, Instant};
 

@@ -23,10 +23,10 @@
 //! had stayed at its last price); tracking of the true factor (correlation of daily log
 //! changes with the factor's daily mean, RMSE of the log level after rebasing both to day 1).
 
-use crate::sys::clock::{Date, HOUR_MS};
-use crate::index::chain::{link_after, ChainLink};
-use crate::index::{compute_day, DayInput, IndexObs, Methodology};
-use crate::rng::Rng;
+use sit_core::index::chain::{link_after, ChainLink};
+use sit_core::index::{compute_day, DayInput, IndexObs, Methodology};
+use sit_core::rng::Rng;
+use sit_core::time::{Date, HOUR_MS};
 use std::collections::BTreeMap;
 
 /// One simulated endpoint of the panel.
@@ -423,7 +423,7 @@ pub fn run(days: u32, seed: u64, n: usize, schedule: Schedule) -> Vec<MethodFigu
             let input = DayInput {
                 tier: "t1",
                 date,
-                pass_threshold: crate::fixed::Fixed(800_000_000),
+                pass_threshold: sit_core::fixed::Fixed(800_000_000),
                 endpoints: &ids,
                 providers: &[],
                 vantages: &[],
@@ -447,7 +447,7 @@ pub fn run(days: u32, seed: u64, n: usize, schedule: Schedule) -> Vec<MethodFigu
             if det
                 .chain
                 .as_ref()
-                .is_some_and(|c| c.basis == crate::index::chain::BASE_LEVELS)
+                .is_some_and(|c| c.basis == sit_core::index::chain::BASE_LEVELS)
             {
                 for l in &det.leave_one_out {
                     if let Some(delta) = l.delta {
