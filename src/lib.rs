@@ -1,23 +1,47 @@
 //! SIT oracle: a Standard Inference Token benchmark and settlement-index oracle.
 //!
-//! Data flows one way: probe -> observation -> store -> index -> determination -> publish.
-//! Everything that computes or checks a settlement value (fixed point, SIT maths, probe suite,
-//! index, signed documents, commitments) lives in the pure [`sit_core`] crate and is
-//! re-exported here under its old paths; this crate adds what talks to the world: the worker
-//! and its dialects, the store, the publisher and its server, certification runs, audit
-//! commands and the simulator.
+//! Everything that computes or checks a settlement value (fixed point, SIT maths, the probe
+//! suite, the index, signed documents, commitments, the settlement rule) lives in the pure
+//! [`sit_core`] crate; this crate adds what talks to the world. Data flows one way:
+//!
+//! ```text
+//! probe -> observation -> store -> determination -> publication -> settlement -> HTTP
+//! ```
+//!
+//! The layers, lowest first. A module imports only `sit_core` and the modules listed above it,
+//! never one below (modules on one line import neither way, except where noted):
+//!
+//! | layer | what |
+//! |---|---|
+//! | [`sys`] | durable writes (every fsync), the shutdown signal, clocks, CPU lanes, listening sockets |
+//! | [`config`], [`prices`], [`contracts`] | `providers.toml` (parsing apart from checking), list prices, listed futures |
+//! | [`store`] | the observation log: sled, append-only, hash-chained (the only module that touches sled) |
+//! | [`sim`], [`dialect`] | the simulated market; the four streaming dialects (their tests use the simulator) |
+//! | [`worker`] | one probe attempt, retries, pacing, connections with kernel receive stamps, the probe runner |
+//! | [`determine`] | store -> index rows -> determinations |
+//! | [`archive`] | everything on disk after a determination: records, settlement files, keys, vantages; `layout` names every path |
+//! | [`audit`] | audit bundles (export, replay, verify) and the STCI replay over files |
+//! | [`publisher`] | what happens after a day: determine, decide (policy), sign, archive, reveal, bundle, settle, restate |
+//! | [`certify`] | certification runs, reports and the challenge issuer |
+//! | [`server`] | the HTTP API and page: accept loop and limits, snapshot, routes, API errors |
+//! | [`network`] | the probe network over NATS JetStream: a worker's shipping, the collector |
+//! | [`service`] | `sit run`: the probe loop, its schedule and status |
+//! | [`hedge`] | hedge analytics and simulation (floats, never on the settlement path) |
+//! | [`cli`] | the command line, one file per command family; `cli::error` maps each layer's error to an exit code |
+//!
+//! Each layer that can fail owns its error type, composed from the errors of the layers below
+//! (`publisher::PublishError`, `publisher::day::DayError`, `network::Error`,
+//! `service::Error`, ...); exit codes are decided once, in `cli::error`.
 
 pub mod archive;
 pub mod audit;
 pub mod certify;
 pub mod cli;
-
 pub mod config;
 pub mod contracts;
 pub mod determine;
 pub mod dialect;
 pub mod hedge;
-
 pub mod network;
 pub mod prices;
 pub mod publisher;
