@@ -14,183 +14,10 @@ use std::sync::Arc;
 /// Run a command of this family.
 pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
     match command {
-        Command::Demo {
-            days,
-            start,
-            hour_ms,
-            seed,
-            per_hour,
-            print_acks,
-            market_size,
-        } => {
-            let start = start.as_deref().map(parse_date).transpose()?;
-            let opts = DemoOptions {
-                days,
-                start,
-                hour_ms,
-                seed,
-                per_hour,
-                market_size,
-                progress: !print_acks,
-                print_acks,
-            };
-            let t0 = std::time::Instant::now();
-            let report = demo::run(&cli.data, &opts).await?;
-            let s = &report.summary;
-            println!(
-                "\nProbed {} attempts on {} simulated providers in {:.0} s; {} recorded durably, {} delivered their SIT.\n",
-                s.attempts,
-                s.per_endpoint.len(),
-                t0.elapsed().as_secs_f64(),
-                s.recorded,
-                s.delivered
-            );
-            print!("{}", crate::cli::report::render_summary(s));
-            let shown: Vec<_> = report
-                .determinations
-                .iter()
-                .filter(|d| report.days.contains(&d.date))
-                .cloned()
-                .collect();
-            println!(
-                "\nDaily SIT index (USD per 1,000,000 SIT), methodology {}:\n",
-                Methodology::default().version
-            );
-            print!("{}", crate::cli::report::render_table(&shown));
-            println!(
-                "\nPublished by `sit run` as each day ended, signed with the demo key {} (audit bundles in {}/archive/):",
-                report.key.display(),
-                cli.data.display()
-            );
-            for line in &report.published {
-                println!("  {line}");
-            }
-            let first = report
-                .days
-                .first()
-                .map(|d| d.to_string())
-                .unwrap_or_default();
-            println!(
-                "\nData is in {}/ (sled). Next (sit is ./target/release/sit):\n  sit --data {} serve                     serve the signed values: http://127.0.0.1:8080/\n  sit --data {} index --json               every determination as JSON\n  sit --data {} index --date {} --tier t1  one day, one tier\n  sit audit verify {}/archive/{}      check a day's audit bundle\n  sit suite                                  the probe suite and its hash\n  sit demo                                   probe the next simulated days into the same store",
-                cli.data.display(),
-                cli.data.display(),
-                cli.data.display(),
-                cli.data.display(),
-                first,
-                cli.data.display(),
-                first,
-            );
-            Ok(())
-        }
-        Command::Run {
-            key,
-            per_hour,
-            clock,
-            until,
-            serve,
-            limits,
-            print_acks,
-            contracts,
-        } => {
-            let opts = crate::service::RunOptions {
-                key,
-                per_hour,
-                start: clock.start()?,
-                hour_ms: clock.hour_ms,
-                until: until.as_deref().map(parse_date).transpose()?,
-                progress: !print_acks,
-                print_acks,
-                serve,
-                limits: limits.limits()?,
-                new_timeline: false,
-                network: None,
-                contracts,
-            };
-            let report = crate::service::run(
-                &cli.data,
-                crate::service::Endpoints::File(cli.providers.clone()),
-                &opts,
-            )
-            .await?;
-            println!(
-                "sit run: stopped{}; {} probes sent, {} recorded as missed, {} records published in this run",
-                opts.until.map(|d| format!(" before {d} as asked")).unwrap_or_default(),
-                report.probes,
-                report.missed,
-                report.published.len()
-            );
-            Ok(())
-        }
-        Command::Sim {
-            seed,
-            for_secs,
-            bench_ttft_ms,
-            bench_jitter_permille,
-        } => {
-            let market = match bench_ttft_ms {
-                Some(t) => crate::sim::Market::single(super::bench::bench_provider(
-                    t,
-                    bench_jitter_permille,
-                )),
-                None => crate::sim::Market::default_market(seed),
-            };
-            let now = SystemClock.now_ms();
-            let until = Date::of_ms(now).succ();
-            let running =
-                crate::sim::server::start_with(market.clone(), until, bench_ttft_ms.is_some())
-                    .await?;
-            let eps = market.endpoints(&running.base_urls(), until);
-            println!("{}", crate::sim::providers_toml(&eps, now));
-            eprintln!(
-                "sit sim: {} providers on 127.0.0.1 (Ctrl-C to stop)",
-                eps.len()
-            );
-            match for_secs {
-                Some(s) => tokio::time::sleep(std::time::Duration::from_secs(s)).await,
-                None => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-            running.shutdown().await;
-            Ok(())
-        }
-        Command::Index { date, tier, json } => {
-            let date = date.as_deref().map(parse_date).transpose()?;
-            let suite = Suite::embedded();
-            super::check_tier(tier.as_deref())?;
-            super::existing_store(&cli.data)?;
-            let store = Store::open(&cli.data)?;
-            let computed_at = format_utc_ms(SystemClock.now_ms());
-            // Published days are recomputed under the methodology their record names.
-            let all = crate::publisher::recompute_all(
-                &store,
-                &crate::archive::Archive::for_data(&cli.data),
-                sit_core::versions::Registry::embedded(),
-                &suite.tier_ids(),
-                &computed_at,
-            )?;
-            let ds: Vec<_> = all
-                .into_iter()
-                .filter(|d| {
-                    date.map(|x| d.date == x).unwrap_or(true)
-                        && tier.as_ref().map(|t| &d.tier == t).unwrap_or(true)
-                })
-                .collect();
-            if let Some(d) = date {
-                if ds.is_empty() {
-                    return Err(Error::Failed(format!("no observations stored for {d}")));
-                }
-            }
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&ds).map_err(|e| Error::Failed(e.to_string()))?
-                );
-            } else {
-                print!("{}", crate::cli::report::render_table(&ds));
-            }
-            Ok(())
-        }
+        c @ Command::Demo { .. } => demo_command(cli, c).await,
+        c @ Command::Run { .. } => run_command(cli, c).await,
+        c @ Command::Sim { .. } => sim_command(c).await,
+        c @ Command::Index { .. } => index_command(cli, c),
         Command::Probe {
             endpoint,
             all,
@@ -198,70 +25,277 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             tier,
             json,
         } => probe(cli, endpoint, all, rounds, tier, json).await,
-        Command::Suite { json } => {
-            let s = Suite::embedded();
-            if json {
-                let v = serde_json::json!({"version": s.version, "hash": s.hash, "tiers": s.tiers});
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            } else {
-                println!("probe suite {} (hash {})", s.version, s.hash);
-                for t in &s.tiers {
-                    println!(
-                        "  {} {:<9} pass >= {}  budget_out {:>3}  SLA ttft {} ms, e2e {} ms  families: {}",
-                        t.id,
-                        t.name,
-                        t.pass_threshold.round_dp(2),
-                        t.budget_out,
-                        t.sla_ttft_ms,
-                        t.sla_e2e_ms,
-                        t.families.join(", ")
-                    );
-                }
-            }
-            Ok(())
-        }
+        c @ Command::Suite { .. } => suite_command(c),
         Command::Prices { what } => prices(cli, what),
-        Command::Check => {
-            let c = config::load(&cli.providers)?;
-            println!(
-                "{}: {} endpoints OK",
-                cli.providers.display(),
-                c.endpoints.len()
-            );
-            for e in &c.endpoints {
-                let key = match (&e.api_key_env, e.api_key()) {
-                    (None, _) => "no key needed".to_string(),
-                    (Some(_), Ok(_)) => "key available".to_string(),
-                    (Some(var), Err(config::KeyError::Unset { .. })) => {
-                        format!("skipped until {var} is set")
-                    }
-                    (Some(var), Err(config::KeyError::InUrl { .. })) => format!(
-                        "skipped: the base_url holds the value of {var}; move the key out of the URL"
-                    ),
-                };
-                // Never print a key, even one written into the URL by mistake.
-                let url = match e.api_key_env.as_ref().and_then(|v| std::env::var(v).ok()) {
-                    Some(k) if !k.is_empty() && e.base_url.contains(&k) => {
-                        e.base_url.replace(&k, sit_core::observation::REDACTED)
-                    }
-                    _ => e.base_url.clone(),
-                };
-                let key = if e.dialect.supported() {
-                    key
-                } else {
-                    format!("{key}; no {} adapter yet", e.dialect)
-                };
-                println!(
-                    "  {:<28} {:<9} {}  ({key})",
-                    e.id,
-                    e.dialect.to_string(),
-                    url
-                );
-            }
-            Ok(())
-        }
+        Command::Check => check_command(cli),
         _ => unreachable!("dispatched by cli::run"),
     }
+}
+
+/// `sit demo`: `sit run` on the embedded simulator, then the tables.
+async fn demo_command(cli: &Paths, command: Command) -> Result<()> {
+    let Command::Demo {
+        days,
+        start,
+        hour_ms,
+        seed,
+        per_hour,
+        print_acks,
+        market_size,
+    } = command
+    else {
+        unreachable!("dispatched on Command::Demo")
+    };
+    let start = start.as_deref().map(parse_date).transpose()?;
+    let opts = DemoOptions {
+        days,
+        start,
+        hour_ms,
+        seed,
+        per_hour,
+        market_size,
+        progress: !print_acks,
+        print_acks,
+    };
+    let t0 = std::time::Instant::now();
+    let report = demo::run(&cli.data, &opts).await?;
+    let s = &report.summary;
+    println!(
+        "\nProbed {} attempts on {} simulated providers in {:.0} s; {} recorded durably, {} delivered their SIT.\n",
+        s.attempts,
+        s.per_endpoint.len(),
+        t0.elapsed().as_secs_f64(),
+        s.recorded,
+        s.delivered
+    );
+    print!("{}", crate::cli::report::render_summary(s));
+    let shown: Vec<_> = report
+        .determinations
+        .iter()
+        .filter(|d| report.days.contains(&d.date))
+        .cloned()
+        .collect();
+    println!(
+        "\nDaily SIT index (USD per 1,000,000 SIT), methodology {}:\n",
+        Methodology::default().version
+    );
+    print!("{}", crate::cli::report::render_table(&shown));
+    println!(
+        "\nPublished by `sit run` as each day ended, signed with the demo key {} (audit bundles in {}/archive/):",
+        report.key.display(),
+        cli.data.display()
+    );
+    for line in &report.published {
+        println!("  {line}");
+    }
+    let first = report
+        .days
+        .first()
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    println!(
+        "\nData is in {}/ (sled). Next (sit is ./target/release/sit):\n  sit --data {} serve                     serve the signed values: http://127.0.0.1:8080/\n  sit --data {} index --json               every determination as JSON\n  sit --data {} index --date {} --tier t1  one day, one tier\n  sit audit verify {}/archive/{}      check a day's audit bundle\n  sit suite                                  the probe suite and its hash\n  sit demo                                   probe the next simulated days into the same store",
+        cli.data.display(),
+        cli.data.display(),
+        cli.data.display(),
+        cli.data.display(),
+        first,
+        cli.data.display(),
+        first,
+    );
+    Ok(())
+}
+
+/// `sit run`: the oracle as a service, on the providers file.
+async fn run_command(cli: &Paths, command: Command) -> Result<()> {
+    let Command::Run {
+        key,
+        per_hour,
+        clock,
+        until,
+        serve,
+        limits,
+        print_acks,
+        contracts,
+    } = command
+    else {
+        unreachable!("dispatched on Command::Run")
+    };
+    let opts = crate::service::RunOptions {
+        key,
+        per_hour,
+        start: clock.start()?,
+        hour_ms: clock.hour_ms,
+        until: until.as_deref().map(parse_date).transpose()?,
+        progress: !print_acks,
+        print_acks,
+        serve,
+        limits: limits.limits()?,
+        new_timeline: false,
+        network: None,
+        contracts,
+    };
+    let report = crate::service::run(
+        &cli.data,
+        crate::service::Endpoints::File(cli.providers.clone()),
+        &opts,
+    )
+    .await?;
+    println!(
+        "sit run: stopped{}; {} probes sent, {} recorded as missed, {} records published in this run",
+        opts.until.map(|d| format!(" before {d} as asked")).unwrap_or_default(),
+        report.probes,
+        report.missed,
+        report.published.len()
+    );
+    Ok(())
+}
+
+/// `sit sim`: the simulated market on loopback, its providers file on stdout.
+async fn sim_command(command: Command) -> Result<()> {
+    let Command::Sim {
+        seed,
+        for_secs,
+        bench_ttft_ms,
+        bench_jitter_permille,
+    } = command
+    else {
+        unreachable!("dispatched on Command::Sim")
+    };
+    let market = match bench_ttft_ms {
+        Some(t) => {
+            crate::sim::Market::single(super::bench::bench_provider(t, bench_jitter_permille))
+        }
+        None => crate::sim::Market::default_market(seed),
+    };
+    let now = SystemClock.now_ms();
+    let until = Date::of_ms(now).succ();
+    let running =
+        crate::sim::server::start_with(market.clone(), until, bench_ttft_ms.is_some()).await?;
+    let eps = market.endpoints(&running.base_urls(), until);
+    println!("{}", crate::sim::providers_toml(&eps, now));
+    eprintln!(
+        "sit sim: {} providers on 127.0.0.1 (Ctrl-C to stop)",
+        eps.len()
+    );
+    match for_secs {
+        Some(s) => tokio::time::sleep(std::time::Duration::from_secs(s)).await,
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    running.shutdown().await;
+    Ok(())
+}
+
+/// `sit index`: the determinations recomputed from the store (published days under their own methodology).
+fn index_command(cli: &Paths, command: Command) -> Result<()> {
+    let Command::Index { date, tier, json } = command else {
+        unreachable!("dispatched on Command::Index")
+    };
+    let date = date.as_deref().map(parse_date).transpose()?;
+    let suite = Suite::embedded();
+    super::check_tier(tier.as_deref())?;
+    super::existing_store(&cli.data)?;
+    let store = Store::open(&cli.data)?;
+    let computed_at = format_utc_ms(SystemClock.now_ms());
+    // Published days are recomputed under the methodology their record names.
+    let all = crate::publisher::recompute_all(
+        &store,
+        &crate::archive::Archive::for_data(&cli.data),
+        sit_core::versions::Registry::embedded(),
+        &suite.tier_ids(),
+        &computed_at,
+    )?;
+    let ds: Vec<_> = all
+        .into_iter()
+        .filter(|d| {
+            date.map(|x| d.date == x).unwrap_or(true)
+                && tier.as_ref().map(|t| &d.tier == t).unwrap_or(true)
+        })
+        .collect();
+    if let Some(d) = date {
+        if ds.is_empty() {
+            return Err(Error::Failed(format!("no observations stored for {d}")));
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&ds).map_err(|e| Error::Failed(e.to_string()))?
+        );
+    } else {
+        print!("{}", crate::cli::report::render_table(&ds));
+    }
+    Ok(())
+}
+
+/// `sit suite`: the probe suite and its hash.
+fn suite_command(command: Command) -> Result<()> {
+    let Command::Suite { json } = command else {
+        unreachable!("dispatched on Command::Suite")
+    };
+    let s = Suite::embedded();
+    if json {
+        let v = serde_json::json!({"version": s.version, "hash": s.hash, "tiers": s.tiers});
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!("probe suite {} (hash {})", s.version, s.hash);
+        for t in &s.tiers {
+            println!(
+                "  {} {:<9} pass >= {}  budget_out {:>3}  SLA ttft {} ms, e2e {} ms  families: {}",
+                t.id,
+                t.name,
+                t.pass_threshold.round_dp(2),
+                t.budget_out,
+                t.sla_ttft_ms,
+                t.sla_e2e_ms,
+                t.families.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `sit check`: the providers file checked, each endpoint's key availability (never the key).
+fn check_command(cli: &Paths) -> Result<()> {
+    let c = config::load(&cli.providers)?;
+    println!(
+        "{}: {} endpoints OK",
+        cli.providers.display(),
+        c.endpoints.len()
+    );
+    for e in &c.endpoints {
+        let key = match (&e.api_key_env, e.api_key()) {
+            (None, _) => "no key needed".to_string(),
+            (Some(_), Ok(_)) => "key available".to_string(),
+            (Some(var), Err(config::KeyError::Unset { .. })) => {
+                format!("skipped until {var} is set")
+            }
+            (Some(var), Err(config::KeyError::InUrl { .. })) => format!(
+                "skipped: the base_url holds the value of {var}; move the key out of the URL"
+            ),
+        };
+        // Never print a key, even one written into the URL by mistake.
+        let url = match e.api_key_env.as_ref().and_then(|v| std::env::var(v).ok()) {
+            Some(k) if !k.is_empty() && e.base_url.contains(&k) => {
+                e.base_url.replace(&k, sit_core::observation::REDACTED)
+            }
+            _ => e.base_url.clone(),
+        };
+        let key = if e.dialect.supported() {
+            key
+        } else {
+            format!("{key}; no {} adapter yet", e.dialect)
+        };
+        println!(
+            "  {:<28} {:<9} {}  ({key})",
+            e.id,
+            e.dialect.to_string(),
+            url
+        );
+    }
+    Ok(())
 }
 
 /// `sit prices diff|import`.
