@@ -345,30 +345,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
             endpoints,
         } => (defaults, endpoints),
     };
-    // The price book learns the configured schedules (a changed entry is a correction, a new
-    // version recorded now); determinations cost attempts from the book as it then stands.
-    let recorded = store.record_prices(
-        usable.iter().map(|(e, _)| (e.id.as_str(), &e.prices)),
-        clock.now_ms(),
-        |id, p| {
-            usable
-                .iter()
-                .find(|(e, _)| e.id == id)
-                .and_then(|(e, _)| e.source_of(p))
-        },
-    )?;
-    if let (Some(first), Some(last)) = (recorded.first(), recorded.last()) {
-        let mut eps: Vec<&str> = recorded.iter().map(|b| b.endpoint.as_str()).collect();
-        eps.dedup();
-        eprintln!(
-            "sit run: price book v{}-v{} recorded at {}: {} entries of {} endpoints",
-            first.version,
-            last.version,
-            sit_core::time::format_utc_ms(first.recorded_at_ms),
-            recorded.len(),
-            eps.len()
-        );
-    }
+    record_configured_prices(&store, &usable, clock.now_ms())?;
     let price_version = store.book()?.version();
     let suite = Suite::embedded();
     let worker = Worker::new(defaults, clock.clone(), Methodology::default())?
@@ -400,26 +377,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
         })
     };
     let (recorder, rec_task) = Recorder::start_observed(store.clone(), Some(on_ack));
-    let server = match opts.serve {
-        Some(addr) => {
-            let svc: Arc<dyn crate::server::Service> = status.clone();
-            let r = crate::server::start_with(
-                archive.clone(),
-                addr,
-                Some(svc),
-                opts.limits.clone(),
-                Some(Arc::new(crate::certify::challenge::Challenger::new(
-                    key.clone(),
-                    &archive,
-                ))),
-            )
-            .await
-            .map_err(|e| failed(&format!("cannot serve on {addr}"), e))?;
-            eprintln!("sit run: serving http://{} (/healthz, /metrics)", r.addr);
-            Some(r)
-        }
-        None => None,
-    };
+    let server = serve_beside(opts, &archive, &status, &key).await?;
     let ids: Vec<String> = usable.iter().map(|(e, _)| e.id.clone()).collect();
     let svc = Svc {
         publisher: DayPublisher::new(
@@ -438,44 +396,14 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
     };
     let mut report = RunReport::default();
     let (stop_ship, ship_stopped) = tokio::sync::watch::channel(false);
-    let shipper = match (&opts.network, &ship_queue) {
-        (Some(n), Some(q)) => {
-            let client =
-                crate::network::connect(&n.nats, &format!("sit-worker-{}", n.vantage)).await?;
-            let shipper = crate::network::ship::Shipper {
-                store: store.clone(),
-                queue: q.clone(),
-                vantage: n.vantage.clone(),
-                key: svc.publisher.key().clone(),
-                js: async_nats::jetstream::new(client),
-                archive: svc.publisher.archive().clone(),
-                clock: clock.clone(),
-            };
-            eprintln!(
-                "sit worker: vantage {}, shipping to {} ({} observations spooled)",
-                n.vantage,
-                n.nats,
-                q.depth()
-            );
-            Some(tokio::spawn(shipper.run(ship_stopped, n.drain)))
-        }
-        _ => None,
-    };
+    let shipper = start_shipper(opts, &ship_queue, &svc, &store, &clock, ship_stopped).await?;
 
-    // Resume at the earliest committed day of the last week that is not finished (not before
-    // the timeline's own start).
-    let today = Date::of_ms(started_ms);
-    let mut day = today;
-    for back in (1..=7).rev() {
-        let d = Date(today.0 - back);
-        if opts.new_timeline && fresh {
-            break;
-        }
-        if archive_has_unfinished(&svc, suite, d)? {
-            day = d;
-            break;
-        }
-    }
+    let mut day = resume_day(
+        &svc,
+        suite,
+        Date::of_ms(started_ms),
+        opts.new_timeline && fresh,
+    )?;
     let main = async {
         // The day before, still finishing its last probes (its retries may run past midnight
         // while this day is already being probed).
@@ -493,6 +421,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
                 suite,
                 clock.now_ms(),
             )?;
+            // the next day's schedule is committed a day ahead
             if opts.until.is_none_or(|u| day.succ() < u) {
                 commit(
                     data,
@@ -564,6 +493,114 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
         let _ = s.shutdown().await;
     }
     result.map(|_| report)
+}
+
+/// The price book learns the configured schedules (a changed entry is a correction, a new
+/// version recorded now); determinations cost attempts from the book as it then stands.
+fn record_configured_prices(store: &Store, usable: &[Usable], now_ms: i64) -> Result<()> {
+    let recorded = store.record_prices(
+        usable.iter().map(|(e, _)| (e.id.as_str(), &e.prices)),
+        now_ms,
+        |id, p| {
+            usable
+                .iter()
+                .find(|(e, _)| e.id == id)
+                .and_then(|(e, _)| e.source_of(p))
+        },
+    )?;
+    if let (Some(first), Some(last)) = (recorded.first(), recorded.last()) {
+        let mut eps: Vec<&str> = recorded.iter().map(|b| b.endpoint.as_str()).collect();
+        eps.dedup();
+        eprintln!(
+            "sit run: price book v{}-v{} recorded at {}: {} entries of {} endpoints",
+            first.version,
+            last.version,
+            sit_core::time::format_utc_ms(first.recorded_at_ms),
+            recorded.len(),
+            eps.len()
+        );
+    }
+    Ok(())
+}
+
+/// `--serve ADDR`: the HTTP server beside the service, with its health and metrics and the
+/// certification challenges signed with the oracle's key.
+async fn serve_beside(
+    opts: &RunOptions,
+    archive: &Archive,
+    status: &Arc<Status>,
+    key: &ed25519_dalek::SigningKey,
+) -> Result<Option<crate::server::Running>> {
+    match opts.serve {
+        Some(addr) => {
+            let svc: Arc<dyn crate::server::Service> = status.clone();
+            let r = crate::server::start_with(
+                archive.clone(),
+                addr,
+                Some(svc),
+                opts.limits.clone(),
+                Some(Arc::new(crate::certify::challenge::Challenger::new(
+                    key.clone(),
+                    archive,
+                ))),
+            )
+            .await
+            .map_err(|e| failed(&format!("cannot serve on {addr}"), e))?;
+            eprintln!("sit run: serving http://{} (/healthz, /metrics)", r.addr);
+            Ok(Some(r))
+        }
+        None => Ok(None),
+    }
+}
+
+/// `sit worker`: the shipper of the spool's records to the probe network (None for `sit run`).
+async fn start_shipper(
+    opts: &RunOptions,
+    ship_queue: &Option<Arc<crate::network::ship::Queue>>,
+    svc: &Svc,
+    store: &Arc<Store>,
+    clock: &Arc<dyn Clock>,
+    ship_stopped: tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<tokio::task::JoinHandle<crate::network::Result<crate::network::ship::Shipped>>>>
+{
+    match (&opts.network, &ship_queue) {
+        (Some(n), Some(q)) => {
+            let client =
+                crate::network::connect(&n.nats, &format!("sit-worker-{}", n.vantage)).await?;
+            let shipper = crate::network::ship::Shipper {
+                store: store.clone(),
+                queue: q.clone(),
+                vantage: n.vantage.clone(),
+                key: svc.publisher.key().clone(),
+                js: async_nats::jetstream::new(client),
+                archive: svc.publisher.archive().clone(),
+                clock: clock.clone(),
+            };
+            eprintln!(
+                "sit worker: vantage {}, shipping to {} ({} observations spooled)",
+                n.vantage,
+                n.nats,
+                q.depth()
+            );
+            Ok(Some(tokio::spawn(shipper.run(ship_stopped, n.drain))))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Where the loop resumes: the earliest committed day of the last week that is not finished
+/// (not before the timeline's own start: none when the timeline begins now), else `today`.
+fn resume_day(svc: &Svc, suite: &Suite, today: Date, new_timeline: bool) -> Result<Date> {
+    if new_timeline {
+        return Ok(today);
+    }
+    for back in (1..=7).rev() {
+        let d = Date(today.0 - back);
+        if archive_has_unfinished(svc, suite, d)? {
+            return Ok(d);
+        }
+    }
+    Ok(today)
 }
 
 type ProbeResult = Result<(u64, u64, RunSummary)>;
