@@ -97,31 +97,47 @@ pub fn id(doc: &[u8]) -> String {
 /// One record of a batch that passed [`open`].
 #[derive(Debug, Clone)]
 pub struct Opened {
+    /// The record's seq in the worker's chain.
     pub seq: u64,
     /// blake3 of the record's bytes (the worker's chain hash).
     pub hash: [u8; 32],
+    /// The record, parsed.
     pub obs: Observation,
 }
 
 /// A batch whose signature, sender and inner chain checked out.
 #[derive(Debug, Clone)]
 pub struct Checked {
+    /// The sending worker's vantage.
     pub vantage: String,
+    /// The worker's chain name.
     pub chain: String,
+    /// The seq of the batch's first record.
     pub first_seq: u64,
+    /// The hash of the record before the first (hex; the genesis anchor at seq 0).
     pub prev_hash: String,
+    /// The records, in chain order.
     pub records: Vec<Opened>,
 }
 
 /// Why a batch is refused (into the dead-letter record, never the store).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    /// Not a batch: unparsable header or record, wrong kind, or wrong record count (why).
     #[error("not a batch: {0}")]
     Malformed(String),
+    /// The vantage has no registered key (the vantage).
     #[error("unknown worker: vantage `{0}` is not in workers.toml")]
     UnknownWorker(String),
+    /// The header's signature, or the records' digest under it, does not verify.
     #[error("signature of vantage `{vantage}` does not verify: {why}")]
-    Signature { vantage: String, why: String },
+    Signature {
+        /// The vantage the batch names.
+        vantage: String,
+        /// Why it does not verify.
+        why: String,
+    },
+    /// The records do not link into the vantage's chain, or fork from what is stored (why).
     #[error("broken chain: {0}")]
     BrokenChain(String),
 }
@@ -144,7 +160,8 @@ struct Header {
 
 /// Check a batch: it parses, names a known vantage (`key_of` gives its registered key), its
 /// signature verifies with that key, and its records are consecutive links of that vantage's
-/// chain from `prev_hash`, each naming the vantage as its worker.
+/// chain from `prev_hash`, each naming the vantage as its worker. Errors: the first
+/// [`Refusal`] that applies.
 pub fn open(doc: &[u8], key_of: impl Fn(&str) -> Option<VerifyingKey>) -> Result<Checked, Refusal> {
     let mut lines = doc.split(|b| *b == b'\n');
     let head = lines.next().unwrap_or_default();
@@ -248,15 +265,25 @@ impl Default for Tip {
 pub enum Fit {
     /// Store the records from this index on (0: the batch extends the tip; more: its first
     /// records are stored already).
-    Append { skip: usize },
+    Append {
+        /// How many of the batch's first records are stored already.
+        skip: usize,
+    },
     /// Every record is stored already (a retried publish, a redelivery).
     Duplicate,
     /// The batch starts after the stored tip: records `tip.next_seq..first_seq` have not
     /// arrived yet. Take it again later (JetStream redelivers a message it was told to).
-    Early { missing_from: u64, missing_to: u64 },
+    Early {
+        /// The first missing seq (the tip's `next_seq`).
+        missing_from: u64,
+        /// The last missing seq (the one before the batch's first).
+        missing_to: u64,
+    },
 }
 
-/// Fit a checked batch onto the tip of its vantage's stored chain.
+/// Fit a checked batch onto the tip of its vantage's stored chain. Errors:
+/// [`Refusal::BrokenChain`] when the batch is of another chain than the one stored, or forks
+/// from it.
 pub fn fit(tip: &Tip, b: &Checked) -> Result<Fit, Refusal> {
     if !tip.chain.is_empty() && tip.chain != b.chain {
         return Err(Refusal::BrokenChain(format!(

@@ -14,15 +14,21 @@ use serde::{Deserialize, Serialize};
 /// Published before the day: binds the seed and everything the schedule depends on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commitment {
+    /// The day the schedule is for.
     pub date: Date,
+    /// The commitment to the day's seed ([`commitment_of`]), 64 hex digits.
     pub commitment: String,
     /// Endpoint ids in schedule order.
     pub endpoints: Vec<String>,
+    /// Probes per endpoint, tier and hour.
     pub per_hour: u32,
+    /// The probe suite the schedule draws from (its hash).
     pub suite_hash: String,
+    /// When the commitment was made (RFC 3339, UTC).
     pub committed_at: String,
-    /// The schedule version the seed expands by ([`crate::schedule::schedule`]); 1 (absent
-    /// in older commitments, whose bytes are unchanged) or 2, paired probes.
+    /// The schedule version the seed expands by ([`crate::schedule::schedule`]): 1,
+    /// independent probes (left out of the JSON, so older commitments keep their bytes); 2,
+    /// paired; 3, paired and stratified.
     #[serde(default = "schedule_v1", skip_serializing_if = "is_v1")]
     pub schedule: u32,
 }
@@ -52,14 +58,18 @@ impl Commitment {
 /// Published after the day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reveal {
+    /// The day the seed is for.
     pub date: Date,
     /// The day seed, 16 hex digits.
     pub seed: String,
     /// 64 hex digits.
     pub salt: String,
+    /// When the seed was revealed (RFC 3339, UTC).
     pub revealed_at: String,
 }
 
+/// The commitment to `seed` for `date` with `salt`: blake3 (hex) of the domain tag, the
+/// date (`YYYY-MM-DD`), the seed (8 bytes little-endian) and the salt.
 pub fn commitment_of(date: Date, seed: u64, salt: &[u8; 32]) -> String {
     let mut h = blake3::Hasher::new();
     h.update(b"sit-seed-commit-v1");
@@ -70,10 +80,12 @@ pub fn commitment_of(date: Date, seed: u64, salt: &[u8; 32]) -> String {
 }
 
 impl Reveal {
+    /// The seed as a number (`None` when it is not hexadecimal that fits in 64 bits).
     pub fn seed_u64(&self) -> Option<u64> {
         u64::from_str_radix(&self.seed, 16).ok()
     }
 
+    /// The salt's 32 bytes (`None` when it is not 64 hex digits).
     pub fn salt_bytes(&self) -> Option<[u8; 32]> {
         crate::signing::unhex(&self.salt)?.try_into().ok()
     }

@@ -1,10 +1,11 @@
 //! From recorded facts to an observation's figures: the one pure step shared by the worker
 //! (as it records) and the auditor (as it replays).
 //!
-//! A dialect adapter turns the response bytes into a [`StreamState`]; [`derive`] turns that
-//! state, the transport outcome, the timings and the price in force into the failure class,
-//! the grade, the token triple, the cost and the delivered SIT. Nothing here reads a clock,
-//! a socket or a file, so replaying the same facts gives the same figures on any machine.
+//! A dialect adapter turns the response bytes into a [`StreamState`]; [`derive`](fn@derive)
+//! turns that state, the transport outcome, the timings and the price in force into the
+//! failure class, the grade, the token triple, the cost and the delivered SIT. Nothing here
+//! reads a clock, a socket or a file, so replaying the same facts gives the same figures on
+//! any machine.
 
 use crate::fixed::Pusd;
 use crate::observation::{Failure, FailureClass, Timings, Tokens};
@@ -19,19 +20,29 @@ pub const ANSWER_CAP: usize = 64 * 1024;
 /// Provider-reported usage.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Usage {
+    /// Input tokens (cached ones included).
     pub input: Option<u64>,
+    /// Output tokens, with or without reasoning as the endpoint's convention is (see
+    /// [`Tokens::reasoning_in_output`]).
     pub output: Option<u64>,
+    /// Reasoning tokens, when reported.
     pub reasoning: Option<u64>,
+    /// The cached part of the input tokens.
     pub cached: Option<u64>,
 }
 
 /// What an adapter learned from the stream so far.
 #[derive(Debug, Clone, Default)]
 pub struct StreamState {
+    /// The answer text (visible content) so far.
     pub text: String,
+    /// Characters of reasoning content seen (not part of the answer).
     pub reasoning_chars: u64,
+    /// The usage the provider reported, if any.
     pub usage: Option<Usage>,
+    /// The finish reason the provider gave (`stop`, `length`, `content_filter`, ...).
     pub finish_reason: Option<String>,
+    /// The model name the server returned.
     pub server_model: Option<String>,
     /// The dialect's end marker was seen (`[DONE]`, `message_stop`, ...).
     pub done: bool,
@@ -50,12 +61,19 @@ pub struct StreamState {
 /// (`sit audit replay`) re-derives exactly what the worker recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Derived {
+    /// The attempt's failure (`None`: it succeeded).
     pub failure: Option<Failure>,
+    /// Succeeded and graded correct.
     pub correct: bool,
+    /// Within the tier's latency SLA.
     pub on_time: bool,
+    /// The token triple and the billing basis.
     pub tokens: Tokens,
+    /// The attempt's exact cost (pico-USD).
     pub cost: Pusd,
+    /// The answer as recorded (cut at [`ANSWER_CAP`] bytes).
     pub answer: String,
+    /// Delivered SIT: the probe's SIT size, or 0.
     pub delivered: u64,
 }
 

@@ -21,10 +21,13 @@ pub const ONE: i128 = 1_000_000_000;
 /// Errors from parsing a decimal string.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecimalError {
+    /// Not digits with an optional sign and at most one `.` (the text given).
     #[error("`{0}` is not a decimal number (expected digits with an optional sign and one '.')")]
     Syntax(String),
+    /// More decimal places than the scale holds (the text given, the scale's places).
     #[error("`{0}` has more than {1} decimal places; round it to {1} places")]
     TooPrecise(String, u32),
+    /// The value does not fit in an `i128` at the scale (the text given).
     #[error("`{0}` is too large")]
     Overflow(String),
 }
@@ -46,8 +49,9 @@ pub fn div_round_half_even(n: i128, d: i128) -> i128 {
     }
 }
 
-/// Parse a plain decimal string (`-12.345`) into an integer at `scale` decimal places,
-/// refusing strings with more places than the scale holds (never rounds silently).
+/// Parse a plain decimal string (`-12.345`; optional sign, surrounding whitespace ignored)
+/// into an integer at `scale` decimal places, refusing strings with more places than the
+/// scale holds (never rounds silently). Errors: [`DecimalError`].
 pub fn parse_scaled(s: &str, scale: u32) -> Result<i128, DecimalError> {
     let t = s.trim();
     let err = || DecimalError::Syntax(s.to_string());

@@ -3,12 +3,16 @@
 //!
 //! - [`fixed`]: integer fixed point with half-to-even rounding (prices, ratios, costs).
 //! - [`time`]: UTC days and millisecond timestamps (the settlement calendar).
-//! - [`price`]: list-price schedules; [`sit`]: SIT size, cost and delivered SIT.
+//! - [`price`]: list-price schedules and the versioned price book; [`sit`]: SIT size, cost and
+//!   delivered SIT.
 //! - [`probes`]: the tiered probe suite (families, generators, graders, suite hash);
-//!   [`tokenizer`]: the reference tokenizer.
-//! - [`observation`]: one probe attempt as recorded; [`derive`]: its figures from recorded facts.
+//!   [`tokenizer`]: the reference tokenizer; [`rng`]: the seeded generator behind probes and
+//!   schedules.
+//! - [`observation`]: one probe attempt as recorded; [`derive`](mod@derive): its figures from
+//!   recorded facts; [`batch`]: signed batches of observations from probe-network workers.
 //! - [`index`]: the daily index and the Merkle root of its inputs; [`versions`]: every
 //!   methodology and suite by hash.
+//! - [`settlement`]: contract periods, the final settlement rule and settlement records.
 //! - [`signing`], [`record`], [`certificate`]: signed documents; [`verify`] is the one entry
 //!   point an exchange or auditor needs to check what the oracle signs.
 //! - [`schedule`], [`commit`]: the probe schedule and its seed commitment.
@@ -16,6 +20,8 @@
 //!
 //! The `sit` crate (worker, dialects, store, publisher, server, simulator) depends on this one;
 //! never the other way.
+
+#![warn(missing_docs)]
 
 pub mod batch;
 pub mod certificate;

@@ -96,6 +96,7 @@ impl FailureClass {
         FailureClass::OtherHttp,
     ];
 
+    /// The class's name as serialised (`snake_case`, e.g. `timeout_first_token`).
     pub fn as_str(self) -> &'static str {
         match self {
             FailureClass::Connect => "connect",
@@ -128,7 +129,9 @@ impl FailureClass {
 /// A failure with its class and a short, key-free detail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
+    /// The failure's class.
     pub class: FailureClass,
+    /// What happened, in a few words (never a credential).
     pub detail: String,
     /// Parsed Retry-After, when the server sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,6 +141,7 @@ pub struct Failure {
 /// Monotonic timings in nanoseconds since the request was handed to the HTTP client.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timings {
+    /// The response headers.
     pub headers_ns: Option<u64>,
     /// First byte of the response body.
     pub first_byte_ns: Option<u64>,
@@ -145,6 +149,7 @@ pub struct Timings {
     pub first_content_ns: Option<u64>,
     /// First answer token (visible text).
     pub first_token_ns: Option<u64>,
+    /// Last byte of the response body (end to end).
     pub last_byte_ns: Option<u64>,
     /// Arrival time (first byte) of every SSE event, in order.
     pub event_ns: Vec<u64>,
@@ -187,21 +192,25 @@ pub enum RxClock {
 pub struct Tokens {
     /// Whether the provider reported usage at all.
     pub usage_reported: bool,
+    /// Input tokens exactly as the provider reported them (cached ones included).
     pub reported_input: Option<u64>,
     /// Output tokens exactly as the provider reported them (with reasoning or without, as its
     /// convention is: see `reasoning_in_output`).
     pub reported_output: Option<u64>,
+    /// Reasoning tokens as the provider reported them.
     pub reported_reasoning: Option<u64>,
+    /// Cached input tokens as the provider reported them.
     pub reported_cached: Option<u64>,
     /// Reference-tokenizer count of the request's message text (system nonce + prompt).
     pub ref_input: u64,
     /// Reference-tokenizer count of the returned answer text.
     pub ref_output: u64,
-    /// Billed input tokens (including cached ones), output tokens, and the cached part.
+    /// Billed input tokens, cached ones included.
     pub billed_input: u64,
     /// Output tokens billed: the reported output, plus the reported reasoning where the
     /// provider reports reasoning apart (`reasoning_in_output = false`).
     pub billed_output: u64,
+    /// The cached part of `billed_input` (billed at the cached price).
     pub billed_cached: u64,
     /// The endpoint's convention: `true` when its reported output includes reasoning tokens
     /// (OpenAI, Anthropic), `false` when reasoning is reported apart and billed on top
@@ -222,37 +231,59 @@ pub struct Observation {
     /// (`prev_hash` is the hash of that worker's previous record). Omitted when empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub worker: String,
+    /// The endpoint's id (`providers.toml`).
     pub endpoint: String,
+    /// The endpoint's provider.
     pub provider: String,
+    /// The model name requested.
     pub model: String,
+    /// The API dialect spoken (`openai`, `anthropic`, ...).
     pub dialect: String,
+    /// The endpoint's region, as configured.
     pub region: String,
+    /// The tier probed (`t1`, `t2`, `t3`).
     pub tier: String,
+    /// The probe family's id (`t1.arith`, ...).
     pub family: String,
+    /// The family's generator version under the suite ([`crate::probes::Suite::family_version`]).
     pub family_version: u32,
+    /// The probe's seed: with the family and the suite it fixes the prompt.
     pub seed: u64,
+    /// The probe's nonce as scheduled (a retry adds `-r<n>` when it is sent).
     pub nonce: String,
+    /// The probe suite's hash.
     pub suite_hash: String,
     /// When the request was sent, UTC milliseconds, by `clock`.
     pub at_ms: i64,
+    /// The clock `at_ms` was read from (its description).
     pub clock: String,
     /// 0 for a first try, n for the n-th retry of the same probe.
     pub retry: u32,
+    /// The response's HTTP status (`None`: no response).
     pub http_status: Option<u16>,
+    /// The failure (`None`: the attempt succeeded).
     pub failure: Option<Failure>,
+    /// When the response's parts arrived.
     pub timings: Timings,
     /// The answer text (capped at 64 KiB).
     pub answer: String,
+    /// The finish reason the provider gave.
     pub finish_reason: Option<String>,
     /// The model name the server returned.
     pub server_model: Option<String>,
+    /// Succeeded and graded correct.
     pub correct: bool,
+    /// Met the tier's latency SLA (time to first token and end to end).
     pub within_sla: bool,
+    /// The token triple and the billing basis.
     pub tokens: Tokens,
     /// The price schedule entry in force at `at_ms` (None when the endpoint had none yet).
     pub price: Option<PriceEntry>,
+    /// The attempt's cost in pico-USD, from `price`.
     pub cost: Pusd,
+    /// The probe's SIT size: `w_in * ref_prompt_tokens + w_out * budget_out`.
     pub sit_size: u64,
+    /// SIT delivered: `sit_size` when correct and on time, else 0.
     pub delivered_sit: u64,
     /// The raw exchange, so an auditor can re-derive the answer, usage, grade and cost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -284,6 +315,7 @@ pub struct Observation {
 /// A collected record's position in the chain of the worker that made it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
+    /// The record's seq in the worker's chain.
     pub seq: u64,
     /// blake3 of the record's bytes at the worker, hex.
     pub hash: String,
@@ -365,6 +397,8 @@ pub struct Evidence {
 }
 
 impl Evidence {
+    /// Evidence of `request` (read as UTF-8, invalid bytes replaced) and the `response` body
+    /// bytes (deflate-compressed, base64).
     pub fn new(request: &[u8], response: &[u8]) -> Evidence {
         use base64::Engine;
         use std::io::Write;

@@ -1,12 +1,15 @@
 //! Price schedules: list prices in force from a UTC instant on.
 //!
 //! Every observation carries the entry in force when it was sent, so its cost can be
-//! re-derived without the configuration that produced it.
+//! re-derived without the configuration that produced it. From methodology 1.4.0 a day's
+//! attempts are costed from the versioned, append-only [`PriceBook`] as it stood when the day
+//! was determined ([`BookView`]).
 
 use crate::fixed::{Pusd, Rate};
 use serde::{Deserialize, Serialize};
 
-/// One entry of a price schedule: list prices in force from `effective_from_ms` on.
+/// One entry of a price schedule: list prices in force from `effective_from_ms` on. Rates are
+/// [`Rate`]s (USD per 1,000,000 tokens, 6 places), the fee a [`Pusd`] (USD, 12 places).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PriceEntry {
     /// UTC milliseconds.
@@ -42,11 +45,14 @@ impl PriceSchedule {
 /// (1-based), so "the book at version N" is its first N entries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BookEntry {
+    /// The entry's position in the book, from 1.
     pub version: u64,
     /// UTC milliseconds (the recording clock's, never used in arithmetic but to say which
     /// entries were known at a determination).
     pub recorded_at_ms: i64,
+    /// The endpoint priced.
     pub endpoint: String,
+    /// The list prices and when they take effect.
     #[serde(flatten)]
     pub price: PriceEntry,
     /// Where the price comes from (a catalogue and its version, a price page and its date).
@@ -57,14 +63,24 @@ pub struct BookEntry {
 /// Why entries cannot join a price book.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BookError {
+    /// The entry's version is not the next one.
     #[error(
         "price book entry {got} out of order: the next version is {want} (the book is append-only)"
     )]
-    Version { want: u64, got: u64 },
+    Version {
+        /// The version the next entry must have.
+        want: u64,
+        /// The version it has.
+        got: u64,
+    },
+    /// The entry is recorded before the entry before it.
     #[error("price book entry {version} is recorded at {at_ms} ms, before the entry before it ({prev_ms} ms): the book is recorded in time order")]
     RecordedBackwards {
+        /// The entry's version.
         version: u64,
+        /// Its `recorded_at_ms`.
         at_ms: i64,
+        /// The previous entry's `recorded_at_ms`.
         prev_ms: i64,
     },
 }
@@ -110,6 +126,7 @@ impl PriceBook {
         Ok(())
     }
 
+    /// Every entry, in version order.
     pub fn entries(&self) -> &[BookEntry] {
         &self.0
     }
@@ -193,12 +210,15 @@ impl PriceBook {
 /// attempt (built once per day, looked up per attempt).
 #[derive(Debug, Clone)]
 pub struct BookView {
+    /// The book version viewed (at most the book's latest).
     pub version: u64,
+    /// The book's hash at that version ([`PriceBook::hash`]).
     pub hash: String,
     schedules: std::collections::BTreeMap<String, PriceSchedule>,
 }
 
 impl BookView {
+    /// The view of `book` at `version` (a version past the book's end reads as its latest).
     pub fn new(book: &PriceBook, version: u64) -> BookView {
         let version = version.min(book.version());
         BookView {

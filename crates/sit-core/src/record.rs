@@ -17,23 +17,31 @@ pub const SCHEMA: &str = "sit-determination/1";
 /// A determination as published: the computed record plus the publication facts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Publication {
+    /// [`SCHEMA`].
     pub schema: String,
+    /// The day's determination (its members inline in the record).
     #[serde(flatten)]
     pub determination: Determination,
     /// 1 for the first publication of (tier, date); each restatement adds one.
     pub version: u32,
+    /// When the record was published (RFC 3339, UTC).
     pub published_at: String,
     /// For a restatement: the record it replaces. Links form a chain back to version 1.
     pub restates: Option<Restates>,
+    /// The signing key's id ([`key_id`]).
     pub key_id: String,
 }
 
 /// The link from a restatement to the record it replaces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Restates {
+    /// The replaced record's version.
     pub version: u32,
+    /// The replaced record's sequence number (see [`Determination::sequence`]).
     pub sequence: u64,
+    /// The replaced record's status.
     pub status: Status,
+    /// The replaced record's value.
     pub value: Option<Fixed>,
     /// blake3 (hex) of the replaced record's bytes.
     pub record_hash: String,
@@ -53,14 +61,16 @@ pub fn sign(p: &Publication, key: &SigningKey) -> Vec<u8> {
 /// What a successful verification established.
 #[derive(Debug, Clone)]
 pub struct Verified {
+    /// The record, read as a publication.
     pub publication: Publication,
     /// The bytes the signature covers.
     pub signed_bytes: Vec<u8>,
+    /// The signature, 128 lowercase hex digits.
     pub signature_hex: String,
 }
 
 /// Check a record's signature against `key`, offline (see [`crate::signing::verify_value`]),
-/// then read it as a publication.
+/// then read it as a publication ([`VerifyError::Schema`] when it is not one).
 pub fn verify(record: &[u8], key: &VerifyingKey) -> Result<Verified, VerifyError> {
     let v = crate::signing::verify_value(record, key)?;
     let publication =
@@ -73,6 +83,7 @@ pub fn verify(record: &[u8], key: &VerifyingKey) -> Result<Verified, VerifyError
 }
 
 /// Parse stored bytes without checking the signature (the archive checks hashes instead).
+/// Errors: the JSON parser's message.
 pub fn parse(record: &[u8]) -> Result<Publication, String> {
     serde_json::from_slice(record).map_err(|e| e.to_string())
 }

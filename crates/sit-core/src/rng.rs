@@ -10,10 +10,12 @@
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator whose state starts at `seed`.
     pub fn new(seed: u64) -> Rng {
         Rng(seed)
     }
-    /// A generator seeded from arbitrary bytes (blake3 of them).
+    /// A generator seeded from arbitrary bytes: the first 8 bytes (little-endian) of blake3
+    /// over the parts, each preceded by its length (u64 little-endian).
     pub fn from_bytes(parts: &[&[u8]]) -> Rng {
         let mut h = blake3::Hasher::new();
         for p in parts {
@@ -23,6 +25,7 @@ impl Rng {
         let out = h.finalize();
         Rng(u64::from_le_bytes(out.as_bytes()[..8].try_into().unwrap()))
     }
+    /// The next 64 bits of the SplitMix64 stream.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -37,6 +40,7 @@ impl Rng {
         let span = (hi - lo) as u64 + 1;
         lo + (self.next_u64() % span) as i64
     }
+    /// A uniformly drawn element of `items` (through [`Rng::range`]); panics when empty.
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.range(0, items.len() as i64 - 1) as usize]
     }

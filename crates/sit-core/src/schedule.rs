@@ -3,6 +3,10 @@
 //! Anti-gaming: times are uniformly random within each hourly partition (never aligned to the
 //! clock) and prompts come from fresh seeds; everything derives from the day seed, so the
 //! schedule is replayable once the seed is revealed, and cannot be predicted before.
+//!
+//! Three schedule versions, the one used recorded in the day's commitment:
+//! [`SCHEDULE_INDEPENDENT`], [`SCHEDULE_PAIRED`] and [`SCHEDULE_STRATIFIED`]; [`schedule`]
+//! expands a seed under any of them.
 
 use crate::probes::{Family, Suite};
 use crate::rng::Rng;
@@ -11,11 +15,17 @@ use crate::time::{Date, HOUR_MS};
 /// One scheduled probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
+    /// When to send it, UTC milliseconds.
     pub at_ms: i64,
+    /// Index into the day's endpoint list (the commitment's order).
     pub endpoint: usize,
+    /// Index into the suite's tiers.
     pub tier: usize,
+    /// The probe's family.
     pub family: Family,
+    /// The probe's seed.
     pub seed: u64,
+    /// The probe's nonce, 16 hex digits.
     pub nonce: String,
 }
 
@@ -63,7 +73,7 @@ pub fn schedule(
 /// leaves that mix random. Measured with `sit bench stability --schedule` (BENCHMARKS.md, 5
 /// seeds): the largest leave-one-out effect averages 0.81% stratified, 1.46% paired, 1.13%
 /// independent.
-pub fn stratified_schedule(
+pub(crate) fn stratified_schedule(
     suite: &Suite,
     endpoints: usize,
     date: Date,
@@ -103,7 +113,7 @@ pub fn stratified_schedule(
 /// independently, one endpoint could be priced on a long retrieval prompt and another on a
 /// one-line sum in the same hour; paired, every endpoint does the same work, so price
 /// relatives compare like with like and a provider cannot be lucky in its draw.
-pub fn paired_schedule(
+pub(crate) fn paired_schedule(
     suite: &Suite,
     endpoints: usize,
     date: Date,
@@ -160,7 +170,7 @@ fn paired_slots(
 
 /// `per_hour` probes per (endpoint, tier, hour), at random times, sorted by time (schedule
 /// version 1).
-pub fn day_schedule(
+pub(crate) fn day_schedule(
     suite: &Suite,
     endpoints: usize,
     date: Date,

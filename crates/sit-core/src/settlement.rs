@@ -15,6 +15,10 @@
 //! Why one rounding of the exact mean: the sum of fixed-point daily values is exact in i128,
 //! so the only rounding is the one the contract states; rounding a rounded mean again could
 //! move the value by a tick.
+//!
+//! Also here: the settlement record ([`SettlementRecord`]), signed when FINAL
+//! ([`sign_record`]), its checks ([`verify_record`], [`verify_indicative`]) and its CSV form
+//! ([`to_csv`]).
 
 use crate::fixed::{div_round_half_even, Fixed, ONE};
 use crate::index::Status;
@@ -25,7 +29,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cycle {
+    /// A calendar month.
     Monthly,
+    /// A calendar quarter (January-March, April-June, ...).
     Quarterly,
 }
 
@@ -44,7 +50,9 @@ pub enum SuspendedFallback {
 pub struct Contract {
     /// e.g. `SIT-T2-M` (monthly) or `SIT-T2-Q` (quarterly).
     pub id: String,
+    /// The index tier it settles on.
     pub tier: String,
+    /// How its period runs.
     pub cycle: Cycle,
     /// Contract unit, in SIT (e.g. 1,000 x 1,000,000 SIT).
     pub unit_sit: u64,
@@ -52,6 +60,7 @@ pub struct Contract {
     pub tick: Fixed,
     /// Decimal places of the final settlement value (at most 9).
     pub scale: u32,
+    /// What a SUSPENDED day contributes.
     pub suspended: SuspendedFallback,
     /// Trading ends this many days before the period's last day (0: on it).
     pub last_trading_days_before_end: u32,
@@ -60,7 +69,9 @@ pub struct Contract {
 /// A contract period: its first and last calendar day (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Period {
+    /// The first day.
     pub first: Date,
+    /// The last day.
     pub last: Date,
 }
 
@@ -88,6 +99,7 @@ impl Period {
         })
     }
 
+    /// Every day of the period, in order.
     pub fn days(&self) -> impl Iterator<Item = Date> {
         (self.first.0..=self.last.0).map(Date)
     }
@@ -142,10 +154,13 @@ impl Period {
 /// One day's record in force, as the settlement uses it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayValue {
+    /// The day.
     pub date: Date,
+    /// The record's status.
     pub status: Status,
     /// The value the record states (for CONTINGENCY and SUSPENDED: the carried value).
     pub value: Option<Fixed>,
+    /// The record's version (1, or more for a restatement).
     pub version: u32,
     /// blake3 (hex) of the record's bytes.
     pub record_hash: String,
@@ -154,18 +169,25 @@ pub struct DayValue {
 /// Why a period cannot be settled (yet).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettleError {
+    /// A day of the period has no record (a complete period only).
     #[error("{0}: no record in force for this day of the contract period")]
     MissingDay(Date),
+    /// A day that should count has no value (typically CONTINGENCY with nothing to carry).
     #[error("{0}: CONTINGENCY with no value to carry (no earlier value set from data)")]
     NoValue(Date),
+    /// A BASE day: not a settlement value.
     #[error("{0}: BASE (the chain's anchor) is not a settlement value; a contract period must start after the index's first chained day")]
     Base(Date),
+    /// A record of a day outside the period.
     #[error("{0}: a record of another day was given")]
     OutsidePeriod(Date),
+    /// A day listed twice or out of order (the later of the two).
     #[error("{0}: listed twice or out of date order (each day once, in order)")]
     Order(Date),
+    /// Every day was left out of the mean.
     #[error("no day of the period counts (every day excluded)")]
     Empty,
+    /// The contract's scale is above 9 decimal places.
     #[error("contract scale {0} is above 9 decimal places")]
     Scale(u32),
 }
@@ -186,6 +208,11 @@ fn contribution(contract: &Contract, d: &DayValue) -> Result<Option<Fixed>, Sett
 /// The mean of `days` under `contract`'s rule, rounded once, half to even, at its scale.
 /// Every day of `period` must be present when `complete`; otherwise (month to date) the days
 /// given are the ones published so far. Returns the value and how many days counted.
+///
+/// Errors: [`SettleError::Scale`] for a scale above 9; [`SettleError::OutsidePeriod`] and
+/// [`SettleError::Order`] for a day list that is not the period's days once each, in order;
+/// [`SettleError::MissingDay`] for a gap when `complete`; [`SettleError::NoValue`] and
+/// [`SettleError::Base`] for a day that cannot count; [`SettleError::Empty`] when none counts.
 pub fn mean_value(
     contract: &Contract,
     period: Period,
@@ -242,20 +269,28 @@ pub enum SettlementStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettlementRecord {
+    /// [`SCHEMA`].
     pub schema: String,
+    /// The contract settled.
     pub contract: Contract,
+    /// Its period.
     pub period: Period,
     /// The rule in words (the contract's, as applied).
     pub rule: String,
     /// The daily records used: the version of each day in force at the final settlement
     /// time, with its hash.
     pub days: Vec<DayValue>,
+    /// How many days entered the mean.
     pub days_counted: u32,
+    /// The settlement value ([`mean_value`]), USD per 1,000,000 SIT at the contract's scale.
     pub value: Fixed,
+    /// FINAL or INDICATIVE.
     pub status: SettlementStatus,
     /// After it, no restatement of a day of the period changes this value.
     pub final_settlement_time: String,
+    /// When the record was computed (RFC 3339, UTC).
     pub computed_at: String,
+    /// The signing key's id (set by [`sign_record`]; absent in an unsigned record).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
 }

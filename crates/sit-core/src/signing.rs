@@ -21,22 +21,36 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 /// Why a document did not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
+    /// Not JSON, or not an object (the parser's message).
     #[error("not a JSON object: {0}")]
     NotJson(String),
+    /// A member named twice in one object (the member, with where the parser found it).
     #[error("duplicate member {0}: a signed document names each member once (a reader keeping the first or the last would read different documents)")]
     Duplicate(String),
+    /// The bytes are not the canonical form (the first byte offset that differs).
     #[error("the bytes are not the canonical form the document was signed in (RFC 8785, as stored and served; first difference at byte {0}): pass the document exactly as published")]
     NotCanonical(usize),
+    /// No `signature` string member.
     #[error("no `signature` member (a string of 128 hex digits) in the document")]
     NoSignature,
+    /// `signature` is not 128 lowercase hex digits.
     #[error("`signature` is not 128 lower-case hex digits")]
     BadSignatureEncoding,
+    /// A floating-point number (its JSON path, such as `$.counts.attempts`).
     #[error("the document holds a floating-point number at {0}; signed documents never do")]
     Float(String),
+    /// The document's `key_id` is not the given key's.
     #[error("signed by key {record} but the key given is {given}")]
-    WrongKey { record: String, given: String },
+    WrongKey {
+        /// The `key_id` the document names.
+        record: String,
+        /// The id of the key given.
+        given: String,
+    },
+    /// The signature does not verify over the canonical bytes.
     #[error("signature does not match the canonical bytes: the document was altered or signed by another key")]
     Mismatch,
+    /// The signature holds but the document is not of the expected form (why).
     #[error("signature valid, but the document does not parse: {0}")]
     Schema(String),
 }
@@ -162,12 +176,14 @@ pub struct VerifiedValue {
     pub value: serde_json::Value,
     /// The bytes the signature covers.
     pub signed_bytes: Vec<u8>,
+    /// The signature, 128 lowercase hex digits.
     pub signature_hex: String,
 }
 
 /// Check a document's signature against `key`, offline. The document must be exactly as
 /// signed: no duplicate member, the canonical bytes (RFC 8785) of the document with its
-/// signature, lower-case hex (see the module documentation for why).
+/// signature, lower-case hex (see the module documentation for why). Errors: the
+/// [`VerifyError`] of the first check that fails.
 pub fn verify_value(doc: &[u8], key: &VerifyingKey) -> Result<VerifiedValue, VerifyError> {
     let mut v = parse_strict(doc)?;
     if let Some(at) = find_float(&v, "$") {

@@ -2,13 +2,16 @@
 //!
 //! - size = `w_in * ref_tokens(prompt) + w_out * budget_out(tier)` (computed with the probe
 //!   instance, see [`crate::probes::Suite::instance`]).
-//! - delivered = size when the answer is graded correct **and** met the tier SLA (time to
-//!   first answer token and end to end), else 0.
+//! - delivered = size when the attempt succeeded, its answer is graded correct **and** it met
+//!   the tier SLA (time to first answer token and end to end), else 0.
 //! - cost = (billed input - cached) x input price + cached x cached price + billed output x
 //!   output price + request fee, with the schedule entry in force at the attempt's time.
+//! - the billing basis: the provider's reported usage, or the reference counts when it
+//!   reported none ([`billed`]).
 //!
-//! Units: a [`Rate`] is 1e-6 USD per 1,000,000 tokens, i.e. exactly 1e-12 USD = 1 pico-USD per
-//! token, so `tokens * rate.0` is the exact cost in pico-USD. No rounding happens here.
+//! Units: one raw unit of a [`Rate`](crate::fixed::Rate) is 1e-6 USD per 1,000,000 tokens,
+//! i.e. exactly 1e-12 USD = 1 pico-USD per token, so `tokens * rate.0` is the exact cost in
+//! pico-USD. No rounding happens here.
 
 use crate::fixed::Pusd;
 use crate::observation::{Timings, Tokens};
@@ -18,7 +21,9 @@ use crate::probes::Tier;
 /// Weights of the SIT size formula (integers; see index-methodology.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SitWeights {
+    /// Weight of each reference prompt token.
     pub w_in: u64,
+    /// Weight of each token of the tier's output budget.
     pub w_out: u64,
 }
 

@@ -7,16 +7,19 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Milliseconds in an hour and in a day.
+/// Milliseconds in an hour.
 pub const HOUR_MS: i64 = 3_600_000;
+/// Milliseconds in a (UTC) day: the calendar has no leap seconds.
 pub const DAY_MS: i64 = 86_400_000;
 
 /// A UTC calendar day, stored as days since 1970-01-01.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Date(pub i32);
 
+/// Why a string is not a [`Date`] ([`Date::parse`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DateError {
+    /// Not `YYYY-MM-DD`, or no such calendar day (the text given).
     #[error("`{0}` is not a date; write it as YYYY-MM-DD, for example 2026-01-05")]
     Format(String),
     /// A real calendar date outside the days this system handles.
@@ -24,10 +27,12 @@ pub enum DateError {
     OutOfRange(String),
 }
 
-/// The first and last days handled (the Unix epoch's day to the last four-digit year).
+/// The first day handled (the Unix epoch's day).
 pub const FIRST_DATE: &str = "1970-01-01";
+/// The last day handled (the last day of the last four-digit year).
 pub const LAST_DATE: &str = "9999-12-31";
 
+/// A string that is not an RFC 3339 UTC timestamp ([`parse_utc_ms`]); holds the text given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is not a UTC time; write it as RFC 3339 in UTC, for example 2026-01-05T00:00:00Z")]
 pub struct TimeError(pub String);
@@ -66,6 +71,8 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 }
 
 impl Date {
+    /// The day `y-m-d` (proleptic Gregorian); `None` for no such day or a year outside
+    /// 1970..=9999.
     pub fn from_ymd(y: i64, m: u32, d: u32) -> Option<Date> {
         if !(1..=12).contains(&m)
             || d == 0
@@ -76,6 +83,8 @@ impl Date {
         }
         Some(Date(days_from_civil(y, m, d) as i32))
     }
+    /// Parse `YYYY-MM-DD` (exactly ten characters). A real day before 1970 is
+    /// [`DateError::OutOfRange`]; anything else that is not a day is [`DateError::Format`].
     pub fn parse(s: &str) -> Result<Date, DateError> {
         let err = || DateError::Format(s.to_string());
         let b = s.as_bytes();
@@ -97,6 +106,7 @@ impl Date {
         }
         Date::from_ymd(y, m, d).ok_or_else(err)
     }
+    /// The day's (year, month 1-12, day of month 1-31).
     pub fn ymd(self) -> (i64, u32, u32) {
         civil_from_days(self.0 as i64)
     }
@@ -104,12 +114,15 @@ impl Date {
     pub fn start_ms(self) -> i64 {
         self.0 as i64 * DAY_MS
     }
+    /// The UTC day holding the instant `ms` (UTC milliseconds).
     pub fn of_ms(ms: i64) -> Date {
         Date(ms.div_euclid(DAY_MS) as i32)
     }
+    /// The next day.
     pub fn succ(self) -> Date {
         Date(self.0 + 1)
     }
+    /// The day before.
     pub fn pred(self) -> Date {
         Date(self.0 - 1)
     }

@@ -6,7 +6,8 @@
 
 use tiktoken_rs::CoreBPE;
 
-/// Name recorded with counts, so a future change of reference tokenizer is visible.
+/// The reference tokenizer's name (hashed into [`fingerprint`], so a change of tokenizer
+/// changes the fingerprint and the suite hashes that cover it).
 pub const REFERENCE_TOKENIZER: &str = "o200k_base";
 
 fn bpe() -> &'static CoreBPE {

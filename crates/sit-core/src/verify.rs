@@ -16,7 +16,10 @@
 //! - [`determination`]: the Ed25519 signature over the record's RFC 8785 canonical bytes, the
 //!   schema tag, and that the record parses as a determination (decimals as strings, no floats).
 //! - [`certificate`]: the signature, then every derived figure and verdict recomputed from the
-//!   certificate's own counts under the probe suite it names.
+//!   certificate's own counts under the probe suite it names ([`certificate_with`]: under a
+//!   registry of your choosing).
+//! - [`certificate_challenge`]: a verified certificate's oracle challenge, if it has one.
+//! - [`public_key`]: the publisher's key from SPKI PEM or hex.
 
 use crate::certificate::{check_consistency, Certificate};
 use crate::record::{Verified, SCHEMA};
@@ -35,7 +38,12 @@ pub enum Error {
     Signature(#[from] VerifyError),
     /// Signed, but not a document of the expected kind.
     #[error("signature valid, but the document is a `{found}`, not a `{expected}`")]
-    Schema { expected: String, found: String },
+    Schema {
+        /// The schema expected.
+        expected: String,
+        /// The schema the document names (empty when it names none).
+        found: String,
+    },
     /// Signed, but its figures do not follow from its counts (or its suite is unknown).
     #[error("signature valid, but the certificate is inconsistent: {0}")]
     Inconsistent(String),
@@ -90,6 +98,7 @@ pub fn certificate_with(
 /// What a certificate's challenge shows (see [`crate::certificate::challenge`]).
 #[derive(Debug, Clone)]
 pub struct ChallengeCheck {
+    /// The challenge, verified.
     pub challenge: crate::certificate::challenge::Challenge,
 }
 

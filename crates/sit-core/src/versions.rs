@@ -4,7 +4,8 @@
 //! names its methodology and suite (`methodology_hash`, `suite_hash`). When the rules change,
 //! days made under the old rules must still recompute, export and replay with *those* rules:
 //! callers look versions up here by the hash a record names instead of assuming the current
-//! default. The current version (the last one registered) is what new days are computed with.
+//! default. The current version (the last one registered) is what new days are computed with;
+//! `Methodology::default()` is the current methodology of [`Registry::embedded`].
 //!
 //! Hashes, not version strings, are the keys: two parameter sets that differ in any way have
 //! different hashes, so a record can never be recomputed under rules it was not made with.
@@ -16,16 +17,38 @@ use std::sync::OnceLock;
 /// A hash that names no version this build knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VersionError {
+    /// No methodology has this hash.
     #[error("methodology {hash} is not known to this build (known: {known}); use the `sit` release that published it, or add its parameters to sit_core::versions")]
-    UnknownMethodology { hash: String, known: String },
+    UnknownMethodology {
+        /// The hash asked for.
+        hash: String,
+        /// The known methodologies (version and hash prefix), comma-separated.
+        known: String,
+    },
+    /// No probe suite has this hash.
     #[error("probe suite {hash} is not known to this build (known: {known}); use the `sit` release that probed it")]
-    UnknownSuite { hash: String, known: String },
+    UnknownSuite {
+        /// The hash asked for.
+        hash: String,
+        /// The known suites (version and hash prefix), comma-separated.
+        known: String,
+    },
+    /// A methodology or suite registered twice (which one).
     #[error("version registered twice: {0}")]
     Duplicate(String),
+    /// No methodology or no suite given.
     #[error("a registry needs at least one methodology and one suite")]
     Empty,
+    /// A methodology that fails [`Methodology::validate`] (its message).
     #[error("{0}")]
     Invalid(String),
+}
+
+impl Default for Methodology {
+    /// The current methodology (see [`Registry`] for every version by hash).
+    fn default() -> Self {
+        Registry::embedded().current_methodology().clone()
+    }
 }
 
 /// The known versions; the last of each list is the current one.
@@ -55,7 +78,9 @@ impl Registry {
         })
     }
 
-    /// A registry of the given versions (oldest first; the last is current).
+    /// A registry of the given versions (oldest first; the last is current). Errors:
+    /// [`VersionError::Empty`], [`VersionError::Duplicate`], or [`VersionError::Invalid`] for a
+    /// methodology that fails [`Methodology::validate`].
     pub fn new(
         methodologies: Vec<Methodology>,
         suites: Vec<Suite>,
@@ -79,7 +104,9 @@ impl Registry {
         Ok(r)
     }
 
-    /// This registry with `m` added as the current methodology.
+    /// This registry with `m` added as the current methodology. Errors:
+    /// [`VersionError::Invalid`] when `m` fails [`Methodology::validate`],
+    /// [`VersionError::Duplicate`] when its hash is registered already.
     pub fn with_methodology(mut self, m: Methodology) -> Result<Registry, VersionError> {
         m.validate().map_err(VersionError::Invalid)?;
         let h = m.hash();
@@ -103,7 +130,7 @@ impl Registry {
         self.suites.last().expect("never empty")
     }
 
-    /// The methodology with this hash.
+    /// The methodology with this hash ([`VersionError::UnknownMethodology`] when none).
     pub fn methodology(&self, hash: &str) -> Result<&Methodology, VersionError> {
         self.methodologies
             .iter()
@@ -120,7 +147,7 @@ impl Registry {
             })
     }
 
-    /// The suite with this hash.
+    /// The suite with this hash ([`VersionError::UnknownSuite`] when none).
     pub fn suite(&self, hash: &str) -> Result<&Suite, VersionError> {
         self.suites
             .iter()
@@ -136,12 +163,12 @@ impl Registry {
             })
     }
 
-    /// Every methodology, oldest first, with its hash.
     /// Every probe suite, oldest first (the last is current).
     pub fn suites(&self) -> &[Suite] {
         &self.suites
     }
 
+    /// Every methodology, oldest first, with its hash.
     pub fn methodologies(&self) -> impl Iterator<Item = (&str, &Methodology)> {
         self.methodologies.iter().map(|(h, m)| (h.as_str(), m))
     }
@@ -193,6 +220,42 @@ mod tests {
         assert!(matches!(
             r.clone().with_methodology(new),
             Err(VersionError::Duplicate(_))
+        ));
+    }
+
+    /// `validate` refuses what the code does not implement, and every embedded version passes.
+    #[test]
+    fn validate_refuses_parameters_the_code_ignores() {
+        for (_, m) in Registry::embedded().methodologies() {
+            m.validate().unwrap();
+        }
+        let mut m = Methodology::v1_3_0();
+        m.partition_hours = 2;
+        assert!(m
+            .validate()
+            .unwrap_err()
+            .contains("partition_hours must be 1"));
+        let mut m = Methodology::v1_3_0();
+        m.fallback = None;
+        assert!(m
+            .validate()
+            .unwrap_err()
+            .contains("needs its fallback stated"));
+        let mut m = Methodology::v1_3_0();
+        m.settlement_lag_minutes = Some(1);
+        assert!(m.validate().unwrap_err().contains("settlement_lag_minutes"));
+        let mut m = Methodology::v1_3_0();
+        m.restatement_cutoff_hours = 25;
+        assert!(m
+            .validate()
+            .unwrap_err()
+            .contains("restatement_cutoff_hours must be at most 24"));
+        let mut m = Methodology::v1_0_0();
+        m.trim_fraction = crate::fixed::Fixed::parse("0.5").unwrap();
+        assert!(m.validate().unwrap_err().contains("trim_fraction"));
+        assert!(matches!(
+            Registry::embedded().clone().with_methodology(m),
+            Err(VersionError::Invalid(_))
         ));
     }
 }

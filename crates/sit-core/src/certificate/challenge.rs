@@ -18,13 +18,15 @@ pub const SCHEMA: &str = "sit-challenge/1";
 /// How long a challenge stays valid: a certification must start before it expires.
 pub const VALID_MS: i64 = 60 * 60 * 1000;
 
-/// What a certificate says about its seed (`seeding`).
+/// A certificate's `seeding` when the certifier chose the seed.
 pub const SELF_SEEDED: &str = "self-seeded";
+/// A certificate's `seeding` when the seed derives from an oracle challenge ([`seed_of`]).
 pub const ORACLE_CHALLENGE: &str = "oracle challenge";
 
 /// A challenge as signed by the oracle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Challenge {
+    /// [`SCHEMA`].
     pub schema: String,
     /// 64 hex digits from the oracle's OS random source.
     pub nonce: String,
@@ -32,7 +34,9 @@ pub struct Challenge {
     pub certifier: String,
     /// Sequence number of the challenge in the oracle's log (1, 2, ...).
     pub sequence: u64,
+    /// When it was issued (RFC 3339, UTC).
     pub issued_at: String,
+    /// When it expires (RFC 3339, UTC): a certification must start by then.
     pub expires_at: String,
     /// The oracle's key id.
     pub key_id: String,

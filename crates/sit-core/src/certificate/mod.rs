@@ -15,6 +15,9 @@
 //! (reasoning excluded) above 1.15x the reference tokenizer's count, attempts without usage,
 //! cached tokens despite the per-request nonce, content before the role, streams without their
 //! end marker.
+//!
+//! [`stats`] holds the integer statistics (Wilson bounds, latency histograms); [`challenge`]
+//! the oracle-issued challenges a certification's seed can derive from.
 
 pub mod challenge;
 pub mod stats;
@@ -26,46 +29,67 @@ use serde::{Deserialize, Serialize};
 use stats::{attempts_needed, min_attempts, rate, wilson_lower, Hist, Percentiles};
 use std::collections::BTreeMap;
 
+/// Schema tag of a signed certificate.
 pub const SCHEMA: &str = "sit-certificate/1";
 
 /// Reported/reference output ratio above which usage is flagged as inflated.
 pub const INFLATION_FLAG: Fixed = Fixed(1_150_000_000);
 
+/// The endpoint certified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointInfo {
+    /// The endpoint's id.
     pub id: String,
+    /// Its provider.
     pub provider: String,
+    /// The API base URL probed.
     pub base_url: String,
+    /// The API dialect spoken.
     pub dialect: String,
+    /// The model name sent in every request.
     pub model_requested: String,
     /// Model names the server returned, with how many answers carried each.
     pub models_returned: BTreeMap<String, u64>,
 }
 
+/// A version the certificate was made under: the probe suite or the methodology.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reference {
+    /// Its version string.
     pub version: String,
+    /// Its hash (what identifies it).
     pub hash: String,
 }
 
+/// When the certification ran, and its seed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
+    /// When the run started (RFC 3339, UTC).
     pub started_at: String,
+    /// When it finished (RFC 3339, UTC).
     pub finished_at: String,
     /// Master seed of the probe seeds and nonces (fresh per run; recorded for replay).
     pub seed: String,
 }
 
+/// One probe family's counts within a tier.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FamilyFigures {
+    /// The family's id.
     pub family: String,
+    /// Attempts of this family.
     pub attempts: u64,
+    /// Attempts that completed without a failure.
     pub answered: u64,
+    /// Answered attempts graded correct.
     pub correct: u64,
+    /// `correct / answered` ([`Fixed`], 9 places; 0 with nothing answered).
     pub pass_rate: Fixed,
+    /// The Wilson 95% lower bound of the pass rate.
     pub pass_rate_lower95: Fixed,
 }
 
+/// Latency and speed percentiles of a tier's answered attempts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Latency {
     /// Time to the first body byte, microseconds.
@@ -78,67 +102,108 @@ pub struct Latency {
     pub output_speed_milli_tps: Percentiles,
 }
 
+/// One check of a tier's verdict, stated whether it passed or not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
+    /// `attempts`, `quality`, `availability`, `sla_ttft` or `sla_e2e`.
     pub name: String,
+    /// Whether the check passed.
     pub ok: bool,
+    /// The figures it compared, in words.
     pub detail: String,
 }
 
+/// A tier's verdict: met when every check passes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
+    /// Every check passed.
     pub pass: bool,
+    /// The checks, in the order of the module documentation.
     pub checks: Vec<Check>,
     /// When quality fell short only for lack of attempts: attempts needed at the observed rate.
     pub attempts_needed: Option<u64>,
 }
 
+/// What was measured in one tier, and the verdict that follows. Rates and bounds are
+/// [`Fixed`] fractions (9 places).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TierFigures {
+    /// The tier's id.
     pub tier: String,
+    /// The tier's pass threshold (from the suite).
     pub pass_threshold: Fixed,
+    /// The availability floor (from the methodology).
     pub availability_floor: Fixed,
+    /// The tier's SLA for time to first answer token, milliseconds.
     pub sla_ttft_ms: u64,
+    /// The tier's SLA for end-to-end time, milliseconds.
     pub sla_e2e_ms: u64,
+    /// The fewest attempts with which a perfect score reaches the threshold
+    /// ([`stats::min_attempts`]).
     pub min_attempts: u64,
+    /// Attempts made in the tier.
     pub attempts: u64,
+    /// Attempts that completed without a failure.
     pub answered: u64,
+    /// Answered attempts graded correct.
     pub correct: u64,
+    /// `correct / answered`.
     pub pass_rate: Fixed,
+    /// The Wilson 95% lower bound of the pass rate.
     pub pass_rate_lower95: Fixed,
+    /// `answered / attempts`.
     pub availability: Fixed,
+    /// The Wilson 95% lower bound of the availability.
     pub availability_lower95: Fixed,
     /// Answered attempts within both SLA limits.
     pub within_sla: u64,
+    /// Per family, in the tier's order.
     pub families: Vec<FamilyFigures>,
+    /// Percentiles of the answered attempts.
     pub latency: Latency,
+    /// Failed attempts by failure class name.
     pub failures: BTreeMap<String, u64>,
+    /// The verdict ([`verdict`] of these figures).
     pub verdict: Verdict,
 }
 
+/// Token usage as the provider reported it, beside the reference tokenizer's counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenFigures {
     /// Every attempt that reported usage (answered or not) and what it reported: what the
     /// provider would bill, to compare with its own counters.
     pub attempts_with_usage: u64,
+    /// Input tokens reported by those attempts.
     pub reported_input_all: u64,
+    /// Output tokens reported by those attempts.
     pub reported_output_all: u64,
+    /// Answered attempts.
     pub answered: u64,
+    /// Answered attempts that reported input and output usage (the sums below are theirs).
     pub answered_with_usage: u64,
+    /// Input tokens they reported.
     pub reported_input: u64,
+    /// Their reference input tokens (the request's message text).
     pub reference_input: u64,
+    /// Output tokens they reported.
     pub reported_output: u64,
+    /// Reasoning tokens they reported.
     pub reported_reasoning: u64,
+    /// Their reference output tokens (the answer text).
     pub reference_output: u64,
     /// reported input / reference input (answers with usage).
     pub input_ratio: Option<Fixed>,
     /// (reported output - reported reasoning) / reference output (answers with usage).
     pub output_ratio: Option<Fixed>,
+    /// Answers that reported reasoning tokens.
     pub answers_with_reasoning: u64,
+    /// Answers that reported cached input tokens.
     pub answers_with_cached: u64,
+    /// Cached input tokens the answers reported.
     pub reported_cached: u64,
 }
 
+/// Streaming conformance of the attempts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conformance {
     /// Attempts that got a 2xx stream.
@@ -151,34 +216,52 @@ pub struct Conformance {
     pub content_before_role: u64,
 }
 
+/// Something a buyer should look at; it never changes a verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flag {
+    /// `usage_inflated`, `usage_missing`, `cached_despite_nonce`, `content_before_role` or
+    /// `missing_end_marker`.
     pub code: String,
+    /// The figures behind it, in words.
     pub detail: String,
 }
 
 /// Everything measured (the certificate without its signing facts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Figures {
+    /// Every attempt, all tiers.
     pub attempts: u64,
+    /// Per tier, in the order asked for.
     pub tiers: Vec<TierFigures>,
+    /// Failed attempts by failure class name, all tiers.
     pub failures: BTreeMap<String, u64>,
+    /// Token usage.
     pub tokens: TokenFigures,
+    /// Streaming conformance.
     pub conformance: Conformance,
+    /// The flags that follow from `tokens` and `conformance` ([`flags`]).
     pub flags: Vec<Flag>,
 }
 
 /// The signed certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Certificate {
+    /// [`SCHEMA`].
     pub schema: String,
+    /// The endpoint certified.
     pub endpoint: EndpointInfo,
+    /// The probe suite the attempts were made with.
     pub suite: Reference,
+    /// The methodology whose availability floor the verdicts use.
     pub methodology: Reference,
+    /// When the run took place, and its seed.
     pub window: Window,
+    /// Everything measured (its members inline in the certificate).
     #[serde(flatten)]
     pub figures: Figures,
+    /// When the certificate was signed (RFC 3339, UTC).
     pub certified_at: String,
+    /// The certifier's key id.
     pub key_id: String,
     /// How the master seed was chosen: `self-seeded` (the certifier chose it, and could have
     /// run until it liked the result) or `oracle challenge` (absent in older certificates).

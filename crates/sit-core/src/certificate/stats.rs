@@ -76,11 +76,17 @@ pub fn attempts_needed(k: u64, n: u64, threshold: Fixed) -> Option<u64> {
 /// Percentiles of one latency (or speed) figure.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Percentiles {
+    /// Values recorded.
     pub count: u64,
+    /// The smallest value recorded (at the histogram's precision).
     pub min: u64,
+    /// Median.
     pub p50: u64,
+    /// 90th percentile.
     pub p90: u64,
+    /// 99th percentile.
     pub p99: u64,
+    /// The largest value recorded (at the histogram's precision).
     pub max: u64,
 }
 
@@ -95,10 +101,12 @@ impl Default for Hist {
 }
 
 impl Hist {
+    /// Record one value (0 counts as 1; above 10^12 is clamped).
     pub fn record(&mut self, v: u64) {
         self.0.saturating_record(v.max(1));
     }
 
+    /// The recorded values' percentiles (all zero when nothing was recorded).
     pub fn summary(&self) -> Percentiles {
         if self.0.is_empty() {
             return Percentiles::default();

@@ -20,6 +20,11 @@
 //! The chain state a day starts from ([`ChainLink`]: the previous level and every endpoint's
 //! reference) is written into the day's determination, so a replay needs nothing but the
 //! record and its observations, and [`next_link`] derives the next day's state from it.
+//!
+//! Later versions build on it: 1.2.0 pools each endpoint's delivered share over a quality
+//! window ([`pooled_price`]); 1.3.0 caps each provider's weight ([`capped_geometric_mean`]);
+//! 1.4.0 counts endpoints selling the same weights at the same list price as one price source
+//! ([`price_source_groups`]).
 
 use crate::fixed::{div_round_half_even, Fixed, ONE};
 use crate::time::Date;
@@ -52,16 +57,22 @@ pub struct ChainParams {
 /// One priced day of an endpoint in the quality window: its delivered and attempted SIT.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QualityDay {
+    /// The day.
     pub date: Date,
+    /// SIT delivered in the partitions where the endpoint was priced.
     pub delivered_sit: u64,
+    /// SIT attempted in those partitions (the probes' sizes, delivered or not).
     pub attempted_sit: u64,
 }
 
 /// An endpoint's reference: its last valid day price and that day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reference {
+    /// The endpoint's id.
     pub endpoint: String,
+    /// Its last valid day price, USD per 1,000,000 SIT.
     pub price: Fixed,
+    /// The day of that price.
     pub date: Date,
     /// 1.2.0: the endpoint's priced days still inside the quality window, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -71,8 +82,9 @@ pub struct Reference {
 /// The chain state a day starts from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainLink {
-    /// The previous level and the day that set it (absent where the chain starts).
+    /// The previous level (absent where the chain starts).
     pub level: Option<Fixed>,
+    /// The day that set it.
     pub level_date: Option<Date>,
     /// References, sorted by endpoint id.
     pub references: Vec<Reference>,
@@ -81,15 +93,19 @@ pub struct ChainLink {
 /// One endpoint's day price: cost over delivered SIT in the partitions where it was eligible.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayPrice {
+    /// The endpoint's id.
     pub endpoint: String,
+    /// The day price, USD per 1,000,000 SIT.
     pub price: Fixed,
+    /// Partitions in which the endpoint was eligible (and so priced).
     pub partitions: u32,
-    /// 1.2.0: the day's delivered and attempted SIT in those partitions (the next day's
-    /// quality window) and the share pooled over the window that `price` used.
+    /// 1.2.0: the day's delivered SIT in those partitions (the next day's quality window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_sit: Option<u64>,
+    /// 1.2.0: the day's attempted SIT in those partitions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempted_sit: Option<u64>,
+    /// 1.2.0: the delivered share pooled over the quality window that `price` used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pooled_share: Option<Fixed>,
 }
@@ -97,8 +113,11 @@ pub struct DayPrice {
 /// One endpoint's relative: day price / reference price.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Relative {
+    /// The endpoint's id.
     pub endpoint: String,
+    /// Day price / reference price.
     pub relative: Fixed,
+    /// The reference's day.
     pub reference_date: Date,
     /// Its weight in the geometric mean (0 when trimmed; a fraction at the cut-offs).
     pub weight: Fixed,
@@ -151,7 +170,7 @@ pub fn pooled_price(cost_pusd: i128, attempted: u64, window: &[QualityDay]) -> O
 pub const BASE_LEVELS: &str = "base_levels";
 
 /// Nearest integer to the `k`-th root of `p` (k >= 1). No ties exist (see the module doc).
-pub fn nth_root_nearest(p: &BigUint, k: u32) -> BigUint {
+pub(crate) fn nth_root_nearest(p: &BigUint, k: u32) -> BigUint {
     if k == 1 || p.is_zero() {
         return p.clone();
     }
@@ -482,7 +501,7 @@ pub fn scale(level: Fixed, g: Fixed) -> Fixed {
 
 /// The outcome of a chained day (before the common determination fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainDay {
+pub(crate) struct ChainDay {
     pub value: Option<Fixed>,
     pub record: ChainRecord,
     /// Per endpoint index: weight in the value (1/kept for kept relatives, else 0).
@@ -501,7 +520,7 @@ pub struct ChainDay {
 /// A day price must be positive (a geometric mean has no place for 0): a zero price is left
 /// out as if the endpoint had none. Leave-one-out deltas are the whole day recomputed without
 /// the endpoint, base rules included (None when that leaves no value).
-pub fn chain_day(
+pub(crate) fn chain_day(
     m: &super::Methodology,
     p: &ChainParams,
     link: &ChainLink,

@@ -8,10 +8,13 @@
 //!    (ratio of sums: cost / delivered SIT).
 //! 3. Across eligible endpoints: total order (price, endpoint id), cut floor(trim * n) from
 //!    each end, mean of the rest; fewer than `min_endpoints` makes the partition invalid.
-//! 4. Daily value: time-weighted mean of the valid partitions; fewer than
+//! 4. Daily value: time-weighted mean of the valid partitions (1.0.0), or from 1.1.0 the
+//!    chain-linked index of the endpoints' day prices ([`chain`]); fewer than
 //!    `min_valid_partitions` valid gives CONTINGENCY with the previous final value carried.
 //!
-//! Every division rounds half to even at the [`Fixed`] scale (9 places).
+//! Every division rounds half to even at the [`Fixed`] scale (9 places). Also here: the
+//! methodology versions' parameters ([`Methodology`]), the rows a day reads from stored
+//! observations ([`rows_for`], [`day_window`]) and the Merkle root of its inputs ([`merkle`]).
 
 pub mod chain;
 pub mod merkle;
@@ -24,25 +27,48 @@ use std::collections::BTreeMap;
 /// Versioned index parameters. Their canonical JSON is hashed into every determination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Methodology {
+    /// The version (`1.0.0`, ...).
     pub version: String,
+    /// Partitions of a UTC day (24).
     pub partitions_per_day: u32,
+    /// Hours per partition (1).
     pub partition_hours: u32,
+    /// The trailing window over which eligibility is judged, in hours, the partition's
+    /// own hour included.
     pub eligibility_window_hours: u32,
+    /// Fewest attempts an endpoint needs in the window to be eligible.
     pub min_attempts_in_window: u32,
+    /// Lowest share of the window's attempts that must be answered (a [`Fixed`] fraction:
+    /// 0.9).
     pub availability_floor: Fixed,
+    /// Fewest eligible endpoints a valid partition needs (and, chained, the fewest
+    /// relatives or day prices that set a value).
     pub min_endpoints: u32,
+    /// Share of the ordered values trimmed from each end (a [`Fixed`] fraction: 0.2).
     pub trim_fraction: Fixed,
+    /// Largest weight one endpoint may carry in a value (a [`Fixed`] fraction); above it
+    /// there is no value.
     pub max_endpoint_weight: Fixed,
+    /// Fewest valid partitions a day needs for a value (else CONTINGENCY).
     pub min_valid_partitions: u32,
+    /// SIT size weight of each reference prompt token.
     pub sit_w_in: u64,
+    /// SIT size weight of each token of the tier's output budget.
     pub sit_w_out: u64,
+    /// Decimal places of every value (9, the [`Fixed`] scale).
     pub fixed_scale: u32,
+    /// The rounding rule: `half_to_even`.
     pub rounding: String,
+    /// The quantile rule of the endpoint price quartiles: `nearest_rank`.
     pub quantiles: String,
+    /// How `dispersion` is computed, in words.
     pub dispersion: String,
+    /// A restatement is material when `|new - old| > materiality_threshold x |old|` (a
+    /// [`Fixed`] fraction: 0.001).
     pub materiality_threshold: Fixed,
     /// A published day may be restated until this many hours after the day ends.
     pub restatement_cutoff_hours: u32,
+    /// The unit of every value: `USD per 1,000,000 SIT`.
     pub unit: String,
     /// The chained matched-panel index (1.1 and later); absent in 1.0.0, whose parameters
     /// and hash are unchanged.
@@ -78,15 +104,6 @@ pub struct Methodology {
     /// one price source for the provider cap (grouped with their providers).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub group_price_sources: bool,
-}
-
-impl Default for Methodology {
-    /// The current methodology (see [`crate::versions::Registry`] for every version by hash).
-    fn default() -> Self {
-        crate::versions::Registry::embedded()
-            .current_methodology()
-            .clone()
-    }
 }
 
 impl Methodology {
@@ -196,7 +213,7 @@ impl Methodology {
 
     /// Refuse parameters this code does not implement (a methodology is a promise: a value
     /// that would be silently ignored, such as two-hour partitions, must not be published as
-    /// if it applied).
+    /// if it applied). The error names the version and every problem found.
     pub fn validate(&self) -> Result<(), String> {
         let one = crate::fixed::ONE;
         let mut bad = Vec::new();
@@ -329,14 +346,19 @@ pub const FALLBACK: &str = "After more than max_contingency_days CONTINGENCY day
 pub struct IndexObs {
     /// Index into the sorted endpoint list of the [`DayInput`].
     pub endpoint: u32,
+    /// When the request was sent, UTC milliseconds.
     pub at_ms: i64,
+    /// The attempt's cost, pico-USD.
     pub cost_pusd: i128,
+    /// The SIT it delivered.
     pub delivered_sit: u64,
     /// The SIT the attempt would have delivered (the probe's size), delivered or not.
     pub attempted_sit: u64,
     /// A scheduled probe that was never sent: no attempt, only counted (`counts.missed`).
     pub missed: bool,
+    /// The attempt completed without a failure.
     pub succeeded: bool,
+    /// The answer was graded correct.
     pub correct: bool,
     /// blake3 of the stored observation bytes (Merkle leaf).
     pub hash: [u8; 32],
@@ -383,6 +405,7 @@ pub struct Rows {
     pub endpoints: Vec<String>,
     /// Each endpoint's provider, or from 1.4.0 its price-source group (same order).
     pub providers: Vec<String>,
+    /// One row per observation read, in the order given.
     pub rows: Vec<IndexObs>,
     /// 1.4.0 and later: the price book version and hash the costs come from.
     pub prices: Option<PricesUsed>,
@@ -554,8 +577,12 @@ pub fn day_window(m: &Methodology, date: Date) -> (i64, i64) {
 /// Everything one (tier, day) computation depends on.
 #[derive(Debug, Clone)]
 pub struct DayInput<'a> {
+    /// The tier's id.
     pub tier: &'a str,
+    /// The UTC day to determine.
     pub date: Date,
+    /// The tier's pass threshold: eligibility needs at least this share of answered attempts
+    /// in the window graded correct.
     pub pass_threshold: Fixed,
     /// Endpoint ids sorted ascending and unique: the total order's tie-breaker.
     pub endpoints: &'a [String],
@@ -569,7 +596,9 @@ pub struct DayInput<'a> {
     /// The last value set from data (FINAL, RESTATED or BASE) before this day, for
     /// carry-forward.
     pub previous_final: Option<(Date, Fixed)>,
+    /// The probe suite the observations were made with (recorded).
     pub suite_hash: &'a str,
+    /// The record's sequence number (recorded; see [`Determination::sequence`]).
     pub sequence: u64,
     /// When the caller computed this (recorded, never used in the arithmetic).
     pub computed_at: &'a str,
@@ -579,11 +608,17 @@ pub struct DayInput<'a> {
     pub prices: Option<&'a PricesUsed>,
 }
 
+/// A determination's status (serialised in capitals: `FINAL`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
+    /// The day set its value from its own data: a settlement value.
     Final,
+    /// Too little data for a value: the last value set from data is carried (when there is
+    /// one), with the reason.
     Contingency,
+    /// A published day's record replaced before the restatement cutoff, with a value set
+    /// from data.
     Restated,
     /// Methodology 1.2.0 and later: where a chained index starts (no earlier level: a new data
     /// folder, a new tier), the day's value is the chain's anchor, a statistic of the day's
@@ -633,6 +668,7 @@ impl std::fmt::Display for Status {
 /// Leave-one-provider-out (methodology 1.3.0): the day without every endpoint of a provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaveOneProviderOut {
+    /// The provider (from 1.4.0, its price-source group).
     pub provider: String,
     /// Share of the daily value carried by this provider's endpoints (after the cap).
     pub weight: Fixed,
@@ -657,16 +693,21 @@ pub enum ExclusionReason {
     NoDeliveredSit,
 }
 
+/// An endpoint's partitions of the day without a price, for one reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exclusion {
+    /// The endpoint's id.
     pub endpoint: String,
+    /// Why it had no price.
     pub reason: ExclusionReason,
     /// Number of the day's partitions excluded for this reason.
     pub partitions: u32,
 }
 
+/// Leave-one-out: one endpoint's weight in the day's value and the value without it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaveOneOut {
+    /// The endpoint's id.
     pub endpoint: String,
     /// Share of the daily value carried by this endpoint.
     pub weight: Fixed,
@@ -675,23 +716,38 @@ pub struct LeaveOneOut {
     pub delta: Option<Fixed>,
 }
 
+/// One hourly partition of the day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionRecord {
+    /// The partition's hour of the day (0-23, UTC).
     pub hour: u32,
+    /// Endpoints eligible in it.
     pub eligible: u32,
+    /// Prices trimmed from each end (1.0.0; 0 in chained methodologies).
     pub trimmed_each_side: u32,
+    /// The partition's price level (1.0.0; `None` when invalid, and in chained
+    /// methodologies, whose partitions set no value).
     pub value: Option<Fixed>,
+    /// Why the partition is invalid (absent when valid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalid_reason: Option<String>,
 }
 
+/// How much went into a day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
+    /// Endpoints with at least one attempt in the day.
     pub endpoints_observed: u32,
+    /// Endpoints eligible in at least one partition.
     pub endpoints_eligible: u32,
+    /// Attempts in the day (missed probes are not attempts).
     pub attempts: u64,
+    /// Observations in the Merkle root: the trailing window's and the day's, missed probes
+    /// included.
     pub input_observations: u64,
+    /// Partitions of the day.
     pub partitions: u32,
+    /// Valid partitions.
     pub valid_partitions: u32,
     /// Scheduled probes of the day never sent (the service was down at their time); omitted
     /// when none, so records made before `sit run` keep their bytes.
@@ -707,7 +763,9 @@ pub struct Counts {
 /// One vantage's share of a day's probes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VantageCounts {
+    /// Attempts made from the vantage in the day.
     pub attempts: u64,
+    /// The vantage's scheduled probes of the day never sent.
     pub missed: u64,
 }
 
@@ -715,38 +773,65 @@ fn is_zero(x: &u64) -> bool {
     *x == 0
 }
 
+/// Why a day set no value from its own data, and what it carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contingency {
+    /// The reason, in words (signed text).
     pub reason: String,
+    /// The day of the value carried (`None`: there was none to carry).
     pub carried_from: Option<Date>,
 }
 
 /// The determination of one tier for one day (signature fields come with the publisher).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Determination {
+    /// The tier's id.
     pub tier: String,
+    /// The UTC day.
     pub date: Date,
+    /// The day's status.
     pub status: Status,
+    /// The value in USD per 1,000,000 SIT: set from the day's data (FINAL, RESTATED, BASE)
+    /// or carried (CONTINGENCY, SUSPENDED); `None` when there is nothing to carry.
     pub value: Option<Fixed>,
+    /// The methodology's unit.
     pub unit: String,
+    /// Why the day set no value from its own data (CONTINGENCY, SUSPENDED).
     pub contingency: Option<Contingency>,
+    /// The methodology's version.
     pub methodology_version: String,
+    /// The methodology's hash ([`Methodology::hash`]).
     pub methodology_hash: String,
+    /// The probe suite's hash.
     pub suite_hash: String,
+    /// How much went into the day.
     pub counts: Counts,
+    /// Nearest-rank 25th percentile of the endpoints' day prices (cost over delivered SIT in
+    /// their priced partitions).
     pub endpoint_price_p25: Option<Fixed>,
+    /// Their median.
     pub endpoint_price_p50: Option<Fixed>,
+    /// Their 75th percentile.
     pub endpoint_price_p75: Option<Fixed>,
+    /// `(p75 - p25) / p50` (`None` without the quartiles or with p50 = 0).
     pub dispersion: Option<Fixed>,
+    /// The three largest endpoint weights, summed.
     pub top3_concentration: Fixed,
+    /// Partitions without a price, per endpoint and reason.
     pub excluded: Vec<Exclusion>,
+    /// Per endpoint eligible at some time of the day, by endpoint id.
     pub leave_one_out: Vec<LeaveOneOut>,
     /// Methodology 1.3.0 and later (absent before, so older records keep their bytes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub leave_one_provider_out: Vec<LeaveOneProviderOut>,
+    /// The day's partitions, by hour.
     pub partitions: Vec<PartitionRecord>,
+    /// Merkle root (hex, [`merkle::root`]) of the observations read, ordered by (send time,
+    /// hash).
     pub merkle_root: String,
+    /// The publisher's running number of the tier's records (one more than the tier's last).
     pub sequence: u64,
+    /// When it was computed (recorded, never used in the arithmetic).
     pub computed_at: String,
     /// Chained methodologies: the chain state, day prices and relatives (absent in 1.0.0, so
     /// 1.0.0 records keep their bytes).
@@ -787,8 +872,11 @@ pub fn trim_count(trim_fraction: Fixed, n: usize) -> usize {
 /// Outcome of one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionOutcome {
+    /// Prices in the partition.
     pub eligible: usize,
+    /// Prices trimmed from each end.
     pub trimmed_each_side: usize,
+    /// The trimmed mean, or why the partition is invalid.
     pub value: Result<Fixed, String>,
     /// Endpoints kept after trimming.
     pub kept: Vec<u32>,

@@ -668,44 +668,6 @@ fn methodology_hashes_are_rfc8785_and_pinned() {
     assert_ne!(Methodology::v1_3_0().hash(), Methodology::v1_2_0().hash());
 }
 
-/// `validate` refuses what the code does not implement, and every embedded version passes.
-#[test]
-fn validate_refuses_parameters_the_code_ignores() {
-    for (_, m) in crate::versions::Registry::embedded().methodologies() {
-        m.validate().unwrap();
-    }
-    let mut m = Methodology::v1_3_0();
-    m.partition_hours = 2;
-    assert!(m
-        .validate()
-        .unwrap_err()
-        .contains("partition_hours must be 1"));
-    let mut m = Methodology::v1_3_0();
-    m.fallback = None;
-    assert!(m
-        .validate()
-        .unwrap_err()
-        .contains("needs its fallback stated"));
-    let mut m = Methodology::v1_3_0();
-    m.settlement_lag_minutes = Some(1);
-    assert!(m.validate().unwrap_err().contains("settlement_lag_minutes"));
-    let mut m = Methodology::v1_3_0();
-    m.restatement_cutoff_hours = 25;
-    assert!(m
-        .validate()
-        .unwrap_err()
-        .contains("restatement_cutoff_hours must be at most 24"));
-    let mut m = Methodology::v1_0_0();
-    m.trim_fraction = f("0.5");
-    assert!(m.validate().unwrap_err().contains("trim_fraction"));
-    assert!(matches!(
-        crate::versions::Registry::embedded()
-            .clone()
-            .with_methodology(m),
-        Err(crate::versions::VersionError::Invalid(_))
-    ));
-}
-
 /// Methodology 1.4.0 (issue 12): one open model at one list price behind several hosts is
 /// one price source for the provider cap; the relation is transitive and a different price
 /// or different weights keep hosts apart.

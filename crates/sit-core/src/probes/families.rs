@@ -1,8 +1,10 @@
 //! Probe families: a template with a seeded generator and a grader.
 //!
 //! From (family, seed) a family derives the prompt, the expected answer and the grader,
-//! deterministically. Each family also has a `solve` that reads the answer back out of a
-//! prompt: the simulator uses it to play a model that "knows" the answer (and then chooses,
+//! deterministically (suite 1.0.0's one phrasing; suite 1.1.0's phrasings are in
+//! [`super::varied`], built on the word lists and answer helpers here). Each family can also
+//! read the answer back out of a prompt (`solve_fixed` here, [`Family::solve`] for either
+//! suite): the simulator uses it to play a model that "knows" the answer (and then chooses,
 //! with its configured quality, whether to give it). Solvers are not used on the settlement
 //! path.
 
@@ -14,8 +16,11 @@ use regex::Regex;
 /// One generated probe instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Generated {
+    /// The prompt: the user message without framing or nonce.
     pub prompt: String,
+    /// The correct answer, as the grader compares it.
     pub expected: String,
+    /// How an answer is graded against `expected`.
     pub grader: Grader,
 }
 
@@ -35,19 +40,32 @@ pub const FAMILIES: &[Family] = &[
     Family::JsonOrder,
 ];
 
+/// A probe family (its id is [`Family::id`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Family {
+    /// `t1.arith`: add or subtract two three-digit numbers.
     Arith,
+    /// `t1.extract_email`: pick the email address out of a short text.
     ExtractEmail,
+    /// `t1.uppercase`: write a two-word phrase in capitals.
     Uppercase,
+    /// `t1.date_format`: rewrite an ISO date as DD/MM/YYYY.
     DateFormat,
+    /// `t2.word_problem`: two days' revenue of a shop.
     WordProblem,
+    /// `t2.json_record`: a person described as a JSON object.
     JsonRecord,
+    /// `t2.code_read`: the value a short Python loop returns.
     CodeRead,
+    /// `t2.sort_numbers`: six numbers in ascending order.
     SortNumbers,
+    /// `t3.compound`: a fund after a gain, a loss and a withdrawal, to the cent.
     Compound,
+    /// `t3.needle`: one access code among 120 records.
     Needle,
+    /// `t3.modpow`: `a^b mod m`.
     ModPow,
+    /// `t3.json_order`: units and total due of an order, as JSON.
     JsonOrder,
 }
 
@@ -106,6 +124,7 @@ pub(crate) fn money(v_cents: i128) -> String {
 }
 
 impl Family {
+    /// The family's id in suite files and observations (`t1.arith`, ...).
     pub fn id(self) -> &'static str {
         match self {
             Family::Arith => "t1.arith",
@@ -128,6 +147,7 @@ impl Family {
         1
     }
 
+    /// The family with this id.
     pub fn from_id(id: &str) -> Option<Family> {
         FAMILIES.iter().copied().find(|f| f.id() == id)
     }
@@ -332,15 +352,9 @@ impl Family {
         }
     }
 
-    /// Read the correct answer back out of a prompt this family generated, under either
-    /// suite's phrasing and framing (simulator only).
-    pub fn solve(self, prompt: &str) -> Option<String> {
-        self.solve_fixed(prompt)
-            .or_else(|| super::varied::solve(self, prompt))
-    }
-
-    /// Suite 1.0.0's one phrasing, unframed.
-    fn solve_fixed(self, prompt: &str) -> Option<String> {
+    /// Read the answer out of a prompt in suite 1.0.0's one phrasing, unframed (simulator
+    /// only; [`Family::solve`] also tries suite 1.1.0's phrasings).
+    pub(super) fn solve_fixed(self, prompt: &str) -> Option<String> {
         let num = |c: &regex::Captures, i: usize| c.get(i).unwrap().as_str().parse::<i64>().ok();
         match self {
             Family::Arith => {

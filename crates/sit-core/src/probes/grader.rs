@@ -18,15 +18,24 @@ pub enum Grader {
     /// or final full stop.
     NormalisedExact,
     /// The last number in the answer is within `tolerance` of the expected number.
-    FinalNumber { tolerance: Fixed },
+    FinalNumber {
+        /// The largest accepted difference.
+        tolerance: Fixed,
+    },
     /// The answer holds a JSON object whose listed fields match the expected object: strings
     /// after [`normalise`], numbers within `tolerance`.
     JsonFields {
+        /// The fields compared (all must match).
         fields: Vec<String>,
+        /// The largest accepted difference of a number.
         tolerance: Fixed,
     },
-    /// The whole answer matches this regular expression.
-    Regex { pattern: String },
+    /// The answer matches this regular expression (anchor it to match the whole answer); an
+    /// invalid pattern grades every answer wrong.
+    Regex {
+        /// The regular expression (Rust `regex` syntax).
+        pattern: String,
+    },
 }
 
 /// Lowercase, drop whitespace, strip wrapping quotes/backticks/asterisks and a final full stop.
@@ -55,7 +64,7 @@ fn number_re() -> &'static Regex {
 
 /// Parse a decimal allowing thousands separators; more than 9 places are rounded half to even
 /// (answers are free text; the tolerance decides).
-pub fn parse_number(s: &str) -> Option<Fixed> {
+pub(crate) fn parse_number(s: &str) -> Option<Fixed> {
     let clean: String = s.chars().filter(|c| *c != ',').collect();
     let (int, frac) = match clean.split_once('.') {
         Some((i, f)) => (i.to_string(), f.to_string()),
@@ -74,7 +83,7 @@ pub fn parse_number(s: &str) -> Option<Fixed> {
 }
 
 /// The last number appearing in `s`.
-pub fn final_number(s: &str) -> Option<Fixed> {
+pub(crate) fn final_number(s: &str) -> Option<Fixed> {
     number_re()
         .find_iter(s)
         .last()

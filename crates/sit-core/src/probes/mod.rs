@@ -1,9 +1,15 @@
 //! The probe suite: capability tiers, their probe families, and the suite hash.
 //!
 //! The suite is defined by `probes/suite.toml` (embedded in the binary) plus the generators in
-//! [`families`]. Its hash covers both: the file's bytes and, for every family, its id, version
-//! and the instances it generates for seeds 0..8. So a change to a template, a generator or a
-//! grader changes the hash, and every observation and determination says which suite made it.
+//! [`families`] (suite 1.0.0's phrasing) and [`varied`] (suite 1.1.0's phrasings and request
+//! framings), graded by [`grader`]. Its hash covers them all: the file's bytes and, for every
+//! family, its id, version and the instances it generates for seeds 0..8 (for 1.1.0 also the
+//! reference tokenizer's fingerprint and the varied instances and framings). So a change to a
+//! template, a generator or a grader changes the hash, and every observation and determination
+//! says which suite made it.
+//!
+//! The solvers ([`Family::solve`], [`solve_any`]) read answers back out of prompts for the
+//! simulator; nothing on the settlement path uses them.
 
 pub mod families;
 pub mod grader;
@@ -35,14 +41,23 @@ pub enum ProbeText {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
+    /// The tier's id (`t1`, `t2`, `t3`).
     pub id: String,
+    /// Its name, for people.
     pub name: String,
+    /// What it measures, for people.
     pub description: String,
+    /// The pass rate an endpoint needs, as a [`Fixed`] fraction (0.8 = 80%).
     pub pass_threshold: Fixed,
+    /// The output budget in the SIT size formula (`w_out * budget_out`), tokens.
     pub budget_out: u32,
+    /// The `max_tokens` sent with each request.
     pub max_tokens: u32,
+    /// SLA: time to first answer token, milliseconds.
     pub sla_ttft_ms: u64,
+    /// SLA: end-to-end time, milliseconds.
     pub sla_e2e_ms: u64,
+    /// The tier's probe family ids (at least four).
     pub families: Vec<String>,
 }
 
@@ -58,8 +73,11 @@ struct SuiteFile {
 /// The loaded, checked suite with its hash.
 #[derive(Debug, Clone)]
 pub struct Suite {
+    /// The suite's version (`suite_version`).
     pub version: String,
+    /// How it words its requests.
     pub probe_text: ProbeText,
+    /// Its tiers, in file order.
     pub tiers: Vec<Tier>,
     /// Lowercase hex blake3.
     pub hash: String,
@@ -67,20 +85,28 @@ pub struct Suite {
     pub source: String,
 }
 
+/// Why a suite definition is refused ([`Suite::parse`]).
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
+    /// Not valid TOML of the suite's form (the parser's message).
     #[error("probes/suite.toml: {0}")]
     Parse(String),
+    /// A tier names a family this build does not have.
     #[error(
         "probes/suite.toml: tier `{tier}` names unknown family `{family}`; known families: {known}"
     )]
     UnknownFamily {
+        /// The tier's id.
         tier: String,
+        /// The family named.
         family: String,
+        /// Every known family id, comma-separated.
         known: String,
     },
+    /// A tier with fewer than 4 families (the tier's id).
     #[error("probes/suite.toml: tier `{0}` needs at least 4 families")]
     TooFewFamilies(String),
+    /// Two tiers with one id (the id).
     #[error("probes/suite.toml: duplicate tier `{0}`")]
     DuplicateTier(String),
 }
@@ -88,8 +114,11 @@ pub enum SuiteError {
 /// A probe instance ready to send: generated prompt plus its SIT size.
 #[derive(Debug, Clone)]
 pub struct ProbeInstance {
+    /// The probe's family.
     pub family: Family,
+    /// The probe's seed.
     pub seed: u64,
+    /// Its prompt, expected answer and grader.
     pub generated: Generated,
     /// Reference-tokenizer tokens of the prompt (the user message, without the nonce).
     pub ref_prompt_tokens: u64,
@@ -114,6 +143,10 @@ impl Suite {
         })
     }
 
+    /// Parse and check a suite definition (TOML) and compute its hash: over the text, every
+    /// family's generated instances for seeds 0..8, and for a varied suite the reference
+    /// tokenizer's fingerprint and the varied instances and framings. Errors: the
+    /// [`SuiteError`] found first.
     pub fn parse(text: &str) -> Result<Suite, SuiteError> {
         let f: SuiteFile = toml::from_str(text).map_err(|e| SuiteError::Parse(e.to_string()))?;
         let known = FAMILIES
@@ -187,10 +220,12 @@ impl Suite {
         })
     }
 
+    /// The tier with this id.
     pub fn tier(&self, id: &str) -> Option<&Tier> {
         self.tiers.iter().find(|t| t.id == id)
     }
 
+    /// The tiers' ids, in order.
     pub fn tier_ids(&self) -> Vec<String> {
         self.tiers.iter().map(|t| t.id.clone()).collect()
     }
@@ -237,6 +272,15 @@ impl Suite {
                 varied::framing(inst.family, inst.seed, &inst.generated.prompt, nonce, retry)
             }
         }
+    }
+}
+
+impl Family {
+    /// Read the correct answer back out of a prompt this family generated, under either
+    /// suite's phrasing and framing (simulator only).
+    pub fn solve(self, prompt: &str) -> Option<String> {
+        self.solve_fixed(prompt)
+            .or_else(|| varied::solve(self, prompt))
     }
 }
 

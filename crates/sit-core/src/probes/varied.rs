@@ -14,11 +14,12 @@
 //!
 //! The measure (tested on generated instances): across a day's requests of a tier, no run of
 //! 30 characters of message text occurs in more than 25% of the requests.
+//!
+//! [`solve`] reads the answer back out of any phrasing (simulator only).
 
-use super::families::{compound_answer, json_order_answer, modpow, money, re, Family};
+use super::families::{compound_answer, json_order_answer, modpow, money, re, Family, Generated};
 use super::families::{CITIES, DOMAINS, FIRST, ITEMS, LAST, WEEKDAYS, WORDS};
 use super::grader::Grader;
-use super::Generated;
 use crate::fixed::Fixed;
 use crate::rng::Rng;
 
@@ -30,13 +31,16 @@ pub const PHRASINGS: u64 = 3;
 /// input tokens beside the prompt's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestText {
+    /// The system message (`None`: none is sent).
     pub system: Option<String>,
+    /// The user message: the prompt with any framing around it.
     pub user: String,
+    /// Every text of the request besides the prompt, concatenated.
     pub framing: String,
 }
 
 /// The nonce as sent: a retry is a distinct request (its own cache-buster), same probe.
-pub fn nonce_text(nonce: &str, retry: u32) -> String {
+pub(crate) fn nonce_text(nonce: &str, retry: u32) -> String {
     if retry == 0 {
         nonce.to_string()
     } else {

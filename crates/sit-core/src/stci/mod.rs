@@ -30,23 +30,44 @@ use std::collections::BTreeMap;
 /// Scale of tape rates: 10^-6 USD per 1M tokens.
 const RATE_PLACES: u32 = 6;
 
+/// Why a replay cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum StciError {
+    /// A tape line that is not an observation with exact rates.
     #[error("{file}:{line}: {why}")]
     Observation {
+        /// The tape file's name.
         file: String,
+        /// The line number, from 1.
         line: usize,
+        /// What is wrong with it.
         why: String,
     },
+    /// The methodology file lacks or misstates what the computation needs.
     #[error("{file}: {why}\n  hint: the methodology file is STCI's methodology.yaml (methodology_version, output_ratio, min_basket_coverage, decimal_places.output, indices)")]
-    Methodology { file: String, why: String },
+    Methodology {
+        /// The methodology file's name.
+        file: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A published day file that cannot be read.
     #[error("{file}: {why}")]
-    Published { file: String, why: String },
+    Published {
+        /// The day file's name.
+        file: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A value outside the binary64 range the replay reproduces ([`pyfloat::RangeError`]).
     #[error("{0}; STCI's arithmetic cannot be reproduced for it")]
     Range(String),
+    /// A file the caller could not read (this module itself reads no file).
     #[error("{path}: {source}")]
     Io {
+        /// The file's path.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
 }
@@ -54,10 +75,13 @@ pub enum StciError {
 /// One tape observation, rates exact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TapeObservation {
+    /// The provider.
     pub provider: String,
+    /// The model's id.
     pub model_id: String,
-    /// Micro-USD per 1M tokens.
+    /// Input rate in micro-USD per 1M tokens (the tape's decimal at 6 places).
     pub input: i128,
+    /// Output rate in micro-USD per 1M tokens.
     pub output: i128,
 }
 
@@ -81,7 +105,8 @@ fn exact(raw: &RawValue, places: u32) -> Result<i128, String> {
     parse_scaled(t, places).map_err(|e| format!("`{t}`: {e}"))
 }
 
-/// Parse one day's tape (JSON lines).
+/// Parse one day's tape (JSON lines; blank lines skipped). Errors:
+/// [`StciError::Observation`] for the first line that is not an observation with exact rates.
 pub fn parse_tape(file: &str, text: &str) -> Result<Vec<TapeObservation>, StciError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -111,16 +136,22 @@ pub fn parse_tape(file: &str, text: &str) -> Result<Vec<TapeObservation>, StciEr
 /// A ratio of integers (exact form of a YAML decimal such as 3.0 or 0.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ratio {
+    /// Numerator.
     pub num: i128,
+    /// Denominator (positive).
     pub den: i128,
 }
 
 /// The parts of STCI's methodology.yaml the computation uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StciMethodology {
+    /// `methodology_version`.
     pub version: String,
+    /// `output_ratio`: r in the blend `(input + r x output) / (1 + r)`.
     pub output_ratio: Ratio,
+    /// `min_basket_coverage`: the share of an index's listed models that must be observed.
     pub min_basket_coverage: Ratio,
+    /// `decimal_places.output`: the places every published figure is rounded to.
     pub output_places: u32,
     /// Index name and its model list (empty: every observation), in file order.
     pub indices: Vec<(String, Vec<String>)>,
@@ -143,7 +174,8 @@ fn yaml_ratio(v: &serde_yaml_ng::Value, file: &str, key: &str) -> Result<Ratio, 
     })
 }
 
-/// Parse STCI's methodology.yaml.
+/// Parse STCI's methodology.yaml. Errors: [`StciError::Methodology`] naming what is missing
+/// or malformed.
 pub fn parse_methodology(file: &str, text: &str) -> Result<StciMethodology, StciError> {
     let bad = |why: String| StciError::Methodology {
         file: file.into(),
@@ -198,12 +230,19 @@ pub fn parse_methodology(file: &str, text: &str) -> Result<StciMethodology, Stci
 /// One index value of one day, as STCI publishes it (decimals at `output_places`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct IndexValue {
+    /// The index's name.
     pub index: String,
+    /// Mean input rate, USD per 1M tokens.
     pub input_rate: String,
+    /// Mean output rate, USD per 1M tokens.
     pub output_rate: String,
+    /// `(input + r x output) / (1 + r)`.
     pub blended_rate: String,
+    /// Observations in the basket.
     pub model_count: u64,
+    /// Sample standard deviation of the input rates (`None` with fewer than two).
     pub dispersion: Option<String>,
+    /// The basket's model ids, in tape order.
     pub models_included: Vec<String>,
 }
 
@@ -211,7 +250,8 @@ pub struct IndexValue {
 ///
 /// The means, the blend, the deviation and the rounding follow STCI's Python arithmetic
 /// exactly (see [`pyfloat`]): the value published is what the peer's code computes, including
-/// where binary floating point rounds a decimal half the "wrong" way.
+/// where binary floating point rounds a decimal half the "wrong" way. Errors:
+/// [`StciError::Range`] for a figure outside the binary64 range reproduced.
 pub fn compute(m: &StciMethodology, obs: &[TapeObservation]) -> Result<Vec<IndexValue>, StciError> {
     let places = m.output_places;
     let range = |e: pyfloat::RangeError| StciError::Range(e.to_string());
@@ -273,15 +313,23 @@ pub fn compute(m: &StciMethodology, obs: &[TapeObservation]) -> Result<Vec<Index
 /// What STCI published for one index of one day, exact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedValue {
+    /// `input_rate`, at the methodology's places.
     pub input_rate: Option<String>,
+    /// `output_rate`, at the methodology's places.
     pub output_rate: Option<String>,
+    /// `blended_rate`, at the methodology's places.
     pub blended_rate: Option<String>,
+    /// `model_count`.
     pub model_count: Option<u64>,
+    /// `dispersion`, at the methodology's places.
     pub dispersion: Option<String>,
+    /// `models_included`.
     pub models_included: Option<Vec<String>>,
 }
 
 /// Parse a published day file: index name -> values (decimals re-expressed at `places`).
+/// Errors: [`StciError::Published`] for a file that is not JSON with `indices`, or a rate that
+/// is not a plain decimal of at most `places` places.
 pub fn parse_published(
     file: &str,
     text: &str,

@@ -20,8 +20,11 @@ use num_traits::{One, Signed, Zero};
 /// A binary64 value, exactly: `(-1)^neg * m * 2^e` with `m < 2^53` (`m == 0` is zero).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Double {
+    /// The sign: `true` for negative.
     pub neg: bool,
+    /// The significand, below 2^53 (53 bits for a non-zero value made here).
     pub m: u64,
+    /// The binary exponent.
     pub e: i64,
 }
 
