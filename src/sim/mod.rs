@@ -11,6 +11,7 @@
 //! market; prices are quantised to exact decimals before the oracle sees them.
 
 pub mod server;
+pub mod solve;
 pub mod timer;
 
 use crate::config::{Dialect, Endpoint, PriceEntry, PriceSchedule};

@@ -7,6 +7,7 @@
 //! `GET /sim/stats` reports what the server received and did (for tests);
 //! `GET /sim/prices` the provider's price schedule.
 
+use super::solve::solve_any;
 use super::{Market, ScriptedFault, SimProvider};
 use axum::body::Body;
 use axum::extract::State;
@@ -16,7 +17,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::Serialize;
-use sit_core::probes::solve_any;
 use sit_core::rng::Rng;
 use sit_core::tokenizer;
 use std::convert::Infallible;

@@ -2,16 +2,13 @@
 //!
 //! From (family, seed) a family derives the prompt, the expected answer and the grader,
 //! deterministically (suite 1.0.0's one phrasing; suite 1.1.0's phrasings are in
-//! [`super::varied`], built on the word lists and answer helpers here). Each family can also
-//! read the answer back out of a prompt (`solve_fixed` here, [`Family::solve`] for either
-//! suite): the simulator uses it to play a model that "knows" the answer (and then chooses,
-//! with its configured quality, whether to give it). Solvers are not used on the settlement
-//! path.
+//! [`super::varied`], built on the word lists and answer helpers here). The answer helpers
+//! ([`compound_answer`], [`json_order_answer`], [`modpow`]) are public because the simulator,
+//! which reads answers back out of prompts, computes answers the same way.
 
 use super::grader::Grader;
 use crate::fixed::{div_round_half_even, format_scaled, Fixed};
 use crate::rng::Rng;
-use regex::Regex;
 
 /// One generated probe instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,22 +99,6 @@ pub(crate) const ITEMS: &[&str] = &[
     "kites",
 ];
 pub(crate) const WEEKDAYS: &[&str] = &["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"];
-
-/// A family's regex, compiled once per process (solving runs per simulated request, and
-/// compiling a regex costs far more than matching it).
-pub(crate) fn re(p: &'static str) -> Regex {
-    static CACHE: std::sync::OnceLock<
-        std::sync::Mutex<std::collections::BTreeMap<&'static str, Regex>>,
-    > = std::sync::OnceLock::new();
-    let mut cache = CACHE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    cache
-        .entry(p)
-        .or_insert_with(|| Regex::new(p).expect("family regex"))
-        .clone()
-}
 
 pub(crate) fn money(v_cents: i128) -> String {
     format_scaled(v_cents, 2)
@@ -351,119 +332,25 @@ impl Family {
             }
         }
     }
-
-    /// Read the answer out of a prompt in suite 1.0.0's one phrasing, unframed (simulator
-    /// only; [`Family::solve`] also tries suite 1.1.0's phrasings).
-    pub(super) fn solve_fixed(self, prompt: &str) -> Option<String> {
-        let num = |c: &regex::Captures, i: usize| c.get(i).unwrap().as_str().parse::<i64>().ok();
-        match self {
-            Family::Arith => {
-                let c = re(r"Compute (\d+) ([+-]) (\d+)\. Reply").captures(prompt)?;
-                let (a, b) = (num(&c, 1)?, num(&c, 3)?);
-                Some(if &c[2] == "+" { a + b } else { a - b }.to_string())
-            }
-            Family::ExtractEmail => {
-                if !prompt.starts_with("Extract the email address") {
-                    return None;
-                }
-                re(r"[a-z0-9.]+@[a-z0-9.]+[a-z]")
-                    .find(prompt)
-                    .map(|m| m.as_str().to_string())
-            }
-            Family::Uppercase => {
-                let c = re(r#"Write the phrase "([a-z ]+)" in uppercase"#).captures(prompt)?;
-                Some(c[1].to_uppercase())
-            }
-            Family::DateFormat => {
-                let c = re(r"Rewrite the date (\d{4})-(\d{2})-(\d{2}) in the format")
-                    .captures(prompt)?;
-                Some(format!("{}/{}/{}", &c[3], &c[2], &c[1]))
-            }
-            Family::WordProblem => {
-                let c = re(r"at (\d+) dollars each\. On Monday it sells (\d+) of them, and on Tuesday it sells (\d+) more")
-                    .captures(prompt)?;
-                let (p, a, b) = (num(&c, 1)?, num(&c, 2)?, num(&c, 3)?);
-                Some((p * (2 * a + b)).to_string())
-            }
-            Family::JsonRecord => {
-                let c = re(r"describing this person: (.+) is (\d+) years old and lives in (\w+)\.")
-                    .captures(prompt)?;
-                Some(
-                    serde_json::json!({"name": &c[1], "age": num(&c, 2)?, "city": &c[3]})
-                        .to_string(),
-                )
-            }
-            Family::CodeRead => {
-                let c = re(r"(?s)return for f\((\d+)\)\?.*total = (\d+).*total \+= i \* (\d+)")
-                    .captures(prompt)?;
-                let (n, c0, k) = (num(&c, 1)?, num(&c, 2)?, num(&c, 3)?);
-                Some((c0 + k * n * (n - 1) / 2).to_string())
-            }
-            Family::SortNumbers => {
-                let rest = prompt.strip_prefix("Sort these numbers in ascending order and reply with them separated by commas: ")?;
-                let mut v: Vec<i64> = rest
-                    .split(',')
-                    .filter_map(|s| s.trim().parse().ok())
-                    .collect();
-                v.sort_unstable();
-                Some(
-                    v.iter()
-                        .map(|n| n.to_string())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                )
-            }
-            Family::Compound => {
-                let c = re(r"starts with (\d+) dollars\. It gains (\d+) percent .* loses (\d+) percent .* then (\d+) dollars are withdrawn")
-                    .captures(prompt)?;
-                Some(compound_answer(
-                    num(&c, 1)?,
-                    num(&c, 2)?,
-                    num(&c, 3)?,
-                    num(&c, 4)?,
-                ))
-            }
-            Family::Needle => {
-                let c = re(r"What is the access code of record (\d+)\?").captures(prompt)?;
-                let wanted = &c[1];
-                re(r"Record (\d+): the access code is ([0-9A-F]+)\.")
-                    .captures_iter(prompt)
-                    .find(|r| &r[1] == wanted)
-                    .map(|r| r[2].to_string())
-            }
-            Family::ModPow => {
-                let c = re(r"Compute \((\d+)\^(\d+)\) mod (\d+)\.").captures(prompt)?;
-                Some(modpow(num(&c, 1)?, num(&c, 2)?, num(&c, 3)?).to_string())
-            }
-            Family::JsonOrder => {
-                let c = re(r"contains (\d+) \w+ at (\d+)\.(\d\d) dollars each and (\d+) \w+ at (\d+)\.(\d\d) dollars each, with a discount of (\d+)\.(\d\d) dollars")
-                    .captures(prompt)?;
-                let cents = |i: usize, j: usize| Some(num(&c, i)? * 100 + num(&c, j)?);
-                Some(json_order_answer(
-                    num(&c, 1)?,
-                    cents(2, 3)?,
-                    num(&c, 4)?,
-                    cents(5, 6)?,
-                    cents(7, 8)?,
-                ))
-            }
-        }
-    }
 }
 
-/// p * (100+g)/100 * (100-l)/100 - w, rounded half to even to cents, exactly.
-pub(crate) fn compound_answer(p: i64, g: i64, l: i64, w: i64) -> String {
+/// The compound family's answer: p * (100+g)/100 * (100-l)/100 - w dollars, rounded half
+/// to even to cents, exactly (as "123.45").
+pub fn compound_answer(p: i64, g: i64, l: i64, w: i64) -> String {
     let num = p as i128 * (100 + g as i128) * (100 - l as i128) * 100; // in cents * 10_000
     let cents = div_round_half_even(num, 10_000) - w as i128 * 100;
     money(cents)
 }
 
-pub(crate) fn json_order_answer(n1: i64, p1: i64, n2: i64, p2: i64, d: i64) -> String {
+/// The JSON order family's answer: `{"units":N,"total":"T"}` for n1 items at p1 cents, n2
+/// at p2 cents, less a discount of d cents.
+pub fn json_order_answer(n1: i64, p1: i64, n2: i64, p2: i64, d: i64) -> String {
     let total = (n1 * p1 + n2 * p2 - d) as i128;
     format!("{{\"units\":{},\"total\":{}}}", n1 + n2, money(total))
 }
 
-pub(crate) fn modpow(a: i64, b: i64, m: i64) -> i64 {
+/// a^b mod m by square-and-multiply (the inputs the family draws keep every product in i64).
+pub fn modpow(a: i64, b: i64, m: i64) -> i64 {
     let (mut r, mut base, mut e) = (1i64, a % m, b);
     while e > 0 {
         if e & 1 == 1 {
@@ -495,49 +382,8 @@ mod tests {
     }
 
     #[test]
-    fn solver_agrees_with_generator_and_grader() {
-        for f in FAMILIES {
-            for seed in 0..200u64 {
-                let g = f.generate(seed);
-                let solved = f
-                    .solve(&g.prompt)
-                    .unwrap_or_else(|| panic!("{} cannot solve seed {seed}", f.id()));
-                assert!(
-                    g.grader.grade(&solved, &g.expected),
-                    "{} seed {seed}: {solved:?} vs {:?}",
-                    f.id(),
-                    g.expected
-                );
-                assert!(
-                    !g.grader.grade("I don't know", &g.expected),
-                    "{} accepts a non-answer",
-                    f.id()
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn solvers_only_claim_their_own_prompts() {
-        for f in FAMILIES {
-            let g = f.generate(7);
-            for other in FAMILIES.iter().filter(|o| *o != f) {
-                assert_eq!(
-                    other.solve(&g.prompt),
-                    None,
-                    "{} claims a {} prompt",
-                    other.id(),
-                    f.id()
-                );
-            }
-        }
-    }
-
-    #[test]
     fn golden_instances() {
         // Guards generator stability: changing these changes the suite hash and old replays.
-        let g = Family::Arith.generate(1);
-        assert_eq!(g.expected, Family::Arith.solve(&g.prompt).unwrap());
         assert_eq!(compound_answer(1000, 10, 10, 0), "990.00");
         assert_eq!(compound_answer(1005, 3, 7, 10), "952.69"); // 1005*1.03*0.93 = 962.6895 -> 962.69, - 10
         assert_eq!(modpow(4, 13, 497), 445);

@@ -8,8 +8,8 @@
 //! template, a generator or a grader changes the hash, and every observation and determination
 //! says which suite made it.
 //!
-//! The solvers ([`Family::solve`], [`solve_any`]) read answers back out of prompts for the
-//! simulator; nothing on the settlement path uses them.
+//! Reading answers back out of prompts (what the simulator does to play a model that knows
+//! them) is not here: it is the simulator's (`src/sim/solve.rs` in the `sit` crate).
 
 pub mod families;
 pub mod grader;
@@ -273,22 +273,6 @@ impl Suite {
             }
         }
     }
-}
-
-impl Family {
-    /// Read the correct answer back out of a prompt this family generated, under either
-    /// suite's phrasing and framing (simulator only).
-    pub fn solve(self, prompt: &str) -> Option<String> {
-        self.solve_fixed(prompt)
-            .or_else(|| varied::solve(self, prompt))
-    }
-}
-
-/// Solve any suite prompt (simulator only): which family made it and its correct answer.
-pub fn solve_any(prompt: &str) -> Option<(Family, String)> {
-    FAMILIES
-        .iter()
-        .find_map(|f| f.solve(prompt).map(|a| (*f, a)))
 }
 
 #[cfg(test)]

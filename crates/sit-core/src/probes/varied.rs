@@ -14,10 +14,8 @@
 //!
 //! The measure (tested on generated instances): across a day's requests of a tier, no run of
 //! 30 characters of message text occurs in more than 25% of the requests.
-//!
-//! [`solve`] reads the answer back out of any phrasing (simulator only).
 
-use super::families::{compound_answer, json_order_answer, modpow, money, re, Family, Generated};
+use super::families::{compound_answer, json_order_answer, modpow, money, Family, Generated};
 use super::families::{CITIES, DOMAINS, FIRST, ITEMS, LAST, WEEKDAYS, WORDS};
 use super::grader::Grader;
 use crate::fixed::Fixed;
@@ -298,191 +296,23 @@ fn join(v: &[i64], sep: &str) -> String {
         .join(sep)
 }
 
-/// Read the answer out of any phrasing of `family`, framed or not (simulator only).
-pub fn solve(family: Family, prompt: &str) -> Option<String> {
-    let num = |c: &regex::Captures, i: usize| c.get(i)?.as_str().parse::<i64>().ok();
-    let first = |patterns: &[&'static str]| patterns.iter().find_map(|p| re(p).captures(prompt));
-    match family {
-        Family::Arith => {
-            let c = first(&[
-                r"Compute (\d+) ([+-]) (\d+)\. Reply",
-                r"What is (\d+) ([+-]) (\d+)\? Answer",
-                r"Calculate (\d+) ([+-]) (\d+) and give",
-            ])?;
-            let (a, b) = (num(&c, 1)?, num(&c, 3)?);
-            Some(if &c[2] == "+" { a + b } else { a - b }.to_string())
-        }
-        Family::ExtractEmail => {
-            first(&[
-                r"Extract the email address from the text below",
-                r"Find the e-mail address in this message",
-                r"Which email address appears in the note below",
-            ])?;
-            re(r"[a-z0-9.]+@[a-z0-9.]+[a-z]")
-                .find(prompt)
-                .map(|m| m.as_str().to_string())
-        }
-        Family::Uppercase => {
-            let c = first(&[
-                r#"Write the phrase "([a-z ]+)" in uppercase"#,
-                r#"Convert "([a-z ]+)" to capital letters"#,
-                r#"Give me "([a-z ]+)" in ALL CAPS"#,
-            ])?;
-            Some(c[1].to_uppercase())
-        }
-        Family::DateFormat => {
-            let c = first(&[
-                r"Rewrite the date (\d{4})-(\d{2})-(\d{2}) in the format",
-                r"Express (\d{4})-(\d{2})-(\d{2}) as DD/MM/YYYY",
-                r"as day/month/year, DD/MM/YYYY: (\d{4})-(\d{2})-(\d{2})\.",
-            ])?;
-            Some(format!("{}/{}/{}", &c[3], &c[2], &c[1]))
-        }
-        Family::WordProblem => {
-            let c = first(&[
-                r"at (\d+) dollars each\. On Monday it sells (\d+) of them, and on Tuesday it sells (\d+) more",
-                r"costs (\d+) dollars\. (\d+) are sold on Monday; Tuesday's sales exceed Monday's by (\d+)\.",
-                r"at (\d+) dollars apiece\. It sold (\d+) on day one and (\d+) more than that",
-            ])?;
-            let (p, a, b) = (num(&c, 1)?, num(&c, 2)?, num(&c, 3)?);
-            Some((p * (2 * a + b)).to_string())
-        }
-        Family::JsonRecord => {
-            let c = first(&[
-                r"describing this person: (.+) is (\d+) years old and lives in (\w+)\.",
-                r"output only the JSON: (.+), aged (\d+), resides in (\w+)\.",
-                r"Person: (.+); (\d+) years of age; home city (\w+)\.",
-            ])?;
-            Some(serde_json::json!({"name": &c[1], "age": num(&c, 2)?, "city": &c[3]}).to_string())
-        }
-        Family::CodeRead => {
-            let (n, c0, k) = if let Some(c) = first(&[
-                r"(?s)return for f\((\d+)\)\?.*total = (\d+).*total \+= i \* (\d+)",
-                r"(?s)value of f\((\d+)\)\?.*acc = (\d+)\n.*acc \+ j \* (\d+)",
-            ]) {
-                (num(&c, 1)?, num(&c, 2)?, num(&c, 3)?)
-            } else {
-                let c = first(&[r"(?s)s = (\d+)\n.*s \+= (\d+) \* t.*Evaluate f\((\d+)\)"])?;
-                (num(&c, 3)?, num(&c, 1)?, num(&c, 2)?)
-            };
-            Some((c0 + k * n * (n - 1) / 2).to_string())
-        }
-        Family::SortNumbers => {
-            let c = first(&[
-                r"ascending order and reply with them separated by commas: (\d+(?:, \d+){5})",
-                r"Arrange from smallest to largest, comma-separated, nothing else: (\d+(?:, \d+){5})",
-                r"increasing order and list them with commas between them\. Numbers: (\d+(?:, \d+){5})",
-            ])?;
-            let mut v: Vec<i64> = c[1].split(", ").filter_map(|s| s.parse().ok()).collect();
-            v.sort_unstable();
-            Some(join(&v, ","))
-        }
-        Family::Compound => {
-            let c = first(&[
-                r"starts with (\d+) dollars\. It gains (\d+) percent .* loses (\d+) percent .* then (\d+) dollars are withdrawn",
-                r"holds (\d+) dollars\. Over year one it grows by (\d+) percent; over year two it shrinks by (\d+) percent; afterwards (\d+) dollars",
-                r"Start: (\d+) dollars\. Year 1: \+(\d+) percent\. Year 2: -(\d+) percent\. Then a withdrawal of (\d+) dollars",
-            ])?;
-            Some(compound_answer(
-                num(&c, 1)?,
-                num(&c, 2)?,
-                num(&c, 3)?,
-                num(&c, 4)?,
-            ))
-        }
-        Family::Needle => {
-            // (question, line, index of the record number in a line, of the code)
-            let forms: [(&'static str, &'static str, usize, usize); 3] = [
-                (
-                    r"What is the access code of record (\d+)\?",
-                    r"Record (\d+): the access code is ([0-9A-F]+)\.",
-                    1,
-                    2,
-                ),
-                (
-                    r"Which key belongs to entry #(\d+)\?",
-                    r"Entry #(\d+) -> key ([0-9A-F]+)\n",
-                    1,
-                    2,
-                ),
-                (
-                    r"Give the passcode for item (\d+), and",
-                    r"([0-9A-F]+) is the passcode for item (\d+)\.",
-                    2,
-                    1,
-                ),
-            ];
-            forms.iter().find_map(|(q, line, k, code)| {
-                let wanted = re(q).captures(prompt)?[1].to_string();
-                re(line)
-                    .captures_iter(prompt)
-                    .find(|c| c[*k] == wanted)
-                    .map(|c| c[*code].to_string())
-            })
-        }
-        Family::ModPow => {
-            let c = first(&[
-                r"Compute \((\d+)\^(\d+)\) mod (\d+)\.",
-                r"remainder when (\d+) raised to the power (\d+) is divided by (\d+)\?",
-                r"Find (\d+)\^(\d+) modulo (\d+), answering",
-            ])?;
-            Some(modpow(num(&c, 1)?, num(&c, 2)?, num(&c, 3)?).to_string())
-        }
-        Family::JsonOrder => {
-            let c = first(&[
-                r"contains (\d+) \w+ at (\d+)\.(\d\d) dollars each and (\d+) \w+ at (\d+)\.(\d\d) dollars each, with a discount of (\d+)\.(\d\d) dollars",
-                r"Order: (\d+) \w+ priced (\d+)\.(\d\d) dollars each, (\d+) \w+ priced (\d+)\.(\d\d) dollars each, less a (\d+)\.(\d\d) dollar discount",
-                r"purchase: (\d+) \w+ at (\d+)\.(\d\d) dollars apiece plus (\d+) \w+ at (\d+)\.(\d\d) dollars apiece, minus (\d+)\.(\d\d) dollars off",
-            ])?;
-            let cents = |i: usize, j: usize| Some(num(&c, i)? * 100 + num(&c, j)?);
-            Some(json_order_answer(
-                num(&c, 1)?,
-                cents(2, 3)?,
-                num(&c, 4)?,
-                cents(5, 6)?,
-                cents(7, 8)?,
-            ))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::probes::FAMILIES;
 
     #[test]
-    fn every_phrasing_solves_grades_and_is_claimed_by_its_family_only() {
+    fn every_family_has_all_its_phrasings_and_refuses_a_non_answer() {
         for f in FAMILIES {
             let mut seen = std::collections::BTreeSet::new();
             for seed in 0..300u64 {
                 let g = generate(*f, seed);
-                let framed = framing(*f, seed, &g.prompt, "0123456789abcdef", seed as u32 % 2);
-                let solved = solve(*f, &framed.user).unwrap_or_else(|| {
-                    panic!("{} cannot solve seed {seed}: {}", f.id(), framed.user)
-                });
                 assert!(
-                    g.grader.grade(&solved, &g.expected),
+                    g.grader.grade(&g.expected, &g.expected),
                     "{} seed {seed}",
                     f.id()
                 );
                 assert!(!g.grader.grade("I don't know", &g.expected));
-                for other in FAMILIES.iter().filter(|o| *o != f) {
-                    assert_eq!(
-                        solve(*other, &framed.user),
-                        None,
-                        "{} claims {}",
-                        other.id(),
-                        f.id()
-                    );
-                    assert_eq!(
-                        other.solve(&framed.user),
-                        None,
-                        "{} claims {}",
-                        other.id(),
-                        f.id()
-                    );
-                }
                 seen.insert(g.prompt.chars().take(12).collect::<String>());
             }
             assert!(seen.len() >= PHRASINGS as usize, "{}: {seen:?}", f.id());
