@@ -8,15 +8,18 @@
 //! probe -> observation -> store -> determination -> publication -> settlement -> HTTP
 //! ```
 //!
-//! The layers, lowest first. A module imports only `sit_core` and the modules listed above it,
-//! never one below (modules on one line import neither way, except where noted):
+//! The layers, lowest first. A module imports only `sit_core` and the modules of the rows above
+//! its own, never one below, and modules on one row import neither way (`tests/layers.rs`
+//! checks this table against the code):
 //!
 //! | layer | what |
 //! |---|---|
 //! | [`sys`] | durable writes (every fsync), the shutdown signal, clocks, CPU lanes, listening sockets |
-//! | [`config`], [`prices`], [`contracts`] | `providers.toml` (parsing apart from checking), list prices, listed futures |
+//! | [`config`] | `providers.toml`: its raw TOML shape apart from checking it and deriving the configuration |
+//! | [`prices`], [`contracts`] | list prices against the genai-prices catalogue; the listed futures (`contracts.toml`) |
 //! | [`store`] | the observation log: sled, append-only, hash-chained (the only module that touches sled) |
-//! | [`sim`], [`dialect`] | the simulated market; the four streaming dialects (their tests use the simulator) |
+//! | [`sim`] | the simulated market and its HTTP servers (and reading answers back out of prompts) |
+//! | [`dialect`] | the SSE decoder and the four streaming dialects (their tests run against the simulator) |
 //! | [`worker`] | one probe attempt, retries, pacing, connections with kernel receive stamps, the probe runner |
 //! | [`determine`] | store -> index rows -> determinations |
 //! | [`archive`] | everything on disk after a determination: records, settlement files, keys, vantages; `layout` names every path |

@@ -316,4 +316,75 @@ mod tests {
         let aligned = a.iter().filter(|x| x.at_ms % 60_000 == 0).count();
         assert!(aligned < 5);
     }
+
+    /// The most requests any run of 30 characters of message text occurs in, as a share of
+    /// the requests, and that run.
+    fn max_run_share(requests: &[String]) -> (usize, String) {
+        let mut count: std::collections::BTreeMap<&str, usize> = Default::default();
+        for r in requests {
+            let mut seen = std::collections::BTreeSet::new();
+            let idx: Vec<usize> = r.char_indices().map(|(i, _)| i).chain([r.len()]).collect();
+            for w in idx.windows(31) {
+                seen.insert(&r[w[0]..w[30]]);
+            }
+            for s in seen {
+                *count.entry(s).or_default() += 1;
+            }
+        }
+        count
+            .into_iter()
+            .max_by_key(|(s, n)| (*n, std::cmp::Reverse(*s)))
+            .map(|(s, n)| (n, s.to_string()))
+            .unwrap_or_default()
+    }
+
+    /// Issue 12's measure: across one day's requests of a tier (the schedule `sit run` commits,
+    /// paired and stratified, 24 hours x 4 probes per endpoint-hour, 8 endpoints), no run of 30 characters
+    /// of message text (system and user messages) is in more than 25% of the requests. Under
+    /// suite 1.0.0 the system line alone is in all of them.
+    #[test]
+    fn no_30_character_run_is_in_more_than_a_quarter_of_a_tier_days_requests() {
+        use crate::probes::Suite;
+        let day = crate::time::Date::parse("2026-11-30").unwrap();
+        for (suite, limit_pct) in [(Suite::embedded(), 25), (Suite::v1_0_0(), 100)] {
+            let slots = crate::schedule::schedule(
+                suite,
+                8,
+                day,
+                0x5eed,
+                4,
+                crate::schedule::SCHEDULE_STRATIFIED,
+            );
+            for (t, tier) in suite.tiers.iter().enumerate() {
+                let texts: Vec<String> = slots
+                    .iter()
+                    .filter(|s| s.tier == t)
+                    .map(|s| {
+                        let inst = suite.instance(tier, s.family, s.seed, 1, 4);
+                        let r = suite.request(&inst, &s.nonce, 0);
+                        format!("{}\n{}", r.system.unwrap_or_default(), r.user)
+                    })
+                    .collect();
+                assert!(texts.len() >= 24 * 4 * 8, "{}", texts.len());
+                let (n, run) = max_run_share(&texts);
+                let pct = n * 100 / texts.len();
+                println!(
+                    "suite {} {}: {} requests, most common 30-char run in {n} ({pct}%): {run:?}",
+                    suite.version,
+                    tier.id,
+                    texts.len()
+                );
+                if limit_pct == 25 {
+                    assert!(
+                        n * 4 <= texts.len(),
+                        "{}: {run:?} in {n} of {}",
+                        tier.id,
+                        texts.len()
+                    );
+                } else {
+                    assert_eq!(n, texts.len(), "1.0.0's system line is in every request");
+                }
+            }
+        }
+    }
 }
