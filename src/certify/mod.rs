@@ -1,9 +1,11 @@
 //! Self-certification: a provider runs the probe suite against its own endpoint and gets a
 //! signed certificate stating what was measured, with honest uncertainty.
 //!
-//! - [`stats`]: Wilson bounds and latency percentiles, in integers (pure);
-//! - [`certificate`]: figures, verdict rules, flags and the consistency check (pure);
+//! - [`sit_core::certificate::stats`]: Wilson bounds and latency percentiles, in integers
+//!   (pure);
+//! - [`sit_core::certificate`]: figures, verdict rules, flags and the consistency check (pure);
 //! - [`report`]: the Markdown and HTML reports;
+//! - [`challenge`]: the oracle's side, issuing signed challenges that seed a certification;
 //! - this module: the run itself (fresh seeds, bounded concurrency, Ctrl-C) and signing.
 //!
 //! Certification never writes to the index store: its attempts are not index observations.

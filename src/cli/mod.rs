@@ -2,9 +2,11 @@
 //! (including a record that does not verify), 2 usage or bad input (including a bad
 //! providers.toml or key file), 3 publication refused by policy (the record in force stands).
 //!
-//! One file per command family: [`pipeline`] (demo, sim, probe, index, suite, check),
-//! [`publish`] (keys, publish, serve, verify), [`certify`] (certify, verify-cert), [`audit`]
-//! and [`bench`].
+//! One file per command family: `pipeline` (demo, run, sim, probe, index, suite, check,
+//! prices), `publish` (keys, publish, serve, verify), `settle`, `certify` (certify,
+//! verify-cert), `audit`, `hedge`, `network` (worker, collect), `observations` and
+//! `bench`; `demo` runs `sit run` on the embedded simulator, `report` renders the tables
+//! people read. `error` is where each layer's error becomes an exit code, and nowhere else.
 
 mod audit;
 mod bench;

@@ -351,8 +351,8 @@ pub fn direct_endpoint(
 }
 
 /// Parse and check `text`, the content of the providers file `file`: the TOML read into its
-/// raw shape ([`raw`]), then every value checked and the configuration derived from it
-/// ([`validate`]).
+/// raw shape (`raw.rs`), then every value checked and the configuration derived from it
+/// (`validate.rs`).
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     let cx = Ctx { file, text };
     let raw = raw::read(&cx)?;

@@ -1,11 +1,15 @@
-//! The publisher: turns a stored day into a signed, write-once determination, and serves the
-//! archive to exchanges over HTTP.
+//! The publisher: turns a stored day into a signed, write-once determination in the archive,
+//! and everything that follows a day's end.
 //!
-//! - [`keys`]: Ed25519 key files (PKCS#8 PEM, mode 0600).
-//! - [`record`]: canonical bytes (RFC 8785), signing and offline verification.
-//! - [`policy`]: when a day may be published or restated (pure).
-//! - [`archive`]: write-once record files plus an append-only log.
-//! - [`serve`]: the read-only HTTP API and the human page.
+//! - this module: [`publish`] one (tier, date) under the version the day was made with, the
+//!   chain link to the record before it, and [`recompute_all`] (what `sit index` shows);
+//! - [`policy`]: when a day may be published or restated (pure);
+//! - [`day`]: a finished day's publication for `sit run` and `sit collect` (each tier, the
+//!   reveal, the audit bundle, settlement) and the recomputation before its cutoff;
+//! - [`settle`]: which settlement records are due, and their values from the archive log.
+//!
+//! The records' bytes and signatures are [`sit_core::record`]'s; the files are
+//! [`crate::archive`]'s; serving them is the server's, a layer above.
 
 pub mod day;
 pub mod policy;
