@@ -494,42 +494,10 @@ impl Worker {
         t.rx_clock = rx.source();
         let status = resp.status().as_u16();
         if status >= 300 {
-            let hs = resp.headers();
-            let retry_after_ms = ratelimit::wait_ms(
-                |k| hs.get(k).and_then(|v| v.to_str().ok()),
-                self.clock.now_ms(),
-            );
-            let mut body = Vec::new();
-            let mut resp = resp.into_body();
-            while let Ok(Ok(Some(c))) = tokio::time::timeout(stall, next_chunk(&mut resp)).await {
-                body.extend_from_slice(&c);
-                if body.len() > 64 * 1024 {
-                    break;
-                }
-            }
-            t.last_byte_ns = Some(rx.received().0);
-            t.rx_clock = rx.source();
-            raw.extend_from_slice(&body);
-            let (detail, quota) = endpoint.dialect.error_detail(&body);
-            let class = match status {
-                401 | 403 => FailureClass::Auth,
-                402 => FailureClass::Quota,
-                429 if quota => FailureClass::Quota,
-                429 => FailureClass::RateLimited,
-                404 => FailureClass::ModelNotFound,
-                400 | 413 | 422 => FailureClass::BadRequest,
-                529 => FailureClass::Overloaded,
-                500..=599 => FailureClass::ServerError,
-                _ => FailureClass::OtherHttp,
-            };
-            return (
-                Some(status),
-                Some(Failure {
-                    class,
-                    detail: format!("HTTP {status}: {detail}"),
-                    retry_after_ms,
-                }),
-            );
+            let f = self
+                .error_response(endpoint, resp, stall, &mut rx, t, raw)
+                .await;
+            return (Some(status), Some(f));
         }
 
         let mut resp = resp.into_body();
@@ -641,6 +609,53 @@ impl Worker {
             t.first_token_clock = last_src;
         }
         (Some(status), None)
+    }
+
+    /// An HTTP error answer (status 300 and above): up to 64 KiB of its body read (into `raw`)
+    /// for the provider's message, and its failure class, with any rate-limit wait it asks for.
+    async fn error_response(
+        &self,
+        endpoint: &Endpoint,
+        resp: http::Response<hyper::body::Incoming>,
+        stall: Duration,
+        rx: &mut rxstamp::RxTimeline,
+        t: &mut Timings,
+        raw: &mut Vec<u8>,
+    ) -> Failure {
+        let status = resp.status().as_u16();
+        let hs = resp.headers();
+        let retry_after_ms = ratelimit::wait_ms(
+            |k| hs.get(k).and_then(|v| v.to_str().ok()),
+            self.clock.now_ms(),
+        );
+        let mut body = Vec::new();
+        let mut resp = resp.into_body();
+        while let Ok(Ok(Some(c))) = tokio::time::timeout(stall, next_chunk(&mut resp)).await {
+            body.extend_from_slice(&c);
+            if body.len() > 64 * 1024 {
+                break;
+            }
+        }
+        t.last_byte_ns = Some(rx.received().0);
+        t.rx_clock = rx.source();
+        raw.extend_from_slice(&body);
+        let (detail, quota) = endpoint.dialect.error_detail(&body);
+        let class = match status {
+            401 | 403 => FailureClass::Auth,
+            402 => FailureClass::Quota,
+            429 if quota => FailureClass::Quota,
+            429 => FailureClass::RateLimited,
+            404 => FailureClass::ModelNotFound,
+            400 | 413 | 422 => FailureClass::BadRequest,
+            529 => FailureClass::Overloaded,
+            500..=599 => FailureClass::ServerError,
+            _ => FailureClass::OtherHttp,
+        };
+        Failure {
+            class,
+            detail: format!("HTTP {status}: {detail}"),
+            retry_after_ms,
+        }
     }
 
     /// Apply decoded events; true when the stream is over (end marker or failure).
