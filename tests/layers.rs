@@ -74,7 +74,12 @@ fn declared_modules() -> BTreeSet<String> {
 /// The top-level module a file belongs to (`src/server/routes.rs` -> `server`).
 fn module_of(file: &Path) -> Option<String> {
     let rel = file.strip_prefix(src()).unwrap();
-    let first = rel.components().next()?.as_os_str().to_string_lossy().into_owned();
+    let first = rel
+        .components()
+        .next()?
+        .as_os_str()
+        .to_string_lossy()
+        .into_owned();
     match first.as_str() {
         "lib.rs" | "main.rs" => None,
         f => Some(f.trim_end_matches(".rs").to_string()),
@@ -207,7 +212,13 @@ fn the_checker_sees_crate_references() {
         BTreeSet::from(["server".to_string(), "sys".to_string()])
     );
     assert!(crate_refs("sit_core::index::x").is_empty());
-    assert_eq!(module_of(&src().join("server/routes.rs")).as_deref(), Some("server"));
-    assert_eq!(module_of(&src().join("prices.rs")).as_deref(), Some("prices"));
+    assert_eq!(
+        module_of(&src().join("server/routes.rs")).as_deref(),
+        Some("server")
+    );
+    assert_eq!(
+        module_of(&src().join("prices.rs")).as_deref(),
+        Some("prices")
+    );
     assert_eq!(module_of(&src().join("lib.rs")), None);
 }
