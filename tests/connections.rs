@@ -223,8 +223,42 @@ fn probe(dir: &Path, name: &str, base_url: &str) -> Vec<sit_core::observation::O
     obs
 }
 
+/// Keep the kernel's receive timestamping switched on for the whole test, and wait until it
+/// is. The kernel switches it on (through deferred work) when the first socket asks and off
+/// again when the last one closes: between the TLS probe's process and the TCP probe's, no
+/// socket asked, and the TCP probe's first packets arrived unstamped (regression: the test
+/// failed once with `rx_clock: Monotonic` on the plain TCP endpoint). A worker in service
+/// always has sockets open; here one held socket stands in for them.
+async fn keep_kernel_stamps_on() -> Option<(sit::worker::rxstamp::StampedTcp, tokio::net::TcpStream)>
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if cfg!(not(target_os = "linux")) {
+        return None;
+    }
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (c, s) = tokio::join!(tokio::net::TcpStream::connect(addr), l.accept());
+    let mut c = sit::worker::rxstamp::StampedTcp::new(c.unwrap(), true);
+    let (mut s, _) = s.unwrap();
+    let t = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    loop {
+        s.write_all(b".").await.unwrap();
+        let _ = c.read(&mut buf).await.unwrap();
+        if c.stamp().latest().is_some() {
+            return Some((c, s));
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "no kernel stamps within 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_request_on_a_connection_is_cold_with_connect_and_tls_phases_then_warm() {
+    let _stamps_on = keep_kernel_stamps_on().await;
     let dir = tempfile::tempdir().unwrap();
     make_certs(dir.path());
     let (tls_port, tls_accepted) = start(Some(acceptor(dir.path()))).await;

@@ -68,6 +68,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 running.addr,
                 archive.root().display()
             );
+            eprintln!("sit serve: {}", running.capacity.describe());
             let _ = tokio::signal::ctrl_c().await;
             eprintln!("sit serve: shutting down");
             running.shutdown().await?;

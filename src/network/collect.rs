@@ -748,8 +748,9 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
                 .await
                 .map_err(|e| Error::Failed(format!("cannot serve on {addr}: {e}")))?;
             eprintln!(
-                "sit collect: serving http://{} (/healthz, /metrics)",
-                r.addr
+                "sit collect: serving http://{} (/healthz, /metrics; {})",
+                r.addr,
+                r.capacity.describe()
             );
             Some(r)
         }

@@ -15,7 +15,17 @@
 //! - **head limits** checked on the bytes as they arrive, before the HTTP parser sees them:
 //!   a request line over `max_request_line` bytes is answered 414, a head over
 //!   `max_header_bytes` or with more than `max_headers` fields 431, a request line that is not
-//!   `METHOD target HTTP/1.x` 400 — each with the API's JSON error body, then closed.
+//!   `METHOD target HTTP/1.x` 400, a header with a control character (NUL) or a Content-Length
+//!   that is not a number (or two that differ) 400, a Content-Length over `max_body_bytes`
+//!   413 — each with the API's JSON error body (the HTTP parser would answer these with an
+//!   empty one);
+//! - **refusals that arrive**: after such an answer the write side is shut and what the client
+//!   still sends is read and dropped (up to 2 s and 16 MiB) before the socket closes: closing
+//!   with unread bytes resets the connection, and a client still sending a 1 MB URL saw the
+//!   reset instead of its 414.
+//!
+//! The connection cap is kept below the process's open-file limit by the server
+//! ([`super::Capacity`]), which first raises the soft limit to the hard one.
 
 use axum::Router;
 use hyper_util::rt::TokioIo;
@@ -38,6 +48,8 @@ pub struct Limits {
     pub max_request_line: usize,
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    /// The largest request body accepted (a Content-Length above it is answered 413).
+    pub max_body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -49,6 +61,7 @@ impl Default for Limits {
             max_request_line: 8 * 1024,
             max_header_bytes: 64 * 1024,
             max_headers: 100,
+            max_body_bytes: 64 * 1024,
         }
     }
 }
@@ -107,6 +120,10 @@ struct HeadScan {
     lines: usize,
     /// The first line, kept until it ends (to check its shape).
     first_line: Vec<u8>,
+    /// The current header line (bounded by the head limits), checked when it ends.
+    header_line: Vec<u8>,
+    /// A Content-Length seen in this head (to refuse a second, different one).
+    content_length: Option<u64>,
     /// The last bytes seen, to find the blank line across reads.
     tail: u32,
     /// The head ended; bytes after it belong to the request (or the next one).
@@ -139,7 +156,14 @@ impl HeadScan {
                     ));
                 }
             }
+            if self.lines > 0 && b != b'\n' {
+                self.header_line.push(b);
+            }
             if b == b'\n' {
+                if self.lines > 0 {
+                    let line = std::mem::take(&mut self.header_line);
+                    self.check_header(&line, l)?;
+                }
                 if self.lines == 0 && !request_line_ok(&self.first_line) {
                     return Err(error_response(
                         400,
@@ -184,6 +208,75 @@ impl HeadScan {
     }
 }
 
+impl HeadScan {
+    /// One header line (without its `\n`): no control bytes, and a Content-Length the API
+    /// can take. Hyper refuses these too, but with an empty body; here they get the API's
+    /// JSON error.
+    fn check_header(&mut self, line: &[u8], l: &Limits) -> Result<(), Vec<u8>> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return Ok(()); // the blank line that ends the head
+        }
+        if line.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(error_response(
+                400,
+                "Bad Request",
+                "bad_header",
+                "a header holds a control character (NUL, CR, or another byte below 0x20)",
+                "send header values of printable characters",
+            ));
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return Err(error_response(
+                400,
+                "Bad Request",
+                "bad_header",
+                "a header line has no `:` (`Name: value`)",
+                "send each header as `Name: value`",
+            ));
+        };
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let v = std::str::from_utf8(value).unwrap_or("").trim();
+            let n = match v.parse::<u64>() {
+                Ok(n) if v.bytes().all(|b| b.is_ascii_digit()) => n,
+                _ => {
+                    return Err(error_response(
+                        400,
+                        "Bad Request",
+                        "bad_header",
+                        "Content-Length is not a whole number of bytes",
+                        "send Content-Length as the body's size in bytes, or no body at all",
+                    ))
+                }
+            };
+            if self.content_length.is_some_and(|m| m != n) {
+                return Err(error_response(
+                    400,
+                    "Bad Request",
+                    "bad_header",
+                    "two different Content-Length headers",
+                    "send one Content-Length",
+                ));
+            }
+            self.content_length = Some(n);
+            if n > l.max_body_bytes as u64 {
+                return Err(error_response(
+                    413,
+                    "Content Too Large",
+                    "body_too_large",
+                    &format!(
+                        "a body of {n} bytes; the API takes at most {} bytes",
+                        l.max_body_bytes
+                    ),
+                    "the API's reads take no body; send the request without one",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn request_line_ok(line: &[u8]) -> bool {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut parts = line.split(|&b| b == b' ');
@@ -207,7 +300,73 @@ struct Guarded {
     limits: Arc<Limits>,
     scan: HeadScan,
     /// A refusal being written; then the reader sees the end of the stream.
-    refusal: Option<(Vec<u8>, usize)>,
+    refusal: Option<Refusal>,
+}
+
+/// How long, and how much, a refused client may still send after its answer: what it sends is
+/// read and dropped, so that closing the socket does not reset the connection (a close with
+/// unread bytes sends a TCP reset, and the client's kernel may drop the answer before the
+/// client reads it: a 414 for a 1 MB URL reached the client as a reset).
+const DRAIN_FOR: Duration = Duration::from_secs(2);
+const DRAIN_MAX: usize = 16 << 20;
+
+/// An error answer sent before routing, then the write side shut, then the rest drained.
+struct Refusal {
+    resp: Vec<u8>,
+    sent: usize,
+    /// The write side is shut (the client reads the end of the answer).
+    shut: bool,
+    /// The client is gone (a write failed): nothing to drain.
+    gone: bool,
+    drained: usize,
+    until: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Refusal {
+    fn new(resp: Vec<u8>) -> Refusal {
+        Refusal {
+            resp,
+            sent: 0,
+            shut: false,
+            gone: false,
+            drained: 0,
+            until: Box::pin(tokio::time::sleep(DRAIN_FOR)),
+        }
+    }
+
+    /// Write the answer, shut the write side, drain; Ready once the connection may close.
+    fn poll(&mut self, inner: &mut TcpStream, cx: &mut Context<'_>) -> Poll<()> {
+        use std::future::Future;
+        while !self.gone && self.sent < self.resp.len() {
+            match Pin::new(&mut *inner).poll_write(cx, &self.resp[self.sent..]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => self.gone = true,
+                Poll::Ready(Ok(n)) => self.sent += n,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if self.gone {
+            return Poll::Ready(());
+        }
+        if !self.shut {
+            match Pin::new(&mut *inner).poll_shutdown(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(_) => self.shut = true,
+            }
+        }
+        let mut scratch = [0u8; 16 * 1024];
+        loop {
+            if self.drained > DRAIN_MAX || self.until.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            let mut rb = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut *inner).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => self.drained += rb.filled().len(),
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
 }
 
 impl AsyncRead for Guarded {
@@ -217,15 +376,12 @@ impl AsyncRead for Guarded {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let me = &mut *self;
-        if let Some((resp, sent)) = &mut me.refusal {
-            while *sent < resp.len() {
-                match Pin::new(&mut me.inner).poll_write(cx, &resp[*sent..]) {
-                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => break,
-                    Poll::Ready(Ok(n)) => *sent += n,
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
-            return Poll::Ready(Ok(())); // end of stream: the parser gives up, we close
+        if let Some(r) = &mut me.refusal {
+            return match r.poll(&mut me.inner, cx) {
+                // end of stream: the parser gives up, we close
+                Poll::Ready(()) => Poll::Ready(Ok(())),
+                Poll::Pending => Poll::Pending,
+            };
         }
         let before = buf.filled().len();
         let r = Pin::new(&mut me.inner).poll_read(cx, buf);
@@ -240,7 +396,7 @@ impl AsyncRead for Guarded {
                 if phase != BUSY {
                     if let Err(resp) = me.scan.feed(new, &me.limits) {
                         buf.set_filled(before);
-                        me.refusal = Some((resp, 0));
+                        me.refusal = Some(Refusal::new(resp));
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }

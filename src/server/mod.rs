@@ -50,9 +50,52 @@ pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
     snap
 }
 
+/// How many connections the server holds at once, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    /// The cap in force.
+    pub max_connections: usize,
+    /// The cap asked for (`--max-connections`).
+    pub asked: usize,
+    /// The process's open-file limit, after raising it to the hard limit.
+    pub open_file_limit: u64,
+}
+
+impl Capacity {
+    /// The cap for `asked` under `open_file_limit`: a quarter of the descriptors (at least 64)
+    /// stay for everything else the process opens (the store, the archive, probes), so that
+    /// connections never use the last descriptor and `accept` never fails for want of one.
+    pub fn of(asked: usize, open_file_limit: u64) -> Capacity {
+        let reserve = (open_file_limit / 4).max(64);
+        let room = open_file_limit.saturating_sub(reserve).max(1);
+        Capacity {
+            max_connections: asked.min(usize::try_from(room).unwrap_or(usize::MAX)),
+            asked,
+            open_file_limit,
+        }
+    }
+
+    /// One line for the start-up log.
+    pub fn describe(&self) -> String {
+        if self.max_connections < self.asked {
+            format!(
+                "up to {} connections, not the {} asked: the open-file limit is {} (raise it with `ulimit -n` or the unit's LimitNOFILE=)",
+                self.max_connections, self.asked, self.open_file_limit
+            )
+        } else {
+            format!(
+                "up to {} connections (open-file limit {})",
+                self.max_connections, self.open_file_limit
+            )
+        }
+    }
+}
+
 /// A running server; [`Running::shutdown`] stops it gracefully (in-flight requests finish).
 pub struct Running {
     pub addr: SocketAddr,
+    /// The connection cap in force.
+    pub capacity: Capacity,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     reload: tokio::task::JoinHandle<()>,
@@ -81,9 +124,14 @@ pub async fn start_with(
     archive: Archive,
     addr: SocketAddr,
     service: Option<Arc<dyn Service>>,
-    limits: listen::Limits,
+    mut limits: listen::Limits,
     challenger: Option<Arc<Challenger>>,
 ) -> std::io::Result<Running> {
+    let capacity = Capacity::of(
+        limits.max_connections,
+        crate::sys::net::raise_open_file_limit(),
+    );
+    limits.max_connections = capacity.max_connections;
     let suite = Suite::embedded();
     let methodology = Methodology::default();
     let methodology_json = Bytes::from(
@@ -153,8 +201,29 @@ pub async fn start_with(
     let task = tokio::spawn(listen::serve(listener, app, limits, rx));
     Ok(Running {
         addr,
+        capacity,
         shutdown: tx,
         task,
         reload,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Capacity;
+
+    #[test]
+    fn the_connection_cap_stays_below_the_open_file_limit() {
+        // the finding: 1024 asked under a limit of 256 starved the server
+        let c = Capacity::of(1024, 256);
+        assert_eq!(c.max_connections, 192);
+        assert!(
+            c.describe().contains("not the 1024 asked"),
+            "{}",
+            c.describe()
+        );
+        assert_eq!(Capacity::of(1024, 1 << 20).max_connections, 1024);
+        assert_eq!(Capacity::of(1024, 1024).max_connections, 768);
+        assert_eq!(Capacity::of(10, 20).max_connections, 1);
+    }
 }

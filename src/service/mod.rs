@@ -546,7 +546,11 @@ async fn serve_beside(
             )
             .await
             .map_err(|e| failed(&format!("cannot serve on {addr}"), e))?;
-            eprintln!("sit run: serving http://{} (/healthz, /metrics)", r.addr);
+            eprintln!(
+                "sit run: serving http://{} (/healthz, /metrics; {})",
+                r.addr,
+                r.capacity.describe()
+            );
             Ok(Some(r))
         }
         None => Ok(None),

@@ -23,3 +23,44 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.bind(addr)?;
     socket.listen(BACKLOG)
 }
+
+/// Raise this process's open-file soft limit to its hard limit (a hand-started server gets
+/// the shell's soft limit, often 1024 or less, while the hard limit allows far more), and
+/// return the soft limit then in force. A limit that cannot be raised stays as it was.
+pub fn raise_open_file_limit() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return u64::MAX;
+    }
+    if r.rlim_cur < r.rlim_max {
+        // an unlimited hard limit cannot be the soft one for files (the kernel caps it)
+        let want = r.rlim_max.min(1 << 20);
+        let new = libc::rlimit {
+            rlim_cur: want.max(r.rlim_cur),
+            rlim_max: r.rlim_max,
+        };
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+            r.rlim_cur = new.rlim_cur;
+        }
+    }
+    r.rlim_cur
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_open_file_limit_is_raised_to_the_hard_limit_or_kept() {
+        let mut before = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut before) };
+        let now = super::raise_open_file_limit();
+        assert!(now >= before.rlim_cur);
+        assert!(now <= before.rlim_max);
+    }
+}
