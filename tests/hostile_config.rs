@@ -232,3 +232,33 @@ fn binary_and_non_utf8_files_are_named_with_the_byte_offset() {
         .collect();
     refused(&utf16, &["(byte offset 0)", "UTF-16"]);
 }
+
+/// Regression (issue 26): `sit check` refused `http://127.0.0.1:33867/xai-text/v1` as "holds
+/// what looks like an API key": a path segment that merely starts with a key prefix is not a
+/// key. Real gateway URLs, with per-account and per-deployment segments, pass; a key in the
+/// path is still refused.
+#[test]
+fn gateway_urls_whose_segments_start_with_a_key_prefix_pass() {
+    for url in [
+        "http://127.0.0.1:33867/xai-text/v1",
+        "https://gateway.ai.cloudflare.com/v1/0123456789abcdef0123456789abcdef/my-gateway/openai",
+        "https://my-resource.openai.azure.com/openai/deployments/gpt-4o-mini-prod",
+        "https://gw.example.com/sk-team-analytics-prod/v1",
+        "https://api.example.com/key-vault-eastus2/v1",
+        "https://bedrock-runtime.us-east-1.amazonaws.com",
+    ] {
+        let f = ENDPOINT.replace("https://api.example.com/v1", url);
+        let (code, out) = check(
+            f.as_bytes(),
+            &[],
+            &[("EXAMPLE_KEY", "sk-example-0123456789")],
+        );
+        assert_eq!(code, 0, "{url}: {out}");
+    }
+    let f = ENDPOINT.replace(
+        "https://api.example.com/v1",
+        "https://gw.example.com/xai-Zk9Qm2Lp7Rt4Vx8Bn3Cd6Fg1Hj5Kl0Mz/v1",
+    );
+    let out = refused(f.as_bytes(), &["`base_url`", "looks like an API key"]);
+    assert!(!out.contains("Zk9Qm2Lp7Rt4"), "{out}");
+}

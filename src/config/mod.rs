@@ -243,23 +243,43 @@ pub const MAX_PRICE_PER_MILLION: &str = "10000";
 /// The largest per-request fee accepted (USD).
 pub const MAX_REQUEST_FEE: &str = "100";
 
-/// Whether a string looks like an API key rather than a name or a URL part: a known key
-/// prefix, or a long token mixing upper case, lower case and digits (identifiers in URLs are
-/// single-case: hex account ids, UUIDs, model names).
+/// Whether a string looks like an API key rather than a name or a URL part, judged by its own
+/// content: a known key prefix followed by key material (a random-looking run), or a long
+/// token mixing upper case, lower case and digits (identifiers in URLs are single-case: hex
+/// account ids, UUIDs, model names). A prefix alone proves nothing: gateway paths carry
+/// segments such as `xai-text`, `sk-team-prod` or `key-vault-eastus2`.
 pub fn looks_like_key(s: &str) -> bool {
     const PREFIXES: [&str; 12] = [
         "sk-", "sk_", "pk_", "rk_", "AIza", "xai-", "gsk_", "ghp_", "hf_", "key-", "Bearer",
         "sess-",
     ];
-    if PREFIXES.iter().any(|p| s.starts_with(p)) {
-        return true;
+    let keyish = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if let Some(p) = PREFIXES.iter().find(|p| s.starts_with(**p)) {
+        let rest = &s[p.len()..];
+        if rest.len() >= 16 && rest.chars().all(keyish) && key_material(rest) {
+            return true;
+        }
     }
     s.len() >= 32
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && s.chars().all(keyish)
         && s.chars().any(|c| c.is_ascii_uppercase())
         && s.chars().any(|c| c.is_ascii_lowercase())
         && s.chars().any(|c| c.is_ascii_digit())
+}
+
+/// Random-looking: upper case, lower case and digits mixed, or a run of 16 or more letters
+/// and digits with a digit in it (a hex or base-36 secret). Words joined by `-` or `_` are
+/// neither.
+fn key_material(s: &str) -> bool {
+    let mixed = s.chars().any(|c| c.is_ascii_uppercase())
+        && s.chars().any(|c| c.is_ascii_lowercase())
+        && s.chars().any(|c| c.is_ascii_digit());
+    mixed
+        || s.split(['-', '_']).any(|run| {
+            run.len() >= 16
+                && run.chars().any(|c| c.is_ascii_digit())
+                && run.chars().any(|c| c.is_ascii_alphabetic())
+        })
 }
 
 /// The CA certificates of a PEM file (the worker trusts them besides the Mozilla roots);
@@ -362,6 +382,34 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_prefix_alone_does_not_make_a_path_segment_a_key() {
+        for part in [
+            "xai-text",
+            "sk-team-analytics-prod",
+            "key-vault-eastus2",
+            "hf_inference",
+            "sess-eu-west-1",
+            "0123456789abcdef0123456789abcdef", // a gateway's hex account id
+            "gpt-4o-mini-2024-07-18",
+            "Bearer",
+        ] {
+            assert!(!looks_like_key(part), "{part} taken for a key");
+        }
+        for key in [
+            "sk-proj-AbCdEf0123456789XyZ",
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "xai-Zk9Qm2Lp7Rt4Vx8Bn3Cd6Fg1Hj5Kl0Mz",
+            "gsk_8fK2mQ9pL4rT7vX1bN6cD3gH5jS0wE2y",
+            "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY",
+            "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+            "key-3ax6xnjp29jd6fds4gc373sgvjxteol0",
+            "Zx9aB8cD7eF6gH5iJ4kL3mN2oP1qR0sTuV",
+        ] {
+            assert!(looks_like_key(key), "{key} not taken for a key");
+        }
+    }
 
     const GOOD: &str = r#"
 [[endpoints]]
