@@ -138,6 +138,19 @@ impl Fixture {
     }
 }
 
+/// `sit certify` exits 0 when every tier certified is met, 4 when one is not (regression,
+/// issue 26: it exited 0 on "DOES NOT MEET"); the certificate is written either way.
+fn assert_exit_follows_the_verdict(o: &Output, cert: &Path) {
+    let c = json(cert);
+    let all_met = c["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["verdict"]["pass"] == true);
+    let want = if all_met { 0 } else { 4 };
+    assert_eq!(o.status.code(), Some(want), "{}", text(o));
+}
+
 fn json(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
@@ -157,7 +170,7 @@ async fn certify_verdicts_flags_and_server_agreement_on_the_simulator() {
 
     // 95% quality: certifies t1.
     let (o, good) = fx.certify("sim-good", 100).await;
-    assert!(o.status.success(), "{}", text(&o));
+    assert_exit_follows_the_verdict(&o, &good);
     let c = json(&good);
     assert_eq!(c["schema"], "sit-certificate/1");
     assert_eq!(c["tiers"][0]["tier"], "t1");
@@ -211,7 +224,13 @@ async fn certify_verdicts_flags_and_server_agreement_on_the_simulator() {
 
     // 50% quality: does not, and says it is the quality.
     let (o, poor) = fx.certify("sim-poor", 100).await;
-    assert!(o.status.success(), "{}", text(&o));
+    assert_exit_follows_the_verdict(&o, &poor);
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "a tier not met exits 4: {}",
+        text(&o)
+    );
     let c = json(&poor);
     assert_eq!(c["tiers"][0]["verdict"]["pass"], false);
     assert_eq!(check(&c, "quality")["ok"], false);
@@ -220,7 +239,7 @@ async fn certify_verdicts_flags_and_server_agreement_on_the_simulator() {
 
     // Slow first token: answers are right, the SLA is not met, with that reason.
     let (o, slow) = fx.certify("sim-slow", 40).await;
-    assert!(o.status.success(), "{}", text(&o));
+    assert_exit_follows_the_verdict(&o, &slow);
     let c = json(&slow);
     assert_eq!(c["tiers"][0]["verdict"]["pass"], false);
     assert_eq!(check(&c, "quality")["ok"], true, "{}", check(&c, "quality"));
@@ -234,7 +253,7 @@ async fn certify_verdicts_flags_and_server_agreement_on_the_simulator() {
 
     // Inflated usage: flagged (the verdict is about quality and time, the flag about billing).
     let (o, infl) = fx.certify("sim-inflating", 40).await;
-    assert!(o.status.success(), "{}", text(&o));
+    assert_exit_follows_the_verdict(&o, &infl);
     let c = json(&infl);
     let flags: Vec<&str> = c["flags"]
         .as_array()
@@ -373,7 +392,7 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
     let (o, out) = fx
         .certify_with("sim-good", 20, &["--challenge", &url], "challenged")
         .await;
-    assert!(o.status.success(), "{}", text(&o));
+    assert_exit_follows_the_verdict(&o, &out);
     let c = json(&out);
     assert_eq!(c["seeding"], "oracle challenge");
     let doc = c["challenge"].as_str().unwrap().to_string();
@@ -424,6 +443,20 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
         .collect::<Vec<_>>());
     assert!(!v.status.success(), "{}", text(&v));
     assert!(text(&v).contains("challenge:"), "{}", text(&v));
+    // Regression (issue 26): with the wrong --oracle-key the full VALID block was printed
+    // before INVALID; VALID is printed only when every check asked for passed.
+    assert!(!text(&v).contains("VALID  certificate"), "{}", text(&v));
+    assert!(text(&v).contains("INVALID"), "{}", text(&v));
+    // Without --oracle-key on a challenged certificate: refused (exit 2), nothing judged valid.
+    let v = sit(&[
+        "verify-cert",
+        out.to_str().unwrap(),
+        "--key",
+        fx.public.to_str().unwrap(),
+    ]);
+    assert_eq!(v.status.code(), Some(2), "{}", text(&v));
+    assert!(!text(&v).contains("VALID"), "{}", text(&v));
+    assert!(text(&v).contains("--oracle-key"), "{}", text(&v));
 
     // A certificate whose seed does not follow from its challenge (re-signed by the
     // certifier, who chose another seed) is refused.
@@ -447,7 +480,7 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
 
     // Without a challenge, the certificate says it is self-seeded.
     let (o, plain) = fx.certify("sim-good", 10).await;
-    assert!(o.status.success(), "{}", text(&o));
+    assert_exit_follows_the_verdict(&o, &plain);
     assert_eq!(json(&plain)["seeding"], "self-seeded");
     let v = fx.verify(&plain, &fx.public);
     assert!(v.status.success(), "{}", text(&v));
@@ -463,7 +496,7 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
 async fn the_responses_dialect_certifies_and_agrees_with_the_server() {
     let fx = Fixture::new().await;
     let (o, cert) = fx.certify("sim-responses", 60).await;
-    assert!(o.status.success(), "{}", text(&o));
+    assert_exit_follows_the_verdict(&o, &cert);
     let c = json(&cert);
     assert_eq!(c["tiers"][0]["attempts"], 60);
     assert_eq!(c["tiers"][0]["verdict"]["pass"], true, "{}", text(&o));

@@ -230,12 +230,25 @@ fn certify_real_llama_server_figures_match_server_metrics() {
         .arg(&cert)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "sit certify failed: {}",
+    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(&cert).unwrap())
+        .unwrap_or_else(|e| {
+            panic!(
+                "sit certify wrote no certificate ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    // exit 0 when every tier is met, 4 when one is not (the 135M model does not meet t1)
+    let all_met = c["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["verdict"]["pass"] == true);
+    assert_eq!(
+        out.status.code(),
+        Some(if all_met { 0 } else { 4 }),
+        "sit certify: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(&cert).unwrap()).unwrap();
     let metrics = http_get(port, "/metrics");
     let tk = &c["tokens"];
     let n = |v: &serde_json::Value| v.as_u64().unwrap();

@@ -382,6 +382,19 @@ async fn served_record_verifies_independently_and_one_flipped_byte_fails_both() 
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("VALID  t1 2026-01-05"));
+    // Regression (issue 26): the help says the key may be given as 64 hex characters, and
+    // `--key <hex>` was read as a file name.
+    let hex = sit_core::signing::hex(
+        sit::archive::keys::load_public(&env.public)
+            .unwrap()
+            .as_bytes(),
+    );
+    let u = url.clone();
+    let o = tokio::task::spawn_blocking(move || sit(&["verify", &u, "--key", &hex]))
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("VALID  t1 2026-01-05"));
 
     // Flip one byte inside the value: both must now fail.
     let s = String::from_utf8(body.to_vec()).unwrap();

@@ -123,8 +123,22 @@ pub fn load_signing(path: &Path) -> Result<SigningKey, KeyError> {
     })
 }
 
-/// Load a public key: SPKI PEM, or the 32 raw bytes as 64 hex characters.
+/// Load a public key: a file holding SPKI PEM or the 32 raw bytes as 64 hex characters, or
+/// those 64 hex characters given in place of the file name.
 pub fn load_public(path: &Path) -> Result<VerifyingKey, KeyError> {
+    // The key itself, as the help says it may be given: 64 hex characters (no file by that
+    // name).
+    if let Some(hex) = path
+        .to_str()
+        .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        if !path.exists() {
+            return parse_public(hex).map_err(|why| KeyError::BadPublic {
+                path: path.to_path_buf(),
+                why,
+            });
+        }
+    }
     let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
         path: path.to_path_buf(),
         source,
@@ -153,6 +167,8 @@ mod tests {
         assert_eq!(sk.verifying_key(), vk);
         assert_eq!(key_id(&vk), g.key_id);
         assert_eq!(parse_public(&g.public_hex).unwrap(), vk);
+        // regression (issue 26): `--key <64 hex>` was read as a file name
+        assert_eq!(load_public(Path::new(&g.public_hex)).unwrap(), vk);
         assert!(std::fs::read_to_string(&g.private_path)
             .unwrap()
             .starts_with("-----BEGIN PRIVATE KEY-----"));

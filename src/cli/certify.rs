@@ -170,6 +170,27 @@ async fn certify(
         challenge,
         concurrency: concurrency.unwrap_or(endpoint.concurrency).max(1) as usize,
     };
+    // What the statistics allow: the fewest attempts at which each check can pass at all
+    // (every attempt answered and correct), so a run too short to pass says so before it
+    // starts (regression, issue 26: 30 of 30 answered failed availability, and nothing had
+    // said that about 35 attempts are the least that can pass it).
+    let floor = Methodology::default().availability_floor;
+    let need_avail = sit_core::certificate::stats::min_attempts(floor);
+    for t in &plan.tiers {
+        let tier = suite.tier(t).expect("checked above");
+        let need_quality = sit_core::certificate::stats::min_attempts(tier.pass_threshold);
+        let need = need_quality.max(need_avail);
+        eprintln!(
+            "sit certify: {t} can pass from {need} attempts (quality: {need_quality}, the 95% lower bound of a perfect run reaching {}; availability: {need_avail}, reaching {}){}",
+            tier.pass_threshold.round_dp(2),
+            floor.round_dp(2),
+            if u64::from(plan.attempts) < need {
+                format!("; with {} it cannot pass", plan.attempts)
+            } else {
+                String::new()
+            }
+        );
+    }
     let total = (plan.attempts as usize * plan.tiers.len()) as u64;
     eprintln!(
         "sit certify: {} ({}), tiers {}, {} attempts per tier, seed {:016x}",
@@ -257,6 +278,19 @@ async fn certify(
         with_ext("md").display(),
         with_ext("html").display()
     );
+    let not_met: Vec<&str> = f
+        .tiers
+        .iter()
+        .filter(|t| !t.verdict.pass)
+        .map(|t| t.tier.as_str())
+        .collect();
+    if !not_met.is_empty() {
+        return Err(Error::NotMet(format!(
+            "{} not met (exit 4); the certificate {} records the figures and why",
+            not_met.join(", "),
+            out.display()
+        )));
+    }
     Ok(())
 }
 
@@ -278,6 +312,53 @@ async fn verify_cert(
     let cert: Certificate =
         serde_json::from_value(v.value).map_err(|e| invalid(format!("not a certificate: {e}")))?;
     check_consistency(&cert, Suite::embedded()).map_err(invalid)?;
+    // Every check asked for is made before anything is printed: VALID is printed only when
+    // all of them passed (regression, issue 26: with the wrong --oracle-key the full VALID
+    // block came first, then INVALID).
+    let seeding = match (&cert.challenge, oracle_key) {
+        (None, _) => format!(
+            "self-seeded: the certifier chose the seed {} (and could have run until it liked the result); certify with --challenge for an oracle-drawn seed",
+            cert.window.seed
+        ),
+        (Some(_), None) => {
+            return Err(Error::Usage(
+                "the certificate embeds an oracle challenge: pass --oracle-key with the oracle's public key to check it (nothing was judged valid)".into(),
+            ))
+        }
+        (Some(_), Some(ok)) => {
+            let ovk = crate::archive::keys::load_public(ok)?;
+            let c = sit_core::verify::certificate_challenge(&cert, &ovk)
+                .map_err(|e| invalid(e.to_string()))?
+                .expect("a challenge is embedded");
+            format!(
+                "oracle challenge {} of {} (issued {}, expires {}), drawn for this key; seed {} derives from it",
+                c.challenge.sequence,
+                c.challenge.key_id,
+                c.challenge.issued_at,
+                c.challenge.expires_at,
+                cert.window.seed
+            )
+        }
+    };
+    let draws = match oracle {
+        Some(base) => {
+            let url = format!(
+                "{}/v1/certify/challenges?key_id={}",
+                base.trim_end_matches('/'),
+                cert.key_id
+            );
+            let body = reqwest::get(&url)
+                .await
+                .map_err(|e| Error::Failed(format!("{url}: {e}")))?
+                .text()
+                .await
+                .map_err(|e| Error::Failed(format!("{url}: {e}")))?;
+            let v: serde_json::Value = serde_json::from_str(&body)
+                .map_err(|e| Error::Failed(format!("{url}: not JSON: {e}")))?;
+            Some(v["count"].clone())
+        }
+        None => None,
+    };
     println!(
         "VALID  certificate of {} ({}) by {}",
         cert.endpoint.id, cert.endpoint.base_url, cert.key_id
@@ -301,50 +382,15 @@ async fn verify_cert(
             }
         );
     }
-    println!("  signature  Ed25519 ok; consistency ok");
-    match (&cert.challenge, oracle_key) {
-        (None, _) => println!(
-            "  seeding    self-seeded: the certifier chose the seed {} (and could have run until it liked the result); certify with --challenge for an oracle-drawn seed",
-            cert.window.seed
-        ),
-        (Some(_), None) => {
-            return Err(Error::Usage(
-                "the certificate embeds an oracle challenge: pass --oracle-key with the oracle's public key to check it".into(),
-            ))
-        }
-        (Some(_), Some(ok)) => {
-            let ovk = crate::archive::keys::load_public(ok)?;
-            let c = sit_core::verify::certificate_challenge(&cert, &ovk)
-                .map_err(|e| invalid(e.to_string()))?
-                .expect("a challenge is embedded");
-            println!(
-                "  seeding    oracle challenge {} of {} (issued {}, expires {}), drawn for this key; seed {} derives from it",
-                c.challenge.sequence,
-                c.challenge.key_id,
-                c.challenge.issued_at,
-                c.challenge.expires_at,
-                cert.window.seed
-            );
-        }
-    }
-    if let Some(base) = oracle {
-        let url = format!(
-            "{}/v1/certify/challenges?key_id={}",
-            base.trim_end_matches('/'),
-            cert.key_id
-        );
-        let body = reqwest::get(&url)
-            .await
-            .map_err(|e| Error::Failed(format!("{url}: {e}")))?
-            .text()
-            .await
-            .map_err(|e| Error::Failed(format!("{url}: {e}")))?;
-        let v: serde_json::Value = serde_json::from_str(&body)
-            .map_err(|e| Error::Failed(format!("{url}: not JSON: {e}")))?;
-        println!(
-            "  draws      this key drew {} challenge(s) from the oracle",
-            v["count"]
-        );
+    let challenge_ok = if cert.challenge.is_some() {
+        "; oracle challenge ok"
+    } else {
+        ""
+    };
+    println!("  signature  Ed25519 ok; consistency ok{challenge_ok}");
+    println!("  seeding    {seeding}");
+    if let Some(n) = draws {
+        println!("  draws      this key drew {n} challenge(s) from the oracle");
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The command line's error, and the exit code each kind means: the only place where the
 //! layers' errors become exit codes (2: input the user must fix; 3: a refused publication,
-//! the record in force stands; 1: everything else). Each layer below owns its typed error;
+//! the record in force stands; 4: a certification ran and a tier was not met, its certificate
+//! written; 1: everything else). Each layer below owns its typed error;
 //! this module only composes them.
 
 use crate::config::ConfigError;
@@ -26,6 +27,10 @@ pub enum Error {
     /// The publication policy refused (exit 3): the record in force stands.
     #[error("{0}")]
     Refused(String),
+    /// A certification ran to the end and a tier was not met (exit 4): the certificate and
+    /// its reports are written and say why.
+    #[error("{0}")]
+    NotMet(String),
 }
 
 impl From<crate::determine::DetermineError> for Error {
@@ -140,11 +145,13 @@ impl From<crate::certify::Error> for Error {
 }
 
 impl Error {
-    /// 2 for input the user must fix, 3 for a refused publication, 1 for everything else.
+    /// 2 for input the user must fix, 3 for a refused publication, 4 for a tier not met, 1 for
+    /// everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::Usage(_) => 2,
             Error::Refused(_) => 3,
+            Error::NotMet(_) => 4,
             _ => 1,
         }
     }

@@ -351,7 +351,7 @@ pub enum Command {
         /// Or an endpoint given directly: its base URL (with --dialect and --model).
         #[arg(long, requires_all = ["dialect", "model"])]
         base_url: Option<String>,
-        /// openai, anthropic or gemini (with --base-url).
+        /// openai, openai-responses, anthropic or gemini (with --base-url).
         #[arg(long)]
         dialect: Option<String>,
         /// Model name to request (with --base-url).
@@ -389,10 +389,11 @@ pub enum Command {
     VerifyCert {
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// The certifier's public key.
+        /// The certifier's public key (PEM, or 64 hex characters).
         #[arg(long, value_name = "PUBKEY")]
         key: PathBuf,
-        /// The oracle's public key: checks the certificate's challenge.
+        /// The oracle's public key (PEM, or 64 hex characters): checks the certificate's
+        /// challenge.
         #[arg(long, value_name = "PUBKEY")]
         oracle_key: Option<PathBuf>,
         /// The oracle's URL: also shows how many challenges the certifier's key drew.

@@ -94,8 +94,9 @@ async fn demo_command(cli: &Paths, command: Command) -> Result<()> {
         .map(|d| d.to_string())
         .unwrap_or_default();
     println!(
-        "\nData is in {}/ (sled). Next (sit is ./target/release/sit):\n  sit --data {} serve                     serve the signed values: http://127.0.0.1:8080/\n  sit --data {} index --json               every determination as JSON\n  sit --data {} index --date {} --tier t1  one day, one tier\n  sit audit verify {}/archive/{}      check a day's audit bundle\n  sit suite                                  the probe suite and its hash\n  sit demo                                   probe the next simulated days into the same store",
+        "\nData is in {}/ (sled). Next (sit is {}):\n  sit --data {} serve                     serve the signed values: http://127.0.0.1:8080/\n  sit --data {} index --json               every determination as JSON\n  sit --data {} index --date {} --tier t1  one day, one tier\n  sit audit verify {}/archive/{}      check a day's audit bundle\n  sit suite                                  the probe suite and its hash\n  sit demo                                   probe the next simulated days into the same store",
         cli.data.display(),
+        this_binary(),
         cli.data.display(),
         cli.data.display(),
         cli.data.display(),
@@ -104,6 +105,24 @@ async fn demo_command(cli: &Paths, command: Command) -> Result<()> {
         first,
     );
     Ok(())
+}
+
+/// This binary as the user can call it from where they are: relative to the current folder
+/// when it is below it (`./target/release/sit`), else its full path (regression, issue 26:
+/// the demo's hint named `./target/release/sit` whatever folder it ran from).
+fn this_binary() -> String {
+    match (std::env::current_exe(), std::env::current_dir()) {
+        (Ok(exe), Ok(here)) => binary_as_seen_from(&exe, &here),
+        (Ok(exe), Err(_)) => exe.display().to_string(),
+        _ => "the sit binary".into(),
+    }
+}
+
+fn binary_as_seen_from(exe: &std::path::Path, here: &std::path::Path) -> String {
+    match exe.strip_prefix(here) {
+        Ok(rel) => format!("./{}", rel.display()),
+        Err(_) => exe.display().to_string(),
+    }
 }
 
 /// `sit run`: the oracle as a service, on the providers file.
@@ -505,4 +524,24 @@ async fn probe(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regression (issue 26): the demo's closing hint named `./target/release/sit` whatever
+    /// folder it was run from; it names this binary as it can be called from here.
+    #[test]
+    fn the_demo_hint_names_a_binary_that_exists_from_here() {
+        let named = super::this_binary();
+        assert!(std::path::Path::new(&named).is_file(), "{named}");
+        let exe = std::path::Path::new("/work/repo/target/release/sit");
+        assert_eq!(
+            super::binary_as_seen_from(exe, std::path::Path::new("/work/repo")),
+            "./target/release/sit"
+        );
+        assert_eq!(
+            super::binary_as_seen_from(exe, std::path::Path::new("/tmp/elsewhere")),
+            "/work/repo/target/release/sit"
+        );
+    }
 }
