@@ -6,7 +6,7 @@
 
 use sit::config::Dialect;
 use sit::dialect::sse::SseDecoder;
-use sit::dialect::{StreamState, Usage};
+use sit_core::derive::{StreamState, Usage};
 use std::path::Path;
 
 fn capture(name: &str) -> Vec<u8> {

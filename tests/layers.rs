@@ -192,14 +192,19 @@ fn the_kernel_is_not_re_exported() {
     );
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
-    let globbed: Vec<String> = files
+    let reexports: Vec<String> = files
         .iter()
-        .filter(|f| code(f).contains("pub use sit_core::") && code(f).contains("::*;"))
-        .map(|f| f.display().to_string())
+        .flat_map(|f| {
+            code(f)
+                .lines()
+                .filter(|l| l.trim_start().starts_with("pub use sit_core"))
+                .map(|l| format!("{}: {}", f.display(), l.trim()))
+                .collect::<Vec<_>>()
+        })
         .collect();
     assert!(
-        globbed.is_empty(),
-        "glob re-exports of the kernel: {globbed:?}"
+        reexports.is_empty(),
+        "kernel items re-exported under a second name (use their sit_core paths): {reexports:#?}"
     );
 }
 

@@ -12,11 +12,11 @@ mod common;
 use common::{golden_bundle, store_from};
 
 use sit::audit::bundle::{self, Bundle};
-use sit::config::{PriceEntry, PriceSchedule};
 use sit::publisher::policy::Refusal;
 use sit::publisher::{publish, PublishError, Request};
 use sit_core::fixed::Fixed;
 use sit_core::index::Status;
+use sit_core::price::{PriceEntry, PriceSchedule};
 use sit_core::time::{Date, HOUR_MS};
 use sit_core::versions::Registry;
 

@@ -61,6 +61,7 @@ async fn a_key_never_appears_in_output_records_or_bundles() {
     for key in [
         format!("{}{SECRET}", sit::sim::server::ECHO_KEY_PREFIX),
         format!("{}{SECRET}", sit::sim::server::ECHO_OK_KEY_PREFIX),
+        format!("{}{SECRET}", sit::sim::server::ECHO_WHOLE_KEY_PREFIX),
         format!("sk-sim-ok-{SECRET}"),
     ] {
         let (d, p, key) = (d.clone(), p.clone(), key.clone());
@@ -113,6 +114,16 @@ async fn a_key_never_appears_in_output_records_or_bundles() {
         "{}",
         text(&o)
     );
+    // Regression (issue 26): a record whose answer echoed the key is stored redacted, and its
+    // replay was "not identical" (its figures counted the key's reference tokens). Figures
+    // are now derived from what is stored: every observation replays identically. (The
+    // bundle of a `sit probe` store has no schedule commitment, which the replay reports as
+    // a structural finding of its own.)
+    assert!(
+        !text(&o).contains("OBSERVATION"),
+        "observations not identical: {}",
+        text(&o)
+    );
     outputs.push(text(&o));
 
     // The echo really happened, and was redacted before it was recorded.
@@ -162,6 +173,24 @@ async fn a_key_never_appears_in_output_records_or_bundles() {
             .as_deref()
             .is_some_and(|f| f.contains("<redacted>"))),
         "finish reasons echoed the key"
+    );
+    // The key echoed whole in one event: the body is kept (redacted), and the figures were
+    // derived from it, so the replay above re-derived these records identically.
+    let kept: Vec<_> = echoed
+        .iter()
+        .filter(|o| {
+            o.failure.is_none()
+                && o.evidence.as_ref().is_some_and(|e| {
+                    e.withheld.is_none()
+                        && String::from_utf8_lossy(&e.response().unwrap())
+                            .contains("(key <redacted>)")
+                })
+        })
+        .collect();
+    assert!(
+        kept.len() >= 30,
+        "{} answers kept with the key redacted",
+        kept.len()
     );
     for o in &echoed {
         if o.failure.is_none() {

@@ -19,12 +19,12 @@
 //! - `manifest.json`: blake3 of every other file.
 
 use crate::archive::{Archive, LogEntry};
-use crate::config::PriceSchedule;
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use sit_core::commit::{check_day, Commitment, Reveal};
 use sit_core::index::{compute_day, day_window, DayInput, Determination, Methodology, Status};
 use sit_core::observation::{FailureClass, Observation};
+use sit_core::price::PriceSchedule;
 use sit_core::price::{BookView, PriceBook};
 use sit_core::probes::{Family, Suite};
 use sit_core::record::Publication;

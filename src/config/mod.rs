@@ -41,7 +41,7 @@ impl fmt::Display for Dialect {
     }
 }
 
-pub use sit_core::price::{PriceEntry, PriceSchedule};
+use sit_core::price::{PriceEntry, PriceSchedule};
 
 /// A configured endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -31,7 +31,7 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
-pub use sit_core::derive::{StreamState, Usage};
+use sit_core::derive::{StreamState, Usage};
 
 /// What one event contributed, for timing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

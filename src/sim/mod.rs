@@ -14,8 +14,9 @@ pub mod server;
 pub mod solve;
 pub mod timer;
 
-use crate::config::{Dialect, Endpoint, PriceEntry, PriceSchedule};
+use crate::config::{Dialect, Endpoint};
 use sit_core::fixed::{Pusd, Rate};
+use sit_core::price::{PriceEntry, PriceSchedule};
 use sit_core::rng::Rng;
 use sit_core::time::{Date, HOUR_MS};
 

@@ -42,7 +42,7 @@ pub struct Stats {
 struct Shared {
     provider: SimProvider,
     stats: Stats,
-    schedule: crate::config::PriceSchedule,
+    schedule: sit_core::price::PriceSchedule,
     /// Server-side instants of each streamed answer, when logging is on (benchmarks).
     served: Option<std::sync::Mutex<Vec<Served>>>,
 }
@@ -651,6 +651,12 @@ pub const ECHO_KEY_PREFIX: &str = "sk-sim-echo-";
 /// provider): the secrets test proves none of it is stored or printed.
 pub const ECHO_OK_KEY_PREFIX: &str = "sk-sim-echo-ok-";
 
+/// Keys starting with this are accepted and echoed at the end of the answer in one stream
+/// event (not split across events like [`ECHO_OK_KEY_PREFIX`]'s), so that byte-level
+/// redaction finds it and the record keeps its (redacted) body: the secrets test proves such
+/// a record replays identically.
+pub const ECHO_WHOLE_KEY_PREFIX: &str = "sk-sim-echo-ok-whole-";
+
 /// A wrong answer of the same shape: change the last digit, or alter the text.
 fn corrupt(answer: &str, r: &mut Rng) -> String {
     if let Some(pos) = answer.rfind(|c: char| c.is_ascii_digit()) {
@@ -803,10 +809,24 @@ async fn chat(sh: Arc<Shared>, framing: Framing, headers: &HeaderMap, body: Byte
         .into_response();
     }
 
-    // split the answer into pieces of about one token (4 characters)
+    // split the answer into pieces of about one token (4 characters); a whole-echo key is
+    // sent as one more piece of its own
+    let whole_echo = echo
+        .as_deref()
+        .filter(|k| k.starts_with(ECHO_WHOLE_KEY_PREFIX));
     let pieces: Vec<String> = {
-        let chars: Vec<char> = answer.chars().collect();
-        chars.chunks(4).map(|c| c.iter().collect()).collect()
+        let text = match whole_echo {
+            Some(k) => answer
+                .strip_suffix(&format!(" (key {k})"))
+                .unwrap_or(&answer),
+            None => answer.as_str(),
+        };
+        let chars: Vec<char> = text.chars().collect();
+        let mut v: Vec<String> = chars.chunks(4).map(|c| c.iter().collect()).collect();
+        if let Some(k) = whole_echo {
+            v.push(format!(" (key {k})"));
+        }
+        v
     };
     // The answer as a plan of steps, played by the response body itself: the HTTP connection
     // task wakes straight from the first-token timer and writes, with no task in between.

@@ -22,9 +22,9 @@
 //! and **flushes before returning**: a returned append is durable (sled 0.34 otherwise only
 //! flushes every 500 ms).
 
-use crate::config::{PriceEntry, PriceSchedule};
 use sit_core::observation::Observation;
 use sit_core::price::{BookEntry, PriceBook};
+use sit_core::price::{PriceEntry, PriceSchedule};
 use sit_core::time::Date;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -10,8 +10,9 @@
 
 use crate::config::{ApiKey, Defaults, Endpoint};
 use crate::dialect::sse::SseDecoder;
-use crate::dialect::{ChatRequest, StreamState};
+use crate::dialect::ChatRequest;
 use crate::sys::clock::Clock;
+use sit_core::derive::StreamState;
 use sit_core::index::Methodology;
 use sit_core::observation::{Evidence, Failure, FailureClass, Observation, Timings};
 use sit_core::probes::{Family, Suite, Tier};
@@ -36,7 +37,7 @@ pub enum PreflightError {
     UnsupportedDialect(String, String),
 }
 
-pub use sit_core::derive::{derive, Derived};
+use sit_core::derive::derive;
 
 /// `hay` with every occurrence of `needle` replaced.
 fn replace_bytes(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
@@ -357,13 +358,26 @@ impl Worker {
             (inst.clone(), st.clone(), timings.clone(), price.clone());
         let post = move || {
             let mut raw = raw;
+            let mut st_c = st_c;
             // A provider may echo the key in an error body: evidence never keeps it.
             if let Some(k) = &key_bytes {
-                raw = replace_bytes(
+                let redacted = replace_bytes(
                     &raw,
                     k.as_bytes(),
                     sit_core::observation::REDACTED.as_bytes(),
                 );
+                if redacted != raw {
+                    raw = redacted;
+                    // The figures are derived from what is stored, as a replay derives them:
+                    // the stream read again from the redacted bytes (regression, issue 26:
+                    // the reference tokens of the echoed key were counted, and the replay
+                    // of the stored, redacted text was not identical).
+                    if status.is_some_and(|s| s < 300) {
+                        if let Ok(replayed) = dialect.replay(&raw) {
+                            st_c = replayed;
+                        }
+                    }
+                }
             }
             let d = derive(
                 &inst_c,

@@ -234,7 +234,7 @@ impl AsyncWrite for StampedTcp {
 }
 
 /// Where a received-byte instant came from.
-pub use sit_core::observation::RxClock;
+use sit_core::observation::RxClock;
 
 /// Turns a connection's receive stamps into instants on the exchange's monotonic timeline (ns
 /// since the request was handed over at `t0`).

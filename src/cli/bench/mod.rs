@@ -520,7 +520,7 @@ impl BTreeMapCount {
 pub fn event_overhead_bench(events: usize, repeats: u32) -> String {
     use crate::config::Dialect;
     use crate::dialect::sse::SseDecoder;
-    use crate::dialect::StreamState;
+    use sit_core::derive::StreamState;
     let mut body = String::from("data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"model\":\"m\"}\n\n");
     for i in 0..events {
         body.push_str(&format!(
