@@ -514,3 +514,109 @@ async fn the_responses_dialect_certifies_and_agrees_with_the_server() {
         c["tokens"]["reported_input_all"].as_u64().unwrap()
     );
 }
+
+/// Regression (issue 26): anyone could make the oracle write. `GET
+/// /v1/certify/challenge?key_id=<any 16 hex>` recorded a durable challenge for any key id,
+/// registered or not (5,864 in 5 s from one wrk client). A challenge is now issued only to a
+/// POSTed request signed by the key it names, on time, once, within a rate per key; every
+/// refusal is the API's JSON error, and nothing is written for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_is_written_only_for_a_post_signed_by_the_key_it_names() {
+    use sit::sys::clock::Clock;
+    let dir = tempfile::tempdir().unwrap();
+    let oracle_key = ed25519_dalek::SigningKey::from_bytes(&[21; 32]);
+    let archive = sit::archive::Archive::for_data(&dir.path().join("data"));
+    let server = sit::server::start_with(
+        archive.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        Default::default(),
+        Some(std::sync::Arc::new(
+            sit::certify::challenge::Challenger::new(oracle_key, &archive),
+        )),
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}/v1/certify/challenge", server.addr);
+    let log = archive.root().join("challenges.jsonl");
+    let written = || {
+        std::fs::read_to_string(&log)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let http = reqwest::Client::new();
+    let post = |body: Vec<u8>| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let r = http.post(&url).body(body).send().await.unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            (status, text)
+        }
+    };
+    let code = |body: &str| -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+        v["error"]["code"].as_str().unwrap_or_default().to_string()
+    };
+    // The old way: a GET with any key id. Refused, nothing written.
+    let r = http
+        .get(format!("{url}?key_id=ed25519:0123456789abcdef"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert_eq!(code(&r.text().await.unwrap()), "method_not_allowed");
+    assert_eq!(written(), 0);
+
+    let certifier = ed25519_dalek::SigningKey::from_bytes(&[22; 32]);
+    let now = sit::sys::clock::SystemClock.now_ms();
+    let nonce = |i: u32| format!("{i:032x}");
+    use sit_core::certificate::challenge::request;
+    // Not a request; a request naming another key; a stale one: refused, nothing written.
+    let (s, b) = post(b"{\"key_id\":\"ed25519:0123456789abcdef\"}".to_vec()).await;
+    assert_eq!((s, code(&b)), (400, "bad_request".to_string()), "{b}");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&request(&certifier, now, &nonce(1))).unwrap();
+    v["key_id"] = "ed25519:0123456789abcdef".into();
+    let (s, b) = post(serde_json::to_vec(&v).unwrap()).await;
+    assert_eq!((s, code(&b)), (401, "not_signed".to_string()), "{b}");
+    let (s, b) = post(request(&certifier, now - 3_600_000, &nonce(2))).await;
+    assert_eq!((s, code(&b)), (400, "stale_request".to_string()), "{b}");
+    assert_eq!(written(), 0);
+
+    // A signed request: a challenge for that key, recorded; the same request again: refused.
+    let doc = request(&certifier, now, &nonce(3));
+    let (s, b) = post(doc.clone()).await;
+    assert_eq!(s, 200, "{b}");
+    let c: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(
+        c["certifier"],
+        sit_core::signing::key_id(&certifier.verifying_key())
+    );
+    assert_eq!(written(), 1);
+    let (s, b) = post(doc).await;
+    assert_eq!((s, code(&b)), (409, "replayed".to_string()), "{b}");
+    assert_eq!(written(), 1);
+
+    // At most PER_KEY_PER_HOUR for one key in a clock hour (this one may straddle an hour's
+    // turn: then the key's count starts again, and at most one more is issued).
+    let mut issued = 1;
+    let mut limited = false;
+    for i in 0..sit::certify::challenge::PER_KEY_PER_HOUR + 1 {
+        let (s, b) = post(request(&certifier, now, &nonce(100 + i))).await;
+        match s {
+            200 => issued += 1,
+            429 => {
+                assert_eq!(code(&b), "rate_limited", "{b}");
+                limited = true;
+                break;
+            }
+            _ => panic!("{s}: {b}"),
+        }
+    }
+    assert!(limited, "no rate limit after {issued} challenges");
+    assert!(issued <= sit::certify::challenge::PER_KEY_PER_HOUR as usize + 1);
+    assert_eq!(written(), issued);
+    server.shutdown().await.unwrap();
+}

@@ -68,14 +68,25 @@ enum CertifyTarget {
     },
 }
 
-/// GET `{base}/v1/certify/challenge?key_id=...`: the oracle's signed challenge, as its bytes.
-async fn draw_challenge(base: &str, key_id: &str) -> Result<String> {
-    let url = format!(
-        "{}/v1/certify/challenge?key_id={key_id}",
-        base.trim_end_matches('/')
-    );
+/// POST `{base}/v1/certify/challenge` with a request signed by the certifier's key: the
+/// oracle's signed challenge, as its bytes.
+async fn draw_challenge(base: &str, certifier: &ed25519_dalek::SigningKey) -> Result<String> {
+    let url = format!("{}/v1/certify/challenge", base.trim_end_matches('/'));
     let fail = |e: String| Error::Failed(format!("cannot draw a challenge from {base}: {e}"));
-    let r = reqwest::get(&url).await.map_err(|e| fail(e.to_string()))?;
+    let mut nonce = [0u8; 16];
+    getrandom::getrandom(&mut nonce).map_err(|e| fail(e.to_string()))?;
+    let request = sit_core::certificate::challenge::request(
+        certifier,
+        SystemClock.now_ms(),
+        &sit_core::signing::hex(&nonce),
+    );
+    let r = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(request)
+        .send()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
     let status = r.status();
     let body = r.text().await.map_err(|e| fail(e.to_string()))?;
     if !status.is_success() {
@@ -148,9 +159,7 @@ async fn certify(
     // The oracle's challenge fixes the seed (and the oracle records that this key drew it);
     // otherwise the seed is the certifier's own and the certificate says so.
     let challenge = match &challenge_url {
-        Some(url) => {
-            Some(draw_challenge(url, &sit_core::signing::key_id(&sk.verifying_key())).await?)
-        }
+        Some(url) => Some(draw_challenge(url, &sk).await?),
         None => None,
     };
     let seed = match (&challenge, seed) {

@@ -322,7 +322,8 @@ pub enum Command {
         #[command(flatten)]
         limits: LimitArgs,
         /// The oracle's signing key: enables certification challenges
-        /// (`/v1/certify/challenge`), each recorded before it is issued.
+        /// (`POST /v1/certify/challenge`, a request signed by the certifier's key), each
+        /// recorded before it is issued.
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
     },

@@ -13,7 +13,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::Uri;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use sit_core::index::Methodology;
@@ -494,20 +494,75 @@ async fn commitments(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
     )
 }
 
-/// `GET /v1/certify/challenge?key_id=K`: a fresh signed challenge for certifier key `K`,
-/// recorded before it is returned. `GET /v1/certify/challenges?key_id=K`: every challenge that
-/// key drew.
-async fn challenge(State(st): State<Arc<AppState>>, uri: Uri, RawQuery(q): RawQuery) -> Response {
-    let list = uri.path().ends_with("/challenges");
+/// `POST /v1/certify/challenge` with a certifier's signed request
+/// ([`sit_core::certificate::challenge::ChallengeRequest`]): a fresh signed challenge for its
+/// key, recorded before it is returned. `GET /v1/certify/challenges?key_id=K`: every challenge
+/// that key drew (read-only).
+async fn challenge(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
+    use crate::certify::challenge::IssueError;
+    use sit_core::certificate::challenge::RequestError;
+    let r = (|| {
+        let Some(c) = &st.challenger else {
+            return Err(no_challenger());
+        };
+        let doc = c.issue_for(&body, SystemClock.now_ms()).map_err(|e| {
+            let (status, code, hint) = match &e {
+                IssueError::Request(RequestError::Malformed(_)) => (
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "POST a challenge request signed with the certifier's key (schema sit-challenge-request/1); sit certify --challenge does",
+                ),
+                IssueError::Request(RequestError::Signature(_)) => (
+                    StatusCode::UNAUTHORIZED,
+                    "not_signed",
+                    "sign the request with the key whose id and public key it names",
+                ),
+                IssueError::Request(RequestError::Stale { .. }) => (
+                    StatusCode::BAD_REQUEST,
+                    "stale_request",
+                    "set requested_at to the current UTC time (check the certifier's clock)",
+                ),
+                IssueError::Replayed(_) => (
+                    StatusCode::CONFLICT,
+                    "replayed",
+                    "sign a new request with a fresh nonce",
+                ),
+                IssueError::KeyRate { .. } | IssueError::Rate => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "draw again in the next clock hour",
+                ),
+                IssueError::Io(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "retry later"),
+            };
+            ApiError::new(status, code, e.to_string(), hint)
+        })?;
+        Ok((
+            [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            doc,
+        )
+            .into_response())
+    })();
+    done(
+        &st,
+        Route::Challenge,
+        r.unwrap_or_else(IntoResponse::into_response),
+    )
+}
+
+fn no_challenger() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "this server issues no certification challenges".into(),
+        "the oracle issues them when it runs with its key (sit run --serve, or sit serve --key FILE)",
+    )
+}
+
+async fn challenges(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
     let r = (|| {
         let q = query(q, &["key_id"])?;
         let Some(c) = &st.challenger else {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "this server issues no certification challenges".into(),
-                "the oracle issues them when it runs with its key (sit run --serve, or sit serve --key FILE)",
-            ));
+            return Err(no_challenger());
         };
         let key_id = q.get("key_id").cloned().unwrap_or_default();
         let ok = key_id.strip_prefix("ed25519:").is_some_and(|h| {
@@ -519,30 +574,21 @@ async fn challenge(State(st): State<Arc<AppState>>, uri: Uri, RawQuery(q): RawQu
                 "bad_query",
                 "key_id must be the certifier's key id, ed25519: and 16 lower-case hex digits"
                     .into(),
-                "sit keys generate prints it; sit certify --challenge sends it",
+                "sit keys generate prints it",
             ));
         }
-        let json = [(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
-        if list {
-            let drawn: Vec<serde_json::Value> = c
-                .issued()
-                .iter()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .filter(|v| v["certifier"] == key_id.as_str())
-                .collect();
-            let body =
-                serde_json::json!({"key_id": key_id, "count": drawn.len(), "challenges": drawn});
-            return Ok((json, body.to_string()).into_response());
-        }
-        let doc = c.issue(&key_id, SystemClock.now_ms()).map_err(|e| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                format!("cannot record the challenge: {e}"),
-                "retry later",
-            )
-        })?;
-        Ok((json, doc).into_response())
+        let drawn: Vec<serde_json::Value> = c
+            .issued()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["certifier"] == key_id.as_str())
+            .collect();
+        let body = serde_json::json!({"key_id": key_id, "count": drawn.len(), "challenges": drawn});
+        Ok((
+            [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            body.to_string(),
+        )
+            .into_response())
     })();
     done(
         &st,
@@ -686,18 +732,26 @@ async fn not_found(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
     done(&st, Route::NotFound, r)
 }
 
-async fn method_not_allowed(State(st): State<Arc<AppState>>) -> Response {
+async fn method_not_allowed(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
+    // The one route that writes takes only POST; every other is read-only.
+    let (message, hint, allow) = if uri.path() == "/v1/certify/challenge" {
+        (
+            "a challenge is issued only to a POSTed request signed by the certifier's key",
+            "POST a sit-challenge-request/1 document (sit certify --challenge does)",
+            "POST",
+        )
+    } else {
+        ("this API is read-only", "use GET (or HEAD)", "GET, HEAD")
+    };
     let mut r = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        "this API is read-only".into(),
-        "use GET (or HEAD)",
+        message.into(),
+        hint,
     )
     .into_response();
-    r.headers_mut().insert(
-        axum::http::header::ALLOW,
-        HeaderValue::from_static("GET, HEAD"),
-    );
+    r.headers_mut()
+        .insert(axum::http::header::ALLOW, HeaderValue::from_static(allow));
     done(&st, Route::MethodNotAllowed, r)
 }
 
@@ -712,8 +766,8 @@ pub(super) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/keys", get(keys_handler))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/commitments/{date}", get(commitments))
-        .route("/v1/certify/challenge", get(challenge))
-        .route("/v1/certify/challenges", get(challenge))
+        .route("/v1/certify/challenge", post(challenge))
+        .route("/v1/certify/challenges", get(challenges))
         .route("/v1/index/{tier}", get(history))
         .route("/v1/index/{tier}/latest", get(latest))
         .route("/v1/index/{tier}/{date}", get(by_date))
