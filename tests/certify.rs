@@ -203,6 +203,13 @@ async fn certify_verdicts_flags_and_server_agreement_on_the_simulator() {
     assert!(!v.status.success(), "{}", text(&v));
     assert!(text(&v).contains("not the canonical form"), "{}", text(&v));
     assert!(fx.dir.join("sim-good.md").exists() && fx.dir.join("sim-good.html").exists());
+    // Regression (issue 26): the reports never said whether the seed was self-chosen or drawn
+    // from the oracle.
+    let md = std::fs::read_to_string(fx.dir.join("sim-good.md")).unwrap();
+    assert!(
+        md.contains("- Seeding: self-seeded: the certifier chose the seed 000000000000002a"),
+        "{md}"
+    );
     let html = std::fs::read_to_string(fx.dir.join("sim-good.html")).unwrap();
     assert!(html.contains("<svg") && !html.contains("<script"));
     // What the certificate counted is what the server saw and billed.
@@ -395,6 +402,8 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
     assert_exit_follows_the_verdict(&o, &out);
     let c = json(&out);
     assert_eq!(c["seeding"], "oracle challenge");
+    let md = std::fs::read_to_string(out.with_extension("md")).unwrap();
+    assert!(md.contains("- Seeding: oracle challenge: the seed"), "{md}");
     let doc = c["challenge"].as_str().unwrap().to_string();
     let seed = sit_core::certificate::challenge::seed_of(doc.as_bytes()).unwrap();
     assert_eq!(c["window"]["seed"], format!("{seed:016x}"));
@@ -619,4 +628,70 @@ async fn a_challenge_is_written_only_for_a_post_signed_by_the_key_it_names() {
     assert!(issued <= sit::certify::challenge::PER_KEY_PER_HOUR as usize + 1);
     assert_eq!(written(), issued);
     server.shutdown().await.unwrap();
+}
+
+/// Regression (issue 26): a certificate of an endpoint given with `--base-url` was always
+/// named "direct". `--name` names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_url_certificate_takes_the_name_given() {
+    let fx = Fixture::new().await;
+    let cfg = sit::config::load(&fx.providers).unwrap();
+    let e = cfg.endpoint("sim-good").unwrap().clone();
+    let out = fx.dir.join("named.json");
+    let args = vec![
+        "certify".to_string(),
+        "--base-url".into(),
+        e.base_url.clone(),
+        "--dialect".into(),
+        e.dialect.to_string(),
+        "--model".into(),
+        e.model.clone(),
+        "--name".into(),
+        "my-gateway-eu".into(),
+        "--tier".into(),
+        "t1".into(),
+        "--attempts".into(),
+        "10".into(),
+        "--seed".into(),
+        "7".into(),
+        "--key".into(),
+        fx.key.to_str().unwrap().to_string(),
+        "--out".into(),
+        out.to_str().unwrap().to_string(),
+    ];
+    let o = tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        sit(&a)
+    })
+    .await
+    .unwrap();
+    assert_exit_follows_the_verdict(&o, &out);
+    assert_eq!(
+        json(&out)["endpoint"]["id"],
+        "my-gateway-eu",
+        "{}",
+        text(&o)
+    );
+    // a name that is not an endpoint id is refused before anything runs
+    let o = sit(&[
+        "certify",
+        "--base-url",
+        &e.base_url,
+        "--dialect",
+        "openai",
+        "--model",
+        "m",
+        "--name",
+        "Not A Name",
+        "--key",
+        fx.key.to_str().unwrap(),
+        "--out",
+        fx.dir.join("bad.json").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("is not a valid endpoint id"),
+        "{}",
+        text(&o)
+    );
 }

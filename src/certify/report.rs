@@ -35,8 +35,15 @@ fn row(p: &Percentiles) -> String {
     )
 }
 
-/// The Markdown report.
-pub fn markdown(ep: &EndpointInfo, f: &Figures, window: (&str, &str), status: &Status) -> String {
+/// The Markdown report. `seeding` says how the probes' master seed was chosen (self-seeded,
+/// or drawn from the oracle's challenge), in a sentence.
+pub fn markdown(
+    ep: &EndpointInfo,
+    f: &Figures,
+    window: (&str, &str),
+    status: &Status,
+    seeding: &str,
+) -> String {
     let mut s = String::new();
     match status {
         Status::Certified { key_id, file } => s.push_str(&format!(
@@ -54,7 +61,7 @@ pub fn markdown(ep: &EndpointInfo, f: &Figures, window: (&str, &str), status: &S
         .map(|(m, n)| format!("`{m}` ({n})"))
         .collect();
     s.push_str(&format!(
-        "- Endpoint: `{}` ({}), {} dialect, model requested `{}`, returned {}\n- Window: {} to {}\n- Attempts: {}\n\n",
+        "- Endpoint: `{}` ({}), {} dialect, model requested `{}`, returned {}\n- Window: {} to {}\n- Attempts: {}\n- Seeding: {}\n\n",
         ep.base_url,
         ep.provider,
         ep.dialect,
@@ -62,7 +69,8 @@ pub fn markdown(ep: &EndpointInfo, f: &Figures, window: (&str, &str), status: &S
         if models.is_empty() { "none".into() } else { models.join(", ") },
         window.0,
         window.1,
-        f.attempts
+        f.attempts,
+        seeding
     ));
     s.push_str("## Verdict per tier\n\n| tier | verdict | pass rate | 95% lower bound | threshold | availability | p90 TTFT | p90 end-to-end |\n|---|---|---|---|---|---|---|---|\n");
     for t in &f.tiers {
@@ -237,9 +245,10 @@ pub fn html(
     f: &Figures,
     window: (&str, &str),
     status: &Status,
+    seeding: &str,
     obs: &[Observation],
 ) -> String {
-    let md = markdown(ep, f, window, status);
+    let md = markdown(ep, f, window, status, seeding);
     let mut charts = String::new();
     for t in &f.tiers {
         let these: Vec<&Observation> = obs

@@ -17,6 +17,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             dialect,
             model,
             api_key_env,
+            name,
             tier,
             attempts,
             key,
@@ -28,6 +29,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             let target = match (endpoint, base_url) {
                 (Some(id), _) => CertifyTarget::Configured(id),
                 (None, Some(url)) => CertifyTarget::Direct {
+                    name,
                     url,
                     dialect: dialect.unwrap_or_default(),
                     model: model.unwrap_or_default(),
@@ -61,6 +63,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
 enum CertifyTarget {
     Configured(String),
     Direct {
+        name: String,
         url: String,
         dialect: String,
         model: String,
@@ -138,13 +141,14 @@ async fn certify(
             (cfg.defaults.clone(), e)
         }
         CertifyTarget::Direct {
+            name,
             url,
             dialect,
             model,
             api_key_env,
         } => (
             config::Defaults::default(),
-            config::direct_endpoint(&url, &dialect, &model, api_key_env.as_deref())?,
+            config::direct_endpoint(&name, &url, &dialect, &model, api_key_env.as_deref())?,
         ),
     };
     if !endpoint.dialect.supported() {
@@ -219,6 +223,23 @@ async fn certify(
     let run = certify::run(&worker, ep, &plan, &pb, stop).await?;
     pb.finish_and_clear();
     let window = (run.started_at.as_str(), run.finished_at.as_str());
+    // How the seed was chosen, for the reports (the certificate states it as `seeding`).
+    let seeding = match &plan.challenge {
+        Some(doc) => {
+            let c: serde_json::Value = serde_json::from_str(doc).unwrap_or_default();
+            format!(
+                "oracle challenge: the seed {:016x} derives from challenge {} the oracle `{}` signed for this key (issued {}); `sit verify-cert --oracle-key` checks it",
+                plan.seed,
+                c["sequence"],
+                c["key_id"].as_str().unwrap_or("?"),
+                c["issued_at"].as_str().unwrap_or("?")
+            )
+        }
+        None => format!(
+            "self-seeded: the certifier chose the seed {:016x} (and could have run until it liked the result); `--challenge URL` draws it from the oracle",
+            plan.seed
+        ),
+    };
     let with_ext = |ext: &str| out.with_extension(ext);
     let write = |p: &std::path::Path, bytes: &[u8]| {
         std::fs::write(p, bytes)
@@ -233,10 +254,13 @@ async fn certify(
         };
         let md = with_ext("partial.md");
         let html = with_ext("partial.html");
-        write(&md, report::markdown(&info, &f, window, &status).as_bytes())?;
+        write(
+            &md,
+            report::markdown(&info, &f, window, &status, &seeding).as_bytes(),
+        )?;
         write(
             &html,
-            report::html(&info, &f, window, &status, &run.observations).as_bytes(),
+            report::html(&info, &f, window, &status, &seeding, &run.observations).as_bytes(),
         )?;
         eprintln!(
             "interrupted after {} of {} attempts: no certificate issued; partial report (marked INCOMPLETE) in {} and {}",
@@ -257,11 +281,19 @@ async fn certify(
     let f = &cert.figures;
     write(
         &with_ext("md"),
-        report::markdown(&cert.endpoint, f, window, &status).as_bytes(),
+        report::markdown(&cert.endpoint, f, window, &status, &seeding).as_bytes(),
     )?;
     write(
         &with_ext("html"),
-        report::html(&cert.endpoint, f, window, &status, &run.observations).as_bytes(),
+        report::html(
+            &cert.endpoint,
+            f,
+            window,
+            &status,
+            &seeding,
+            &run.observations,
+        )
+        .as_bytes(),
     )?;
     for t in &f.tiers {
         println!(

@@ -361,6 +361,15 @@ pub enum Command {
         /// Environment variable holding the API key (with --base-url).
         #[arg(long, value_name = "VAR")]
         api_key_env: Option<String>,
+        /// The endpoint's id in the certificate and reports (with --base-url): 1-64 lower-case
+        /// letters, digits, '.', '_' or '-'.
+        #[arg(
+            long,
+            value_name = "ID",
+            default_value = "direct",
+            conflicts_with = "endpoint"
+        )]
+        name: String,
         /// t1, t2, t3 or all.
         #[arg(long, default_value = "all")]
         tier: String,

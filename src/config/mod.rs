@@ -346,6 +346,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// An endpoint given on the command line (`sit certify --base-url ...`), validated by the same
 /// rules as providers.toml. It carries a zero price: certification measures, it does not cost.
 pub fn direct_endpoint(
+    id: &str,
     base_url: &str,
     dialect: &str,
     model: &str,
@@ -354,7 +355,8 @@ pub fn direct_endpoint(
     // JSON string literals are valid TOML basic strings.
     let q = |s: &str| serde_json::to_string(s).expect("a string serialises");
     let mut t = format!(
-        "[[endpoints]]\nid = \"direct\"\nprovider = \"direct\"\nmodel = {}\ndialect = {}\nbase_url = {}\nregion = \"unknown\"\n",
+        "[[endpoints]]\nid = {}\nprovider = \"direct\"\nmodel = {}\ndialect = {}\nbase_url = {}\nregion = \"unknown\"\n",
+        q(id),
         q(model),
         q(dialect),
         q(base_url)
@@ -364,7 +366,7 @@ pub fn direct_endpoint(
     }
     t.push_str("\n[[endpoints.prices]]\neffective_from = \"1970-01-01T00:00:00Z\"\ninput = \"0\"\noutput = \"0\"\n");
     let mut c = parse(
-        "command line (--base-url, --dialect, --model, --api-key-env)",
+        "command line (--name, --base-url, --dialect, --model, --api-key-env)",
         &t,
     )?;
     Ok(c.endpoints.remove(0))
