@@ -151,6 +151,25 @@ fn assert_exit_follows_the_verdict(o: &Output, cert: &Path) {
     assert_eq!(o.status.code(), Some(want), "{}", text(o));
 }
 
+/// An oracle serving `archive` on 127.0.0.1:0 that issues certification challenges signed
+/// with `key`.
+async fn oracle(
+    archive: &sit::archive::Archive,
+    key: ed25519_dalek::SigningKey,
+) -> sit::server::Running {
+    sit::server::start_with(
+        archive.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        Default::default(),
+        Some(std::sync::Arc::new(
+            sit::certify::challenge::Challenger::new(key, archive),
+        )),
+    )
+    .await
+    .unwrap()
+}
+
 fn json(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
@@ -383,17 +402,7 @@ async fn a_challenge_seeded_certificate_is_checked_against_the_oracle() {
     let oracle_key =
         sit::archive::keys::load_signing(&oracle_dir.join("keys/signing-key.pem")).unwrap();
     let archive = sit::archive::Archive::for_data(&oracle_dir.join("data"));
-    let server = sit::server::start_with(
-        archive.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        None,
-        Default::default(),
-        Some(std::sync::Arc::new(
-            sit::certify::challenge::Challenger::new(oracle_key, &archive),
-        )),
-    )
-    .await
-    .unwrap();
+    let server = oracle(&archive, oracle_key).await;
     let url = format!("http://{}", server.addr);
 
     let (o, out) = fx
@@ -535,17 +544,7 @@ async fn a_challenge_is_written_only_for_a_post_signed_by_the_key_it_names() {
     let dir = tempfile::tempdir().unwrap();
     let oracle_key = ed25519_dalek::SigningKey::from_bytes(&[21; 32]);
     let archive = sit::archive::Archive::for_data(&dir.path().join("data"));
-    let server = sit::server::start_with(
-        archive.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        None,
-        Default::default(),
-        Some(std::sync::Arc::new(
-            sit::certify::challenge::Challenger::new(oracle_key, &archive),
-        )),
-    )
-    .await
-    .unwrap();
+    let server = oracle(&archive, oracle_key).await;
     let url = format!("http://{}/v1/certify/challenge", server.addr);
     let log = archive.root().join("challenges.jsonl");
     let written = || {

@@ -120,6 +120,31 @@ fn code(body: &str) -> String {
     v["error"]["code"].as_str().unwrap_or_default().to_string()
 }
 
+/// `n` attackers: half send a partial request line and stall, half connect and say nothing.
+fn attackers(addr: &str, n: usize) -> Vec<TcpStream> {
+    let mut hold = Vec::new();
+    for i in 0..n {
+        let Ok(mut c) = TcpStream::connect(addr) else {
+            continue;
+        };
+        if i % 2 == 0 {
+            let _ = c.write_all(b"GET /v1/tiers HTTP/1.1\r\nX-Slow: ");
+        }
+        hold.push(c);
+    }
+    hold
+}
+
+/// Normal clients are served, promptly, while attackers hold their sockets.
+fn twenty_requests_are_served_promptly(addr: &str) {
+    let t0 = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(get(addr, "/v1/tiers").0, 200);
+    }
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(8), "20 requests took {took:?}");
+}
+
 #[test]
 fn errors_before_routing_carry_the_json_error_body() {
     let s = server();
@@ -162,24 +187,9 @@ fn slow_and_idle_sockets_past_the_fd_limit_do_not_stop_normal_requests() {
     let s = server();
     // 400 attackers against a 256-descriptor process capped at 200 connections: half send a
     // partial request line and stall, half connect and say nothing.
-    let mut hold = Vec::new();
-    for i in 0..400 {
-        let Ok(mut c) = TcpStream::connect(&s.addr) else {
-            continue;
-        };
-        if i % 2 == 0 {
-            let _ = c.write_all(b"GET /v1/tiers HTTP/1.1\r\nX-Slow: ");
-        }
-        hold.push(c);
-    }
+    let mut hold = attackers(&s.addr, 400);
     // Normal clients are served, promptly, while the attackers hold their sockets.
-    let t0 = Instant::now();
-    for _ in 0..20 {
-        let (st, _) = get(&s.addr, "/v1/tiers");
-        assert_eq!(st, 200);
-    }
-    let took = t0.elapsed();
-    assert!(took < Duration::from_secs(8), "20 requests took {took:?}");
+    twenty_requests_are_served_promptly(&s.addr);
     // The server closes what it holds of them within its timeouts: a held socket reads the
     // end of the stream (or a reset) instead of hanging.
     let c = hold.last_mut().unwrap();
@@ -301,22 +311,8 @@ fn idle_sockets_at_the_default_cap_under_a_256_descriptor_limit_do_not_stop_norm
         "{:?}",
         s.log
     );
-    let mut hold = Vec::new();
-    for i in 0..400 {
-        let Ok(mut c) = TcpStream::connect(&s.addr) else {
-            continue;
-        };
-        if i % 2 == 0 {
-            let _ = c.write_all(b"GET /v1/tiers HTTP/1.1\r\nX-Slow: ");
-        }
-        hold.push(c);
-    }
-    let t0 = Instant::now();
-    for _ in 0..20 {
-        assert_eq!(get(&s.addr, "/v1/tiers").0, 200);
-    }
-    let took = t0.elapsed();
-    assert!(took < Duration::from_secs(8), "20 requests took {took:?}");
+    let hold = attackers(&s.addr, 400);
+    twenty_requests_are_served_promptly(&s.addr);
     drop(hold);
 }
 

@@ -134,16 +134,29 @@ pub fn append_line(path: &Path, line: &[u8]) -> io::Result<()> {
         .write(true)
         .truncate(false)
         .open(path)?;
-    let mut existing = Vec::new();
-    log.read_to_end(&mut existing)?;
-    let keep = existing
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map(|i| i + 1)
-        .unwrap_or(0) as u64;
-    if keep != existing.len() as u64 {
+    // Only the last byte is read when the log is whole (the common case): the whole log is
+    // read only after a crash left a torn line, to find where it starts.
+    let len = log.metadata()?.len();
+    let whole = len == 0 || {
+        let mut last = [0u8; 1];
+        log.seek(SeekFrom::Start(len - 1))?;
+        log.read_exact(&mut last)?;
+        last[0] == b'\n'
+    };
+    let keep = if whole {
+        len
+    } else {
+        let mut existing = Vec::new();
+        log.seek(SeekFrom::Start(0))?;
+        log.read_to_end(&mut existing)?;
+        let keep = existing
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map(|i| i + 1)
+            .unwrap_or(0) as u64;
         log.set_len(keep)?;
-    }
+        keep
+    };
     log.seek(SeekFrom::Start(keep))?;
     let mut bytes = Vec::with_capacity(line.len() + 1);
     bytes.extend_from_slice(line);
