@@ -399,18 +399,39 @@ mod tests {
         ] {
             assert!(!looks_like_key(part), "{part} taken for a key");
         }
+        // Key-shaped strings are made at run time: no key-like literal sits in the source.
         for key in [
-            "sk-proj-AbCdEf0123456789XyZ",
-            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
-            "xai-Zk9Qm2Lp7Rt4Vx8Bn3Cd6Fg1Hj5Kl0Mz",
-            "gsk_8fK2mQ9pL4rT7vX1bN6cD3gH5jS0wE2y",
-            "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY",
-            "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
-            "key-3ax6xnjp29jd6fds4gc373sgvjxteol0",
-            "Zx9aB8cD7eF6gH5iJ4kL3mN2oP1qR0sTuV",
+            fake_key("sk-proj-", 24, true),
+            fake_key("sk_live_", 24, true),
+            fake_key("xai-", 40, true),
+            fake_key("gsk_", 32, true),
+            fake_key("AIza", 35, true),
+            fake_key("ghp_", 36, true),
+            fake_key("key-", 32, false),
+            fake_key("", 34, true),
         ] {
-            assert!(looks_like_key(key), "{key} not taken for a key");
+            assert!(looks_like_key(&key), "{key} not taken for a key");
         }
+    }
+
+    /// `prefix` then `n` pseudo-random characters: upper and lower case and digits (`mixed`),
+    /// else lower case and digits, as the providers' keys are.
+    fn fake_key(prefix: &str, n: usize, mixed: bool) -> String {
+        let alphabet: &[u8] = if mixed {
+            b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz0123456789"
+        } else {
+            b"abcdefghijkmnopqrstuvwxyz0123456789"
+        };
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ n as u64;
+        let body: String = (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                alphabet[(x % alphabet.len() as u64) as usize] as char
+            })
+            .collect();
+        format!("{prefix}{body}")
     }
 
     const GOOD: &str = r#"
