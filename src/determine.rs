@@ -54,7 +54,11 @@ pub fn day_rows(
         .collect::<Result<Vec<_>, _>>()?;
     let view = if m.costs_at_determination {
         let book = store.book()?;
-        Some(BookView::new(&book, book.version_at(prices_as_of_ms)))
+        Some(BookView::for_window(
+            &book,
+            book.version_at(prices_as_of_ms),
+            window,
+        ))
     } else {
         None
     };

@@ -118,6 +118,38 @@ fn bundle_exported_from_a_live_store_replays_identically() {
     let o = verify(&elsewhere);
     assert!(o.status.success(), "{}", text(&o));
 
+    // The bundle carries the part of the price book the day needs, not the whole book: each
+    // record commits to its window's excerpt, and an altered excerpt is named by replay.
+    assert!(!elsewhere.join("price-book.json").exists());
+    let ex_path = elsewhere.join("price-excerpt.json");
+    let mut ex: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&ex_path).unwrap()).unwrap();
+    for t in ["t1", "t2", "t3"] {
+        let v: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(elsewhere.join(format!("determinations/{t}.v1.json"))).unwrap(),
+        )
+        .unwrap();
+        assert!(v["prices"]["excerpt"].is_string(), "{t}: {}", v["prices"]);
+    }
+    let tampered = t.path().join("tampered/bundle");
+    copy_dir(&elsewhere, &tampered);
+    for e in ex["entries"].as_array_mut().unwrap() {
+        e["source"] = "a price page that never said this".into();
+    }
+    let bytes = serde_json::to_vec_pretty(&ex).unwrap();
+    std::fs::write(tampered.join("price-excerpt.json"), &bytes).unwrap();
+    let mf = tampered.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mf).unwrap()).unwrap();
+    m["files"]["price-excerpt.json"] = serde_json::json!(blake3::hash(&bytes).to_hex().to_string());
+    std::fs::write(&mf, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let o = replay(&tampered);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("an entry the day needs is missing or altered"),
+        "{}",
+        text(&o)
+    );
+
     // A record whose stated starting level does not follow from the previous record, signed
     // by the publisher's own key (the manifest updated too): named by verify, and replay is
     // no longer identical although the record recomputes from its own (wrong) link.

@@ -6,9 +6,16 @@
 //!   contiguous run of sequence numbers that covers the day and its trailing eligibility
 //!   window, each with its raw evidence (request sent, response bytes compressed);
 //! - `chain.json`: the hash the first record links to, and the last record's hash;
-//! - `prices.json`: the price schedule of every endpoint in the records (as the book stands);
-//! - `price-book.json` (methodology 1.4.0 and later): the price book, every version of every
-//!   schedule with when it was recorded; each determination names the version it costed from;
+//! - `prices.json`: the price schedule of every endpoint in the records (as the book stands),
+//!   from the entry in force when the bundle's first record was made (the whole schedule in
+//!   bundles made before 2026-12-07);
+//! - `price-excerpt.json` (methodology 1.4.0 and later, records that commit to an excerpt):
+//!   the entries of the price book that any lookup of the bundle's records and
+//!   determinations uses ([`sit_core::price::PriceExcerpt`]), with what they cover; each
+//!   determination names the book version it costed from and the hash of its window's
+//!   excerpt, which replay recomputes from this file, so a missing or altered entry is found;
+//! - `price-book.json` (instead, for days whose records name no excerpt): the whole price
+//!   book, every version of every schedule with when it was recorded;
 //! - `suite.toml`, `suite.json`: the probe suite and its hash;
 //! - `methodology.json`: the index parameters and their hash;
 //! - `commitments/`: the schedule-seed commitment and reveal of the day (and the day before);
@@ -25,7 +32,7 @@ use sit_core::commit::{check_day, Commitment, Reveal};
 use sit_core::index::{compute_day, day_window, DayInput, Determination, Methodology, Status};
 use sit_core::observation::{FailureClass, Observation};
 use sit_core::price::PriceSchedule;
-use sit_core::price::{BookView, PriceBook};
+use sit_core::price::{BookView, Cover, PriceBook, PriceExcerpt};
 use sit_core::probes::{Family, Suite};
 use sit_core::record::Publication;
 use sit_core::time::{format_utc_ms, Date, DAY_MS, HOUR_MS};
@@ -114,40 +121,47 @@ pub fn export(
         .map_err(|e| AuditError::Bundle(e.to_string()))?;
     let (m, suite) = day_versions(store, archive, &entries, versions, date)?;
     let (from, to) = day_window(&m, date);
-    let mut all: Vec<(u64, [u8; 32], Observation)> = Vec::new();
-    for r in store.scan(i64::MIN / 2, i64::MAX / 2) {
-        let s = r?;
-        all.push((s.obs.seq, s.hash, s.obs));
-    }
-    all.sort_by_key(|r| r.0);
     // The window, plus the first hour after the day: a probe scheduled in the day's last
     // seconds may be sent just after midnight on a loaded machine, and the commitment check
     // needs it to account for every scheduled probe (the determination's inputs stay the
-    // window's; replay filters them).
-    let in_window: Vec<u64> = all
-        .iter()
-        .filter(|r| r.2.at_ms >= from && r.2.at_ms < to + HOUR_MS)
-        .map(|r| r.0)
-        .collect();
-    let (Some(&lo), Some(&hi)) = (in_window.iter().min(), in_window.iter().max()) else {
+    // window's; replay filters them). The bundle holds the contiguous run of seqs that
+    // covers them (with whatever else was stored in between, such as a late vantage's
+    // records), read by seq: the export reads the run, never the whole store.
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    for r in store.scan_raw(from, to + HOUR_MS) {
+        let r = r?;
+        lo = lo.min(r.seq);
+        hi = hi.max(r.seq);
+    }
+    if lo > hi {
         return Err(AuditError::Bundle(format!(
             "no observations stored for {date} or its trailing window"
         )));
-    };
-    let run: Vec<&(u64, [u8; 32], Observation)> =
-        all.iter().filter(|r| r.0 >= lo && r.0 <= hi).collect();
-    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    }
+    let mut run: Vec<(u64, [u8; 32], Observation)> = Vec::new();
     let mut lines = Vec::new();
-    for (seq, hash, o) in &run {
-        let bytes = serde_json::to_vec(o).expect("observation serialises");
-        if blake3::hash(&bytes).as_bytes() != hash {
+    for raw in store.records_by_seq(lo, hi)? {
+        let (seq, hash) = (raw.seq, raw.hash);
+        let bytes = raw.bytes().to_vec();
+        let o = raw.parse()?.obs;
+        if blake3::hash(&bytes).as_bytes() != &hash
+            || serde_json::to_vec(&o).expect("observation serialises") != bytes
+        {
             return Err(AuditError::Bundle(format!(
                 "stored record seq {seq} does not re-serialise to its hashed bytes"
             )));
         }
         lines.extend_from_slice(&bytes);
         lines.push(b'\n');
+        run.push((seq, hash, o));
     }
+    if run.len() as u64 != hi - lo + 1 {
+        return Err(AuditError::Bundle(format!(
+            "the store holds {} of the records seq {lo}..={hi}: the chain has a gap",
+            run.len()
+        )));
+    }
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     files.insert("observations.jsonl".into(), lines);
     let mut anchors = BTreeMap::new();
     let mut heads = BTreeMap::new();
@@ -165,21 +179,70 @@ pub fn export(
     };
     let json = |v: &dyn erased::Ser| v.pretty();
     files.insert("chain.json".into(), json(&chain));
-    // the book read once: each endpoint's schedule as it stands, and the book itself
+    // The book read once. What of it the bundle carries: when every record of the day
+    // commits to its window's excerpt (and every observation names its book version), the
+    // entries any lookup of the bundle needs; otherwise the whole book, as before.
     let book = store.book()?;
+    let mut used: Vec<sit_core::index::PricesUsed> = Vec::new();
+    for e in entries.iter().filter(|e| e.date == date) {
+        let bytes = archive
+            .read(e)
+            .map_err(|x| AuditError::Bundle(x.to_string()))?;
+        let p = sit_core::record::parse(&bytes)
+            .map_err(|x| AuditError::Bundle(format!("{}: {x}", e.file)))?;
+        used.extend(p.determination.prices);
+    }
+    let versions_of = |o: &Observation| o.price_version.unwrap_or_else(|| book.version_at(o.at_ms));
+    let cover = Cover {
+        from_ms: run
+            .iter()
+            .map(|r| r.2.at_ms)
+            .min()
+            .unwrap_or(from)
+            .min(from),
+        to_ms: run
+            .iter()
+            .map(|r| r.2.at_ms + 1)
+            .max()
+            .unwrap_or(to)
+            .max(to),
+        min_version: run
+            .iter()
+            .map(|r| versions_of(&r.2))
+            .chain(used.iter().map(|u| u.version))
+            .min()
+            .unwrap_or(book.version()),
+        max_version: used
+            .iter()
+            .map(|u| u.version)
+            .chain(run.iter().map(|r| versions_of(&r.2)))
+            .max()
+            .unwrap_or(book.version()),
+    };
+    let excerpt = book.excerpt(cover);
+    // each endpoint's schedule as the book stands, from the entry in force at the cover's start
+    let latest = book.excerpt(Cover {
+        min_version: book.version(),
+        max_version: book.version(),
+        ..cover
+    });
     let mut prices: BTreeMap<String, PriceSchedule> = BTreeMap::new();
     for (_, _, o) in &run {
         if !prices.contains_key(&o.endpoint) {
-            prices.insert(
-                o.endpoint.clone(),
-                book.schedule(&o.endpoint, book.version()),
-            );
+            let s = latest.schedule(&o.endpoint, book.version());
+            prices.insert(o.endpoint.clone(), s);
         }
     }
     files.insert("prices.json".into(), json(&prices));
     if m.costs_at_determination {
-        // every version of every schedule: each determination names the version it used
-        files.insert("price-book.json".into(), json(&book));
+        let committed = used.iter().all(|u| u.excerpt.is_some())
+            && run.iter().all(|r| r.2.price_version.is_some());
+        if committed {
+            files.insert("price-excerpt.json".into(), json(&excerpt));
+        } else {
+            // every version of every schedule: each determination names the version it used
+            files.insert("price-book.json".into(), json(&book));
+        }
     }
     files.insert("suite.toml".into(), suite.source.as_bytes().to_vec());
     files.insert(
@@ -339,8 +402,11 @@ pub struct Bundle {
     pub records: Vec<(Vec<u8>, [u8; 32], Observation)>,
     pub chain: Chain,
     pub prices: BTreeMap<String, PriceSchedule>,
-    /// The price book (bundles of methodology 1.4.0 and later).
+    /// The price book (bundles of methodology 1.4.0 and later whose records name no
+    /// excerpt).
     pub book: Option<PriceBook>,
+    /// The part of the price book the bundle needs (bundles whose records name an excerpt).
+    pub excerpt: Option<PriceExcerpt>,
     pub suite: Suite,
     pub methodology: Methodology,
     pub commitments: BTreeMap<Date, (Option<Commitment>, Option<Reveal>)>,
@@ -448,6 +514,11 @@ impl Bundle {
             prices: parse(dir, "prices.json")?,
             book: if dir.join("price-book.json").exists() {
                 Some(parse(dir, "price-book.json")?)
+            } else {
+                None
+            },
+            excerpt: if dir.join("price-excerpt.json").exists() {
+                Some(parse(dir, "price-excerpt.json")?)
             } else {
                 None
             },
@@ -734,10 +805,25 @@ fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
     }
     // The price the attempt was probed under: the book at the version the record names (else
     // as it stood when the attempt was sent), or the schedule of a bundle without a book.
-    let from_book = b.book.as_ref().map(|book| {
-        let v = o.price_version.unwrap_or_else(|| book.version_at(o.at_ms));
-        book.schedule(&o.endpoint, v)
-    });
+    let from_book = match (&b.excerpt, &b.book) {
+        (Some(ex), _) => {
+            let v = o.price_version.ok_or_else(|| {
+                at("names no price book version, and the bundle carries no whole book".into())
+            })?;
+            if !ex.cover.covers(o.at_ms, v) {
+                return Err(at(format!(
+                    "the bundle's prices cover {} to {} ms at book versions {} to {}, not {} at version {v}: an entry it needs is missing",
+                    ex.cover.from_ms, ex.cover.to_ms, ex.cover.min_version, ex.cover.max_version, o.at_ms
+                )));
+            }
+            Some(ex.schedule(&o.endpoint, v))
+        }
+        (None, Some(book)) => {
+            let v = o.price_version.unwrap_or_else(|| book.version_at(o.at_ms));
+            Some(book.schedule(&o.endpoint, v))
+        }
+        (None, None) => None,
+    };
     let price = from_book
         .as_ref()
         .or_else(|| b.prices.get(&o.endpoint))
@@ -874,46 +960,25 @@ pub type Hashed = (Observation, [u8; 32]);
 /// outcome does not depend on scheduling). Returns the re-derived records with their hashes,
 /// the first differences found, and the reference tokens counted.
 pub fn rederive_all(b: &Bundle) -> (Vec<Hashed>, Vec<String>, u64) {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .max(1);
-    let chunk = b.records.len().div_ceil(threads).max(1);
     type Outcome = (Observation, [u8; 32], Option<String>);
-    let parts: Vec<Vec<Outcome>> = std::thread::scope(|sc| {
-        let handles: Vec<_> = b
-            .records
-            .chunks(chunk)
-            .map(|part| {
-                sc.spawn(move || {
-                    part.iter()
-                        .map(|(_, hash, o)| match rederive(b, o) {
-                            Ok(r) if &r == o => (r, *hash, None),
-                            Ok(r) => {
-                                let (x, y) = (
-                                    serde_json::to_value(&r).expect("serialises"),
-                                    serde_json::to_value(o).expect("serialises"),
-                                );
-                                let d = first_difference(&x, &y, "").map(|d| {
-                                    format!("seq {}: {}", o.seq, d.trim_start_matches('.'))
-                                });
-                                (r, *hash, d)
-                            }
-                            Err(e) => (o.clone(), *hash, Some(e)),
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("re-derivation thread"))
-            .collect()
-    });
+    let parts: Vec<Outcome> =
+        crate::sys::lane::par_map(&b.records, 1, |(_, hash, o)| match rederive(b, o) {
+            Ok(r) if &r == o => (r, *hash, None),
+            Ok(r) => {
+                let (x, y) = (
+                    serde_json::to_value(&r).expect("serialises"),
+                    serde_json::to_value(o).expect("serialises"),
+                );
+                let d = first_difference(&x, &y, "")
+                    .map(|d| format!("seq {}: {}", o.seq, d.trim_start_matches('.')));
+                (r, *hash, d)
+            }
+            Err(e) => (o.clone(), *hash, Some(e)),
+        });
     let mut derived = Vec::with_capacity(b.records.len());
     let mut diffs = Vec::new();
     let mut tokens = 0u64;
-    for (r, h, d) in parts.into_iter().flatten() {
+    for (r, h, d) in parts {
         tokens += r.tokens.ref_input + r.tokens.ref_output;
         if let Some(d) = d {
             if diffs.len() < 20 {
@@ -1021,8 +1086,24 @@ fn recompute(
     let m = &b.methodology;
     // 1.4.0: the costs come from the price book as it stood at the version the record names,
     // and the bundle's book must be that book (its hash).
-    let view = match (&d.prices, &b.book) {
-        (Some(used), Some(book)) => {
+    let window = day_window(m, d.date);
+    let view = match (&d.prices, &b.book, &b.excerpt) {
+        // the record commits to its window's excerpt: recomputed from what the bundle carries
+        (Some(used), _, Some(ex)) => {
+            let Some(want) = &used.excerpt else {
+                return Err("the record names no price excerpt, and the bundle carries no whole book (price-book.json)".into());
+            };
+            let v = BookView::from_excerpt(ex, used.version, window, &used.hash)?;
+            if v.excerpt.as_ref() != Some(want) {
+                return Err(format!(
+                    "the prices the bundle carries for the day's window at book version {} hash to {}, the record commits to {want}: an entry the day needs is missing or altered",
+                    used.version,
+                    v.excerpt.unwrap_or_default()
+                ));
+            }
+            Some(v)
+        }
+        (Some(used), Some(book), None) => {
             if used.version > book.version() {
                 return Err(format!(
                     "the record costs from price book version {}, the bundle's book has {}",
@@ -1030,7 +1111,11 @@ fn recompute(
                     book.version()
                 ));
             }
-            let v = BookView::new(book, used.version);
+            // a record that commits to an excerpt is checked against the book's too
+            let v = match used.excerpt {
+                Some(_) => BookView::for_window(book, used.version, window),
+                None => BookView::new(book, used.version),
+            };
             if v.hash != used.hash {
                 return Err(format!(
                     "price book version {} of the bundle hashes to {}, the record names {}",
@@ -1039,19 +1124,19 @@ fn recompute(
             }
             Some(v)
         }
-        (Some(_), None) => {
+        (Some(_), None, None) => {
             return Err(
-                "the record costs from a price book the bundle lacks (price-book.json)".into(),
+                "the record costs from a price book the bundle lacks (price-book.json or price-excerpt.json)".into(),
             )
         }
-        (None, _) => None,
+        (None, _, _) => None,
     };
     let rows = sit_core::index::rows_for(
         m,
         derived.iter().map(|(o, h)| (o, h)),
         &d.tier,
         &b.suite.hash,
-        day_window(m, d.date),
+        window,
         view.as_ref(),
     );
     let (endpoints, providers, rows, prices, vantages) = (

@@ -85,6 +85,10 @@ pub struct VantageStats {
     pub spool_depth: Option<u64>,
 }
 
+/// Each batch of a fetch opened ([`Collector::open`]): checked and parsed, with each record's
+/// bytes when they are its exact serialisation (the store's template), or why not.
+pub type Opened = Vec<std::result::Result<(batch::Checked, Vec<Option<Vec<u8>>>), batch::Refusal>>;
+
 /// The checking and storing half of the collector, free of NATS (so that tests and the
 /// ingest benchmark drive it directly).
 pub struct Collector {
@@ -132,19 +136,52 @@ impl Collector {
         self.tips.get(vantage).cloned().unwrap_or_default()
     }
 
+    /// The workers whose batches are accepted (what [`Collector::open`] checks against).
+    pub fn workers(&self) -> Workers {
+        self.workers.clone()
+    }
+
+    /// The first half of [`Collector::ingest`], which needs no chain state: every batch's
+    /// signature, record hashes and records parsed, on every core. The consume loop runs it
+    /// for one fetch while the previous fetch is being stored.
+    pub fn open(workers: &Workers, msgs: &[Incoming]) -> Opened {
+        crate::sys::lane::par_map(msgs, 1, |m| {
+            batch::open(&m.payload, |v| workers.key_of(v)).map(|b| {
+                let templates = b
+                    .records
+                    .iter()
+                    .map(|r| {
+                        let text = serde_json::to_vec(&r.obs).expect("observation serialises");
+                        (r.obs.origin.is_none() && text[..] == m.payload[r.text.clone()])
+                            .then_some(text)
+                    })
+                    .collect();
+                (b, templates)
+            })
+        })
+    }
+
     /// Check and store the batches of one fetch (see the module doc). When this returns Ok,
     /// everything it accepted or refused is durable and the messages may be acknowledged.
     pub fn ingest(&mut self, msgs: &[Incoming]) -> Result<Ingested> {
+        let opened = Collector::open(&self.workers, msgs);
+        self.ingest_opened(msgs, opened)
+    }
+
+    /// [`Collector::ingest`] of batches already opened ([`Collector::open`] of `msgs`): each
+    /// fitted into its vantage's chain in order, then one atomic, flushed store write.
+    pub fn ingest_opened(&mut self, msgs: &[Incoming], opened: Opened) -> Result<Ingested> {
         let mut out = Ingested::default();
         let mut tips: BTreeMap<String, Tip> = BTreeMap::new();
         let mut obs: Vec<Observation> = Vec::new();
+        let mut templates: Vec<Option<Vec<u8>>> = Vec::new();
         let mut meta: Vec<(String, Vec<u8>)> = Vec::new();
         let mut stat: BTreeMap<String, VantageStats> = BTreeMap::new();
         let now = self.clock.now_ms();
-        for (i, m) in msgs.iter().enumerate() {
+        for (i, (m, opened)) in msgs.iter().zip(opened).enumerate() {
             out.batches += 1;
             let subject_vantage = m.subject.strip_prefix("sit.obs.").unwrap_or("");
-            let checked = batch::open(&m.payload, |v| self.workers.key_of(v)).and_then(|b| {
+            let checked = opened.and_then(|(b, t)| {
                 if b.vantage != subject_vantage {
                     return Err(batch::Refusal::Malformed(format!(
                         "batch of `{}` published on {}",
@@ -155,7 +192,7 @@ impl Collector {
                     .get(&b.vantage)
                     .cloned()
                     .unwrap_or_else(|| self.tip(&b.vantage));
-                batch::fit(&tip, &b).map(|f| (b, f))
+                batch::fit(&tip, &b).map(|f| ((b, t), f))
             });
             let s = stat.entry(subject_vantage.to_string()).or_default();
             if m.spool_depth.is_some() {
@@ -171,7 +208,7 @@ impl Collector {
                     s.early += 1;
                     out.later.push(i);
                 }
-                Ok((b, Fit::Append { skip })) => {
+                Ok(((b, t), Fit::Append { skip })) => {
                     out.skipped_records += skip as u64;
                     let last = b.records.last().expect("a batch that fits has records");
                     out.stored_ranges
@@ -184,7 +221,7 @@ impl Collector {
                             chain: b.chain.clone(),
                         },
                     );
-                    for r in b.records.into_iter().skip(skip) {
+                    for (r, t) in b.records.into_iter().zip(t).skip(skip) {
                         let mut o = r.obs;
                         o.origin = Some(Origin {
                             seq: r.seq,
@@ -193,6 +230,7 @@ impl Collector {
                         s.stored += 1;
                         s.last_at_ms = Some(s.last_at_ms.unwrap_or(i64::MIN).max(o.at_ms));
                         obs.push(o);
+                        templates.push(t);
                     }
                 }
                 Err(why) => {
@@ -206,7 +244,7 @@ impl Collector {
             meta.push((tip_name(v), serde_json::to_vec(t).expect("json")));
         }
         out.stored = obs.len() as u64;
-        if let Err(e) = self.store.append_with_meta(&mut obs, &meta) {
+        if let Err(e) = self.store.append_templated(&mut obs, templates, &meta) {
             // nothing of this fetch is stored: the dead-letter numbers are free again
             self.next_dead -= out.refused;
             return Err(e.into());
@@ -400,11 +438,15 @@ pub async fn consume(
     mut stop: tokio::sync::watch::Receiver<bool>,
     on_stored: Arc<dyn Fn(&Ingested) + Send + Sync>,
 ) -> Result<()> {
-    use async_nats::jetstream::AckKind;
     use futures_util::StreamExt;
     let mut backoff = Duration::from_millis(100);
     let mut consumers = None;
     let mut last_docs = std::time::Instant::now() - Duration::from_secs(2);
+    let workers = collector
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .workers();
+    let mut storing: Option<Storing> = None;
     while !*stop.borrow() {
         if consumers.is_none() {
             let made = async {
@@ -440,6 +482,7 @@ pub async fn consume(
         let (obs_c, commit_c) = consumers.as_mut().expect("made above");
         // schedule documents (few) about once a second, then a fetch of batches
         let docs_due = last_docs.elapsed() >= Duration::from_secs(1);
+        let busy = storing.is_some();
         let fetched = async {
             let mut docs = Vec::new();
             if docs_due {
@@ -456,10 +499,17 @@ pub async fn consume(
             }
             // the first batch as soon as it comes (or none within 250 ms), then whatever else
             // is already here: low latency when quiet, large store writes under load
+            // (with a fetch being stored, nothing is waited for: its acks would wait too)
             let mut msgs = Vec::new();
+            let wait = if busy {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(250)
+            };
             let first = tokio::select! {
+                biased;
                 m = obs_c.next() => m,
-                _ = tokio::time::sleep(Duration::from_millis(250)) => None,
+                _ = tokio::time::sleep(wait) => None,
             };
             if let Some(m) = first {
                 msgs.push(m.map_err(|e| e.to_string())?);
@@ -509,28 +559,66 @@ pub async fn consume(
             }
         }
         if msgs.is_empty() {
+            if let Some(prev) = storing.take() {
+                finish(prev, &on_stored).await?;
+            }
             continue;
         }
+        // Two stages: this fetch is opened (signatures, hashes, parsing) while the previous
+        // one is stored; its messages are acknowledged once its write is flushed.
         let inc: Vec<Incoming> = msgs.iter().map(incoming).collect();
+        let w = workers.clone();
+        let opening = tokio::task::spawn_blocking(move || (Collector::open(&w, &inc), inc));
+        if let Some(prev) = storing.take() {
+            finish(prev, &on_stored).await?;
+        }
+        let (opened, inc) = opening
+            .await
+            .map_err(|e| Error::Failed(format!("checking batches: {e}")))?;
         let c = collector.clone();
-        let r = tokio::task::spawn_blocking(move || {
-            c.lock().unwrap_or_else(|p| p.into_inner()).ingest(&inc)
-        })
+        storing = Some((
+            tokio::task::spawn_blocking(move || {
+                c.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .ingest_opened(&inc, opened)
+            }),
+            msgs,
+        ));
+    }
+    if let Some(prev) = storing.take() {
+        finish(prev, &on_stored).await?;
+    }
+    Ok(())
+}
+
+/// A fetch being stored, with its messages to acknowledge.
+type Storing = (
+    tokio::task::JoinHandle<Result<Ingested>>,
+    Vec<async_nats::jetstream::Message>,
+);
+
+/// Wait for a fetch's store write, then acknowledge its messages (an early batch is asked to
+/// come again soon) and tell `on_stored`.
+async fn finish(
+    (store, msgs): Storing,
+    on_stored: &Arc<dyn Fn(&Ingested) + Send + Sync>,
+) -> Result<()> {
+    use async_nats::jetstream::AckKind;
+    let r = store
         .await
         .map_err(|e| Error::Failed(format!("storing batches: {e}")))??;
-        for (i, m) in msgs.iter().enumerate() {
-            let done = if r.later.contains(&i) {
-                // earlier records of its chain are still on their way: deliver it again soon
-                m.ack_with(AckKind::Nak(Some(EARLY_RETRY))).await
-            } else {
-                m.ack().await
-            };
-            if let Err(e) = done {
-                eprintln!("sit collect: ack failed ({e}); the batch comes again and is recognised");
-            }
+    for (i, m) in msgs.iter().enumerate() {
+        let done = if r.later.contains(&i) {
+            // earlier records of its chain are still on their way: deliver it again soon
+            m.ack_with(AckKind::Nak(Some(EARLY_RETRY))).await
+        } else {
+            m.ack().await
+        };
+        if let Err(e) = done {
+            eprintln!("sit collect: ack failed ({e}); the batch comes again and is recognised");
         }
-        on_stored(&r);
     }
+    on_stored(&r);
     Ok(())
 }
 

@@ -112,23 +112,18 @@ pub fn cursor(store: &Store) -> Result<Tip> {
 pub fn queue_from_spool(store: &Store) -> Result<Arc<Queue>> {
     let from = cursor(store)?.next_seq;
     let mut rest: Vec<(RecordText, [u8; 32])> = Vec::new();
-    for r in store.scan(i64::MIN / 2, i64::MAX / 2) {
-        let s = r?;
-        if s.obs.seq >= from {
-            let text = serde_json::to_string(&s.obs).expect("observation serialises");
-            if blake3::hash(text.as_bytes()).as_bytes() != &s.hash {
-                return Err(Error::Failed(format!(
-                    "spooled record seq {} does not re-serialise to its hashed bytes",
-                    s.obs.seq
-                )));
+    for raw in store.records_by_seq(from, u64::MAX)? {
+        let (seq, hash) = (raw.seq, raw.hash);
+        let text = String::from_utf8(raw.bytes().to_vec()).ok();
+        match text {
+            Some(text) if blake3::hash(text.as_bytes()).as_bytes() == &hash => {
+                rest.push((RecordText { seq, text }, hash))
             }
-            rest.push((
-                RecordText {
-                    seq: s.obs.seq,
-                    text,
-                },
-                s.hash,
-            ));
+            _ => {
+                return Err(Error::Failed(format!(
+                    "spooled record seq {seq} does not match its hash"
+                )))
+            }
         }
     }
     rest.sort_by_key(|r| r.0.seq);

@@ -1,8 +1,19 @@
 //! The store: sled on disk, append-only and hash-chained. The only module that touches sled.
 //!
 //! Layout (one sled tree, prefixed keys, so a batch is atomic across all of them):
+//! - `c` + hour (8 bytes, big-endian, sign bit flipped) + seq of its first record (8 bytes BE)
+//!   -> where a chunk is in the observation log: segment number (u32 BE), offset (u64 BE),
+//!   length (u32 BE). A chunk ([`chunk`]) holds the records of one append that fall in that
+//!   UTC hour, each framed with its time, seq and blake3 hash before the record bytes
+//!   (observation JSON, exactly the bytes hashed). Layout 2, written since 2026-12-07.
+//! - `L` -> the log's active segment (u32 BE) and its committed length (u64 BE).
+//! - `q` + seq of an append's first record (8 bytes BE) -> its last seq (8 bytes BE) and the
+//!   keys of the chunks it wrote (16 bytes each): how records are found by seq.
 //! - `o` + time key (8 bytes, big-endian, sign bit flipped) + seq (8 bytes BE) ->
-//!   32-byte blake3 of the record bytes + the record bytes (observation JSON).
+//!   32-byte blake3 of the record bytes + the record bytes: layout 1, one record per key, as
+//!   stores made before layout 2 hold them. Read (merged with the chunks in time order),
+//!   never written any more; a store upgraded in place has its old records here and its new
+//!   ones in chunks, and every seq in chunks is above every seq here.
 //! - `h` -> next seq (8 bytes BE) + hash of the last record (32 bytes).
 //! - `w` + worker id -> hash of that worker's last record: each worker's records form their
 //!   own chain (`prev_hash` is the hash of the same worker's previous record), while `seq` is
@@ -16,11 +27,24 @@
 //!   records it describes: a probe network worker's shipping cursor, the collector's tip of
 //!   each worker's chain and its dead-letter records (written by the probe network's collector).
 //!
-//! Why: time-ordered keys make "all observations of a window" one range scan; the chain
-//! (each record holds the previous record's hash) lets an auditor prove nothing was dropped,
-//! inserted or edited. [`Store::append`] assigns seq and prev_hash, applies one atomic batch,
-//! and **flushes before returning**: a returned append is durable (sled 0.34 otherwise only
-//! flushes every 500 ms).
+//! The observation log is `observations/NNNNNNNN.log` beside sled's files: segments of at most
+//! [`SEGMENT_BYTES`], written only at their committed end. An append writes its chunks there
+//! and fsyncs them, then commits them with one sled batch (their places, the seq entry, the
+//! chain head, `L`) and a sled flush: a crash between the two leaves bytes past `L`'s length,
+//! which the next open cuts away (they were never acknowledged).
+//!
+//! Why: hour-filed chunks make "all observations of a window" one range scan (each hour's
+//! records are put in time order as they are read), and writing record bytes once into a log
+//! with a few small sled inserts per append, instead of one sled insert per record, is what
+//! lets ingest pass 100,000 records/s (sled 0.34 pays per insert: a leaf holds 16 items and is
+//! rewritten as it changes; BENCHMARKS.md, "Store ingest"); the chain (each record holds the
+//! previous record's hash) lets an auditor prove nothing was dropped, inserted or edited.
+//! [`Store::append`] assigns seq and prev_hash, applies one atomic batch, and **flushes before
+//! returning**: a returned append is durable (sled 0.34 otherwise only flushes every 500 ms).
+//! sled's page cache is bounded ([`CACHE_BYTES`]; sled's default is 1 GiB, which a long-running
+//! service fills).
+
+pub mod chunk;
 
 use sit_core::observation::Observation;
 use sit_core::price::{BookEntry, PriceBook};
@@ -37,6 +61,11 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("corrupt record at key {key}: {why}")]
     Corrupt { key: String, why: String },
+    #[error("the store's observation log {path}: {source}")]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A stored observation with its record hash.
@@ -46,11 +75,264 @@ pub struct Stored {
     pub obs: Observation,
 }
 
+/// A stored record as it is on disk: its time, seq, hash and bytes (the observation JSON
+/// that was hashed), before parsing.
+#[derive(Debug, Clone)]
+pub struct Raw {
+    pub at_ms: i64,
+    pub seq: u64,
+    pub hash: [u8; 32],
+    chunk: bytes::Bytes,
+}
+
+impl Raw {
+    /// The record's bytes, exactly as hashed.
+    pub fn bytes(&self) -> &[u8] {
+        &self.chunk
+    }
+
+    /// The observation, parsed.
+    pub fn parse(self) -> Result<Stored, StoreError> {
+        let obs: Observation =
+            serde_json::from_slice(self.bytes()).map_err(|e| StoreError::Corrupt {
+                key: format!("record seq {}", self.seq),
+                why: e.to_string(),
+            })?;
+        Ok(Stored {
+            hash: self.hash,
+            obs,
+        })
+    }
+}
+
+fn corrupt_key(k: &[u8], why: String) -> StoreError {
+    StoreError::Corrupt {
+        key: k.iter().map(|b| format!("{b:02x}")).collect(),
+        why,
+    }
+}
+
+/// A layout-1 record (`o` key: time key + seq; value: hash + bytes).
+fn legacy_record(k: &[u8], v: sled::IVec) -> Result<Raw, StoreError> {
+    if v.len() < 32 || k.len() != 17 {
+        return Err(corrupt_key(k, "record shorter than its hash".into()));
+    }
+    Ok(Raw {
+        at_ms: (u64::from_be_bytes(k[1..9].try_into().unwrap()) ^ (1 << 63)) as i64,
+        seq: u64::from_be_bytes(k[9..17].try_into().unwrap()),
+        hash: v[..32].try_into().unwrap(),
+        chunk: bytes::Bytes::copy_from_slice(&v[32..]),
+    })
+}
+
+/// The records of one chunk that `keep` chooses.
+fn chunk_records(
+    key: &[u8],
+    chunk: &bytes::Bytes,
+    keep: impl Fn(&chunk::Frame) -> bool,
+) -> Result<Vec<Raw>, StoreError> {
+    let mut out = Vec::new();
+    let base = chunk.as_ptr() as usize;
+    for f in chunk::frames(chunk) {
+        let f = f.map_err(|why| corrupt_key(key, why))?;
+        if keep(&f) {
+            let start = f.bytes.as_ptr() as usize - base;
+            out.push(Raw {
+                at_ms: f.at_ms,
+                seq: f.seq,
+                hash: f.hash,
+                chunk: chunk.slice(start..start + f.bytes.len()),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The chunks of a time range, an hour at a time: each hour's records put in (time, seq)
+/// order before they are handed on.
+struct HourScan<'a> {
+    store: &'a Store,
+    range: Option<sled::Iter>,
+    from_ms: i64,
+    to_ms: i64,
+    pending: Option<(sled::IVec, sled::IVec)>,
+    ready: std::collections::VecDeque<Raw>,
+}
+
+impl Iterator for HourScan<'_> {
+    type Item = Result<Raw, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.ready.pop_front() {
+                return Some(Ok(r));
+            }
+            let range = self.range.as_mut()?;
+            let first = match self.pending.take() {
+                Some(kv) => kv,
+                None => match range.next()? {
+                    Ok(kv) => kv,
+                    Err(e) => return Some(Err(e.into())),
+                },
+            };
+            let hour = first.0.get(1..9).map(|h| h.to_vec());
+            let mut hour_chunks = vec![first];
+            loop {
+                match range.next() {
+                    None => {
+                        self.range = None;
+                        break;
+                    }
+                    Some(Err(e)) => return Some(Err(e.into())),
+                    Some(Ok(kv)) => {
+                        if kv.0.get(1..9).map(|h| h.to_vec()) == hour {
+                            hour_chunks.push(kv);
+                        } else {
+                            self.pending = Some(kv);
+                            break;
+                        }
+                    }
+                }
+            }
+            let mut recs = Vec::new();
+            let (from, to) = (self.from_ms, self.to_ms);
+            for (k, v) in &hour_chunks {
+                let got = self
+                    .store
+                    .read_chunk(k, v)
+                    .and_then(|c| chunk_records(k, &c, |f| f.at_ms >= from && f.at_ms < to));
+                match got {
+                    Ok(r) => recs.extend(r),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            recs.sort_by_key(|r| (r.at_ms, r.seq));
+            self.ready = recs.into();
+        }
+    }
+}
+
+/// Two (time, seq)-ordered record streams as one.
+struct Merge<A: Iterator, B: Iterator> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<A, B> Iterator for Merge<A, B>
+where
+    A: Iterator<Item = Result<Raw, StoreError>>,
+    B: Iterator<Item = Result<Raw, StoreError>>,
+{
+    type Item = Result<Raw, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let take_a = match (self.a.peek(), self.b.peek()) {
+            (None, None) => return None,
+            (Some(_), None) | (Some(Err(_)), _) => true,
+            (None, Some(_)) | (_, Some(Err(_))) => false,
+            (Some(Ok(x)), Some(Ok(y))) => (x.at_ms, x.seq) <= (y.at_ms, y.seq),
+        };
+        if take_a {
+            self.a.next()
+        } else {
+            self.b.next()
+        }
+    }
+}
+
+/// The observation log's segment being written: its number, committed length and file.
+struct Log {
+    dir: PathBuf,
+    active: u32,
+    end: u64,
+    /// [`SEGMENT_BYTES`] (smaller in tests, to see segments begun and dropped).
+    segment_bytes: u64,
+    file: std::sync::Arc<std::fs::File>,
+}
+
+/// Chunks being written at the log's end by one append (or prune): each chunk's bytes go to
+/// the page cache as soon as it is complete, with the kernel's writeback started, so the disk
+/// works while the rest is serialised; [`LogWriter::sync`] waits for all of it.
+struct LogWriter<'a> {
+    log: std::sync::MutexGuard<'a, Log>,
+    at: u64,
+}
+
+impl LogWriter<'_> {
+    fn err(&self, source: std::io::Error) -> StoreError {
+        StoreError::Log {
+            path: segment_path(&self.log.dir, self.log.active),
+            source,
+        }
+    }
+
+    /// Write one chunk; returns its place (`c` value).
+    fn write(&mut self, chunk: &[u8]) -> Result<[u8; 16], StoreError> {
+        use std::os::unix::fs::FileExt;
+        self.log
+            .file
+            .write_all_at(chunk, self.at)
+            .map_err(|e| self.err(e))?;
+        crate::sys::durable::start_writeback(&self.log.file, self.at, chunk.len() as u64);
+        let place = place_bytes(self.log.active, self.at, chunk.len());
+        self.at += chunk.len() as u64;
+        Ok(place)
+    }
+
+    /// fsync what was written; returns the log position to commit (`L`).
+    fn sync(&self) -> Result<[u8; 12], StoreError> {
+        crate::sys::durable::persist(&self.log.file).map_err(|e| self.err(e))?;
+        let mut pos = [0u8; 12];
+        pos[0..4].copy_from_slice(&self.log.active.to_be_bytes());
+        pos[4..12].copy_from_slice(&self.at.to_be_bytes());
+        Ok(pos)
+    }
+
+    /// The sled batch holding the position has been applied: the log's end moves there, and
+    /// its bytes are never written over.
+    fn committed(mut self) {
+        self.log.end = self.at;
+    }
+}
+
+/// A chunk is closed, and written, once it holds this many bytes (so a chunk read back is
+/// small, and the disk starts on a large append before it is all serialised).
+pub const CHUNK_BYTES: usize = 256 * 1024;
+
+/// A segment of the observation log is closed once it holds this many bytes: the append
+/// that passes it finishes there, the next one begins a new segment.
+pub const SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
+
+fn segment_path(dir: &Path, n: u32) -> PathBuf {
+    dir.join(format!("{n:08}.log"))
+}
+
+/// Where a chunk is in the log: segment, offset, length.
+fn chunk_place(v: &[u8]) -> Option<(u32, u64, usize)> {
+    (v.len() == 16).then(|| {
+        (
+            u32::from_be_bytes(v[0..4].try_into().unwrap()),
+            u64::from_be_bytes(v[4..12].try_into().unwrap()),
+            u32::from_be_bytes(v[12..16].try_into().unwrap()) as usize,
+        )
+    })
+}
+
+fn place_bytes(segment: u32, offset: u64, len: usize) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[0..4].copy_from_slice(&segment.to_be_bytes());
+    v[4..12].copy_from_slice(&offset.to_be_bytes());
+    v[12..16].copy_from_slice(&(len as u32).to_be_bytes());
+    v
+}
+
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
     path: PathBuf,
     append_lock: Mutex<()>,
+    log: Mutex<Log>,
+    readers: Mutex<std::collections::BTreeMap<u32, std::sync::Arc<std::fs::File>>>,
 }
 
 /// Big-endian with the sign bit flipped: orders i64 correctly as bytes.
@@ -66,12 +348,37 @@ fn obs_key(at_ms: i64, seq: u64) -> [u8; 17] {
     k
 }
 
+/// Layout 2: `c` + hour (sign-flipped BE) + seq of the chunk's first record.
+fn chunk_key(hour: i64, first_seq: u64) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = b'c';
+    k[1..9].copy_from_slice(&time_key(hour));
+    k[9..17].copy_from_slice(&first_seq.to_be_bytes());
+    k
+}
+
+/// Layout 2: `q` + seq of an append's first record.
+fn seq_key(first_seq: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = b'q';
+    k[1..].copy_from_slice(&first_seq.to_be_bytes());
+    k
+}
+
 fn meta_key(name: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + name.len());
     k.push(b'm');
     k.extend_from_slice(name.as_bytes());
     k
 }
+
+/// sled's page cache, in bytes. sled's default (1 GiB) grew a compressed-clock service by
+/// about 5 MB a simulated day (BENCHMARKS.md, "Resident memory"); reads of a day's window
+/// are sequential, so a small cache costs little.
+pub const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The observation log's folder, inside the store's.
+pub const LOG_DIR: &str = "observations";
 
 /// How long [`Store::open`] waits for another handle to release the store's lock.
 pub const LOCK_WAIT_MS: u64 = 5_000;
@@ -92,6 +399,7 @@ impl Store {
             match sled::Config::new()
                 .path(dir)
                 .mode(sled::Mode::HighThroughput)
+                .cache_capacity(CACHE_BYTES)
                 .open()
             {
                 Ok(db) => break db,
@@ -112,12 +420,89 @@ impl Store {
             }
         };
         let tree = db.open_tree("sit-v1")?;
+        let log_dir = dir.join(LOG_DIR);
+        let (active, end) = match tree.get(b"L")? {
+            None => (1, 0),
+            Some(v) if v.len() == 12 => (
+                u32::from_be_bytes(v[0..4].try_into().unwrap()),
+                u64::from_be_bytes(v[4..12].try_into().unwrap()),
+            ),
+            Some(_) => {
+                return Err(StoreError::Corrupt {
+                    key: "L".into(),
+                    why: "the log position has the wrong length".into(),
+                })
+            }
+        };
+        let path = segment_path(&log_dir, active);
+        let file = std::sync::Arc::new(
+            crate::sys::durable::open_segment(&path, end)
+                .map_err(|source| StoreError::Log { path, source })?,
+        );
         Ok(Store {
             db,
             tree,
             path: dir.to_path_buf(),
             append_lock: Mutex::new(()),
+            log: Mutex::new(Log {
+                dir: log_dir,
+                active,
+                end,
+                segment_bytes: SEGMENT_BYTES,
+                file: file.clone(),
+            }),
+            readers: Mutex::new([(active, file.clone())].into()),
         })
+    }
+
+    /// The bytes of the chunk whose place (`c` value) is `v`.
+    fn read_chunk(&self, k: &[u8], v: &[u8]) -> Result<bytes::Bytes, StoreError> {
+        use std::os::unix::fs::FileExt;
+        let (segment, offset, len) = chunk_place(v)
+            .ok_or_else(|| corrupt_key(k, "chunk place of the wrong length".into()))?;
+        let path = segment_path(&self.path.join(LOG_DIR), segment);
+        let file = {
+            let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            match readers.get(&segment) {
+                Some(f) => f.clone(),
+                None => {
+                    let f = std::fs::File::open(&path).map_err(|source| StoreError::Log {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let f = std::sync::Arc::new(f);
+                    readers.insert(segment, f.clone());
+                    f
+                }
+            }
+        };
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, offset)
+            .map_err(|source| StoreError::Log { path, source })?;
+        Ok(bytes::Bytes::from(buf))
+    }
+
+    /// Begin writing chunks at the log's committed end (a new segment is begun once the
+    /// active one has reached its size). Held for the whole append.
+    fn log_writer(&self) -> Result<LogWriter<'_>, StoreError> {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if log.end >= log.segment_bytes {
+            let next = log.active + 1;
+            let path = segment_path(&log.dir, next);
+            let f = std::sync::Arc::new(
+                crate::sys::durable::open_segment(&path, 0)
+                    .map_err(|source| StoreError::Log { path, source })?,
+            );
+            self.readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(next, f.clone());
+            log.active = next;
+            log.end = 0;
+            log.file = f;
+        }
+        let at = log.end;
+        Ok(LogWriter { log, at })
     }
 
     pub fn path(&self) -> &Path {
@@ -166,6 +551,31 @@ impl Store {
         batch: &mut [Observation],
         meta: &[(String, Vec<u8>)],
     ) -> Result<Vec<[u8; 32]>, StoreError> {
+        self.append_inner(batch, None, meta)
+    }
+
+    /// [`Store::append_with_meta`] of records whose bytes are mostly known already: each
+    /// `templates[i]`, when given, is the exact serialisation of `batch[i]` as it came (its own
+    /// `seq` and `prev_hash`, no `origin`), and the stored bytes are made from it by replacing
+    /// those two members and adding `origin` (the last member) instead of serialising the
+    /// record again. How the probe network's collector stores what workers sent, whose
+    /// serialisation it checked while opening the batch, off the store's path.
+    pub fn append_templated(
+        &self,
+        batch: &mut [Observation],
+        templates: Vec<Option<Vec<u8>>>,
+        meta: &[(String, Vec<u8>)],
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        assert_eq!(batch.len(), templates.len(), "one template slot per record");
+        self.append_inner(batch, Some(templates), meta)
+    }
+
+    fn append_inner(
+        &self,
+        batch: &mut [Observation],
+        templates: Option<Vec<Option<Vec<u8>>>>,
+        meta: &[(String, Vec<u8>)],
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
         if batch.is_empty() {
             if !meta.is_empty() {
                 let mut b = sled::Batch::default();
@@ -179,29 +589,84 @@ impl Store {
         }
         let _g = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         let (mut seq, mut prev) = self.head()?;
+        let first_seq = seq;
         let mut b = sled::Batch::default();
         let mut hashes = Vec::with_capacity(batch.len());
         let mut days = std::collections::BTreeSet::new();
         let mut heads: std::collections::BTreeMap<String, [u8; 32]> = Default::default();
-        for o in batch.iter_mut() {
+        // one chunk per hour the records fall in, in the order appended
+        let mut open: std::collections::BTreeMap<i64, ([u8; 17], Vec<u8>)> = Default::default();
+        // The records are serialised on every core with a placeholder where `prev_hash` goes
+        // (the second member, at an offset known from `seq`), then linked in order: each
+        // worker's previous hash written over the placeholder, and the bytes hashed.
+        const PLACEHOLDER: &str =
+            "0000000000000000000000000000000000000000000000000000000000000000";
+        let mut texts: Vec<Vec<u8>> = match templates {
+            None => {
+                for (i, o) in batch.iter_mut().enumerate() {
+                    o.seq = first_seq + i as u64;
+                    o.prev_hash = PLACEHOLDER.to_string();
+                }
+                crate::sys::lane::par_map(batch, 256, |o| {
+                    serde_json::to_vec(o).expect("observation serialises")
+                })
+            }
+            Some(t) => batch
+                .iter_mut()
+                .zip(t)
+                .enumerate()
+                .map(|(i, (o, t))| {
+                    o.seq = first_seq + i as u64;
+                    o.prev_hash = PLACEHOLDER.to_string();
+                    t.and_then(|t| chunk::splice(&t, o.seq, PLACEHOLDER, o.origin.as_ref()))
+                        .unwrap_or_else(|| serde_json::to_vec(o).expect("observation serialises"))
+                })
+                .collect(),
+        };
+        let mut log = self.log_writer()?;
+        let mut written: Vec<([u8; 17], [u8; 16])> = Vec::new();
+        for (o, bytes) in batch.iter_mut().zip(texts.iter_mut()) {
             let wprev = match heads.get(&o.worker) {
                 Some(h) => *h,
                 None => self.worker_head(&o.worker)?,
             };
-            o.seq = seq;
             o.prev_hash = blake3::Hash::from(wprev).to_hex().to_string();
-            let bytes = serde_json::to_vec(o).expect("observation serialises");
-            let h = *blake3::hash(&bytes).as_bytes();
-            let mut v = Vec::with_capacity(32 + bytes.len());
-            v.extend_from_slice(&h);
-            v.extend_from_slice(&bytes);
-            b.insert(&obs_key(o.at_ms, seq)[..], v);
+            let at = format!("{{\"seq\":{},\"prev_hash\":\"", o.seq).len();
+            if bytes.get(at..at + 64) == Some(PLACEHOLDER.as_bytes())
+                && bytes.starts_with(b"{\"seq\":")
+            {
+                bytes[at..at + 64].copy_from_slice(o.prev_hash.as_bytes());
+            } else {
+                *bytes = serde_json::to_vec(o).expect("observation serialises");
+            }
+            let h = *blake3::hash(bytes).as_bytes();
+            let hour = chunk::hour(o.at_ms);
+            let (_, c) = open
+                .entry(hour)
+                .or_insert_with(|| (chunk_key(hour, seq), Vec::new()));
+            chunk::push(c, o.at_ms, seq, &h, bytes);
+            if c.len() >= CHUNK_BYTES {
+                let (k, c) = open.remove(&hour).expect("just filled");
+                written.push((k, log.write(&c)?));
+            }
             days.insert(Date::of_ms(o.at_ms));
             hashes.push(h);
             heads.insert(o.worker.clone(), h);
             prev = h;
             seq += 1;
         }
+        for (k, c) in open.into_values() {
+            written.push((k, log.write(&c)?));
+        }
+        let pos = log.sync()?;
+        let mut q = Vec::with_capacity(8 + 16 * written.len());
+        q.extend_from_slice(&(seq - 1).to_be_bytes());
+        for (k, place) in &written {
+            b.insert(&k[..], &place[..]);
+            q.extend_from_slice(&k[1..]);
+        }
+        b.insert(&seq_key(first_seq)[..], q);
+        b.insert(&b"L"[..], &pos[..]);
         for (w, h) in &heads {
             let mut k = vec![b'w'];
             k.extend_from_slice(w.as_bytes());
@@ -220,6 +685,9 @@ impl Store {
             b.insert(meta_key(k), &v[..]);
         }
         self.tree.apply_batch(b)?;
+        // applied: whether or not the flush succeeds, the log's bytes up to `pos` are now
+        // referenced and must never be written over
+        log.committed();
         self.db.flush()?;
         Ok(hashes)
     }
@@ -242,7 +710,7 @@ impl Store {
     /// Delete the observations recorded before `before_ms` whose seq is below `below_seq`
     /// (a probe network worker's spool, once JetStream has acknowledged them). Flushed.
     /// The chain heads stay: the next record still links to the last one made. Returns how
-    /// many were deleted.
+    /// many were deleted. A chunk keeps its key while any of its records stays.
     pub fn prune(&self, before_ms: i64, below_seq: u64) -> Result<u64, StoreError> {
         let _g = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut b = sled::Batch::default();
@@ -254,38 +722,190 @@ impl Store {
                 n += 1;
             }
         }
+        let gone = |at_ms: i64, seq: u64| at_ms < before_ms && seq < below_seq;
+        let mut emptied = std::collections::BTreeSet::new();
+        let mut rewritten: Vec<([u8; 17], Vec<u8>)> = Vec::new();
+        let hi = chunk_key(chunk::hour(before_ms).saturating_add(1), 0);
+        for r in self.tree.range(chunk_key(i64::MIN / 2, 0)..hi) {
+            let (k, v) = r?;
+            let c = self.read_chunk(&k, &v)?;
+            let mut kept = Vec::new();
+            let mut dropped = 0;
+            for f in chunk::frames(&c) {
+                let f = f.map_err(|why| corrupt_key(&k, why))?;
+                if gone(f.at_ms, f.seq) {
+                    dropped += 1;
+                } else {
+                    chunk::push(&mut kept, f.at_ms, f.seq, &f.hash, f.bytes);
+                }
+            }
+            if dropped == 0 {
+                continue;
+            }
+            n += dropped;
+            if kept.is_empty() {
+                b.remove(k.clone());
+                emptied.insert(k.to_vec());
+            } else {
+                // what stays of the chunk is written anew at the log's end, under its key
+                rewritten.push((k[..].try_into().expect("17-byte chunk key"), kept));
+            }
+        }
+        let log = if rewritten.is_empty() {
+            None
+        } else {
+            let mut log = self.log_writer()?;
+            for (k, c) in &rewritten {
+                b.insert(&k[..], &log.write(c)?[..]);
+            }
+            b.insert(&b"L"[..], &log.sync()?[..]);
+            Some(log)
+        };
+        // an append's seq entry goes when every chunk it wrote has
+        for r in self.tree.range(seq_key(0)..seq_key(below_seq)) {
+            let (k, v) = r?;
+            let mut all_gone = true;
+            for c in v.get(8..).unwrap_or_default().chunks(16) {
+                let mut ck = vec![b'c'];
+                ck.extend_from_slice(c);
+                if !emptied.contains(&ck) && self.tree.contains_key(&ck)? {
+                    all_gone = false;
+                    break;
+                }
+            }
+            if all_gone {
+                b.remove(k);
+            }
+        }
         if n > 0 {
             self.tree.apply_batch(b)?;
+            if let Some(log) = log {
+                log.committed();
+            }
             self.db.flush()?;
+            self.drop_unused_segments()?;
         }
         Ok(n)
     }
 
-    /// Observations with `from_ms <= at_ms < to_ms`, in time order.
+    /// Delete the log's segments, other than the active one, that no chunk is in any more
+    /// (a pruned spool's).
+    fn drop_unused_segments(&self) -> Result<(), StoreError> {
+        let mut used = std::collections::BTreeSet::new();
+        for r in self.tree.scan_prefix([b'c']) {
+            let (k, v) = r?;
+            let (segment, _, _) = chunk_place(&v)
+                .ok_or_else(|| corrupt_key(&k, "chunk place of the wrong length".into()))?;
+            used.insert(segment);
+        }
+        let (dir, active) = {
+            let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            (log.dir.clone(), log.active)
+        };
+        for n in 1..active {
+            let path = segment_path(&dir, n);
+            if !used.contains(&n) && path.exists() {
+                self.readers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&n);
+                std::fs::remove_file(&path).map_err(|source| StoreError::Log { path, source })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Observations with `from_ms <= at_ms < to_ms`, in time order (then seq).
     pub fn scan(
         &self,
         from_ms: i64,
         to_ms: i64,
     ) -> impl Iterator<Item = Result<Stored, StoreError>> + '_ {
-        let lo = obs_key(from_ms, 0);
-        let hi = obs_key(to_ms, 0);
-        self.tree.range(lo..hi).map(|r| {
-            let (k, v) = r?;
-            let key = || k.iter().map(|b| format!("{b:02x}")).collect::<String>();
-            if v.len() < 32 {
-                return Err(StoreError::Corrupt {
-                    key: key(),
-                    why: "record shorter than its hash".into(),
-                });
+        self.scan_raw(from_ms, to_ms)
+            .map(|r| r.and_then(|raw| raw.parse()))
+    }
+
+    /// [`Store::scan`] without parsing: each record's time, seq, hash and stored bytes.
+    pub fn scan_raw(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> impl Iterator<Item = Result<Raw, StoreError>> + '_ {
+        let legacy = self
+            .tree
+            .range(obs_key(from_ms, 0)..obs_key(to_ms, 0))
+            .map(|r| {
+                let (k, v) = r?;
+                legacy_record(&k, v)
+            });
+        let chunks = HourScan {
+            store: self,
+            range: if to_ms > from_ms {
+                Some(self.tree.range(
+                    chunk_key(chunk::hour(from_ms), 0)
+                        ..chunk_key(chunk::hour(to_ms - 1).saturating_add(1), 0),
+                ))
+            } else {
+                None
+            },
+            from_ms,
+            to_ms,
+            pending: None,
+            ready: std::collections::VecDeque::new(),
+        };
+        Merge {
+            a: legacy.peekable(),
+            b: chunks.peekable(),
+        }
+    }
+
+    /// The records with `lo <= seq <= hi`, in seq order (an audit bundle's run of the chain).
+    /// Chunks are found through the appends' seq entries; records of layout 1 (stores made
+    /// before it) are searched only when the run starts below the first chunked record.
+    pub fn records_by_seq(&self, lo: u64, hi: u64) -> Result<Vec<Raw>, StoreError> {
+        let mut out = Vec::new();
+        if hi < lo {
+            return Ok(out);
+        }
+        let first_chunked = match self.tree.scan_prefix([b'q']).next() {
+            Some(r) => u64::from_be_bytes(r?.0[1..9].try_into().unwrap()),
+            None => u64::MAX,
+        };
+        if lo < first_chunked {
+            for r in self.tree.scan_prefix([b'o']) {
+                let (k, v) = r?;
+                let raw = legacy_record(&k, v)?;
+                if raw.seq >= lo && raw.seq <= hi {
+                    out.push(raw);
+                }
             }
-            let hash: [u8; 32] = v[..32].try_into().unwrap();
-            let obs: Observation =
-                serde_json::from_slice(&v[32..]).map_err(|e| StoreError::Corrupt {
-                    key: key(),
-                    why: e.to_string(),
-                })?;
-            Ok(Stored { hash, obs })
-        })
+        }
+        // the append holding `lo` starts at or before it
+        let start = match self.tree.range(seq_key(0)..=seq_key(lo)).next_back() {
+            Some(r) => r?.0,
+            None => sled::IVec::from(&seq_key(0)[..]),
+        };
+        for r in self.tree.range(start..=sled::IVec::from(&seq_key(hi)[..])) {
+            let (k, v) = r?;
+            if v.len() < 8 || (v.len() - 8) % 16 != 0 {
+                return Err(corrupt_key(&k, "seq entry of the wrong length".into()));
+            }
+            if u64::from_be_bytes(v[..8].try_into().unwrap()) < lo {
+                continue;
+            }
+            for c in v[8..].chunks(16) {
+                let mut ck = vec![b'c'];
+                ck.extend_from_slice(c);
+                // a pruned spool may have let the chunk go
+                let Some(place) = self.tree.get(&ck)? else {
+                    continue;
+                };
+                let c = self.read_chunk(&ck, &place)?;
+                out.extend(chunk_records(&ck, &c, |f| f.seq >= lo && f.seq <= hi)?);
+            }
+        }
+        out.sort_by_key(|r| r.seq);
+        Ok(out)
     }
 
     /// Days that have at least one observation, ascending.
@@ -433,6 +1053,7 @@ fn book_key(version: u64) -> [u8; 9] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sit_core::time::DAY_MS;
 
     pub(crate) fn sample(at_ms: i64) -> Observation {
         Observation {
@@ -537,6 +1158,152 @@ mod tests {
                 *blake3::hash(&serde_json::to_vec(&st.obs).unwrap()).as_bytes()
             );
         }
+    }
+
+    /// Write records the way layout 1 did (one `o` key each), for the upgrade tests.
+    fn append_layout_1(s: &Store, batch: &mut [Observation]) {
+        let (mut seq, mut prev) = s.head().unwrap();
+        for o in batch.iter_mut() {
+            let wprev = s.worker_head(&o.worker).unwrap();
+            o.seq = seq;
+            o.prev_hash = blake3::Hash::from(wprev).to_hex().to_string();
+            let bytes = serde_json::to_vec(o).unwrap();
+            let h = *blake3::hash(&bytes).as_bytes();
+            let mut v = h.to_vec();
+            v.extend_from_slice(&bytes);
+            s.tree.insert(&obs_key(o.at_ms, seq)[..], v).unwrap();
+            let mut k = vec![b'w'];
+            k.extend_from_slice(o.worker.as_bytes());
+            s.tree.insert(k, &h[..]).unwrap();
+            let mut k = vec![b'y'];
+            k.extend_from_slice(&(Date::of_ms(o.at_ms).0 as u32).to_be_bytes());
+            s.tree.insert(k, &[][..]).unwrap();
+            prev = h;
+            seq += 1;
+        }
+        let mut head = seq.to_be_bytes().to_vec();
+        head.extend_from_slice(&prev);
+        s.tree.insert(&b"h"[..], head).unwrap();
+        s.db.flush().unwrap();
+    }
+
+    fn hex(h: [u8; 32]) -> String {
+        blake3::Hash::from(h).to_hex().to_string()
+    }
+
+    #[test]
+    fn a_layout_1_store_stays_readable_and_continues_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = Date::parse("2026-01-05").unwrap().start_ms();
+        let hour = sit_core::time::HOUR_MS;
+        {
+            let s = Store::open(dir.path()).unwrap();
+            append_layout_1(&s, &mut [sample(day + 2 * hour), sample(day + 10)]);
+        }
+        let s = Store::open(dir.path()).unwrap();
+        // the new records interleave in time with the old ones
+        let mut b = vec![
+            sample(day + 5),
+            sample(day + 2 * hour + 1),
+            sample(day + 3 * hour),
+        ];
+        s.append(&mut b).unwrap();
+        assert_eq!(b[0].seq, 2, "seq continues");
+        let old_head = s.scan(day + 10, day + 11).next().unwrap().unwrap();
+        assert_eq!(old_head.obs.seq, 1);
+        assert_eq!(b[0].prev_hash, hex(old_head.hash), "the chain continues");
+        let got: Vec<(i64, u64)> = s
+            .scan(day, day + DAY_MS)
+            .map(|r| r.map(|x| (x.obs.at_ms - day, x.obs.seq)).unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (5, 2),
+                (10, 1),
+                (2 * hour, 0),
+                (2 * hour + 1, 3),
+                (3 * hour, 4)
+            ]
+        );
+        let run = s.records_by_seq(1, 3).unwrap();
+        assert_eq!(run.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        for r in &run {
+            assert_eq!(*blake3::hash(r.bytes()).as_bytes(), r.hash);
+        }
+        assert_eq!(s.records_by_seq(3, 10).unwrap().len(), 2);
+        assert_eq!(s.days().unwrap(), vec![Date::of_ms(day)]);
+    }
+
+    #[test]
+    fn bytes_a_crash_left_past_the_committed_end_are_cut_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = Date::parse("2026-01-05").unwrap().start_ms();
+        let seg = dir.path().join(LOG_DIR).join("00000001.log");
+        let committed;
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.append(&mut [sample(day + 1)]).unwrap();
+            committed = std::fs::metadata(&seg).unwrap().len();
+        }
+        // an append that wrote its chunk but died before sled committed it
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+            f.write_all(&[0xAB; 300]).unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), committed);
+        s.append(&mut [sample(day + 2)]).unwrap();
+        let got: Vec<u64> = s.scan(day, day + 10).map(|r| r.unwrap().obs.seq).collect();
+        assert_eq!(got, [0, 1]);
+        // and a log shorter than what was committed is named, not read as if whole
+        drop(s);
+        let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        f.set_len(10).unwrap();
+        let e = Store::open(dir.path()).err().expect("refused").to_string();
+        assert!(e.contains("00000001.log") && e.contains("committed"), "{e}");
+    }
+
+    #[test]
+    fn prune_deletes_only_what_was_asked_and_lets_empty_segments_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = Date::parse("2026-01-05").unwrap().start_ms();
+        let hour = sit_core::time::HOUR_MS;
+        let s = Store::open(dir.path()).unwrap();
+        s.log.lock().unwrap().segment_bytes = 2_000;
+        for i in 0..6 {
+            // two hours per append: each append writes two chunks
+            s.append(&mut [sample(day + i), sample(day + hour + i)])
+                .unwrap();
+        }
+        let segments = || std::fs::read_dir(dir.path().join(LOG_DIR)).unwrap().count();
+        assert!(segments() > 2, "{}", segments());
+        // acknowledged below seq 7, kept: anything from the second hour on
+        let n = s.prune(day + hour, 7).unwrap();
+        assert_eq!(n, 4, "seqs 0, 2, 4, 6");
+        let left: Vec<u64> = s
+            .scan(day, day + DAY_MS)
+            .map(|r| r.unwrap().obs.seq)
+            .collect();
+        assert_eq!(left, [8, 10, 1, 3, 5, 7, 9, 11]);
+        assert_eq!(
+            s.records_by_seq(0, 100)
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect::<Vec<_>>(),
+            [1, 3, 5, 7, 8, 9, 10, 11]
+        );
+        // everything acknowledged: the first hour's records are gone, the rest kept
+        assert_eq!(s.prune(day + 2 * hour, 12).unwrap(), 8);
+        assert_eq!(s.scan(day, day + DAY_MS).count(), 0);
+        assert_eq!(segments(), 1, "only the active segment stays");
+        s.append(&mut [sample(day + 3 * hour)]).unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.scan(day, day + DAY_MS).count(), 1);
+        assert_eq!(s.head().unwrap().0, 13);
     }
 
     #[test]

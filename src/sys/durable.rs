@@ -14,6 +14,11 @@
 //! - [`append_line`]: one line added to an append-only log, after dropping a torn final line
 //!   that a crash left (it was never acknowledged).
 //!
+//! - [`persist`]: the store's observation log, written at offsets the store tracks (with
+//!   [`start_writeback`] as each chunk is written), fsynced before the store commits the new
+//!   end in sled, so bytes past the committed end after a crash were never acknowledged;
+//!   [`open_segment`] creates or opens a segment and cuts it back to its committed length.
+//!
 //! [`rename_into_place`] moves a finished folder (an audit bundle written aside) into place.
 
 use std::fs::{File, OpenOptions};
@@ -164,6 +169,68 @@ pub fn append_line(path: &Path, line: &[u8]) -> io::Result<()> {
     log.write_all(&bytes)?;
     log.sync_all()?;
     sync_dir(dir)
+}
+
+/// Ask the kernel to start writing `len` bytes of `file` from `offset` to disk, without
+/// waiting (Linux `sync_file_range`; elsewhere nothing): a later [`persist`] then has less
+/// left to wait for. Not a durability guarantee on its own.
+pub fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: the call reads no memory of ours; a failure only loses the head start.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}
+
+/// fsync `file`'s data (and the metadata needed to read it back): what was written to it
+/// survives a crash once this returns.
+pub fn persist(file: &File) -> io::Result<()> {
+    file.sync_data()
+}
+
+/// Open the log segment at `path` for reading and writing, created (and its folder fsynced)
+/// if missing, and cut back to `committed` bytes if a crash left more (they were never
+/// acknowledged). A segment shorter than `committed` is an `UnexpectedEof` error: bytes that
+/// were acknowledged are gone.
+pub fn open_segment(path: &Path, committed: u64) -> io::Result<File> {
+    let dir = parent(path);
+    std::fs::create_dir_all(dir)?;
+    let existed = path.exists();
+    let f = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .truncate(false)
+        .open(path)?;
+    if !existed {
+        f.sync_all()?;
+        sync_dir(dir)?;
+    }
+    let len = f.metadata()?.len();
+    if len < committed {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "{} holds {len} bytes, the store committed {committed}",
+                path.display()
+            ),
+        ));
+    }
+    if len > committed {
+        f.set_len(committed)?;
+        f.sync_all()?;
+    }
+    Ok(f)
 }
 
 /// Rename the finished folder (or file) `from` to `to` and fsync `to`'s folder.

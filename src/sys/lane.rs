@@ -48,6 +48,36 @@ impl Lane {
     }
 }
 
+/// `f` over `items` on every core (contiguous parts, one scoped thread each), results in the
+/// order of `items`, so the outcome never depends on scheduling. Fewer than `min_per_thread`
+/// items per thread run on the calling thread: a thread costs more than a small batch.
+pub fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    min_per_thread: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(items.len() / min_per_thread.max(1))
+        .max(1);
+    if threads == 1 {
+        return items.iter().map(f).collect();
+    }
+    let part = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = items
+            .chunks(part)
+            .map(|p| sc.spawn(move || p.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a par_map part does not panic"))
+            .collect()
+    })
+}
+
 #[cfg(target_os = "linux")]
 fn set_nice(nice: i32) {
     if nice == 0 {
@@ -73,7 +103,18 @@ fn set_nice(_nice: i32) {}
 
 #[cfg(test)]
 mod tests {
-    use super::Lane;
+    use super::{par_map, Lane};
+
+    #[test]
+    fn par_map_keeps_the_order_of_its_items() {
+        let v: Vec<u64> = (0..1000).collect();
+        assert_eq!(
+            par_map(&v, 10, |x| x * 2),
+            v.iter().map(|x| x * 2).collect::<Vec<_>>()
+        );
+        assert_eq!(par_map(&v[..3], 10, |x| x + 1), [1, 2, 3]);
+        assert!(par_map(&v[..0], 10, |x| *x).is_empty());
+    }
 
     #[tokio::test]
     async fn jobs_run_in_order_and_return_their_results() {

@@ -103,6 +103,8 @@ pub struct Opened {
     pub hash: [u8; 32],
     /// The record, parsed.
     pub obs: Observation,
+    /// Where the record's bytes are in the batch document.
+    pub text: std::ops::Range<usize>,
 }
 
 /// A batch whose signature, sender and inner chain checked out.
@@ -227,7 +229,13 @@ pub fn open(doc: &[u8], key_of: impl Fn(&str) -> Option<VerifyingKey>) -> Result
             )));
         }
         prev = hex(&hash);
-        records.push(Opened { seq, hash, obs });
+        let start = text.as_ptr() as usize - doc.as_ptr() as usize;
+        records.push(Opened {
+            seq,
+            hash,
+            obs,
+            text: start..start + text.len(),
+        });
     }
     Ok(Checked {
         vantage,

@@ -158,13 +158,16 @@ impl PriceBook {
     /// An endpoint's schedule as the book stood at `version`: for each `effective_from`, the
     /// latest entry recorded (a correction replaces what it corrects; nothing is deleted).
     pub fn schedule(&self, endpoint: &str, version: u64) -> PriceSchedule {
-        let mut by_from: std::collections::BTreeMap<i64, &PriceEntry> = Default::default();
-        for e in &self.0[..(version.min(self.version()) as usize)] {
-            if e.endpoint == endpoint {
-                by_from.insert(e.price.effective_from_ms, &e.price);
-            }
+        schedule_of(&self.0, endpoint, version)
+    }
+
+    /// The entries that answer every question [`PriceBook::schedule`] can be asked about
+    /// `cover`'s times and versions (see [`PriceExcerpt`]).
+    pub fn excerpt(&self, cover: Cover) -> PriceExcerpt {
+        PriceExcerpt {
+            cover,
+            entries: excerpt_of(&self.0, cover),
         }
-        PriceSchedule(by_from.into_values().cloned().collect())
     }
 
     /// Every endpoint the book prices, sorted.
@@ -206,6 +209,134 @@ impl PriceBook {
     }
 }
 
+/// `endpoint`'s schedule from the `entries` (in version order) of versions up to `version`:
+/// for each `effective_from`, the latest entry recorded.
+fn schedule_of(entries: &[BookEntry], endpoint: &str, version: u64) -> PriceSchedule {
+    let mut by_from: std::collections::BTreeMap<i64, &PriceEntry> = Default::default();
+    for e in entries.iter().take_while(|e| e.version <= version) {
+        if e.endpoint == endpoint {
+            by_from.insert(e.price.effective_from_ms, &e.price);
+        }
+    }
+    PriceSchedule(by_from.into_values().cloned().collect())
+}
+
+/// The times and book versions a price lookup may ask about: `from_ms <= at < to_ms`,
+/// `min_version <= version <= max_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cover {
+    /// First instant covered (UTC ms).
+    pub from_ms: i64,
+    /// First instant after the cover (UTC ms).
+    pub to_ms: i64,
+    /// Earliest book version covered.
+    pub min_version: u64,
+    /// Latest book version covered.
+    pub max_version: u64,
+}
+
+impl Cover {
+    /// Whether a lookup at `at_ms` in the book at `version` is covered.
+    pub fn covers(&self, at_ms: i64, version: u64) -> bool {
+        (self.from_ms..self.to_ms).contains(&at_ms)
+            && (self.min_version..=self.max_version).contains(&version)
+    }
+
+    /// Whether every lookup `inner` covers is covered here.
+    pub fn contains(&self, inner: &Cover) -> bool {
+        self.from_ms <= inner.from_ms
+            && inner.to_ms <= self.to_ms
+            && self.min_version <= inner.min_version
+            && inner.max_version <= self.max_version
+    }
+}
+
+/// Per endpoint, the entries of versions up to `max_version` that take effect before `to_ms`
+/// and not before the entry in force at `from_ms` in the book at `min_version` (all of them
+/// when none is). Why this answers every covered lookup as the whole book does: an entry in
+/// force at a covered time and version takes effect no earlier than that one (a later time
+/// or a later version can only bring a later `effective_from`), and every recorded
+/// correction of it is kept.
+fn excerpt_of(entries: &[BookEntry], cover: Cover) -> Vec<BookEntry> {
+    let mut floor: std::collections::BTreeMap<&str, Option<i64>> = Default::default();
+    for e in entries {
+        floor.entry(&e.endpoint).or_insert_with(|| {
+            schedule_of(entries, &e.endpoint, cover.min_version)
+                .in_force(cover.from_ms)
+                .map(|p| p.effective_from_ms)
+        });
+    }
+    entries
+        .iter()
+        .take_while(|e| e.version <= cover.max_version)
+        .filter(|e| {
+            let f = e.price.effective_from_ms;
+            f < cover.to_ms && floor[e.endpoint.as_str()].map_or(true, |lo| f >= lo)
+        })
+        .cloned()
+        .collect()
+}
+
+/// The part of the price book that a day's bundle carries: every entry any lookup inside its
+/// [`Cover`] can use, in version order, each with its version. Looked up as the book is
+/// ([`PriceExcerpt::schedule`]); a lookup outside the cover is refused, never answered
+/// wrongly. A determination commits to its own excerpt (the day's window at the book version
+/// it costed from) by [`PriceExcerpt::hash`] in `prices.excerpt`, so an auditor sees from the
+/// bundle alone that no entry the day needs is missing or altered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceExcerpt {
+    /// What lookups it answers.
+    pub cover: Cover,
+    /// The entries, in version order.
+    pub entries: Vec<BookEntry>,
+}
+
+impl PriceExcerpt {
+    /// `endpoint`'s schedule at `version`, as the book gives it, for times inside the cover.
+    pub fn schedule(&self, endpoint: &str, version: u64) -> PriceSchedule {
+        schedule_of(&self.entries, endpoint, version)
+    }
+
+    /// The excerpt of this excerpt for `cover`, which must lie inside this one's: the same
+    /// entries [`PriceBook::excerpt`] gives for it.
+    pub fn excerpt(&self, cover: Cover) -> Result<PriceExcerpt, String> {
+        if !self.cover.contains(&cover) {
+            return Err(format!(
+                "the prices carried cover {} to {} ms, book versions {} to {}; {} to {} ms at versions {} to {} are asked for",
+                self.cover.from_ms,
+                self.cover.to_ms,
+                self.cover.min_version,
+                self.cover.max_version,
+                cover.from_ms,
+                cover.to_ms,
+                cover.min_version,
+                cover.max_version
+            ));
+        }
+        Ok(PriceExcerpt {
+            cover,
+            entries: excerpt_of(&self.entries, cover),
+        })
+    }
+
+    /// blake3 (hex) of the canonical JSON of the entries (the cover is not hashed: the record
+    /// that names the hash says which day and version it is of).
+    pub fn hash(&self) -> String {
+        let v = serde_json::to_value(&self.entries).expect("entries serialise");
+        blake3::hash(&crate::signing::canonical(&v))
+            .to_hex()
+            .to_string()
+    }
+
+    /// Every endpoint priced, sorted.
+    pub fn endpoints(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.entries.iter().map(|e| e.endpoint.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
 /// An index into a price book as it stood at one version: how a determination costs an
 /// attempt (built once per day, looked up per attempt).
 #[derive(Debug, Clone)]
@@ -214,6 +345,9 @@ pub struct BookView {
     pub version: u64,
     /// The book's hash at that version ([`PriceBook::hash`]).
     pub hash: String,
+    /// The hash of the excerpt of the day's window at that version ([`PriceExcerpt::hash`]),
+    /// when the view was made for a window ([`BookView::for_window`]).
+    pub excerpt: Option<String>,
     schedules: std::collections::BTreeMap<String, PriceSchedule>,
 }
 
@@ -224,6 +358,7 @@ impl BookView {
         BookView {
             version,
             hash: book.hash(version),
+            excerpt: None,
             schedules: book
                 .endpoints()
                 .into_iter()
@@ -233,6 +368,52 @@ impl BookView {
                 })
                 .collect(),
         }
+    }
+
+    /// The view of `book` at `version` for a day's window `[from_ms, to_ms)`, naming the hash
+    /// of the window's excerpt (what a determination commits to).
+    pub fn for_window(book: &PriceBook, version: u64, (from_ms, to_ms): (i64, i64)) -> BookView {
+        let mut v = BookView::new(book, version);
+        v.excerpt = Some(
+            book.excerpt(Cover {
+                from_ms,
+                to_ms,
+                min_version: v.version,
+                max_version: v.version,
+            })
+            .hash(),
+        );
+        v
+    }
+
+    /// The view an excerpt gives of the book at `version` for the window `[from_ms, to_ms)`
+    /// (which it must cover), with the whole book's `hash` as stated by the record that names
+    /// it: all a bundle can check of that hash is the excerpt's own.
+    pub fn from_excerpt(
+        ex: &PriceExcerpt,
+        version: u64,
+        (from_ms, to_ms): (i64, i64),
+        stated_hash: &str,
+    ) -> Result<BookView, String> {
+        let day = ex.excerpt(Cover {
+            from_ms,
+            to_ms,
+            min_version: version,
+            max_version: version,
+        })?;
+        Ok(BookView {
+            version,
+            hash: stated_hash.to_string(),
+            excerpt: Some(day.hash()),
+            schedules: day
+                .endpoints()
+                .into_iter()
+                .map(|e| {
+                    let s = day.schedule(&e, version);
+                    (e, s)
+                })
+                .collect(),
+        })
     }
 
     /// The entry in force for `endpoint` at `at_ms`, as this version of the book says.
@@ -295,6 +476,73 @@ mod tests {
         assert!(all.in_force("c", 0).is_none());
         assert_ne!(before.hash, after.hash);
         assert_eq!(before.hash, BookView::new(&book.at(2), 9).hash);
+    }
+
+    /// Every lookup an excerpt covers gives what the whole book gives, an excerpt of an
+    /// excerpt is the book's excerpt, and what lies outside is refused.
+    #[test]
+    fn an_excerpt_answers_what_it_covers_as_the_book_does() {
+        // endpoint a: hourly price moves, a correction of an old entry recorded late, and a
+        // backdated entry; b: one price since the start; c: priced only after the window
+        let mut es = Vec::new();
+        let mut v = 0;
+        let mut push = |rec: i64, ep: &str, from: i64, input: &str| {
+            v += 1;
+            es.push(entry(v, rec, ep, from, input));
+        };
+        push(0, "b", 0, "9");
+        for h in 0..48 {
+            push(h * 100, "a", h * 100, &format!("{}", 1 + h % 5));
+        }
+        push(4_800, "a", 1_000, "7.5"); // corrects the entry from 1_000
+        push(4_900, "a", 2_450, "8"); // backdated into the window
+        push(5_000, "c", 6_000, "3");
+        let book = PriceBook::new(es).unwrap();
+        let cover = Cover {
+            from_ms: 2_050,
+            to_ms: 3_000,
+            min_version: 10,
+            max_version: book.version(),
+        };
+        let ex = book.excerpt(cover);
+        assert!(
+            ex.entries.len() < book.entries().len() / 2,
+            "{}",
+            ex.entries.len()
+        );
+        for version in cover.min_version..=cover.max_version {
+            for at in (cover.from_ms..cover.to_ms).step_by(25) {
+                for ep in ["a", "b", "c"] {
+                    assert_eq!(
+                        ex.schedule(ep, version).in_force(at),
+                        book.schedule(ep, version).in_force(at),
+                        "{ep} at {at}, version {version}"
+                    );
+                }
+            }
+        }
+        let day = Cover {
+            from_ms: 2_100,
+            to_ms: 2_900,
+            min_version: book.version(),
+            max_version: book.version(),
+        };
+        assert_eq!(ex.excerpt(day).unwrap(), book.excerpt(day));
+        let wider = Cover {
+            to_ms: 3_001,
+            ..day
+        };
+        assert!(ex.excerpt(wider).unwrap_err().contains("cover"));
+        // a view for the day from the book and from the excerpt commit to the same entries
+        let full = BookView::for_window(&book, book.version(), (2_100, 2_900));
+        let part = BookView::from_excerpt(&ex, book.version(), (2_100, 2_900), &full.hash).unwrap();
+        assert_eq!(full.excerpt, part.excerpt);
+        assert_eq!(full.in_force("a", 2_500), part.in_force("a", 2_500));
+        // an entry missing from the excerpt changes its hash
+        let mut short = ex.clone();
+        short.entries.retain(|e| e.version != 51);
+        let lacking = BookView::from_excerpt(&short, book.version(), (2_100, 2_900), &full.hash);
+        assert_ne!(lacking.unwrap().excerpt, full.excerpt);
     }
 
     #[test]

@@ -423,6 +423,11 @@ pub struct PricesUsed {
     /// Attempts of the window the book had no price for, costed as their observation
     /// recorded (0 in a healthy oracle: the book is written before anything is probed).
     pub costed_as_observed: u64,
+    /// blake3 of the excerpt of the book the day's window needs at `version`
+    /// ([`crate::price::PriceExcerpt::hash`]): what lets a bundle carry only those entries.
+    /// Absent in records made before bundles carried excerpts (their bundles carry the book).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
 }
 
 /// The index rows of a (tier, day) under methodology `m`: under 1.4.0 and later each attempt
@@ -560,6 +565,7 @@ fn rows<'a>(
             version: b.version,
             hash: b.hash.clone(),
             costed_as_observed,
+            excerpt: b.excerpt.clone(),
         }),
         vantages,
     }
