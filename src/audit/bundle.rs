@@ -241,7 +241,7 @@ pub fn export(
             files.insert("price-excerpt.json".into(), json(&excerpt));
         } else {
             // every version of every schedule: each determination names the version it used
-            files.insert("price-book.json".into(), json(&book));
+            files.insert("price-book.json".into(), json(&*book));
         }
     }
     files.insert("suite.toml".into(), suite.source.as_bytes().to_vec());

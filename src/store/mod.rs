@@ -19,8 +19,9 @@
 //!   own chain (`prev_hash` is the hash of the same worker's previous record), while `seq` is
 //!   global, so a gap in `seq` shows a deleted record whichever worker made it.
 //! - `y` + day (4 bytes BE) -> marker: a day that has observations.
-//! - `b` + version (8 bytes BE) -> price book entry JSON (append-only; methodology 1.4.0
-//!   costs attempts from it when a day is determined).
+//! - `B` + version of its first entry (8 bytes BE) -> up to 256 price book entries, JSON
+//!   array (append-only; methodology 1.4.0 costs attempts from the book when a day is
+//!   determined). Stores of 2026-11 hold one entry a key: `b` + version -> entry JSON.
 //! - `p` + endpoint id + 0x00 + effective-from time key -> price entry JSON: the write-once
 //!   schedules of stores made before the price book, read as the book's first entries.
 //! - `m` + name -> a service's small durable state, written in the same atomic batch as the
@@ -333,6 +334,8 @@ pub struct Store {
     append_lock: Mutex<()>,
     log: Mutex<Log>,
     readers: Mutex<std::collections::BTreeMap<u32, std::sync::Arc<std::fs::File>>>,
+    /// The price book as read or last written ([`Store::book`]).
+    book_cache: Mutex<Option<std::sync::Arc<PriceBook>>>,
 }
 
 /// Big-endian with the sign bit flipped: orders i64 correctly as bytes.
@@ -452,6 +455,7 @@ impl Store {
                 file: file.clone(),
             }),
             readers: Mutex::new([(active, file.clone())].into()),
+            book_cache: Mutex::new(None),
         })
     }
 
@@ -923,8 +927,7 @@ impl Store {
     /// Record endpoints' price schedules in the price book at `recorded_at_ms`: every entry
     /// the book does not already hold as it stands (new, or a correction of an entry with the
     /// same `effective_from`) is appended as the next version, with its source. Nothing is
-    /// ever removed. One read of the book and one flushed batch for all of them; returns what
-    /// was appended.
+    /// ever removed. One flushed batch for all of them; returns what was appended.
     pub fn record_prices<'a>(
         &self,
         schedules: impl IntoIterator<Item = (&'a str, &'a PriceSchedule)>,
@@ -932,20 +935,19 @@ impl Store {
         source: impl Fn(&str, &PriceEntry) -> Option<String>,
     ) -> Result<Vec<BookEntry>, StoreError> {
         let _g = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut book = self.book()?;
+        let book = self.book()?;
         // recorded in time order: a clock behind the book's last entry records at that entry's time
         let at = recorded_at_ms.max(book.entries().last().map_or(i64::MIN, |e| e.recorded_at_ms));
-        let mut b = sled::Batch::default();
-        let mut all = Vec::new();
+        let mut all: Vec<BookEntry> = Vec::new();
         for (endpoint, schedule) in schedules {
-            let new = book.changes(endpoint, schedule, at, |p| source(endpoint, p));
-            for e in new {
-                push_entry(&mut book, &mut b, &e)?;
-                all.push(e);
+            let mut new = book.changes(endpoint, schedule, at, |p| source(endpoint, p));
+            let next = book.version() + 1 + all.len() as u64;
+            for (i, e) in new.iter_mut().enumerate() {
+                e.version = next + i as u64;
             }
+            all.extend(new);
         }
-        self.tree.apply_batch(b)?;
-        self.db.flush()?;
+        self.push_entries(book, &all)?;
         Ok(all)
     }
 
@@ -953,8 +955,8 @@ impl Store {
     /// versions this book already holds must be identical, the rest must continue it.
     pub fn import_book(&self, entries: &[BookEntry]) -> Result<u64, StoreError> {
         let _g = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut book = self.book()?;
-        let mut b = sled::Batch::default();
+        let book = self.book()?;
+        let mut new = Vec::new();
         for e in entries {
             match book.entries().get(e.version as usize - 1) {
                 Some(have) if have == e => continue,
@@ -964,42 +966,82 @@ impl Store {
                         why: "differs from the entry being imported".into(),
                     })
                 }
-                None => {}
+                None => new.push(e.clone()),
             }
-            push_entry(&mut book, &mut b, e)?;
+        }
+        let v = book.version() + new.len() as u64;
+        self.push_entries(book, &new)?;
+        Ok(v)
+    }
+
+    /// Append `entries` (numbered after `book`'s last) to the book: checked in memory, stored
+    /// as chunks of [`BOOK_CHUNK`] entries in one flushed batch, then the cached book updated.
+    fn push_entries(
+        &self,
+        book: std::sync::Arc<PriceBook>,
+        entries: &[BookEntry],
+    ) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut book = std::sync::Arc::unwrap_or_clone(book);
+        for e in entries {
+            book.push(e.clone()).map_err(|why| StoreError::Corrupt {
+                key: format!("price book {}", e.version),
+                why: why.to_string(),
+            })?;
+        }
+        let mut b = sled::Batch::default();
+        for part in entries.chunks(BOOK_CHUNK) {
+            b.insert(
+                &book_chunk_key(part[0].version)[..],
+                serde_json::to_vec(part).expect("entries serialise"),
+            );
         }
         self.tree.apply_batch(b)?;
         self.db.flush()?;
-        Ok(book.version())
+        *self.book_cache.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(std::sync::Arc::new(book));
+        Ok(())
     }
 
-    /// The price book: every entry ever recorded, in version order. A store written before
-    /// the book existed has write-once schedules instead; they read as the book's first
-    /// entries (by effective time, then endpoint), recorded when they took effect.
-    pub fn book(&self) -> Result<PriceBook, StoreError> {
+    /// The price book: every entry ever recorded, in version order (read once, then kept in
+    /// memory: only this process writes it). A store written before the book existed has
+    /// write-once schedules instead; they read as the book's first entries (by effective
+    /// time, then endpoint), recorded when they took effect.
+    pub fn book(&self) -> Result<std::sync::Arc<PriceBook>, StoreError> {
+        if let Some(b) = &*self.book_cache.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Ok(b.clone());
+        }
+        let corrupt = |k: &[u8], why: String| StoreError::Corrupt {
+            key: String::from_utf8_lossy(k).into_owned(),
+            why,
+        };
         let mut entries = Vec::new();
+        // one entry a key (stores of 2026-11), then chunks
         for r in self.tree.scan_prefix([b'b']) {
             let (k, v) = r?;
-            let e: BookEntry = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
-                key: String::from_utf8_lossy(&k).into_owned(),
-                why: e.to_string(),
-            })?;
+            let e: BookEntry =
+                serde_json::from_slice(&v).map_err(|e| corrupt(&k, e.to_string()))?;
             entries.push(e);
+        }
+        for r in self.tree.scan_prefix([b'B']) {
+            let (k, v) = r?;
+            let part: Vec<BookEntry> =
+                serde_json::from_slice(&v).map_err(|e| corrupt(&k, e.to_string()))?;
+            entries.extend(part);
         }
         let mut legacy = Vec::new();
         for r in self.tree.scan_prefix([b'p']) {
             let (k, v) = r?;
-            let corrupt = |why: String| StoreError::Corrupt {
-                key: String::from_utf8_lossy(&k).into_owned(),
-                why,
-            };
-            let e: PriceEntry = serde_json::from_slice(&v).map_err(|e| corrupt(e.to_string()))?;
+            let e: PriceEntry =
+                serde_json::from_slice(&v).map_err(|e| corrupt(&k, e.to_string()))?;
             let end = k
                 .iter()
                 .position(|b| *b == 0)
-                .ok_or_else(|| corrupt("no endpoint end".into()))?;
+                .ok_or_else(|| corrupt(&k, "no endpoint end".into()))?;
             let endpoint =
-                String::from_utf8(k[1..end].to_vec()).map_err(|e| corrupt(e.to_string()))?;
+                String::from_utf8(k[1..end].to_vec()).map_err(|e| corrupt(&k, e.to_string()))?;
             legacy.push((e.effective_from_ms, endpoint, e));
         }
         legacy.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
@@ -1016,10 +1058,12 @@ impl Store {
             .collect();
         // book entries are numbered after the legacy ones (nothing writes those any more)
         all.extend(entries);
-        PriceBook::new(all).map_err(|why| StoreError::Corrupt {
+        let book = std::sync::Arc::new(PriceBook::new(all).map_err(|why| StoreError::Corrupt {
             key: "price book".into(),
             why: why.to_string(),
-        })
+        })?);
+        *self.book_cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(book.clone());
+        Ok(book)
     }
 
     /// An endpoint's price schedule as the book stands now.
@@ -1029,24 +1073,15 @@ impl Store {
     }
 }
 
-/// Add `e` to the book in memory and to the batch that stores it.
-fn push_entry(book: &mut PriceBook, b: &mut sled::Batch, e: &BookEntry) -> Result<(), StoreError> {
-    book.push(e.clone()).map_err(|why| StoreError::Corrupt {
-        key: format!("price book {}", e.version),
-        why: why.to_string(),
-    })?;
-    b.insert(
-        &book_key(e.version)[..],
-        serde_json::to_vec(e).expect("entry serialises"),
-    );
-    Ok(())
-}
+/// Price book entries per stored chunk (`B` keys).
+const BOOK_CHUNK: usize = 256;
 
-/// `b` + version (8 bytes BE): the price book's entries, in version order.
-fn book_key(version: u64) -> [u8; 9] {
+/// `B` + version of its first entry (8 bytes BE): a chunk of the price book's entries (JSON
+/// array), in version order. Stores of 2026-11 hold one entry a key (`b` + version).
+fn book_chunk_key(first_version: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
-    k[0] = b'b';
-    k[1..].copy_from_slice(&version.to_be_bytes());
+    k[0] = b'B';
+    k[1..].copy_from_slice(&first_version.to_be_bytes());
     k
 }
 
@@ -1366,6 +1401,50 @@ mod tests {
         assert_eq!(book.version(), 2);
         assert_eq!(book.schedule("a", 1).0, vec![e("0.5")]);
         assert_eq!(s.prices("a").unwrap().0, vec![e("0.6")]);
+    }
+
+    /// A store of 2026-11 holds one book entry a `b` key: read first, continued in chunks.
+    #[test]
+    fn a_book_of_single_entries_stays_readable_and_continues_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = |from: i64, inp: &str| PriceEntry {
+            effective_from_ms: from,
+            input: sit_core::fixed::Rate::parse(inp).unwrap(),
+            output: sit_core::fixed::Rate::parse("1").unwrap(),
+            cached_input: sit_core::fixed::Rate::parse(inp).unwrap(),
+            request_fee: sit_core::fixed::Pusd::ZERO,
+        };
+        {
+            let s = Store::open(dir.path()).unwrap();
+            for v in 1..=3u64 {
+                let be = BookEntry {
+                    version: v,
+                    recorded_at_ms: 10,
+                    endpoint: "a".into(),
+                    price: e(v as i64 * 100, "0.5"),
+                    source: None,
+                };
+                let mut k = vec![b'b'];
+                k.extend_from_slice(&v.to_be_bytes());
+                s.tree.insert(k, serde_json::to_vec(&be).unwrap()).unwrap();
+            }
+            s.db.flush().unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.book().unwrap().version(), 3);
+        let many = PriceSchedule((0..600).map(|i| e(1_000 + i, "0.7")).collect());
+        let added = s.record_prices([("a", &many)], 20, |_, _| None).unwrap();
+        assert_eq!((added[0].version, added[599].version), (4, 603));
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        let book = s.book().unwrap();
+        assert_eq!(book.version(), 603);
+        assert_eq!(s.prices("a").unwrap().0.len(), 603);
+        assert_eq!(
+            s.tree.scan_prefix([b'B']).count(),
+            3,
+            "600 entries in chunks of 256"
+        );
     }
 
     /// A store written before the price book keeps its write-once schedules: they read as the

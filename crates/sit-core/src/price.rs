@@ -188,14 +188,15 @@ impl PriceBook {
         recorded_at_ms: i64,
         source: impl Fn(&PriceEntry) -> Option<String>,
     ) -> Vec<BookEntry> {
-        let now = self.schedule(endpoint, self.version());
+        let now: std::collections::BTreeMap<i64, PriceEntry> = self
+            .schedule(endpoint, self.version())
+            .0
+            .into_iter()
+            .map(|q| (q.effective_from_ms, q))
+            .collect();
         let mut out = Vec::new();
         for p in &schedule.0 {
-            let known = now
-                .0
-                .iter()
-                .find(|q| q.effective_from_ms == p.effective_from_ms);
-            if known != Some(p) {
+            if now.get(&p.effective_from_ms) != Some(p) {
                 out.push(BookEntry {
                     version: self.version() + 1 + out.len() as u64,
                     recorded_at_ms,
