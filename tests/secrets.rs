@@ -87,6 +87,76 @@ async fn a_key_never_appears_in_output_records_or_bundles() {
         assert!(o.status.success(), "{}", text(&o));
         outputs.push(text(&o));
     }
+    // The service's log, in each format, at the most detailed level (issue 26: logs through
+    // `tracing`): one compressed day of `sit run` with a key the simulator echoes back.
+    let o = sit(&["keys", "generate", "--out", tmp.path().join("keys").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    for (format, day) in [("json", today), ("full", today.succ())] {
+        let run_data = tmp.path().join(format!("run-{format}"));
+        let key = format!("{}{SECRET}", sit::sim::server::ECHO_WHOLE_KEY_PREFIX);
+        let args: Vec<String> = [
+            "--data",
+            run_data.to_str().unwrap(),
+            "--providers",
+            &p,
+            "--log-format",
+            format,
+            "run",
+            "--key",
+            tmp.path().join("keys/signing-key.pem").to_str().unwrap(),
+            "--start",
+            &day.to_string(),
+            "--hour-ms",
+            "60",
+            "--until",
+            &day.succ().to_string(),
+            "--per-hour",
+            "1",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        let o = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_sit"))
+                .env("SIT_TEST_KEY", &key)
+                .env("SIT_LOG", "trace")
+                .args(&args)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        if format == "json" {
+            let lines: Vec<serde_json::Value> = err
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+                .collect();
+            assert!(
+                lines.iter().any(|l| l["level"] == "INFO"
+                    && l["target"] == "sit::publisher::day"
+                    && l["fields"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("sit run: published"))),
+                "{err}"
+            );
+        } else {
+            assert!(err.contains(" INFO sit::publisher::day: sit run: published"), "{err}");
+        }
+        outputs.push(text(&o));
+        let mut found = Vec::new();
+        files_containing(&run_data, SECRET.as_bytes(), &mut found);
+        assert!(found.is_empty(), "the key is in {found:?}");
+    }
+    // A bad filter is refused, naming the variable.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sit"))
+        .env("SIT_LOG", "sit::server=loud")
+        .args(["suite"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("SIT_LOG="), "{}", text(&o));
     // Without the variable the endpoints are skipped, naming the variable, not a value.
     let o = sit(&["--data", &d, "--providers", &p, "check"]);
     assert!(text(&o).contains("skipped until SIT_TEST_KEY is set"));

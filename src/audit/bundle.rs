@@ -1122,6 +1122,13 @@ fn recompute(
                     used.version, v.hash, used.hash
                 ));
             }
+            if v.excerpt != used.excerpt {
+                return Err(format!(
+                    "the day's excerpt of the bundle's price book hashes to {}, the record commits to {}",
+                    v.excerpt.clone().unwrap_or_default(),
+                    used.excerpt.clone().unwrap_or_default()
+                ));
+            }
             Some(v)
         }
         (Some(_), None, None) => {

@@ -45,6 +45,18 @@ pub struct Cli {
         value_name = "FILE"
     )]
     pub providers: PathBuf,
+    /// How `sit run`, `collect`, `worker` and `serve` write their log on standard error:
+    /// `text` (the message alone), `full` (time, level, target, message) or `json` (one
+    /// object a line). `SIT_LOG` filters (default `info`; e.g. `warn`, `sit::server=debug`).
+    #[arg(
+        long,
+        global = true,
+        default_value = "text",
+        value_parser = crate::sys::log::Format::NAMES,
+        env = "SIT_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    pub log_format: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -720,6 +732,11 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    let format = crate::sys::log::Format::parse(&cli.log_format).unwrap_or_default();
+    if let Err(e) = crate::sys::log::init(format) {
+        eprintln!("error: {e}");
+        return 2;
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -745,6 +762,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         data,
         providers,
         command,
+        ..
     } = cli;
     let data = data.unwrap_or_else(|| {
         PathBuf::from(match command {

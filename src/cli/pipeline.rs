@@ -193,7 +193,8 @@ async fn sim_command(command: Command) -> Result<()> {
         crate::sim::server::start_with(market.clone(), until, bench_ttft_ms.is_some()).await?;
     let eps = market.endpoints(&running.base_urls(), until);
     println!("{}", crate::sim::providers_toml(&eps, now));
-    eprintln!(
+    tracing::info!(
+        target: "sit::sim",
         "sit sim: {} providers on 127.0.0.1 (Ctrl-C to stop)",
         eps.len()
     );

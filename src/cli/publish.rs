@@ -63,14 +63,15 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             )
             .await
             .map_err(|e| Error::Failed(format!("cannot serve on {addr}: {e}")))?;
-            eprintln!(
+            tracing::info!(
+                target: "sit::server",
                 "sit serve: http://{} (archive {}; Ctrl-C to stop)",
                 running.addr,
                 archive.root().display()
             );
-            eprintln!("sit serve: {}", running.capacity.describe());
+            tracing::info!(target: "sit::server", "sit serve: {}", running.capacity.describe());
             let _ = tokio::signal::ctrl_c().await;
-            eprintln!("sit serve: shutting down");
+            tracing::info!(target: "sit::server", "sit serve: shutting down");
             running.shutdown().await?;
             Ok(())
         }

@@ -280,7 +280,7 @@ impl Collector {
             payload_bytes: m.payload.len() as u64,
             reason,
         };
-        eprintln!(
+        tracing::warn!(
             "sit collect: refused a message on {}: {}",
             m.subject, d.reason
         );
@@ -469,7 +469,7 @@ pub async fn consume(
             match made.await {
                 Ok(c) => consumers = Some(c),
                 Err(e) => {
-                    eprintln!("sit collect: {e}; retrying");
+                    tracing::warn!("sit collect: {e}; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = stop.changed() => {}
@@ -532,7 +532,7 @@ pub async fn consume(
                 x
             }
             Err(e) => {
-                eprintln!("sit collect: fetching from JetStream failed ({e}); retrying");
+                tracing::warn!("sit collect: fetching from JetStream failed ({e}); retrying");
                 consumers = None;
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -554,7 +554,7 @@ pub async fn consume(
             .map_err(|e| Error::Failed(format!("filing schedule documents: {e}")))??;
             for m in &docs {
                 if let Err(e) = m.ack().await {
-                    eprintln!("sit collect: ack failed ({e}); the document comes again");
+                    tracing::warn!("sit collect: ack failed ({e}); the document comes again");
                 }
             }
         }
@@ -615,7 +615,7 @@ async fn finish(
             m.ack().await
         };
         if let Err(e) = done {
-            eprintln!("sit collect: ack failed ({e}); the batch comes again and is recognised");
+            tracing::warn!("sit collect: ack failed ({e}); the batch comes again and is recognised");
         }
     }
     on_stored(&r);
@@ -709,7 +709,7 @@ async fn publish_days(
                 break;
             }
             if clock.now_ms() >= deadline && std::time::Instant::now() >= real_deadline {
-                eprintln!(
+                tracing::warn!(
                     "sit collect: {day}: determined without the complete records of {} (no reveal, or records missing, {} h after the day)",
                     pending.join(", "),
                     REVEAL_WAIT_MS / HOUR_MS
@@ -835,7 +835,7 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
             let r = crate::server::start_with(archive, addr, Some(svc), opts.limits.clone(), None)
                 .await
                 .map_err(|e| Error::Failed(format!("cannot serve on {addr}: {e}")))?;
-            eprintln!(
+            tracing::info!(
                 "sit collect: serving http://{} (/healthz, /metrics; {})",
                 r.addr,
                 r.capacity.describe()
@@ -844,7 +844,7 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
         }
         None => None,
     };
-    eprintln!(
+    tracing::info!(
         "sit collect: {} workers registered ({}); consuming {} on {}",
         workers.0.len(),
         workers.0.keys().cloned().collect::<Vec<_>>().join(", "),
@@ -917,16 +917,16 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
         Some(mut p) => tokio::select! {
             r = &mut p => {
                 published = r.map_err(|e| Error::Failed(format!("the publication task: {e}")))??;
-                eprintln!("sit collect: published the days before {} as asked; stopping", opts.until.map(|d| d.to_string()).unwrap_or_default());
+                tracing::info!("sit collect: published the days before {} as asked; stopping", opts.until.map(|d| d.to_string()).unwrap_or_default());
             }
             _ = crate::sys::shutdown::signal() => {
                 p.abort();
-                eprintln!("{stopping}");
+                tracing::info!("{stopping}");
             }
         },
         None => {
             crate::sys::shutdown::signal().await;
-            eprintln!("{stopping}");
+            tracing::info!("{stopping}");
         }
     }
     let _ = stop_tx.send(true);

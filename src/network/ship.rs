@@ -223,7 +223,7 @@ impl Shipper {
                     out.batches += 1;
                     backoff = Duration::from_millis(100);
                     if let Some(t) = down_since.take() {
-                        eprintln!(
+                        tracing::info!(
                             "sit worker: JetStream reachable again after {:.1} s; draining {} spooled observations",
                             t.elapsed().as_secs_f64(),
                             self.queue.depth()
@@ -234,7 +234,7 @@ impl Shipper {
                     out.retries += 1;
                     if down_since.is_none() {
                         down_since = Some(tokio::time::Instant::now());
-                        eprintln!(
+                        tracing::warn!(
                             "sit worker: publishing to JetStream failed ({e}); probing goes on, observations stay in the spool"
                         );
                     }

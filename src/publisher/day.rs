@@ -196,7 +196,7 @@ impl DayPublisher {
                     },
                 );
                 match r {
-                    Ok(new) if !new.is_empty() => eprintln!(
+                    Ok(new) if !new.is_empty() => tracing::info!(
                         "sit run: {}: {} price entries recorded in the book (v{}-v{})",
                         path.display(),
                         new.len(),
@@ -205,11 +205,11 @@ impl DayPublisher {
                     ),
                     Ok(_) => {}
                     Err(e) => {
-                        eprintln!("sit run: recording {}'s prices failed: {e}", path.display())
+                        tracing::error!("sit run: recording {}'s prices failed: {e}", path.display())
                     }
                 }
             }
-            Err(e) => eprintln!("sit run: {e}; the price book stays as it is"),
+            Err(e) => tracing::error!("sit run: {e}; the price book stays as it is"),
         }
     }
 
@@ -236,7 +236,7 @@ impl DayPublisher {
             }
             let p = self.publish(&tier, day)?;
             let line = p.line();
-            eprintln!("sit run: published {line}");
+            tracing::info!("sit run: published {line}");
             lines.push(line);
         }
         if let Some((seed, salt)) = secret {
@@ -295,10 +295,10 @@ impl DayPublisher {
         ) {
             Ok(lines) => {
                 for l in lines {
-                    eprintln!("sit run: settlement {l}");
+                    tracing::info!("sit run: settlement {l}");
                 }
             }
-            Err(e) => eprintln!(
+            Err(e) => tracing::error!(
                 "sit run: settling the listed contracts after {day} failed: reading the archive: {e}"
             ),
         }
@@ -344,14 +344,14 @@ impl DayPublisher {
             }
             let r = self.publish(&tier, day);
             match r {
-                Ok(p) => eprintln!("sit run: restated at the cutoff: {}", p.line()),
-                Err(PublishError::Refused(policy::Refusal::Unchanged { version, .. })) => eprintln!(
+                Ok(p) => tracing::info!("sit run: restated at the cutoff: {}", p.line()),
+                Err(PublishError::Refused(policy::Refusal::Unchanged { version, .. })) => tracing::info!(
                     "sit run: recomputed {tier} {day} before its cutoff: unchanged, version {version} stands"
                 ),
                 Err(PublishError::Refused(why)) => {
-                    eprintln!("sit run: recomputed {tier} {day} before its cutoff: {why}")
+                    tracing::info!("sit run: recomputed {tier} {day} before its cutoff: {why}")
                 }
-                Err(e) => eprintln!("sit run: recomputing {tier} {day} before its cutoff failed: {e}"),
+                Err(e) => tracing::error!("sit run: recomputing {tier} {day} before its cutoff failed: {e}"),
             }
         }
     }

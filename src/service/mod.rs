@@ -239,7 +239,7 @@ fn usable_endpoints(providers: &Path) -> Result<(config::Defaults, Vec<Usable>)>
     let mut out = Vec::new();
     for e in c.endpoints {
         if !e.dialect.supported() {
-            eprintln!(
+            tracing::warn!(
                 "sit run: endpoint `{}` left out: no {} adapter yet",
                 e.id, e.dialect
             );
@@ -247,7 +247,7 @@ fn usable_endpoints(providers: &Path) -> Result<(config::Defaults, Vec<Usable>)>
         }
         match e.api_key() {
             Ok(k) => out.push((e, k)),
-            Err(why) => eprintln!("sit run: {why}; left out of the commitments"),
+            Err(why) => tracing::warn!("sit run: {why}; left out of the commitments"),
         }
     }
     if out.is_empty() {
@@ -475,7 +475,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
     let result = tokio::select! {
         r = main => r,
         _ = crate::sys::shutdown::signal() => {
-            eprintln!("sit run: stopping (signal); what is recorded stays, the rest resumes at the next start");
+            tracing::info!("sit run: stopping (signal); what is recorded stays, the rest resumes at the next start");
             Ok(())
         }
     };
@@ -511,7 +511,7 @@ fn record_configured_prices(store: &Store, usable: &[Usable], now_ms: i64) -> Re
     if let (Some(first), Some(last)) = (recorded.first(), recorded.last()) {
         let mut eps: Vec<&str> = recorded.iter().map(|b| b.endpoint.as_str()).collect();
         eps.dedup();
-        eprintln!(
+        tracing::info!(
             "sit run: price book v{}-v{} recorded at {}: {} entries of {} endpoints",
             first.version,
             last.version,
@@ -546,7 +546,7 @@ async fn serve_beside(
             )
             .await
             .map_err(|e| failed(&format!("cannot serve on {addr}"), e))?;
-            eprintln!(
+            tracing::info!(
                 "sit run: serving http://{} (/healthz, /metrics; {})",
                 r.addr,
                 r.capacity.describe()
@@ -580,7 +580,7 @@ async fn start_shipper(
                 archive: svc.publisher.archive().clone(),
                 clock: clock.clone(),
             };
-            eprintln!(
+            tracing::info!(
                 "sit worker: vantage {}, shipping to {} ({} observations spooled)",
                 n.vantage,
                 n.nats,

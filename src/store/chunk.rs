@@ -6,20 +6,15 @@
 //! exactly the bytes that were hashed). The frame header repeats what the record says so a
 //! scan can choose records by time or seq without parsing them.
 //!
-//! Why chunks: sled 0.34 pays per insert (a leaf holds at most 16 items and is rewritten as it
-//! changes), so one insert per record held ingest at 27,000-48,000 records/s whatever the
-//! record size; about 16 KiB per insert runs at 200,000+ (BENCHMARKS.md, "Store ingest").
-//! A leaf of 16 chunks stays below sled's blob threshold (a quarter of a 512 KiB segment), so
-//! no chunk ever becomes a file of its own.
+//! Why chunks: one record a sled key held ingest at 27,000-48,000 records/s (sled 0.34 pays
+//! per insert); the store now writes an append's chunks into its observation log and gives
+//! sled one small key per chunk (BENCHMARKS.md, "Store ingest"). A chunk closes at
+//! [`crate::store::CHUNK_BYTES`], so a chunk read back is small.
 
 use sit_core::time::HOUR_MS;
 
 /// Bytes of a frame's header before the record: len, at_ms, seq, hash.
 pub const HEADER: usize = 4 + 8 + 8 + 32;
-
-/// A chunk is closed once it holds this many bytes (a record larger than this gets a chunk
-/// of its own).
-pub const TARGET_BYTES: usize = 16 * 1024;
 
 /// One record of a chunk, borrowed from the chunk's bytes.
 #[derive(Debug, Clone, Copy)]

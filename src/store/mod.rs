@@ -126,7 +126,9 @@ fn legacy_record(k: &[u8], v: sled::IVec) -> Result<Raw, StoreError> {
     })
 }
 
-/// The records of one chunk that `keep` chooses.
+/// The records of one chunk that `keep` chooses. Every frame is checked against its key
+/// (its hour, a seq not below the chunk's first) and its record bytes against the frame's
+/// blake3: a chunk damaged on disk is named, never read as if whole.
 fn chunk_records(
     key: &[u8],
     chunk: &bytes::Bytes,
@@ -134,8 +136,27 @@ fn chunk_records(
 ) -> Result<Vec<Raw>, StoreError> {
     let mut out = Vec::new();
     let base = chunk.as_ptr() as usize;
+    let (hour, first) = match key {
+        [b'c', h @ .., _, _, _, _, _, _, _, _] if h.len() == 8 => (
+            (u64::from_be_bytes(h.try_into().unwrap()) ^ (1 << 63)) as i64,
+            u64::from_be_bytes(key[9..17].try_into().unwrap()),
+        ),
+        _ => return Err(corrupt_key(key, "not a chunk key".into())),
+    };
     for f in chunk::frames(chunk) {
         let f = f.map_err(|why| corrupt_key(key, why))?;
+        if chunk::hour(f.at_ms) != hour || f.seq < first {
+            return Err(corrupt_key(
+                key,
+                format!("record seq {} at {} ms does not belong in this chunk", f.seq, f.at_ms),
+            ));
+        }
+        if blake3::hash(f.bytes).as_bytes() != &f.hash {
+            return Err(corrupt_key(
+                key,
+                format!("record seq {} does not match its hash (damaged on disk)", f.seq),
+            ));
+        }
         if keep(&f) {
             let start = f.bytes.as_ptr() as usize - base;
             out.push(Raw {
@@ -173,7 +194,10 @@ impl Iterator for HourScan<'_> {
                 Some(kv) => kv,
                 None => match range.next()? {
                     Ok(kv) => kv,
-                    Err(e) => return Some(Err(e.into())),
+                    Err(e) => {
+                        self.range = None;
+                        return Some(Err(e.into()));
+                    }
                 },
             };
             let hour = first.0.get(1..9).map(|h| h.to_vec());
@@ -184,7 +208,10 @@ impl Iterator for HourScan<'_> {
                         self.range = None;
                         break;
                     }
-                    Some(Err(e)) => return Some(Err(e.into())),
+                    Some(Err(e)) => {
+                        self.range = None;
+                        return Some(Err(e.into()));
+                    }
                     Some(Ok(kv)) => {
                         if kv.0.get(1..9).map(|h| h.to_vec()) == hour {
                             hour_chunks.push(kv);
@@ -204,7 +231,10 @@ impl Iterator for HourScan<'_> {
                     .and_then(|c| chunk_records(k, &c, |f| f.at_ms >= from && f.at_ms < to));
                 match got {
                     Ok(r) => recs.extend(r),
-                    Err(e) => return Some(Err(e)),
+                    Err(e) => {
+                        self.range = None;
+                        return Some(Err(e));
+                    }
                 }
             }
             recs.sort_by_key(|r| (r.at_ms, r.seq));
@@ -256,13 +286,17 @@ struct Log {
 /// works while the rest is serialised; [`LogWriter::sync`] waits for all of it.
 struct LogWriter<'a> {
     log: std::sync::MutexGuard<'a, Log>,
+    /// The segment written to: the log's active one, or a new one begun by this writer (the
+    /// log moves to it only once it is committed, so a failed append leaves the log as it was).
+    segment: u32,
+    file: std::sync::Arc<std::fs::File>,
     at: u64,
 }
 
 impl LogWriter<'_> {
     fn err(&self, source: std::io::Error) -> StoreError {
         StoreError::Log {
-            path: segment_path(&self.log.dir, self.log.active),
+            path: segment_path(&self.log.dir, self.segment),
             source,
         }
     }
@@ -270,28 +304,29 @@ impl LogWriter<'_> {
     /// Write one chunk; returns its place (`c` value).
     fn write(&mut self, chunk: &[u8]) -> Result<[u8; 16], StoreError> {
         use std::os::unix::fs::FileExt;
-        self.log
-            .file
+        self.file
             .write_all_at(chunk, self.at)
             .map_err(|e| self.err(e))?;
-        crate::sys::durable::start_writeback(&self.log.file, self.at, chunk.len() as u64);
-        let place = place_bytes(self.log.active, self.at, chunk.len());
+        crate::sys::durable::start_writeback(&self.file, self.at, chunk.len() as u64);
+        let place = place_bytes(self.segment, self.at, chunk.len());
         self.at += chunk.len() as u64;
         Ok(place)
     }
 
     /// fsync what was written; returns the log position to commit (`L`).
     fn sync(&self) -> Result<[u8; 12], StoreError> {
-        crate::sys::durable::persist(&self.log.file).map_err(|e| self.err(e))?;
+        crate::sys::durable::persist(&self.file).map_err(|e| self.err(e))?;
         let mut pos = [0u8; 12];
-        pos[0..4].copy_from_slice(&self.log.active.to_be_bytes());
+        pos[0..4].copy_from_slice(&self.segment.to_be_bytes());
         pos[4..12].copy_from_slice(&self.at.to_be_bytes());
         Ok(pos)
     }
 
-    /// The sled batch holding the position has been applied: the log's end moves there, and
-    /// its bytes are never written over.
+    /// The sled batch holding the position has been applied: the log's end (and segment)
+    /// move there, and its bytes are never written over.
     fn committed(mut self) {
+        self.log.active = self.segment;
+        self.log.file = self.file.clone();
         self.log.end = self.at;
     }
 }
@@ -470,10 +505,23 @@ impl Store {
             match readers.get(&segment) {
                 Some(f) => f.clone(),
                 None => {
-                    let f = std::fs::File::open(&path).map_err(|source| StoreError::Log {
-                        path: path.clone(),
-                        source,
-                    })?;
+                    let f = match std::fs::File::open(&path) {
+                        Ok(f) => f,
+                        // a spool's prune let the segment go after this chunk's place was
+                        // read: if the chunk is gone too, it holds nothing any more
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::NotFound
+                                && self.tree.get(k)?.is_none() =>
+                        {
+                            return Ok(bytes::Bytes::new());
+                        }
+                        Err(source) => {
+                            return Err(StoreError::Log {
+                                path: path.clone(),
+                                source,
+                            })
+                        }
+                    };
                     let f = std::sync::Arc::new(f);
                     readers.insert(segment, f.clone());
                     f
@@ -489,24 +537,33 @@ impl Store {
     /// Begin writing chunks at the log's committed end (a new segment is begun once the
     /// active one has reached its size). Held for the whole append.
     fn log_writer(&self) -> Result<LogWriter<'_>, StoreError> {
-        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        if log.end >= log.segment_bytes {
-            let next = log.active + 1;
-            let path = segment_path(&log.dir, next);
-            let f = std::sync::Arc::new(
-                crate::sys::durable::open_segment(&path, 0)
-                    .map_err(|source| StoreError::Log { path, source })?,
-            );
-            self.readers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(next, f.clone());
-            log.active = next;
-            log.end = 0;
-            log.file = f;
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if log.end < log.segment_bytes {
+            let (segment, file, at) = (log.active, log.file.clone(), log.end);
+            return Ok(LogWriter {
+                log,
+                segment,
+                file,
+                at,
+            });
         }
-        let at = log.end;
-        Ok(LogWriter { log, at })
+        // A segment of this number left by an append that failed is begun again (cut to 0).
+        let next = log.active + 1;
+        let path = segment_path(&log.dir, next);
+        let f = std::sync::Arc::new(
+            crate::sys::durable::open_segment(&path, 0)
+                .map_err(|source| StoreError::Log { path, source })?,
+        );
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(next, f.clone());
+        Ok(LogWriter {
+            log,
+            segment: next,
+            file: f,
+            at: 0,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -713,8 +770,9 @@ impl Store {
 
     /// Delete the observations recorded before `before_ms` whose seq is below `below_seq`
     /// (a probe network worker's spool, once JetStream has acknowledged them). Flushed.
-    /// The chain heads stay: the next record still links to the last one made. Returns how
-    /// many were deleted. A chunk keeps its key while any of its records stays.
+    /// The chain heads stay: the next record still links to the last one made. A chunk goes
+    /// when all its records may: records that share a chunk with one that must stay are kept
+    /// until it goes too (nothing is rewritten). Returns how many records were deleted.
     pub fn prune(&self, before_ms: i64, below_seq: u64) -> Result<u64, StoreError> {
         let _g = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut b = sled::Batch::default();
@@ -726,45 +784,21 @@ impl Store {
                 n += 1;
             }
         }
-        let gone = |at_ms: i64, seq: u64| at_ms < before_ms && seq < below_seq;
         let mut emptied = std::collections::BTreeSet::new();
-        let mut rewritten: Vec<([u8; 17], Vec<u8>)> = Vec::new();
         let hi = chunk_key(chunk::hour(before_ms).saturating_add(1), 0);
         for r in self.tree.range(chunk_key(i64::MIN / 2, 0)..hi) {
             let (k, v) = r?;
             let c = self.read_chunk(&k, &v)?;
-            let mut kept = Vec::new();
-            let mut dropped = 0;
-            for f in chunk::frames(&c) {
-                let f = f.map_err(|why| corrupt_key(&k, why))?;
-                if gone(f.at_ms, f.seq) {
-                    dropped += 1;
-                } else {
-                    chunk::push(&mut kept, f.at_ms, f.seq, &f.hash, f.bytes);
-                }
-            }
-            if dropped == 0 {
-                continue;
-            }
-            n += dropped;
-            if kept.is_empty() {
+            let records = chunk_records(&k, &c, |_| true)?;
+            if records
+                .iter()
+                .all(|f| f.at_ms < before_ms && f.seq < below_seq)
+            {
+                n += records.len() as u64;
                 b.remove(k.clone());
                 emptied.insert(k.to_vec());
-            } else {
-                // what stays of the chunk is written anew at the log's end, under its key
-                rewritten.push((k[..].try_into().expect("17-byte chunk key"), kept));
             }
         }
-        let log = if rewritten.is_empty() {
-            None
-        } else {
-            let mut log = self.log_writer()?;
-            for (k, c) in &rewritten {
-                b.insert(&k[..], &log.write(c)?[..]);
-            }
-            b.insert(&b"L"[..], &log.sync()?[..]);
-            Some(log)
-        };
         // an append's seq entry goes when every chunk it wrote has
         for r in self.tree.range(seq_key(0)..seq_key(below_seq)) {
             let (k, v) = r?;
@@ -783,9 +817,6 @@ impl Store {
         }
         if n > 0 {
             self.tree.apply_batch(b)?;
-            if let Some(log) = log {
-                log.committed();
-            }
             self.db.flush()?;
             self.drop_unused_segments()?;
         }
@@ -802,11 +833,16 @@ impl Store {
                 .ok_or_else(|| corrupt_key(&k, "chunk place of the wrong length".into()))?;
             used.insert(segment);
         }
+        // never the segment sled's committed position names (nor any after it)
         let (dir, active) = {
             let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
             (log.dir.clone(), log.active)
         };
-        for n in 1..active {
+        let committed = match self.tree.get(b"L")? {
+            Some(v) if v.len() == 12 => u32::from_be_bytes(v[0..4].try_into().unwrap()),
+            _ => 1,
+        };
+        for n in 1..active.min(committed) {
             let path = segment_path(&dir, n);
             if !used.contains(&n) && path.exists() {
                 self.readers
@@ -999,9 +1035,10 @@ impl Store {
             );
         }
         self.tree.apply_batch(b)?;
-        self.db.flush()?;
+        // applied: the cache follows at once (a failed flush must not leave it behind)
         *self.book_cache.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(std::sync::Arc::new(book));
+        self.db.flush()?;
         Ok(())
     }
 
@@ -1062,8 +1099,15 @@ impl Store {
             key: "price book".into(),
             why: why.to_string(),
         })?);
-        *self.book_cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(book.clone());
-        Ok(book)
+        // a book written while this one was read is newer: it stays
+        let mut cache = self.book_cache.lock().unwrap_or_else(|p| p.into_inner());
+        match &*cache {
+            Some(c) if c.version() >= book.version() => Ok(c.clone()),
+            _ => {
+                *cache = Some(book.clone());
+                Ok(book)
+            }
+        }
     }
 
     /// An endpoint's price schedule as the book stands now.
@@ -1301,6 +1345,33 @@ mod tests {
     }
 
     #[test]
+    fn a_record_damaged_on_disk_is_named_not_read() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let day = Date::parse("2026-01-05").unwrap().start_ms();
+        let s = Store::open(dir.path()).unwrap();
+        s.append(&mut [sample(day + 1), sample(day + 2)]).unwrap();
+        drop(s);
+        // one digit of the second record's cost, in place
+        let seg = dir.path().join(LOG_DIR).join("00000001.log");
+        let bytes = std::fs::read(&seg).unwrap();
+        let at = bytes
+            .windows(9)
+            .rposition(|w| w == b"\"cost\":\"0")
+            .expect("a cost");
+        let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        f.write_all_at(b"9", at as u64 + 8).unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let e = s
+            .scan(day, day + 10)
+            .find_map(|r| r.err())
+            .expect("the damage is named")
+            .to_string();
+        assert!(e.contains("record seq 1 does not match its hash"), "{e}");
+        assert!(s.records_by_seq(0, 1).is_err());
+    }
+
+    #[test]
     fn prune_deletes_only_what_was_asked_and_lets_empty_segments_go() {
         let dir = tempfile::tempdir().unwrap();
         let day = Date::parse("2026-01-05").unwrap().start_ms();
@@ -1339,6 +1410,12 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.scan(day, day + DAY_MS).count(), 1);
         assert_eq!(s.head().unwrap().0, 13);
+        // a chunk that holds a record still to keep stays whole (nothing is rewritten)
+        s.append(&mut [sample(day + 4 * hour), sample(day + 4 * hour + 1)])
+            .unwrap();
+        assert_eq!(s.prune(day + 5 * hour, 14).unwrap(), 1, "only seq 12's chunk");
+        assert_eq!(s.scan(day + 4 * hour, day + 5 * hour).count(), 2);
+        assert_eq!(s.prune(day + 5 * hour, 15).unwrap(), 2);
     }
 
     #[test]

@@ -204,7 +204,10 @@ pub fn persist(file: &File) -> io::Result<()> {
 /// were acknowledged are gone.
 pub fn open_segment(path: &Path, committed: u64) -> io::Result<File> {
     let dir = parent(path);
-    std::fs::create_dir_all(dir)?;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+        sync_dir(parent(dir))?;
+    }
     let existed = path.exists();
     let f = OpenOptions::new()
         .create(true)

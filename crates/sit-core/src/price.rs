@@ -149,10 +149,7 @@ impl PriceBook {
     /// blake3 (hex) of the canonical JSON of the entries up to `version`: what a record
     /// names beside the version, so a bundle with a different book is caught.
     pub fn hash(&self, version: u64) -> String {
-        let v = serde_json::to_value(&self.at(version).0).expect("book serialises");
-        blake3::hash(&crate::signing::canonical(&v))
-            .to_hex()
-            .to_string()
+        canonical_list_hash(&self.0[..(version.min(self.version()) as usize)])
     }
 
     /// An endpoint's schedule as the book stood at `version`: for each `effective_from`, the
@@ -208,6 +205,23 @@ impl PriceBook {
         }
         out
     }
+}
+
+/// blake3 (hex) of the canonical JSON (RFC 8785) of a list of entries, streamed: the
+/// canonical form of an array is its members' canonical forms between `[` and `]`, joined by
+/// `,`, so a book of any size is hashed one entry at a time instead of as one JSON tree.
+fn canonical_list_hash(entries: &[BookEntry]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"[");
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            h.update(b",");
+        }
+        let v = serde_json::to_value(e).expect("entry serialises");
+        h.update(&crate::signing::canonical(&v));
+    }
+    h.update(b"]");
+    h.finalize().to_hex().to_string()
 }
 
 /// `endpoint`'s schedule from the `entries` (in version order) of versions up to `version`:
@@ -323,10 +337,7 @@ impl PriceExcerpt {
     /// blake3 (hex) of the canonical JSON of the entries (the cover is not hashed: the record
     /// that names the hash says which day and version it is of).
     pub fn hash(&self) -> String {
-        let v = serde_json::to_value(&self.entries).expect("entries serialise");
-        blake3::hash(&crate::signing::canonical(&v))
-            .to_hex()
-            .to_string()
+        canonical_list_hash(&self.entries)
     }
 
     /// Every endpoint priced, sorted.
@@ -544,6 +555,22 @@ mod tests {
         short.entries.retain(|e| e.version != 51);
         let lacking = BookView::from_excerpt(&short, book.version(), (2_100, 2_900), &full.hash);
         assert_ne!(lacking.unwrap().excerpt, full.excerpt);
+    }
+
+    /// The streamed hash is the hash of the canonical JSON of the whole list, as it was
+    /// computed before (records name it).
+    #[test]
+    fn the_streamed_hash_is_the_canonical_hash_of_the_list() {
+        let mut es: Vec<BookEntry> = (1..=40)
+            .map(|v| entry(v, v as i64, if v % 3 == 0 { "b" } else { "a" }, v as i64 * 7, "1.25"))
+            .collect();
+        es[5].source = Some("a \"quoted\" page, é".into());
+        let book = PriceBook::new(es).unwrap();
+        for version in [0, 1, 17, 40] {
+            let v = serde_json::to_value(&book.at(version).0).unwrap();
+            let whole = blake3::hash(&crate::signing::canonical(&v)).to_hex().to_string();
+            assert_eq!(book.hash(version), whole, "version {version}");
+        }
     }
 
     #[test]
