@@ -89,9 +89,16 @@ async fn a_key_never_appears_in_output_records_or_bundles() {
     }
     // The service's log, in each format, at the most detailed level (issue 26: logs through
     // `tracing`): one compressed day of `sit run` with a key the simulator echoes back.
-    let o = sit(&["keys", "generate", "--out", tmp.path().join("keys").to_str().unwrap()]);
+    let o = sit(&[
+        "keys",
+        "generate",
+        "--out",
+        tmp.path().join("keys").to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
-    for (format, day) in [("json", today), ("full", today.succ())] {
+    // (the providers file prices each endpoint from the current hour on: the compressed
+    // timeline starts tomorrow)
+    for (format, day) in [("json", today.succ()), ("full", today.succ())] {
         let run_data = tmp.path().join(format!("run-{format}"));
         let key = format!("{}{SECRET}", sit::sim::server::ECHO_WHOLE_KEY_PREFIX);
         let args: Vec<String> = [
@@ -142,7 +149,10 @@ async fn a_key_never_appears_in_output_records_or_bundles() {
                 "{err}"
             );
         } else {
-            assert!(err.contains(" INFO sit::publisher::day: sit run: published"), "{err}");
+            assert!(
+                err.contains(" INFO sit::publisher::day: sit run: published"),
+                "{err}"
+            );
         }
         outputs.push(text(&o));
         let mut found = Vec::new();

@@ -11,6 +11,7 @@
 //!   version, sequence, status, value, key id, file name and the record's blake3;
 //! - `keys/<id>.pem` — the public key of every key that signed a record;
 //! - `commitments/<date>.{commit,reveal}.json` — the day's schedule commitment and its reveal;
+//! - `notices/N-NNNN.json` — the signed notices, write-once, numbered in order ([`notices`]);
 //! - `.lock` — held (flock) by a publisher while it decides and writes.
 //!
 //! Why files and not sled: sled allows one process per database, and the server must keep
@@ -20,6 +21,7 @@
 
 pub mod keys;
 pub mod layout;
+pub mod notices;
 pub mod settlements;
 pub mod vantages;
 

@@ -3,8 +3,9 @@
 //!
 //! Layout of a bundle folder:
 //! - `observations.jsonl`: the stored observation records, byte for byte, in chain order: the
-//!   contiguous run of sequence numbers that covers the day and its trailing eligibility
-//!   window, each with its raw evidence (request sent, response bytes compressed);
+//!   contiguous run of sequence numbers that covers the day, its trailing eligibility window
+//!   and the six hours after it ([`LATE_PROBES_MS`]: the day's late probes), each with its raw
+//!   evidence (request sent, response bytes compressed);
 //! - `chain.json`: the hash the first record links to, and the last record's hash;
 //! - `prices.json`: the price schedule of every endpoint in the records (as the book stands),
 //!   from the entry in force when the bundle's first record was made (the whole schedule in
@@ -41,6 +42,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub const SCHEMA: &str = "sit-audit-bundle/1";
+
+/// How long after its day a probe of the day is still looked for (sent late or retried): the
+/// bundle's records reach this far past the day's end.
+pub const LATE_PROBES_MS: i64 = 6 * HOUR_MS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -121,14 +126,15 @@ pub fn export(
         .map_err(|e| AuditError::Bundle(e.to_string()))?;
     let (m, suite) = day_versions(store, archive, &entries, versions, date)?;
     let (from, to) = day_window(&m, date);
-    // The window, plus the first hour after the day: a probe scheduled in the day's last
-    // seconds may be sent just after midnight on a loaded machine, and the commitment check
-    // needs it to account for every scheduled probe (the determination's inputs stay the
-    // window's; replay filters them). The bundle holds the contiguous run of seqs that
-    // covers them (with whatever else was stored in between, such as a late vantage's
-    // records), read by seq: the export reads the run, never the whole store.
+    // The window, plus the first hours after the day: a probe of the day's last minutes may
+    // be sent (or retried) well after midnight on a loaded machine (on a compressed clock an
+    // hour is a fraction of a second), and the commitment check needs it to account for every
+    // scheduled probe (the determination's inputs stay the window's; replay filters them).
+    // The bundle holds the contiguous run of seqs that covers them (with whatever else was
+    // stored in between, such as a late vantage's records), read by seq: the export reads the
+    // run, never the whole store.
     let (mut lo, mut hi) = (u64::MAX, 0u64);
-    for r in store.scan_raw(from, to + HOUR_MS) {
+    for r in store.scan_raw(from, to + LATE_PROBES_MS) {
         let r = r?;
         lo = lo.min(r.seq);
         hi = hi.max(r.seq);
@@ -710,13 +716,13 @@ impl Bundle {
                 "{day}: no schedule commitment and reveal in the bundle"
             ));
         };
-        // The day's probes: sent within the day (a probe of the last seconds may be sent just
-        // after midnight; one of the previous day's last seconds just after its midnight).
+        // The day's probes: sent within the day, or later (a probe of the last minutes may be
+        // sent or retried after midnight; one of the previous day's just after its midnight).
         let near: Vec<&Observation> = self
             .records
             .iter()
             .map(|r| &r.2)
-            .filter(|o| o.at_ms >= day.start_ms() && o.at_ms < day.start_ms() + DAY_MS + HOUR_MS)
+            .filter(|o| o.at_ms >= day.start_ms())
             .filter(|o| o.suite_hash == self.suite.hash && mine(o))
             .collect();
         let (in_day, spill): (Vec<&Observation>, Vec<&Observation>) = near
@@ -732,9 +738,10 @@ impl Bundle {
                     .collect()
             })
             .unwrap_or_default();
-        // A retry of one of the previous day's last probes can be sent well after midnight (a
-        // Retry-After, a loaded machine, a compressed clock): it belongs to the previous day's
-        // schedule (committed and revealed in this bundle too), not to this one's.
+        // One of the previous day's last probes, or its retry, can be sent well after midnight
+        // (a Retry-After, a loaded machine, a compressed clock where a minute is milliseconds):
+        // it belongs to the previous day's schedule (committed and revealed in this bundle
+        // too), not to this one's.
         let previous: std::collections::BTreeSet<(u64, String)> = schedules
             .get(&day.pred())
             .and_then(|(c, r)| {
@@ -755,7 +762,7 @@ impl Bundle {
             .into_iter()
             .filter(|o| {
                 let k = (o.seed, o.nonce.clone());
-                !(o.retry > 0 && previous.contains(&k) && !keys.contains(&k))
+                !(previous.contains(&k) && !keys.contains(&k))
             })
             .collect();
         candidates.extend(

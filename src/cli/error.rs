@@ -49,7 +49,19 @@ impl From<crate::publisher::PublishError> for Error {
             P::Refused(r) => Error::Refused(r.to_string()),
             e @ (P::UnknownTier { .. } | P::NoObservations { .. }) => Error::Usage(e.to_string()),
             P::Store(s) => Error::Store(s),
-            e @ (P::Archive(_) | P::Version(_) | P::Record { .. }) => Error::Failed(e.to_string()),
+            e @ (P::Archive(_) | P::Version(_) | P::Record { .. } | P::Notices(_)) => {
+                Error::Failed(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<crate::publisher::notices::NoticeError> for Error {
+    fn from(e: crate::publisher::notices::NoticeError) -> Self {
+        use crate::publisher::notices::NoticeError as N;
+        match e {
+            e @ (N::Refused(_) | N::Draft(_)) => Error::Usage(e.to_string()),
+            e @ (N::Archive(_) | N::Inconsistent(_)) => Error::Failed(e.to_string()),
         }
     }
 }

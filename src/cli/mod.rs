@@ -15,6 +15,7 @@ pub mod demo;
 pub mod error;
 mod hedge;
 mod network;
+mod notice;
 mod observations;
 mod pipeline;
 pub mod publish;
@@ -59,6 +60,100 @@ pub struct Cli {
     pub log_format: String,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `sit notice` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum NoticeWhat {
+    /// Write a notice draft (JSON) from flags; prints the earliest effective day its class
+    /// allows if published now.
+    Draft(NoticeDraft),
+    /// Check a draft against the rules and every published notice, as if published now.
+    Check {
+        /// The draft (from `sit notice draft --out FILE`).
+        file: PathBuf,
+        /// The listed contracts (default: the built-in contracts.toml).
+        #[arg(long, value_name = "FILE")]
+        contracts: Option<PathBuf>,
+    },
+    /// Publish a draft: numbered, stamped with the clock's time, checked, signed, written once.
+    Publish {
+        /// The draft.
+        file: PathBuf,
+        /// The publisher's signing key (PKCS#8 PEM).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The listed contracts (default: the built-in contracts.toml).
+        #[arg(long, value_name = "FILE")]
+        contracts: Option<PathBuf>,
+    },
+    /// The published notices (and what is in force now).
+    List {
+        /// Only those not yet in force.
+        #[arg(long)]
+        upcoming: bool,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What `sit notice draft` announces.
+#[derive(clap::Args, Debug)]
+pub struct NoticeDraft {
+    /// patch (5 business days' notice), minor (30 days), major (90 days, with a
+    /// consultation), emergency (the day after next; its reason is required and it is flagged).
+    #[arg(long)]
+    pub class: String,
+    /// The UTC day it takes effect (YYYY-MM-DD): days from this one on are made under it.
+    #[arg(long)]
+    pub effective: String,
+    /// Why (published with it).
+    #[arg(long)]
+    pub reason: String,
+    /// A methodology version (or hash) this build knows.
+    #[arg(long)]
+    pub methodology: Option<String>,
+    /// A probe suite version (or hash) this build knows.
+    #[arg(long)]
+    pub suite: Option<String>,
+    /// An endpoint joins the panel: ENDPOINT=PROVIDER (repeatable).
+    #[arg(long, value_name = "ENDPOINT=PROVIDER")]
+    pub add: Vec<String>,
+    /// An endpoint leaves the panel (repeatable).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub remove: Vec<String>,
+    /// An endpoint is grouped under another provider: ENDPOINT=PROVIDER (repeatable).
+    #[arg(long, value_name = "ENDPOINT=PROVIDER")]
+    pub regroup: Vec<String>,
+    /// A contract of contracts.toml is listed (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub list_contract: Vec<String>,
+    /// A listed contract's terms change (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub change_contract: Vec<String>,
+    /// A contract is delisted (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub delist: Vec<String>,
+    /// The publisher's new public key (PEM or 64 hex characters): a rotation.
+    #[arg(long, value_name = "PUBKEY")]
+    pub rotate_to: Option<PathBuf>,
+    /// The key id in force that the rotation replaces.
+    #[arg(long, value_name = "KEY_ID")]
+    pub rotate_from: Option<String>,
+    /// A key id whose signatures after the effective time are void (repeatable).
+    #[arg(long, value_name = "KEY_ID")]
+    pub revoke: Vec<String>,
+    /// A tier no longer determined from the effective day on (repeatable).
+    #[arg(long, value_name = "TIER")]
+    pub cease: Vec<String>,
+    /// A major change's consultation closes at the start of this UTC day (it opens when the
+    /// notice is published).
+    #[arg(long, value_name = "DATE")]
+    pub consultation_closes: Option<String>,
+    /// Write the draft here (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// A compressed clock (tests, demos): `--start DATE --hour-ms N`, or neither (the system clock).
@@ -305,6 +400,12 @@ pub enum Command {
     Prices {
         #[command(subcommand)]
         what: PricesWhat,
+    },
+    /// Announced, effective-dated changes (methodology, suite, panel, contracts, keys,
+    /// cessation): draft, check, publish (signed, at the clock's time) and list.
+    Notice {
+        #[command(subcommand)]
+        what: NoticeWhat,
     },
     /// Signing keys for the publisher (and certificates).
     Keys {
@@ -789,6 +890,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         c @ Command::Observations { .. } => observations::run(&paths, c),
         c @ (Command::Worker { .. } | Command::Collect { .. }) => network::run(&paths, c).await,
         c @ Command::Settle { .. } => settle::run(&paths, c),
+        c @ Command::Notice { .. } => notice::run(&paths, c),
         Command::Hedge { what, args } => hedge::run(&paths, what, args),
         Command::Bench { what } => bench::run(what).await,
     }

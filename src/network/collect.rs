@@ -282,7 +282,8 @@ impl Collector {
         };
         tracing::warn!(
             "sit collect: refused a message on {}: {}",
-            m.subject, d.reason
+            m.subject,
+            d.reason
         );
         [
             (
@@ -615,7 +616,9 @@ async fn finish(
             m.ack().await
         };
         if let Err(e) = done {
-            tracing::warn!("sit collect: ack failed ({e}); the batch comes again and is recognised");
+            tracing::warn!(
+                "sit collect: ack failed ({e}); the batch comes again and is recognised"
+            );
         }
     }
     on_stored(&r);

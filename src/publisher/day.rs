@@ -205,7 +205,10 @@ impl DayPublisher {
                     ),
                     Ok(_) => {}
                     Err(e) => {
-                        tracing::error!("sit run: recording {}'s prices failed: {e}", path.display())
+                        tracing::error!(
+                            "sit run: recording {}'s prices failed: {e}",
+                            path.display()
+                        )
                     }
                 }
             }
@@ -265,6 +268,8 @@ impl DayPublisher {
             crate::sys::durable::rename_into_place(&tmp, &out)?;
         }
         self.settle(day);
+        // the day's transient structures are gone: their memory goes back to the system
+        crate::sys::mem::release_free();
         Ok(lines)
     }
 

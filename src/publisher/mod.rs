@@ -6,12 +6,14 @@
 //! - [`policy`]: when a day may be published or restated (pure);
 //! - [`day`]: a finished day's publication for `sit run` and `sit collect` (each tier, the
 //!   reveal, the audit bundle, settlement) and the recomputation before its cutoff;
-//! - [`settle`]: which settlement records are due, and their values from the archive log.
+//! - [`settle`]: which settlement records are due, and their values from the archive log;
+//! - [`notices`]: publishing a notice, a data folder's genesis, and what is in force on a day.
 //!
 //! The records' bytes and signatures are [`sit_core::record`]'s; the files are
 //! [`crate::archive`]'s; serving them is the server's, a layer above.
 
 pub mod day;
+pub mod notices;
 pub mod policy;
 pub mod settle;
 
@@ -44,6 +46,8 @@ pub enum PublishError {
     Version(#[from] sit_core::versions::VersionError),
     #[error("the record in force {file} does not parse: {why}")]
     Record { file: String, why: String },
+    #[error("what the notices put in force cannot be read: {0}")]
+    Notices(String),
 }
 
 /// What one publish wrote.
@@ -192,6 +196,23 @@ pub fn chain_link_before(
 /// hash in the record in force, looked up in `versions`), so a restatement after the rules
 /// changed recomputes under the old rules; a day published for the first time uses the
 /// current versions.
+/// The methodology a day not yet published is determined with: the one the notices put in
+/// force at the day's start, or, in a data folder without notices, this build's current one.
+/// A notice naming a methodology this build does not know stops the day (with the hash).
+pub fn methodology_in_force<'v>(
+    archive: &Archive,
+    versions: &'v Registry,
+    date: sit_core::time::Date,
+) -> Result<&'v sit_core::index::Methodology, PublishError> {
+    match notices::in_force(archive, date.start_ms())
+        .map_err(|e| PublishError::Notices(e.to_string()))?
+        .and_then(|s| s.methodology)
+    {
+        Some((hash, _)) => Ok(versions.methodology(&hash)?),
+        None => Ok(versions.current_methodology()),
+    }
+}
+
 pub fn publish(
     store: &Store,
     archive: &Archive,
@@ -238,7 +259,7 @@ pub fn publish(
             )
         }
         None => (
-            versions.current_methodology(),
+            methodology_in_force(archive, versions, req.date)?,
             crate::determine::day_suite(
                 store,
                 versions,

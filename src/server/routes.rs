@@ -39,9 +39,11 @@ enum Route {
     Commitments,
     Challenge,
     Settlement,
+    Notices,
+    Versions,
 }
 
-const ROUTES: [&str; 15] = [
+const ROUTES: [&str; 17] = [
     "page",
     "healthz",
     "metrics",
@@ -57,12 +59,14 @@ const ROUTES: [&str; 15] = [
     "commitments",
     "challenge",
     "settlement",
+    "notices",
+    "versions",
 ];
 const STATUSES: [u16; 7] = [200, 304, 400, 404, 405, 503, 0];
 
 /// Request counters by route and status: fixed arrays of atomics, no lock on the hot path.
 pub(super) struct Metrics {
-    pub(super) counts: [[AtomicU64; 7]; 15],
+    pub(super) counts: [[AtomicU64; 7]; 17],
     pub(super) reloads: AtomicU64,
 }
 
@@ -494,6 +498,148 @@ async fn commitments(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
     )
 }
 
+/// `GET /v1/notices[?upcoming=true]`: every published notice (or those not yet in force), as
+/// signed, and what is in force now; `GET /v1/notices/{id}`: one notice's signed bytes.
+async fn notices(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
+    use crate::archive::notices as stored;
+    let id = segment(&uri, 3);
+    let r = (|| {
+        let all = stored::all(st.archive.root()).map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "notices_unreadable",
+                e.to_string(),
+                "the operator must restore the notices folder from a backup",
+            )
+        })?;
+        let json = |body: Vec<u8>| {
+            (
+                [
+                    (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+                    (
+                        CACHE_CONTROL,
+                        HeaderValue::from_static("public, max-age=60"),
+                    ),
+                ],
+                body,
+            )
+                .into_response()
+        };
+        if !id.is_empty() {
+            let p = all.iter().find(|p| p.notice.id == id).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "no_notice",
+                    format!("no notice {id}"),
+                    "GET /v1/notices lists them (ids N-0000, N-0001, ...)",
+                )
+            })?;
+            return Ok::<_, ApiError>(json(p.bytes.clone()));
+        }
+        let q = query(uri.query().map(String::from), &["upcoming"])?;
+        let upcoming = match q.get("upcoming").map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(v) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_query",
+                    format!("upcoming={v}"),
+                    "upcoming=true or upcoming=false",
+                ))
+            }
+        };
+        let now = crate::sys::clock::Clock::now_ms(&crate::sys::clock::SystemClock);
+        let notices: Vec<&stored::Published> = all
+            .iter()
+            .filter(|p| !upcoming || p.notice.effective_ms().is_ok_and(|e| e > now))
+            .collect();
+        let list: Vec<serde_json::Value> = notices
+            .iter()
+            .filter_map(|p| serde_json::from_slice(&p.bytes).ok())
+            .collect();
+        let plain: Vec<sit_core::notice::Notice> = all.iter().map(|p| p.notice.clone()).collect();
+        let in_force = sit_core::notice::State::at(&plain, now).ok();
+        let body = serde_json::json!({
+            "notices": list,
+            "in_force": in_force,
+            "rules": "index-methodology.md, governance: minimum notice patch 5 business days (Mon-Fri UTC), minor 30 days, major 90 days with a consultation closing at least 30 days before; an emergency may take effect at the next day's start, with its reason, and is flagged",
+        });
+        Ok(json(serde_json::to_vec_pretty(&body).expect("json")))
+    })();
+    done(
+        &st,
+        Route::Notices,
+        r.unwrap_or_else(IntoResponse::into_response),
+    )
+}
+
+/// `GET /v1/methodology/{hash}` and `GET /v1/suite/{hash}`: a version this build knows, by
+/// hash, with the notice that brought it into force (if any).
+async fn versions(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
+    let (what, hash) = (segment(&uri, 2), segment(&uri, 3));
+    let r = (|| {
+        let registry = sit_core::versions::Registry::embedded();
+        let brought_by = crate::archive::notices::all(st.archive.root())
+            .unwrap_or_default()
+            .into_iter()
+            .find(|p| {
+                p.notice.changes.iter().any(|c| match c {
+                    sit_core::notice::Change::Methodology { hash: h, .. }
+                    | sit_core::notice::Change::Suite { hash: h, .. } => *h == hash,
+                    _ => false,
+                })
+            })
+            .map(|p| {
+                serde_json::json!({"id": p.notice.id, "class": p.notice.class, "effective_at": p.notice.effective_at})
+            });
+        let body = if what == "methodology" {
+            let m = registry.methodology(&hash).map_err(|e| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_version",
+                    e.to_string(),
+                    "GET /v1/methodology lists every version this build knows",
+                )
+            })?;
+            serde_json::json!({
+                "version": m.version, "hash": hash, "parameters": m, "notice": brought_by,
+                "document": "index-methodology.md (its version history names what each version changed)",
+            })
+        } else {
+            let s = registry.suite(&hash).map_err(|e| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_version",
+                    e.to_string(),
+                    "GET /v1/methodology names the suites this build knows",
+                )
+            })?;
+            serde_json::json!({
+                "version": s.version, "hash": hash, "tiers": s.tier_ids(), "notice": brought_by,
+            })
+        };
+        Ok::<_, ApiError>(
+            (
+                [
+                    (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+                    (
+                        CACHE_CONTROL,
+                        HeaderValue::from_static("public, max-age=60"),
+                    ),
+                ],
+                serde_json::to_vec_pretty(&body).expect("json"),
+            )
+                .into_response(),
+        )
+    })();
+    done(
+        &st,
+        Route::Versions,
+        r.unwrap_or_else(IntoResponse::into_response),
+    )
+}
+
 /// `POST /v1/certify/challenge` with a certifier's signed request
 /// ([`sit_core::certificate::challenge::ChallengeRequest`]): a fresh signed challenge for its
 /// key, recorded before it is returned. `GET /v1/certify/challenges?key_id=K`: every challenge
@@ -766,6 +912,10 @@ pub(super) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/keys", get(keys_handler))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/commitments/{date}", get(commitments))
+        .route("/v1/notices", get(notices))
+        .route("/v1/notices/{id}", get(notices))
+        .route("/v1/methodology/{hash}", get(versions))
+        .route("/v1/suite/{hash}", get(versions))
         .route("/v1/certify/challenge", post(challenge))
         .route("/v1/certify/challenges", get(challenges))
         .route("/v1/index/{tier}", get(history))

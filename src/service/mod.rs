@@ -231,6 +231,93 @@ fn commit(
     Ok(c)
 }
 
+/// The endpoints day `day`'s schedule commits to: the usable ones (`ids`) in the panel the
+/// notices put in force at the day's start; every usable one in a data folder without notices.
+/// A configured endpoint outside the panel, or a panel endpoint that is not configured, is a
+/// panel change no notice covers: held (not applied), named in the log and in `/healthz`
+/// with the notice that would make it.
+fn panel_endpoints(
+    archive: &Archive,
+    ids: &[String],
+    day: Date,
+    status: &Status,
+) -> Result<Vec<String>> {
+    let state = crate::publisher::notices::in_force(archive, day.start_ms())
+        .map_err(|e| failed("reading the notices", e))?;
+    let Some(state) = state else {
+        return Ok(ids.to_vec());
+    };
+    let mut held = Vec::new();
+    for id in ids.iter().filter(|id| !state.panel.contains_key(*id)) {
+        held.push(format!(
+            "endpoint {id} is configured but not in the panel in force on {day}: held until a notice adds it (sit notice draft --class minor --add {id}=PROVIDER --effective DAY ...)"
+        ));
+    }
+    for id in state.panel.keys().filter(|id| !ids.contains(id)) {
+        held.push(format!(
+            "endpoint {id} is in the panel in force on {day} but not usable here (not in the providers file, or its key is missing): its probes are not scheduled; a notice removes it (sit notice draft --class minor --remove {id} ...)"
+        ));
+    }
+    for h in &held {
+        tracing::warn!("sit run: {h}");
+    }
+    status.held(held);
+    Ok(ids
+        .iter()
+        .filter(|id| state.panel.contains_key(*id))
+        .cloned()
+        .collect())
+}
+
+/// Publish the data folder's genesis notice (what is in force from `from` on) if it has no
+/// notice yet: the build's methodology and suite, the usable endpoints as the panel, the
+/// listed contracts and the signing key.
+fn ensure_genesis(
+    archive: &Archive,
+    usable: &[Usable],
+    contracts: &[sit_core::settlement::Contract],
+    key: &ed25519_dalek::SigningKey,
+    from: Date,
+    now_ms: i64,
+) -> Result<()> {
+    use crate::publisher::notices;
+    if !notices::published(archive)
+        .map_err(|e| failed("reading the notices", e))?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    let registry = sit_core::versions::Registry::embedded();
+    let panel = usable
+        .iter()
+        .map(|(e, _)| (e.id.clone(), e.provider.clone()))
+        .collect();
+    let listed = contracts.iter().map(|c| c.id.clone()).collect();
+    let g = notices::genesis(registry, &panel, &listed, key, from);
+    let ctx = notices::Context::new(
+        registry,
+        usable.iter().map(|(e, _)| e.id.clone()),
+        contracts.iter().map(|c| c.id.clone()),
+    );
+    let (n, _) = notices::publish(&g, archive, &ctx, key, now_ms)
+        .map_err(|e| failed("publishing the genesis notice", e))?;
+    tracing::info!(
+        "sit run: genesis notice {} published: {} endpoints in the panel, methodology {}, in force from {}",
+        n.id,
+        panel_len(&n),
+        registry.current_methodology().version,
+        n.effective_at
+    );
+    Ok(())
+}
+
+fn panel_len(n: &sit_core::notice::Notice) -> usize {
+    n.changes
+        .iter()
+        .filter(|c| matches!(c, sit_core::notice::Change::PanelAdd { .. }))
+        .count()
+}
+
 /// The endpoints `sit run` can probe: every configured endpoint with a supported dialect
 /// whose key (if it needs one) is in the environment. The others are named once, here, and
 /// left out of the commitments made from now on.
@@ -241,7 +328,8 @@ fn usable_endpoints(providers: &Path) -> Result<(config::Defaults, Vec<Usable>)>
         if !e.dialect.supported() {
             tracing::warn!(
                 "sit run: endpoint `{}` left out: no {} adapter yet",
-                e.id, e.dialect
+                e.id,
+                e.dialect
             );
             continue;
         }
@@ -367,6 +455,17 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
         _ => clock.now_ms(),
     };
     let status = Status::new(clock.clone(), started_ms);
+    // A data folder begins with its genesis notice (a worker's spool publishes nothing).
+    if opts.network.is_none() {
+        ensure_genesis(
+            &archive,
+            &usable,
+            &contracts,
+            &key,
+            Date::of_ms(started_ms),
+            clock.now_ms(),
+        )?;
+    }
     let on_ack: OnAck = {
         let (s, q) = (status.clone(), ship_queue.clone());
         Arc::new(move |o| {
@@ -416,7 +515,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
                 data,
                 svc.publisher.archive(),
                 day,
-                &ids,
+                &panel_endpoints(svc.publisher.archive(), &ids, day, &status)?,
                 opts.per_hour,
                 suite,
                 clock.now_ms(),
@@ -427,7 +526,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
                     data,
                     svc.publisher.archive(),
                     day.succ(),
-                    &ids,
+                    &panel_endpoints(svc.publisher.archive(), &ids, day.succ(), &status)?,
                     opts.per_hour,
                     suite,
                     clock.now_ms(),

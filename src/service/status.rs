@@ -45,6 +45,8 @@ struct Inner {
     unpublished: Option<Date>,
     /// The last day published: (day, milliseconds from its end to its publication).
     last_publication: Option<(Date, i64)>,
+    /// Panel changes in providers.toml that no notice in force covers (held, not applied).
+    held: Vec<String>,
 }
 
 impl Status {
@@ -110,6 +112,11 @@ impl Status {
         i.last_publication = Some((day, now_ms - day.succ().start_ms()));
     }
 
+    /// The panel changes held on the day being committed (see [`Inner::held`]).
+    pub fn held(&self, what: Vec<String>) {
+        self.inner().held = what;
+    }
+
     /// Why the service is unhealthy, if it is, with the facts behind the judgement.
     pub fn health(&self) -> (Vec<String>, serde_json::Value) {
         let now = self.clock.now_ms();
@@ -143,6 +150,7 @@ impl Status {
             "missed": i.missed,
             "awaiting_publication": i.unpublished.map(|d| d.to_string()),
             "last_published_day": i.last_publication.map(|(d, _)| d.to_string()),
+            "held_panel_changes": i.held,
         });
         (reasons, facts)
     }

@@ -148,13 +148,19 @@ fn chunk_records(
         if chunk::hour(f.at_ms) != hour || f.seq < first {
             return Err(corrupt_key(
                 key,
-                format!("record seq {} at {} ms does not belong in this chunk", f.seq, f.at_ms),
+                format!(
+                    "record seq {} at {} ms does not belong in this chunk",
+                    f.seq, f.at_ms
+                ),
             ));
         }
         if blake3::hash(f.bytes).as_bytes() != &f.hash {
             return Err(corrupt_key(
                 key,
-                format!("record seq {} does not match its hash (damaged on disk)", f.seq),
+                format!(
+                    "record seq {} does not match its hash (damaged on disk)",
+                    f.seq
+                ),
             ));
         }
         if keep(&f) {
@@ -1413,7 +1419,11 @@ mod tests {
         // a chunk that holds a record still to keep stays whole (nothing is rewritten)
         s.append(&mut [sample(day + 4 * hour), sample(day + 4 * hour + 1)])
             .unwrap();
-        assert_eq!(s.prune(day + 5 * hour, 14).unwrap(), 1, "only seq 12's chunk");
+        assert_eq!(
+            s.prune(day + 5 * hour, 14).unwrap(),
+            1,
+            "only seq 12's chunk"
+        );
         assert_eq!(s.scan(day + 4 * hour, day + 5 * hour).count(), 2);
         assert_eq!(s.prune(day + 5 * hour, 15).unwrap(), 2);
     }

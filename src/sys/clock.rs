@@ -231,6 +231,22 @@ pub fn folder_clock(
     Ok((into_clock(clock), fresh))
 }
 
+/// The clock a data folder runs on, as its clock file (`path`) records it, without anchoring
+/// anything: the system clock when the folder has none yet. How a command that only reads the
+/// time (`sit notice publish`) takes it from the same timeline as the service.
+pub fn recorded_clock(path: &Path) -> Result<Arc<dyn Clock>, FolderClockError> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let kept: RunClock = serde_json::from_slice(&bytes).map_err(|e| {
+                FolderClockError::Damaged(format!("{} is damaged: {e}", path.display()))
+            })?;
+            Ok(into_clock(kept))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Arc::new(SystemClock)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn into_clock(c: RunClock) -> Arc<dyn Clock> {
     match c {
         RunClock::System => Arc::new(SystemClock),

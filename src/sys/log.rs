@@ -54,8 +54,11 @@ pub const FILTER_VAR: &str = "SIT_LOG";
 /// `SIT_LOG` is an error naming it.
 pub fn init(format: Format) -> Result<(), String> {
     let filter = match std::env::var(FILTER_VAR) {
-        Ok(s) if !s.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(&s)
-            .map_err(|e| format!("{FILTER_VAR}={s:?}: {e} (try `info`, `warn` or `sit::server=debug,info`)"))?,
+        Ok(s) if !s.trim().is_empty() => {
+            tracing_subscriber::EnvFilter::try_new(&s).map_err(|e| {
+                format!("{FILTER_VAR}={s:?}: {e} (try `info`, `warn` or `sit::server=debug,info`)")
+            })?
+        }
         _ => tracing_subscriber::EnvFilter::new("info"),
     };
     let b = tracing_subscriber::fmt()

@@ -562,13 +562,23 @@ mod tests {
     #[test]
     fn the_streamed_hash_is_the_canonical_hash_of_the_list() {
         let mut es: Vec<BookEntry> = (1..=40)
-            .map(|v| entry(v, v as i64, if v % 3 == 0 { "b" } else { "a" }, v as i64 * 7, "1.25"))
+            .map(|v| {
+                entry(
+                    v,
+                    v as i64,
+                    if v % 3 == 0 { "b" } else { "a" },
+                    v as i64 * 7,
+                    "1.25",
+                )
+            })
             .collect();
         es[5].source = Some("a \"quoted\" page, é".into());
         let book = PriceBook::new(es).unwrap();
         for version in [0, 1, 17, 40] {
             let v = serde_json::to_value(&book.at(version).0).unwrap();
-            let whole = blake3::hash(&crate::signing::canonical(&v)).to_hex().to_string();
+            let whole = blake3::hash(&crate::signing::canonical(&v))
+                .to_hex()
+                .to_string();
             assert_eq!(book.hash(version), whole, "version {version}");
         }
     }

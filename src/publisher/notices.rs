@@ -1,0 +1,187 @@
+//! Notices as the publisher uses them: publishing one (checked against the rules and every
+//! notice before it, signed at the clock's time, written once), the genesis a data folder
+//! begins with, and what is in force on a day (the methodology it is determined with, the
+//! panel its schedule commits to). The rules themselves are the kernel's
+//! ([`sit_core::notice`]).
+
+use crate::archive::{notices as stored, Archive, ArchiveError};
+use ed25519_dalek::SigningKey;
+use sit_core::notice::{self, Change, Class, Governance, Notice, State};
+use sit_core::time::{format_utc_ms, Date};
+use sit_core::versions::Registry;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+/// Why a notice was not published, or what is in force cannot be said.
+#[derive(Debug, thiserror::Error)]
+pub enum NoticeError {
+    /// The draft breaks a rule (exit 2: nothing was written).
+    #[error("notice refused: {0}")]
+    Refused(#[from] notice::Refusal),
+    /// The draft does not parse.
+    #[error("{0}")]
+    Draft(String),
+    /// The archive could not be read or written.
+    #[error("{0}")]
+    Archive(#[from] ArchiveError),
+    /// The published notices do not fold (an archive altered by hand).
+    #[error("the published notices do not agree: {0}")]
+    Inconsistent(String),
+}
+
+/// What the checks know besides the notices: this build's versions and what is configured.
+pub struct Context {
+    pub methodologies: BTreeMap<String, String>,
+    pub suites: BTreeMap<String, String>,
+    pub endpoints: BTreeSet<String>,
+    pub contracts: BTreeSet<String>,
+    pub tiers: BTreeSet<String>,
+}
+
+impl Context {
+    /// The context of this build's `registry` with the configured endpoints and contracts.
+    pub fn new(
+        registry: &Registry,
+        endpoints: impl IntoIterator<Item = String>,
+        contracts: impl IntoIterator<Item = String>,
+    ) -> Context {
+        Context {
+            methodologies: registry
+                .methodologies()
+                .map(|(h, m)| (h.to_string(), m.version.clone()))
+                .collect(),
+            suites: registry
+                .suites()
+                .iter()
+                .map(|s| (s.hash.clone(), s.version.clone()))
+                .collect(),
+            endpoints: endpoints.into_iter().collect(),
+            contracts: contracts.into_iter().collect(),
+            tiers: registry.current_suite().tier_ids().into_iter().collect(),
+        }
+    }
+
+    fn known(&self) -> notice::Known<'_> {
+        notice::Known {
+            methodologies: &self.methodologies,
+            suites: &self.suites,
+            endpoints: &self.endpoints,
+            contracts: &self.contracts,
+            tiers: &self.tiers,
+        }
+    }
+}
+
+/// Every published notice, in order.
+pub fn published(archive: &Archive) -> Result<Vec<Notice>, NoticeError> {
+    Ok(stored::all(archive.root())?
+        .into_iter()
+        .map(|p| p.notice)
+        .collect())
+}
+
+/// What the published notices put in force at `at_ms`, or `None` for a data folder without
+/// notices (made before notices existed, and not yet given its genesis).
+pub fn in_force(archive: &Archive, at_ms: i64) -> Result<Option<State>, NoticeError> {
+    let all = published(archive)?;
+    if all.is_empty() {
+        return Ok(None);
+    }
+    State::at(&all, at_ms)
+        .map(Some)
+        .map_err(NoticeError::Inconsistent)
+}
+
+/// `draft` as it would be published now: numbered next, stamped with `now_ms`, naming `key`.
+pub fn complete(
+    draft: &Notice,
+    archive: &Archive,
+    now_ms: i64,
+    key: &SigningKey,
+) -> Result<Notice, NoticeError> {
+    let n = published(archive)?.len();
+    let mut d = draft.clone();
+    d.kind = notice::KIND.into();
+    d.id = format!("N-{n:04}");
+    d.published_at = format_utc_ms(now_ms);
+    d.key_id = sit_core::signing::key_id(&key.verifying_key());
+    if let Some(c) = &mut d.consultation {
+        if c.opens.is_empty() {
+            c.opens = d.published_at.clone();
+        }
+    }
+    Ok(d)
+}
+
+/// Check `draft` (completed with [`complete`]) against the rules and every published notice.
+pub fn check(draft: &Notice, archive: &Archive, ctx: &Context) -> Result<(), NoticeError> {
+    let all = published(archive)?;
+    notice::check(draft, &all, &Governance::default(), &ctx.known())?;
+    Ok(())
+}
+
+/// Publish `draft`: completed at `now_ms`, checked, signed with `key` and written once, under
+/// the archive's lock (one publisher at a time). Returns the notice and its file.
+pub fn publish(
+    draft: &Notice,
+    archive: &Archive,
+    ctx: &Context,
+    key: &SigningKey,
+    now_ms: i64,
+) -> Result<(Notice, PathBuf), NoticeError> {
+    let _lock = archive.lock()?;
+    let n = complete(draft, archive, now_ms, key)?;
+    check(&n, archive, ctx)?;
+    let v = serde_json::to_value(&n).expect("a notice serialises");
+    let bytes = sit_core::signing::sign_value(v, key);
+    let path = stored::put(archive.root(), &n.id, &bytes)?;
+    Ok((n, path))
+}
+
+/// The genesis of a data folder: what is in force from the day it starts (`from`): this
+/// build's current methodology and suite, the configured panel (endpoint -> provider), the
+/// listed contracts and the signing key. Published by `sit run` when the folder has no notice.
+pub fn genesis(
+    registry: &Registry,
+    panel: &BTreeMap<String, String>,
+    contracts: &BTreeSet<String>,
+    key: &SigningKey,
+    from: Date,
+) -> Notice {
+    let m = registry.current_methodology();
+    let s = registry.current_suite();
+    let mut changes = vec![
+        Change::Methodology {
+            version: m.version.clone(),
+            hash: m.hash(),
+        },
+        Change::Suite {
+            version: s.version.clone(),
+            hash: s.hash.clone(),
+        },
+        Change::SigningKey {
+            id: sit_core::signing::key_id(&key.verifying_key()),
+            public_key: sit_core::signing::hex(key.verifying_key().as_bytes()),
+        },
+    ];
+    changes.extend(panel.iter().map(|(e, p)| Change::PanelAdd {
+        endpoint: e.clone(),
+        provider: p.clone(),
+    }));
+    changes.extend(
+        contracts
+            .iter()
+            .map(|id| Change::ContractAdd { id: id.clone() }),
+    );
+    Notice {
+        kind: notice::KIND.into(),
+        id: String::new(),
+        class: Class::Genesis,
+        changes,
+        reason: "what is in force when this data folder begins: the methodology, probe suite, panel, contracts and signing key it starts with".into(),
+        published_at: String::new(),
+        effective_at: format_utc_ms(from.start_ms()),
+        consultation: None,
+        key_id: String::new(),
+    }
+}
