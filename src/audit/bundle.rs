@@ -190,12 +190,7 @@ pub fn export(
     // entries any lookup of the bundle needs; otherwise the whole book, as before.
     let book = store.book()?;
     let mut used: Vec<sit_core::index::PricesUsed> = Vec::new();
-    for e in entries.iter().filter(|e| e.date == date) {
-        let bytes = archive
-            .read(e)
-            .map_err(|x| AuditError::Bundle(x.to_string()))?;
-        let p = sit_core::record::parse(&bytes)
-            .map_err(|x| AuditError::Bundle(format!("{}: {x}", e.file)))?;
+    for p in day_records(archive, &entries, date)? {
         used.extend(p.determination.prices);
     }
     let versions_of = |o: &Observation| o.price_version.unwrap_or_else(|| book.version_at(o.at_ms));
@@ -346,6 +341,25 @@ pub fn export(
 
 /// The methodology and suite `date` was made with: the ones its published records name, or
 /// the current ones when nothing is published yet.
+/// The published records of `date`, read from the archive and parsed, in the log's order.
+fn day_records(
+    archive: &Archive,
+    entries: &[LogEntry],
+    date: Date,
+) -> Result<Vec<sit_core::record::Publication>, AuditError> {
+    entries
+        .iter()
+        .filter(|e| e.date == date)
+        .map(|e| {
+            let bytes = archive
+                .read(e)
+                .map_err(|x| AuditError::Bundle(x.to_string()))?;
+            sit_core::record::parse(&bytes)
+                .map_err(|x| AuditError::Bundle(format!("{}: {x}", e.file)))
+        })
+        .collect()
+}
+
 fn day_versions<'v>(
     store: &Store,
     archive: &Archive,
@@ -354,12 +368,7 @@ fn day_versions<'v>(
     date: Date,
 ) -> Result<(Methodology, &'v Suite), AuditError> {
     let mut named = std::collections::BTreeSet::new();
-    for e in entries.iter().filter(|e| e.date == date) {
-        let bytes = archive
-            .read(e)
-            .map_err(|x| AuditError::Bundle(x.to_string()))?;
-        let p = sit_core::record::parse(&bytes)
-            .map_err(|x| AuditError::Bundle(format!("{}: {x}", e.file)))?;
+    for p in day_records(archive, entries, date)? {
         named.insert((p.determination.methodology_hash, p.determination.suite_hash));
     }
     let version = |e: sit_core::versions::VersionError| AuditError::Bundle(e.to_string());

@@ -102,6 +102,22 @@ fn done(st: &AppState, r: Route, resp: Response) -> Response {
     resp
 }
 
+/// A JSON body that caches may keep for a minute (the lists and versions that change only when
+/// something is published).
+fn json_minute(body: Vec<u8>) -> Response {
+    (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=60"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 fn check_tier(st: &AppState, tier: &str) -> Result<(), ApiError> {
     if st.suite.tier(tier).is_some() {
         return Ok(());
@@ -477,19 +493,7 @@ async fn commitments(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
             "reveal": st.archive.reveal(date),
             "scheme": "commitment = blake3(\"sit-seed-commit-v1\" || date || seed (8 bytes LE) || salt (32 bytes)); the schedule is sit_core::schedule::schedule(seed) under the commitment's schedule version (1: independent draws, the default when absent; 2: paired probes, every endpoint the same (family, seed) set per hour and tier)",
         });
-        Ok::<_, ApiError>(
-            (
-                [
-                    (CONTENT_TYPE, HeaderValue::from_static("application/json")),
-                    (
-                        CACHE_CONTROL,
-                        HeaderValue::from_static("public, max-age=60"),
-                    ),
-                ],
-                serde_json::to_vec_pretty(&body).expect("json"),
-            )
-                .into_response(),
-        )
+        Ok::<_, ApiError>(json_minute(serde_json::to_vec_pretty(&body).expect("json")))
     })();
     done(
         &st,
@@ -512,19 +516,6 @@ async fn notices(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
                 "the operator must restore the notices folder from a backup",
             )
         })?;
-        let json = |body: Vec<u8>| {
-            (
-                [
-                    (CONTENT_TYPE, HeaderValue::from_static("application/json")),
-                    (
-                        CACHE_CONTROL,
-                        HeaderValue::from_static("public, max-age=60"),
-                    ),
-                ],
-                body,
-            )
-                .into_response()
-        };
         if !id.is_empty() {
             let p = all.iter().find(|p| p.notice.id == id).ok_or_else(|| {
                 ApiError::new(
@@ -534,7 +525,7 @@ async fn notices(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
                     "GET /v1/notices lists them (ids N-0000, N-0001, ...)",
                 )
             })?;
-            return Ok::<_, ApiError>(json(p.bytes.clone()));
+            return Ok::<_, ApiError>(json_minute(p.bytes.clone()));
         }
         let q = query(uri.query().map(String::from), &["upcoming"])?;
         let upcoming = match q.get("upcoming").map(String::as_str) {
@@ -565,7 +556,7 @@ async fn notices(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
             "in_force": in_force,
             "rules": "index-methodology.md, governance: minimum notice patch 5 business days (Mon-Fri UTC), minor 30 days, major 90 days with a consultation closing at least 30 days before; an emergency may take effect at the next day's start, with its reason, and is flagged",
         });
-        Ok(json(serde_json::to_vec_pretty(&body).expect("json")))
+        Ok(json_minute(serde_json::to_vec_pretty(&body).expect("json")))
     })();
     done(
         &st,
@@ -619,19 +610,7 @@ async fn versions(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
                 "version": s.version, "hash": hash, "tiers": s.tier_ids(), "notice": brought_by,
             })
         };
-        Ok::<_, ApiError>(
-            (
-                [
-                    (CONTENT_TYPE, HeaderValue::from_static("application/json")),
-                    (
-                        CACHE_CONTROL,
-                        HeaderValue::from_static("public, max-age=60"),
-                    ),
-                ],
-                serde_json::to_vec_pretty(&body).expect("json"),
-            )
-                .into_response(),
-        )
+        Ok::<_, ApiError>(json_minute(serde_json::to_vec_pretty(&body).expect("json")))
     })();
     done(
         &st,
