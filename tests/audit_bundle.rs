@@ -117,6 +117,120 @@ fn bundle_exported_from_a_live_store_replays_identically() {
     assert!(o.status.success(), "{}", text(&o));
     let o = verify(&elsewhere);
     assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("not pinned"), "{}", text(&o));
+
+    // Against the pinned root: the bundle carries the notices the key set follows from; every
+    // record re-signed with another key (its keys/ and manifest rewritten to match) still
+    // verifies against the bundle's own keys, and fails against the root, naming both keys.
+    assert!(elsewhere.join("notices/N-0000.json").exists());
+    let root_hex = sit_core::signing::hex(&key.verifying_key().to_bytes());
+    let root_id = sit_core::signing::key_id(&key.verifying_key());
+    let o = sit(&[
+        "audit",
+        "verify",
+        elsewhere.to_str().unwrap(),
+        "--key",
+        &root_hex,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "{root_id} (followed from the pinned root {root_id} through N-0000)"
+        )),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("schedule 4 commitments and reveals signed by the key set"),
+        "{}",
+        text(&o)
+    );
+    // A commitment whose signature was stripped (the manifest rewritten) is named.
+    let stripped = t.path().join("stripped/bundle");
+    copy_dir(&elsewhere, &stripped);
+    let cf = "commitments/2026-01-06.commit.json";
+    let mut c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(stripped.join(cf)).unwrap()).unwrap();
+    assert!(c["signature"].is_string(), "{c}");
+    c.as_object_mut().unwrap().remove("signature");
+    c.as_object_mut().unwrap().remove("key_id");
+    let bytes = serde_json::to_vec_pretty(&c).unwrap();
+    std::fs::write(stripped.join(cf), &bytes).unwrap();
+    let mf = stripped.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mf).unwrap()).unwrap();
+    m["files"][cf] = serde_json::json!(blake3::hash(&bytes).to_hex().to_string());
+    std::fs::write(&mf, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let o = sit(&[
+        "audit",
+        "verify",
+        stripped.to_str().unwrap(),
+        "--key",
+        &root_hex,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        first_failure(&o).contains("the commitment of 2026-01-06 is not signed"),
+        "{}",
+        text(&o)
+    );
+    let resigned = t.path().join("resigned/bundle");
+    copy_dir(&elsewhere, &resigned);
+    let other = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let other_id = sit_core::signing::key_id(&other.verifying_key());
+    let mf = resigned.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mf).unwrap()).unwrap();
+    std::fs::remove_dir_all(resigned.join("keys")).unwrap();
+    std::fs::create_dir(resigned.join("keys")).unwrap();
+    let files = m["files"].as_object_mut().unwrap();
+    files.retain(|k, _| !k.starts_with("keys/"));
+    for sub in ["determinations", "previous"] {
+        for e in std::fs::read_dir(resigned.join(sub)).unwrap() {
+            let f = e.unwrap().path();
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+            v.as_object_mut().unwrap().remove("signature");
+            v["key_id"] = other_id.clone().into();
+            let bytes = sit_core::signing::sign_value(v, &other);
+            std::fs::write(&f, &bytes).unwrap();
+            let name = format!("{sub}/{}", f.file_name().unwrap().to_str().unwrap());
+            files.insert(name, blake3::hash(&bytes).to_hex().to_string().into());
+        }
+    }
+    let pem = sit_core::signing::public_pem(&other.verifying_key());
+    let kf = format!("keys/{}.pem", other_id.replace(':', "-"));
+    std::fs::write(resigned.join(&kf), &pem).unwrap();
+    files.insert(kf, blake3::hash(pem.as_bytes()).to_hex().to_string().into());
+    std::fs::write(&mf, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let o = verify(&resigned);
+    assert!(
+        o.status.success(),
+        "unpinned, the bundle's own keys vouch for it: {}",
+        text(&o)
+    );
+    let o = sit(&[
+        "audit",
+        "verify",
+        resigned.to_str().unwrap(),
+        "--key",
+        &root_hex,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        first_failure(&o).contains(&format!(
+            "signed by key {other_id} but the key given is {root_id}"
+        )),
+        "{}",
+        text(&o)
+    );
+    let o = sit(&[
+        "audit",
+        "replay",
+        resigned.to_str().unwrap(),
+        "--key",
+        &root_hex,
+    ]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains(&other_id), "{}", text(&o));
 
     // The bundle carries the part of the price book the day needs, not the whole book: each
     // record commits to its window's excerpt, and an altered excerpt is named by replay.

@@ -63,6 +63,12 @@ fn example_verifier_accepts_a_published_record_and_rejects_a_flipped_byte() {
     let out = String::from_utf8_lossy(&o.stdout);
     // The first day of the demo store is the chain's anchor (BASE).
     assert!(out.starts_with("VALID t1 2026-01-05 BASE "), "{out}");
+    // ... which is not a settlement value, final at its restatement cutoff.
+    assert!(
+        out.contains("settlement value: no (BASE: the anchor of a chain: no earlier price to compare); in a contract period: refused"),
+        "{out}"
+    );
+    assert!(out.contains("final at 2026-01-07T00:00:00.000Z"), "{out}");
     let current = sit_core::index::Methodology::default();
     assert!(
         out.contains(&format!(

@@ -254,9 +254,57 @@ async fn a_change_takes_effect_exactly_on_its_effective_day_and_nothing_changes_
             .collect();
         ids.into_iter().find(|i| !panel.contains(i)).unwrap()
     };
-    let out = run("2026-01-10").wait_with_output().unwrap();
+    // A tier ceased by an emergency notice: from its effective day it is not determined,
+    // and the days around it are finished without it.
+    let cease = dir.path().join("cease.json");
+    let o = sit(&[
+        "--data",
+        &d,
+        "--providers",
+        &p,
+        "notice",
+        "draft",
+        "--class",
+        "emergency",
+        "--effective",
+        "2026-01-10",
+        "--cease",
+        "t3",
+        "--reason",
+        "the tier's probes no longer separate the endpoints; it ends",
+        "--out",
+        cease.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = sit(&[
+        "--data",
+        &d,
+        "--providers",
+        &p,
+        "notice",
+        "publish",
+        cease.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = run("2026-01-11").wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{log}");
+    assert!(data.join("published/t3/2026-01-09.v1.json").exists());
+    assert!(
+        data.join("published/t1/2026-01-10.v1.json").exists(),
+        "{log}"
+    );
+    assert!(!data.join("published/t3/2026-01-10.v1.json").exists());
+    assert!(
+        log.contains("t3 2026-01-10 is not determined: the tier has ceased by notice"),
+        "{log}"
+    );
+    assert!(
+        data.join("archive/2026-01-10").exists(),
+        "the day is finished without t3"
+    );
     assert!(
         log.contains(&format!(
             "endpoint {added} is configured but not in the panel in force"
@@ -287,7 +335,7 @@ async fn a_change_takes_effect_exactly_on_its_effective_day_and_nothing_changes_
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(list["notices"].as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list["notices"].as_array().unwrap().len(), 3, "{list}");
     assert_eq!(list["notices"][1]["class"], "emergency");
     let one = reqwest::get(format!("{base}/v1/notices/N-0001"))
         .await
@@ -299,6 +347,20 @@ async fn a_change_takes_effect_exactly_on_its_effective_day_and_nothing_changes_
         &one[..],
         &std::fs::read(data.join("published/notices/N-0001.json")).unwrap()[..]
     );
+    // The page lists them, the emergency flagged, beside the table of statuses.
+    let page = reqwest::get(format!("{base}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(
+            r#"<a href="/v1/notices/N-0001">N-0001</a></td><td class="emergency">emergency</td>"#
+        ),
+        "{page}"
+    );
+    assert!(page.contains(r#"<td class="st SUSPENDED">SUSPENDED</td>"#));
     let pubkey = sit::archive::keys::load_signing(&key)
         .unwrap()
         .verifying_key();

@@ -382,6 +382,16 @@ async fn served_record_verifies_independently_and_one_flipped_byte_fails_both() 
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("VALID  t1 2026-01-05"));
+    assert!(
+        text(&o).contains("settlement value: no (BASE: the anchor of a chain: no earlier price to compare); in a contract period: refused"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("final at   2026-01-07T00:00:00.000Z"),
+        "{}",
+        text(&o)
+    );
     // Regression (issue 26): the help says the key may be given as 64 hex characters, and
     // `--key <hex>` was read as a file name.
     let hex = sit_core::signing::hex(
@@ -570,6 +580,15 @@ async fn http_api_serves_records_csv_304_and_documented_errors() {
         "t1,{D2},2,RESTATED,{},",
         v2["value"].as_str().unwrap()
     )));
+    // Finality beside each row: the restatement cutoff (00:00 two days after the date) and
+    // whether the day's own value is a daily settlement value.
+    let d2 = sit_core::time::Date::parse(D2).unwrap();
+    let cutoff = sit_core::time::format_utc_ms(d2.start_ms() + 2 * sit_core::time::DAY_MS);
+    assert!(
+        lines[2].ends_with(&format!(",{cutoff},true")),
+        "{}",
+        lines[2]
+    );
     let (_, _, csv2) = http.get("/v1/index/t1.csv", &[]).await;
     assert_eq!(csv, csv2);
 
@@ -712,7 +731,7 @@ async fn openapi_document_matches_the_server() {
         }
     };
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 15, "every route is documented");
+    assert_eq!(paths.len(), 19, "every route is documented");
     for (path, item) in paths {
         // A route that writes takes only POST (the certification challenge): a GET of it is
         // a documented 405.

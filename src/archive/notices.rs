@@ -70,6 +70,22 @@ pub fn all(root: &Path) -> Result<Vec<Published>, ArchiveError> {
     Ok(out)
 }
 
+/// How many notices are published (files named `N-*.json`): the server reloads when it grows
+/// (notices are append-only, so a count is a fingerprint).
+pub fn count(root: &Path) -> usize {
+    std::fs::read_dir(dir(root))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| {
+                    let n = e.file_name();
+                    let n = n.to_string_lossy();
+                    n.starts_with("N-") && n.ends_with(".json")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// Publish a notice: its signed bytes written once as `notices/<id>.json` (an existing file
 /// of that id is never touched: `AlreadyExists`).
 pub fn put(root: &Path, id: &str, bytes: &[u8]) -> Result<PathBuf, ArchiveError> {

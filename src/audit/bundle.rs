@@ -23,7 +23,11 @@
 //!   on a probe network collector, each vantage's own (`DATE.VANTAGE.commit.json`), checked
 //!   against that vantage's records;
 //! - `determinations/`: every published version of the day's determinations (signed);
-//! - `keys/`: the public keys that signed them;
+//! - `keys/`: the public keys that signed them (for a reader without the publisher's key;
+//!   `sit audit verify --key ROOT` ignores them and follows the publisher's key set instead);
+//! - `notices/` (bundles made from 2026-12-07): every notice the data folder had published
+//!   when the bundle was made, byte for byte as signed: the key set followed from the pinned
+//!   root, and the methodology and suite in force on the day;
 //! - `manifest.json`: blake3 of every other file.
 
 use crate::archive::{Archive, LogEntry};
@@ -315,6 +319,11 @@ pub fn export(
             }
         }
     }
+    for n in crate::archive::notices::all(archive.root())
+        .map_err(|x| AuditError::Bundle(x.to_string()))?
+    {
+        files.insert(format!("notices/{}.json", n.notice.id), n.bytes);
+    }
     let manifest = Manifest {
         schema: SCHEMA.into(),
         date,
@@ -434,6 +443,11 @@ pub struct Bundle {
     pub previous: Vec<(String, Vec<u8>)>,
     /// (file name, PEM).
     pub keys: Vec<(String, String)>,
+    /// (file name, signed bytes): the notices, in id order (bundles made from 2026-12-07).
+    pub notices: Vec<(String, Vec<u8>)>,
+    /// The publisher's key set followed from a pinned root ([`Bundle::pin`]): when set,
+    /// every signature is checked against it and the bundled `keys/` are not trusted.
+    pub pinned: Option<sit_core::keyset::KeySet>,
 }
 
 fn read(dir: &Path, name: &str) -> Result<Vec<u8>, AuditError> {
@@ -523,7 +537,13 @@ impl Bundle {
                 .map_err(|_| AuditError::Bundle(format!("{f} is not UTF-8")))?;
             keys.push((f, pem));
         }
+        let mut notices = Vec::new();
+        for f in list(dir, "notices") {
+            notices.push((f.clone(), read(dir, &f)?));
+        }
         Ok(Bundle {
+            notices,
+            pinned: None,
             dir: dir.to_path_buf(),
             chain: parse(dir, "chain.json")?,
             prices: parse(dir, "prices.json")?,
@@ -611,7 +631,14 @@ impl Bundle {
     /// Every file listed in the manifest has its hash; no file is unlisted.
     pub fn check_manifest(&self) -> Result<(), String> {
         let mut present = Vec::new();
-        for sub in ["", "commitments", "determinations", "keys"] {
+        for sub in [
+            "",
+            "commitments",
+            "determinations",
+            "keys",
+            "previous",
+            "notices",
+        ] {
             if sub.is_empty() {
                 for e in std::fs::read_dir(&self.dir).map_err(|e| e.to_string())? {
                     let e = e.map_err(|e| e.to_string())?;
@@ -650,13 +677,128 @@ impl Bundle {
         self.verified(&self.previous)
     }
 
-    /// Check each signed record with the bundled key it names.
+    /// Trust the publisher's key set followed from `root` (the key its genesis notice names,
+    /// obtained out of band) through the bundle's notices, not the keys the bundle carries.
+    pub fn pin(&mut self, root: &ed25519_dalek::VerifyingKey) -> Result<(), String> {
+        let notices: Vec<Vec<u8>> = self.notices.iter().map(|(_, b)| b.clone()).collect();
+        self.pinned =
+            Some(sit_core::keyset::KeySet::follow(root, &notices).map_err(|e| e.to_string())?);
+        Ok(())
+    }
+
+    /// The notices the bundle carries, parsed (their signatures are checked by [`Bundle::pin`]).
+    pub fn parsed_notices(&self) -> Result<Vec<sit_core::notice::Notice>, String> {
+        self.notices
+            .iter()
+            .map(|(f, b)| crate::archive::notices::parse(b).map_err(|e| format!("{f}: {e}")))
+            .collect()
+    }
+
+    /// With a pinned key set and notices: each record was made under the methodology and
+    /// suite the notices put in force at its day's start, and signed by a key of the set
+    /// valid when it was published (checked by [`Bundle::publications`]).
+    pub fn check_in_force(&self) -> Result<(), String> {
+        if self.pinned.is_none() || self.notices.is_empty() {
+            return Ok(());
+        }
+        let notices = self.parsed_notices()?;
+        for (name, p, _) in self.publications()? {
+            let d = &p.determination;
+            let state = sit_core::notice::State::at(&notices, d.date.start_ms())?;
+            if let Some((h, v)) = &state.methodology {
+                if *h != d.methodology_hash {
+                    return Err(format!(
+                        "{name}: made under methodology {} ({}), the notices put {v} ({h}) in force on {}",
+                        d.methodology_version, d.methodology_hash, d.date
+                    ));
+                }
+            }
+            if let Some((h, v)) = &state.suite {
+                if *h != d.suite_hash {
+                    return Err(format!(
+                        "{name}: made with probe suite {}, the notices put {v} ({h}) in force on {}",
+                        d.suite_hash, d.date
+                    ));
+                }
+            }
+            if state.ceased.contains(&d.tier) {
+                return Err(format!(
+                    "{name}: tier {} had ceased by {} (a notice)",
+                    d.tier, d.date
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// With a pinned key set: the publisher's own schedule commitments and reveals of the
+    /// bundle are signed by a key of the set valid when they were made. One made after the
+    /// folder's genesis notice must be signed (this build signs them); one made before is
+    /// unsigned (`Ok` says how many). A vantage's documents are its worker's, not checked here.
+    pub fn check_schedule_signatures(&self) -> Result<(usize, usize), String> {
+        let Some(set) = &self.pinned else {
+            return Ok((0, 0));
+        };
+        let genesis_ms = self
+            .parsed_notices()?
+            .first()
+            .and_then(|n| sit_core::time::parse_utc_ms(&n.published_at).ok());
+        let (mut signed, mut unsigned) = (0, 0);
+        let mut check = |what: String,
+                         bytes: Vec<u8>,
+                         has_sig: bool,
+                         made: &str|
+         -> Result<(), String> {
+            if has_sig {
+                set.verify(&bytes).map_err(|e| format!("{what}: {e}"))?;
+                signed += 1;
+                return Ok(());
+            }
+            let made_ms = sit_core::time::parse_utc_ms(made).map_err(|e| format!("{what}: {e}"))?;
+            if genesis_ms.is_some_and(|g| made_ms >= g) {
+                return Err(format!(
+                    "{what} is not signed, though it was made at {made}, after the folder's genesis notice (a signature was stripped, or it was not made by the publisher)"
+                ));
+            }
+            unsigned += 1;
+            Ok(())
+        };
+        for (d, (c, r)) in &self.commitments {
+            if let Some(c) = c {
+                check(
+                    format!("the commitment of {d}"),
+                    sit_core::commit::bytes(c),
+                    c.signature.is_some(),
+                    &c.committed_at,
+                )?;
+            }
+            if let Some(r) = r {
+                check(
+                    format!("the reveal of {d}"),
+                    sit_core::commit::bytes(r),
+                    r.signature.is_some(),
+                    &r.revealed_at,
+                )?;
+            }
+        }
+        Ok((signed, unsigned))
+    }
+
+    /// Check each signed record with the key it names: from the pinned key set when there is
+    /// one (valid at the record's `published_at`), else from the bundle's own `keys/`.
     fn verified(
         &self,
         records: &[(String, Vec<u8>)],
     ) -> Result<Vec<(String, Publication, Vec<u8>)>, String> {
         let mut out = Vec::new();
         for (name, bytes) in records {
+            if let Some(set) = &self.pinned {
+                let (_, k) = set.verify(bytes).map_err(|e| format!("{name}: {e}"))?;
+                let ver = sit_core::record::verify(bytes, k.verifying_key())
+                    .map_err(|e| format!("{name}: {e}"))?;
+                out.push((name.clone(), ver.publication, ver.signed_bytes));
+                continue;
+            }
             let v: serde_json::Value =
                 serde_json::from_slice(bytes).map_err(|e| format!("{name}: {e}"))?;
             let kid = v["key_id"].as_str().unwrap_or("").replace(':', "-");
@@ -1263,6 +1405,12 @@ pub fn verify(b: &Bundle) -> Vec<String> {
     }
     if let Err(e) = b.check_commitment() {
         out.push(format!("commitment: {e}"));
+    }
+    if let Err(e) = b.check_in_force() {
+        out.push(format!("in force: {e}"));
+    }
+    if let Err(e) = b.check_schedule_signatures() {
+        out.push(format!("commitment signature: {e}"));
     }
     if let Err(e) = b.check_manifest() {
         out.push(format!("manifest: {e}"));

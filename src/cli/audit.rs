@@ -5,6 +5,61 @@ use crate::cli::error::{Error, Result};
 use crate::store::Store;
 use crate::sys::clock::{Clock, SystemClock};
 
+/// A bundle, its key set pinned to `key` when given. Without one the bundle's own keys are
+/// used, and the reader is told what that does not prove.
+fn load_pinned(
+    dir: &std::path::Path,
+    key: Option<&std::path::Path>,
+) -> Result<crate::audit::bundle::Bundle> {
+    let mut b = crate::audit::bundle::Bundle::load(dir).map_err(|e| Error::Usage(e.to_string()))?;
+    match key {
+        Some(k) => {
+            let root = crate::archive::keys::load_public(k)?;
+            b.pin(&root).map_err(|e| {
+                Error::Failed(format!(
+                    "{}: {e}\n  hint: --key is the publisher's root key (the one its genesis notice N-0000 names), obtained out of band",
+                    dir.display()
+                ))
+            })?;
+        }
+        None => eprintln!(
+            "note: signatures are checked against the keys the bundle carries (keys/), which prove nothing about who signed: give --key ROOT, the publisher's key obtained out of band"
+        ),
+    }
+    Ok(b)
+}
+
+/// The keys that signed the bundle's records, and how they are trusted.
+fn signers(b: &crate::audit::bundle::Bundle) -> String {
+    let mut ids: Vec<String> = b
+        .determinations
+        .iter()
+        .chain(&b.previous)
+        .filter_map(|(_, bytes)| {
+            serde_json::from_slice::<serde_json::Value>(bytes)
+                .ok()?
+                .get("key_id")?
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    match &b.pinned {
+        Some(set) => format!(
+            "{} (followed from the pinned root {}{})",
+            ids.join(", "),
+            set.keys.first().map(|k| k.key_id.as_str()).unwrap_or("?"),
+            if set.chain.is_empty() {
+                String::new()
+            } else {
+                format!(" through {}", set.chain.join(", "))
+            }
+        ),
+        None => format!("{} (the bundle's own keys/: not pinned)", ids.join(", ")),
+    }
+}
+
 /// Run a command of this family.
 pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
     match command {
@@ -39,10 +94,9 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             Ok(())
         }
         Command::Audit {
-            what: AuditWhat::Replay { dir, json },
+            what: AuditWhat::Replay { dir, json, key },
         } => {
-            let b = crate::audit::bundle::Bundle::load(&dir)
-                .map_err(|e| Error::Usage(e.to_string()))?;
+            let b = load_pinned(&dir, key.as_deref())?;
             let t0 = std::time::Instant::now();
             let r = crate::audit::bundle::replay(&b);
             let secs = t0.elapsed().as_secs_f64();
@@ -79,10 +133,9 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             }
         }
         Command::Audit {
-            what: AuditWhat::Verify { dir },
+            what: AuditWhat::Verify { dir, key },
         } => {
-            let b = crate::audit::bundle::Bundle::load(&dir)
-                .map_err(|e| Error::Usage(e.to_string()))?;
+            let b = load_pinned(&dir, key.as_deref())?;
             let problems = crate::audit::bundle::verify(&b);
             if problems.is_empty() {
                 println!(
@@ -93,6 +146,24 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                     b.determinations.len(),
                     b.manifest.date
                 );
+                println!("  keys     {}", signers(&b));
+                if b.pinned.is_some() {
+                    let (signed, unsigned) = b.check_schedule_signatures().unwrap_or((0, 0));
+                    println!(
+                        "  schedule {signed} commitments and reveals signed by the key set{}",
+                        if unsigned > 0 {
+                            format!(", {unsigned} unsigned (made before the folder's notices)")
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+                if b.pinned.is_some() && !b.notices.is_empty() {
+                    println!(
+                        "  in force the methodology and suite of every record are those in force on its day by the bundle's notices ({})",
+                        b.notices.len()
+                    );
+                }
                 Ok(())
             } else {
                 for p in &problems {

@@ -100,6 +100,7 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
         new_timeline: true,
         contracts: None,
         network: None,
+        demo_key: true,
     };
     let ran = service::run(
         data,

@@ -60,7 +60,7 @@ impl From<crate::publisher::notices::NoticeError> for Error {
     fn from(e: crate::publisher::notices::NoticeError) -> Self {
         use crate::publisher::notices::NoticeError as N;
         match e {
-            e @ (N::Refused(_) | N::Draft(_)) => Error::Usage(e.to_string()),
+            e @ (N::Refused(_) | N::Draft(_) | N::WrongKey(_)) => Error::Usage(e.to_string()),
             e @ (N::Archive(_) | N::Inconsistent(_)) => Error::Failed(e.to_string()),
         }
     }
@@ -74,7 +74,9 @@ impl From<crate::publisher::day::DayError> for Error {
             D::Config(c) => Error::Config(c),
             D::Store(s) => Error::Store(s),
             D::Io(e) => Error::Io(e),
-            e @ (D::Archive { .. } | D::Bundle { .. }) => Error::Failed(e.to_string()),
+            e @ (D::Archive { .. } | D::Bundle { .. } | D::Notices(_)) => {
+                Error::Failed(e.to_string())
+            }
         }
     }
 }

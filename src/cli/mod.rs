@@ -80,9 +80,12 @@ pub enum NoticeWhat {
     Publish {
         /// The draft.
         file: PathBuf,
-        /// The publisher's signing key (PKCS#8 PEM).
+        /// The publisher's signing key (PKCS#8 PEM): for a rotation, the outgoing key.
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
+        /// For a key rotation: the incoming signing key (PKCS#8 PEM), which accepts it.
+        #[arg(long, value_name = "FILE")]
+        accept_key: Option<PathBuf>,
         /// The listed contracts (default: the built-in contracts.toml).
         #[arg(long, value_name = "FILE")]
         contracts: Option<PathBuf>,
@@ -141,9 +144,17 @@ pub struct NoticeDraft {
     /// The key id in force that the rotation replaces.
     #[arg(long, value_name = "KEY_ID")]
     pub rotate_from: Option<String>,
-    /// A key id whose signatures after the effective time are void (repeatable).
+    /// Days after the rotation takes effect during which the outgoing key's signatures stay
+    /// valid.
+    #[arg(long, value_name = "DAYS", default_value_t = 7)]
+    pub overlap_days: u32,
+    /// A key id whose signatures from --void-after on are void (repeatable).
     #[arg(long, value_name = "KEY_ID")]
     pub revoke: Vec<String>,
+    /// With --revoke: from when (UTC, RFC 3339, or a day YYYY-MM-DD for its start; may be in
+    /// the past for a leaked key). Default: the effective time.
+    #[arg(long, value_name = "TIME")]
+    pub void_after: Option<String>,
     /// A tier no longer determined from the effective day on (repeatable).
     #[arg(long, value_name = "TIER")]
     pub cease: Vec<String>,
@@ -551,11 +562,22 @@ pub enum AuditWhat {
         dir: PathBuf,
         #[arg(long)]
         json: bool,
+        /// The publisher's root public key (PEM or 64 hex digits, obtained out of band):
+        /// signatures are checked against the key set followed from it through the bundle's
+        /// notices, not against the keys the bundle carries.
+        #[arg(long, value_name = "PUBKEY")]
+        key: Option<PathBuf>,
     },
-    /// Check a bundle: manifest, hash chain, Merkle roots, seed commitment, signatures.
+    /// Check a bundle: manifest, hash chain, Merkle roots, seed commitment, signatures, and
+    /// with --key the versions and key in force.
     Verify {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// The publisher's root public key (PEM or 64 hex digits, obtained out of band):
+        /// signatures are checked against the key set followed from it through the bundle's
+        /// notices, not against the keys the bundle carries.
+        #[arg(long, value_name = "PUBKEY")]
+        key: Option<PathBuf>,
     },
     /// Reproduce the Standard Token Cost Index from its price tape, exactly, and compare with
     /// what it published.

@@ -60,12 +60,17 @@ pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
         NoticeWhat::Publish {
             file,
             key,
+            accept_key,
             contracts,
         } => {
             let d = read_draft(&file)?;
             let ctx = context(cli, contracts.as_deref())?;
             let key = crate::archive::keys::load_signing(&key)?;
-            let (n, path) = notices::publish(&d, &archive, &ctx, &key, now)?;
+            let accept = accept_key
+                .as_deref()
+                .map(crate::archive::keys::load_signing)
+                .transpose()?;
+            let (n, path) = notices::publish(&d, &archive, &ctx, &key, accept.as_ref(), now)?;
             println!(
                 "published {} ({}) at {}, in force from {}: {}",
                 n.id,
@@ -208,10 +213,31 @@ fn draft(d: &super::NoticeDraft) -> Result<Notice> {
             from,
             to: sit_core::signing::key_id(&vk),
             public_key: sit_core::signing::hex(vk.as_bytes()),
+            overlap_days: d.overlap_days,
         });
     }
+    let effective = Date::parse(&d.effective).map_err(|e| {
+        Error::Usage(format!(
+            "--effective {}: {e} (a UTC day, YYYY-MM-DD)",
+            d.effective
+        ))
+    })?;
+    let void_after = match &d.void_after {
+        None => format_utc_ms(effective.start_ms()),
+        Some(t) => match Date::parse(t) {
+            Ok(day) => format_utc_ms(day.start_ms()),
+            Err(_) => format_utc_ms(parse_utc_ms(t).map_err(|e| {
+                Error::Usage(format!(
+                    "--void-after {t}: {e} (RFC 3339 UTC, or a day YYYY-MM-DD)"
+                ))
+            })?),
+        },
+    };
     for k in &d.revoke {
-        changes.push(Change::KeyRevocation { key: k.clone() });
+        changes.push(Change::KeyRevocation {
+            key: k.clone(),
+            void_after: void_after.clone(),
+        });
     }
     for t in &d.cease {
         changes.push(Change::Cessation { tier: t.clone() });
@@ -221,12 +247,6 @@ fn draft(d: &super::NoticeDraft) -> Result<Notice> {
             "a notice changes something: give --methodology, --suite, --add, --remove, --regroup, --list-contract, --change-contract, --delist, --rotate-to, --revoke or --cease".into(),
         ));
     }
-    let effective = Date::parse(&d.effective).map_err(|e| {
-        Error::Usage(format!(
-            "--effective {}: {e} (a UTC day, YYYY-MM-DD)",
-            d.effective
-        ))
-    })?;
     let consultation = match &d.consultation_closes {
         None => None,
         Some(c) => {
@@ -249,6 +269,7 @@ fn draft(d: &super::NoticeDraft) -> Result<Notice> {
         effective_at: format_utc_ms(effective.start_ms()),
         consultation,
         key_id: String::new(),
+        acceptance: None,
     })
 }
 

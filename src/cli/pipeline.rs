@@ -94,7 +94,7 @@ async fn demo_command(cli: &Paths, command: Command) -> Result<()> {
         .map(|d| d.to_string())
         .unwrap_or_default();
     println!(
-        "\nData is in {}/ (sled). Next (sit is {}):\n  sit --data {} serve                     serve the signed values: http://127.0.0.1:8080/\n  sit --data {} index --json               every determination as JSON\n  sit --data {} index --date {} --tier t1  one day, one tier\n  sit audit verify {}/archive/{}      check a day's audit bundle\n  sit suite                                  the probe suite and its hash\n  sit demo                                   probe the next simulated days into the same store",
+        "\nData is in {}/ (sled). Next (sit is {}):\n  sit --data {} serve                     serve the signed values: http://127.0.0.1:8080/\n  sit --data {} index --json               every determination as JSON\n  sit --data {} index --date {} --tier t1  one day, one tier\n  sit audit verify {}/archive/{} --key {}/demo-key/public-key.pem   check a day's audit bundle against the key\n  sit suite                                  the probe suite and its hash\n  sit demo                                   probe the next simulated days into the same store",
         cli.data.display(),
         this_binary(),
         cli.data.display(),
@@ -103,6 +103,7 @@ async fn demo_command(cli: &Paths, command: Command) -> Result<()> {
         first,
         cli.data.display(),
         first,
+        cli.data.display(),
     );
     Ok(())
 }
@@ -152,6 +153,7 @@ async fn run_command(cli: &Paths, command: Command) -> Result<()> {
         limits: limits.limits()?,
         new_timeline: false,
         network: None,
+        demo_key: false,
         contracts,
     };
     let report = crate::service::run(

@@ -105,16 +105,95 @@ async fn read_source(source: &str) -> Result<Vec<u8>> {
     }
 }
 
+/// The publisher's key set as a verifier sees it: the pinned root `key` followed through
+/// the notices of `archive` (a data folder's `published/notices/`, or the `chain` of the
+/// publisher's `GET /v1/keys`); the root alone without an archive.
+async fn key_set(key: &std::path::Path, archive: Option<&str>) -> Result<sit_core::keyset::KeySet> {
+    let root = crate::archive::keys::load_public(key)?;
+    let notices: Vec<Vec<u8>> = match archive {
+        None => Vec::new(),
+        Some(a) if a.starts_with("http://") || a.starts_with("https://") => {
+            let url = format!("{}/v1/keys", a.trim_end_matches('/'));
+            let body = read_source(&url).await?;
+            #[derive(serde::Deserialize)]
+            struct Keys<'a> {
+                #[serde(borrow, default)]
+                chain: Vec<&'a serde_json::value::RawValue>,
+            }
+            let k: Keys = serde_json::from_slice(&body)
+                .map_err(|e| Error::Failed(format!("{url}: not a key set: {e}")))?;
+            k.chain
+                .iter()
+                .map(|r| r.get().as_bytes().to_vec())
+                .collect()
+        }
+        Some(a) => {
+            let dir = std::path::Path::new(a);
+            let root = if dir.join("published").is_dir() {
+                dir.join("published")
+            } else {
+                dir.to_path_buf()
+            };
+            crate::archive::notices::all(&root)
+                .map_err(|e| Error::Failed(format!("--archive {a}: {e}")))?
+                .into_iter()
+                .map(|p| p.bytes)
+                .collect()
+        }
+    };
+    sit_core::keyset::KeySet::follow(&root, &notices).map_err(|e| {
+        Error::Failed(format!(
+            "{e}\n  hint: --key is the publisher's root key (the one its genesis notice N-0000 names), obtained out of band"
+        ))
+    })
+}
+
+/// The key of `set` that signed `doc`, valid when `doc` says it was published.
+fn signer(
+    set: &sit_core::keyset::KeySet,
+    doc: &[u8],
+) -> std::result::Result<sit_core::keyset::Key, String> {
+    set.verify(doc).map(|(_, k)| k.clone()).map_err(|e| match e {
+        sit_core::keyset::KeySetError::UnknownKey { .. } if set.chain.is_empty() => format!(
+            "{e}\n  hint: a key rotated to after the pinned root is followed through the publisher's notices: give --archive DATA|URL"
+        ),
+        e => e.to_string(),
+    })
+}
+
+fn key_line(k: &sit_core::keyset::Key, set: &sit_core::keyset::KeySet) -> String {
+    let how = if set.chain.is_empty() {
+        "the key given".to_string()
+    } else if k.brought_by == "N-0000" {
+        format!("the pinned root; valid {}", k.validity())
+    } else {
+        format!(
+            "followed from the pinned root through {}; valid {}",
+            set.chain.join(", "),
+            k.validity()
+        )
+    };
+    let demo = if k.demo {
+        "; DEMO KEY (made by `sit demo`): not for settlement"
+    } else {
+        ""
+    };
+    format!("{} ({how}{demo})", k.key_id)
+}
+
 async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> Result<()> {
-    use crate::archive::keys;
     use sit_core::record;
-    let vk = keys::load_public(key)?;
+    let set = key_set(key, archive).await?;
     let bytes = read_source(source).await?;
     // A settlement record: the signature, and the value recomputed from the days it lists.
     if let Ok(serde_json::Value::Object(o)) = sit_core::signing::parse_strict(&bytes) {
         if o.get("schema").and_then(|s| s.as_str()) == Some(sit_core::settlement::SCHEMA) {
             // FINAL or INDICATIVE: both are checked the same way; the status line says which.
-            let r = match sit_core::settlement::verify_any(&bytes, &vk) {
+            let signed = signer(&set, &bytes);
+            let r = match signed
+                .clone()
+                .and_then(|k| sit_core::settlement::verify_any(&bytes, k.verifying_key()))
+            {
                 Ok(r) => r,
                 Err(e) => {
                     println!("INVALID  {source}: {e}");
@@ -125,7 +204,7 @@ async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> R
             };
             let against = match archive {
                 Some(a) => {
-                    let problems = days_against_archive(&r, a, &vk).await?;
+                    let problems = days_against_archive(&r, a, &set).await?;
                     if !problems.is_empty() {
                         println!("INVALID  {source}: the days listed are not the archive's records in force:");
                         for p in &problems {
@@ -154,6 +233,9 @@ async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> R
                 r.final_settlement_time
             );
             println!("  rule       {}", r.rule);
+            if let Ok(k) = &signed {
+                println!("  key        {}", key_line(k, &set));
+            }
             println!(
                 "  signature  Ed25519 ok; value recomputed from the {} daily values listed",
                 r.days.len()
@@ -201,7 +283,15 @@ async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> R
         } else {
             source.to_string()
         };
-        match record::verify(r, &vk) {
+        let k = match signer(&set, r) {
+            Ok(k) => k,
+            Err(e) => {
+                bad += 1;
+                println!("INVALID  {label}: {e}");
+                continue;
+            }
+        };
+        match record::verify(r, k.verifying_key()) {
             Ok(v) => {
                 let p = &v.publication;
                 let d = &p.determination;
@@ -214,13 +304,26 @@ async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> R
                     p.version,
                     d.sequence
                 );
-                println!("  key        {} (the key given)", p.key_id);
+                println!("  key        {}", key_line(&k, &set));
                 println!(
                     "  signed     {} canonical bytes (RFC 8785, record without `signature`), blake3 {}",
                     v.signed_bytes.len(),
                     record::record_hash(&v.signed_bytes)
                 );
                 println!("  signature  Ed25519 ok");
+                let f = sit_core::verify::finality(d, sit_core::versions::Registry::embedded());
+                println!(
+                    "  settlement value: {} ({}); in a contract period: {}",
+                    if f.settles { "yes" } else { "no" },
+                    f.reason,
+                    f.contract_use
+                );
+                println!(
+                    "  final at   {}",
+                    f.final_at.as_deref().unwrap_or(
+                        "unknown: the record's methodology is not known to this build (end of the day + its restatement_cutoff_hours)"
+                    )
+                );
                 println!(
                     "  inputs     methodology {} ({}), suite {}, merkle root {}",
                     d.methodology_version, d.methodology_hash, d.suite_hash, d.merkle_root
@@ -321,7 +424,7 @@ impl DailyRecords {
 async fn days_against_archive(
     r: &sit_core::settlement::SettlementRecord,
     archive: &str,
-    vk: &ed25519_dalek::VerifyingKey,
+    set: &sit_core::keyset::KeySet,
 ) -> Result<Vec<String>> {
     let cut = match r.status {
         sit_core::settlement::SettlementStatus::Final => &r.final_settlement_time,
@@ -350,7 +453,9 @@ async fn days_against_archive(
             ));
             continue;
         }
-        let p = match sit_core::record::verify(&bytes, vk) {
+        let p = match signer(set, &bytes).and_then(|k| {
+            sit_core::record::verify(&bytes, k.verifying_key()).map_err(|e| e.to_string())
+        }) {
             Ok(v) => v.publication,
             Err(e) => {
                 problems.push(format!("{} v{}: {e}", d.date, d.version));
@@ -376,7 +481,9 @@ async fn days_against_archive(
             ));
         }
         if let Some(next) = records.version(tier, d.date, d.version + 1).await? {
-            match sit_core::record::verify(&next, vk) {
+            match signer(set, &next).and_then(|k| {
+                sit_core::record::verify(&next, k.verifying_key()).map_err(|e| e.to_string())
+            }) {
                 Ok(n) if n.publication.published_at.as_str() <= cut.as_str() => {
                     problems.push(format!(
                         "{} v{}: version {} replaced it at {}, before the cut-off {cut}",

@@ -90,6 +90,7 @@ pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
         }
         (SettlementStatus::Final, Some(k)) => {
             let key = crate::archive::keys::load_signing(&k)?;
+            crate::publisher::notices::may_sign(&archive, &key, now)?;
             match settlements::write_final(&archive, &lock, &record, &key)? {
                 Written::New(path) => println!(
                     "{} {label} FINAL {value} ({n} days counted) signed: {}",

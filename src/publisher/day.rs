@@ -44,6 +44,9 @@ pub enum DayError {
         /// The archive's error.
         source: ArchiveError,
     },
+    /// The published notices could not be read or do not fold.
+    #[error("reading the notices: {0}")]
+    Notices(String),
     /// The day's audit bundle could not be written.
     #[error("writing the audit bundle of {day}: {why}")]
     Bundle {
@@ -232,9 +235,16 @@ impl DayPublisher {
             .archive
             .entries()
             .map_err(archive_err("reading the archive"))?;
+        let ceased = self.ceased(day)?;
         let mut lines = Vec::new();
         for tier in suite.tier_ids() {
             if entries.iter().any(|e| e.tier == tier && e.date == day) {
+                continue;
+            }
+            if ceased.contains(&tier) {
+                tracing::info!(
+                    "sit run: {tier} {day} is not determined: the tier has ceased by notice (GET /v1/notices)"
+                );
                 continue;
             }
             let p = self.publish(&tier, day)?;
@@ -273,9 +283,19 @@ impl DayPublisher {
         Ok(lines)
     }
 
-    /// Whether every tier of `day` is published and its audit bundle written.
+    /// The tiers that have ceased by notice at `day`'s start (none in a folder without
+    /// notices).
+    fn ceased(&self, day: Date) -> Result<std::collections::BTreeSet<String>, DayError> {
+        crate::publisher::notices::in_force(&self.archive, day.start_ms())
+            .map(|s| s.map(|s| s.ceased).unwrap_or_default())
+            .map_err(|e| DayError::Notices(e.to_string()))
+    }
+
+    /// Whether every tier of `day` (but those ceased by notice) is published and its audit
+    /// bundle written.
     pub fn finished(&self, day: Date) -> Result<bool, DayError> {
         let suite = Suite::embedded();
+        let ceased = self.ceased(day)?;
         let entries = self
             .archive
             .entries()
@@ -283,6 +303,7 @@ impl DayPublisher {
         Ok(suite
             .tier_ids()
             .iter()
+            .filter(|t| !ceased.contains(*t))
             .all(|t| entries.iter().any(|e| e.tier == *t && e.date == day))
             && layout::bundle(&self.data, day).exists())
     }
@@ -313,12 +334,17 @@ impl DayPublisher {
     pub fn reveal(&self, day: Date, seed: &str, salt: &str) -> Result<(), DayError> {
         if self.archive.reveal(day).is_none() {
             self.archive
-                .put_reveal(&Reveal {
-                    date: day,
-                    seed: seed.to_string(),
-                    salt: salt.to_string(),
-                    revealed_at: format_utc_ms(self.clock.now_ms()),
-                })
+                .put_reveal(&sit_core::commit::sign(
+                    &Reveal {
+                        date: day,
+                        seed: seed.to_string(),
+                        salt: salt.to_string(),
+                        revealed_at: format_utc_ms(self.clock.now_ms()),
+                        key_id: None,
+                        signature: None,
+                    },
+                    &self.key,
+                ))
                 .map_err(archive_err(format!("revealing {day}")))?;
         }
         Ok(())

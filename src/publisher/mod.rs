@@ -230,6 +230,9 @@ pub fn publish(
         return Err(PublishError::NoObservations { date: req.date });
     }
     let lock = archive.lock()?;
+    // The key must be the publisher's, valid now, by the notices' key set.
+    notices::may_sign(archive, req.key, req.now_ms)
+        .map_err(|e| PublishError::Notices(e.to_string()))?;
     let entries = archive.entries()?;
     let forced = in_force(&entries);
     let current = forced.get(&(req.tier.to_string(), req.date)).copied();
@@ -259,7 +262,18 @@ pub fn publish(
             )
         }
         None => (
-            methodology_in_force(archive, versions, req.date)?,
+            {
+                // A tier ceased by notice is not determined from the notice's effective day.
+                let state = notices::in_force(archive, req.date.start_ms())
+                    .map_err(|e| PublishError::Notices(e.to_string()))?;
+                if state.is_some_and(|s| s.ceased.contains(req.tier)) {
+                    return Err(PublishError::Notices(format!(
+                        "{} {} is not determined: the tier has ceased by notice (GET /v1/notices, `sit notice list`); days before the notice's effective day stay published",
+                        req.tier, req.date
+                    )));
+                }
+                methodology_in_force(archive, versions, req.date)?
+            },
             crate::determine::day_suite(
                 store,
                 versions,
@@ -300,12 +314,34 @@ pub fn publish(
         &at,
         req.now_ms,
     )?;
-    let decision = policy::decide(
-        m,
-        &d,
-        current.map(|e| (e.version, e.status, e.value)),
-        req.now_ms,
-    )?;
+    // The record in force signed by a key the key set voids (revoked) is replaced by the
+    // recomputation under a valid key while the day's window is open.
+    let void_key = match (
+        current,
+        notices::key_set(archive).map_err(|e| PublishError::Notices(e.to_string()))?,
+    ) {
+        (Some(e), Some(set)) => {
+            let at = sit_core::time::parse_utc_ms(&e.published_at).map_err(|why| {
+                PublishError::Record {
+                    file: e.file.clone(),
+                    why: format!("published_at: {why}"),
+                }
+            })?;
+            set.valid(&e.key_id, at).is_err().then(|| e.key_id.clone())
+        }
+        _ => None,
+    };
+    let decision = match (current, &void_key) {
+        (Some(e), Some(k)) => {
+            policy::decide_replacement(m, &d, (e.version, e.status, e.value), k, req.now_ms)?
+        }
+        _ => policy::decide(
+            m,
+            &d,
+            current.map(|e| (e.version, e.status, e.value)),
+            req.now_ms,
+        )?,
+    };
     let (version, restates) = match decision {
         Decision::First => (1, None),
         Decision::Restate { version } => {

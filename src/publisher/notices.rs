@@ -6,6 +6,7 @@
 
 use crate::archive::{notices as stored, Archive, ArchiveError};
 use ed25519_dalek::SigningKey;
+use sit_core::keyset::KeySet;
 use sit_core::notice::{self, Change, Class, Governance, Notice, State};
 use sit_core::time::{format_utc_ms, Date};
 use sit_core::versions::Registry;
@@ -27,6 +28,9 @@ pub enum NoticeError {
     /// The published notices do not fold (an archive altered by hand).
     #[error("the published notices do not agree: {0}")]
     Inconsistent(String),
+    /// The key given may not sign now (exit 2: nothing was written).
+    #[error("{0}")]
+    WrongKey(String),
 }
 
 /// What the checks know besides the notices: this build's versions and what is configured.
@@ -105,6 +109,7 @@ pub fn complete(
     d.id = format!("N-{n:04}");
     d.published_at = format_utc_ms(now_ms);
     d.key_id = sit_core::signing::key_id(&key.verifying_key());
+    d.acceptance = None;
     if let Some(c) = &mut d.consultation {
         if c.opens.is_empty() {
             c.opens = d.published_at.clone();
@@ -120,17 +125,101 @@ pub fn check(draft: &Notice, archive: &Archive, ctx: &Context) -> Result<(), Not
     Ok(())
 }
 
-/// Publish `draft`: completed at `now_ms`, checked, signed with `key` and written once, under
+/// The publisher's key set as its own notices make it: followed from the key its genesis
+/// names (the publisher trusts its own archive; a verifier pins the root instead). A folder
+/// without notices: `None`.
+pub fn key_set(archive: &Archive) -> Result<Option<KeySet>, NoticeError> {
+    let all = stored::all(archive.root())?;
+    let Some(first) = all.first() else {
+        return Ok(None);
+    };
+    let root = first
+        .notice
+        .changes
+        .iter()
+        .find_map(|c| match c {
+            Change::SigningKey { public_key, .. } => {
+                sit_core::signing::parse_public(public_key).ok()
+            }
+            _ => None,
+        })
+        .ok_or_else(|| NoticeError::Inconsistent("the genesis names no signing key".into()))?;
+    let docs: Vec<Vec<u8>> = all.into_iter().map(|p| p.bytes).collect();
+    KeySet::follow(&root, &docs)
+        .map(Some)
+        .map_err(|e| NoticeError::Inconsistent(e.to_string()))
+}
+
+/// Whether `key` may sign what is published at `at_ms` (always, in a folder without
+/// notices): named in the refusal otherwise, with the key that may.
+pub fn may_sign(archive: &Archive, key: &SigningKey, at_ms: i64) -> Result<(), NoticeError> {
+    let Some(set) = key_set(archive)? else {
+        return Ok(());
+    };
+    let id = sit_core::signing::key_id(&key.verifying_key());
+    set.valid(&id, at_ms).map(|_| ()).map_err(|e| {
+        let valid: Vec<&str> = set
+            .keys
+            .iter()
+            .filter(|k| k.valid_at(at_ms))
+            .map(|k| k.key_id.as_str())
+            .collect();
+        NoticeError::WrongKey(format!(
+            "{e}; the key set (notices {}) lets {} sign now",
+            set.chain.join(", "),
+            if valid.is_empty() {
+                "no key".to_string()
+            } else {
+                valid.join(" or ")
+            }
+        ))
+    })
+}
+
+/// Publish `draft`: completed at `now_ms`, checked, signed with `key` (for a key rotation,
+/// the outgoing key, with the incoming key's acceptance by `accept`) and written once, under
 /// the archive's lock (one publisher at a time). Returns the notice and its file.
 pub fn publish(
     draft: &Notice,
     archive: &Archive,
     ctx: &Context,
     key: &SigningKey,
+    accept: Option<&SigningKey>,
     now_ms: i64,
 ) -> Result<(Notice, PathBuf), NoticeError> {
     let _lock = archive.lock()?;
-    let n = complete(draft, archive, now_ms, key)?;
+    let mut n = complete(draft, archive, now_ms, key)?;
+    if n.class != Class::Genesis {
+        may_sign(archive, key, now_ms)?;
+    }
+    let incoming = n.changes.iter().find_map(|c| match c {
+        Change::KeyRotation { to, .. } => Some(to.clone()),
+        _ => None,
+    });
+    match (incoming, accept) {
+        (Some(to), Some(a)) => {
+            let given = sit_core::signing::key_id(&a.verifying_key());
+            if given != to {
+                return Err(NoticeError::Draft(format!(
+                    "--accept-key is key {given}, but the rotation is to {to}"
+                )));
+            }
+            use ed25519_dalek::Signer;
+            let sig = a.sign(&notice::acceptance_message(&n));
+            n.acceptance = Some(sit_core::signing::hex(&sig.to_bytes()));
+        }
+        (Some(to), None) => {
+            return Err(NoticeError::Draft(format!(
+                "a key rotation is accepted by the incoming key: give --accept-key with the private key of {to}"
+            )))
+        }
+        (None, Some(_)) => {
+            return Err(NoticeError::Draft(
+                "--accept-key is for a key rotation, and this notice rotates no key".into(),
+            ))
+        }
+        (None, None) => {}
+    }
     check(&n, archive, ctx)?;
     let v = serde_json::to_value(&n).expect("a notice serialises");
     let bytes = sit_core::signing::sign_value(v, key);
@@ -146,6 +235,7 @@ pub fn genesis(
     panel: &BTreeMap<String, String>,
     contracts: &BTreeSet<String>,
     key: &SigningKey,
+    demo: bool,
     from: Date,
 ) -> Notice {
     let m = registry.current_methodology();
@@ -162,6 +252,7 @@ pub fn genesis(
         Change::SigningKey {
             id: sit_core::signing::key_id(&key.verifying_key()),
             public_key: sit_core::signing::hex(key.verifying_key().as_bytes()),
+            demo,
         },
     ];
     changes.extend(panel.iter().map(|(e, p)| Change::PanelAdd {
@@ -183,5 +274,6 @@ pub fn genesis(
         effective_at: format_utc_ms(from.start_ms()),
         consultation: None,
         key_id: String::new(),
+        acceptance: None,
     }
 }

@@ -67,6 +67,15 @@ pub enum Refusal {
         version: u32,
         value: String,
     },
+    #[error("{tier} {date}: version {version} (value {value}) is signed by {key}, whose signatures are void (revoked), and the restatement window closed at {cutoff}: it cannot be replaced; say so to the users of the day (a notice)")]
+    VoidPastCutoff {
+        tier: String,
+        date: Date,
+        key: String,
+        cutoff: String,
+        version: u32,
+        value: String,
+    },
     #[error("{tier} {date}: the recomputation is {status}, not FINAL (or BASE); a restatement must rest on a full day, so version {version} stands")]
     NotFinal {
         tier: String,
@@ -174,6 +183,35 @@ pub fn decide(
             new: value.to_string(),
             threshold: format!("{}%", Fixed(m.materiality_threshold.0 * 100).round_dp(2)),
             version,
+        });
+    }
+    Ok(Decision::Restate {
+        version: version + 1,
+    })
+}
+
+/// The record in force of a day is signed by a key whose signatures the key set voids (a
+/// revoked key, from its `void_after`): it is replaced by the recomputation signed with a
+/// valid key, as version + 1 linking to it, whatever the value, status or materiality,
+/// provided the restatement window is still open. Outside it the void record stands, and the
+/// refusal says so.
+pub fn decide_replacement(
+    m: &Methodology,
+    new: &Determination,
+    in_force: (u32, Status, Option<Fixed>),
+    void_key: &str,
+    now_ms: i64,
+) -> Result<Decision, Refusal> {
+    let (version, _, old) = in_force;
+    let cutoff = cutoff_ms(m, new.date);
+    if now_ms >= cutoff {
+        return Err(Refusal::VoidPastCutoff {
+            tier: new.tier.clone(),
+            date: new.date,
+            key: void_key.to_string(),
+            cutoff: format_utc_ms(cutoff),
+            version,
+            value: show(old),
         });
     }
     Ok(Decision::Restate {
@@ -356,5 +394,45 @@ mod tests {
             Some(Fixed(0)),
             Fixed(1)
         ));
+    }
+
+    #[test]
+    fn finality_is_the_restatement_cutoff_and_the_status_table() {
+        use sit_core::verify::finality;
+        let registry = sit_core::versions::Registry::embedded();
+        let m = registry.current_methodology();
+        let date = Date::parse("2026-01-05").unwrap();
+        let mut d = det(true, ONE);
+        d.date = date;
+        d.methodology_hash = m.hash();
+        let f = finality(&d, registry);
+        assert_eq!(f.final_at.as_deref(), Some("2026-01-07T00:00:00.000Z"));
+        assert_eq!(f.final_at, Some(format_utc_ms(cutoff_ms(m, date))));
+        let rows: Vec<(Status, bool, &str)> = [
+            Status::Final,
+            Status::Restated,
+            Status::Contingency,
+            Status::Suspended,
+            Status::Base,
+        ]
+        .into_iter()
+        .map(|s| {
+            d.status = s;
+            let f = finality(&d, registry);
+            (s, f.settles, f.contract_use)
+        })
+        .collect();
+        assert_eq!(
+            rows,
+            [
+                (Status::Final, true, "value"),
+                (Status::Restated, true, "value"),
+                (Status::Contingency, false, "carried value"),
+                (Status::Suspended, false, "fallback"),
+                (Status::Base, false, "refused"),
+            ]
+        );
+        d.methodology_hash = "00".repeat(32);
+        assert_eq!(finality(&d, registry).final_at, None);
     }
 }

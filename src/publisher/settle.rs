@@ -143,7 +143,7 @@ pub fn settle_due(
                         }
                     },
                     // The chain's first month holds its BASE anchor: no contract settles on it
-                    // (index methodology §18), nothing to report each day.
+                    // (index methodology section 12), nothing to report each day.
                     Err(SettleError::Base(_)) => {}
                     Err(e) => lines.push(format!("{} {label} no value to date: {e}", c.id)),
                 }

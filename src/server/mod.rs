@@ -185,6 +185,7 @@ pub async fn start_with(
                 let snap = st.snap();
                 if archive.log_len() == snap.log_len
                     && crate::archive::settlements::mark(archive.root()) == snap.settle_mark
+                    && crate::archive::notices::count(archive.root()) == snap.notice_count
                 {
                     continue;
                 }

@@ -186,6 +186,27 @@ fn futures_rows(snap: &Snapshot, suite: &Suite) -> String {
 }
 
 /// The whole page.
+/// One row per published notice, the latest first; an emergency is flagged.
+fn notice_rows(snap: &Snapshot) -> String {
+    if snap.notices.is_empty() {
+        return "<tr><td colspan=\"6\"><small>No notices in this data folder (one made before notices existed).</small></td></tr>\n".to_string();
+    }
+    let mut out = String::new();
+    for n in snap.notices.iter().rev() {
+        let class = n.class.name();
+        let changes: Vec<String> = n.changes.iter().map(|c| esc(&c.describe())).collect();
+        out.push_str(&format!(
+            "<tr><td><a href=\"/v1/notices/{id}\">{id}</a></td><td class=\"{class}\">{class}</td><td>{p}</td><td>{e}</td><td><small>{c}</small></td><td><small>{r}</small></td></tr>\n",
+            id = esc(&n.id),
+            p = esc(&n.published_at),
+            e = esc(&n.effective_at),
+            c = changes.join("<br>"),
+            r = esc(&n.reason),
+        ));
+    }
+    out
+}
+
 pub fn render(snap: &Snapshot, suite: &Suite) -> String {
     let m = Methodology::default();
     let mut rows = String::new();
@@ -239,6 +260,7 @@ pub fn render(snap: &Snapshot, suite: &Suite) -> String {
             st = e.status.as_str(),
         ));
     }
+    let notices = notice_rows(snap);
     let futures = futures_rows(snap, suite);
     let svg = chart_svg(snap, suite);
     let chart = if svg.is_empty() {
@@ -254,7 +276,7 @@ pub fn render(snap: &Snapshot, suite: &Suite) -> String {
 body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222;padding:0 1em}}
 table{{border-collapse:collapse;margin:1em 0}} td,th{{border-bottom:1px solid #ddd;padding:.35em .7em;text-align:left;vertical-align:top;white-space:nowrap}} small{{white-space:normal}}
 .num{{font-variant-numeric:tabular-nums;text-align:right}} .st{{font-weight:600}}
-.FINAL{{color:#1a7f37}} .CONTINGENCY{{color:#b35900}} .RESTATED{{color:#0550ae}}
+.FINAL{{color:#1a7f37}} .CONTINGENCY{{color:#b35900}} .RESTATED{{color:#0550ae}} .SUSPENDED{{color:#a40e26}} .BASE{{color:#555}} .emergency{{color:#a40e26;font-weight:600}}
 figure{{margin:1em 0}} figcaption,footer{{color:#555;font-size:.9em}} code{{background:#f4f4f4;padding:0 .2em}}
 </style></head><body>
 <h1>Standard Inference Token (SIT) index</h1>
@@ -267,11 +289,24 @@ figure{{margin:1em 0}} figcaption,footer{{color:#555;font-size:.9em}} code{{back
 <p>Each contract settles on the arithmetic mean of its period's daily values (contracts.toml; <a href="/v1/openapi.json">/v1/settlement</a>). Until the final settlement time the value is INDICATIVE, the period to date: never a final value.</p>
 <table><thead><tr><th>Contract</th><th>Period to date</th><th>Value</th><th>Days</th><th>Final at</th><th>Last final values</th></tr></thead><tbody>
 {futures}</tbody></table>
+<h2>What each status means</h2>
+<table><thead><tr><th>Status</th><th>What it is</th><th>A daily settlement value?</th><th>In a contract period</th></tr></thead><tbody>
+<tr><td class="st FINAL">FINAL</td><td><small>determined from the day's own data</small></td><td>yes</td><td>counts with its value</td></tr>
+<tr><td class="st RESTATED">RESTATED</td><td><small>a later version of a day, recomputed FINAL before its restatement cutoff</small></td><td>yes</td><td>counts with its value</td></tr>
+<tr><td class="st CONTINGENCY">CONTINGENCY</td><td><small>too little valid data: carries the last value set from data</small></td><td>no</td><td>counts with the value it carries</td></tr>
+<tr><td class="st SUSPENDED">SUSPENDED</td><td><small>no value of its own for longer than the contingency limit</small></td><td>no</td><td>the contract's fallback (carry or exclude)</td></tr>
+<tr><td class="st BASE">BASE</td><td><small>the anchor where a chain starts: a level, not a price change</small></td><td>no</td><td>refused: the period cannot settle</td></tr>
+</tbody></table>
+<p><small>A day's record is final at its restatement cutoff: 00:00 UTC two days after its date. Methodology: index-methodology.md, section 8.</small></p>
+<h2>Notices</h2>
+<p>Changes to the methodology, the probe suite, the panel, the contracts and the signing keys are announced before they take effect (<a href="/v1/notices">/v1/notices</a>, signed).</p>
+<table><thead><tr><th>Notice</th><th>Class</th><th>Published</th><th>Effective</th><th>What changes</th><th>Reason</th></tr></thead><tbody>
+{notices}</tbody></table>
 <h2>Recent determinations</h2>
 <table><thead><tr><th>Date</th><th>Tier</th><th>Value</th><th>Status</th><th>Version</th><th>Sequence</th></tr></thead><tbody>
 {history}</tbody></table>
 <footer><p>Methodology {mv} (hash <code>{mh}</code>); probe suite {sv} (hash <code>{sh}</code>). {n} records, loaded {loaded}.
-API: <a href="/v1/tiers">/v1/tiers</a>, <a href="/v1/methodology">/v1/methodology</a>, <a href="/v1/keys">/v1/keys</a>, <a href="/v1/openapi.json">/v1/openapi.json</a>.</p></footer>
+API: <a href="/v1/tiers">/v1/tiers</a>, <a href="/v1/methodology">/v1/methodology</a>, <a href="/v1/keys">/v1/keys</a>, <a href="/v1/notices">/v1/notices</a>, <a href="/v1/openapi.json">/v1/openapi.json</a>.</p></footer>
 </body></html>
 "#,
         unit = esc(&m.unit),

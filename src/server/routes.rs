@@ -245,11 +245,12 @@ async fn by_date(
 }
 
 /// CSV columns of the history endpoint.
-pub const CSV_HEADER: &str = "tier,date,version,status,value,sequence,carried_from,valid_partitions,partitions,endpoints_eligible,attempts,methodology_version,methodology_hash,suite_hash,merkle_root,published_at,key_id,record_hash";
+pub const CSV_HEADER: &str = "tier,date,version,status,value,sequence,carried_from,valid_partitions,partitions,endpoints_eligible,attempts,methodology_version,methodology_hash,suite_hash,merkle_root,published_at,key_id,record_hash,final_at,settles";
 
 fn csv_row(s: &Served) -> String {
     let p = &s.publication;
     let d = &p.determination;
+    let fin = sit_core::verify::finality(d, sit_core::versions::Registry::embedded());
     let f = [
         d.tier.clone(),
         d.date.to_string(),
@@ -273,6 +274,8 @@ fn csv_row(s: &Served) -> String {
         p.published_at.clone(),
         p.key_id.clone(),
         s.entry.record_hash.clone(),
+        fin.final_at.unwrap_or_default(),
+        fin.settles.to_string(),
     ];
     let cells: Vec<String> = f
         .iter()
@@ -554,7 +557,7 @@ async fn notices(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
         let body = serde_json::json!({
             "notices": list,
             "in_force": in_force,
-            "rules": "index-methodology.md, governance: minimum notice patch 5 business days (Mon-Fri UTC), minor 30 days, major 90 days with a consultation closing at least 30 days before; an emergency may take effect at the next day's start, with its reason, and is flagged",
+            "rules": "index-methodology.md, governance: minimum notice patch 5 business days (Mon-Fri UTC), minor 30 days, major 90 days with a consultation closing at least 30 days before; an emergency may take effect at the start of the day after next (the next day's schedule is already committed), with its reason, and is flagged",
         });
         Ok(json_minute(serde_json::to_vec_pretty(&body).expect("json")))
     })();

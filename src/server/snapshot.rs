@@ -46,6 +46,10 @@ pub struct Snapshot {
         ),
     >,
     pub loaded_at: String,
+    /// [`crate::archive::notices::count`] when loaded.
+    pub notice_count: usize,
+    /// The published notices, in id order (for the page).
+    pub notices: Vec<sit_core::notice::Notice>,
 }
 
 impl Snapshot {
@@ -69,6 +73,7 @@ pub(super) fn etag_of(bytes: &[u8]) -> HeaderValue {
 pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
     let log_len = archive.log_len();
     let settle_mark = crate::archive::settlements::mark(archive.root());
+    let notice_count = crate::archive::notices::count(archive.root());
     // each tier's settlement files read once: the endpoint serves them, the page summarises
     let settlement_records: BTreeMap<_, _> = suite
         .tier_ids()
@@ -92,8 +97,13 @@ pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
             .collect(),
         settlement_records,
         loaded_at: format_utc_ms(SystemClock.now_ms()),
+        notice_count,
         ..Default::default()
     };
+    match crate::archive::notices::all(archive.root()) {
+        Ok(all) => snap.notices = all.into_iter().map(|p| p.notice).collect(),
+        Err(e) => snap.errors.push(format!("notices: {e}")),
+    }
     let entries = match archive.entries() {
         Ok(e) => e,
         Err(e) => {
@@ -213,7 +223,50 @@ fn keys_json(archive: &Archive, entries: &[LogEntry]) -> Bytes {
             })
         })
         .collect();
-    Bytes::from(serde_json::to_vec_pretty(&serde_json::json!({ "keys": keys })).expect("json"))
+    let Ok(Some(set)) = crate::publisher::notices::key_set(archive) else {
+        // a data folder without notices (or notices that do not fold: /healthz says so)
+        return Bytes::from(
+            serde_json::to_vec_pretty(&serde_json::json!({ "keys": keys })).expect("json"),
+        );
+    };
+    // With notices: the key set they make, and the signed notices themselves (`chain`), so
+    // that a verifier holding the root key follows every rotation.
+    let keys: Vec<_> = set
+        .keys
+        .iter()
+        .map(|k| {
+            let vk = *k.verifying_key();
+            serde_json::json!({
+                "key_id": k.key_id,
+                "algorithm": "Ed25519",
+                "public_key_hex": k.public_key_hex,
+                "public_key_pem": sit_core::signing::public_pem(&vk),
+                "valid_from": k.valid_from,
+                "valid_until": k.valid_until,
+                "void_after": k.void_after,
+                "demo": k.demo,
+                "brought_by": k.brought_by,
+                "ended_by": k.ended_by,
+                "records_signed": order.iter().find(|o| o.0 == k.key_id).map(|o| o.2).unwrap_or(0),
+            })
+        })
+        .collect();
+    let chain: Vec<Box<serde_json::value::RawValue>> = crate::archive::notices::all(archive.root())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| {
+            serde_json::value::RawValue::from_string(String::from_utf8(p.bytes).ok()?).ok()
+        })
+        .collect();
+    Bytes::from(
+        serde_json::to_vec_pretty(&serde_json::json!({
+            "root": set.keys.first().map(|k| k.key_id.clone()),
+            "keys": keys,
+            "chain": chain,
+            "rule": "a document is valid only if signed by a key of this set that was valid at the time the document states it was published; follow `chain` (the signed notices, in order) from the root key, obtained out of band: the genesis N-0000 names it, each rotation is signed by the outgoing key and accepted by the incoming one (`acceptance`), a revocation voids a key's signatures from `void_after`",
+        }))
+        .expect("json"),
+    )
 }
 
 /// The latest record's bytes for a tier, as served (for the benchmark's nginx file).

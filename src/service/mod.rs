@@ -71,6 +71,8 @@ pub struct RunOptions {
     /// The listed futures (`contracts.toml`; None: the built-in copy), settled after each
     /// publication: the period to date (INDICATIVE) and each FINAL value once due.
     pub contracts: Option<PathBuf>,
+    /// The key was made by `sit demo`: the genesis marks it so (not for settlement).
+    pub demo_key: bool,
 }
 
 /// A probe network worker's settings (`sit worker`).
@@ -210,6 +212,7 @@ fn commit(
     endpoints: &[String],
     per_hour: u32,
     suite: &Suite,
+    key: &ed25519_dalek::SigningKey,
     now_ms: i64,
 ) -> Result<Commitment> {
     if let Some(c) = archive.commitment(date) {
@@ -224,7 +227,10 @@ fn commit(
         suite_hash: suite.hash.clone(),
         committed_at: format_utc_ms(now_ms),
         schedule: sit_core::schedule::SCHEDULE_STRATIFIED,
+        key_id: None,
+        signature: None,
     };
+    let c = sit_core::commit::sign(&c, key);
     archive
         .put_commitment(&c)
         .map_err(|e| failed(&format!("committing {date}"), e))?;
@@ -277,6 +283,7 @@ fn ensure_genesis(
     usable: &[Usable],
     contracts: &[sit_core::settlement::Contract],
     key: &ed25519_dalek::SigningKey,
+    demo: bool,
     from: Date,
     now_ms: i64,
 ) -> Result<()> {
@@ -293,13 +300,13 @@ fn ensure_genesis(
         .map(|(e, _)| (e.id.clone(), e.provider.clone()))
         .collect();
     let listed = contracts.iter().map(|c| c.id.clone()).collect();
-    let g = notices::genesis(registry, &panel, &listed, key, from);
+    let g = notices::genesis(registry, &panel, &listed, key, demo, from);
     let ctx = notices::Context::new(
         registry,
         usable.iter().map(|(e, _)| e.id.clone()),
         contracts.iter().map(|c| c.id.clone()),
     );
-    let (n, _) = notices::publish(&g, archive, &ctx, key, now_ms)
+    let (n, _) = notices::publish(&g, archive, &ctx, key, None, now_ms)
         .map_err(|e| failed("publishing the genesis notice", e))?;
     tracing::info!(
         "sit run: genesis notice {} published: {} endpoints in the panel, methodology {}, in force from {}",
@@ -462,6 +469,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
             &usable,
             &contracts,
             &key,
+            opts.demo_key,
             Date::of_ms(started_ms),
             clock.now_ms(),
         )?;
@@ -482,7 +490,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
         publisher: DayPublisher::new(
             data,
             store.clone(),
-            key,
+            key.clone(),
             clock.clone(),
             providers,
             ids.clone(),
@@ -518,6 +526,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
                 &panel_endpoints(svc.publisher.archive(), &ids, day, &status)?,
                 opts.per_hour,
                 suite,
+                &key,
                 clock.now_ms(),
             )?;
             // the next day's schedule is committed a day ahead
@@ -529,6 +538,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
                     &panel_endpoints(svc.publisher.archive(), &ids, day.succ(), &status)?,
                     opts.per_hour,
                     suite,
+                    &key,
                     clock.now_ms(),
                 )?;
             }

@@ -50,8 +50,11 @@ fn main() -> ExitCode {
     } else {
         sit_core::verify::determination(&bytes, &key).map(|v| {
             let d = &v.publication.determination;
+            // Whether the day's own value may settle, and when no later version can replace
+            // it (index-methodology.md section 8).
+            let f = sit_core::verify::finality(d, sit_core::versions::Registry::embedded());
             format!(
-                "{} {} {} {} {} (version {}, methodology {} {})",
+                "{} {} {} {} {} (version {}, methodology {} {})\n  settlement value: {} ({}); in a contract period: {}\n  final at {}",
                 d.tier,
                 d.date,
                 d.status,
@@ -61,7 +64,11 @@ fn main() -> ExitCode {
                 d.unit,
                 v.publication.version,
                 d.methodology_version,
-                d.methodology_hash
+                d.methodology_hash,
+                if f.settles { "yes" } else { "no" },
+                f.reason,
+                f.contract_use,
+                f.final_at.as_deref().unwrap_or("unknown (methodology not known to this build)")
             )
         })
     };

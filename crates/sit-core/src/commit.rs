@@ -31,6 +31,14 @@ pub struct Commitment {
     /// paired; 3, paired and stratified.
     #[serde(default = "schedule_v1", skip_serializing_if = "is_v1")]
     pub schedule: u32,
+    /// The publisher's key id: commitments and reveals made by `sit run` from 2026-12-07 are
+    /// signed (RFC 8785 bytes without `signature`, Ed25519, like a record); older ones and a
+    /// probe network vantage's (signed by its worker in transit) carry none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The signature, 128 hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 fn schedule_v1() -> u32 {
@@ -66,6 +74,36 @@ pub struct Reveal {
     pub salt: String,
     /// When the seed was revealed (RFC 3339, UTC).
     pub revealed_at: String,
+    /// The publisher's key id: commitments and reveals made by `sit run` from 2026-12-07 are
+    /// signed (RFC 8785 bytes without `signature`, Ed25519, like a record); older ones and a
+    /// probe network vantage's (signed by its worker in transit) carry none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The signature, 128 hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// `doc` signed with `key`: its `key_id` set and its `signature` over the canonical bytes of
+/// the rest (a commitment or a reveal).
+pub fn sign<T: Serialize + serde::de::DeserializeOwned>(
+    doc: &T,
+    key: &ed25519_dalek::SigningKey,
+) -> T {
+    let mut v = serde_json::to_value(doc).expect("serialises");
+    let o = v.as_object_mut().expect("a schedule document is an object");
+    o.remove("signature");
+    o.insert(
+        "key_id".into(),
+        crate::signing::key_id(&key.verifying_key()).into(),
+    );
+    let bytes = crate::signing::sign_value(v, key);
+    serde_json::from_slice(&bytes).expect("what was serialised parses")
+}
+
+/// The canonical bytes of a schedule document as published (signed or not).
+pub fn bytes<T: Serialize>(doc: &T) -> Vec<u8> {
+    crate::signing::canonical(&serde_json::to_value(doc).expect("serialises"))
 }
 
 /// The commitment to `seed` for `date` with `salt`: blake3 (hex) of the domain tag, the

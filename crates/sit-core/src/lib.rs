@@ -29,6 +29,7 @@ pub mod commit;
 pub mod derive;
 pub mod fixed;
 pub mod index;
+pub mod keyset;
 pub mod notice;
 pub mod observation;
 pub mod price;

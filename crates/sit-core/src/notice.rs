@@ -120,9 +120,14 @@ pub enum Change {
         id: String,
         /// The public key, 64 hex digits.
         public_key: String,
+        /// A key made by `sit demo`: not for settlement (left out of the JSON when false).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        demo: bool,
     },
     /// The publisher signs with a new key from the effective time on; the old key's
     /// signatures made before it stay valid.
+    /// The notice is signed by the outgoing key and carries the incoming key's acceptance
+    /// ([`Notice::acceptance`]), so neither key alone can rotate.
     KeyRotation {
         /// The outgoing key's id.
         from: String,
@@ -130,11 +135,17 @@ pub enum Change {
         to: String,
         /// The incoming public key, 64 hex digits.
         public_key: String,
+        /// Days after the effective time during which documents the outgoing key signs are
+        /// still valid (late restatements, a second publisher still switching).
+        overlap_days: u32,
     },
-    /// A key's signatures made after the effective time are void.
+    /// A key's signatures on documents published at or after `void_after` are void (it may be
+    /// in the past: a leaked key).
     KeyRevocation {
         /// The key's id.
         key: String,
+        /// From when its signatures are void (UTC, RFC 3339 with milliseconds).
+        void_after: String,
     },
     /// A tier is no longer determined from the effective time on.
     Cessation {
@@ -156,7 +167,7 @@ impl Change {
             | Change::ContractChange { id }
             | Change::ContractDelist { id } => format!("contract {id}"),
             Change::KeyRotation { .. } | Change::SigningKey { .. } => "signing key".into(),
-            Change::KeyRevocation { key } => format!("key {key}"),
+            Change::KeyRevocation { key, .. } => format!("key {key}"),
             Change::Cessation { tier } => format!("tier {tier}"),
         }
     }
@@ -180,7 +191,9 @@ impl Change {
             Change::ContractDelist { id } => format!("contract {id} is delisted"),
             Change::SigningKey { id, .. } => format!("signing key {id}"),
             Change::KeyRotation { from, to, .. } => format!("signing key {from} -> {to}"),
-            Change::KeyRevocation { key } => format!("key {key} is revoked"),
+            Change::KeyRevocation { key, void_after } => {
+                format!("key {key} is revoked: its signatures from {void_after} on are void")
+            }
             Change::Cessation { tier } => format!("tier {tier} ceases"),
         }
     }
@@ -223,6 +236,33 @@ pub struct Notice {
     pub consultation: Option<Consultation>,
     /// The key that signs it.
     pub key_id: String,
+    /// For a key rotation: the incoming key's Ed25519 signature (128 hex digits) over the
+    /// notice's canonical bytes without `signature` and `acceptance` ([`acceptance_message`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acceptance: Option<String>,
+}
+
+/// Whether `acceptance` (hex) is `incoming`'s signature of [`acceptance_message`] of `n`.
+pub fn accepted(n: &Notice, acceptance: &str, incoming: &ed25519_dalek::VerifyingKey) -> bool {
+    crate::signing::unhex(acceptance)
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .map(|b| {
+            incoming
+                .verify_strict(
+                    &acceptance_message(n),
+                    &ed25519_dalek::Signature::from_bytes(&b),
+                )
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// What the incoming key of a rotation signs to accept it: the notice's canonical bytes
+/// without `acceptance` (and unsigned).
+pub fn acceptance_message(n: &Notice) -> Vec<u8> {
+    let mut n = n.clone();
+    n.acceptance = None;
+    crate::signing::canonical(&serde_json::to_value(&n).expect("a notice serialises"))
 }
 
 impl Notice {
@@ -424,8 +464,16 @@ impl State {
                     }
                     self.keys.push(to.clone());
                 }
-                Change::KeyRevocation { key } => {
-                    self.revoked.insert(key.clone(), effective_ms);
+                Change::KeyRevocation { key, void_after } => {
+                    if !self.keys.contains(key) {
+                        return Err(bad("the key is not one of the publisher's".into()));
+                    }
+                    let t =
+                        parse_utc_ms(void_after).map_err(|e| bad(format!("void_after: {e}")))?;
+                    if t > effective_ms {
+                        return Err(bad("void_after is at or before the notice's effective time (a later end is a rotation)".into()));
+                    }
+                    self.revoked.insert(key.clone(), t);
                 }
                 Change::SigningKey { id, .. } => {
                     if !self.keys.is_empty() {
@@ -644,7 +692,9 @@ pub fn check(
                 "the first signing key is named by the genesis only; a new key comes by a rotation",
             )),
             Change::KeyRotation { public_key, to, .. }
-            | Change::SigningKey { public_key, id: to } => {
+            | Change::SigningKey {
+                public_key, id: to, ..
+            } => {
                 let ok = crate::signing::unhex(public_key)
                     .and_then(|b| <[u8; 32]>::try_from(b).ok())
                     .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
@@ -659,6 +709,27 @@ pub fn check(
             Change::PanelRemove { .. }
             | Change::ContractDelist { .. }
             | Change::KeyRevocation { .. } => {}
+        }
+        if let Change::KeyRotation {
+            from, public_key, ..
+        } = c
+        {
+            if draft.key_id != *from {
+                return Err(refuse(format!(
+                    "{}: a rotation is signed by the outgoing key {from}, not {}",
+                    c.describe(),
+                    draft.key_id
+                )));
+            }
+            if let Some(a) = &draft.acceptance {
+                let vk = crate::signing::parse_public(public_key).map_err(refuse)?;
+                if !accepted(draft, a, &vk) {
+                    return Err(refuse(format!(
+                        "{}: the acceptance is not the incoming key's signature of this notice",
+                        c.describe()
+                    )));
+                }
+            }
         }
     }
     // it follows from what is in force when it takes effect, and every later notice still
@@ -714,6 +785,7 @@ mod tests {
             effective_at: effective.into(),
             consultation: None,
             key_id: "ed25519:0000000000000000".into(),
+            acceptance: None,
         }
     }
 

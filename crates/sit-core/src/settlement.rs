@@ -10,7 +10,7 @@
 //! - SUSPENDED: as the contract's `suspended` fallback says, `carry` (the last value set from
 //!   data, which the record states) or `exclude` (the day leaves the mean);
 //! - BASE: refused. A chain's anchor is a level statistic, not a settlement value (index
-//!   methodology §14): a contract period must start after the index's first chained day.
+//!   methodology section 8): a contract period must start after the index's first chained day.
 //!
 //! Why one rounding of the exact mean: the sum of fixed-point daily values is exact in i128,
 //! so the only rounding is the one the contract states; rounding a rounded mean again could

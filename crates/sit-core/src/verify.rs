@@ -20,10 +20,17 @@
 //!   registry of your choosing).
 //! - [`certificate_challenge`]: a verified certificate's oracle challenge, if it has one.
 //! - [`public_key`]: the publisher's key from SPKI PEM or hex.
+//! - [`KeySet`]: the publisher's keys followed from one pinned root key through the signed
+//!   rotation notices (`GET /v1/keys` serves them as `chain`); [`determination_in`] accepts a
+//!   record only if its key was valid when it was published.
+//! - [`finality`]: when a record becomes final and whether its status may settle a contract.
 
 use crate::certificate::{check_consistency, Certificate};
+use crate::index::{Determination, Status};
+pub use crate::keyset::{Key, KeySet, KeySetError};
 use crate::record::{Verified, SCHEMA};
 use crate::signing::VerifyError;
+use crate::time::{format_utc_ms, DAY_MS, HOUR_MS};
 use crate::versions::Registry;
 pub use ed25519_dalek::VerifyingKey;
 
@@ -64,6 +71,16 @@ pub fn determination(record: &[u8], key: &VerifyingKey) -> Result<Verified, Erro
         });
     }
     Ok(v)
+}
+
+/// [`determination`] under a key set: the record's key must be one of the publisher's keys
+/// followed from the pinned root and valid at the record's `published_at`. Returns the key.
+pub fn determination_in<'k>(record: &[u8], keys: &'k KeySet) -> Result<(Verified, &'k Key), Error> {
+    let (_, k) = keys.verify(record).map_err(|e| match e {
+        KeySetError::Signature(s) => Error::Signature(s),
+        other => Error::Key(other.to_string()),
+    })?;
+    Ok((determination(record, k.verifying_key())?, k))
 }
 
 /// Verify a signed certificate (`sit-certificate/1`): signature, then consistency of every
@@ -149,6 +166,54 @@ pub fn certificate_challenge(
         ));
     }
     Ok(Some(ChallengeCheck { challenge: c }))
+}
+
+/// What a published day means for settlement (index-methodology.md section 8): derived from
+/// the record's status and its methodology (looked up by hash in `registry`), never stored
+/// apart from it. The publisher's restatement cutoff is the same instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finality {
+    /// The restatement cutoff (RFC 3339): from then on no version of the day can be published.
+    /// None when the record's methodology is not known to this build.
+    pub final_at: Option<String>,
+    /// The day's own value is a daily settlement value ([`Status::settles`]).
+    pub settles: bool,
+    /// How a contract period uses the day: `value`, `carried value`, `fallback` or `refused`.
+    pub contract_use: &'static str,
+    /// Why, in words: the status and its reason.
+    pub reason: String,
+}
+
+/// The [`Finality`] of `d`, its methodology looked up in `registry` by hash.
+pub fn finality(d: &Determination, registry: &Registry) -> Finality {
+    let final_at = registry.methodology(&d.methodology_hash).ok().map(|m| {
+        format_utc_ms(d.date.start_ms() + DAY_MS + m.restatement_cutoff_hours as i64 * HOUR_MS)
+    });
+    let carried = || {
+        d.contingency
+            .as_ref()
+            .map(|c| c.reason.clone())
+            .unwrap_or_default()
+    };
+    let (contract_use, reason) = match d.status {
+        Status::Final => ("value", "determined from the day's own data".to_string()),
+        Status::Restated => (
+            "value",
+            "a later version, recomputed from the day's own data".to_string(),
+        ),
+        Status::Contingency => ("carried value", carried()),
+        Status::Suspended => ("fallback", carried()),
+        Status::Base => (
+            "refused",
+            "the anchor of a chain: no earlier price to compare".to_string(),
+        ),
+    };
+    Finality {
+        final_at,
+        settles: d.status.settles(),
+        contract_use,
+        reason: format!("{}: {}", d.status.as_str(), reason),
+    }
 }
 
 #[cfg(test)]

@@ -94,6 +94,7 @@ pub async fn run_bench(hour_ms: u64, per_hour: u32) -> Result<String, String> {
         new_timeline: false,
         contracts: None,
         network: None,
+        demo_key: false,
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (own0, sim0, t0) = (own_cpu_s(), proc_cpu_s(sim.0.id())?, Instant::now());

@@ -888,7 +888,7 @@ mod tests {
         assert_eq!(geometric_mean(&[Fixed(0)]), None);
     }
 
-    // Golden vectors of methodology 1.1 (index-methodology.md §11): a panel of six endpoints
+    // Golden vectors of methodology 1.1 (index-methodology.md section 5): a panel of six endpoints
     // a..f whose references are all 1.000000000 of 2026-01-04, level 1.000000000.
     use crate::index::Methodology;
 
@@ -1106,7 +1106,7 @@ mod tests {
         }
     }
 
-    /// Golden vectors of methodology 1.2.0's pooled-quality day price (index-methodology §14).
+    /// Golden vectors of methodology 1.2.0's pooled-quality day price (index-methodology.md section 4).
     #[test]
     fn golden_pooled_price() {
         // the day alone: exactly 1.1.0's cost over delivered SIT

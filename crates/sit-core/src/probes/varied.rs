@@ -9,7 +9,7 @@
 //!
 //! Both are drawn from the probe's seed (its own stream, so the family's data and the
 //! phrasing are independent): the probes of one (family, seed) in an hour are the same
-//! request at every endpoint but for the nonce (paired probes, §11), and an auditor derives
+//! request at every endpoint but for the nonce (paired probes, index-methodology.md section 3), and an auditor derives
 //! the exact request from the observation alone.
 //!
 //! The measure (tested on generated instances): across a day's requests of a tier, no run of
