@@ -15,7 +15,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 server=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break; sleep 0.1; done
 curl -s "http://127.0.0.1:$port/" | grep -q '<svg' || { echo "page has no SVG chart" >&2; exit 1; }
-chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,1250 \
+chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,2000 \
   --screenshot="$out" "http://127.0.0.1:$port/" 2> "$work/chromium.log"
 [ -s "$out" ] || { echo "no screenshot written" >&2; cat "$work/chromium.log" >&2; exit 1; }
 echo "screenshot: $out"

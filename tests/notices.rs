@@ -270,6 +270,10 @@ async fn a_change_takes_effect_exactly_on_its_effective_day_and_nothing_changes_
         "2026-01-10",
         "--cease",
         "t3",
+        "--delist",
+        "SIT-T3-M",
+        "--add",
+        &format!("{added}={added}"),
         "--reason",
         "the tier's probes no longer separate the endpoints; it ends",
         "--out",
@@ -292,6 +296,9 @@ async fn a_change_takes_effect_exactly_on_its_effective_day_and_nothing_changes_
     let log = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{log}");
     assert!(data.join("published/t3/2026-01-09.v1.json").exists());
+    // the held endpoint, announced by the same notice, joins the panel exactly on its day
+    assert!(!committed(&data, "2026-01-09").contains(&added));
+    assert!(committed(&data, "2026-01-10").contains(&added), "{log}");
     assert!(
         data.join("published/t1/2026-01-10.v1.json").exists(),
         "{log}"
@@ -304,6 +311,15 @@ async fn a_change_takes_effect_exactly_on_its_effective_day_and_nothing_changes_
     assert!(
         data.join("archive/2026-01-10").exists(),
         "the day is finished without t3"
+    );
+    // its contract, delisted by the same notice, is no longer settled (held, named)
+    assert!(
+        log.contains("contract SIT-T3-M is in contracts.toml but not listed by a notice in force on 2026-01-10: held, not settled"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("contract SIT-T1-M is in contracts.toml but not listed"),
+        "{log}"
     );
     assert!(
         log.contains(&format!(
@@ -361,6 +377,9 @@ async fn a_change_takes_effect_exactly_on_its_effective_day_and_nothing_changes_
         "{page}"
     );
     assert!(page.contains(r#"<td class="st SUSPENDED">SUSPENDED</td>"#));
+    // each tier's latest row says whether it is a settlement value and when it is final
+    assert!(page.contains("final at 2026-01-1"), "{page}");
+    assert!(page.contains(" 00:00 UTC</small>"), "{page}");
     let pubkey = sit::archive::keys::load_signing(&key)
         .unwrap()
         .verifying_key();

@@ -312,9 +312,33 @@ impl DayPublisher {
     /// (INDICATIVE) and every period whose final settlement time has passed (FINAL, once). A
     /// failure is logged and tried again after the next publication: it never stops the index.
     fn settle(&self, day: Date) {
+        // Only the contracts a notice lists at the day's start (all of contracts.toml in a
+        // folder without notices); one configured but not listed is held, like a panel change.
+        let listed = match crate::publisher::notices::in_force(&self.archive, day.start_ms()) {
+            Ok(Some(state)) => {
+                let (listed, held): (Vec<_>, Vec<_>) = self
+                    .contracts
+                    .iter()
+                    .cloned()
+                    .partition(|c| state.contracts.contains(&c.id));
+                for c in held {
+                    tracing::info!(
+                        "sit run: contract {} is in contracts.toml but not listed by a notice in force on {day}: held, not settled (sit notice draft --class minor --list-contract {} ...)",
+                        c.id,
+                        c.id
+                    );
+                }
+                listed
+            }
+            Ok(None) => self.contracts.as_ref().clone(),
+            Err(e) => {
+                tracing::error!("sit run: settling after {day}: reading the notices: {e}");
+                return;
+            }
+        };
         match super::settle::settle_due(
             &self.archive,
-            &self.contracts,
+            &listed,
             &self.key,
             day,
             self.clock.now_ms(),

@@ -219,8 +219,9 @@ pub fn render(snap: &Snapshot, suite: &Suite) -> String {
                     .as_ref()
                     .map(|c| format!("<br><small>{}</small>", esc(&c.reason)))
                     .unwrap_or_default();
+                let f = sit_core::verify::finality(d, sit_core::versions::Registry::embedded());
                 format!(
-                    "<td>{}</td><td class=num>{}</td><td class=\"st {st}\">{st}{note}</td><td>{}</td><td>{} / {}</td><td>{}</td><td><a href=\"/v1/index/{}/{}\">signed JSON</a></td>",
+                    "<td>{}</td><td class=num>{}</td><td class=\"st {st}\">{st}{note}</td><td>{settles}<br><small>final at {final_at}</small></td><td>{}</td><td>{} / {}</td><td>{}</td><td><a href=\"/v1/index/{}/{}\">record</a></td>",
                     d.date,
                     d.value.map(|v| v.round_dp(6)).unwrap_or_else(|| "—".into()),
                     s.entry.version,
@@ -230,9 +231,16 @@ pub fn render(snap: &Snapshot, suite: &Suite) -> String {
                     t.id,
                     d.date,
                     st = d.status.as_str(),
+                    settles = if f.settles { "yes" } else { "no" },
+                    // for people: minutes are the precision of a cutoff
+                    final_at = f
+                        .final_at
+                        .as_deref()
+                        .map(|t| format!("{} {} UTC", &t[..10], &t[11..16]))
+                        .unwrap_or_else(|| "unknown".into()),
                 )
             }
-            None => "<td colspan=7>not yet published</td>".to_string(),
+            None => "<td colspan=8>not yet published</td>".to_string(),
         };
         rows.push_str(&format!(
             "<tr><th>{} <small>{}</small></th>{cells}</tr>\n",
@@ -274,14 +282,14 @@ pub fn render(snap: &Snapshot, suite: &Suite) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222;padding:0 1em}}
-table{{border-collapse:collapse;margin:1em 0}} td,th{{border-bottom:1px solid #ddd;padding:.35em .7em;text-align:left;vertical-align:top;white-space:nowrap}} small{{white-space:normal}}
+table{{border-collapse:collapse;margin:1em 0}} td,th{{border-bottom:1px solid #ddd;padding:.35em .55em;text-align:left;vertical-align:top;white-space:nowrap}} small{{white-space:normal}}
 .num{{font-variant-numeric:tabular-nums;text-align:right}} .st{{font-weight:600}}
 .FINAL{{color:#1a7f37}} .CONTINGENCY{{color:#b35900}} .RESTATED{{color:#0550ae}} .SUSPENDED{{color:#a40e26}} .BASE{{color:#555}} .emergency{{color:#a40e26;font-weight:600}}
 figure{{margin:1em 0}} figcaption,footer{{color:#555;font-size:.9em}} code{{background:#f4f4f4;padding:0 .2em}}
 </style></head><body>
 <h1>Standard Inference Token (SIT) index</h1>
 <p>Daily settlement values in {unit}. Every value is a signed determination; fetch it from the API and check it with <code>sit verify</code>.</p>
-<table><thead><tr><th>Tier</th><th>Date (UTC)</th><th>Value</th><th>Status</th><th>Version</th><th>Valid partitions</th><th>Endpoints</th><th></th></tr></thead>
+<table><thead><tr><th>Tier</th><th>Date (UTC)</th><th>Value</th><th>Status</th><th>Settlement value</th><th>Version</th><th>Valid hours</th><th>Endpoints</th><th></th></tr></thead>
 <tbody>
 {rows}</tbody></table>
 {chart}
