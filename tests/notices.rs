@@ -209,6 +209,41 @@ async fn a_change_takes_effect_exactly_on_its_effective_day_and_nothing_changes_
     );
     assert!(!data.join("published/notices/N-0002.json").exists());
 
+    // A rotation draft checks (as if signed by its outgoing key), nothing written.
+    let keys2 = dir.path().join("keys2");
+    let o = sit(&["keys", "generate", "--out", keys2.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rot = dir.path().join("rotation.json");
+    let o = sit(&[
+        "--data",
+        &d,
+        "--providers",
+        &p,
+        "notice",
+        "draft",
+        "--class",
+        "minor",
+        "--effective",
+        "2026-03-01",
+        "--rotate-to",
+        keys2.join("public-key.pem").to_str().unwrap(),
+        "--rotate-from",
+        g["key_id"].as_str().unwrap(),
+        "--reason",
+        "the signing key is rotated on schedule",
+        "--out",
+        rot.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = sit(&["--data", &d, "notice", "check", rot.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("a rotation: publish it with --key (the outgoing key"),
+        "{}",
+        text(&o)
+    );
+    assert!(!data.join("published/notices/N-0002.json").exists());
+
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{log}");

@@ -867,18 +867,6 @@ impl Bundle {
                 "{day}: no schedule commitment and reveal in the bundle"
             ));
         };
-        // The day's probes: sent within the day, or later (a probe of the last minutes may be
-        // sent or retried after midnight; one of the previous day's just after its midnight).
-        let near: Vec<&Observation> = self
-            .records
-            .iter()
-            .map(|r| &r.2)
-            .filter(|o| o.at_ms >= day.start_ms())
-            .filter(|o| o.suite_hash == self.suite.hash && mine(o))
-            .collect();
-        let (in_day, spill): (Vec<&Observation>, Vec<&Observation>) = near
-            .into_iter()
-            .partition(|o| o.at_ms >= day.start_ms() + 60_000 && o.at_ms < day.start_ms() + DAY_MS);
         // Spill-over records are matched when they belong to the day, ignored otherwise.
         let keys: std::collections::BTreeSet<(u64, String)> = r
             .seed_u64()
@@ -909,17 +897,14 @@ impl Bundle {
                     .collect()
             })
             .unwrap_or_default();
-        let mut candidates: Vec<&Observation> = in_day
-            .into_iter()
-            .filter(|o| {
-                let k = (o.seed, o.nonce.clone());
-                !(previous.contains(&k) && !keys.contains(&k))
-            })
-            .collect();
-        candidates.extend(
-            spill
-                .into_iter()
-                .filter(|o| keys.contains(&(o.seed, o.nonce.clone()))),
+        let candidates = day_candidates(
+            self.records
+                .iter()
+                .map(|r| &r.2)
+                .filter(|o| o.suite_hash == self.suite.hash && mine(o)),
+            day,
+            &keys,
+            &previous,
         );
         check_day(&self.suite, &c, &r, &candidates)
     }
@@ -927,6 +912,33 @@ impl Bundle {
 
 /// Commitments and reveals by day.
 pub type Schedules = BTreeMap<Date, (Option<Commitment>, Option<Reveal>)>;
+
+/// The records a day's schedule is checked against: those sent within the day, and those
+/// sent in its first minute or after it (spill-over) whose (seed, nonce) the day's schedule
+/// holds (`keys`); a record of the previous day's schedule (`previous`) sent in the day
+/// belongs to that day. In recording order (seq), so that a probe sent in the first minute
+/// and retried after it is seen before its retry.
+fn day_candidates<'a>(
+    records: impl Iterator<Item = &'a Observation>,
+    day: Date,
+    keys: &std::collections::BTreeSet<(u64, String)>,
+    previous: &std::collections::BTreeSet<(u64, String)>,
+) -> Vec<&'a Observation> {
+    let mut out: Vec<&Observation> = records
+        .filter(|o| o.at_ms >= day.start_ms())
+        .filter(|o| {
+            let k = (o.seed, o.nonce.clone());
+            let in_day = o.at_ms >= day.start_ms() + 60_000 && o.at_ms < day.start_ms() + DAY_MS;
+            if in_day {
+                !(previous.contains(&k) && !keys.contains(&k))
+            } else {
+                keys.contains(&k)
+            }
+        })
+        .collect();
+    out.sort_by_key(|o| o.seq);
+    out
+}
 
 /// One re-derived observation that disagrees with its record.
 fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
@@ -1432,4 +1444,47 @@ pub fn verify(b: &Bundle) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn observation(seq: u64, at_ms: i64, seed: u64, nonce: &str, retry: u32) -> Observation {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/bundle-2026-01-05/observations.jsonl"
+        ))
+        .unwrap();
+        let mut o: Observation = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        (o.seq, o.at_ms, o.seed, o.nonce, o.retry) = (seq, at_ms, seed, nonce.into(), retry);
+        o
+    }
+
+    /// CI (2026-12-07, tests/run.rs): "observation seq 101 is retry 1 of a probe that was not
+    /// attempted first": the first attempt was sent in the day's first minute (checked as a
+    /// spill-over, after the day's records) and its retry after that minute.
+    #[test]
+    fn a_probe_sent_in_the_first_minute_and_retried_after_it_is_checked_before_its_retry() {
+        let day = Date::parse("2026-01-05").unwrap();
+        let t0 = day.start_ms();
+        let first = observation(10, t0 + 30_000, 7, "n", 0);
+        let retry = observation(11, t0 + 90_000, 7, "n", 1);
+        let foreign_spill = observation(12, t0 + 40_000, 9, "x", 0);
+        let previous_days = observation(13, t0 + 120_000, 5, "p", 0);
+        let late = observation(14, t0 + DAY_MS + 5_000, 7, "n", 2);
+        let keys: BTreeSet<(u64, String)> = [(7, "n".to_string())].into();
+        let previous: BTreeSet<(u64, String)> = [(5, "p".to_string())].into();
+        let got: Vec<u64> = day_candidates(
+            [&first, &retry, &foreign_spill, &previous_days, &late].into_iter(),
+            day,
+            &keys,
+            &previous,
+        )
+        .iter()
+        .map(|o| o.seq)
+        .collect();
+        assert_eq!(got, [10, 11, 14]);
+    }
 }

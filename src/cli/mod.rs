@@ -456,11 +456,14 @@ pub enum Command {
         /// A record file, a history document, or a URL serving one.
         #[arg(value_name = "RECORD")]
         source: String,
-        /// The publisher's public key (PEM, or 64 hex characters).
+        /// The publisher's root public key (PEM, or 64 hex characters), obtained out of band:
+        /// the key its genesis notice N-0000 names. Without --archive only it is trusted.
         #[arg(long, value_name = "PUBKEY")]
         key: PathBuf,
-        /// For a settlement record: check each day it lists against the oracle's daily
-        /// records (a data folder, its published/ folder, or the publisher's base URL).
+        /// The oracle's archive (a data folder, its published/ folder, or the publisher's base
+        /// URL): the key set is followed from --key through its notices (rotations,
+        /// revocations); for a settlement record, each day it lists is checked against the
+        /// oracle's daily records.
         #[arg(long, value_name = "DATA|URL")]
         archive: Option<String>,
     },

@@ -46,8 +46,22 @@ pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
             let ctx = context(cli, contracts.as_deref())?;
             // checked as if published now, numbered next (the key is not needed to check)
             let key = ed25519_dalek::SigningKey::from_bytes(&[0; 32]);
-            let n = notices::complete(&d, &archive, now, &key)?;
+            let mut n = notices::complete(&d, &archive, now, &key)?;
+            // A rotation is signed by its outgoing key (and accepted by the incoming one at
+            // publication): checked here as if so, the signatures by `publish`.
+            let rotation = n.changes.iter().find_map(|c| match c {
+                Change::KeyRotation { from, to, .. } => Some((from.clone(), to.clone())),
+                _ => None,
+            });
+            if let Some((from, _)) = &rotation {
+                n.key_id = from.clone();
+            }
             notices::check(&n, &archive, &ctx)?;
+            if let Some((from, to)) = &rotation {
+                println!(
+                    "a rotation: publish it with --key (the outgoing key {from}) and --accept-key (the incoming key {to})"
+                );
+            }
             println!(
                 "OK: {} ({}), {} change(s), in force from {} if published now",
                 n.id,

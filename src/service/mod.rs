@@ -204,6 +204,24 @@ fn day_secret(data: &Path, date: Date) -> Result<DaySecret> {
     Ok(s)
 }
 
+/// The probe suite of `day` by the notices must be the one this build probes with: the
+/// service has one suite for its workers, so a day whose notices put another suite in force
+/// is refused here, naming both, rather than probed under the wrong one. (A build that knows
+/// a newer suite than the one in force is run when the suite's notice takes effect.)
+fn check_suite_in_force(archive: &Archive, day: Date, suite: &Suite) -> Result<()> {
+    let state = crate::publisher::notices::in_force(archive, day.start_ms())
+        .map_err(|e| failed("reading the notices", e))?;
+    match state.and_then(|s| s.suite) {
+        Some((hash, version)) if hash != suite.hash => Err(Error::Failed(format!(
+            "the notices put probe suite {version} ({}) in force on {day}, and this build probes with suite {} ({}): run a build whose suite is {version} until a notice changes it",
+            &hash[..12.min(hash.len())],
+            suite.version,
+            &suite.hash[..12.min(suite.hash.len())]
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Commit `date` (once): its secret exists durably before its commitment is written.
 fn commit(
     data: &Path,
@@ -218,6 +236,7 @@ fn commit(
     if let Some(c) = archive.commitment(date) {
         return Ok(c);
     }
+    check_suite_in_force(archive, date, suite)?;
     let s = day_secret(data, date)?;
     let c = Commitment {
         date,
@@ -936,4 +955,47 @@ async fn probe_day(
     let summary = run_slots(worker, &live, suite, todo, recorder, &pb, opts.print_acks).await?;
     pb.finish_and_clear();
     Ok((n, missed, summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publisher::notices::{self, Context};
+    use sit_core::versions::Registry;
+
+    #[test]
+    fn a_day_whose_notices_name_another_suite_is_not_probed_under_this_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::for_data(dir.path());
+        let suite = Suite::embedded();
+        let day = Date::parse("2026-01-05").unwrap();
+        // no notices: the build's suite
+        check_suite_in_force(&archive, day, suite).unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let reg = Registry::embedded();
+        let g = notices::genesis(
+            reg,
+            &Default::default(),
+            &Default::default(),
+            &key,
+            false,
+            day,
+        );
+        let ctx = Context::new(reg, Vec::<String>::new(), Vec::<String>::new());
+        notices::publish(&g, &archive, &ctx, &key, None, day.start_ms()).unwrap();
+        check_suite_in_force(&archive, day, suite).unwrap();
+        let old = reg
+            .suites()
+            .iter()
+            .find(|s| s.hash != suite.hash)
+            .expect("an older suite");
+        let e = check_suite_in_force(&archive, day, old)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("this build probes with suite {}", old.version))
+                && e.contains(&suite.version),
+            "{e}"
+        );
+    }
 }
