@@ -267,3 +267,23 @@ fn gateway_urls_whose_segments_start_with_a_key_prefix_pass() {
     let out = refused(f.as_bytes(), &["`base_url`", "looks like an API key"]);
     assert!(!out.contains(&body[..12]), "{out}");
 }
+
+/// `sit notice list | head -2` panicked ("failed printing to stdout: Broken pipe") with a
+/// backtrace when its reader stopped early. A command's output cut short by its reader now
+/// ends it quietly, as a Unix tool does (SIGPIPE's default action): no panic, nothing on stderr.
+#[test]
+fn output_cut_short_by_its_reader_ends_quietly_not_with_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    // the reader is gone before the first byte is written: the first write meets a closed pipe
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = Command::new(env!("CARGO_BIN_EXE_sit"))
+        .args(["suite", "--json"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.signal(), Some(13), "ended by SIGPIPE: {:?} {err}", o.status);
+}

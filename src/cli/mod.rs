@@ -858,6 +858,17 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    if !matches!(
+        cli.command,
+        Command::Run { .. }
+            | Command::Serve { .. }
+            | Command::Collect { .. }
+            | Command::Worker { .. }
+            | Command::Demo { .. }
+            | Command::Sim { .. }
+    ) {
+        crate::sys::shutdown::end_quietly_on_a_closed_pipe();
+    }
     let format = crate::sys::log::Format::parse(&cli.log_format).unwrap_or_default();
     if let Err(e) = crate::sys::log::init(format) {
         eprintln!("error: {e}");
