@@ -285,5 +285,10 @@ fn output_cut_short_by_its_reader_ends_quietly_not_with_a_panic() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(o.status.signal(), Some(13), "ended by SIGPIPE: {:?} {err}", o.status);
+    assert_eq!(
+        o.status.signal(),
+        Some(13),
+        "ended by SIGPIPE: {:?} {err}",
+        o.status
+    );
 }
