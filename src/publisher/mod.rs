@@ -231,7 +231,8 @@ pub fn publish(
     }
     let lock = archive.lock()?;
     // The key must be the publisher's, valid now, by the notices' key set.
-    notices::may_sign(archive, req.key, req.now_ms)
+    let key_set = notices::key_set(archive).map_err(|e| PublishError::Notices(e.to_string()))?;
+    notices::may_sign_in(key_set.as_ref(), req.key, req.now_ms)
         .map_err(|e| PublishError::Notices(e.to_string()))?;
     let entries = archive.entries()?;
     let forced = in_force(&entries);
@@ -316,10 +317,7 @@ pub fn publish(
     )?;
     // The record in force signed by a key the key set voids (revoked) is replaced by the
     // recomputation under a valid key while the day's window is open.
-    let void_key = match (
-        current,
-        notices::key_set(archive).map_err(|e| PublishError::Notices(e.to_string()))?,
-    ) {
+    let void_key = match (current, &key_set) {
         (Some(e), Some(set)) => {
             let at = sit_core::time::parse_utc_ms(&e.published_at).map_err(|why| {
                 PublishError::Record {

@@ -129,7 +129,11 @@ pub fn check(draft: &Notice, archive: &Archive, ctx: &Context) -> Result<(), Not
 /// names (the publisher trusts its own archive; a verifier pins the root instead). A folder
 /// without notices: `None`.
 pub fn key_set(archive: &Archive) -> Result<Option<KeySet>, NoticeError> {
-    let all = stored::all(archive.root())?;
+    key_set_of(&stored::all(archive.root())?)
+}
+
+/// [`key_set`] of notices already read.
+pub fn key_set_of(all: &[stored::Published]) -> Result<Option<KeySet>, NoticeError> {
     let Some(first) = all.first() else {
         return Ok(None);
     };
@@ -144,7 +148,7 @@ pub fn key_set(archive: &Archive) -> Result<Option<KeySet>, NoticeError> {
             _ => None,
         })
         .ok_or_else(|| NoticeError::Inconsistent("the genesis names no signing key".into()))?;
-    let docs: Vec<Vec<u8>> = all.into_iter().map(|p| p.bytes).collect();
+    let docs: Vec<Vec<u8>> = all.iter().map(|p| p.bytes.clone()).collect();
     KeySet::follow(&root, &docs)
         .map(Some)
         .map_err(|e| NoticeError::Inconsistent(e.to_string()))
@@ -153,7 +157,12 @@ pub fn key_set(archive: &Archive) -> Result<Option<KeySet>, NoticeError> {
 /// Whether `key` may sign what is published at `at_ms` (always, in a folder without
 /// notices): named in the refusal otherwise, with the key that may.
 pub fn may_sign(archive: &Archive, key: &SigningKey, at_ms: i64) -> Result<(), NoticeError> {
-    let Some(set) = key_set(archive)? else {
+    may_sign_in(key_set(archive)?.as_ref(), key, at_ms)
+}
+
+/// [`may_sign`] against a key set already followed (`None`: a folder without notices).
+pub fn may_sign_in(set: Option<&KeySet>, key: &SigningKey, at_ms: i64) -> Result<(), NoticeError> {
+    let Some(set) = set else {
         return Ok(());
     };
     let id = sit_core::signing::key_id(&key.verifying_key());

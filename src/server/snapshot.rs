@@ -100,10 +100,11 @@ pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
         notice_count,
         ..Default::default()
     };
-    match crate::archive::notices::all(archive.root()) {
-        Ok(all) => snap.notices = all.into_iter().map(|p| p.notice).collect(),
-        Err(e) => snap.errors.push(format!("notices: {e}")),
-    }
+    let published = crate::archive::notices::all(archive.root()).unwrap_or_else(|e| {
+        snap.errors.push(format!("notices: {e}"));
+        Vec::new()
+    });
+    snap.notices = published.iter().map(|p| p.notice.clone()).collect();
     let entries = match archive.entries() {
         Ok(e) => e,
         Err(e) => {
@@ -153,7 +154,7 @@ pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
         }
     }
     snap.tiers_json = tiers_json(&snap, suite);
-    snap.keys_json = keys_json(archive, &entries);
+    snap.keys_json = keys_json(archive, &entries, &published);
     snap
 }
 
@@ -193,7 +194,11 @@ fn tiers_json(snap: &Snapshot, suite: &Suite) -> Bytes {
     )
 }
 
-fn keys_json(archive: &Archive, entries: &[LogEntry]) -> Bytes {
+fn keys_json(
+    archive: &Archive,
+    entries: &[LogEntry],
+    published: &[crate::archive::notices::Published],
+) -> Bytes {
     // Validity: from the first record a key signed until the first record signed by a later
     // key (null while it is the key in use).
     let mut order: Vec<(String, String, usize)> = Vec::new(); // id, first use, records
@@ -223,7 +228,7 @@ fn keys_json(archive: &Archive, entries: &[LogEntry]) -> Bytes {
             })
         })
         .collect();
-    let Ok(Some(set)) = crate::publisher::notices::key_set(archive) else {
+    let Ok(Some(set)) = crate::publisher::notices::key_set_of(published) else {
         // a data folder without notices (or notices that do not fold: /healthz says so)
         return Bytes::from(
             serde_json::to_vec_pretty(&serde_json::json!({ "keys": keys })).expect("json"),
@@ -251,11 +256,10 @@ fn keys_json(archive: &Archive, entries: &[LogEntry]) -> Bytes {
             })
         })
         .collect();
-    let chain: Vec<Box<serde_json::value::RawValue>> = crate::archive::notices::all(archive.root())
-        .unwrap_or_default()
-        .into_iter()
+    let chain: Vec<Box<serde_json::value::RawValue>> = published
+        .iter()
         .filter_map(|p| {
-            serde_json::value::RawValue::from_string(String::from_utf8(p.bytes).ok()?).ok()
+            serde_json::value::RawValue::from_string(String::from_utf8(p.bytes.clone()).ok()?).ok()
         })
         .collect();
     Bytes::from(
