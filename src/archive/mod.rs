@@ -14,6 +14,12 @@
 //! - `notices/N-NNNN.json` — the signed notices, write-once, numbered in order ([`notices`]);
 //! - `.lock` — held (flock) by a publisher while it decides and writes.
 //!
+//! Replication ([`Replica`], [`Write`]): in the probe network's cluster the archive of every
+//! collector is the same sequence of writes, taken from one replicated log in order. A
+//! publisher's archive then hands every write to its replica, which appends it to the log (if
+//! this publisher may still write) and applies it here through [`Archive::apply`], the one
+//! path by which any collector's archive changes; an archive without a replica writes itself.
+//!
 //! Why files and not sled: sled allows one process per database, and the server must keep
 //! serving while `sit publish` adds a record. The server only reads this folder; it notices new
 //! records by the log growing. A record is published when its log line is complete: a crash
@@ -55,6 +61,51 @@ pub enum ArchiveError {
     },
     #[error("{path} exists but is not in the publication log (a publish was interrupted)\n  hint: check it with `sit verify`, then move it aside and publish again")]
     Unlisted { path: PathBuf },
+    /// The replicated log did not take the write (this process is not the publisher, or
+    /// another wrote first): nothing was written.
+    #[error("not published: {0}")]
+    Replica(String),
+    /// A replicated write that cannot be applied here.
+    #[error("replicated write refused: {0}")]
+    BadWrite(String),
+}
+
+/// One write to the publication archive, as the replicated log carries it (JSON, tagged by
+/// `op`). Every archived document is JSON text, carried as a string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Write {
+    /// A record, its log line and its signer's public key (PEM).
+    Record {
+        entry: LogEntry,
+        text: String,
+        public_pem: String,
+    },
+    /// A write-once file (a commitment, a reveal, a final settlement record), `path` relative
+    /// to the archive root.
+    Once { path: String, text: String },
+    /// A file rewritten in place (an indicative settlement record).
+    Replace { path: String, text: String },
+}
+
+/// Where a publisher's writes go first (see the module doc).
+pub trait Replica: Send + Sync {
+    /// Append `w` to the replicated log and apply it to the archive, or refuse it (nothing
+    /// written anywhere).
+    fn write(&self, w: Write) -> Result<(), ArchiveError>;
+    /// Whether a write would be taken now (this process holds the right to publish).
+    fn may_write(&self) -> bool {
+        true
+    }
+    /// Append price book entries (computed by [`crate::store::Store::price_changes`]) to the
+    /// replicated log and import them into this folder's store, or refuse them: the price
+    /// book is an input of every determination, so a cluster's collectors hold the same one.
+    fn record_prices(&self, entries: Vec<sit_core::price::BookEntry>) -> Result<(), ArchiveError>;
+}
+
+fn text_of(bytes: &[u8], what: &Path) -> Result<String, ArchiveError> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| ArchiveError::BadWrite(format!("{} is not UTF-8 text", what.display())))
 }
 
 /// One line of `log.jsonl`.
@@ -74,9 +125,19 @@ pub struct LogEntry {
 }
 
 /// The archive folder. Cheap to construct; touches the disk only when asked.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Archive {
     root: PathBuf,
+    replica: Option<std::sync::Arc<dyn Replica>>,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive")
+            .field("root", &self.root)
+            .field("replicated", &self.replica.is_some())
+            .finish()
+    }
 }
 
 /// Held while publishing: one publisher at a time decides and writes.
@@ -98,13 +159,155 @@ fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
 impl Archive {
     /// The archive that belongs to a data folder.
     pub fn for_data(data: &Path) -> Archive {
-        Archive {
-            root: layout::published(data),
-        }
+        Archive::new(layout::published(data))
     }
 
     pub fn new(root: PathBuf) -> Archive {
-        Archive { root }
+        Archive {
+            root,
+            replica: None,
+        }
+    }
+
+    /// This archive with its writes going through `replica` first.
+    pub fn replicated(mut self, replica: std::sync::Arc<dyn Replica>) -> Archive {
+        self.replica = Some(replica);
+        self
+    }
+
+    /// The same folder, written directly (what a replica applies writes with).
+    pub fn local(&self) -> Archive {
+        Archive::new(self.root.clone())
+    }
+
+    /// The replica writes go through, if any.
+    pub fn replica(&self) -> Option<&std::sync::Arc<dyn Replica>> {
+        self.replica.as_ref()
+    }
+
+    /// Whether this archive may be written now (always, without a replica).
+    pub fn may_write(&self) -> bool {
+        self.replica.as_ref().is_none_or(|r| r.may_write())
+    }
+
+    /// A path relative to the root, as a replicated write names it.
+    pub fn relative(&self, path: &Path) -> Result<String, ArchiveError> {
+        path.strip_prefix(&self.root)
+            .ok()
+            .and_then(|p| p.to_str())
+            .map(|p| p.to_string())
+            .ok_or_else(|| {
+                ArchiveError::BadWrite(format!("{} is outside the archive", path.display()))
+            })
+    }
+
+    /// The file a replicated write names: relative, without `..` or empty parts.
+    fn inside(&self, rel: &str) -> Result<PathBuf, ArchiveError> {
+        let ok = !rel.is_empty()
+            && !rel.starts_with('/')
+            && rel
+                .split('/')
+                .all(|p| !p.is_empty() && p != "." && p != ".." && !p.starts_with('.'));
+        if ok {
+            Ok(self.root.join(rel))
+        } else {
+            Err(ArchiveError::BadWrite(format!(
+                "`{rel}` is not a path inside the archive"
+            )))
+        }
+    }
+
+    /// Apply one replicated write here, idempotently: a write applied already (the same
+    /// bytes, the same log line) is a no-op, so a log applied again after a crash leaves the
+    /// archive as it was; different bytes at a write-once path are refused.
+    pub fn apply(&self, w: &Write) -> Result<(), ArchiveError> {
+        match w {
+            Write::Record {
+                entry,
+                text,
+                public_pem,
+            } => {
+                if entry.file != Self::file_name(&entry.tier, entry.date, entry.version)
+                    || record_hash(text.as_bytes()) != entry.record_hash
+                {
+                    return Err(ArchiveError::BadWrite(format!(
+                        "the record of {} {} v{} does not match its log line",
+                        entry.tier, entry.date, entry.version
+                    )));
+                }
+                let path = self.inside(&entry.file)?;
+                if let Ok(old) = std::fs::read(&path) {
+                    if old != text.as_bytes() {
+                        return Err(ArchiveError::Altered {
+                            path,
+                            expected: entry.record_hash.clone(),
+                            actual: record_hash(&old),
+                        });
+                    }
+                    if self.entries()?.iter().any(|e| e == entry) {
+                        return Ok(());
+                    }
+                    // the file landed, its line did not (a crash between): the line now
+                    let lp = self.log_path();
+                    let line = serde_json::to_vec(entry).expect("log entry serialises");
+                    return durable::append_line(&lp, &line).map_err(io(&lp));
+                }
+                self.write_record(text.as_bytes(), entry, public_pem)
+                    .map(|_| ())
+            }
+            Write::Once { path, text } => {
+                let p = self.inside(path)?;
+                self.create_once_at(p, text.as_bytes())
+            }
+            Write::Replace { path, text } => {
+                let p = self.inside(path)?;
+                durable::replace(&p, text.as_bytes(), durable::Access::Shared).map_err(io(&p))
+            }
+        }
+    }
+
+    /// Create `path` with `bytes` once (the same bytes again: nothing to do).
+    fn create_once_at(&self, path: PathBuf, bytes: &[u8]) -> Result<(), ArchiveError> {
+        if let Ok(old) = std::fs::read(&path) {
+            if old == bytes {
+                return Ok(());
+            }
+            return Err(ArchiveError::Altered {
+                expected: record_hash(&old),
+                actual: record_hash(bytes),
+                path,
+            });
+        }
+        let dir = path.parent().expect("a file in a folder");
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        write_once(&path, bytes)
+    }
+
+    /// Write a file once: through the replica when there is one.
+    pub fn put_file_once(&self, path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
+        match &self.replica {
+            Some(r) => {
+                if std::fs::read(path).is_ok_and(|old| old == bytes) {
+                    return Ok(());
+                }
+                r.write(Write::Once {
+                    path: self.relative(path)?,
+                    text: text_of(bytes, path)?,
+                })
+            }
+            None => self.create_once_at(path.to_path_buf(), bytes),
+        }
+    }
+
+    /// Rewrite a file in place: through the replica when there is one.
+    pub fn replace_file(&self, path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
+        match &self.replica {
+            Some(r) => r.write(Write::Replace {
+                path: self.relative(path)?,
+                text: text_of(bytes, path)?,
+            }),
+            None => durable::replace(path, bytes, durable::Access::Shared).map_err(io(path)),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -201,19 +404,7 @@ impl Archive {
     /// bytes are refused (a commitment cannot change).
     fn put_once<T: Serialize>(&self, path: PathBuf, v: &T) -> Result<(), ArchiveError> {
         let bytes = sit_core::signing::canonical(&serde_json::to_value(v).expect("serialises"));
-        if let Ok(old) = std::fs::read(&path) {
-            if old == bytes {
-                return Ok(());
-            }
-            return Err(ArchiveError::Altered {
-                expected: record_hash(&old),
-                actual: record_hash(&bytes),
-                path,
-            });
-        }
-        let dir = path.parent().expect("commitments folder");
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        write_once(&path, &bytes)
+        self.put_file_once(&path, &bytes)
     }
 
     /// Publish a day's schedule commitment (before the day).
@@ -252,6 +443,25 @@ impl Archive {
             entry.file,
             Self::file_name(&entry.tier, entry.date, entry.version)
         );
+        if let Some(r) = &self.replica {
+            let path = self.root.join(&entry.file);
+            r.write(Write::Record {
+                entry: entry.clone(),
+                text: text_of(bytes, &path)?,
+                public_pem: public_pem.to_string(),
+            })?;
+            return Ok(path);
+        }
+        self.write_record(bytes, entry, public_pem)
+    }
+
+    /// [`Archive::append`] here, directly.
+    fn write_record(
+        &self,
+        bytes: &[u8],
+        entry: &LogEntry,
+        public_pem: &str,
+    ) -> Result<PathBuf, ArchiveError> {
         // The signer's public key first, so every listed record has its key beside it.
         let kp = self.key_path(&entry.key_id);
         if !kp.exists() {

@@ -253,8 +253,8 @@ pub enum Command {
         /// the collector's workers.toml.
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
-        /// NATS server URL (JetStream enabled), e.g. nats://127.0.0.1:4222.
-        #[arg(long, value_name = "URL")]
+        /// NATS server URL (JetStream enabled), e.g. nats://127.0.0.1:4222; a cluster's servers separated by commas.
+        #[arg(long, value_name = "URL[,URL...]")]
         nats: String,
         /// Probes per endpoint, tier and hour.
         #[arg(long, default_value_t = 3)]
@@ -280,8 +280,8 @@ pub enum Command {
     /// check each (registered worker, signature, chain continuity), store what passes once
     /// (refused messages become dead-letter records), acknowledge after the store's flush.
     Collect {
-        /// NATS server URL (JetStream enabled).
-        #[arg(long, value_name = "URL")]
+        /// NATS server URL (JetStream enabled); a cluster's servers separated by commas.
+        #[arg(long, value_name = "URL[,URL...]")]
         nats: String,
         /// The registered workers: one [[worker]] table each with vantage, public_key, region.
         #[arg(long, value_name = "FILE")]
@@ -303,6 +303,17 @@ pub enum Command {
         /// Print `stored N` after each flush (kill tests).
         #[arg(long, hide = true)]
         print_acks: bool,
+        /// Run as one of several collectors, named NAME: its own durable consumers (every
+        /// collector stores every batch), the publication log applied to its archive, and
+        /// with --key, publication while it holds the publisher lease.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Copies of each JetStream stream created (3 on a three-server cluster); with --name.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        replicas: usize,
+        /// How long the publisher lease outlives its last renewal (default 10); with --name.
+        #[arg(long, value_name = "SECONDS")]
+        lease_secs: Option<f64>,
     },
     /// A futures contract period's final settlement value (the arithmetic mean of the month's
     /// daily values, contracts.toml): FINAL once every day is in and the final settlement time

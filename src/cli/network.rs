@@ -60,8 +60,44 @@ pub(super) async fn run(cli: &Paths, c: Command) -> Result<()> {
             clock,
             until,
             print_acks,
+            name,
+            replicas,
+            lease_secs,
         } => {
+            if name.is_none() && (replicas != 1 || lease_secs.is_some()) {
+                return Err(Error::Usage(
+                    "--replicas and --lease-secs are for one of a cluster's collectors: give it a --name".into(),
+                ));
+            }
+            if let Some(n) = &name {
+                crate::network::check_vantage(n).map_err(|_| {
+                    Error::Usage(format!(
+                        "--name `{n}`: use 1-64 letters, digits, `-` or `_` (it names the collector's durable consumers)"
+                    ))
+                })?;
+            }
+            if !(1..=5).contains(&replicas) {
+                return Err(Error::Usage(format!(
+                    "--replicas {replicas}: JetStream keeps 1 to 5 copies of a stream (3 on a three-server cluster)"
+                )));
+            }
+            let lease = std::time::Duration::from_secs_f64(
+                lease_secs.unwrap_or(crate::network::cluster::DEFAULT_LEASE.as_secs_f64()),
+            );
+            if lease < std::time::Duration::from_secs(1)
+                || lease > std::time::Duration::from_secs(600)
+            {
+                return Err(Error::Usage(
+                    "--lease-secs: between 1 and 600 seconds (the failover takes about 1.25 leases)".into(),
+                ));
+            }
+            let cluster = name.map(|name| crate::network::cluster::ClusterOptions {
+                name,
+                replicas,
+                lease,
+            });
             let opts = crate::network::collect::CollectOptions {
+                cluster,
                 nats,
                 workers,
                 serve,

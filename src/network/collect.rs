@@ -385,9 +385,22 @@ impl Collector {
     }
 }
 
-/// The durable consumers' names.
+/// The durable consumers' names (of a collector without `--name`; a named collector of a
+/// cluster has its own pair, [`consumer_names`]).
 pub const OBS_CONSUMER: &str = "sit-collector";
 pub const COMMIT_CONSUMER: &str = "sit-collector-schedules";
+
+/// The durable consumers of a collector: its own pair when it is one of a cluster's (every
+/// collector reads every batch), the one pair otherwise.
+pub fn consumer_names(name: Option<&str>) -> (String, String) {
+    match name {
+        Some(n) => (
+            format!("sit-collector-{n}"),
+            format!("sit-collector-{n}-schedules"),
+        ),
+        None => (OBS_CONSUMER.to_string(), COMMIT_CONSUMER.to_string()),
+    }
+}
 /// How long JetStream waits for an ack before redelivering (a collector killed mid-fetch).
 pub const ACK_WAIT: Duration = Duration::from_secs(10);
 /// At most this many batches per store write.
@@ -438,7 +451,10 @@ pub async fn consume(
     collector: Arc<Mutex<Collector>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
     on_stored: Arc<dyn Fn(&Ingested) + Send + Sync>,
+    names: (String, String),
+    replicas: usize,
 ) -> Result<()> {
+    let (obs_name, commit_name) = names;
     use futures_util::StreamExt;
     let mut backoff = Duration::from_millis(100);
     let mut consumers = None;
@@ -451,8 +467,8 @@ pub async fn consume(
     while !*stop.borrow() {
         if consumers.is_none() {
             let made = async {
-                super::ensure_streams(&js).await?;
-                let obs = consumer(&js, OBS_STREAM, OBS_CONSUMER)
+                super::ensure_streams(&js, replicas).await?;
+                let obs = consumer(&js, OBS_STREAM, &obs_name)
                     .await?
                     .stream()
                     // a bounded amount in flight: messages beyond the client's buffer would
@@ -462,10 +478,8 @@ pub async fn consume(
                     .heartbeat(Duration::from_secs(2))
                     .messages()
                     .await
-                    .map_err(|e| {
-                        Error::Failed(format!("JetStream consumer {OBS_CONSUMER}: {e}"))
-                    })?;
-                Ok::<_, Error>((obs, consumer(&js, COMMIT_STREAM, COMMIT_CONSUMER).await?))
+                    .map_err(|e| Error::Failed(format!("JetStream consumer {obs_name}: {e}")))?;
+                Ok::<_, Error>((obs, consumer(&js, COMMIT_STREAM, &commit_name).await?))
             };
             match made.await {
                 Ok(c) => consumers = Some(c),
@@ -646,6 +660,8 @@ pub struct CollectOptions {
     pub hour_ms: Option<u64>,
     /// Stop after publishing the day before this one.
     pub until: Option<sit_core::time::Date>,
+    /// One of a cluster's collectors ([`super::cluster`]); None: the only one.
+    pub cluster: Option<super::cluster::ClusterOptions>,
 }
 
 /// How long after a day's end (service clock) the collector waits for every vantage's reveal
@@ -666,12 +682,19 @@ pub struct CollectReport {
 /// Publish each day once it has ended and every vantage's records up to its reveal are
 /// stored (or [`REVEAL_WAIT_MS`] has passed: the day is determined with what arrived, and
 /// the log names the vantages that were incomplete). Returns at `until`.
+///
+/// In a cluster (`cluster`), the collector holding the publisher lease publishes; the others
+/// wait for the day's records to arrive through the publication log and write the day's
+/// bundle from their own store. A publication that fails (the lease lost, the log fenced it,
+/// a server changing over) is decided again from the log, by whichever collector holds the
+/// lease then.
 async fn publish_days(
     publisher: crate::publisher::day::DayPublisher,
     collector: Arc<Mutex<Collector>>,
     clock: Arc<dyn crate::sys::clock::Clock>,
     first: sit_core::time::Date,
     until: Option<sit_core::time::Date>,
+    cluster: Option<Arc<super::cluster::Replication>>,
 ) -> Result<Vec<String>> {
     use sit_core::time::HOUR_MS;
     let lag = sit_core::versions::Registry::embedded()
@@ -682,15 +705,30 @@ async fn publish_days(
     let mut day = first;
     let mut lines = Vec::new();
     let mut restating = Vec::new();
+    let blocking =
+        |what: &'static str| move |e: tokio::task::JoinError| Error::Failed(format!("{what}: {e}"));
     loop {
         if until.is_some_and(|u| day >= u) {
             break;
         }
+        if let Some(c) = &cluster {
+            if let Err(e) = c.catch_up().await {
+                tracing::warn!("sit collect: {e}; tried again");
+            }
+        }
         let p = publisher.clone();
         if tokio::task::spawn_blocking(move || p.finished(day))
             .await
-            .map_err(|e| Error::Failed(format!("publishing {day}: {e}")))??
+            .map_err(blocking("publishing"))??
         {
+            // published before a restart (or by another collector): its recomputation before
+            // the cutoff is still due here
+            restating.push(AbortOnDrop(tokio::spawn(
+                publisher.clone().restate_before_cutoff(day),
+            )));
+            if restating.len() > 2 {
+                restating.remove(0);
+            }
             day = day.succ();
             continue;
         }
@@ -722,11 +760,52 @@ async fn publish_days(
             let step = clock.real_until(clock.now_ms() + HOUR_MS / 60);
             tokio::time::sleep(step.max(Duration::from_millis(20))).await;
         }
-        let p = publisher.clone();
-        let published = tokio::task::spawn_blocking(move || p.publish_day(day, None))
-            .await
-            .map_err(|e| Error::Failed(format!("publishing {day}: {e}")))??;
-        lines.extend(published);
+        let mut failing = false;
+        loop {
+            if let Some(c) = &cluster {
+                if let Err(e) = c.catch_up().await {
+                    tracing::warn!("sit collect: {e}; tried again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                if c.term().is_none() {
+                    // a standby: the day comes through the log; its bundle is written here
+                    let p = publisher.clone();
+                    let done = tokio::task::spawn_blocking(move || {
+                        if p.published(day)? {
+                            p.write_bundle(day)?;
+                            return Ok::<_, crate::publisher::day::DayError>(true);
+                        }
+                        Ok(false)
+                    })
+                    .await
+                    .map_err(blocking("writing the bundle"))??;
+                    if done {
+                        break;
+                    }
+                    tokio::time::sleep(super::cluster::APPLY_EVERY).await;
+                    continue;
+                }
+            }
+            let p = publisher.clone();
+            match tokio::task::spawn_blocking(move || p.publish_day(day, None))
+                .await
+                .map_err(blocking("publishing"))?
+            {
+                Ok(published) => {
+                    lines.extend(published);
+                    break;
+                }
+                Err(e) if cluster.is_some() => {
+                    if !failing {
+                        tracing::warn!("sit collect: publishing {day}: {e}; decided again from the publication log");
+                    }
+                    failing = true;
+                    tokio::time::sleep(super::cluster::APPLY_EVERY).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         restating.push(AbortOnDrop(tokio::spawn(
             publisher.clone().restate_before_cutoff(day),
         )));
@@ -827,6 +906,44 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
     let collector = Arc::new(Mutex::new(collector));
     let client = super::connect(&opts.nats, "sit-collector").await?;
     let js = async_nats::jetstream::new(client);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut background = Vec::new();
+    let replication = match &opts.cluster {
+        Some(c) => {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match super::cluster::ensure(&js, c.replicas, c.lease).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!("sit collect: {e}; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = crate::sys::shutdown::signal() => return Ok(CollectReport::default()),
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
+            let r = super::cluster::Replication::open(js.clone(), &c.name, data, store.clone())?;
+            background.push(tokio::spawn(r.clone().follow(stop_rx.clone())));
+            if key.is_some() {
+                background.push(tokio::spawn(r.clone().hold_lease(c.lease, stop_rx.clone())));
+            }
+            tracing::info!(
+                "sit collect: {} of a cluster ({} replicas, lease {} s{})",
+                c.name,
+                c.replicas,
+                c.lease.as_secs_f64(),
+                if key.is_some() {
+                    ""
+                } else {
+                    "; not a publisher: no --key"
+                }
+            );
+            Some(r)
+        }
+        None => None,
+    };
     let server = match opts.serve {
         Some(addr) => {
             let svc: Arc<dyn crate::server::Service> = Arc::new(CollectStatus {
@@ -874,23 +991,28 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
             }
         })
     };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(consume(
         js,
         data.to_path_buf(),
         collector.clone(),
         stop_rx,
         on_stored,
+        consumer_names(opts.cluster.as_ref().map(|c| c.name.as_str())),
+        opts.cluster.as_ref().map(|c| c.replicas).unwrap_or(1),
     ));
     let publishing = match key {
         Some(key) => {
-            let publisher = crate::publisher::day::DayPublisher::with_price_book(
+            let mut publisher = crate::publisher::day::DayPublisher::with_price_book(
                 data,
                 store.clone(),
                 key,
                 clock.clone(),
                 &opts.providers,
+                replication.is_none(),
             )?;
+            if let Some(r) = &replication {
+                publisher = publisher.replicated(r.clone());
+            }
             let today = sit_core::time::Date::of_ms(clock.now_ms());
             // a new timeline starts at its first day; a restart resumes at the earliest
             // unfinished stored day of the last week
@@ -909,6 +1031,7 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
                 clock.clone(),
                 first,
                 opts.until,
+                replication.clone(),
             )))
         }
         None => None,
@@ -935,6 +1058,9 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
     let _ = stop_tx.send(true);
     task.await
         .map_err(|e| Error::Failed(format!("the consumer task: {e}")))??;
+    for t in background {
+        let _ = t.await;
+    }
     if let Some(s) = server {
         let _ = s.shutdown().await;
     }

@@ -14,11 +14,20 @@
 //! - `sit.commit.<vantage>`: the vantage's signed schedule commitments and seed reveals,
 //!   stream [`COMMIT_STREAM`].
 //!
-//! Both streams use file storage and keep messages for [`RETAIN_DAYS`] days whether or not
-//! they were consumed (a second collector, or a rebuilt one, can read them again).
+//! - `sit.pub.write`, `sit.pub.term`: the publication log, stream [`cluster::PUB_STREAM`]:
+//!   every write to the publication archive, appended by the one collector holding the
+//!   publisher lease (bucket [`cluster::LEASE_BUCKET`]) and applied by every collector
+//!   ([`cluster`]).
+//!
+//! The observation streams use file storage and keep messages for [`RETAIN_DAYS`] days whether
+//! or not they were consumed (a second collector, or a rebuilt one, can read them again); the
+//! publication log keeps everything. On a cluster of three servers every stream is created
+//! with three replicas (`sit collect --replicas 3`): one server lost loses nothing.
 //!
 //! - [`ship`]: the worker's side (`sit worker`): spool, sign, publish, delete after the ack.
 //! - [`collect`]: the collector's side (`sit collect`): consume, check, store, then ack.
+//! - [`cluster`]: more than one collector: the publisher lease, the fenced publication log,
+//!   every collector's archive materialised from it.
 
 use ed25519_dalek::VerifyingKey;
 pub use error::{Error, Result};
@@ -26,6 +35,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod cluster;
 pub mod collect;
 pub mod error;
 pub mod ship;
@@ -66,9 +76,34 @@ pub fn check_vantage(name: &str) -> Result<()> {
     }
 }
 
-/// Connect to NATS at `url`, retrying in the background until it answers (a worker starts
-/// probing whether or not the link is up). The client reconnects by itself afterwards.
+/// The servers of a `--nats` value: one URL, or several separated by commas (the servers of
+/// one cluster; the client connects to any and moves to another when it is lost).
+pub fn server_urls(list: &str) -> Result<Vec<String>> {
+    let urls: Vec<String> = list
+        .split(',')
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.is_empty() {
+        return Err(Error::Usage(
+            "--nats: no server URL (nats://HOST:PORT, or several separated by commas)".into(),
+        ));
+    }
+    for u in &urls {
+        u.parse::<async_nats::ServerAddr>().map_err(|e| {
+            Error::Usage(format!(
+                "--nats: `{u}` is not a NATS server URL ({e}); use nats://HOST:PORT, several separated by commas"
+            ))
+        })?;
+    }
+    Ok(urls)
+}
+
+/// Connect to NATS at `url` (one URL or a comma-separated list of a cluster's servers),
+/// retrying in the background until one answers (a worker starts probing whether or not the
+/// link is up). The client reconnects by itself afterwards, to any server of the list.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client> {
+    let urls = server_urls(url)?;
     async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
@@ -76,14 +111,15 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client> {
         .reconnect_delay_callback(|attempts| {
             Duration::from_millis((100 * (attempts as u64 + 1)).min(2_000))
         })
-        .connect(url)
+        .connect(urls.as_slice())
         .await
         .map_err(|e| Error::Usage(format!("--nats {url}: {e}")))
 }
 
-/// Create the two streams if they do not exist (the collector does this; a worker publishing
-/// before it gets "no responders" and retries).
-pub async fn ensure_streams(js: &async_nats::jetstream::Context) -> Result<()> {
+/// Create the two observation streams if they do not exist, with `replicas` copies each (the
+/// collector does this; a worker publishing before it gets "no responders" and retries). A
+/// stream that exists keeps the replicas it was created with.
+pub async fn ensure_streams(js: &async_nats::jetstream::Context, replicas: usize) -> Result<()> {
     use async_nats::jetstream::stream::{Config, StorageType};
     for (name, subjects) in [(OBS_STREAM, "sit.obs.>"), (COMMIT_STREAM, "sit.commit.>")] {
         js.get_or_create_stream(Config {
@@ -92,6 +128,7 @@ pub async fn ensure_streams(js: &async_nats::jetstream::Context) -> Result<()> {
             storage: StorageType::File,
             max_age: Duration::from_secs(RETAIN_DAYS * 86_400),
             duplicate_window: DEDUP_WINDOW,
+            num_replicas: replicas,
             ..Default::default()
         })
         .await

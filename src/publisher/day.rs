@@ -116,26 +116,30 @@ impl DayPublisher {
     }
 
     /// The probe network collector's publisher: every endpoint of `providers` is priced, its
-    /// schedules recorded in the store's price book now and read again before every
-    /// determination; the embedded contracts are settled.
+    /// schedules recorded in the store's price book now (`record_now`; a cluster's collectors
+    /// record only through the publication log) and read again before every determination;
+    /// the embedded contracts are settled.
     pub fn with_price_book(
         data: &Path,
         store: Arc<Store>,
         key: ed25519_dalek::SigningKey,
         clock: Arc<dyn Clock>,
         providers: &Path,
+        record_now: bool,
     ) -> Result<DayPublisher, DayError> {
         let c = crate::config::load(providers)?;
-        store.record_prices(
-            c.endpoints.iter().map(|e| (e.id.as_str(), &e.prices)),
-            clock.now_ms(),
-            |id, p| {
-                c.endpoints
-                    .iter()
-                    .find(|e| e.id == id)
-                    .and_then(|e| e.source_of(p))
-            },
-        )?;
+        if record_now {
+            store.record_prices(
+                c.endpoints.iter().map(|e| (e.id.as_str(), &e.prices)),
+                clock.now_ms(),
+                |id, p| {
+                    c.endpoints
+                        .iter()
+                        .find(|e| e.id == id)
+                        .and_then(|e| e.source_of(p))
+                },
+            )?;
+        }
         Ok(DayPublisher::new(
             data,
             store,
@@ -145,6 +149,13 @@ impl DayPublisher {
             c.endpoints.iter().map(|e| e.id.clone()).collect(),
             crate::contracts::embedded(&Suite::embedded().tier_ids()),
         ))
+    }
+
+    /// This publisher with its archive writes going through `replica` (a collector of a
+    /// cluster: [`crate::network::cluster`]).
+    pub fn replicated(mut self, replica: Arc<dyn crate::archive::Replica>) -> DayPublisher {
+        self.archive = self.archive.replicated(replica);
+        self
     }
 
     /// The publication archive written to.
@@ -188,16 +199,33 @@ impl DayPublisher {
         match crate::config::load(path) {
             Ok(c) => {
                 let probed = c.endpoints.iter().filter(|e| self.probed.contains(&e.id));
-                let r = self.store.record_prices(
-                    probed.map(|e| (e.id.as_str(), &e.prices)),
-                    self.clock.now_ms(),
-                    |id, p| {
-                        c.endpoints
-                            .iter()
-                            .find(|e| e.id == id)
-                            .and_then(|e| e.source_of(p))
-                    },
-                );
+                let schedules = probed.map(|e| (e.id.as_str(), &e.prices));
+                let source = |id: &str, p: &sit_core::price::PriceEntry| {
+                    c.endpoints
+                        .iter()
+                        .find(|e| e.id == id)
+                        .and_then(|e| e.source_of(p))
+                };
+                let now = self.clock.now_ms();
+                let r = match self.archive.replica() {
+                    // a cluster's publisher: through the publication log, into every store
+                    Some(replica) => self
+                        .store
+                        .price_changes(schedules, now, source)
+                        .map_err(|e| e.to_string())
+                        .and_then(|new| {
+                            if !new.is_empty() {
+                                replica
+                                    .record_prices(new.clone())
+                                    .map_err(|e| e.to_string())?;
+                            }
+                            Ok(new)
+                        }),
+                    None => self
+                        .store
+                        .record_prices(schedules, now, source)
+                        .map_err(|e| e.to_string()),
+                };
                 match r {
                     Ok(new) if !new.is_empty() => tracing::info!(
                         "sit run: {}: {} price entries recorded in the book (v{}-v{})",
@@ -255,6 +283,15 @@ impl DayPublisher {
         if let Some((seed, salt)) = secret {
             self.reveal(day, seed, salt)?;
         }
+        self.write_bundle(day)?;
+        self.settle(day);
+        // the day's transient structures are gone: their memory goes back to the system
+        crate::sys::mem::release_free();
+        Ok(lines)
+    }
+
+    /// Write `day`'s audit bundle from this folder's store and archive, unless it exists.
+    pub fn write_bundle(&self, day: Date) -> Result<(), DayError> {
         let out = layout::bundle(&self.data, day);
         if !out.exists() {
             // Written aside and renamed into place: a bundle cut short by a kill is never
@@ -277,10 +314,7 @@ impl DayPublisher {
             })?;
             crate::sys::durable::rename_into_place(&tmp, &out)?;
         }
-        self.settle(day);
-        // the day's transient structures are gone: their memory goes back to the system
-        crate::sys::mem::release_free();
-        Ok(lines)
+        Ok(())
     }
 
     /// The tiers that have ceased by notice at `day`'s start (none in a folder without
@@ -294,6 +328,11 @@ impl DayPublisher {
     /// Whether every tier of `day` (but those ceased by notice) is published and its audit
     /// bundle written.
     pub fn finished(&self, day: Date) -> Result<bool, DayError> {
+        Ok(self.published(day)? && layout::bundle(&self.data, day).exists())
+    }
+
+    /// Whether every tier of `day` (but those ceased by notice) is published.
+    pub fn published(&self, day: Date) -> Result<bool, DayError> {
         let suite = Suite::embedded();
         let ceased = self.ceased(day)?;
         let entries = self
@@ -304,8 +343,7 @@ impl DayPublisher {
             .tier_ids()
             .iter()
             .filter(|t| !ceased.contains(*t))
-            .all(|t| entries.iter().any(|e| e.tier == *t && e.date == day))
-            && layout::bundle(&self.data, day).exists())
+            .all(|t| entries.iter().any(|e| e.tier == *t && e.date == day)))
     }
 
     /// Settle the listed futures after `day`'s publication: the period holding it to date
@@ -389,6 +427,12 @@ impl DayPublisher {
 
     fn restate(&self, day: Date) {
         let _one = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.archive.may_write() {
+            tracing::info!(
+                "sit collect: {day} is not recomputed before its cutoff here: another collector publishes"
+            );
+            return;
+        }
         self.reread_prices();
         let Ok(entries) = self.archive.entries() else {
             return;

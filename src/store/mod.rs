@@ -978,6 +978,34 @@ impl Store {
     ) -> Result<Vec<BookEntry>, StoreError> {
         let _g = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         let book = self.book()?;
+        let all = Store::changes_to(&book, schedules, recorded_at_ms, source);
+        self.push_entries(book, &all)?;
+        Ok(all)
+    }
+
+    /// What [`Store::record_prices`] would append now, without appending it (a cluster's
+    /// publisher sends these through its publication log first; every collector then imports
+    /// them with [`Store::import_book`]).
+    pub fn price_changes<'a>(
+        &self,
+        schedules: impl IntoIterator<Item = (&'a str, &'a PriceSchedule)>,
+        recorded_at_ms: i64,
+        source: impl Fn(&str, &PriceEntry) -> Option<String>,
+    ) -> Result<Vec<BookEntry>, StoreError> {
+        Ok(Store::changes_to(
+            &*self.book()?,
+            schedules,
+            recorded_at_ms,
+            source,
+        ))
+    }
+
+    fn changes_to<'a>(
+        book: &PriceBook,
+        schedules: impl IntoIterator<Item = (&'a str, &'a PriceSchedule)>,
+        recorded_at_ms: i64,
+        source: impl Fn(&str, &PriceEntry) -> Option<String>,
+    ) -> Vec<BookEntry> {
         // recorded in time order: a clock behind the book's last entry records at that entry's time
         let at = recorded_at_ms.max(book.entries().last().map_or(i64::MIN, |e| e.recorded_at_ms));
         let mut all: Vec<BookEntry> = Vec::new();
@@ -989,8 +1017,7 @@ impl Store {
             }
             all.extend(new);
         }
-        self.push_entries(book, &all)?;
-        Ok(all)
+        all
     }
 
     /// Append entries of another book (an audit bundle's, when a store is rebuilt from it):

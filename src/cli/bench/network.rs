@@ -141,7 +141,7 @@ pub async fn collect_bench(observations: usize, rate: u64, secs: u64) -> Result<
         .await
         .map_err(e)?;
     let js = async_nats::jetstream::new(client);
-    crate::network::ensure_streams(&js).await.map_err(e)?;
+    crate::network::ensure_streams(&js, 1).await.map_err(e)?;
     let mut lines = vec![format!(
         "collect: nats-server {} on loopback (JetStream, file storage), batches of up to {} records",
         nats.url,
@@ -209,6 +209,8 @@ pub async fn collect_bench(observations: usize, rate: u64, secs: u64) -> Result<
         collector.clone(),
         stop_rx,
         on_stored,
+        crate::network::collect::consumer_names(None),
+        1,
     ));
     loop {
         let (n, last, writes) = *stored.lock().unwrap_or_else(|p| p.into_inner());
