@@ -110,6 +110,14 @@ fn holds_lease(p: &Proc) -> bool {
         .unwrap_or(false)
 }
 
+/// The failover time, printed for BENCHMARKS.md (measured, never asserted).
+fn failover(how: &str, since: Instant) {
+    eprintln!(
+        "failover: the leader {how}: a collector holds the lease again after {:.2} s (lease {LEASE_SECS} s)",
+        since.elapsed().as_secs_f64()
+    );
+}
+
 fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !f() {
@@ -193,10 +201,12 @@ fn killed_paused_and_partitioned_collectors_publish_every_day_once_with_identica
     // 1. the leader killed during the first day; it comes back as the standby
     std::thread::sleep(Duration::from_millis(8 * HOUR_MS).saturating_sub(t0.elapsed()));
     let l = leader(&cs).unwrap();
+    let killed = Instant::now();
     restart(&mut cs, l);
     wait_for("a new leader", Duration::from_secs(20), || {
         leader(&cs).is_some()
     });
+    failover("killed during a day", killed);
 
     // 2. the leader killed during a publication: as soon as the day's first record is in its
     //    archive (the other tiers, the bundle and the settlements still to come)
@@ -210,12 +220,14 @@ fn killed_paused_and_partitioned_collectors_publish_every_day_once_with_identica
             })
         },
     );
+    let killed = Instant::now();
     if let Some(l) = leader(&cs) {
         restart(&mut cs, l);
     }
     wait_for("a new leader", Duration::from_secs(20), || {
         leader(&cs).is_some()
     });
+    failover("killed during a publication", killed);
 
     // 3. one NATS server of three lost for the rest of the run
     net.nats[2].down();
@@ -224,12 +236,14 @@ fn killed_paused_and_partitioned_collectors_publish_every_day_once_with_identica
     //    meanwhile; the paused one wakes with its term over and writes nothing
     std::thread::sleep(Duration::from_millis(36 * HOUR_MS).saturating_sub(t0.elapsed()));
     let paused = leader(&cs).unwrap();
+    let stopped = Instant::now();
     cs[paused].1.signal(libc::SIGSTOP);
     wait_for(
         "the other takes over from the paused one",
         Duration::from_secs(20),
         || holds_lease(&cs[1 - paused].1),
     );
+    failover("paused (SIGSTOP)", stopped);
     std::thread::sleep(Duration::from_millis(1000));
     cs[paused].1.signal(libc::SIGCONT);
     wait_for(
