@@ -779,9 +779,17 @@ async fn publish_days(
                         Ok(false)
                     })
                     .await
-                    .map_err(blocking("writing the bundle"))??;
-                    if done {
-                        break;
+                    .map_err(blocking("writing the bundle"))?;
+                    match done {
+                        Ok(true) => break,
+                        Ok(false) => {}
+                        // a standby never stops over one day's bundle: said, tried again
+                        Err(e) => {
+                            if !failing {
+                                tracing::warn!("sit collect: {day}: {e}; tried again");
+                            }
+                            failing = true;
+                        }
                     }
                     tokio::time::sleep(super::cluster::APPLY_EVERY).await;
                     continue;
