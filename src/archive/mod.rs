@@ -175,11 +175,6 @@ impl Archive {
         self
     }
 
-    /// The same folder, written directly (what a replica applies writes with).
-    pub fn local(&self) -> Archive {
-        Archive::new(self.root.clone())
-    }
-
     /// The replica writes go through, if any.
     pub fn replica(&self) -> Option<&std::sync::Arc<dyn Replica>> {
         self.replica.as_ref()
@@ -191,7 +186,7 @@ impl Archive {
     }
 
     /// A path relative to the root, as a replicated write names it.
-    pub fn relative(&self, path: &Path) -> Result<String, ArchiveError> {
+    fn relative(&self, path: &Path) -> Result<String, ArchiveError> {
         path.strip_prefix(&self.root)
             .ok()
             .and_then(|p| p.to_str())
@@ -296,6 +291,25 @@ impl Archive {
                 })
             }
             None => self.create_once_at(path.to_path_buf(), bytes),
+        }
+    }
+
+    /// Create a file once, or say what it holds already (`Some(bytes)`): through the replica
+    /// when there is one; otherwise by a hard link from a uniquely named temporary file, which
+    /// fails when the file exists, so even a writer outside the lock never replaces it.
+    pub fn link_file_once(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<Option<Vec<u8>>, ArchiveError> {
+        match &self.replica {
+            Some(_) => {
+                if let Ok(old) = std::fs::read(path) {
+                    return Ok(Some(old));
+                }
+                self.put_file_once(path, bytes).map(|_| None)
+            }
+            None => durable::link_once(path, bytes).map_err(io(path)),
         }
     }
 

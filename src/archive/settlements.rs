@@ -8,7 +8,6 @@
 //! (pure); this module only moves bytes.
 
 use super::Archive;
-use crate::sys::durable;
 use sit_core::settlement::{sign_record, Contract, Period, SettlementRecord, SettlementStatus};
 use sit_core::time::Date;
 use std::path::{Path, PathBuf};
@@ -59,16 +58,10 @@ pub fn write_final(
         record.period,
         SettlementStatus::Final,
     );
-    if archive.replica().is_some() {
-        if let Ok(old) = std::fs::read(&p) {
-            return Ok(Written::Stands(p, old));
-        }
-        archive
-            .put_file_once(&p, &sign_record(record, key))
-            .map_err(std::io::Error::other)?;
-        return Ok(Written::New(p));
-    }
-    match durable::link_once(&p, &sign_record(record, key))? {
+    match archive
+        .link_file_once(&p, &sign_record(record, key))
+        .map_err(std::io::Error::other)?
+    {
         None => Ok(Written::New(p)),
         Some(old) => Ok(Written::Stands(p, old)),
     }
@@ -87,13 +80,9 @@ pub fn write_indicative(
         record.period,
         SettlementStatus::Indicative,
     );
-    if archive.replica().is_some() {
-        archive
-            .replace_file(&p, &sign_record(record, key))
-            .map_err(std::io::Error::other)?;
-        return Ok(p);
-    }
-    durable::replace(&p, &sign_record(record, key), durable::Access::Shared)?;
+    archive
+        .replace_file(&p, &sign_record(record, key))
+        .map_err(std::io::Error::other)?;
     Ok(p)
 }
 

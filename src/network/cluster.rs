@@ -103,8 +103,8 @@ pub struct Replication {
     rt: tokio::runtime::Handle,
 }
 
-fn failed(what: &str) -> impl FnOnce(String) -> Error + '_ {
-    move |e| Error::Failed(format!("{what}: {e}"))
+fn failed(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Failed(format!("{what}: {e}"))
 }
 
 /// Create the publication log and the lease bucket if they do not exist.
@@ -120,7 +120,7 @@ pub async fn ensure(js: &jetstream::Context, replicas: usize, lease: Duration) -
         ..Default::default()
     })
     .await
-    .map_err(|e| failed("JetStream stream SIT_PUB")(e.to_string()))?;
+    .map_err(|e| failed("JetStream stream SIT_PUB", e))?;
     let made = js
         .get_or_create_stream(Config {
             name: LEASE_STREAM.to_string(),
@@ -133,7 +133,7 @@ pub async fn ensure(js: &jetstream::Context, replicas: usize, lease: Duration) -
             ..Default::default()
         })
         .await
-        .map_err(|e| failed("JetStream stream SIT_LEASE")(e.to_string()))?;
+        .map_err(|e| failed("JetStream stream SIT_LEASE", e))?;
     if made.cached_info().config.max_age != lease {
         return Err(Error::Usage(format!(
             "--lease-secs {}: the cluster's lease is {} s (every collector must use the same; change it for all by deleting the stream SIT_LEASE while none runs)",
@@ -207,11 +207,11 @@ impl Replication {
             .js
             .get_stream(PUB_STREAM)
             .await
-            .map_err(|e| failed("the publication log")(e.to_string()))?;
+            .map_err(|e| failed("the publication log", e))?;
         let last = stream
             .get_info()
             .await
-            .map_err(|e| failed("the publication log")(e.to_string()))?
+            .map_err(|e| failed("the publication log", e))?
             .state
             .last_sequence;
         if last < *applied {
@@ -409,9 +409,9 @@ impl Replication {
                     .header("Sit-Fence", fence.to_string().as_str()),
             )
             .await
-            .map_err(|e| failed("the term marker")(e.to_string()))?
+            .map_err(|e| failed("the term marker", e))?
             .await
-            .map_err(|e| failed("the term marker")(e.to_string()))?;
+            .map_err(|e| failed("the term marker", e))?;
         let applied = self.catch_up().await?;
         if applied < ack.sequence {
             return Err(Error::Failed(format!(

@@ -723,12 +723,7 @@ async fn publish_days(
         {
             // published before a restart (or by another collector): its recomputation before
             // the cutoff is still due here
-            restating.push(AbortOnDrop(tokio::spawn(
-                publisher.clone().restate_before_cutoff(day),
-            )));
-            if restating.len() > 2 {
-                restating.remove(0);
-            }
+            restate_later(&mut restating, &publisher, day);
             day = day.succ();
             continue;
         }
@@ -814,15 +809,25 @@ async fn publish_days(
                 Err(e) => return Err(e.into()),
             }
         }
-        restating.push(AbortOnDrop(tokio::spawn(
-            publisher.clone().restate_before_cutoff(day),
-        )));
-        if restating.len() > 2 {
-            restating.remove(0);
-        }
+        restate_later(&mut restating, &publisher, day);
         day = day.succ();
     }
     Ok(lines)
+}
+
+/// Recompute `day` just before its restatement cutoff (in the background; the last two days'
+/// passes are kept, older ones are past their cutoff).
+fn restate_later(
+    restating: &mut Vec<AbortOnDrop>,
+    publisher: &crate::publisher::day::DayPublisher,
+    day: sit_core::time::Date,
+) {
+    restating.push(AbortOnDrop(tokio::spawn(
+        publisher.clone().restate_before_cutoff(day),
+    )));
+    if restating.len() > 2 {
+        restating.remove(0);
+    }
 }
 
 /// A task aborted when its handle is dropped.
