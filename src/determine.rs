@@ -39,7 +39,8 @@ pub fn day_suite<'v>(
 }
 
 /// The rows a (tier, day) is determined from under `m`; from 1.4.0 costed from the price book
-/// as it stood at `prices_as_of_ms` (every entry recorded by then).
+/// as it stood at `prices_as_of_ms` (every entry recorded by then). With `read_below`, only
+/// the records stored before it (`seq` below it) are read.
 pub fn day_rows(
     store: &Store,
     suite: &Suite,
@@ -47,10 +48,13 @@ pub fn day_rows(
     tier: &str,
     day: Date,
     prices_as_of_ms: i64,
+    read_below: Option<u64>,
 ) -> Result<sit_core::index::Rows, StoreError> {
     let window = sit_core::index::day_window(m, day);
+    let below = read_below.unwrap_or(u64::MAX);
     let raw = store
         .scan(window.0, window.1)
+        .filter(|r| r.as_ref().map_or(true, |s| s.obs.seq < below))
         .collect::<Result<Vec<_>, _>>()?;
     let view = if m.costs_at_determination {
         let book = store.book()?;
@@ -132,6 +136,7 @@ pub fn all_days(
                 i as u64 + 1,
                 computed_at,
                 i64::MAX,
+                None,
             )?;
             if d.status.sets_value() {
                 previous = d.value.map(|v| (*day, v));
@@ -146,7 +151,9 @@ pub fn all_days(
 /// The determination of one tier for one day, read from the store. `previous_final` is the
 /// value a CONTINGENCY day carries forward; `sequence` and `computed_at` are recorded as given.
 /// From methodology 1.4.0 the attempts are costed from the price book as it stood at
-/// `prices_as_of_ms` (the determination's own time).
+/// `prices_as_of_ms` (the determination's own time). With `read_below` (the store's head when
+/// the publisher began), only records stored before it are read, and the determination
+/// records it ([`Determination::read_below_seq`]).
 #[allow(clippy::too_many_arguments)]
 pub fn one_day(
     store: &Store,
@@ -159,12 +166,13 @@ pub fn one_day(
     sequence: u64,
     computed_at: &str,
     prices_as_of_ms: i64,
+    read_below: Option<u64>,
 ) -> Result<Determination, StoreError> {
     let tier = suite
         .tier(tier_id)
         .unwrap_or_else(|| panic!("tier `{tier_id}` checked by the caller"));
-    let rows = day_rows(store, suite, m, tier_id, day, prices_as_of_ms)?;
-    Ok(compute_day(
+    let rows = day_rows(store, suite, m, tier_id, day, prices_as_of_ms, read_below)?;
+    let mut d = compute_day(
         m,
         &DayInput {
             tier: tier_id,
@@ -181,5 +189,7 @@ pub fn one_day(
             chain,
             prices: rows.prices.as_ref(),
         },
-    ))
+    );
+    d.read_below_seq = read_below;
+    Ok(d)
 }

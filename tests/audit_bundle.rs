@@ -466,3 +466,88 @@ fn a_cherry_picked_probe_is_named_by_the_commitment_check() {
         "{out}"
     );
 }
+
+/// Issue 28: a day determined before a late vantage's records arrived got a bundle whose
+/// Merkle roots no longer matched once those records were stored (the export read the whole
+/// window). The determination now records how far into the store it read, and the export
+/// stops there: the late records are counted, left out, and the bundle verifies.
+#[test]
+fn a_late_vantages_records_stored_after_the_determination_leave_the_bundle_verifying() {
+    use sit::publisher::{publish, Request};
+    use sit_core::time::Date;
+    let g = common::golden_bundle();
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let (store, archive) = common::store_from(&g, &data);
+    let day = Date::parse("2026-01-05").unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let at = day.succ().start_ms() + 600_000;
+    let versions = sit_core::versions::Registry::embedded();
+    let mut published = Vec::new();
+    for tier in ["t1", "t2", "t3"] {
+        let req = Request {
+            tier,
+            date: day,
+            now_ms: at,
+            key: &key,
+            allow_empty: false,
+        };
+        let p = publish(&store, &archive, versions, &req).unwrap();
+        let rec = sit_core::record::parse(&std::fs::read(&p.path).unwrap()).unwrap();
+        assert_eq!(
+            rec.determination.read_below_seq,
+            Some(g.records.len() as u64),
+            "{tier}: the record says how far it read"
+        );
+        published.push(rec.determination);
+    }
+    // a vantage whose records of the day arrive after the determination: copies of the day's
+    // records from another worker, stored now
+    let mut late: Vec<_> = g
+        .records
+        .iter()
+        .filter(|(_, _, o)| Date::of_ms(o.at_ms) == day)
+        .map(|(_, _, o)| {
+            let mut o = o.clone();
+            o.worker = "late-vantage".into();
+            o.vantage = Some("late-vantage".into());
+            o
+        })
+        .collect();
+    let n_late = late.len() as u64;
+    assert!(n_late > 0);
+    store.append(&mut late).unwrap();
+    // they would change what the day says (else this test could not fail)
+    let m = versions
+        .methodology(&published[0].methodology_hash)
+        .unwrap();
+    let suite = versions.suite(&published[0].suite_hash).unwrap();
+    let now = sit::determine::one_day(
+        &store,
+        suite,
+        m,
+        "t1",
+        day,
+        None,
+        None,
+        1,
+        "2026-01-06T00:10:00.000Z",
+        i64::MAX,
+        None,
+    )
+    .unwrap();
+    assert_ne!(now.merkle_root, published[0].merkle_root);
+
+    let out = t.path().join("bundle");
+    let e = sit::audit::bundle::export(&store, &archive, versions, day, &out, at).unwrap();
+    assert_eq!(e.late_records, n_late);
+    assert_eq!(e.observations, g.records.len());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["late_records"], n_late);
+    let o = verify(&out);
+    assert!(text(&o).starts_with("VERIFIED"), "{}", text(&o));
+    let o = replay(&out);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(text(&o).matches(": identical").count(), 3, "{}", text(&o));
+}

@@ -311,13 +311,13 @@ fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_r
         .unwrap()
         .block_on(publish_raw(&url, msgs));
     let mut collector = net.collector();
-    // the early batch (record 3 before record 2 arrived) waits and comes again: by then
-    // records 2-3 are stored, so it is a duplicate
+    // read in stream order, where a worker's batches are in chain order: record 3 before
+    // record 2 is a gap in the chain, refused (its payload kept)
     wait_for(Duration::from_secs(30), || {
         collector
             .lines()
             .iter()
-            .any(|l| l.starts_with("stored 4 duplicates 2 refused 6"))
+            .any(|l| l.starts_with("stored 4 duplicates 1 refused 7"))
     });
     collector.signal(libc::SIGTERM);
     let (status, lines) = collector.wait(Duration::from_secs(30));
@@ -326,7 +326,7 @@ fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_r
         lines
             .last()
             .unwrap()
-            .contains("4 observations stored, 2 duplicate batches, 6 refused, 1 early"),
+            .contains("4 observations stored, 1 duplicate batches, 7 refused, 0 early"),
         "{lines:?}"
     );
     let stored = net.stored();
@@ -334,11 +334,12 @@ fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_r
     let store = sit::store::Store::open(&net.path("collector")).unwrap();
     let dead = sit::network::collect::Collector::dead_letters(&store).unwrap();
     let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
-    assert_eq!(dead.len(), 6, "{reasons:?}");
+    assert_eq!(dead.len(), 7, "{reasons:?}");
     for (i, want) in [
         "unknown worker: vantage `xx`",
         "signature of vantage `eu` does not verify",
         "broken chain",
+        "gap in the chain of vantage `eu`: records 2-2",
         "empty spool",
         "published on sit.obs.us",
         "not a batch",
@@ -350,8 +351,8 @@ fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_r
     }
     // the refused payloads are kept beside their records
     let payloads = store.metas("deadpayload/").unwrap();
-    assert_eq!(payloads.len(), 6);
-    assert_eq!(payloads[5].1, b"not json");
+    assert_eq!(payloads.len(), 7);
+    assert_eq!(payloads[6].1, b"not json");
 }
 
 #[test]

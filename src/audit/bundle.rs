@@ -79,6 +79,14 @@ pub struct Manifest {
     pub sit_version: String,
     /// Relative path -> blake3 hex.
     pub files: BTreeMap<String, String>,
+    /// Records of the day stored after its determination read the store (a late vantage's):
+    /// not its inputs, not in this bundle (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub late_records: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Where the bundle's records sit in the store's chains: `seq` is global and contiguous here;
@@ -104,6 +112,8 @@ pub struct Exported {
     pub observations: usize,
     pub determinations: usize,
     pub files: usize,
+    /// Records of the day stored after it was determined, left out ([`Manifest::late_records`]).
+    pub late_records: u64,
 }
 
 /// Write the bundle of `date` into `out` (created; must be empty or absent).
@@ -137,15 +147,42 @@ pub fn export(
     // The bundle holds the contiguous run of seqs that covers them (with whatever else was
     // stored in between, such as a late vantage's records), read by seq: the export reads the
     // run, never the whole store.
-    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    //
+    // Records stored after the day was determined (a late vantage's) are not its inputs:
+    // when every published record of the day says how far into the store it read
+    // (`read_below_seq`), the run stops there and they are counted as late instead. A day
+    // recomputed later (a restatement) reads further; the run reaches the furthest read.
+    let read_below = {
+        let reads: Vec<Option<u64>> = day_records(archive, &entries, date)?
+            .iter()
+            .map(|p| p.determination.read_below_seq)
+            .collect();
+        match reads.iter().all(Option::is_some) && !reads.is_empty() {
+            true => reads.into_iter().flatten().max(),
+            false => None,
+        }
+    };
+    let below = read_below.unwrap_or(u64::MAX);
+    let (mut lo, mut hi, mut late) = (u64::MAX, 0u64, 0u64);
     for r in store.scan_raw(from, to + LATE_PROBES_MS) {
         let r = r?;
+        if r.seq >= below {
+            if r.at_ms < to {
+                late += 1;
+            }
+            continue;
+        }
         lo = lo.min(r.seq);
         hi = hi.max(r.seq);
     }
     if lo > hi {
         return Err(AuditError::Bundle(format!(
-            "no observations stored for {date} or its trailing window"
+            "no observations stored for {date} or its trailing window{}",
+            if late > 0 {
+                format!(" before its determination ({late} stored after it)")
+            } else {
+                String::new()
+            }
         )));
     }
     let mut run: Vec<(u64, [u8; 32], Observation)> = Vec::new();
@@ -333,6 +370,7 @@ pub fn export(
             .iter()
             .map(|(k, v)| (k.clone(), blake3::hash(v).to_hex().to_string()))
             .collect(),
+        late_records: late,
     };
     files.insert("manifest.json".into(), json(&manifest));
     for (name, bytes) in &files {
@@ -345,6 +383,7 @@ pub fn export(
         observations: run.len(),
         determinations,
         files: files.len(),
+        late_records: late,
     })
 }
 
@@ -1308,9 +1347,15 @@ fn recompute(
         }
         (None, _, _) => None,
     };
+    // the records the publisher had stored when it determined the day (all, for records
+    // from before it said)
+    let below = d.read_below_seq.unwrap_or(u64::MAX);
     let rows = sit_core::index::rows_for(
         m,
-        derived.iter().map(|(o, h)| (o, h)),
+        derived
+            .iter()
+            .filter(|(o, _)| o.seq < below)
+            .map(|(o, h)| (o, h)),
         &d.tier,
         &b.suite.hash,
         window,
@@ -1327,7 +1372,7 @@ fn recompute(
         .contingency
         .as_ref()
         .and_then(|c| c.carried_from.zip(d.value));
-    Ok(compute_day(
+    let mut computed = compute_day(
         &b.methodology,
         &DayInput {
             tier: &d.tier,
@@ -1345,7 +1390,9 @@ fn recompute(
             chain: d.chain.as_ref().map(|c| &c.link),
             prices: prices.as_ref(),
         },
-    ))
+    );
+    computed.read_below_seq = d.read_below_seq;
+    Ok(computed)
 }
 
 /// Every chained determination starts from the state its tier's previous record hands on

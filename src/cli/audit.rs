@@ -91,6 +91,12 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 e.determinations,
                 e.files
             );
+            if e.late_records > 0 {
+                println!(
+                    "  {} records of {date} were stored after it was determined (a late vantage's): not its inputs, left out",
+                    e.late_records
+                );
+            }
             Ok(())
         }
         Command::Audit {

@@ -1,6 +1,5 @@
-//! The collector's side of the probe network (`sit collect`): consume the workers' batches
-//! from JetStream with a durable consumer, check each one, store what passes, and only then
-//! acknowledge.
+//! The collector's side of the probe network (`sit collect`): read the workers' batches
+//! from JetStream in stream order, check each one and store what passes.
 //!
 //! Checks, in order ([`sit_core::batch`]): the subject names the batch's vantage; the vantage
 //! is registered in `workers.toml`; the signature verifies with its key; the records are
@@ -9,10 +8,12 @@
 //! becomes a dead-letter record (`dead/N` in the store's state, with the reason, the subject,
 //! the message id and the payload itself kept beside it), never an observation.
 //!
-//! Idempotence: the records of all accepted batches of one fetch, the new chain tips and the
-//! dead letters are one atomic, flushed store write ([`Store::append_with_meta`]). The
-//! messages are acknowledged after it. A crash between the two redelivers messages whose
-//! records are stored already: the tips say so, and nothing is stored twice.
+//! Order and idempotence: batches are read in [`OBS_STREAM`] sequence order from the store's
+//! cursor ([`CURSOR`], the next sequence to read), and the records of all accepted batches of
+//! one fetch, the new chain tips, the dead letters and the cursor are one atomic, flushed
+//! store write ([`Store::append_with_meta`]). A crash before it reads the same messages
+//! again; nothing is stored twice or skipped. Every collector of a cluster reads the same
+//! stream in the same order, so their stores hold the same records with the same numbers.
 //!
 //! Stored records are linked into the collector's own copy of each worker's chain (a new
 //! `seq` and `prev_hash`, so that an audit bundle's chain check runs unchanged) and keep
@@ -36,7 +37,13 @@ pub struct Incoming {
     pub msg_id: Option<String>,
     /// `Sit-Spool-Depth`: the worker's spool depth when it sent the batch.
     pub spool_depth: Option<u64>,
+    /// Its sequence number in [`OBS_STREAM`], when read from there: batches are then taken
+    /// in stream order, and the next one to read is stored with each write ([`CURSOR`]).
+    pub stream_seq: Option<u64>,
 }
+
+/// The store's state name of the next [`OBS_STREAM`] sequence to read.
+pub const CURSOR: &str = "cursor/obs";
 
 /// A refused message, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -96,6 +103,10 @@ pub struct Collector {
     workers: Workers,
     tips: BTreeMap<String, Tip>,
     next_dead: u64,
+    /// (subject, payload blake3) of every dead letter: a message refused once is not
+    /// recorded again when read again (a store from before the cursor reads the stream anew).
+    dead_seen: std::collections::BTreeSet<(String, String)>,
+    cursor: u64,
     clock: Arc<dyn crate::sys::clock::Clock>,
     pub stats: Arc<Mutex<BTreeMap<String, VantageStats>>>,
 }
@@ -120,12 +131,26 @@ impl Collector {
                 .map_err(|e| Error::Failed(format!("stored chain tip {name} is damaged: {e}")))?;
             tips.insert(name["tip/".len()..].to_string(), t);
         }
-        let next_dead = store.metas("dead/")?.len() as u64;
+        let dead = Collector::dead_letters(&store)?;
+        let next_dead = dead.len() as u64;
+        let dead_seen = dead
+            .into_iter()
+            .map(|d| (d.subject, d.payload_blake3))
+            .collect();
+        let cursor = match store.meta(CURSOR)? {
+            None => 1,
+            Some(b) => std::str::from_utf8(&b)
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| Error::Failed(format!("stored {CURSOR} is damaged")))?,
+        };
         Ok(Collector {
             store,
             workers,
             tips,
             next_dead,
+            dead_seen,
+            cursor,
             clock,
             stats: Arc::default(),
         })
@@ -134,6 +159,11 @@ impl Collector {
     /// The stored tip of a vantage's chain.
     pub fn tip(&self, vantage: &str) -> Tip {
         self.tips.get(vantage).cloned().unwrap_or_default()
+    }
+
+    /// The next [`OBS_STREAM`] sequence to read (1 for a store that never read the stream).
+    pub fn cursor(&self) -> u64 {
+        self.cursor
     }
 
     /// The workers whose batches are accepted (what [`Collector::open`] checks against).
@@ -178,6 +208,8 @@ impl Collector {
         let mut meta: Vec<(String, Vec<u8>)> = Vec::new();
         let mut stat: BTreeMap<String, VantageStats> = BTreeMap::new();
         let now = self.clock.now_ms();
+        let first_dead = self.next_dead;
+        let mut new_dead = std::collections::BTreeSet::new();
         for (i, (m, opened)) in msgs.iter().zip(opened).enumerate() {
             out.batches += 1;
             let subject_vantage = m.subject.strip_prefix("sit.obs.").unwrap_or("");
@@ -203,10 +235,28 @@ impl Collector {
                     out.duplicates += 1;
                     s.duplicates += 1;
                 }
-                Ok((_, Fit::Early { .. })) => {
+                Ok((_, Fit::Early { .. })) if m.stream_seq.is_none() => {
                     out.early += 1;
                     s.early += 1;
                     out.later.push(i);
+                }
+                Ok((
+                    (b, _),
+                    Fit::Early {
+                        missing_from,
+                        missing_to,
+                    },
+                )) => {
+                    // read in stream order, where a worker's batches are in chain order:
+                    // the records before it are not in the stream before it, so never come
+                    out.refused += 1;
+                    s.refused += 1;
+                    let why = format!(
+                        "gap in the chain of vantage `{}`: records {missing_from}-{missing_to} are not in {OBS_STREAM} before this batch (stream sequence {})",
+                        b.vantage,
+                        m.stream_seq.unwrap_or_default()
+                    );
+                    meta.extend(self.dead_letter(m, why, now, &mut new_dead));
                 }
                 Ok(((b, t), Fit::Append { skip })) => {
                     out.skipped_records += skip as u64;
@@ -236,20 +286,32 @@ impl Collector {
                 Err(why) => {
                     out.refused += 1;
                     s.refused += 1;
-                    meta.extend(self.dead_letter(m, why.to_string(), now));
+                    meta.extend(self.dead_letter(m, why.to_string(), now, &mut new_dead));
                 }
             }
         }
         for (v, t) in &tips {
             meta.push((tip_name(v), serde_json::to_vec(t).expect("json")));
         }
+        let cursor = msgs
+            .iter()
+            .filter_map(|m| m.stream_seq)
+            .max()
+            .map(|s| s + 1);
+        if let Some(c) = cursor {
+            meta.push((CURSOR.to_string(), c.to_string().into_bytes()));
+        }
         out.stored = obs.len() as u64;
         if let Err(e) = self.store.append_templated(&mut obs, templates, &meta) {
             // nothing of this fetch is stored: the dead-letter numbers are free again
-            self.next_dead -= out.refused;
+            self.next_dead = first_dead;
             return Err(e.into());
         }
         self.tips.extend(tips);
+        self.dead_seen.extend(new_dead);
+        if let Some(c) = cursor {
+            self.cursor = self.cursor.max(c);
+        }
         let mut all = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         for (v, s) in stat {
             let a = all.entry(v).or_default();
@@ -268,15 +330,27 @@ impl Collector {
     }
 
     /// The dead-letter record of a refused message and its payload, as state entries to write
-    /// (`dead/N`, `deadpayload/N`; N is taken here).
-    fn dead_letter(&mut self, m: &Incoming, reason: String, now_ms: i64) -> [(String, Vec<u8>); 2] {
+    /// (`dead/N`, `deadpayload/N`; N is taken here); none when the same message (subject and
+    /// payload) is recorded already.
+    fn dead_letter(
+        &mut self,
+        m: &Incoming,
+        reason: String,
+        now_ms: i64,
+        new: &mut std::collections::BTreeSet<(String, String)>,
+    ) -> Vec<(String, Vec<u8>)> {
+        let payload_blake3 = blake3::hash(&m.payload).to_hex().to_string();
+        let key = (m.subject.clone(), payload_blake3.clone());
+        if self.dead_seen.contains(&key) || !new.insert(key) {
+            return vec![];
+        }
         let n = self.next_dead;
         self.next_dead += 1;
         let d = DeadLetter {
             at: sit_core::time::format_utc_ms(now_ms),
             subject: m.subject.clone(),
             msg_id: m.msg_id.clone(),
-            payload_blake3: blake3::hash(&m.payload).to_hex().to_string(),
+            payload_blake3,
             payload_bytes: m.payload.len() as u64,
             reason,
         };
@@ -285,7 +359,7 @@ impl Collector {
             m.subject,
             d.reason
         );
-        [
+        vec![
             (
                 format!("dead/{n:020}"),
                 serde_json::to_vec(&d).expect("json"),
@@ -374,11 +448,14 @@ impl Collector {
         match checked {
             Ok(()) => Ok(true),
             Err(reason) => {
-                let entries = self.dead_letter(m, reason, self.clock.now_ms());
+                let first_dead = self.next_dead;
+                let mut new = std::collections::BTreeSet::new();
+                let entries = self.dead_letter(m, reason, self.clock.now_ms(), &mut new);
                 if let Err(e) = self.store.append_with_meta(&mut [], &entries) {
-                    self.next_dead -= 1;
+                    self.next_dead = first_dead;
                     return Err(e.into());
                 }
+                self.dead_seen.extend(new);
                 Ok(false)
             }
         }
@@ -386,7 +463,9 @@ impl Collector {
 }
 
 /// The durable consumers' names (of a collector without `--name`; a named collector of a
-/// cluster has its own pair, [`consumer_names`]).
+/// cluster has its own pair, [`consumer_names`]). Batches are read without a durable
+/// consumer (from the store's [`CURSOR`]); the first name is that of the durable consumer
+/// collectors used before, removed at start.
 pub const OBS_CONSUMER: &str = "sit-collector";
 pub const COMMIT_CONSUMER: &str = "sit-collector-schedules";
 
@@ -405,8 +484,6 @@ pub fn consumer_names(name: Option<&str>) -> (String, String) {
 pub const ACK_WAIT: Duration = Duration::from_secs(10);
 /// At most this many batches per store write.
 pub const MAX_FETCH: usize = 256;
-/// When a batch that came early is delivered again.
-pub const EARLY_RETRY: Duration = Duration::from_millis(500);
 
 async fn consumer(
     js: &async_nats::jetstream::Context,
@@ -432,7 +509,7 @@ async fn consumer(
     .map_err(|e| Error::Failed(format!("JetStream consumer {name}: {e}")))
 }
 
-fn incoming(m: &async_nats::jetstream::Message) -> Incoming {
+fn incoming(m: &async_nats::jetstream::Message, stream_seq: Option<u64>) -> Incoming {
     let h = m.headers.as_ref();
     let get = |k: &str| h.and_then(|h| h.get(k)).map(|v| v.as_str().to_string());
     Incoming {
@@ -440,11 +517,62 @@ fn incoming(m: &async_nats::jetstream::Message) -> Incoming {
         payload: m.payload.clone(),
         msg_id: get("Nats-Msg-Id"),
         spool_depth: get("Sit-Spool-Depth").and_then(|v| v.parse().ok()),
+        stream_seq,
     }
 }
 
-/// Fetch, check, store, ack: until `stop` turns true. `on_stored` is told after each flush
-/// (the kill tests print acks from it).
+/// A reader of [`OBS_STREAM`] from sequence `next` on: an ephemeral consumer without acks
+/// (the collector's place in the stream is its store's [`CURSOR`], written with what it
+/// stored, not a server's ack floor). Messages the stream no longer holds (older than
+/// [`super::RETAIN_DAYS`]) are skipped with a warning, `next` moved past them.
+async fn reader(
+    js: &async_nats::jetstream::Context,
+    next: &mut u64,
+) -> Result<async_nats::jetstream::consumer::pull::Stream> {
+    use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+    let failed = |e: &dyn std::fmt::Display| Error::Failed(format!("reading {OBS_STREAM}: {e}"));
+    let mut s = js.get_stream(OBS_STREAM).await.map_err(|e| failed(&e))?;
+    let first = s.info().await.map_err(|e| failed(&e))?.state.first_sequence;
+    if first > *next {
+        if *next > 1 {
+            tracing::warn!(
+                "sit collect: {OBS_STREAM} no longer holds sequences {}-{} (older than {} days); reading from {first}",
+                *next,
+                first - 1,
+                super::RETAIN_DAYS
+            );
+        }
+        *next = first;
+    }
+    s.create_consumer(pull::Config {
+        deliver_policy: DeliverPolicy::ByStartSequence {
+            start_sequence: (*next).max(1),
+        },
+        ack_policy: AckPolicy::None,
+        inactive_threshold: Duration::from_secs(60),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| failed(&e))?
+    .stream()
+    // a bounded amount in flight
+    .max_messages_per_batch(64)
+    .max_bytes_per_batch(16 << 20)
+    .heartbeat(Duration::from_secs(2))
+    .messages()
+    .await
+    .map_err(|e| failed(&e))
+}
+
+/// Read, check, store: until `stop` turns true. `on_stored` is told after each flush (the
+/// kill tests print from it).
+///
+/// Batches are taken in [`OBS_STREAM`] order, from the store's cursor on, whatever the
+/// fetches (the stream holds each worker's batches in chain order: one in flight at a time).
+/// So every collector of a cluster stores the same records in the same order and its store
+/// numbers them alike: the same record bytes, the same Merkle roots, bundles that verify
+/// against whichever collector published. A restart reads on from the cursor; a batch read
+/// but not stored before a crash is read again.
 pub async fn consume(
     js: async_nats::jetstream::Context,
     data: std::path::PathBuf,
@@ -459,30 +587,33 @@ pub async fn consume(
     let mut backoff = Duration::from_millis(100);
     let mut consumers = None;
     let mut last_docs = std::time::Instant::now() - Duration::from_secs(2);
-    let workers = collector
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .workers();
+    let (workers, mut next) = {
+        let c = collector.lock().unwrap_or_else(|p| p.into_inner());
+        (c.workers(), c.cursor())
+    };
+    // whether the reader was made since the last message: a gap then is the stream's own
+    let mut fresh = false;
+    let mut legacy_removed = false;
     let mut storing: Option<Storing> = None;
     while !*stop.borrow() {
         if consumers.is_none() {
             let made = async {
                 super::ensure_streams(&js, replicas).await?;
-                let obs = consumer(&js, OBS_STREAM, &obs_name)
-                    .await?
-                    .stream()
-                    // a bounded amount in flight: messages beyond the client's buffer would
-                    // be dropped and come again only after the ack wait
-                    .max_messages_per_batch(64)
-                    .max_bytes_per_batch(16 << 20)
-                    .heartbeat(Duration::from_secs(2))
-                    .messages()
-                    .await
-                    .map_err(|e| Error::Failed(format!("JetStream consumer {obs_name}: {e}")))?;
+                if !legacy_removed {
+                    // the durable consumer collectors read with before the cursor
+                    if let Ok(s) = js.get_stream(OBS_STREAM).await {
+                        let _ = s.delete_consumer(&obs_name).await;
+                    }
+                }
+                let obs = reader(&js, &mut next).await?;
                 Ok::<_, Error>((obs, consumer(&js, COMMIT_STREAM, &commit_name).await?))
             };
             match made.await {
-                Ok(c) => consumers = Some(c),
+                Ok(c) => {
+                    consumers = Some(c);
+                    fresh = true;
+                    legacy_removed = true;
+                }
                 Err(e) => {
                     tracing::warn!("sit collect: {e}; retrying");
                     tokio::select! {
@@ -514,7 +645,7 @@ pub async fn consume(
             }
             // the first batch as soon as it comes (or none within 250 ms), then whatever else
             // is already here: low latency when quiet, large store writes under load
-            // (with a fetch being stored, nothing is waited for: its acks would wait too)
+            // (with a fetch being stored, nothing is waited for)
             let mut msgs = Vec::new();
             let wait = if busy {
                 Duration::ZERO
@@ -558,7 +689,7 @@ pub async fn consume(
             }
         };
         if !docs.is_empty() {
-            let inc: Vec<Incoming> = docs.iter().map(incoming).collect();
+            let inc: Vec<Incoming> = docs.iter().map(|m| incoming(m, None)).collect();
             let (c, d) = (collector.clone(), data.clone());
             tokio::task::spawn_blocking(move || {
                 let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
@@ -573,15 +704,45 @@ pub async fn consume(
                 }
             }
         }
-        if msgs.is_empty() {
+        // in stream order from `next`, or the reader is made again from `next`
+        let mut inc: Vec<Incoming> = Vec::with_capacity(msgs.len());
+        for m in &msgs {
+            let seq = match m.info() {
+                Ok(i) => i.stream_sequence,
+                Err(e) => {
+                    tracing::warn!("sit collect: a message without its stream sequence ({e}); reading again from {next}");
+                    consumers = None;
+                    break;
+                }
+            };
+            if seq < next {
+                continue;
+            }
+            if seq > next && !fresh {
+                tracing::warn!(
+                    "sit collect: read {OBS_STREAM} sequence {seq} where {next} was next; reading again from {next}"
+                );
+                consumers = None;
+                break;
+            }
+            if seq > next {
+                tracing::warn!(
+                    "sit collect: {OBS_STREAM} holds no sequences {next}-{} (deleted); reading on from {seq}",
+                    seq - 1
+                );
+            }
+            fresh = false;
+            next = seq + 1;
+            inc.push(incoming(m, Some(seq)));
+        }
+        if inc.is_empty() {
             if let Some(prev) = storing.take() {
                 finish(prev, &on_stored).await?;
             }
             continue;
         }
         // Two stages: this fetch is opened (signatures, hashes, parsing) while the previous
-        // one is stored; its messages are acknowledged once its write is flushed.
-        let inc: Vec<Incoming> = msgs.iter().map(incoming).collect();
+        // one is stored.
         let w = workers.clone();
         let opening = tokio::task::spawn_blocking(move || (Collector::open(&w, &inc), inc));
         if let Some(prev) = storing.take() {
@@ -591,14 +752,11 @@ pub async fn consume(
             .await
             .map_err(|e| Error::Failed(format!("checking batches: {e}")))?;
         let c = collector.clone();
-        storing = Some((
-            tokio::task::spawn_blocking(move || {
-                c.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .ingest_opened(&inc, opened)
-            }),
-            msgs,
-        ));
+        storing = Some(tokio::task::spawn_blocking(move || {
+            c.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .ingest_opened(&inc, opened)
+        }));
     }
     if let Some(prev) = storing.take() {
         finish(prev, &on_stored).await?;
@@ -606,35 +764,14 @@ pub async fn consume(
     Ok(())
 }
 
-/// A fetch being stored, with its messages to acknowledge.
-type Storing = (
-    tokio::task::JoinHandle<Result<Ingested>>,
-    Vec<async_nats::jetstream::Message>,
-);
+/// A fetch being stored.
+type Storing = tokio::task::JoinHandle<Result<Ingested>>;
 
-/// Wait for a fetch's store write, then acknowledge its messages (an early batch is asked to
-/// come again soon) and tell `on_stored`.
-async fn finish(
-    (store, msgs): Storing,
-    on_stored: &Arc<dyn Fn(&Ingested) + Send + Sync>,
-) -> Result<()> {
-    use async_nats::jetstream::AckKind;
+/// Wait for a fetch's store write, then tell `on_stored`.
+async fn finish(store: Storing, on_stored: &Arc<dyn Fn(&Ingested) + Send + Sync>) -> Result<()> {
     let r = store
         .await
         .map_err(|e| Error::Failed(format!("storing batches: {e}")))??;
-    for (i, m) in msgs.iter().enumerate() {
-        let done = if r.later.contains(&i) {
-            // earlier records of its chain are still on their way: deliver it again soon
-            m.ack_with(AckKind::Nak(Some(EARLY_RETRY))).await
-        } else {
-            m.ack().await
-        };
-        if let Err(e) = done {
-            tracing::warn!(
-                "sit collect: ack failed ({e}); the batch comes again and is recognised"
-            );
-        }
-    }
     on_stored(&r);
     Ok(())
 }
@@ -1051,7 +1188,7 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
     };
     let mut published = Vec::new();
     let stopping =
-        "sit collect: stopping (signal); unacknowledged batches come again at the next start";
+        "sit collect: stopping (signal); batches read but not stored are read again at the next start";
     match publishing {
         Some(mut p) => tokio::select! {
             r = &mut p => {

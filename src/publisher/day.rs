@@ -300,7 +300,7 @@ impl DayPublisher {
             if tmp.exists() {
                 std::fs::remove_dir_all(&tmp)?;
             }
-            crate::audit::bundle::export(
+            let e = crate::audit::bundle::export(
                 &self.store,
                 &self.archive,
                 self.registry,
@@ -312,6 +312,12 @@ impl DayPublisher {
                 day,
                 why: e.to_string(),
             })?;
+            if e.late_records > 0 {
+                tracing::warn!(
+                    "sit run: {day}: {} records of the day were stored after it was determined (a late vantage's); they are not its inputs and not in its bundle (a recomputation before the cutoff takes them in)",
+                    e.late_records
+                );
+            }
             crate::sys::durable::rename_into_place(&tmp, &out)?;
         }
         Ok(())

@@ -303,6 +303,9 @@ pub fn publish(
         )?),
         None => None,
     };
+    // what is stored now is what the day is determined from: a record stored later (a late
+    // vantage's) is not an input, and the record says where the read stopped
+    let read_below = store.head()?.0;
     let mut d = crate::determine::one_day(
         store,
         suite,
@@ -314,6 +317,7 @@ pub fn publish(
         sequence,
         &at,
         req.now_ms,
+        Some(read_below),
     )?;
     // The record in force signed by a key the key set voids (revoked) is replaced by the
     // recomputation under a valid key while the day's window is open.

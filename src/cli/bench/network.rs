@@ -238,6 +238,7 @@ pub async fn collect_bench(observations: usize, rate: u64, secs: u64) -> Result<
         let msgs: Vec<Incoming> = docs
             .iter()
             .map(|d| Incoming {
+                stream_seq: None,
                 subject: crate::network::obs_subject("bench"),
                 payload: d.clone().into(),
                 msg_id: None,

@@ -847,6 +847,12 @@ pub struct Determination {
     /// before, so older records keep their bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prices: Option<PricesUsed>,
+    /// How far into the publisher's store the determination read: the stored records with a
+    /// `seq` below this (records stored later, such as a late vantage's, are not its inputs;
+    /// a replay leaves them out). Set by the publisher, never by [`compute_day`]; absent in
+    /// records published before it was recorded, so they keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_below_seq: Option<u64>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -1212,6 +1218,7 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
         } else {
             None
         },
+        read_below_seq: None,
     }
 }
 
