@@ -238,6 +238,69 @@ async fn publish_raw(url: &str, msgs: Vec<(String, Vec<u8>, String)>) {
     }
 }
 
+/// Issue 28: registering a worker needed a collector restart. `workers.toml` is read again
+/// when it changes; a worker registered while the collector runs ships, and is stored.
+#[test]
+fn a_worker_registered_while_the_collector_runs_is_stored_without_a_restart() {
+    let Some(net) = Net::new() else { return };
+    let file = net.path("workers.toml");
+    let all = std::fs::read_to_string(&file).unwrap();
+    // ap is not registered at first
+    let first: String = all
+        .split("\n\n")
+        .filter(|t| !t.contains("\"ap\""))
+        .map(|t| format!("{t}\n\n"))
+        .collect();
+    std::fs::write(&file, &first).unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sit"));
+    c.env("RUST_LOG", "info")
+        .arg("--data")
+        .arg(net.path("collector"))
+        .args(["collect", "--nats", &net.nats.url(), "--print-acks"])
+        .arg("--workers")
+        .arg(&file);
+    let mut collector = Proc::spawn_with(c, true);
+    wait_for(Duration::from_secs(30), || {
+        collector
+            .lines()
+            .iter()
+            .any(|l| l.contains("2 workers registered"))
+    });
+    // a bad edit changes nothing (said in the log), then ap is registered
+    std::fs::write(&file, format!("{first}[[worker]]\nvantage = \"ap\"\n")).unwrap();
+    wait_for(Duration::from_secs(30), || {
+        collector
+            .lines()
+            .iter()
+            .any(|l| l.contains("the workers registered stay as they were"))
+    });
+    std::fs::write(&file, &all).unwrap();
+    wait_for(Duration::from_secs(30), || {
+        collector
+            .lines()
+            .iter()
+            .any(|l| l.contains("changed: 3 workers registered (ap, eu, us; were eu, us)"))
+    });
+    let workers: Vec<(String, Proc)> = ["eu", "ap"]
+        .iter()
+        .map(|v| (v.to_string(), net.worker(v, 100)))
+        .collect();
+    let acks = wait_workers(workers, 90);
+    let total: u64 = acks.values().sum();
+    assert!(acks["ap"] > 0, "{acks:?}");
+    wait_for(Duration::from_secs(30), || {
+        stored_so_far(&collector) >= total
+    });
+    collector.signal(libc::SIGTERM);
+    let (status, lines) = collector.wait(Duration::from_secs(30));
+    assert!(status.success(), "{lines:?}");
+    let stored = net.stored();
+    check_exactly_once(&stored, &acks);
+    let store = sit::store::Store::open(&net.path("collector")).unwrap();
+    let dead = sit::network::collect::Collector::dead_letters(&store).unwrap();
+    assert!(dead.is_empty(), "{dead:?}");
+}
+
 #[test]
 fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_reason() {
     use sit_core::batch::{self, genesis_hex, RecordText};

@@ -79,8 +79,8 @@ pub struct Manifest {
     pub sit_version: String,
     /// Relative path -> blake3 hex.
     pub files: BTreeMap<String, String>,
-    /// Records of the day stored after its determination read the store (a late vantage's):
-    /// not its inputs, not in this bundle (absent when none).
+    /// Records of the day stored after its (first) determination read the store (a late
+    /// vantage's): in the bundle, not the inputs of a record that read less (absent when none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub late_records: u64,
 }
@@ -112,7 +112,7 @@ pub struct Exported {
     pub observations: usize,
     pub determinations: usize,
     pub files: usize,
-    /// Records of the day stored after it was determined, left out ([`Manifest::late_records`]).
+    /// Records of the day stored after it was determined ([`Manifest::late_records`]).
     pub late_records: u64,
 }
 
@@ -148,41 +148,27 @@ pub fn export(
     // stored in between, such as a late vantage's records), read by seq: the export reads the
     // run, never the whole store.
     //
-    // Records stored after the day was determined (a late vantage's) are not its inputs:
-    // when every published record of the day says how far into the store it read
-    // (`read_below_seq`), the run stops there and they are counted as late instead. A day
-    // recomputed later (a restatement) reads further; the run reaches the furthest read.
-    let read_below = {
-        let reads: Vec<Option<u64>> = day_records(archive, &entries, date)?
-            .iter()
-            .map(|p| p.determination.read_below_seq)
-            .collect();
-        match reads.iter().all(Option::is_some) && !reads.is_empty() {
-            true => reads.into_iter().flatten().max(),
-            false => None,
-        }
-    };
-    let below = read_below.unwrap_or(u64::MAX);
+    // Records stored after the day was determined (a late vantage's, a probe finished after
+    // the determination) are not its inputs: every record published since it was recorded
+    // says how far into the store it read (`read_below_seq`), and replay and verify leave
+    // out what was stored later. They stay in the bundle (the commitment check accounts for
+    // every scheduled probe) and are counted as late.
+    let read_below = day_records(archive, &entries, date)?
+        .iter()
+        .filter_map(|p| p.determination.read_below_seq)
+        .min();
     let (mut lo, mut hi, mut late) = (u64::MAX, 0u64, 0u64);
     for r in store.scan_raw(from, to + LATE_PROBES_MS) {
         let r = r?;
-        if r.seq >= below {
-            if r.at_ms < to {
-                late += 1;
-            }
-            continue;
+        if read_below.is_some_and(|b| r.seq >= b) && r.at_ms < to {
+            late += 1;
         }
         lo = lo.min(r.seq);
         hi = hi.max(r.seq);
     }
     if lo > hi {
         return Err(AuditError::Bundle(format!(
-            "no observations stored for {date} or its trailing window{}",
-            if late > 0 {
-                format!(" before its determination ({late} stored after it)")
-            } else {
-                String::new()
-            }
+            "no observations stored for {date} or its trailing window"
         )));
     }
     let mut run: Vec<(u64, [u8; 32], Observation)> = Vec::new();

@@ -93,7 +93,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             );
             if e.late_records > 0 {
                 println!(
-                    "  {} records of {date} were stored after it was determined (a late vantage's): not its inputs, left out",
+                    "  {} records of {date} were stored after it was determined (a late vantage's): in the bundle, not its inputs",
                     e.late_records
                 );
             }

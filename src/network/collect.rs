@@ -87,6 +87,8 @@ pub struct VantageStats {
     pub refused: u64,
     /// Batches that waited for earlier records (redelivered later).
     pub early: u64,
+    /// Observations stored after their day was determined (not its inputs).
+    pub late: u64,
     /// `at_ms` of the latest stored record.
     pub last_at_ms: Option<i64>,
     pub spool_depth: Option<u64>,
@@ -100,7 +102,10 @@ pub type Opened = Vec<std::result::Result<(batch::Checked, Vec<Option<Vec<u8>>>)
 /// ingest benchmark drive it directly).
 pub struct Collector {
     store: Arc<Store>,
-    workers: Workers,
+    /// Read by the consume loop for every fetch; replaced when `workers.toml` changes.
+    workers: Arc<std::sync::RwLock<Workers>>,
+    /// The end (ms) of the latest day determined: a record stored with an earlier time is late.
+    determined_below: Arc<std::sync::atomic::AtomicI64>,
     tips: BTreeMap<String, Tip>,
     next_dead: u64,
     /// (subject, payload blake3) of every dead letter: a message refused once is not
@@ -146,7 +151,8 @@ impl Collector {
         };
         Ok(Collector {
             store,
-            workers,
+            workers: Arc::new(std::sync::RwLock::new(workers)),
+            determined_below: Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN)),
             tips,
             next_dead,
             dead_seen,
@@ -168,7 +174,22 @@ impl Collector {
 
     /// The workers whose batches are accepted (what [`Collector::open`] checks against).
     pub fn workers(&self) -> Workers {
+        self.workers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The registered workers as the consume loop reads them (replaced when `workers.toml`
+    /// changes: [`reload_workers`]).
+    pub fn workers_handle(&self) -> Arc<std::sync::RwLock<Workers>> {
         self.workers.clone()
+    }
+
+    /// Where the late records begin: `day` is determined, so a record of it (or earlier)
+    /// stored from now on is counted late.
+    pub fn determined_handle(&self) -> Arc<std::sync::atomic::AtomicI64> {
+        self.determined_below.clone()
     }
 
     /// The first half of [`Collector::ingest`], which needs no chain state: every batch's
@@ -194,7 +215,7 @@ impl Collector {
     /// Check and store the batches of one fetch (see the module doc). When this returns Ok,
     /// everything it accepted or refused is durable and the messages may be acknowledged.
     pub fn ingest(&mut self, msgs: &[Incoming]) -> Result<Ingested> {
-        let opened = Collector::open(&self.workers, msgs);
+        let opened = Collector::open(&self.workers(), msgs);
         self.ingest_opened(msgs, opened)
     }
 
@@ -208,6 +229,9 @@ impl Collector {
         let mut meta: Vec<(String, Vec<u8>)> = Vec::new();
         let mut stat: BTreeMap<String, VantageStats> = BTreeMap::new();
         let now = self.clock.now_ms();
+        let determined_below = self
+            .determined_below
+            .load(std::sync::atomic::Ordering::Relaxed);
         let first_dead = self.next_dead;
         let mut new_dead = std::collections::BTreeSet::new();
         for (i, (m, opened)) in msgs.iter().zip(opened).enumerate() {
@@ -278,6 +302,9 @@ impl Collector {
                             hash: sit_core::signing::hex(&r.hash),
                         });
                         s.stored += 1;
+                        if o.at_ms < determined_below {
+                            s.late += 1;
+                        }
                         s.last_at_ms = Some(s.last_at_ms.unwrap_or(i64::MIN).max(o.at_ms));
                         obs.push(o);
                         templates.push(t);
@@ -314,11 +341,18 @@ impl Collector {
         }
         let mut all = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         for (v, s) in stat {
-            let a = all.entry(v).or_default();
+            let a = all.entry(v.clone()).or_default();
             a.stored += s.stored;
             a.duplicates += s.duplicates;
             a.refused += s.refused;
             a.early += s.early;
+            a.late += s.late;
+            if s.late > 0 {
+                tracing::warn!(
+                    "sit collect: {} records of vantage `{v}` stored after their day was determined: not its inputs (counted in sit_collect_late_total; a recomputation before the cutoff takes them in)",
+                    s.late
+                );
+            }
             if s.last_at_ms.is_some() {
                 a.last_at_ms = a.last_at_ms.max(s.last_at_ms);
             }
@@ -384,7 +418,7 @@ impl Collector {
 
     /// The registered vantages.
     pub fn vantages(&self) -> Vec<String> {
-        self.workers.0.keys().cloned().collect()
+        self.workers().0.keys().cloned().collect()
     }
 
     /// The dead-letter records, in order.
@@ -404,7 +438,7 @@ impl Collector {
     pub fn file_schedule_doc(&mut self, data: &std::path::Path, m: &Incoming) -> Result<bool> {
         let subject_vantage = m.subject.strip_prefix("sit.commit.").unwrap_or("");
         let checked = (|| {
-            let key = self.workers.key_of(subject_vantage).ok_or_else(|| {
+            let key = self.workers().key_of(subject_vantage).ok_or_else(|| {
                 format!("unknown worker: vantage `{subject_vantage}` is not in workers.toml")
             })?;
             let v = sit_core::signing::verify_value(&m.payload, &key)
@@ -589,7 +623,7 @@ pub async fn consume(
     let mut last_docs = std::time::Instant::now() - Duration::from_secs(2);
     let (workers, mut next) = {
         let c = collector.lock().unwrap_or_else(|p| p.into_inner());
-        (c.workers(), c.cursor())
+        (c.workers_handle(), c.cursor())
     };
     // whether the reader was made since the last message: a gap then is the stream's own
     let mut fresh = false;
@@ -743,7 +777,7 @@ pub async fn consume(
         }
         // Two stages: this fetch is opened (signatures, hashes, parsing) while the previous
         // one is stored.
-        let w = workers.clone();
+        let w = workers.read().unwrap_or_else(|p| p.into_inner()).clone();
         let opening = tokio::task::spawn_blocking(move || (Collector::open(&w, &inc), inc));
         if let Some(prev) = storing.take() {
             finish(prev, &on_stored).await?;
@@ -828,6 +862,7 @@ pub struct CollectReport {
 async fn publish_days(
     publisher: crate::publisher::day::DayPublisher,
     collector: Arc<Mutex<Collector>>,
+    determined: Arc<std::sync::atomic::AtomicI64>,
     clock: Arc<dyn crate::sys::clock::Clock>,
     first: sit_core::time::Date,
     until: Option<sit_core::time::Date>,
@@ -860,6 +895,7 @@ async fn publish_days(
         {
             // published before a restart (or by another collector): its recomputation before
             // the cutoff is still due here
+            determined.fetch_max(day.succ().start_ms(), std::sync::atomic::Ordering::Relaxed);
             restate_later(&mut restating, &publisher, day);
             day = day.succ();
             continue;
@@ -946,10 +982,59 @@ async fn publish_days(
                 Err(e) => return Err(e.into()),
             }
         }
+        determined.fetch_max(day.succ().start_ms(), std::sync::atomic::Ordering::Relaxed);
         restate_later(&mut restating, &publisher, day);
         day = day.succ();
     }
     Ok(lines)
+}
+
+/// How often `workers.toml` is looked at for changes.
+pub const WORKERS_RELOAD: Duration = Duration::from_secs(1);
+
+/// Register workers without a restart: `workers.toml` is read again whenever it changes
+/// (its size or modification time), and batches are checked against the new set from the
+/// next fetch on. A file that no longer loads leaves the set as it was, with the error in
+/// the log (a bad edit must not stop collection). In a cluster, register a worker in every
+/// collector's file before the worker starts: a batch of a vantage a collector does not
+/// know yet is refused by that collector alone, and the stores would differ.
+async fn reload_workers(
+    path: std::path::PathBuf,
+    registered: Arc<std::sync::RwLock<Workers>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let stamp = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()))
+    };
+    let mut seen = stamp(&path);
+    while !*stop.borrow() {
+        tokio::select! {
+            _ = tokio::time::sleep(WORKERS_RELOAD) => {}
+            _ = stop.changed() => break,
+        }
+        let now = stamp(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match Workers::load(&path) {
+            Ok(w) => {
+                let before = registered.read().unwrap_or_else(|p| p.into_inner()).clone();
+                let names = |w: &Workers| w.0.keys().cloned().collect::<Vec<_>>().join(", ");
+                tracing::info!(
+                    "sit collect: {} changed: {} workers registered ({}; were {})",
+                    path.display(),
+                    w.0.len(),
+                    names(&w),
+                    names(&before)
+                );
+                *registered.write().unwrap_or_else(|p| p.into_inner()) = w;
+            }
+            Err(e) => tracing::error!("sit collect: {e}; the workers registered stay as they were"),
+        }
+    }
 }
 
 /// Recompute `day` just before its restatement cutoff (in the background; the last two days'
@@ -979,15 +1064,22 @@ impl Drop for AbortOnDrop {
 /// The collector's `/healthz` and `/metrics`.
 struct CollectStatus {
     stats: Arc<Mutex<BTreeMap<String, VantageStats>>>,
-    workers: Vec<String>,
+    workers: Arc<std::sync::RwLock<Workers>>,
     clock: Arc<dyn crate::sys::clock::Clock>,
+}
+
+impl CollectStatus {
+    fn vantages(&self) -> Vec<String> {
+        let w = self.workers.read().unwrap_or_else(|p| p.into_inner());
+        w.0.keys().cloned().collect()
+    }
 }
 
 impl crate::server::Service for CollectStatus {
     fn health(&self) -> (Vec<String>, serde_json::Value) {
         let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         let v: serde_json::Map<String, serde_json::Value> = self
-            .workers
+            .vantages()
             .iter()
             .map(|w| {
                 let s = stats.get(w).cloned().unwrap_or_default();
@@ -997,6 +1089,7 @@ impl crate::server::Service for CollectStatus {
                         "stored": s.stored,
                         "refused": s.refused,
                         "duplicates": s.duplicates,
+                        "late": s.late,
                         "spool_depth": s.spool_depth,
                         "last_record": s.last_at_ms.map(sit_core::time::format_utc_ms),
                     }),
@@ -1015,13 +1108,14 @@ impl crate::server::Service for CollectStatus {
             ("sit_collect_stored_total", "counter", "Observations stored, by vantage.", |s, _| Some(s.stored as i64)),
             ("sit_collect_refused_total", "counter", "Messages refused into dead letters, by vantage (subject).", |s, _| Some(s.refused as i64)),
             ("sit_collect_duplicates_total", "counter", "Batches received again and stored nothing, by vantage.", |s, _| Some(s.duplicates as i64)),
-            ("sit_collect_early_total", "counter", "Batches that came before earlier records of their chain and were delivered again, by vantage.", |s, _| Some(s.early as i64)),
+            ("sit_collect_late_total", "counter", "Observations stored after their day was determined (not its inputs; a recomputation before the cutoff takes them in), by vantage.", |s, _| Some(s.late as i64)),
             ("sit_collect_lag_seconds", "gauge", "Service clock minus the time of the vantage's latest stored record.", |s, now| s.last_at_ms.map(|at| (now - at).max(0) / 1000)),
             ("sit_collect_spool_depth", "gauge", "Observations waiting in the worker's spool, as its latest batch reported.", |s, _| s.spool_depth.map(|d| d as i64)),
         ];
         // registered vantages, then any other subject a message came on (refused ones)
-        let mut names: Vec<&String> = self.workers.iter().collect();
-        names.extend(stats.keys().filter(|k| !self.workers.contains(k)));
+        let registered = self.vantages();
+        let mut names: Vec<&String> = registered.iter().collect();
+        names.extend(stats.keys().filter(|k| !registered.contains(k)));
         for (name, kind, help, get) in families {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for w in &names {
@@ -1053,11 +1147,17 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
     )?;
     let collector = Collector::new(store.clone(), workers.clone(), clock.clone())?;
     let stats = collector.stats.clone();
+    let registered = collector.workers_handle();
+    let determined = collector.determined_handle();
     let collector = Arc::new(Mutex::new(collector));
     let client = super::connect(&opts.nats, "sit-collector").await?;
     let js = async_nats::jetstream::new(client);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut background = Vec::new();
+    let mut background = vec![tokio::spawn(reload_workers(
+        opts.workers.clone(),
+        registered,
+        stop_rx.clone(),
+    ))];
     let replication = match &opts.cluster {
         Some(c) => {
             let mut backoff = Duration::from_millis(100);
@@ -1098,7 +1198,10 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
         Some(addr) => {
             let svc: Arc<dyn crate::server::Service> = Arc::new(CollectStatus {
                 stats: stats.clone(),
-                workers: workers.0.keys().cloned().collect(),
+                workers: collector
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .workers_handle(),
                 clock: clock.clone(),
             });
             let archive = crate::archive::Archive::for_data(data);
@@ -1178,6 +1281,7 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
             Some(tokio::spawn(publish_days(
                 publisher,
                 collector.clone(),
+                determined,
                 clock.clone(),
                 first,
                 opts.until,

@@ -314,7 +314,7 @@ impl DayPublisher {
             })?;
             if e.late_records > 0 {
                 tracing::warn!(
-                    "sit run: {day}: {} records of the day were stored after it was determined (a late vantage's); they are not its inputs and not in its bundle (a recomputation before the cutoff takes them in)",
+                    "sit run: {day}: {} records of the day were stored after it was determined (a late vantage's); in its bundle but not its inputs (a recomputation before the cutoff takes them in)",
                     e.late_records
                 );
             }
