@@ -389,7 +389,7 @@ fn unknown_keys_broken_chains_and_replays_are_refused_or_deduplicated_with_the_r
         lines
             .last()
             .unwrap()
-            .contains("4 observations stored, 1 duplicate batches, 7 refused, 0 early"),
+            .contains("4 observations stored, 1 duplicate batches, 7 refused;"),
         "{lines:?}"
     );
     let stored = net.stored();

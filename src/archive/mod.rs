@@ -2,7 +2,7 @@
 //! (signed records as write-once files plus an append-only log, schedule commitments and
 //! reveals, the signers' public keys), settlement records ([`settlements`]), key files
 //! ([`keys`]) and the vantages' archives ([`vantages`]); [`layout`] names every path under the
-//! data folder.
+//! data folder; [`mirror`] copies it off the machine.
 //!
 //! The publication archive, under `<data>/published/`:
 //! - `<tier>/<date>.v<N>.json` — one signed record (canonical bytes), created with O_EXCL and
@@ -27,6 +27,7 @@
 
 pub mod keys;
 pub mod layout;
+pub mod mirror;
 pub mod notices;
 pub mod settlements;
 pub mod vantages;

@@ -33,6 +33,15 @@ pub enum Error {
     NotMet(String),
 }
 
+impl From<crate::archive::mirror::MirrorError> for Error {
+    fn from(e: crate::archive::mirror::MirrorError) -> Error {
+        match e {
+            crate::archive::mirror::MirrorError::Usage(u) => Error::Usage(u),
+            e => Error::Failed(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::determine::DetermineError> for Error {
     fn from(e: crate::determine::DetermineError) -> Self {
         match e {

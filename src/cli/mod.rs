@@ -14,6 +14,7 @@ mod certify;
 pub mod demo;
 pub mod error;
 mod hedge;
+mod mirror;
 mod network;
 mod notice;
 mod observations;
@@ -335,6 +336,25 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
     },
+    /// Mirror the data folder's publication archive and audit bundles to S3-compatible object
+    /// storage: content-addressed, create-only (If-None-Match: *), retried until acknowledged.
+    /// The endpoint and credentials come from the environment (AWS_ENDPOINT_URL,
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ALLOW_HTTP).
+    Mirror {
+        /// Where: s3://BUCKET or s3://BUCKET/PREFIX.
+        #[arg(long, value_name = "S3_URL")]
+        to: String,
+        /// Look for new files this often (seconds, 1-3600).
+        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        every: u64,
+        /// One pass, then exit (0 when everything is acknowledged).
+        #[arg(long)]
+        once: bool,
+        /// Instead: write the mirror's latest snapshot into this folder (a new or empty one),
+        /// each file checked against its content address.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["every", "once"])]
+        restore: Option<PathBuf>,
+    },
     /// Hedge analytics (floats, not settlement): how well the tier's futures would have hedged
     /// your own cost per unit of work (minimum-variance ratio h*, Ederington effectiveness,
     /// basis, rolling h* and R², SVG chart); `sit hedge simulate` runs the paper's scenario.
@@ -471,11 +491,12 @@ pub enum Command {
         /// the key its genesis notice N-0000 names. Without --archive only it is trusted.
         #[arg(long, value_name = "PUBKEY")]
         key: PathBuf,
-        /// The oracle's archive (a data folder, its published/ folder, or the publisher's base
-        /// URL): the key set is followed from --key through its notices (rotations,
+        /// The oracle's archive (a data folder, its published/ folder, the publisher's base
+        /// URL, or its mirror s3://BUCKET/PREFIX with the endpoint and credentials in AWS_*
+        /// variables): the key set is followed from --key through its notices (rotations,
         /// revocations); for a settlement record, each day it lists is checked against the
         /// oracle's daily records.
-        #[arg(long, value_name = "DATA|URL")]
+        #[arg(long, value_name = "DATA|URL|S3_URL")]
         archive: Option<String>,
     },
     /// Run the tier suite against an endpoint and issue a signed certificate of what it meets.
@@ -937,6 +958,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         c @ Command::Observations { .. } => observations::run(&paths, c),
         c @ (Command::Worker { .. } | Command::Collect { .. }) => network::run(&paths, c).await,
         c @ Command::Settle { .. } => settle::run(&paths, c),
+        c @ Command::Mirror { .. } => mirror::run(&paths, c).await,
         c @ Command::Notice { .. } => notice::run(&paths, c),
         Command::Hedge { what, args } => hedge::run(&paths, what, args),
         Command::Bench { what } => bench::run(what).await,

@@ -115,8 +115,8 @@ pub(super) async fn run(cli: &Paths, c: Command) -> Result<()> {
                 println!("published {l}");
             }
             println!(
-                "sit collect: stopped; {} batches: {} observations stored, {} duplicate batches, {} refused, {} early (delivered again); {} records published",
-                i.batches, i.stored, i.duplicates, i.refused, i.early, r.published.len()
+                "sit collect: stopped; {} batches: {} observations stored, {} duplicate batches, {} refused; {} records published",
+                i.batches, i.stored, i.duplicates, i.refused, r.published.len()
             );
             Ok(())
         }

@@ -183,6 +183,22 @@ fn key_line(k: &sit_core::keyset::Key, set: &sit_core::keyset::KeySet) -> String
 
 async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> Result<()> {
     use sit_core::record;
+    // a mirror in object storage: its latest snapshot's publication archive, each file
+    // checked against its content address, in a scratch folder read like a data folder
+    let restored;
+    let mirrored;
+    let named = archive;
+    let archive = match archive {
+        Some(a) if crate::archive::mirror::Location::is_s3(a) => {
+            restored = tempfile::tempdir()?;
+            let m = crate::archive::mirror::Mirror::open(a).await?;
+            let (n, files) = m.restore(restored.path(), "published/").await?;
+            eprintln!("--archive {a}: snapshot {n}, {files} files of published/ read and checked");
+            mirrored = restored.path().to_string_lossy().into_owned();
+            Some(mirrored.as_str())
+        }
+        other => other,
+    };
     let set = key_set(key, archive).await?;
     let bytes = read_source(source).await?;
     // A settlement record: the signature, and the value recomputed from the days it lists.
@@ -202,8 +218,8 @@ async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> R
                     )));
                 }
             };
-            let against = match archive {
-                Some(a) => {
+            let against = match archive.zip(named) {
+                Some((a, shown)) => {
                     let problems = days_against_archive(&r, a, &set).await?;
                     if !problems.is_empty() {
                         println!("INVALID  {source}: the days listed are not the archive's records in force:");
@@ -211,11 +227,11 @@ async fn verify(source: &str, key: &std::path::Path, archive: Option<&str>) -> R
                             println!("  {p}");
                         }
                         return Err(Error::Failed(format!(
-                            "{source}: {} listed days differ from {a}",
+                            "{source}: {} listed days differ from {shown}",
                             problems.len()
                         )));
                     }
-                    Some(a)
+                    Some(shown)
                 }
                 None => None,
             };

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod february;
 pub mod net;
 
 use std::path::Path;
