@@ -11,9 +11,8 @@
 mod common;
 use common::february::signed_february;
 use common::net::free_port;
-use common::text;
+use common::{text, tree};
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -107,27 +106,6 @@ impl Moto {
     }
 }
 
-/// Every file under `root`, by relative path, with its bytes.
-fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let name = p.file_name().unwrap().to_string_lossy().to_string();
-            if p.is_dir() {
-                todo.push(p);
-            } else if !name.starts_with('.') {
-                out.insert(
-                    p.strip_prefix(root).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn a_settlement_month_verifies_against_the_mirror_alone_and_an_altered_object_is_named() {
     let Some(moto) = Moto::start() else { return };
@@ -199,7 +177,7 @@ fn a_settlement_month_verifies_against_the_mirror_alone_and_an_altered_object_is
         let mut files = serde_json::Map::new();
         for (p, b) in list {
             files.insert(
-                format!("published/{}", p.display()),
+                format!("published/{p}"),
                 blake3::hash(&b).to_hex().to_string().into(),
             );
         }

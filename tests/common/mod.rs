@@ -158,3 +158,22 @@ pub fn sim(providers: &Path, n: usize, extra: &str) -> Sim {
     std::fs::write(providers, blocks.concat()).unwrap();
     Sim { child, _dir: dir }
 }
+
+/// Every file under `root` (but dot-files: locks, files being written), by relative path,
+/// with its bytes.
+pub fn tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if !p.file_name().unwrap().to_string_lossy().starts_with('.') {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
