@@ -3,12 +3,12 @@
 //!
 //! 1. Ingest: `observations` records of one vantage, signed in batches of
 //!    [`ship::MAX_RECORDS`], are published to the stream first; then a collector (the real
-//!    consume loop: fetch, check, one flushed store write, ack) drains them into a fresh sled
-//!    store, timed from its start to the last ack. The same batches checked and stored straight
+//!    consume loop: read in stream order, check, one flushed store write with the cursor)
+//!    drains them into a fresh sled store, timed from its start to the last write. The same batches checked and stored straight
 //!    from memory (no NATS) are the comparison, in the same run.
 //! 2. Latency: a worker's recorder (spool with flush), shipper and the collector, all real,
 //!    at `rate` observations a second for `secs` seconds: from the moment the worker starts
-//!    to record an observation to the moment the collector has acknowledged the batch that
+//!    to record an observation to the moment the collector has flushed the batch that
 //!    stored it.
 
 use crate::network::collect::{consume, Collector, Incoming, Ingested};
@@ -217,7 +217,7 @@ pub async fn collect_bench(observations: usize, rate: u64, secs: u64) -> Result<
         if n >= observations as u64 {
             let took = last.expect("stored").duration_since(t).as_secs_f64();
             lines.push(format!(
-                "  ingest from JetStream (take what has arrived, up to 256 batches; check; one flushed sled write; ack): {} observations in {:.2} s = {:.0} observations/s ({} store writes)",
+                "  ingest from JetStream (read in stream order what has arrived, up to 256 batches; check; one flushed sled write with the cursor): {} observations in {:.2} s = {:.0} observations/s ({} store writes)",
                 n,
                 took,
                 n as f64 / took,
@@ -334,7 +334,7 @@ pub async fn collect_bench(observations: usize, rate: u64, secs: u64) -> Result<
         }
     }
     lines.push(format!(
-        "  end to end at {} observations/s for {} s ({} recorded in {:.2} s; {} stored at the collector): worker record (spool flush) -> sign, publish, JetStream ack -> fetch, check, flushed store, ack: {}",
+        "  end to end at {} observations/s for {} s ({} recorded in {:.2} s; {} stored at the collector): worker record (spool flush) -> sign, publish, JetStream ack -> read, check, flushed store: {}",
         rate,
         secs,
         total,
