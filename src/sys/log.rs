@@ -59,7 +59,8 @@ pub fn init(format: Format) -> Result<(), String> {
                 format!("{FILTER_VAR}={s:?}: {e} (try `info`, `warn` or `sit::server=debug,info`)")
             })?
         }
-        _ => tracing_subscriber::EnvFilter::new("info"),
+        // object_store says each retry of a request at info; the mirror reports what failed
+        _ => tracing_subscriber::EnvFilter::new("info,object_store=warn"),
     };
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
