@@ -559,3 +559,149 @@ fn collector_publishes_a_final_day_with_one_vantage_down_six_hours_and_it_verifi
             .exists());
     }
 }
+
+/// A TCP relay to the NATS server whose traffic can be held (a worker's link cut while the
+/// worker goes on probing and spooling), then let through again.
+struct Relay {
+    port: u16,
+    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    fn to(port: u16) -> Relay {
+        use std::sync::atomic::Ordering;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let r = Relay {
+            port: l.local_addr().unwrap().port(),
+            held: held.clone(),
+        };
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(a) = c else { return };
+                let Ok(b) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                    continue;
+                };
+                for (mut from, mut to) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)]
+                {
+                    let held = held.clone();
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            while held.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        r
+    }
+
+    fn hold(&self, on: bool) {
+        self.held.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Issue 28: a day determined before a vantage's records and reveal arrived (the worker's link
+/// cut across the collector's reveal wait) kept a bundle without that vantage's schedule, which
+/// `sit audit verify` then failed. The bundle is now written once the vantage is complete: it
+/// holds the late records (counted in the manifest; not the inputs of the records published
+/// before them) and the vantage's reveal, and it verifies and replays identical.
+#[test]
+fn a_vantage_whose_records_arrive_after_the_determination_keeps_a_verifying_bundle() {
+    let Some(net) = Net::with_endpoints(6) else {
+        return;
+    };
+    let o = sit(&[
+        "keys",
+        "generate",
+        "--out",
+        net.path("oracle").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let hour_ms = 200u64;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sit"));
+    c.arg("--data")
+        .arg(net.path("collector"))
+        .arg("--providers")
+        .arg(net.path("providers.toml"))
+        .args(["collect", "--nats", &net.nats.url()])
+        .arg("--workers")
+        .arg(net.path("workers.toml"))
+        .arg("--key")
+        .arg(net.path("oracle/signing-key.pem"))
+        .args([
+            "--start",
+            START,
+            "--hour-ms",
+            &hour_ms.to_string(),
+            "--until",
+            UNTIL,
+        ]);
+    let collector = Proc::spawn_with(c, true);
+    let t0 = Instant::now();
+    let eu = net.worker("eu", hour_ms);
+    let us = net.worker("us", hour_ms);
+    // ap reaches NATS through a relay: its link is cut at about 20:00 of the day (it goes on
+    // probing and spooling) until the collector has determined the day without it
+    let port: u16 = net.nats.url().rsplit(':').next().unwrap().parse().unwrap();
+    let relay = Relay::to(port);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sit"));
+    c.arg("--data")
+        .arg(net.path("spool-ap"))
+        .arg("--providers")
+        .arg(net.path("providers.toml"))
+        .args(["worker", "--vantage", "ap", "--nats"])
+        .arg(format!("nats://127.0.0.1:{}", relay.port))
+        .arg("--key")
+        .arg(net.path("ap/signing-key.pem"))
+        .args(["--start", START, "--hour-ms", &hour_ms.to_string()])
+        .args(["--until", UNTIL, "--per-hour", "1", "--drain-secs", "90"]);
+    let ap = Proc::spawn(c);
+    std::thread::sleep(Duration::from_millis(20 * hour_ms).saturating_sub(t0.elapsed()));
+    relay.hold(true);
+    wait_for(Duration::from_secs(120), || {
+        collector.lines().iter().any(|l| {
+            l.contains(&format!(
+                "{START}: determined without the complete records of ap"
+            ))
+        })
+    });
+    let bundle = net.path(&format!("collector/archive/{START}"));
+    assert!(!bundle.exists(), "the bundle waits for ap");
+    relay.hold(false);
+    wait_for(Duration::from_secs(120), || {
+        bundle.join("manifest.json").exists()
+    });
+    let (status, lines) = collector.wait(Duration::from_secs(120));
+    assert!(status.success(), "{lines:?}");
+    for (v, w) in [("eu", eu), ("us", us), ("ap", ap)] {
+        let (status, lines) = w.wait(Duration::from_secs(120));
+        assert!(status.success(), "{v}: {lines:?}");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
+    assert!(
+        manifest["late_records"].as_u64().unwrap_or(0) > 0,
+        "ap's records of the day after the determination are counted: {manifest}"
+    );
+    assert!(bundle
+        .join(format!("commitments/{START}.ap.reveal.json"))
+        .exists());
+    let o = sit(&["audit", "verify", bundle.to_str().unwrap()]);
+    assert!(text(&o).starts_with("VERIFIED"), "{}", text(&o));
+    let o = sit(&["audit", "replay", bundle.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(text(&o).matches(": identical").count(), 3, "{}", text(&o));
+}

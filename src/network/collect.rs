@@ -877,6 +877,8 @@ async fn publish_days(
     let mut day = first;
     let mut lines = Vec::new();
     let mut restating = Vec::new();
+    // bundles of days determined without a vantage, written when it is complete
+    let mut bundling: Vec<AbortOnDrop> = Vec::new();
     let blocking =
         |what: &'static str| move |e: tokio::task::JoinError| Error::Failed(format!("{what}: {e}"));
     loop {
@@ -903,7 +905,7 @@ async fn publish_days(
         tokio::time::sleep(clock.real_until(day.succ().start_ms() + lag)).await;
         let deadline = day.succ().start_ms() + REVEAL_WAIT_MS;
         let real_deadline = std::time::Instant::now() + REVEAL_WAIT_REAL;
-        loop {
+        let incomplete = loop {
             let pending: Vec<String> = {
                 let c = collector.lock().unwrap_or_else(|p| p.into_inner());
                 let mut p = Vec::new();
@@ -915,19 +917,20 @@ async fn publish_days(
                 p
             };
             if pending.is_empty() {
-                break;
+                break pending;
             }
             if clock.now_ms() >= deadline && std::time::Instant::now() >= real_deadline {
                 tracing::warn!(
-                    "sit collect: {day}: determined without the complete records of {} (no reveal, or records missing, {} h after the day)",
+                    "sit collect: {day}: determined without the complete records of {} (no reveal, or records missing, {} h after the day); its bundle is written when they are in",
                     pending.join(", "),
                     REVEAL_WAIT_MS / HOUR_MS
                 );
-                break;
+                break pending;
             }
             let step = clock.real_until(clock.now_ms() + HOUR_MS / 60);
             tokio::time::sleep(step.max(Duration::from_millis(20))).await;
-        }
+        };
+        let bundle_now = incomplete.is_empty();
         let mut failing = false;
         loop {
             if let Some(c) = &cluster {
@@ -941,7 +944,9 @@ async fn publish_days(
                     let p = publisher.clone();
                     let done = tokio::task::spawn_blocking(move || {
                         if p.published(day)? {
-                            p.write_bundle(day)?;
+                            if bundle_now {
+                                p.write_bundle(day)?;
+                            }
                             return Ok::<_, crate::publisher::day::DayError>(true);
                         }
                         Ok(false)
@@ -964,7 +969,7 @@ async fn publish_days(
                 }
             }
             let p = publisher.clone();
-            match tokio::task::spawn_blocking(move || p.publish_day(day, None))
+            match tokio::task::spawn_blocking(move || p.publish_day_bundling(day, None, bundle_now))
                 .await
                 .map_err(blocking("publishing"))?
             {
@@ -983,10 +988,78 @@ async fn publish_days(
             }
         }
         determined.fetch_max(day.succ().start_ms(), std::sync::atomic::Ordering::Relaxed);
+        bundling.retain(|t| !t.0.is_finished());
+        if !bundle_now {
+            bundling.push(AbortOnDrop(tokio::spawn(bundle_when_complete(
+                publisher.clone(),
+                collector.clone(),
+                clock.clone(),
+                day,
+                incomplete,
+            ))));
+        }
         restate_later(&mut restating, &publisher, day);
         day = day.succ();
     }
+    // --until: the days asked for are published; so are their bundles (a deferred one is
+    // written when its vantages are complete, or gives up waiting by itself)
+    for mut t in bundling {
+        let _ = (&mut t.0).await;
+    }
     Ok(lines)
+}
+
+/// Write the bundle of a day determined without the complete records of `incomplete` once
+/// each of them has its reveal and the records it covers stored (the bundle then holds the
+/// vantage's schedule, so `sit audit verify` checks its records against it; its late
+/// records are in the bundle, and not the inputs of the records that read less), or, if that
+/// never happens, just before the day's restatement cutoff (and at least twice
+/// [`REVEAL_WAIT_REAL`] later), with what arrived (the log says so, and verify names the
+/// vantage).
+async fn bundle_when_complete(
+    publisher: crate::publisher::day::DayPublisher,
+    collector: Arc<Mutex<Collector>>,
+    clock: Arc<dyn crate::sys::clock::Clock>,
+    day: sit_core::time::Date,
+    incomplete: Vec<String>,
+) {
+    let m = sit_core::index::Methodology::default();
+    let last = crate::publisher::policy::cutoff_ms(&m, day)
+        - crate::publisher::day::RESTATE_BEFORE_CUTOFF_MS;
+    // and at least this long in real time (a compressed test clock passes the cutoff in
+    // seconds)
+    let real_last = std::time::Instant::now() + 2 * REVEAL_WAIT_REAL;
+    loop {
+        let missing: Vec<String> = {
+            let c = collector.lock().unwrap_or_else(|p| p.into_inner());
+            incomplete
+                .iter()
+                .filter(|v| !c.vantage_complete(v, day).unwrap_or(false))
+                .cloned()
+                .collect()
+        };
+        if missing.is_empty() || (clock.now_ms() >= last && std::time::Instant::now() >= real_last)
+        {
+            if !missing.is_empty() {
+                tracing::warn!(
+                    "sit collect: {day}: the bundle is written without the complete records of {} (the restatement cutoff is near)",
+                    missing.join(", ")
+                );
+            }
+            let p = publisher.clone();
+            match tokio::task::spawn_blocking(move || p.write_bundle(day)).await {
+                Ok(Ok(())) => tracing::info!(
+                    "sit collect: {day}: bundle written, with the records that came late"
+                ),
+                Ok(Err(e)) => tracing::error!(
+                    "sit collect: {day}: writing the bundle: {e}; written at the next start"
+                ),
+                Err(e) => tracing::error!("sit collect: {day}: writing the bundle: {e}"),
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// How often `workers.toml` is looked at for changes.

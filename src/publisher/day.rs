@@ -256,6 +256,18 @@ impl DayPublisher {
         day: Date,
         secret: Option<(&str, &str)>,
     ) -> Result<Vec<String>, DayError> {
+        self.publish_day_bundling(day, secret, true)
+    }
+
+    /// [`DayPublisher::publish_day`], writing the day's bundle only with `bundle` (a collector
+    /// that determined the day without a vantage's reveal writes it once the reveal is in,
+    /// so that the bundle can show that vantage's schedule: [`DayPublisher::write_bundle`]).
+    pub fn publish_day_bundling(
+        &self,
+        day: Date,
+        secret: Option<(&str, &str)>,
+        bundle: bool,
+    ) -> Result<Vec<String>, DayError> {
         let _one = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
         self.reread_prices();
         let suite = Suite::embedded();
@@ -283,7 +295,9 @@ impl DayPublisher {
         if let Some((seed, salt)) = secret {
             self.reveal(day, seed, salt)?;
         }
-        self.write_bundle(day)?;
+        if bundle {
+            self.write_bundle(day)?;
+        }
         self.settle(day);
         // the day's transient structures are gone: their memory goes back to the system
         crate::sys::mem::release_free();
