@@ -72,17 +72,48 @@ impl Net {
     }
 
     fn worker(&self, vantage: &str, hour_ms: u64) -> Proc {
+        self.worker_via(vantage, hour_ms, &self.nats.url(), 60)
+    }
+
+    /// A worker reaching NATS at `url` (a relay), draining for `drain_secs` at its end.
+    fn worker_via(&self, vantage: &str, hour_ms: u64, url: &str, drain_secs: u64) -> Proc {
         let mut c = Command::new(env!("CARGO_BIN_EXE_sit"));
         c.arg("--data")
             .arg(self.path(&format!("spool-{vantage}")))
             .arg("--providers")
             .arg(self.path("providers.toml"))
-            .args(["worker", "--vantage", vantage, "--nats", &self.nats.url()])
+            .args(["worker", "--vantage", vantage, "--nats", url])
             .arg("--key")
             .arg(self.path(&format!("{vantage}/signing-key.pem")))
             .args(["--start", START, "--hour-ms", &hour_ms.to_string()])
-            .args(["--until", UNTIL, "--per-hour", "1", "--drain-secs", "60"]);
+            .args(["--until", UNTIL, "--per-hour", "1"])
+            .args(["--drain-secs", &drain_secs.to_string()]);
         Proc::spawn(c)
+    }
+
+    /// A publishing collector (a fresh oracle key) on the workers' compressed clock, until
+    /// [`UNTIL`]; with `log`, its log lines are collected too.
+    fn publishing_collector(&self, hour_ms: u64, log: bool) -> Proc {
+        let o = sit(&[
+            "keys",
+            "generate",
+            "--out",
+            self.path("oracle").to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sit"));
+        c.arg("--data")
+            .arg(self.path("collector"))
+            .arg("--providers")
+            .arg(self.path("providers.toml"))
+            .args(["collect", "--nats", &self.nats.url()])
+            .arg("--workers")
+            .arg(self.path("workers.toml"))
+            .arg("--key")
+            .arg(self.path("oracle/signing-key.pem"))
+            .args(["--start", START, "--hour-ms", &hour_ms.to_string()])
+            .args(["--until", UNTIL]);
+        Proc::spawn_with(c, log)
     }
 
     fn collector(&self) -> Proc {
@@ -468,33 +499,8 @@ fn collector_publishes_a_final_day_with_one_vantage_down_six_hours_and_it_verifi
     let Some(net) = Net::with_endpoints(6) else {
         return;
     };
-    let o = sit(&[
-        "keys",
-        "generate",
-        "--out",
-        net.path("oracle").to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
     let hour_ms = 200u64;
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sit"));
-    c.arg("--data")
-        .arg(net.path("collector"))
-        .arg("--providers")
-        .arg(net.path("providers.toml"))
-        .args(["collect", "--nats", &net.nats.url()])
-        .arg("--workers")
-        .arg(net.path("workers.toml"))
-        .arg("--key")
-        .arg(net.path("oracle/signing-key.pem"))
-        .args([
-            "--start",
-            START,
-            "--hour-ms",
-            &hour_ms.to_string(),
-            "--until",
-            UNTIL,
-        ]);
-    let collector = Proc::spawn(c);
+    let collector = net.publishing_collector(hour_ms, false);
     let t0 = Instant::now();
     let eu = net.worker("eu", hour_ms);
     let us = net.worker("us", hour_ms);
@@ -623,33 +629,8 @@ fn a_vantage_whose_records_arrive_after_the_determination_keeps_a_verifying_bund
     let Some(net) = Net::with_endpoints(6) else {
         return;
     };
-    let o = sit(&[
-        "keys",
-        "generate",
-        "--out",
-        net.path("oracle").to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
     let hour_ms = 200u64;
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sit"));
-    c.arg("--data")
-        .arg(net.path("collector"))
-        .arg("--providers")
-        .arg(net.path("providers.toml"))
-        .args(["collect", "--nats", &net.nats.url()])
-        .arg("--workers")
-        .arg(net.path("workers.toml"))
-        .arg("--key")
-        .arg(net.path("oracle/signing-key.pem"))
-        .args([
-            "--start",
-            START,
-            "--hour-ms",
-            &hour_ms.to_string(),
-            "--until",
-            UNTIL,
-        ]);
-    let collector = Proc::spawn_with(c, true);
+    let collector = net.publishing_collector(hour_ms, true);
     let t0 = Instant::now();
     let eu = net.worker("eu", hour_ms);
     let us = net.worker("us", hour_ms);
@@ -657,18 +638,12 @@ fn a_vantage_whose_records_arrive_after_the_determination_keeps_a_verifying_bund
     // probing and spooling) until the collector has determined the day without it
     let port: u16 = net.nats.url().rsplit(':').next().unwrap().parse().unwrap();
     let relay = Relay::to(port);
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sit"));
-    c.arg("--data")
-        .arg(net.path("spool-ap"))
-        .arg("--providers")
-        .arg(net.path("providers.toml"))
-        .args(["worker", "--vantage", "ap", "--nats"])
-        .arg(format!("nats://127.0.0.1:{}", relay.port))
-        .arg("--key")
-        .arg(net.path("ap/signing-key.pem"))
-        .args(["--start", START, "--hour-ms", &hour_ms.to_string()])
-        .args(["--until", UNTIL, "--per-hour", "1", "--drain-secs", "90"]);
-    let ap = Proc::spawn(c);
+    let ap = net.worker_via(
+        "ap",
+        hour_ms,
+        &format!("nats://127.0.0.1:{}", relay.port),
+        90,
+    );
     std::thread::sleep(Duration::from_millis(20 * hour_ms).saturating_sub(t0.elapsed()));
     relay.hold(true);
     wait_for(Duration::from_secs(120), || {
