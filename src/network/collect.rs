@@ -96,7 +96,7 @@ pub struct VantageStats {
 
 /// Each batch of a fetch opened ([`Collector::open`]): checked and parsed, with each record's
 /// bytes when they are its exact serialisation (the store's template), or why not.
-pub type Opened = Vec<std::result::Result<(batch::Checked, Vec<Option<Vec<u8>>>), batch::Refusal>>;
+pub type Opened = Vec<std::result::Result<(batch::Checked, Vec<bool>), batch::Refusal>>;
 
 /// The checking and storing half of the collector, free of NATS (so that tests and the
 /// ingest benchmark drive it directly).
@@ -198,16 +198,16 @@ impl Collector {
     pub fn open(workers: &Workers, msgs: &[Incoming]) -> Opened {
         crate::sys::lane::par_map(msgs, 1, |m| {
             batch::open(&m.payload, |v| workers.key_of(v)).map(|b| {
-                let templates = b
+                // which records' bytes are the store's serialisation already (then stored
+                // from them, not serialised again)
+                let canonical = b
                     .records
                     .iter()
                     .map(|r| {
-                        let text = serde_json::to_vec(&r.obs).expect("observation serialises");
-                        (r.obs.origin.is_none() && text[..] == m.payload[r.text.clone()])
-                            .then_some(text)
+                        r.obs.origin.is_none() && r.obs.serialises_to(&m.payload[r.text.clone()])
                     })
                     .collect();
-                (b, templates)
+                (b, canonical)
             })
         })
     }
@@ -224,8 +224,12 @@ impl Collector {
     pub fn ingest_opened(&mut self, msgs: &[Incoming], opened: Opened) -> Result<Ingested> {
         let mut out = Ingested::default();
         let mut tips: BTreeMap<String, Tip> = BTreeMap::new();
-        let mut obs: Vec<Observation> = Vec::new();
-        let mut templates: Vec<Option<Vec<u8>>> = Vec::new();
+        let records: usize = opened
+            .iter()
+            .map(|o| o.as_ref().map_or(0, |(b, _)| b.records.len()))
+            .sum();
+        let mut obs: Vec<Observation> = Vec::with_capacity(records);
+        let mut templates: Vec<Option<&[u8]>> = Vec::with_capacity(records);
         let mut meta: Vec<(String, Vec<u8>)> = Vec::new();
         let mut stat: BTreeMap<String, VantageStats> = BTreeMap::new();
         let now = self.clock.now_ms();
@@ -295,7 +299,8 @@ impl Collector {
                             chain: b.chain.clone(),
                         },
                     );
-                    for (r, t) in b.records.into_iter().zip(t).skip(skip) {
+                    for (r, canonical) in b.records.into_iter().zip(t).skip(skip) {
+                        let t = canonical.then(|| &m.payload[r.text.clone()]);
                         let mut o = r.obs;
                         o.origin = Some(Origin {
                             seq: r.seq,

@@ -67,48 +67,91 @@ pub fn frames(chunk: &[u8]) -> impl Iterator<Item = Result<Frame<'_>, String>> +
     })
 }
 
-/// The serialisation of a record from `template`, the serialisation of the same record with
-/// another `seq` and `prev_hash` and no `origin`: those two members replaced (`prev_hash` by
-/// `prev_hex`, 64 characters) and `origin`, the record's last member, added. `None` when the
-/// template does not have that shape (then the record is serialised whole).
-pub fn splice(
-    template: &[u8],
+/// A template: the serialisation of a record with another `seq` and `prev_hash` and no
+/// `origin`, from which [`push_spliced`] writes the record's own serialisation without
+/// serialising it again. `None` when the bytes do not have that shape (then the record is
+/// serialised whole).
+#[derive(Debug, Clone, Copy)]
+pub struct Template<'a> {
+    bytes: &'a [u8],
+    /// Where the members after `prev_hash` begin.
+    body: usize,
+}
+
+const SEQ: &[u8] = b"{\"seq\":";
+const PREV: &[u8] = b",\"prev_hash\":\"";
+
+impl<'a> Template<'a> {
+    pub fn new(bytes: &'a [u8]) -> Option<Template<'a>> {
+        let digits = bytes
+            .get(SEQ.len()..)?
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let prev_at = SEQ.len() + digits;
+        let body = prev_at + PREV.len() + 64 + 1;
+        (bytes.starts_with(SEQ)
+            && digits > 0
+            && bytes.get(prev_at..prev_at + PREV.len())? == PREV
+            && bytes.get(body - 1)? == &b'"'
+            && bytes.last()? == &b'}'
+            && body < bytes.len())
+        .then_some(Template { bytes, body })
+    }
+
+    /// Bytes of the record written from this template, without `origin` (an upper bound).
+    pub fn len(&self) -> usize {
+        self.bytes.len() + 20
+    }
+
+    /// Write the record: the template with `seq` and `prev_hash` (`prev_hex`, 64 characters)
+    /// replaced and `origin`, the record's last member, added.
+    fn write(
+        &self,
+        out: &mut Vec<u8>,
+        seq: u64,
+        prev_hex: &str,
+        origin: Option<&sit_core::observation::Origin>,
+    ) {
+        use std::io::Write;
+        assert_eq!(prev_hex.len(), 64, "a prev_hash is 64 hex characters");
+        out.extend_from_slice(SEQ);
+        write!(out, "{seq}").expect("writing to a Vec");
+        out.extend_from_slice(PREV);
+        out.extend_from_slice(prev_hex.as_bytes());
+        out.push(b'"');
+        out.extend_from_slice(&self.bytes[self.body..self.bytes.len() - 1]);
+        if let Some(o) = origin {
+            out.extend_from_slice(b",\"origin\":");
+            serde_json::to_writer(&mut *out, o).expect("origin serialises");
+        }
+        out.push(b'}');
+    }
+}
+
+/// Append the frame of a record written from `template` (see [`Template`]) straight into
+/// `out`, without a copy of the record of its own; returns the record's hash.
+pub fn push_spliced(
+    out: &mut Vec<u8>,
+    at_ms: i64,
     seq: u64,
+    template: Template<'_>,
     prev_hex: &str,
     origin: Option<&sit_core::observation::Origin>,
-) -> Option<Vec<u8>> {
-    const SEQ: &[u8] = b"{\"seq\":";
-    const PREV: &[u8] = b",\"prev_hash\":\"";
-    let digits = template
-        .get(SEQ.len()..)?
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    let prev_at = SEQ.len() + digits;
-    let body = prev_at + PREV.len() + 64 + 1;
-    if !template.starts_with(SEQ)
-        || digits == 0
-        || template.get(prev_at..prev_at + PREV.len())? != PREV
-        || template.get(body - 1)? != &b'"'
-        || template.last()? != &b'}'
-        || prev_hex.len() != 64
-        || body > template.len() - 1
-    {
-        return None;
-    }
-    let mut out = Vec::with_capacity(template.len() + 96);
-    out.extend_from_slice(SEQ);
-    out.extend_from_slice(seq.to_string().as_bytes());
-    out.extend_from_slice(PREV);
-    out.extend_from_slice(prev_hex.as_bytes());
-    out.push(b'"');
-    out.extend_from_slice(&template[body..template.len() - 1]);
-    if let Some(o) = origin {
-        out.extend_from_slice(b",\"origin\":");
-        serde_json::to_writer(&mut out, o).expect("origin serialises");
-    }
-    out.push(b'}');
-    Some(out)
+) -> [u8; 32] {
+    let start = out.len();
+    out.reserve(HEADER + template.len() + 128);
+    out.extend_from_slice(&[0; HEADER]);
+    template.write(out, seq, prev_hex, origin);
+    let bytes = &out[start + HEADER..];
+    let hash = *blake3::hash(bytes).as_bytes();
+    let len = bytes.len() as u32;
+    let head = &mut out[start..start + HEADER];
+    head[0..4].copy_from_slice(&len.to_be_bytes());
+    head[4..12].copy_from_slice(&at_ms.to_be_bytes());
+    head[12..20].copy_from_slice(&seq.to_be_bytes());
+    head[20..52].copy_from_slice(&hash);
+    hash
 }
 
 /// The hour a record is filed under.
@@ -119,6 +162,23 @@ pub fn hour(at_ms: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The record [`push_spliced`] writes from `template`, and its frame's hash checked.
+    fn splice(
+        template: &[u8],
+        seq: u64,
+        prev_hex: &str,
+        origin: Option<&sit_core::observation::Origin>,
+    ) -> Option<Vec<u8>> {
+        let t = Template::new(template)?;
+        let mut c = vec![7u8; 3];
+        let h = push_spliced(&mut c, -1, seq, t, prev_hex, origin);
+        let f = frames(&c[3..]).next().unwrap().unwrap();
+        assert_eq!((f.at_ms, f.seq, f.hash), (-1, seq, h));
+        assert_eq!(&h, blake3::hash(f.bytes).as_bytes());
+        assert_eq!(c[..3], [7, 7, 7], "what was in the chunk before stays");
+        Some(f.bytes.to_vec())
+    }
 
     #[test]
     fn a_spliced_record_is_the_record_serialised() {

@@ -630,7 +630,7 @@ impl Store {
     pub fn append_templated(
         &self,
         batch: &mut [Observation],
-        templates: Vec<Option<Vec<u8>>>,
+        templates: Vec<Option<&[u8]>>,
         meta: &[(String, Vec<u8>)],
     ) -> Result<Vec<[u8; 32]>, StoreError> {
         assert_eq!(batch.len(), templates.len(), "one template slot per record");
@@ -640,7 +640,7 @@ impl Store {
     fn append_inner(
         &self,
         batch: &mut [Observation],
-        templates: Option<Vec<Option<Vec<u8>>>>,
+        templates: Option<Vec<Option<&[u8]>>>,
         meta: &[(String, Vec<u8>)],
     ) -> Result<Vec<[u8; 32]>, StoreError> {
         if batch.is_empty() {
@@ -665,18 +665,20 @@ impl Store {
         let mut open: std::collections::BTreeMap<i64, ([u8; 17], Vec<u8>)> = Default::default();
         // The records are serialised on every core with a placeholder where `prev_hash` goes
         // (the second member, at an offset known from `seq`), then linked in order: each
-        // worker's previous hash written over the placeholder, and the bytes hashed.
+        // worker's previous hash written over the placeholder, and the bytes hashed. A record
+        // with a template is written from it straight into its chunk instead.
         const PLACEHOLDER: &str =
             "0000000000000000000000000000000000000000000000000000000000000000";
-        let mut texts: Vec<Vec<u8>> = match templates {
+        let (mut texts, spliced): (Vec<Vec<u8>>, Vec<Option<chunk::Template>>) = match templates {
             None => {
                 for (i, o) in batch.iter_mut().enumerate() {
                     o.seq = first_seq + i as u64;
                     o.prev_hash = PLACEHOLDER.to_string();
                 }
-                crate::sys::lane::par_map(batch, 256, |o| {
+                let texts = crate::sys::lane::par_map(batch, 256, |o| {
                     serde_json::to_vec(o).expect("observation serialises")
-                })
+                });
+                (texts, vec![None; batch.len()])
             }
             Some(t) => batch
                 .iter_mut()
@@ -685,40 +687,61 @@ impl Store {
                 .map(|(i, (o, t))| {
                     o.seq = first_seq + i as u64;
                     o.prev_hash = PLACEHOLDER.to_string();
-                    t.and_then(|t| chunk::splice(&t, o.seq, PLACEHOLDER, o.origin.as_ref()))
-                        .unwrap_or_else(|| serde_json::to_vec(o).expect("observation serialises"))
+                    match t.and_then(chunk::Template::new) {
+                        Some(t) => (Vec::new(), Some(t)),
+                        None => (serde_json::to_vec(o).expect("observation serialises"), None),
+                    }
                 })
-                .collect(),
+                .unzip(),
         };
+        // a chunk's room, so that filling it does not move it
+        let room = texts
+            .iter()
+            .map(Vec::len)
+            .chain(spliced.iter().flatten().map(|t| t.len() + 128))
+            .map(|n| n + chunk::HEADER)
+            .sum::<usize>()
+            .min(CHUNK_BYTES + 4096);
         let mut log = self.log_writer()?;
         let mut written: Vec<([u8; 17], [u8; 16])> = Vec::new();
-        for (o, bytes) in batch.iter_mut().zip(texts.iter_mut()) {
+        for ((o, bytes), template) in batch.iter_mut().zip(texts.iter_mut()).zip(spliced) {
             let wprev = match heads.get(&o.worker) {
                 Some(h) => *h,
                 None => self.worker_head(&o.worker)?,
             };
             o.prev_hash = blake3::Hash::from(wprev).to_hex().to_string();
-            let at = format!("{{\"seq\":{},\"prev_hash\":\"", o.seq).len();
-            if bytes.get(at..at + 64) == Some(PLACEHOLDER.as_bytes())
-                && bytes.starts_with(b"{\"seq\":")
-            {
-                bytes[at..at + 64].copy_from_slice(o.prev_hash.as_bytes());
-            } else {
-                *bytes = serde_json::to_vec(o).expect("observation serialises");
-            }
-            let h = *blake3::hash(bytes).as_bytes();
             let hour = chunk::hour(o.at_ms);
             let (_, c) = open
                 .entry(hour)
-                .or_insert_with(|| (chunk_key(hour, seq), Vec::new()));
-            chunk::push(c, o.at_ms, seq, &h, bytes);
+                .or_insert_with(|| (chunk_key(hour, seq), Vec::with_capacity(room)));
+            let h = match template {
+                Some(t) => chunk::push_spliced(c, o.at_ms, seq, t, &o.prev_hash, o.origin.as_ref()),
+                None => {
+                    let at = format!("{{\"seq\":{},\"prev_hash\":\"", o.seq).len();
+                    if bytes.get(at..at + 64) == Some(PLACEHOLDER.as_bytes())
+                        && bytes.starts_with(b"{\"seq\":")
+                    {
+                        bytes[at..at + 64].copy_from_slice(o.prev_hash.as_bytes());
+                    } else {
+                        *bytes = serde_json::to_vec(o).expect("observation serialises");
+                    }
+                    let h = *blake3::hash(bytes).as_bytes();
+                    chunk::push(c, o.at_ms, seq, &h, bytes);
+                    h
+                }
+            };
             if c.len() >= CHUNK_BYTES {
                 let (k, c) = open.remove(&hour).expect("just filled");
                 written.push((k, log.write(&c)?));
             }
             days.insert(Date::of_ms(o.at_ms));
             hashes.push(h);
-            heads.insert(o.worker.clone(), h);
+            match heads.get_mut(&o.worker) {
+                Some(head) => *head = h,
+                None => {
+                    heads.insert(o.worker.clone(), h);
+                }
+            }
             prev = h;
             seq += 1;
         }
@@ -1236,6 +1259,68 @@ mod tests {
         );
         assert_eq!(s.worker_head("a").unwrap(), hb[1]);
         assert_eq!(s.worker_head("b").unwrap(), hb[0]);
+    }
+
+    #[test]
+    fn records_stored_from_templates_are_the_records_appended() {
+        // what the collector stores from the workers' bytes is what the store would have
+        // serialised itself: the same bytes, hashes and chain, over several hours (chunks),
+        // workers, with and without an origin, and with a record that has no template
+        let day = Date::parse("2026-01-05").unwrap().start_ms();
+        let records: Vec<Observation> = (0..40)
+            .map(|i| {
+                let mut o = sample(day + (i % 5) * 3_600_000 + i);
+                o.worker = ["a", "b"][i as usize % 2].into();
+                o.answer = format!("answer \"{i}\"\n é");
+                o.origin = (i % 3 > 0).then(|| sit_core::observation::Origin {
+                    seq: 1000 + i as u64,
+                    hash: format!("{i:064x}"),
+                });
+                o
+            })
+            .collect();
+        // a worker's bytes: its own seq and prev_hash, no origin
+        let sent: Vec<Vec<u8>> = records
+            .iter()
+            .map(|o| {
+                let mut w = o.clone();
+                w.seq = 7_000 + o.at_ms as u64 % 100;
+                w.prev_hash = "f".repeat(64);
+                w.origin = None;
+                serde_json::to_vec(&w).unwrap()
+            })
+            .collect();
+        let stored = |templated: bool| {
+            let dir = tempfile::tempdir().unwrap();
+            let s = Store::open(dir.path()).unwrap();
+            for part in [0..1, 1..25, 25..40] {
+                let mut batch = records[part.clone()].to_vec();
+                if templated {
+                    let t = sent[part.clone()]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| (part.start + i != 30).then_some(&b[..]))
+                        .collect();
+                    s.append_templated(&mut batch, t, &[]).unwrap();
+                } else {
+                    s.append(&mut batch).unwrap();
+                }
+            }
+            let got: Vec<(u64, [u8; 32], Vec<u8>)> = s
+                .scan_raw(day, day + DAY_MS)
+                .map(|r| {
+                    let r = r.unwrap();
+                    (r.seq, r.hash, r.bytes().to_vec())
+                })
+                .collect();
+            (got, s.head().unwrap())
+        };
+        let (plain, head) = stored(false);
+        assert_eq!(plain.len(), 40);
+        for (_, h, b) in &plain {
+            assert_eq!(h, blake3::hash(b).as_bytes());
+        }
+        assert_eq!(stored(true), (plain, head));
     }
 
     #[test]

@@ -325,6 +325,30 @@ pub struct Origin {
 pub const REDACTED: &str = "<redacted>";
 
 impl Observation {
+    /// Whether `bytes` is exactly this record's serialisation (`serde_json::to_vec`), found
+    /// without making one: the serialiser's output is compared as it is written and stops at
+    /// the first difference. How the collector knows a worker's bytes can be stored as they
+    /// came.
+    pub fn serialises_to(&self, bytes: &[u8]) -> bool {
+        struct Same<'a>(&'a [u8]);
+        impl std::io::Write for Same<'_> {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                match self.0.strip_prefix(buf) {
+                    Some(rest) => {
+                        self.0 = rest;
+                        Ok(buf.len())
+                    }
+                    None => Err(std::io::ErrorKind::InvalidData.into()),
+                }
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut same = Same(bytes);
+        serde_json::to_writer(&mut same, self).is_ok() && same.0.is_empty()
+    }
+
     /// Replace every occurrence of `secret` in every string field of the record with
     /// [`REDACTED`]: the answer, model names, finish reason, failure detail, the request in the
     /// evidence, and any string field added later. It walks the record's JSON form rather
@@ -556,5 +580,25 @@ pub fn sample() -> Observation {
         weights: None,
         vantage: None,
         origin: None,
+    }
+}
+
+#[cfg(test)]
+mod serialises_to_tests {
+    #[test]
+    fn serialises_to_is_true_only_for_the_exact_serialisation() {
+        let mut o = super::sample();
+        o.answer = "a \"quoted\" answer\nwith é and \u{1}".into();
+        let bytes = serde_json::to_vec(&o).unwrap();
+        assert!(o.serialises_to(&bytes));
+        assert!(!o.serialises_to(&bytes[..bytes.len() - 1]), "cut short");
+        let mut longer = bytes.clone();
+        longer.push(b' ');
+        assert!(!o.serialises_to(&longer), "trailing bytes");
+        let spaced = serde_json::to_vec_pretty(&o).unwrap();
+        assert!(!o.serialises_to(&spaced), "same value, other form");
+        let mut other = o.clone();
+        other.seq += 1;
+        assert!(!other.serialises_to(&bytes), "another value");
     }
 }

@@ -119,6 +119,34 @@ fn batches(vantage: &str, key: &ed25519_dalek::SigningKey, n: usize) -> Vec<Vec<
     out
 }
 
+/// CPU seconds (user + system) used so far by this process.
+fn cpu_self() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    s(u.ru_utime) + s(u.ru_stime)
+}
+
+/// CPU seconds (user + system) used so far by process `pid` (from /proc; 0 where unreadable).
+fn cpu_of(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // fields after the parenthesised name: state is field 3, utime 14, stime 15
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// The cores this process may use.
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
 fn quantiles(h: &hdrhistogram::Histogram<u64>) -> String {
     format!(
         "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -202,6 +230,7 @@ pub async fn collect_bench(observations: usize, rate: u64, secs: u64) -> Result<
         })
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (cpu0, nats_cpu0) = (cpu_self(), cpu_of(nats.child.id()));
     let t = Instant::now();
     let task = tokio::spawn(consume(
         js.clone(),
@@ -216,12 +245,18 @@ pub async fn collect_bench(observations: usize, rate: u64, secs: u64) -> Result<
         let (n, last, writes) = *stored.lock().unwrap_or_else(|p| p.into_inner());
         if n >= observations as u64 {
             let took = last.expect("stored").duration_since(t).as_secs_f64();
+            let (cpu, nats_cpu) = (cpu_self() - cpu0, cpu_of(nats.child.id()) - nats_cpu0);
             lines.push(format!(
-                "  ingest from JetStream (read in stream order what has arrived, up to 256 batches; check; one flushed sled write with the cursor): {} observations in {:.2} s = {:.0} observations/s ({} store writes)",
+                "  ingest from JetStream (read in stream order what has arrived, up to 256 batches; check; one flushed sled write with the cursor): {} observations in {:.2} s = {:.0} observations/s ({} store writes; CPU: collector {:.2} s = {:.1} us per observation, nats-server {:.2} s, of {:.2} s available on {} cores)",
                 n,
                 took,
                 n as f64 / took,
-                writes
+                writes,
+                cpu,
+                cpu * 1e6 / n as f64,
+                nats_cpu,
+                took * cores() as f64,
+                cores()
             ));
             break;
         }
