@@ -96,6 +96,7 @@ fn openai_stream_from_llama_server() {
         output: last["usage"]["completion_tokens"].as_u64(),
         reasoning: None,
         cached: last["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64(),
+        total: last["usage"]["total_tokens"].as_u64(),
     };
     assert_eq!((usage.input, usage.output), (Some(40), Some(12)));
     check(Dialect::Openai, "openai-llama.sse", text, usage, first);
@@ -128,6 +129,7 @@ fn anthropic_stream_from_llama_server() {
         output,
         reasoning: None,
         cached,
+        total: None,
     };
     assert_eq!((usage.input, output), (Some(40), Some(12)));
     check(
@@ -153,6 +155,7 @@ fn gemini_stream_from_the_simulator() {
         output: um["candidatesTokenCount"].as_u64(),
         reasoning: um["thoughtsTokenCount"].as_u64(),
         cached: None,
+        total: um["totalTokenCount"].as_u64(),
     };
     check(Dialect::Gemini, "gemini-sim.sse", text, usage, 0);
 }
@@ -170,6 +173,7 @@ fn content_as_typed_parts_is_answer_and_reasoning() {
         output: Some(24),
         reasoning: None,
         cached: None,
+        total: Some(55),
     };
     check(
         Dialect::Openai,
@@ -195,6 +199,7 @@ fn xai_reasoning_is_reported_apart_and_billed_on_top() {
         output: Some(2),
         reasoning: Some(290),
         cached: Some(0),
+        total: Some(317),
     };
     check(
         Dialect::Openai,
@@ -227,6 +232,7 @@ fn anthropic_usage_is_taken_from_the_latest_event() {
         output: Some(5),
         reasoning: None,
         cached: Some(1024),
+        total: None,
     };
     check(
         Dialect::Anthropic,
@@ -247,6 +253,7 @@ fn gemini_thoughts_are_reported_apart_and_billed_on_top() {
         output: Some(2),
         reasoning: Some(340),
         cached: None,
+        total: Some(362),
     };
     check(
         Dialect::Gemini,
@@ -287,6 +294,7 @@ fn openai_responses_stream() {
         output: Some(212),
         reasoning: Some(192),
         cached: Some(0),
+        total: Some(250),
     };
     // the first answer text is the 10th event (after created, in_progress and the
     // reasoning item's events)
@@ -304,4 +312,70 @@ fn openai_responses_stream() {
     );
     assert_eq!(st.server_model.as_deref(), Some("gpt-5-mini-2025-08-07"));
     assert_eq!(st.reasoning_chars, "**Adding** 347 and 589.".len() as u64);
+}
+
+/// What an attempt answered with `file`'s stream derives to, under the endpoint convention
+/// `reasoning_in_output` (the worker's own derivation: grade, tokens, cost).
+fn derived(d: Dialect, file: &str, reasoning_in_output: Option<bool>) -> sit_core::derive::Derived {
+    let suite = sit_core::probes::Suite::parse(sit_core::probes::SUITE_TOML).unwrap();
+    let tier = suite.tier("t1").unwrap().clone();
+    let family = sit_core::probes::Family::from_id("t1.arith").unwrap();
+    let inst = suite.instance(&tier, family, 7, 1, 4);
+    let (st, _) = parse(d, &capture(file), 0);
+    let price = sit_core::price::PriceEntry {
+        effective_from_ms: 0,
+        input: sit_core::fixed::Rate::parse("1").unwrap(),
+        output: sit_core::fixed::Rate::parse("1").unwrap(),
+        cached_input: sit_core::fixed::Rate::parse("1").unwrap(),
+        request_fee: sit_core::fixed::Pusd(0),
+    };
+    sit_core::derive::derive(
+        &inst,
+        &tier,
+        "",
+        Some(200),
+        None,
+        &st,
+        &Default::default(),
+        &price,
+        reasoning_in_output,
+    )
+}
+
+/// Issue 29: xAI's totals (317 = 25 + 2 + 290) say reasoning is reported apart: billed on top
+/// with no provider name or convention configured (an `openai` endpoint defaults to reasoning
+/// inside the output), and the conflict with that convention recorded on the observation.
+#[test]
+fn reasoning_is_billed_as_the_stream_totals_say_whatever_the_convention() {
+    for convention in [None, Some(true), Some(false)] {
+        let d = derived(Dialect::Openai, "xai-reasoning-apart.sse", convention);
+        let t = &d.tokens;
+        assert_eq!(
+            (t.reported_total, t.reasoning_from_totals, t.billed_output),
+            (Some(317), Some(false), 292),
+            "convention {convention:?}"
+        );
+        assert_eq!(t.convention_conflict(), convention == Some(true));
+        // 25 input + 292 output tokens at 1 USD per million each
+        assert_eq!(d.cost, sit_core::fixed::Pusd(317_000_000));
+    }
+    // OpenAI's Responses totals (250 = 38 + 212) say reasoning is inside the output: not
+    // billed again, even under a convention that says otherwise
+    for convention in [None, Some(true), Some(false)] {
+        let d = derived(Dialect::OpenaiResponses, "openai-responses.sse", convention);
+        let t = &d.tokens;
+        assert_eq!(
+            (t.reasoning_from_totals, t.billed_output),
+            (Some(true), 212),
+            "convention {convention:?}"
+        );
+        assert_eq!(t.convention_conflict(), convention == Some(false));
+    }
+    // totals without reasoning say nothing: the convention decides, no conflict
+    let d = derived(Dialect::Openai, "openai-llama.sse", Some(true));
+    assert_eq!(
+        (d.tokens.reported_total, d.tokens.reasoning_from_totals),
+        (Some(52), None)
+    );
+    assert!(!d.tokens.convention_conflict());
 }

@@ -1092,6 +1092,13 @@ fn rederive(b: &Bundle, o: &Observation) -> Result<Observation, String> {
             u.output = u.output.map(|c| c + u.reasoning.unwrap_or(0));
         }
     }
+    // Records made before totals were read billed by the convention alone: re-derive them so.
+    // (A record made since has `reported_total` whenever its stream reported one.)
+    if o.tokens.reported_total.is_none() {
+        if let Some(u) = st.usage.as_mut() {
+            u.total = None;
+        }
+    }
     let d = sit_core::derive::derive(
         &inst,
         tier,

@@ -88,6 +88,7 @@ pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
                 output: u(us, "output_tokens"),
                 reasoning: None,
                 cached: read,
+                total: None,
             });
         }
         "content_block_delta" => {
@@ -198,7 +199,8 @@ mod tests {
                 input: Some(25),
                 output: Some(9),
                 reasoning: None,
-                cached: Some(5)
+                cached: Some(5),
+                total: None,
             })
         );
     }

@@ -141,6 +141,7 @@ pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
             output: u(us, "candidatesTokenCount"),
             reasoning: u(us, "thoughtsTokenCount"),
             cached: u(us, "cachedContentTokenCount"),
+            total: u(us, "totalTokenCount"),
         });
     }
     eff
@@ -188,7 +189,8 @@ mod tests {
                 input: Some(12),
                 output: Some(2),
                 reasoning: Some(30),
-                cached: None
+                cached: None,
+                total: Some(44),
             })
         );
     }

@@ -192,6 +192,7 @@ pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
             output: u(us, &["completion_tokens"]),
             reasoning: u(us, &["completion_tokens_details", "reasoning_tokens"]),
             cached: u(us, &["prompt_tokens_details", "cached_tokens"]),
+            total: u(us, &["total_tokens"]),
         });
     }
     eff
@@ -271,7 +272,8 @@ mod tests {
                 input: Some(30),
                 output: Some(12),
                 reasoning: Some(10),
-                cached: Some(0)
+                cached: Some(0),
+                total: None,
             })
         );
         assert!(st.done && st.failure.is_none());

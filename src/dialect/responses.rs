@@ -65,6 +65,7 @@ fn terminal(resp: &Value, st: &mut StreamState) {
             output: u(us, &["output_tokens"]),
             reasoning: u(us, &["output_tokens_details", "reasoning_tokens"]),
             cached: u(us, &["input_tokens_details", "cached_tokens"]),
+            total: u(us, &["total_tokens"]),
         });
     }
 }
@@ -137,7 +138,13 @@ pub fn on_event(ev: &SseEvent, st: &mut StreamState) -> EventEffect {
                 st.failure = Some((FailureClass::ErrorEvent, "response.failed".into()));
             }
         }
-        "error" => super::record_error(&v, st, classify),
+        // the error's fields at the top (`{"type":"error","code":..}`) or in an `error`
+        // object (`{"type":"error","error":{"code":"insufficient_quota",..}}`)
+        "error" => super::record_error(
+            v.get("error").filter(|e| e.is_object()).unwrap_or(&v),
+            st,
+            classify,
+        ),
         _ => {}
     }
     eff
@@ -175,7 +182,8 @@ mod tests {
                 input: Some(40),
                 output: Some(120),
                 reasoning: Some(112),
-                cached: Some(8)
+                cached: Some(8),
+                total: Some(160),
             })
         );
     }
@@ -224,6 +232,20 @@ mod tests {
             st.failure.as_ref().map(|f| f.0),
             Some(FailureClass::RateLimited)
         );
+        // issue 29: a quota error event, flat or with its fields in an `error` object, is
+        // `quota` as in the chat dialect (it was `error_event`)
+        for e in [
+            r#"{"type":"error","code":"insufficient_quota","message":"You exceeded your current quota"}"#,
+            r#"{"type":"error","sequence_number":1,"error":{"type":"insufficient_quota","code":"insufficient_quota","message":"You exceeded your current quota","param":null}}"#,
+        ] {
+            let mut st = StreamState::default();
+            on_event(&ev(e), &mut st);
+            assert_eq!(
+                st.failure.as_ref().map(|f| (f.0, f.1.as_str())),
+                Some((FailureClass::Quota, "You exceeded your current quota")),
+                "{e}"
+            );
+        }
         let mut st = StreamState::default();
         on_event(
             &ev(r#"{"type":"response.output_text.delta","delta":"#),

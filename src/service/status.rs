@@ -36,6 +36,9 @@ struct Inner {
     /// Recorded observations by (endpoint, class); class `ok` when the attempt did not fail.
     probes: BTreeMap<(String, String), u64>,
     missed: u64,
+    /// Recorded observations whose stream totals contradicted the endpoint's configured
+    /// reasoning convention, by endpoint.
+    conflicts: BTreeMap<String, u64>,
     /// The day being probed and the times of the probes this run sends for it (sorted).
     day: Option<Date>,
     due: Vec<i64>,
@@ -74,6 +77,9 @@ impl Status {
         *i.probes
             .entry((o.endpoint.clone(), class.to_string()))
             .or_default() += 1;
+        if o.tokens.convention_conflict() {
+            *i.conflicts.entry(o.endpoint.clone()).or_default() += 1;
+        }
         if o.missed() {
             i.missed += 1;
             return;
@@ -168,6 +174,14 @@ impl Status {
             );
         }
         let _ = writeln!(s, "# HELP sit_run_missed_probes_total Scheduled probes recorded as missed (not sent: the service was down, or the endpoint is gone).\n# TYPE sit_run_missed_probes_total counter\nsit_run_missed_probes_total {}", i.missed);
+        s.push_str("# HELP sit_run_reasoning_convention_conflicts_total Recorded attempts whose stream totals said the opposite of the endpoint's configured reasoning convention (billed by the totals): a provider changed its accounting, or providers.toml is wrong.\n# TYPE sit_run_reasoning_convention_conflicts_total counter\n");
+        for (e, n) in &i.conflicts {
+            let _ = writeln!(
+                s,
+                "sit_run_reasoning_convention_conflicts_total{{endpoint=\"{}\"}} {n}",
+                label(e)
+            );
+        }
         let due_now = i.due.partition_point(|&t| t <= now);
         let _ = writeln!(s, "# HELP sit_run_probes_due_outstanding Probes of the current day scheduled at or before now and not yet recorded.\n# TYPE sit_run_probes_due_outstanding gauge\nsit_run_probes_due_outstanding {}", due_now.saturating_sub(i.sent));
         if let Some(t) = i.last_obs_ms {
@@ -288,5 +302,21 @@ mod tests {
             "{m}"
         );
         assert!(m.contains("sit_run_missed_probes_total 0"), "{m}");
+        assert!(
+            !m.contains("sit_run_reasoning_convention_conflicts_total{"),
+            "{m}"
+        );
+        // a stream whose totals contradict the configured convention is counted
+        o.tokens.reasoning_in_output = Some(true);
+        o.tokens.reasoning_from_totals = Some(false);
+        s.recorded(&o);
+        o.tokens.reasoning_from_totals = Some(true);
+        s.recorded(&o);
+        let mut m = String::new();
+        s.metrics(&mut m);
+        assert!(
+            m.contains("sit_run_reasoning_convention_conflicts_total{endpoint=\"a\\\"b\"} 1"),
+            "{m}"
+        );
     }
 }

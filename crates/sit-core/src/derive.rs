@@ -29,6 +29,10 @@ pub struct Usage {
     pub reasoning: Option<u64>,
     /// The cached part of the input tokens.
     pub cached: Option<u64>,
+    /// The total the provider reported (`total_tokens`, Gemini's `totalTokenCount`): its
+    /// arithmetic says whether reasoning is counted in the output or apart
+    /// ([`crate::sit::reasoning_from_totals`]).
+    pub total: Option<u64>,
 }
 
 /// What an adapter learned from the stream so far.
@@ -138,6 +142,8 @@ pub fn derive(
         tokens.reported_output = u.output;
         tokens.reported_reasoning = u.reasoning;
         tokens.reported_cached = u.cached;
+        tokens.reported_total = u.total;
+        tokens.reasoning_from_totals = sit::reasoning_from_totals(u);
     }
     // A request refused before any body (HTTP error, connect failure) is not billed.
     let billed_anything =

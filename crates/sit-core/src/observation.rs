@@ -218,6 +218,29 @@ pub struct Tokens {
     /// endpoint: their billed output is the reported output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_in_output: Option<bool>,
+    /// The total the provider reported, when it reported one (absent in records made before
+    /// totals were read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_total: Option<u64>,
+    /// What the reported total's own arithmetic says of reasoning: `false` when the total is
+    /// input + output + reasoning (reasoning counted apart, billed on top), `true` when it is
+    /// input + output (reasoning inside the output); absent when it says nothing (no total, no
+    /// reasoning reported, or neither sum). When present it is the billing basis, whatever
+    /// the configured convention (`reasoning_in_output`); see [`Tokens::convention_conflict`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_from_totals: Option<bool>,
+}
+
+impl Tokens {
+    /// The stream's totals say the opposite of the endpoint's configured convention: a
+    /// provider that changed its accounting, or a configuration that is wrong. Billed by the
+    /// totals; counted in the service's metrics.
+    pub fn convention_conflict(&self) -> bool {
+        matches!(
+            (self.reasoning_from_totals, self.reasoning_in_output),
+            (Some(a), Some(b)) if a != b
+        )
+    }
 }
 
 /// One probe attempt.

@@ -59,14 +59,36 @@ pub fn delivered(sit_size: u64, succeeded: bool, correct: bool, on_time: bool) -
     }
 }
 
+/// What a reported total's arithmetic says of reasoning (see
+/// [`Tokens::reasoning_from_totals`]): `Some(false)` when total = input + output + reasoning,
+/// `Some(true)` when total = input + output, `None` when there is no total, no reasoning (or
+/// zero: then both sums agree and say nothing) or neither sum holds. Checked arithmetic: a
+/// reported figure near `u64::MAX` says nothing either.
+pub fn reasoning_from_totals(u: &crate::derive::Usage) -> Option<bool> {
+    let (input, output, reasoning, total) = (u.input?, u.output?, u.reasoning?, u.total?);
+    if reasoning == 0 {
+        return None;
+    }
+    let visible = input.checked_add(output)?;
+    if visible == total {
+        Some(true)
+    } else if visible.checked_add(reasoning) == Some(total) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// Billing basis from provider usage, falling back to reference counts when the provider did
 /// not report usage (the fallback is flagged by `usage_reported = false`). Reasoning reported
-/// apart from the output (`reasoning_in_output = Some(false)`) is billed as output.
+/// apart from the output is billed as output: apart as the stream's totals say
+/// (`reasoning_from_totals = Some(false)`), or, when they say nothing, as the endpoint's
+/// convention says (`reasoning_in_output = Some(false)`).
 pub fn billed(t: &mut Tokens) {
     if t.usage_reported {
         t.billed_input = t.reported_input.unwrap_or(0);
         t.billed_output = t.reported_output.unwrap_or(0)
-            + match t.reasoning_in_output {
+            + match t.reasoning_from_totals.or(t.reasoning_in_output) {
                 Some(false) => t.reported_reasoning.unwrap_or(0),
                 _ => 0,
             };
