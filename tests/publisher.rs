@@ -941,3 +941,100 @@ fn a_day_of_a_period_settled_final_is_never_restated() {
         .join(Archive::file_name("t1", Date::parse(D1).unwrap(), 2))
         .exists());
 }
+
+/// Issue 29: `sit report statement` on a published store. Its concentration figures agree
+/// with a recomputation by hand from the records in force (HHI = 10,000 x the sum of squared
+/// provider shares), it speaks as of the latest publication (or `--as-of`, leaving out what
+/// was published later), fields that need a person are marked, and the HTML carries the same.
+#[test]
+fn report_statement_fills_what_data_can_and_agrees_with_a_recomputation_by_hand() {
+    let env = Env::new();
+    for (d, at) in [(D1, "2026-01-06T00:30:00Z"), (D2, "2026-01-07T00:30:00Z")] {
+        let o = env.publish(d, None, at, &[]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let data = env.data.to_str().unwrap();
+    let o = sit(&["--data", data, "report", "statement", "--format", "json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["as_of"], "2026-01-07",
+        "the day of the latest publication"
+    );
+    for t in v["tiers"].as_array().unwrap() {
+        let tier = t["tier"].as_str().unwrap();
+        let latest = &t["latest"];
+        assert_eq!(latest["date"], D2, "{tier}");
+        let r = env.record(tier, D2, 1);
+        let weights: Vec<f64> = r["leave_one_provider_out"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["weight"].as_str().unwrap().parse::<f64>().unwrap())
+            .filter(|w| *w > 0.0)
+            .collect();
+        let total: f64 = weights.iter().sum();
+        let hhi: f64 = weights.iter().map(|w| (w / total).powi(2)).sum::<f64>() * 10_000.0;
+        let got = latest["concentration"]["hhi"].as_f64().unwrap();
+        assert!((got - hhi).abs() <= 0.5 + 1e-6, "{tier}: {got} vs {hhi}");
+        let mut sorted = weights.clone();
+        sorted.sort_by(|a, b| b.partial_cmp(a).unwrap());
+        let top1: f64 = latest["concentration"]["top1"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((top1 - sorted[0] / total).abs() < 1e-8, "{tier}");
+        assert_eq!(
+            latest["providers"].as_object().unwrap().len(),
+            weights.len()
+        );
+        // the simulated market describes the panel: every endpoint its own price source
+        assert_eq!(
+            latest["price_sources"].as_u64().unwrap() as usize,
+            latest["endpoints"].as_array().unwrap().len(),
+            "{tier}"
+        );
+        assert_eq!(t["days"], 2, "{tier}");
+    }
+    // as of the first day: the second day's records (published on 01-07) are not in it
+    let o = sit(&["--data", data, "report", "statement", "--as-of", D2]);
+    assert!(o.status.success(), "{}", text(&o));
+    let md = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        md.starts_with("# Benchmark statement: the SIT index, as of 2026-01-06\n"),
+        "{md}"
+    );
+    assert!(md.contains(&format!("| t1 | {D1} (BASE)")), "{md}");
+    assert!(!md.contains(&format!("{D2} (")), "{md}");
+    assert!(
+        md.matches("TO BE COMPLETED BY THE ADMINISTRATOR").count() >= 3,
+        "{md}"
+    );
+    for section in [
+        "## 2. What each tier measures",
+        "## 5. Discretion",
+        "## 6. When data is insufficient",
+        "## 7. Changes, cessation",
+        "No notices were published by this date",
+    ] {
+        assert!(md.contains(section), "{section}: {md}");
+    }
+    let o = sit(&["--data", data, "report", "statement", "--format", "html"]);
+    let html = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        html.contains("<h2>3. The market the panel describes</h2>"),
+        "{html}"
+    );
+    // bad input names the thing and the fix
+    let o = sit(&[
+        "--data",
+        data,
+        "report",
+        "statement",
+        "--as-of",
+        "2026-13-01",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--as-of `2026-13-01`"), "{}", text(&o));
+}

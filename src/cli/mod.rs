@@ -574,6 +574,11 @@ pub enum Command {
         #[command(subcommand)]
         what: AuditWhat,
     },
+    /// Documents about the benchmark, from the archive of the data folder.
+    Report {
+        #[command(subcommand)]
+        what: ReportWhat,
+    },
     /// Performance benchmarks (results go to BENCHMARKS.md by hand, with the command).
     Bench {
         #[command(subcommand)]
@@ -581,6 +586,26 @@ pub enum Command {
     },
 }
 
+/// `sit report` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ReportWhat {
+    /// The benchmark statement (EU 2018/1643 art. 1): what each tier measures, the market its
+    /// panel describes and its concentration, the input data, each point of discretion and
+    /// who exercises it, insufficient data, changes, cessation and the notices in force.
+    /// Fields only a person can fill are marked, never invented. Reads `--providers` for the
+    /// panel's regions, models and price sources.
+    Statement {
+        /// The date it speaks as of (default: the latest day published): records and notices
+        /// published by the end of that day.
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<String>,
+        /// `md`, `html`, or `json` (the figures behind it).
+        #[arg(long, default_value = "md", value_parser = ["md", "html", "json"])]
+        format: String,
+    },
+}
+
+/// `sit audit` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum AuditWhat {
     /// Write a self-contained bundle of one day: observations with raw evidence, prices, suite,
@@ -955,6 +980,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         | Command::Verify { .. }) => publish::run(&paths, c).await,
         c @ (Command::Certify { .. } | Command::VerifyCert { .. }) => certify::run(&paths, c).await,
         c @ Command::Audit { .. } => audit::run(&paths, c).await,
+        Command::Report { what } => report::run(&paths, what),
         c @ Command::Observations { .. } => observations::run(&paths, c),
         c @ (Command::Worker { .. } | Command::Collect { .. }) => network::run(&paths, c).await,
         c @ Command::Settle { .. } => settle::run(&paths, c),
