@@ -17,6 +17,7 @@
 //! observations ([`rows_for`], [`day_window`]) and the Merkle root of its inputs ([`merkle`]).
 
 pub mod chain;
+pub mod interval;
 pub mod merkle;
 
 use crate::fixed::{div_round_half_even, sit_price, Fixed, ONE};

@@ -908,3 +908,65 @@ fn costs_at_determination_come_from_the_book_version_named() {
     );
     assert_eq!(rows.prices.unwrap().costed_as_observed, obs.len() as u64);
 }
+
+/// A day whose observations' costs vary (each endpoint's price 1..6 +- up to 40%, by a fixed
+/// pattern), `per_hour` attempts an hour: what the bootstrap has to measure.
+fn noisy_day(per_hour: i64) -> (Vec<String>, Vec<IndexObs>) {
+    let e = ids(6);
+    let mut obs = Vec::new();
+    for i in 0..6u32 {
+        let mut s = series(i, f(&(i + 1).to_string()), -23..24, per_hour, true);
+        for (k, o) in s.iter_mut().enumerate() {
+            // -40% .. +40% in steps of 10%, a pattern with no period in common with the hours
+            let pct = ((k as i128 * 7 + i as i128 * 3) % 9 - 4) * 10;
+            o.cost_pusd += o.cost_pusd * pct / 100;
+        }
+        obs.extend(s);
+    }
+    (e, obs)
+}
+
+#[test]
+fn interval_of_a_day_without_noise_is_its_value() {
+    let m = Methodology::v1_0_0();
+    let (e, obs) = six_endpoint_day();
+    let d = compute_day(&m, &input(&e, &obs, None));
+    let i = interval::interval(&m, &input(&e, &obs, None), "seed", 50);
+    assert_eq!((i.low, i.high), (d.value, d.value));
+    assert_eq!((i.resamples, i.not_set, i.level), (50, 0, f("0.95")));
+}
+
+#[test]
+fn interval_is_reproducible_golden_and_narrows_with_more_probes() {
+    let m = Methodology::v1_0_0();
+    let (e, obs) = noisy_day(3);
+    let day = input(&e, &obs, None);
+    let d = compute_day(&m, &day);
+    let i = interval::interval(&m, &day, "7f3a", interval::RESAMPLES);
+    let (lo, hi) = (i.low.unwrap(), i.high.unwrap());
+    let v = d.value.unwrap();
+    assert!(lo < v && v < hi, "{lo} {v} {hi}");
+    // golden: the draws are specified, so the bounds are too
+    assert_eq!(
+        (lo.to_string(), hi.to_string()),
+        (GOLDEN_LOW.into(), GOLDEN_HIGH.into())
+    );
+    // the same seed gives the same interval, bit for bit; the input's order does not matter
+    let mut shuffled = obs.clone();
+    shuffled.reverse();
+    let again = interval::interval(&m, &input(&e, &shuffled, None), "7f3a", interval::RESAMPLES);
+    assert_eq!(i, again);
+    // another seed draws other resamples
+    assert_ne!(
+        i,
+        interval::interval(&m, &day, "other", interval::RESAMPLES)
+    );
+    // four times the probes: a narrower interval
+    let (e4, obs4) = noisy_day(12);
+    let i4 = interval::interval(&m, &input(&e4, &obs4, None), "7f3a", interval::RESAMPLES);
+    let width = |i: &interval::Interval| i.high.unwrap().0 - i.low.unwrap().0;
+    assert!(width(&i4) * 3 < width(&i) * 2, "{i4:?} vs {i:?}");
+}
+
+const GOLDEN_LOW: &str = "3.354166667";
+const GOLDEN_HIGH: &str = "3.569791667";
