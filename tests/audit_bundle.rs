@@ -57,6 +57,20 @@ fn golden_bundle_replays_to_the_committed_bytes_and_verifies() {
             "{out}"
         );
     }
+    // each value set from data has its bootstrap interval (issue 29), drawn from the bundle's
+    // revealed seed: pinned, as anyone replaying the bundle gets it
+    for (t, lo, hi) in [
+        ("t1", "0.311292123", "0.311292123"),
+        ("t2", "0.224690361", "0.227664594"),
+    ] {
+        assert!(
+            out.contains(&format!(
+                "determinations/{t}.v1.json: 95% interval [{lo}, {hi}] from 200 bootstrap resamples"
+            )),
+            "{out}"
+        );
+    }
+    assert!(!out.contains("t3.v1.json: 95% interval"), "CONTINGENCY has none: {out}");
     let o = verify(&dir);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("VERIFIED"));

@@ -1206,6 +1206,25 @@ pub struct Replay {
     pub determinations: Vec<(String, String)>,
     /// Structural problems found before recomputing (chain, commitment).
     pub structure: Vec<String>,
+    /// Per published record set from data: its value's 95% interval
+    /// ([`sit_core::index::interval`]), drawn from [`interval_seed`].
+    pub intervals: Vec<(String, sit_core::index::interval::Interval)>,
+}
+
+/// The seed of a day's bootstrap interval: the day's revealed schedule seed, or, in a probe
+/// network's bundle, the vantages' revealed seeds in vantage order joined by `,`. `None`
+/// before the reveal.
+pub fn interval_seed(b: &Bundle, date: Date) -> Option<String> {
+    if let Some((_, Some(r))) = b.commitments.get(&date) {
+        return Some(r.seed.clone());
+    }
+    let seeds: Vec<&str> = b
+        .vantage_commitments
+        .values()
+        .filter_map(|s| s.get(&date).and_then(|(_, r)| r.as_ref()))
+        .map(|r| r.seed.as_str())
+        .collect();
+    (!seeds.is_empty()).then(|| seeds.join(","))
 }
 
 impl Replay {
@@ -1232,12 +1251,19 @@ pub fn replay(b: &Bundle) -> Replay {
     }
     let (derived, diffs, ref_tokens) = rederive_all(b);
     let mut determinations = Vec::new();
+    let mut intervals = Vec::new();
     match b.publications() {
         Err(e) => structure.push(e),
         Ok(pubs) => {
             for (name, p, signed) in pubs {
-                let outcome = recompute(b, &derived, &p)
-                    .map(|computed| {
+                let seed = matches!(p.determination.status, Status::Base | Status::Final)
+                    .then(|| interval_seed(b, p.determination.date))
+                    .flatten();
+                let outcome = recompute(b, &derived, &p, seed.as_deref())
+                    .map(|(computed, interval)| {
+                        if let Some(i) = interval {
+                            intervals.push((name.clone(), i));
+                        }
                         let mut q = p.clone();
                         q.determination = computed;
                         if p.determination.status == Status::Restated {
@@ -1271,6 +1297,7 @@ pub fn replay(b: &Bundle) -> Replay {
         reference_tokens: ref_tokens,
         determinations,
         structure,
+        intervals,
     }
 }
 
@@ -1279,7 +1306,8 @@ fn recompute(
     b: &Bundle,
     derived: &[(Observation, [u8; 32])],
     p: &Publication,
-) -> Result<Determination, String> {
+    interval_seed: Option<&str>,
+) -> Result<(Determination, Option<sit_core::index::interval::Interval>), String> {
     let d = &p.determination;
     let tier = b
         .suite
@@ -1365,27 +1393,33 @@ fn recompute(
         .contingency
         .as_ref()
         .and_then(|c| c.carried_from.zip(d.value));
-    let mut computed = compute_day(
-        &b.methodology,
-        &DayInput {
-            tier: &d.tier,
-            date: d.date,
-            pass_threshold: tier.pass_threshold,
-            endpoints: &endpoints,
-            providers: &providers,
-            vantages: &vantages,
-            observations: &rows,
-            previous_final,
-            suite_hash: &b.suite.hash,
-            sequence: d.sequence,
-            computed_at: &d.computed_at,
-            // a chained day starts from the state its record states
-            chain: d.chain.as_ref().map(|c| &c.link),
-            prices: prices.as_ref(),
-        },
-    );
+    let input = DayInput {
+        tier: &d.tier,
+        date: d.date,
+        pass_threshold: tier.pass_threshold,
+        endpoints: &endpoints,
+        providers: &providers,
+        vantages: &vantages,
+        observations: &rows,
+        previous_final,
+        suite_hash: &b.suite.hash,
+        sequence: d.sequence,
+        computed_at: &d.computed_at,
+        // a chained day starts from the state its record states
+        chain: d.chain.as_ref().map(|c| &c.link),
+        prices: prices.as_ref(),
+    };
+    let mut computed = compute_day(&b.methodology, &input);
     computed.read_below_seq = d.read_below_seq;
-    Ok(computed)
+    let interval = interval_seed.map(|s| {
+        sit_core::index::interval::interval(
+            &b.methodology,
+            &input,
+            s,
+            sit_core::index::interval::RESAMPLES,
+        )
+    });
+    Ok((computed, interval))
 }
 
 /// Every chained determination starts from the state its tier's previous record hands on
@@ -1441,7 +1475,7 @@ pub fn verify(b: &Bundle) -> Vec<String> {
         Err(e) => out.push(format!("signature: {e}")),
         Ok(pubs) => {
             for (name, p, _) in pubs {
-                match recompute(b, &recorded, &p) {
+                match recompute(b, &recorded, &p, None).map(|(c, _)| c) {
                     Ok(c) if c.merkle_root == p.determination.merkle_root => {}
                     Ok(c) => out.push(format!(
                         "merkle: {name}: the observations give root {}, the record says {}: an observation it used was added, dropped or edited",

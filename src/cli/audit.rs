@@ -121,6 +121,20 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 for (name, outcome) in &r.determinations {
                     println!("{name}: {outcome}");
                 }
+                for (name, i) in &r.intervals {
+                    let show = |v: Option<sit_core::fixed::Fixed>| {
+                        v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+                    };
+                    println!(
+                        "{name}: 95% interval [{}, {}] from {} bootstrap resamples of its probes ({} not set from data; {} of {} endpoint-hours hold one probe and cannot vary)",
+                        show(i.low),
+                        show(i.high),
+                        i.resamples,
+                        i.not_set,
+                        i.single,
+                        i.strata
+                    );
+                }
                 eprintln!(
                     "re-derived {} observations ({} reference tokens) in {:.2} s",
                     r.observations_rederived, r.reference_tokens, secs

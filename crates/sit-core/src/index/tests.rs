@@ -934,6 +934,8 @@ fn interval_of_a_day_without_noise_is_its_value() {
     let i = interval::interval(&m, &input(&e, &obs, None), "seed", 50);
     assert_eq!((i.low, i.high), (d.value, d.value));
     assert_eq!((i.resamples, i.not_set, i.level), (50, 0, f("0.95")));
+    // 6 endpoints x 47 hours (the day and its trailing window), 3 probes each
+    assert_eq!((i.strata, i.single), (6 * 47, 0));
 }
 
 #[test]
