@@ -70,7 +70,10 @@ fn golden_bundle_replays_to_the_committed_bytes_and_verifies() {
             "{out}"
         );
     }
-    assert!(!out.contains("t3.v1.json: 95% interval"), "CONTINGENCY has none: {out}");
+    assert!(
+        !out.contains("t3.v1.json: 95% interval"),
+        "CONTINGENCY has none: {out}"
+    );
     let o = verify(&dir);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("VERIFIED"));
