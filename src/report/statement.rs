@@ -288,7 +288,9 @@ pub fn statement(i: &Inputs) -> Doc {
     let mut notes = Vec::new();
     for f in &figs {
         let Some(p) = &f.latest else {
-            rows.push(vec![f.tier.clone(), "no day published".into()]);
+            let mut row = vec![f.tier.clone(), "no day published".into()];
+            row.resize(9, "-".into());
+            rows.push(row);
             continue;
         };
         let c = p.concentration.as_ref();
