@@ -71,6 +71,67 @@ fn check_bundle(b: &Path) {
     assert_eq!(t.matches(": identical").count(), 3, "{t}");
 }
 
+/// Issue 29: a bundle `sit run` writes carries each value's 95% interval, signed; replay
+/// recomputes them, and an interval that is not the one recomputed is named, even signed by
+/// the publisher's own key.
+fn intervals_are_signed_and_replayed(b: &Path, keys: &Path) {
+    let o = sit(&["audit", "replay", b.to_str().unwrap()]);
+    let t = text(&o);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("intervals.json")).unwrap()).unwrap();
+    assert_eq!(doc["kind"], "sit-intervals");
+    // one for each value set from data (BASE, FINAL), none for CONTINGENCY or SUSPENDED
+    let set_from_data = ["t1", "t2", "t3"]
+        .iter()
+        .filter(|t| {
+            let r: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(b.join(format!("determinations/{t}.v1.json"))).unwrap(),
+            )
+            .unwrap();
+            let d = r.get("determination").unwrap_or(&r);
+            d["status"] == "BASE" || d["status"] == "FINAL"
+        })
+        .count();
+    assert!(set_from_data >= 1);
+    assert_eq!(
+        doc["intervals"].as_object().unwrap().len(),
+        set_from_data,
+        "{doc}"
+    );
+    assert_eq!(t.matches(": 95% interval [").count(), set_from_data, "{t}");
+    let i = &doc["intervals"]["determinations/t1.v1.json"];
+    assert!(t.contains(&format!(
+        "determinations/t1.v1.json: 95% interval [{}, {}]",
+        i["low"].as_str().unwrap(),
+        i["high"].as_str().unwrap()
+    )));
+    // a copy whose t1 interval is moved and signed again with the publisher's key
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("bundle");
+    common::copy_dir(b, &copy);
+    let pem = std::fs::read_to_string(keys.join("signing-key.pem")).unwrap();
+    let key =
+        <ed25519_dalek::SigningKey as ed25519_dalek::pkcs8::DecodePrivateKey>::from_pkcs8_pem(&pem)
+            .unwrap();
+    let mut v = doc.clone();
+    v.as_object_mut().unwrap().remove("signature");
+    v["intervals"]["determinations/t1.v1.json"]["low"] = "0.000000001".into();
+    std::fs::write(
+        copy.join("intervals.json"),
+        sit_core::signing::sign_value(v, &key),
+    )
+    .unwrap();
+    let o = sit(&["audit", "replay", copy.to_str().unwrap()]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "intervals.json: the interval of determinations/t1.v1.json is not the one recomputed"
+        ),
+        "{}",
+        text(&o)
+    );
+}
+
 #[test]
 fn run_publishes_each_day_by_itself_and_its_bundles_verify() {
     let env = Env::new(6, "");
@@ -84,6 +145,7 @@ fn run_publishes_each_day_by_itself_and_its_bundles_verify() {
             assert_eq!(r["sequence"], i as u64 + 1);
         }
         check_bundle(&env.bundle(date));
+        intervals_are_signed_and_replayed(&env.bundle(date), &env.dir.path().join("keys"));
         // committed before the day started (the second day during the first; the first at the
         // service's start, in its first simulated minutes), revealed after
         let c: serde_json::Value = serde_json::from_slice(

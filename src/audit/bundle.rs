@@ -1211,6 +1211,55 @@ pub struct Replay {
     pub intervals: Vec<(String, sit_core::index::interval::Interval)>,
 }
 
+/// The bundle file holding its values' 95% intervals ([`sit_core::index::interval`]), signed
+/// by the publisher when it wrote the bundle (after the reveal their seed needs); `replay`
+/// recomputes them and names any that differ. Bundles written before it have none.
+pub const INTERVALS: &str = "intervals.json";
+
+/// The `kind` of [`INTERVALS`].
+pub const INTERVALS_KIND: &str = "sit-intervals";
+
+/// Replay the bundle written at `dir` and, when it replays identically, add its values'
+/// intervals as [`INTERVALS`], signed with `key`, and list the file in the manifest. Returns
+/// how many values it holds.
+pub fn add_intervals(dir: &Path, key: &ed25519_dalek::SigningKey) -> Result<usize, AuditError> {
+    let b = Bundle::load(dir)?;
+    let r = replay(&b);
+    if !r.identical() {
+        return Err(AuditError::Bundle(
+            "the bundle does not replay identically: its intervals are not signed".into(),
+        ));
+    }
+    let intervals: serde_json::Map<String, serde_json::Value> = r
+        .intervals
+        .iter()
+        .map(|(n, i)| {
+            (
+                n.clone(),
+                serde_json::to_value(i).expect("an interval serialises"),
+            )
+        })
+        .collect();
+    let bytes = sit_core::signing::sign_value(
+        serde_json::json!({
+            "kind": INTERVALS_KIND,
+            "date": b.manifest.date.to_string(),
+            "method": sit_core::index::interval::METHOD,
+            "intervals": intervals,
+            "key_id": sit_core::signing::key_id(&key.verifying_key()),
+        }),
+        key,
+    );
+    let p = dir.join(INTERVALS);
+    std::fs::write(&p, &bytes).map_err(io(&p))?;
+    let mut m = b.manifest.clone();
+    m.files
+        .insert(INTERVALS.into(), blake3::hash(&bytes).to_hex().to_string());
+    let p = dir.join("manifest.json");
+    std::fs::write(&p, erased::Ser::pretty(&m)).map_err(io(&p))?;
+    Ok(r.intervals.len())
+}
+
 /// The seed of a day's bootstrap interval: the day's revealed schedule seed, or, in a probe
 /// network's bundle, the vantages' revealed seeds in vantage order joined by `,`. `None`
 /// before the reveal.
@@ -1286,6 +1335,9 @@ pub fn replay(b: &Bundle) -> Replay {
             }
         }
     }
+    if let Some(why) = check_intervals(b, &intervals) {
+        structure.push(why);
+    }
     Replay {
         observation_differences: diffs,
         observations_rederived: b.records.len(),
@@ -1299,6 +1351,61 @@ pub fn replay(b: &Bundle) -> Replay {
         structure,
         intervals,
     }
+}
+
+/// [`INTERVALS`], when the bundle has it: signed by a key the bundle carries, and the intervals
+/// it states are the ones recomputed. `Some(why)` when not.
+fn check_intervals(
+    b: &Bundle,
+    computed: &[(String, sit_core::index::interval::Interval)],
+) -> Option<String> {
+    let p = b.dir.join(INTERVALS);
+    let bytes = std::fs::read(&p).ok()?;
+    let v: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => return Some(format!("{INTERVALS}: {e}")),
+    };
+    let kid = v["key_id"].as_str().unwrap_or("").replace(':', "-");
+    let Some((_, pem)) = b.keys.iter().find(|(f, _)| f == &format!("keys/{kid}.pem")) else {
+        return Some(format!(
+            "{INTERVALS}: its public key {kid} is not in the bundle"
+        ));
+    };
+    let checked = sit_core::signing::parse_public(pem)
+        .map_err(|e| e.to_string())
+        .and_then(|vk| sit_core::signing::verify_value(&bytes, &vk).map_err(|e| e.to_string()));
+    if let Err(e) = checked {
+        return Some(format!("{INTERVALS}: the signature does not verify: {e}"));
+    }
+    let want: serde_json::Map<String, serde_json::Value> = computed
+        .iter()
+        .map(|(n, i)| {
+            (
+                n.clone(),
+                serde_json::to_value(i).expect("an interval serialises"),
+            )
+        })
+        .collect();
+    let stated = v["intervals"].as_object().cloned().unwrap_or_default();
+    if stated == want {
+        return None;
+    }
+    let name = want
+        .keys()
+        .chain(stated.keys())
+        .find(|k| want.get(*k) != stated.get(*k))
+        .cloned()
+        .unwrap_or_default();
+    Some(format!(
+        "{INTERVALS}: the interval of {name} is not the one recomputed (stated {}, recomputed {})",
+        stated
+            .get(&name)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "none".into()),
+        want.get(&name)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "none".into())
+    ))
 }
 
 /// The determination of a published record, recomputed from re-derived observations.

@@ -332,6 +332,11 @@ impl DayPublisher {
                     e.late_records
                 );
             }
+            // each value's interval, signed, once the bundle replays identically
+            match crate::audit::bundle::add_intervals(&tmp, &self.key) {
+                Ok(_) => {}
+                Err(e) => tracing::warn!("sit run: {day}: the bundle carries no intervals: {e}"),
+            }
             crate::sys::durable::rename_into_place(&tmp, &out)?;
         }
         Ok(())

@@ -34,6 +34,9 @@ use std::collections::BTreeMap;
 /// Resamples per day (`k` is at most this).
 pub const RESAMPLES: u32 = 200;
 
+/// The method, as a signed interval document names it.
+pub const METHOD: &str = "sit-interval/1: 95%, 200 bootstrap resamples stratified by endpoint, vantage and hour, each determined by the kernel; SplitMix64 seeded from blake3 of the day's revealed schedule seed, tier and date; bounds the 2.5% and 97.5% order statistics of the resamples set from data";
+
 /// A day's value with its bootstrap interval.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Interval {
