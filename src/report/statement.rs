@@ -36,6 +36,9 @@ pub struct Inputs<'a> {
     pub suite: &'a Suite,
     /// The methodology the latest determinations name.
     pub methodology: &'a Methodology,
+    /// The signed 95% intervals of the stated days' values, per (tier, date), where their
+    /// bundles carry them.
+    pub intervals: BTreeMap<(String, Date), sit_core::index::interval::Interval>,
 }
 
 /// Concentration of one day's weights.
@@ -300,7 +303,25 @@ pub fn statement(i: &Inputs) -> Doc {
         };
         rows.push(vec![
             f.tier.clone(),
-            format!("{} ({})", p.date, status_name(p.status)),
+            format!(
+                "{} ({}){}",
+                p.date,
+                status_name(p.status),
+                match i.intervals.get(&(f.tier.clone(), p.date)) {
+                    Some(iv) => format!(
+                        ": {} (95% interval {} - {})",
+                        i.records
+                            .get(&f.tier)
+                            .and_then(|m| m.get(&p.date))
+                            .and_then(|r| r.determination.value)
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        iv.low.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                        iv.high.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+                    ),
+                    None => String::new(),
+                }
+            ),
             format!("{} of {} observed", p.endpoints.len(), p.endpoints_observed),
             format!(
                 "{}: {}",
@@ -339,7 +360,7 @@ pub fn statement(i: &Inputs) -> Doc {
         Block::Table {
             head: [
                 "tier",
-                "latest day",
+                "latest day: value (95% interval, as signed in its bundle)",
                 "endpoints with weight",
                 "providers with weight",
                 "price sources",
