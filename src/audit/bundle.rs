@@ -809,6 +809,18 @@ impl Bundle {
         Ok((signed, unsigned))
     }
 
+    /// The public key a signed document names (`key_id`), from the bundle's own `keys/`.
+    fn own_key(&self, doc: &serde_json::Value) -> Result<ed25519_dalek::VerifyingKey, String> {
+        let kid = doc["key_id"].as_str().unwrap_or("").replace(':', "-");
+        let pem = self
+            .keys
+            .iter()
+            .find(|(f, _)| f == &format!("keys/{kid}.pem"))
+            .map(|(_, p)| p)
+            .ok_or_else(|| format!("its public key {kid} is not in the bundle"))?;
+        sit_core::signing::parse_public(pem).map_err(|e| e.to_string())
+    }
+
     /// Check each signed record with the key it names: from the pinned key set when there is
     /// one (valid at the record's `published_at`), else from the bundle's own `keys/`.
     fn verified(
@@ -826,14 +838,7 @@ impl Bundle {
             }
             let v: serde_json::Value =
                 serde_json::from_slice(bytes).map_err(|e| format!("{name}: {e}"))?;
-            let kid = v["key_id"].as_str().unwrap_or("").replace(':', "-");
-            let pem = self
-                .keys
-                .iter()
-                .find(|(f, _)| f == &format!("keys/{kid}.pem"))
-                .map(|(_, p)| p)
-                .ok_or_else(|| format!("{name}: its public key {kid} is not in the bundle"))?;
-            let vk = sit_core::signing::parse_public(pem).map_err(|e| format!("{name}: {e}"))?;
+            let vk = self.own_key(&v).map_err(|e| format!("{name}: {e}"))?;
             let ver = sit_core::record::verify(bytes, &vk).map_err(|e| format!("{name}: {e}"))?;
             out.push((name.clone(), ver.publication, ver.signed_bytes));
         }
@@ -1230,16 +1235,7 @@ pub fn add_intervals(dir: &Path, key: &ed25519_dalek::SigningKey) -> Result<usiz
             "the bundle does not replay identically: its intervals are not signed".into(),
         ));
     }
-    let intervals: serde_json::Map<String, serde_json::Value> = r
-        .intervals
-        .iter()
-        .map(|(n, i)| {
-            (
-                n.clone(),
-                serde_json::to_value(i).expect("an interval serialises"),
-            )
-        })
-        .collect();
+    let intervals = intervals_object(&r.intervals);
     let bytes = sit_core::signing::sign_value(
         serde_json::json!({
             "kind": INTERVALS_KIND,
@@ -1353,6 +1349,21 @@ pub fn replay(b: &Bundle) -> Replay {
     }
 }
 
+/// The `intervals` member of [`INTERVALS`]: each record's name and its interval.
+fn intervals_object(
+    intervals: &[(String, sit_core::index::interval::Interval)],
+) -> serde_json::Map<String, serde_json::Value> {
+    intervals
+        .iter()
+        .map(|(n, i)| {
+            (
+                n.clone(),
+                serde_json::to_value(i).expect("an interval serialises"),
+            )
+        })
+        .collect()
+}
+
 /// [`INTERVALS`], when the bundle has it: signed by a key the bundle carries, and the intervals
 /// it states are the ones recomputed. `Some(why)` when not.
 fn check_intervals(
@@ -1365,27 +1376,14 @@ fn check_intervals(
         Ok(v) => v,
         Err(e) => return Some(format!("{INTERVALS}: {e}")),
     };
-    let kid = v["key_id"].as_str().unwrap_or("").replace(':', "-");
-    let Some((_, pem)) = b.keys.iter().find(|(f, _)| f == &format!("keys/{kid}.pem")) else {
-        return Some(format!(
-            "{INTERVALS}: its public key {kid} is not in the bundle"
-        ));
+    let vk = match b.own_key(&v) {
+        Ok(k) => k,
+        Err(e) => return Some(format!("{INTERVALS}: {e}")),
     };
-    let checked = sit_core::signing::parse_public(pem)
-        .map_err(|e| e.to_string())
-        .and_then(|vk| sit_core::signing::verify_value(&bytes, &vk).map_err(|e| e.to_string()));
-    if let Err(e) = checked {
+    if let Err(e) = sit_core::signing::verify_value(&bytes, &vk) {
         return Some(format!("{INTERVALS}: the signature does not verify: {e}"));
     }
-    let want: serde_json::Map<String, serde_json::Value> = computed
-        .iter()
-        .map(|(n, i)| {
-            (
-                n.clone(),
-                serde_json::to_value(i).expect("an interval serialises"),
-            )
-        })
-        .collect();
+    let want = intervals_object(computed);
     let stated = v["intervals"].as_object().cloned().unwrap_or_default();
     if stated == want {
         return None;
