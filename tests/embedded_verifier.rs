@@ -8,21 +8,19 @@ use common::{golden_bundle, sit, store_from, text};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The example's binary, built beside this test (cargo builds examples with the tests; if
-/// this profile has none yet, build it).
+/// The example's binary, built from the source every time (a no-op when it is fresh): a
+/// binary left in `target/` from an earlier build once hid the example's source being deleted.
 fn example() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     let bin = profile_dir.join("examples").join("verify_record");
-    if !bin.exists() {
-        let mut c = Command::new(env!("CARGO"));
-        c.args(["build", "-p", "sit-core", "--example", "verify_record"]);
-        if profile_dir.ends_with("release") {
-            c.arg("--release");
-        }
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{}", text(&o));
+    let mut c = Command::new(env!("CARGO"));
+    c.args(["build", "-p", "sit-core", "--example", "verify_record"]);
+    if profile_dir.ends_with("release") {
+        c.arg("--release");
     }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
     bin
 }
 
