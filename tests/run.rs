@@ -132,6 +132,56 @@ fn intervals_are_signed_and_replayed(b: &Path, keys: &Path) -> bool {
         "{}",
         text(&o)
     );
+    // the same intervals signed by a stranger whose public key is put in the bundle's keys/:
+    // replay against the bundle's own keys takes them; against the publisher's pinned root
+    // (`--key`), the stranger is named
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let kid = sit_core::signing::key_id(&stranger.verifying_key());
+    let mut v = doc.clone();
+    v.as_object_mut().unwrap().remove("signature");
+    v["key_id"] = kid.clone().into();
+    std::fs::write(
+        copy.join("intervals.json"),
+        sit_core::signing::sign_value(v, &stranger),
+    )
+    .unwrap();
+    let pem =
+        <ed25519_dalek::VerifyingKey as ed25519_dalek::pkcs8::EncodePublicKey>::to_public_key_pem(
+            &stranger.verifying_key(),
+            Default::default(),
+        )
+        .unwrap();
+    std::fs::write(
+        copy.join(format!("keys/{}.pem", kid.replace(':', "-"))),
+        pem,
+    )
+    .unwrap();
+    let o = sit(&["audit", "replay", copy.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let root = keys.join("public-key.pem");
+    let o = sit(&[
+        "audit",
+        "replay",
+        copy.to_str().unwrap(),
+        "--key",
+        root.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "intervals.json: signed by {kid}, which is not in the key set followed from the pinned root"
+        )),
+        "{}",
+        text(&o)
+    );
+    let o = sit(&[
+        "audit",
+        "replay",
+        b.to_str().unwrap(),
+        "--key",
+        root.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
     true
 }
 
@@ -183,6 +233,19 @@ fn run_publishes_each_day_by_itself_and_its_bundles_verify() {
                     "{row}"
                 );
             }
+            // and so does the page `sit serve` renders from the folder
+            let page = page_of(&env.data());
+            let mut shown = 0;
+            for iv in doc["intervals"].as_object().unwrap().values() {
+                let (Some(lo), Some(hi)) = (iv["low"].as_str(), iv["high"].as_str()) else {
+                    continue;
+                };
+                let six = |v: &str| sit_core::fixed::Fixed::parse(v).unwrap().round_dp(6);
+                let want = format!("95%: {} – {}", six(lo), six(hi));
+                assert!(page.contains(&want), "{want} not on the page");
+                shown += 1;
+            }
+            assert!(page.matches("95%: ").count() >= shown, "{page}");
         }
         // committed before the day started (the second day during the first; the first at the
         // service's start, in its first simulated minutes), revealed after
@@ -364,6 +427,44 @@ fn an_endpoint_without_its_key_is_named_and_left_out_of_the_commitment() {
 }
 
 /// A bare HTTP/1.0 GET on loopback: (status, body).
+/// The page (`/`) that the real `sit serve` renders from the data folder `data`.
+fn page_of(data: &Path) -> String {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sit"))
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    // "sit serve: http://127.0.0.1:PORT (archive ...)"
+    let first = lines
+        .next()
+        .expect("sit serve says where it listens")
+        .unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    std::thread::spawn(move || for _ in lines {});
+    let mut page = None;
+    wait_for("sit serve answers /", 20, || {
+        page = std::net::TcpStream::connect(&addr)
+            .is_ok()
+            .then(|| http_get(&addr, "/"))
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, body)| body);
+        page.is_some()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    page.unwrap()
+}
+
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut c = std::net::TcpStream::connect(addr).unwrap();

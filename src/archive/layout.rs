@@ -38,6 +38,12 @@ pub fn published(data: &Path) -> PathBuf {
     data.join("published")
 }
 
+/// The data folder of a publication archive at `DATA/published/` (`None` when the archive
+/// is a folder of another name: served alone, with no bundles beside it).
+pub fn data_of(published: &Path) -> Option<&Path> {
+    (published.file_name()? == "published").then(|| published.parent())?
+}
+
 /// `DATA/archive/`: the audit bundles.
 pub fn bundles(data: &Path) -> PathBuf {
     data.join("archive")

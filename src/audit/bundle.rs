@@ -1256,6 +1256,33 @@ pub fn add_intervals(dir: &Path, key: &ed25519_dalek::SigningKey) -> Result<usiz
     Ok(r.intervals.len())
 }
 
+/// The intervals a day's bundle at `dir` states ([`INTERVALS`]), by record name
+/// (`determinations/TIER.vN.json`), with the key that signed them, when the file is there, is
+/// of its kind and its signature holds under the key `key_of` gives for the id it names (the
+/// page and the statement pass the archive's keys). `None` otherwise: an interval is shown only
+/// as signed.
+pub fn signed_intervals(
+    dir: &Path,
+    mut key_of: impl FnMut(&str) -> Option<ed25519_dalek::VerifyingKey>,
+) -> Option<(
+    String,
+    BTreeMap<String, sit_core::index::interval::Interval>,
+)> {
+    let bytes = std::fs::read(dir.join(INTERVALS)).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    if v["kind"] != INTERVALS_KIND {
+        return None;
+    }
+    let kid = v["key_id"].as_str()?.to_string();
+    sit_core::signing::verify_value(&bytes, &key_of(&kid)?).ok()?;
+    let all = v["intervals"]
+        .as_object()?
+        .iter()
+        .filter_map(|(n, i)| Some((n.clone(), serde_json::from_value(i.clone()).ok()?)))
+        .collect();
+    Some((kid, all))
+}
+
 /// The seed of a day's bootstrap interval: the day's revealed schedule seed, or, in a probe
 /// network's bundle, the vantages' revealed seeds in vantage order joined by `,`. `None`
 /// before the reveal.
@@ -1297,10 +1324,12 @@ pub fn replay(b: &Bundle) -> Replay {
     let (derived, diffs, ref_tokens) = rederive_all(b);
     let mut determinations = Vec::new();
     let mut intervals = Vec::new();
+    let mut signers = std::collections::BTreeSet::new();
     match b.publications() {
         Err(e) => structure.push(e),
         Ok(pubs) => {
             for (name, p, signed) in pubs {
+                signers.insert(p.key_id.clone());
                 let seed = matches!(p.determination.status, Status::Base | Status::Final)
                     .then(|| interval_seed(b, p.determination.date))
                     .flatten();
@@ -1331,7 +1360,7 @@ pub fn replay(b: &Bundle) -> Replay {
             }
         }
     }
-    if let Some(why) = check_intervals(b, &intervals) {
+    if let Some(why) = check_intervals(b, &intervals, &signers) {
         structure.push(why);
     }
     Replay {
@@ -1364,11 +1393,13 @@ fn intervals_object(
         .collect()
 }
 
-/// [`INTERVALS`], when the bundle has it: signed by a key the bundle carries, and the intervals
-/// it states are the ones recomputed. `Some(why)` when not.
+/// [`INTERVALS`], when the bundle has it: signed by a key the bundle carries (under a pinned
+/// key set: by a key of the set that signed one of the bundle's records, checked against it),
+/// and the intervals it states are the ones recomputed. `Some(why)` when not.
 fn check_intervals(
     b: &Bundle,
     computed: &[(String, sit_core::index::interval::Interval)],
+    signers: &std::collections::BTreeSet<String>,
 ) -> Option<String> {
     let p = b.dir.join(INTERVALS);
     let bytes = std::fs::read(&p).ok()?;
@@ -1376,9 +1407,27 @@ fn check_intervals(
         Ok(v) => v,
         Err(e) => return Some(format!("{INTERVALS}: {e}")),
     };
-    let vk = match b.own_key(&v) {
-        Ok(k) => k,
-        Err(e) => return Some(format!("{INTERVALS}: {e}")),
+    let vk = match &b.pinned {
+        Some(set) => {
+            let kid = v["key_id"].as_str().unwrap_or("");
+            match set.key(kid) {
+                Some(k) if signers.contains(kid) => *k.verifying_key(),
+                Some(_) => {
+                    return Some(format!(
+                        "{INTERVALS}: signed by {kid}, which signed none of the bundle's records"
+                    ))
+                }
+                None => {
+                    return Some(format!(
+                        "{INTERVALS}: signed by {kid}, which is not in the key set followed from the pinned root"
+                    ))
+                }
+            }
+        }
+        None => match b.own_key(&v) {
+            Ok(k) => k,
+            Err(e) => return Some(format!("{INTERVALS}: {e}")),
+        },
     };
     if let Err(e) = sit_core::signing::verify_value(&bytes, &vk) {
         return Some(format!("{INTERVALS}: the signature does not verify: {e}"));

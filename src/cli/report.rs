@@ -185,27 +185,16 @@ pub(super) fn run(paths: &super::Paths, what: super::ReportWhat) -> crate::cli::
     let methodology = named
         .and_then(|h| registry.methodology(&h).ok())
         .unwrap_or_else(|| registry.current_methodology());
-    // each tier's latest stated day: its signed interval, where its bundle carries one for the
-    // version in force
-    let mut intervals = std::collections::BTreeMap::new();
-    for (tier, days) in &records {
-        let Some((date, p)) = days.iter().next_back() else {
-            continue;
-        };
-        let f = crate::archive::layout::bundle(&paths.data, *date)
-            .join(crate::audit::bundle::INTERVALS);
-        let Ok(bytes) = std::fs::read(&f) else {
-            continue;
-        };
-        let name = format!("determinations/{tier}.v{}.json", p.version);
-        let found = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v["intervals"].get(&name).cloned())
-            .and_then(|v| serde_json::from_value(v).ok());
-        if let Some(i) = found {
-            intervals.insert((tier.clone(), *date), i);
-        }
-    }
+    // each tier's latest stated day: its interval as signed in its bundle, for the version
+    // stated
+    let intervals = records
+        .iter()
+        .filter_map(|(tier, days)| {
+            let (date, p) = days.iter().next_back()?;
+            let i = snap.intervals.get(&(tier.clone(), *date, p.version))?;
+            Some(((tier.clone(), *date), i.clone()))
+        })
+        .collect();
     let inputs = crate::report::statement::Inputs {
         intervals,
         as_of,

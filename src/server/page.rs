@@ -207,6 +207,25 @@ fn notice_rows(snap: &Snapshot) -> String {
     out
 }
 
+/// A record's signed 95% interval as text (`low – high`), when its bundle states one and a
+/// resample was set from data.
+fn interval_text(snap: &Snapshot, s: &super::snapshot::Served) -> Option<String> {
+    let e = &s.entry;
+    let i = snap.intervals.get(&(e.tier.clone(), e.date, e.version))?;
+    Some(format!(
+        "{} – {}",
+        i.low.as_ref()?.round_dp(6),
+        i.high.as_ref()?.round_dp(6)
+    ))
+}
+
+/// [`interval_text`] under a value in the tiers table.
+fn interval_note(snap: &Snapshot, s: &super::snapshot::Served) -> String {
+    interval_text(snap, s)
+        .map(|t| format!("<br><small title=\"95% interval (bootstrap over the day's probes)\">95%: {t}</small>"))
+        .unwrap_or_default()
+}
+
 pub fn render(snap: &Snapshot, suite: &Suite) -> String {
     let m = Methodology::default();
     let mut rows = String::new();
@@ -221,9 +240,10 @@ pub fn render(snap: &Snapshot, suite: &Suite) -> String {
                     .unwrap_or_default();
                 let f = sit_core::verify::finality(d, sit_core::versions::Registry::embedded());
                 format!(
-                    "<td>{}</td><td class=num>{}</td><td class=\"st {st}\">{st}{note}</td><td>{settles}<br><small>final at {final_at}</small></td><td>{}</td><td>{} / {}</td><td>{}</td><td><a href=\"/v1/index/{}/{}\">record</a></td>",
+                    "<td>{}</td><td class=num>{}{}</td><td class=\"st {st}\">{st}{note}</td><td>{settles}<br><small>final at {final_at}</small></td><td>{}</td><td>{} / {}</td><td>{}</td><td><a href=\"/v1/index/{}/{}\">record</a></td>",
                     d.date,
                     d.value.map(|v| v.round_dp(6)).unwrap_or_else(|| "—".into()),
+                    interval_note(snap, s),
                     s.entry.version,
                     d.counts.valid_partitions,
                     d.counts.partitions,
@@ -259,10 +279,11 @@ pub fn render(snap: &Snapshot, suite: &Suite) -> String {
     for s in recent.iter().take(45) {
         let e = &s.entry;
         history.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td class=num>{}</td><td class=\"st {st}\">{st}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td class=num>{}</td><td class=num><small>{}</small></td><td class=\"st {st}\">{st}</td><td>{}</td><td>{}</td></tr>\n",
             e.date,
             esc(&e.tier),
             e.value.map(|v| v.to_string()).unwrap_or_else(|| "—".into()),
+            interval_text(snap, s).unwrap_or_else(|| "—".into()),
             e.version,
             e.sequence,
             st = e.status.as_str(),
@@ -288,7 +309,7 @@ table{{border-collapse:collapse;margin:1em 0}} td,th{{border-bottom:1px solid #d
 figure{{margin:1em 0}} figcaption,footer{{color:#555;font-size:.9em}} code{{background:#f4f4f4;padding:0 .2em}}
 </style></head><body>
 <h1>Standard Inference Token (SIT) index</h1>
-<p>Daily settlement values in {unit}. Every value is a signed determination; fetch it from the API and check it with <code>sit verify</code>.</p>
+<p>Daily settlement values in {unit}. Every value is a signed determination; fetch it from the API and check it with <code>sit verify</code>. Under a value, its 95% interval: a deterministic bootstrap over the day's probes, signed in the day's audit bundle (<code>intervals.json</code>; <code>sit audit replay</code> recomputes it).</p>
 <table><thead><tr><th>Tier</th><th>Date (UTC)</th><th>Value</th><th>Status</th><th>Settlement value</th><th>Version</th><th>Valid hours</th><th>Endpoints</th><th></th></tr></thead>
 <tbody>
 {rows}</tbody></table>
@@ -311,7 +332,7 @@ figure{{margin:1em 0}} figcaption,footer{{color:#555;font-size:.9em}} code{{back
 <table><thead><tr><th>Notice</th><th>Class</th><th>Published</th><th>Effective</th><th>What changes</th><th>Reason</th></tr></thead><tbody>
 {notices}</tbody></table>
 <h2>Recent determinations</h2>
-<table><thead><tr><th>Date</th><th>Tier</th><th>Value</th><th>Status</th><th>Version</th><th>Sequence</th></tr></thead><tbody>
+<table><thead><tr><th>Date</th><th>Tier</th><th>Value</th><th>95% interval</th><th>Status</th><th>Version</th><th>Sequence</th></tr></thead><tbody>
 {history}</tbody></table>
 <footer><p>Methodology {mv} (hash <code>{mh}</code>); probe suite {sv} (hash <code>{sh}</code>). {n} records, loaded {loaded}.
 API: <a href="/v1/tiers">/v1/tiers</a>, <a href="/v1/methodology">/v1/methodology</a>, <a href="/v1/keys">/v1/keys</a>, <a href="/v1/notices">/v1/notices</a>, <a href="/v1/openapi.json">/v1/openapi.json</a>.</p></footer>

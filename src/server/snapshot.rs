@@ -50,6 +50,10 @@ pub struct Snapshot {
     pub notice_count: usize,
     /// The published notices, in id order (for the page).
     pub notices: Vec<sit_core::notice::Notice>,
+    /// Per (tier, date, version): the value's 95% interval, as signed in the day's audit bundle
+    /// (`DATA/archive/DATE/intervals.json`, beside the archive at `DATA/published/`) by the key
+    /// that signed the record. Days whose bundle has none are absent.
+    pub intervals: BTreeMap<(String, Date, u32), sit_core::index::interval::Interval>,
 }
 
 impl Snapshot {
@@ -153,9 +157,50 @@ pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
             Err(why) => snap.errors.push(format!("not served: {why}")),
         }
     }
+    snap.intervals = intervals(archive, &snap.records, &mut key_cache);
     snap.tiers_json = tiers_json(&snap, suite);
     snap.keys_json = keys_json(archive, &entries, &published);
     snap
+}
+
+/// Each served record's signed interval, from its day's bundle (see [`Snapshot::intervals`]).
+fn intervals(
+    archive: &Archive,
+    records: &BTreeMap<String, BTreeMap<Date, Vec<Arc<Served>>>>,
+    keys: &mut BTreeMap<String, Option<ed25519_dalek::VerifyingKey>>,
+) -> BTreeMap<(String, Date, u32), sit_core::index::interval::Interval> {
+    let mut out = BTreeMap::new();
+    let Some(data) = crate::archive::layout::data_of(archive.root()) else {
+        return out;
+    };
+    let dates: std::collections::BTreeSet<Date> =
+        records.values().flat_map(|d| d.keys().copied()).collect();
+    for date in dates {
+        let dir = crate::archive::layout::bundle(data, date);
+        let key_of = |kid: &str| {
+            *keys.entry(kid.to_string()).or_insert_with(|| {
+                archive
+                    .key_pem(kid)
+                    .and_then(|p| sit_core::signing::parse_public(&p).ok())
+            })
+        };
+        let Some((kid, stated)) = crate::audit::bundle::signed_intervals(&dir, key_of) else {
+            continue;
+        };
+        for (tier, days) in records {
+            for s in days.get(&date).into_iter().flatten() {
+                let name = format!("determinations/{tier}.v{}.json", s.entry.version);
+                // signed by the key of the record it describes
+                if s.publication.key_id != kid {
+                    continue;
+                }
+                if let Some(i) = stated.get(&name) {
+                    out.insert((tier.clone(), date, s.entry.version), i.clone());
+                }
+            }
+        }
+    }
+    out
 }
 
 fn tiers_json(snap: &Snapshot, suite: &Suite) -> Bytes {
