@@ -1455,13 +1455,62 @@ fn check_intervals(
     ))
 }
 
-/// The determination of a published record, recomputed from re-derived observations.
-fn recompute(
+/// What a published record's day is computed from, owned: the rows of its window read as
+/// its publisher read them (its price book version, `read_below_seq`), its endpoints,
+/// providers and vantages, the tier's pass threshold and the value it may carry.
+/// [`DayParts::input`] lends them as the kernel's [`DayInput`].
+#[derive(Debug, Clone)]
+pub struct DayParts {
+    pub endpoints: Vec<String>,
+    pub providers: Vec<String>,
+    pub vantages: Vec<String>,
+    pub rows: Vec<sit_core::index::IndexObs>,
+    pub prices: Option<sit_core::index::PricesUsed>,
+    pub pass_threshold: sit_core::fixed::Fixed,
+    pub previous_final: Option<(Date, sit_core::fixed::Fixed)>,
+}
+
+impl DayParts {
+    /// The kernel's input for the record `d` (its tier, date, sequence, chain link, suite).
+    pub fn input<'a>(&'a self, d: &'a Determination, suite_hash: &'a str) -> DayInput<'a> {
+        self.input_with(d, suite_hash, &self.rows)
+    }
+
+    /// [`DayParts::input`] over other rows (the same day's, altered: a resample, another
+    /// provider's prices).
+    pub fn input_with<'a>(
+        &'a self,
+        d: &'a Determination,
+        suite_hash: &'a str,
+        rows: &'a [sit_core::index::IndexObs],
+    ) -> DayInput<'a> {
+        DayInput {
+            tier: &d.tier,
+            date: d.date,
+            pass_threshold: self.pass_threshold,
+            endpoints: &self.endpoints,
+            providers: &self.providers,
+            vantages: &self.vantages,
+            observations: rows,
+            previous_final: self.previous_final,
+            suite_hash,
+            sequence: d.sequence,
+            computed_at: &d.computed_at,
+            // a chained day starts from the state its record states
+            chain: d.chain.as_ref().map(|c| &c.link),
+            prices: self.prices.as_ref(),
+        }
+    }
+}
+
+/// The [`DayParts`] of the published record `p` of bundle `b`, from `observations` (the
+/// bundle's records, or the same re-derived from their evidence). Errors name what the bundle
+/// lacks for it (a tier, a price book or excerpt, or one that is not the record's).
+pub fn day_parts<'o>(
     b: &Bundle,
-    derived: &[(Observation, [u8; 32])],
+    observations: impl IntoIterator<Item = (&'o Observation, &'o [u8; 32])>,
     p: &Publication,
-    interval_seed: Option<&str>,
-) -> Result<(Determination, Option<sit_core::index::interval::Interval>), String> {
+) -> Result<DayParts, String> {
     let d = &p.determination;
     let tier = b
         .suite
@@ -1527,42 +1576,36 @@ fn recompute(
     let below = d.read_below_seq.unwrap_or(u64::MAX);
     let rows = sit_core::index::rows_for(
         m,
-        derived
-            .iter()
-            .filter(|(o, _)| o.seq < below)
-            .map(|(o, h)| (o, h)),
+        observations.into_iter().filter(|(o, _)| o.seq < below),
         &d.tier,
         &b.suite.hash,
         window,
         view.as_ref(),
     );
-    let (endpoints, providers, rows, prices, vantages) = (
-        rows.endpoints,
-        rows.providers,
-        rows.rows,
-        rows.prices,
-        rows.vantages,
-    );
-    let previous_final = d
-        .contingency
-        .as_ref()
-        .and_then(|c| c.carried_from.zip(d.value));
-    let input = DayInput {
-        tier: &d.tier,
-        date: d.date,
+    Ok(DayParts {
+        endpoints: rows.endpoints,
+        providers: rows.providers,
+        vantages: rows.vantages,
+        rows: rows.rows,
+        prices: rows.prices,
         pass_threshold: tier.pass_threshold,
-        endpoints: &endpoints,
-        providers: &providers,
-        vantages: &vantages,
-        observations: &rows,
-        previous_final,
-        suite_hash: &b.suite.hash,
-        sequence: d.sequence,
-        computed_at: &d.computed_at,
-        // a chained day starts from the state its record states
-        chain: d.chain.as_ref().map(|c| &c.link),
-        prices: prices.as_ref(),
-    };
+        previous_final: d
+            .contingency
+            .as_ref()
+            .and_then(|c| c.carried_from.zip(d.value)),
+    })
+}
+
+/// The determination of a published record, recomputed from re-derived observations.
+fn recompute(
+    b: &Bundle,
+    derived: &[(Observation, [u8; 32])],
+    p: &Publication,
+    interval_seed: Option<&str>,
+) -> Result<(Determination, Option<sit_core::index::interval::Interval>), String> {
+    let d = &p.determination;
+    let parts = day_parts(b, derived.iter().map(|(o, h)| (o, h)), p)?;
+    let input = parts.input(d, &b.suite.hash);
     let mut computed = compute_day(&b.methodology, &input);
     computed.read_below_seq = d.read_below_seq;
     let interval = interval_seed.map(|s| {
