@@ -27,7 +27,7 @@
 //! | [`publisher`] | what happens after a day: determine, decide (policy), sign, archive, reveal, bundle, settle, restate |
 //! | [`certify`] | certification runs, reports and the challenge issuer |
 //! | [`server`] | the HTTP API and page: accept loop and limits, snapshot, routes, API errors |
-//! | [`report`] | documents about the benchmark for those who list and rely on it: the benchmark statement |
+//! | [`report`] | documents about the benchmark for those who list and rely on it: the benchmark statement, the suitability analysis |
 //! | [`network`] | the probe network over NATS JetStream: a worker's shipping, the collector |
 //! | [`service`] | `sit run`: the probe loop, its schedule and status |
 //! | [`hedge`] | hedge analytics and simulation (floats, never on the settlement path) |

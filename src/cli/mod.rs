@@ -603,6 +603,27 @@ pub enum ReportWhat {
         #[arg(long, default_value = "md", value_parser = ["md", "html", "json"])]
         format: String,
     },
+    /// The suitability analysis (CFTC Part 38 Appendix C): per tier, daily counts,
+    /// concentration and price sources, dispersion, leave-one-out and leave-one-provider-out,
+    /// each provider's influence by recomputation (the largest move its own prices can cause,
+    /// the change it needs to move a value by a contract tick and by 1%), CONTINGENCY,
+    /// SUSPENDED and restatement frequency, the index against a plain list-price average, the
+    /// signed intervals' widths, each probe family's difficulty and band, every figure
+    /// against the methodology's thresholds (section 12). Reads each day's audit bundle.
+    Suitability {
+        /// The first day (default: 29 days before --to, or the first day published if later).
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// The last day (default: the latest day published).
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+        /// `md`, `html` (charts inline), or `json` (the figures).
+        #[arg(long, default_value = "md", value_parser = ["md", "html", "json"])]
+        format: String,
+        /// Also write suitability.md, .html, .json and the charts (SVG) to this folder.
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 /// `sit audit` subcommands.

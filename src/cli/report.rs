@@ -83,7 +83,15 @@ pub fn render_table(ds: &[Determination]) -> String {
 pub(super) fn run(paths: &super::Paths, what: super::ReportWhat) -> crate::cli::error::Result<()> {
     use crate::cli::error::Error;
     use sit_core::time::{parse_utc_ms, Date};
-    let super::ReportWhat::Statement { as_of, format } = what;
+    let (as_of, format) = match what {
+        super::ReportWhat::Statement { as_of, format } => (as_of, format),
+        super::ReportWhat::Suitability {
+            from,
+            to,
+            format,
+            out,
+        } => return suitability(paths, from, to, &format, out.as_deref()),
+    };
     let archive = crate::archive::Archive::for_data(&paths.data);
     let registry = sit_core::versions::Registry::embedded();
     let snap = crate::server::snapshot::load(&archive, registry.current_suite());
@@ -219,6 +227,226 @@ pub(super) fn run(paths: &super::Paths, what: super::ReportWhat) -> crate::cli::
             "{}",
             crate::report::statement::statement(&inputs).markdown()
         ),
+    }
+    Ok(())
+}
+
+/// `sit report suitability`: the figures of [`crate::report::suitability`] over `--from` to
+/// `--to` (default: the 30 days up to the latest published), from the archive and each day's
+/// audit bundle.
+fn suitability(
+    paths: &super::Paths,
+    from: Option<String>,
+    to: Option<String>,
+    format: &str,
+    out: Option<&std::path::Path>,
+) -> crate::cli::error::Result<()> {
+    use crate::cli::error::Error;
+    use crate::report::suitability::{self as su, DayIn, Recompute};
+    use sit_core::time::{Date, DAY_MS};
+    use std::collections::BTreeMap;
+    let archive = crate::archive::Archive::for_data(&paths.data);
+    let registry = sit_core::versions::Registry::embedded();
+    let snap = crate::server::snapshot::load(&archive, registry.current_suite());
+    for e in &snap.errors {
+        eprintln!("warning: {e}");
+    }
+    let date = |flag: &str, d: &str| {
+        Date::parse(d).map_err(|e| Error::Usage(format!("{flag} `{d}`: {e} (a date: YYYY-MM-DD)")))
+    };
+    let latest = snap
+        .records
+        .values()
+        .filter_map(|m| m.keys().next_back())
+        .max()
+        .copied();
+    let to = match to {
+        Some(d) => date("--to", &d)?,
+        None => latest.ok_or_else(|| {
+            Error::Usage(format!(
+                "no day is published in {} yet: nothing to analyse (publish days, or name another --data folder)",
+                archive.root().display()
+            ))
+        })?,
+    };
+    let from = match from {
+        Some(d) => date("--from", &d)?,
+        // the 30 days up to --to, from the first day published
+        None => {
+            let first = snap
+                .records
+                .values()
+                .filter_map(|m| m.keys().next())
+                .min()
+                .copied();
+            Date(to.0 - 29).max(first.unwrap_or(to))
+        }
+    };
+    if from > to {
+        return Err(Error::Usage(format!(
+            "--from {from} is after --to {to}: name a period that runs forward"
+        )));
+    }
+    let suite = registry.current_suite();
+    let tiers: Vec<(String, Vec<String>)> = suite
+        .tiers
+        .iter()
+        .map(|t| (t.id.clone(), t.families.clone()))
+        .collect();
+    let contracts = crate::contracts::embedded(&suite.tier_ids());
+    let ticks: BTreeMap<String, sit_core::fixed::Fixed> = suite
+        .tier_ids()
+        .into_iter()
+        .filter_map(|t| {
+            let tick = contracts
+                .iter()
+                .filter(|c| c.tier == t)
+                .map(|c| c.tick)
+                .min()?;
+            Some((t, tick))
+        })
+        .collect();
+    let mut days: BTreeMap<String, BTreeMap<Date, DayIn>> = BTreeMap::new();
+    let mut families = su::FamilyCounts::new();
+    let mut without_bundle = Vec::new();
+    for d in (from.0..=to.0).map(Date) {
+        let in_force: Vec<(
+            &String,
+            &std::sync::Arc<crate::server::snapshot::Served>,
+            u32,
+        )> = snap
+            .records
+            .iter()
+            .filter_map(|(t, m)| {
+                let v = m.get(&d)?;
+                Some((t, v.last()?, v.len() as u32))
+            })
+            .collect();
+        if in_force.is_empty() {
+            continue;
+        }
+        let dir = crate::archive::layout::bundle(&paths.data, d);
+        let bundle = if dir.exists() {
+            match crate::audit::bundle::Bundle::load(&dir) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    eprintln!(
+                        "warning: {}: {e}: the day's figures are from its records alone",
+                        dir.display()
+                    );
+                    None
+                }
+            }
+        } else {
+            without_bundle.push(d.to_string());
+            None
+        };
+        let pubs = bundle
+            .as_ref()
+            .and_then(|b| {
+                b.publications()
+                    .map_err(|e| eprintln!("warning: {}: {e}", dir.display()))
+                    .ok()
+            })
+            .unwrap_or_default();
+        for (tier, served, versions) in in_force {
+            let recompute = bundle.as_ref().and_then(|b| {
+                let (_, p, _) = pubs.iter().find(|(_, p, _)| {
+                    p.determination.tier == *tier && p.version == served.entry.version
+                })?;
+                let parts =
+                    crate::audit::bundle::day_parts(b, b.records.iter().map(|(_, h, o)| (o, h)), p)
+                        .map_err(|e| eprintln!("warning: {} {tier}: {e}", dir.display()))
+                        .ok()?;
+                Some(Recompute {
+                    parts,
+                    methodology: b.methodology.clone(),
+                    suite_hash: b.suite.hash.clone(),
+                })
+            });
+            days.entry(tier.clone()).or_default().insert(
+                d,
+                DayIn {
+                    determination: served.publication.determination.clone(),
+                    versions,
+                    interval: snap
+                        .intervals
+                        .get(&(tier.clone(), d, served.entry.version))
+                        .cloned(),
+                    recompute,
+                },
+            );
+        }
+        // the day's own answers (a bundle also holds the trailing window's, counted on their day)
+        if let Some(b) = &bundle {
+            let (start, end) = (d.start_ms(), d.start_ms() + DAY_MS);
+            for (_, _, o) in &b.records {
+                if o.at_ms < start || o.at_ms >= end || o.missed() || o.failure.is_some() {
+                    continue;
+                }
+                let c = families
+                    .entry((o.tier.clone(), o.family.clone(), o.endpoint.clone()))
+                    .or_default();
+                c.0 += 1;
+                c.1 += o.correct as u64;
+            }
+        }
+    }
+    if days.is_empty() {
+        return Err(Error::Usage(format!(
+            "no day is published between {from} and {to} in {}: name a period with published days",
+            archive.root().display()
+        )));
+    }
+    if !without_bundle.is_empty() {
+        eprintln!(
+            "note: no audit bundle for {} day(s) ({}): their influence, list-price average and families are not computed",
+            without_bundle.len(),
+            without_bundle.join(", ")
+        );
+    }
+    let source = format!("from {}", paths.data.display());
+    let report = su::build(&su::Inputs {
+        from,
+        to,
+        tiers,
+        days,
+        ticks,
+        families,
+        source: &source,
+    });
+    let doc = su::doc(&report);
+    let json = serde_json::to_string_pretty(&report).expect("figures serialise");
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::Usage(format!(
+                "--out {}: {e} (name a folder you may write)",
+                dir.display()
+            ))
+        })?;
+        let mut files = vec![
+            ("suitability.md".to_string(), doc.markdown()),
+            ("suitability.html".to_string(), doc.html()),
+            ("suitability.json".to_string(), json.clone()),
+        ];
+        for s in &doc.sections {
+            for b in &s.blocks {
+                if let crate::report::doc::Block::Figure { file, svg, .. } = b {
+                    files.push((file.clone(), svg.clone()));
+                }
+            }
+        }
+        for (name, text) in &files {
+            let p = dir.join(name);
+            std::fs::write(&p, text)
+                .map_err(|e| Error::Usage(format!("cannot write {}: {e}", p.display())))?;
+        }
+        eprintln!("wrote {} files to {}", files.len(), dir.display());
+    }
+    match format {
+        "json" => println!("{json}"),
+        "html" => print!("{}", doc.html()),
+        _ => print!("{}", doc.markdown()),
     }
     Ok(())
 }

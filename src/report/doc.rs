@@ -13,6 +13,13 @@ pub enum Block {
         head: Vec<String>,
         rows: Vec<Vec<String>>,
     },
+    /// A chart: inline in HTML; in Markdown an image link to `file` (written beside it).
+    Figure {
+        file: String,
+        caption: String,
+        #[serde(skip)]
+        svg: String,
+    },
 }
 
 /// A titled section.
@@ -54,6 +61,9 @@ impl Doc {
                             out.push_str(&format!("- {i}\n"));
                         }
                     }
+                    Block::Figure { file, caption, .. } => {
+                        out.push_str(&format!("![{}]({file})\n", md_cell(caption)))
+                    }
                     Block::Table { head, rows } => {
                         let line = |cells: &[String]| {
                             format!(
@@ -94,6 +104,10 @@ impl Doc {
                         }
                         out.push_str("</ul>\n");
                     }
+                    Block::Figure { caption, svg, .. } => out.push_str(&format!(
+                        "<figure>{svg}<figcaption>{}</figcaption></figure>\n",
+                        html_escape(caption)
+                    )),
                     Block::Table { head, rows } => {
                         out.push_str("<table>\n<tr>");
                         for h in head {
