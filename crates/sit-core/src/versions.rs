@@ -71,6 +71,7 @@ impl Registry {
                     Methodology::v1_2_0(),
                     Methodology::v1_3_0(),
                     Methodology::v1_4_0(),
+                    Methodology::v1_5_0(),
                 ],
                 vec![Suite::v1_0_0().clone(), Suite::embedded().clone()],
             )

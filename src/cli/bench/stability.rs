@@ -10,7 +10,9 @@
 //! noise, answered correctly with the provider's quality, failing at its fault rate.
 //!
 //! Methods, each over the same observations:
-//! - `1.0.0`: the published methodology (`sit_core::index::compute_day`, the real code);
+//! - `1.0.0`, `1.1.0`, `1.2.0`, `1.4.0`, `1.5.0`: the published methodologies
+//!   (`sit_core::index::compute_day`, the real code); 1.5.0's day price is time-weighted (the
+//!   mean of the hours' prices), 1.4.0's the ratio of the day's sums;
 //! - `chain-geo-relatives`: matched-panel price relatives, each endpoint's day price against
 //!   its own previous valid day price (at most 7 days old), trimmed 20% each side by relative,
 //!   geometric mean, chain-linked from the first day's 1.0.0 value;
@@ -491,7 +493,14 @@ pub fn run(days: u32, seed: u64, n: usize, schedule: Schedule) -> Vec<MethodFigu
         loo,
         jump,
     )];
+    // issue 29, item 5: the current methodology's day price (the ratio of the day's summed
+    // cost to its summed SIT) against the time-weighted form (the mean of the hours' prices)
     for (name, m) in [
+        (
+            "1.5.0 (current: time-weighted day price)",
+            Methodology::v1_5_0(),
+        ),
+        ("1.4.0 (day price = ratio of sums)", Methodology::v1_4_0()),
         ("1.2.0 (chained, pooled quality)", Methodology::v1_2_0()),
         ("1.1.0 (chained relatives, integer)", Methodology::v1_1_0()),
     ] {

@@ -52,6 +52,12 @@ pub struct ChainParams {
     /// settlement value). Absent (false) in 1.1.0, whose anchor days are FINAL.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub anchor_base: bool,
+    /// 1.5.0: an endpoint's day price is time-weighted, the mean over its eligible
+    /// partitions of each partition's cost per attempted SIT (each partition is one hour, so
+    /// the mean is weighted by duration), over the pooled delivered share
+    /// ([`time_weighted_price`]), instead of the day's summed cost over its summed SIT.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub time_weighted_day_price: bool,
 }
 
 /// One priced day of an endpoint in the quality window: its delivered and attempted SIT.
@@ -163,6 +169,31 @@ pub fn pooled_price(cost_pusd: i128, attempted: u64, window: &[QualityDay]) -> O
         .checked_mul(1000)?
         .checked_mul(i128::try_from(a_w).ok()?)?;
     let den = (attempted as i128).checked_mul(i128::try_from(s_w).ok()?)?;
+    Some(Fixed(div_round_half_even(num, den)))
+}
+
+/// The time-weighted day price ([`ChainParams::time_weighted_day_price`]): with each eligible
+/// partition's cost `C_h` and attempted SIT `A_h`, and the window's sums `S_w`, `A_w`, the
+/// price is `mean_h(C_h / A_h) / (S_w / A_w)` in USD per 1,000,000 SIT: each hourly term
+/// `C_h * 1000 / A_h` is kept at 10^-18 (rounded half to even), then
+/// `sum_h(term) * A_w / (n * 10^9 * S_w)` is rounded half to even at 10^-9. `None` without a partition, or with no SIT delivered in the
+/// window.
+pub fn time_weighted_price(hours: &[(i128, u128)], window: &[QualityDay]) -> Option<Fixed> {
+    let s_w: u128 = window.iter().map(|q| q.delivered_sit as u128).sum();
+    let a_w: u128 = window.iter().map(|q| q.attempted_sit as u128).sum();
+    if hours.is_empty() || s_w == 0 || hours.iter().any(|(_, a)| *a == 0) {
+        return None;
+    }
+    const L: i128 = 1_000_000_000;
+    let mut sum: i128 = 0;
+    for (c, a) in hours {
+        let a = i128::try_from(*a).ok()?;
+        sum = sum.checked_add(div_round_half_even(c.checked_mul(1000 * L)?, a))?;
+    }
+    let num = sum.checked_mul(i128::try_from(a_w).ok()?)?;
+    let den = (hours.len() as i128)
+        .checked_mul(L)?
+        .checked_mul(i128::try_from(s_w).ok()?)?;
     Some(Fixed(div_round_half_even(num, den)))
 }
 

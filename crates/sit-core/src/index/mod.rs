@@ -155,6 +155,7 @@ impl Methodology {
                 base: "a chain continues the previous published level; where no relative can be matched it carries that level and restarts the references; with no previous level it starts at the trimmed geometric mean of the day prices".into(),
                 quality_window_days: None,
                 anchor_base: false,
+                time_weighted_day_price: false,
             }),
             ..Methodology::v1_0_0()
         }
@@ -200,6 +201,25 @@ impl Methodology {
             group_price_sources: true,
             ..Methodology::v1_3_0()
         }
+    }
+
+    /// Methodology 1.5.0: 1.4.0 with a time-weighted day price, as the design brief describes
+    /// the index ("trimmed, time-weighted"): an endpoint's day price is the mean of its eligible
+    /// hours' prices (each hour's cost per attempted SIT) over the pooled delivered share, not
+    /// the day's summed cost over its summed SIT, so that an hour weighs by its duration and not
+    /// by the cost and SIT it happened to carry ([`chain::time_weighted_price`]). Measured
+    /// against 1.4.0 by `sit bench stability` (BENCHMARKS.md): the same leave-one-out, closer
+    /// tracking of the true price.
+    pub fn v1_5_0() -> Self {
+        let mut m = Methodology {
+            version: "1.5.0".into(),
+            ..Methodology::v1_4_0()
+        };
+        if let Some(cp) = m.chain.as_mut() {
+            cp.time_weighted_day_price = true;
+            cp.method = "chain-linked geometric mean of matched price relatives (endpoint day price / its own previous valid day price; day price = the mean over its eligible hours of each hour's cost per attempted SIT, over the delivered share pooled over the quality window), trimmed by relative".into();
+        }
+        m
     }
 
     /// blake3 (hex) of the RFC 8785 canonical JSON of the parameters. (For every version so
@@ -1045,6 +1065,8 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
     let mut eligible: Vec<Vec<(Fixed, u32)>> = vec![Vec::new(); parts];
     let mut excl: BTreeMap<(u32, ExclusionReason), u32> = BTreeMap::new();
     let mut day_agg = vec![Agg::default(); e_count]; // over partitions where priced
+                                                     // each priced partition's (cost, attempted SIT), for a time-weighted day price
+    let mut hourly: Vec<Vec<(i128, u128)>> = vec![Vec::new(); e_count];
     for e in 0..e_count {
         if !observed[e] {
             continue;
@@ -1078,6 +1100,7 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
                     let price = sit_price(part.cost, part.delivered).expect("delivered > 0");
                     elig.push((price, e as u32));
                     day_agg[e].add(&part);
+                    hourly[e].push((part.cost, part.attempted));
                 }
             }
         }
@@ -1106,7 +1129,7 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
     // 3-4. partitions and the day, by the methodology's aggregation
     let v = match &m.chain {
         None => levels_day(m, &eligible, e_count),
-        Some(cp) => chained_day(m, cp, input, &eligible, &day_agg),
+        Some(cp) => chained_day(m, cp, input, &eligible, &day_agg, &hourly),
     };
     let mut sorted_w: Vec<Fixed> = v.weights.clone();
     sorted_w.sort_unstable_by(|a, b| b.cmp(a));
@@ -1310,6 +1333,7 @@ fn chained_day(
     input: &DayInput,
     eligible: &[Vec<(Fixed, u32)>],
     day_agg: &[Agg],
+    hourly: &[Vec<(i128, u128)>],
 ) -> DayValue {
     let e_count = input.endpoints.len();
     let mut priced = vec![0u32; e_count];
@@ -1376,9 +1400,20 @@ fn chained_day(
             if priced[e] < cp.min_price_partitions || day_agg[e].delivered == 0 {
                 return None;
             }
-            match &windows[e] {
-                Some(w) => chain::pooled_price(day_agg[e].cost, sit_u64(day_agg[e].attempted), w),
-                None => sit_price(day_agg[e].cost, day_agg[e].delivered),
+            match (&windows[e], cp.time_weighted_day_price) {
+                (Some(w), true) => chain::time_weighted_price(&hourly[e], w),
+                (None, true) => chain::time_weighted_price(
+                    &hourly[e],
+                    &[chain::QualityDay {
+                        date: input.date,
+                        delivered_sit: sit_u64(day_agg[e].delivered),
+                        attempted_sit: sit_u64(day_agg[e].attempted),
+                    }],
+                ),
+                (Some(w), false) => {
+                    chain::pooled_price(day_agg[e].cost, sit_u64(day_agg[e].attempted), w)
+                }
+                (None, false) => sit_price(day_agg[e].cost, day_agg[e].delivered),
             }
             .map(|p| (p, priced[e]))
         })

@@ -658,6 +658,10 @@ fn methodology_hashes_are_rfc8785_and_pinned() {
             Methodology::v1_4_0(),
             "423e1a7b74d4b8de5fbea97158f0f45b543efc39fe7959e230ff022eda4b7bf3",
         ),
+        (
+            Methodology::v1_5_0(),
+            "04b204a61c5a4c39bbc09fee5a27e6ba766efe62bc96cbe197e3e52ed947cc8b",
+        ),
     ];
     for (m, h) in pinned {
         assert_eq!(m.hash(), h, "{}", m.version);
@@ -972,3 +976,32 @@ fn interval_is_reproducible_golden_and_narrows_with_more_probes() {
 
 const GOLDEN_LOW: &str = "3.354166667";
 const GOLDEN_HIGH: &str = "3.569791667";
+
+/// Methodology 1.5.0 (issue 29, item 5): the time-weighted day price, by hand. Two eligible
+/// hours: 2,000,000 pUSD over 1,000 attempted SIT (2,000 pUSD per SIT) and 3,000,000 over
+/// 2,000 (1,500): their mean is 1,750 pUSD per SIT, 0.00175 USD per 1M SIT; over a pooled
+/// delivered share of 2,400 / 3,000 = 0.8 it is 0.0021875. The ratio of the sums (1.4.0) is
+/// 5,000,000 / 3,000 = 1,666.67 pUSD per SIT: 0.002083333 over the same share.
+#[test]
+fn golden_time_weighted_day_price() {
+    use crate::index::chain::{pooled_price, time_weighted_price, QualityDay};
+    let window = [QualityDay {
+        date: crate::time::Date(0),
+        delivered_sit: 2400,
+        attempted_sit: 3000,
+    }];
+    let hours = [(2_000_000i128, 1000u128), (3_000_000, 2000)];
+    assert_eq!(time_weighted_price(&hours, &window), Some(Fixed(2_187_500)));
+    assert_eq!(
+        pooled_price(5_000_000, 3000, &window),
+        Some(Fixed(2_083_333))
+    );
+    // equal hours: the two forms agree
+    let even = [(2_000_000i128, 1000u128), (3_000_000, 1000)];
+    assert_eq!(
+        time_weighted_price(&even, &window),
+        pooled_price(5_000_000, 2000, &window)
+    );
+    assert_eq!(time_weighted_price(&[], &window), None);
+    assert_eq!(time_weighted_price(&[(1, 0)], &window), None);
+}
