@@ -132,6 +132,31 @@ fn intervals_are_signed_and_replayed(b: &Path, keys: &Path) -> bool {
         "{}",
         text(&o)
     );
+    // each value's interval states every endpoint's delivered share with its interval
+    let (_, first) = doc["intervals"].as_object().unwrap().iter().next().unwrap();
+    let shares = first["shares"].as_object().unwrap();
+    assert!(!shares.is_empty(), "{first}");
+    for (e, s) in shares {
+        let f = |k: &str| s[k].as_str().unwrap().parse::<f64>().unwrap();
+        assert!(
+            f("low") <= f("share") && f("share") <= f("high"),
+            "{e}: {s}"
+        );
+    }
+    // a document of the first method (2026-12-07: no shares) still replays
+    let mut v = doc.clone();
+    v.as_object_mut().unwrap().remove("signature");
+    v["method"] = sit_core::index::interval::METHOD_1.into();
+    for i in v["intervals"].as_object_mut().unwrap().values_mut() {
+        i.as_object_mut().unwrap().remove("shares");
+    }
+    std::fs::write(
+        copy.join("intervals.json"),
+        sit_core::signing::sign_value(v, &key),
+    )
+    .unwrap();
+    let o = sit(&["audit", "replay", copy.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
     // the same intervals signed by a stranger whose public key is put in the bundle's keys/:
     // replay against the bundle's own keys takes them; against the publisher's pinned root
     // (`--key`), the stranger is named

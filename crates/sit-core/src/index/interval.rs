@@ -25,6 +25,11 @@
 //! are taken in (endpoint, vantage, hour) order and their observations in (time, hash)
 //! order, so the input's order does not matter.
 //! Integers throughout: the values are the kernel's own fixed-point results.
+//!
+//! `sit-interval/2` adds each endpoint's **delivered share** of the day (delivered SIT over
+//! attempted SIT of its attempts sent in the day: what a buyer of that endpoint got for what it
+//! asked) with the same order statistics over the same resamples' shares; a resample in which
+//! an endpoint made no attempt of the day gives it no draw.
 
 use super::{compute_day, DayInput, IndexObs, Methodology, Status};
 use crate::fixed::Fixed;
@@ -35,7 +40,10 @@ use std::collections::BTreeMap;
 pub const RESAMPLES: u32 = 200;
 
 /// The method, as a signed interval document names it.
-pub const METHOD: &str = "sit-interval/1: 95%, 200 bootstrap resamples stratified by endpoint, vantage and hour, each determined by the kernel; SplitMix64 seeded from blake3 of the day's revealed schedule seed, tier and date; bounds the 2.5% and 97.5% order statistics of the resamples set from data";
+pub const METHOD: &str = "sit-interval/2: 95%, 200 bootstrap resamples stratified by endpoint, vantage and hour, each determined by the kernel; SplitMix64 seeded from blake3 of the day's revealed schedule seed, tier and date; bounds the 2.5% and 97.5% order statistics of the resamples set from data; each endpoint's delivered share of the day with the same order statistics of every resample's share";
+
+/// The method of the first signed interval documents (2026-12-07), which state no shares.
+pub const METHOD_1: &str = "sit-interval/1: 95%, 200 bootstrap resamples stratified by endpoint, vantage and hour, each determined by the kernel; SplitMix64 seeded from blake3 of the day's revealed schedule seed, tier and date; bounds the 2.5% and 97.5% order statistics of the resamples set from data";
 
 /// A day's value with its bootstrap interval.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -56,6 +64,60 @@ pub struct Interval {
     /// hour per endpoint has an interval that shows only what retries and failures add (its
     /// width understates the sampling uncertainty; the count says by how much to distrust it).
     pub single: u32,
+    /// `sit-interval/2`: each endpoint's delivered share of the day (delivered over attempted
+    /// SIT of its attempts sent in the day) with the 95% interval of the same resamples, by
+    /// endpoint id. Absent in `sit-interval/1` documents.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shares: BTreeMap<String, Share>,
+}
+
+/// An endpoint's delivered share of the day and its bootstrap interval.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Share {
+    /// Delivered SIT over attempted SIT of the day's attempts (9 places, half to even).
+    pub share: Fixed,
+    /// The 2.5% order statistic of the resamples' shares.
+    pub low: Fixed,
+    /// The 97.5% order statistic.
+    pub high: Fixed,
+}
+
+/// Each endpoint's delivered share of the day in `obs` (attempts sent in the day only).
+fn shares_of(input: &DayInput, obs: &[IndexObs]) -> BTreeMap<u32, Fixed> {
+    let (from, to) = (
+        input.date.start_ms(),
+        input.date.start_ms() + crate::time::DAY_MS,
+    );
+    let mut sums: BTreeMap<u32, (i128, i128)> = BTreeMap::new();
+    for o in obs {
+        if o.missed || o.at_ms < from || o.at_ms >= to {
+            continue;
+        }
+        let e = sums.entry(o.endpoint).or_default();
+        e.0 += o.delivered_sit as i128;
+        e.1 += o.attempted_sit as i128;
+    }
+    sums.into_iter()
+        .filter(|(_, (_, a))| *a > 0)
+        .map(|(e, (d, a))| {
+            (
+                e,
+                Fixed(crate::fixed::div_round_half_even(d * 1_000_000_000, a)),
+            )
+        })
+        .collect()
+}
+
+/// The order statistics of a 95% interval over `k` sorted values: positions
+/// `floor(0.025 (k - 1))` and `ceil(0.975 (k - 1))`.
+fn bounds<T: Copy>(sorted: &[T]) -> Option<(T, T)> {
+    let k = sorted.len();
+    (k > 0).then(|| {
+        (
+            sorted[(25 * (k - 1)) / 1000],
+            sorted[(975 * (k - 1)).div_ceil(1000)],
+        )
+    })
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): small, fast, and specified in a dozen lines, so an
@@ -114,12 +176,16 @@ pub fn interval(m: &Methodology, input: &DayInput, seed: &str, resamples: u32) -
     let mut values = Vec::with_capacity(resamples as usize);
     let mut not_set = 0;
     let mut drawn: Vec<IndexObs> = Vec::with_capacity(input.observations.len());
+    let mut share_draws: BTreeMap<u32, Vec<Fixed>> = BTreeMap::new();
     for _ in 0..resamples {
         drawn.clear();
         for members in strata.values() {
             for _ in 0..members.len() {
                 drawn.push(input.observations[members[r.below(members.len())]].clone());
             }
+        }
+        for (e, v) in shares_of(input, &drawn) {
+            share_draws.entry(e).or_default().push(v);
         }
         let d = compute_day(
             m,
@@ -134,14 +200,20 @@ pub fn interval(m: &Methodology, input: &DayInput, seed: &str, resamples: u32) -
         }
     }
     values.sort_unstable();
-    let k = values.len();
-    let (low, high) = if k == 0 {
-        (None, None)
-    } else {
-        let lo = (25 * (k - 1)) / 1000;
-        let hi = (975 * (k - 1)).div_ceil(1000);
-        (Some(values[lo]), Some(values[hi]))
-    };
+    let (low, high) = bounds(&values).unzip();
+    // an endpoint's draws: one per resample in which it attempted in the day
+    let shares = shares_of(input, input.observations)
+        .into_iter()
+        .filter_map(|(e, share)| {
+            let mut v = share_draws.remove(&e)?;
+            v.sort_unstable();
+            let (low, high) = bounds(&v)?;
+            Some((
+                input.endpoints.get(e as usize)?.clone(),
+                Share { share, low, high },
+            ))
+        })
+        .collect();
     Interval {
         level: Fixed(950_000_000),
         low,
@@ -150,6 +222,7 @@ pub fn interval(m: &Methodology, input: &DayInput, seed: &str, resamples: u32) -
         not_set,
         strata: strata.len() as u32,
         single: strata.values().filter(|m| m.len() == 1).count() as u32,
+        shares,
     }
 }
 

@@ -967,6 +967,49 @@ fn interval_is_reproducible_golden_and_narrows_with_more_probes() {
         i,
         interval::interval(&m, &day, "other", interval::RESAMPLES)
     );
+    // each endpoint's delivered share: its day's delivered over attempted SIT, by hand, inside
+    // its own interval; one endpoint fails to deliver one attempt in five, golden
+    let mut obs = obs.clone();
+    for (k, o) in obs.iter_mut().filter(|o| o.endpoint == 2).enumerate() {
+        if k % 5 == 0 {
+            o.delivered_sit = 0;
+            o.correct = false;
+        }
+    }
+    let day = input(&e, &obs, None);
+    let i = interval::interval(&m, &day, "7f3a", interval::RESAMPLES);
+    assert_eq!(i.shares.len(), e.len());
+    for (k, id) in e.iter().enumerate() {
+        let mine: Vec<_> = obs
+            .iter()
+            .filter(|o| {
+                o.endpoint as usize == k
+                    && !o.missed
+                    && day.date == crate::time::Date::of_ms(o.at_ms)
+            })
+            .collect();
+        let d: i128 = mine.iter().map(|o| o.delivered_sit as i128).sum();
+        let a: i128 = mine.iter().map(|o| o.attempted_sit as i128).sum();
+        let s = &i.shares[id];
+        assert_eq!(
+            s.share,
+            Fixed(crate::fixed::div_round_half_even(d * 1_000_000_000, a))
+        );
+        assert!(s.low <= s.share && s.share <= s.high, "{id}: {s:?}");
+    }
+    let third = &i.shares[&e[2]];
+    assert_eq!(
+        (
+            third.share.to_string(),
+            third.low.to_string(),
+            third.high.to_string()
+        ),
+        (
+            "0.791666667".to_string(),
+            "0.708333333".to_string(),
+            "0.888888889".to_string()
+        )
+    );
     // four times the probes: a narrower interval
     let (e4, obs4) = noisy_day(12);
     let i4 = interval::interval(&m, &input(&e4, &obs4, None), "7f3a", interval::RESAMPLES);
