@@ -260,7 +260,7 @@ async fn a_change_takes_effect_exactly_on_its_effective_day_and_nothing_changes_
     for tier in ["t1", "t2", "t3"] {
         assert_eq!(
             record(&data, tier, "2026-01-06")["methodology_hash"],
-            hash_of("1.4.0")
+            m.current_methodology().hash()
         );
         assert_eq!(
             record(&data, tier, "2026-01-07")["methodology_hash"],

@@ -105,8 +105,9 @@ fn recompute(
         c.attempted += o.sit_size as i128;
     }
     let mut valid_partitions = 0;
-    // endpoint -> (eligible partitions, cost, sit, attempted sit) over eligible partitions
-    let mut day_sums: BTreeMap<String, (u32, i128, i128, i128)> = BTreeMap::new();
+    // endpoint -> (eligible partitions, cost, sit, attempted sit, sum of the hours' cost per
+    // attempted SIT at 10^-18) over eligible partitions
+    let mut day_sums: BTreeMap<String, (u32, i128, i128, i128, i128)> = BTreeMap::new();
     for p in 0..24i64 {
         let mut eligible_here = 0;
         for ep in seen_today.keys() {
@@ -132,6 +133,7 @@ fn recompute(
                 e.1 += part.cost;
                 e.2 += part.sit;
                 e.3 += part.attempted;
+                e.4 += div_he(part.cost * 1000 * one, part.attempted);
             }
         }
         if eligible_here >= 5 {
@@ -139,27 +141,28 @@ fn recompute(
         }
     }
     // 1.2.0: the delivered share is pooled over the endpoint's priced days of the 7-day
-    // window (here: yesterday, if it had a day price, and today).
-    let priced: BTreeMap<String, (i128, i128, i128)> = day_sums
+    // window (here: yesterday, if it had a day price, and today). 1.5.0: the day's cost per
+    // attempted SIT is the mean of its eligible hours' (time-weighted), not the ratio of sums.
+    let priced: BTreeMap<String, (u32, i128, i128, i128)> = day_sums
         .iter()
-        .filter(|(_, (n, _, sit, _))| *n >= 12 && *sit > 0)
-        .map(|(ep, (_, cost, sit, att))| (ep.clone(), (*cost, *sit, *att)))
+        .filter(|(_, (n, _, sit, _, _))| *n >= 12 && *sit > 0)
+        .map(|(ep, (n, _, sit, att, terms))| (ep.clone(), (*n, *terms, *sit, *att)))
         .collect();
     let prices: BTreeMap<String, i128> = priced
         .iter()
-        .map(|(ep, (cost, sit, att))| {
+        .map(|(ep, (n, terms, sit, att))| {
             let (s0, a0) = chain
                 .and_then(|(_, _, q)| q.get(ep).copied())
                 .unwrap_or((0, 0));
             (
                 ep.clone(),
-                div_he(cost * 1000 * (att + a0), att * (sit + s0)),
+                div_he(terms * (att + a0), *n as i128 * one * (sit + s0)),
             )
         })
         .collect();
     let quality: BTreeMap<String, (i128, i128)> = priced
         .iter()
-        .map(|(ep, (_, sit, att))| (ep.clone(), (*sit, *att)))
+        .map(|(ep, (_, _, sit, att))| (ep.clone(), (*sit, *att)))
         .collect();
     if valid_partitions < 18 {
         return (None, prices, quality);
@@ -334,7 +337,7 @@ fn pipeline_on_simulator_matches_independent_recomputation() {
             mine.map(fixed_str),
             "{date} tier {tier}: published vs recomputed"
         );
-        assert_eq!(d["methodology_version"], "1.4.0");
+        assert_eq!(d["methodology_version"], "1.5.0");
         // costed from the price book the demo recorded at its start (the simulator's
         // schedules, never corrected): every attempt priced by the book, so the costs the
         // recomputation takes from each observation's own price are the book's

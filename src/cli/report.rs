@@ -254,12 +254,28 @@ fn suitability(
     let date = |flag: &str, d: &str| {
         Date::parse(d).map_err(|e| Error::Usage(format!("{flag} `{d}`: {e} (a date: YYYY-MM-DD)")))
     };
+    // the families' answers come from the store when it opens (every attempt of the period,
+    // published or not: a store filled by `sit probe` has no day published), else from the
+    // bundles (a store held by a running `sit run`)
+    let store_dir = crate::archive::layout::store(&paths.data);
+    let store = if store_dir.join("conf").exists() {
+        crate::store::Store::open(store_dir)
+            .map_err(|e| eprintln!("note: the store does not open ({e}): the families' answers come from the audit bundles"))
+            .ok()
+    } else {
+        None
+    };
+    let stored_days = store
+        .as_ref()
+        .and_then(|s| s.days().ok())
+        .unwrap_or_default();
     let latest = snap
         .records
         .values()
         .filter_map(|m| m.keys().next_back())
         .max()
-        .copied();
+        .copied()
+        .or_else(|| stored_days.last().copied());
     let to = match to {
         Some(d) => date("--to", &d)?,
         None => latest.ok_or_else(|| {
@@ -278,7 +294,8 @@ fn suitability(
                 .values()
                 .filter_map(|m| m.keys().next())
                 .min()
-                .copied();
+                .copied()
+                .or_else(|| stored_days.first().copied());
             Date(to.0 - 29).max(first.unwrap_or(to))
         }
     };
@@ -378,25 +395,36 @@ fn suitability(
             );
         }
         // the day's own answers (a bundle also holds the trailing window's, counted on their day)
-        if let Some(b) = &bundle {
+        if let (None, Some(b)) = (&store, &bundle) {
             let (start, end) = (d.start_ms(), d.start_ms() + DAY_MS);
-            for (_, _, o) in &b.records {
-                if o.at_ms < start || o.at_ms >= end || o.missed() || o.failure.is_some() {
-                    continue;
-                }
-                let c = families
-                    .entry((o.tier.clone(), o.family.clone(), o.endpoint.clone()))
-                    .or_default();
-                c.0 += 1;
-                c.1 += o.correct as u64;
+            for (_, _, o) in b
+                .records
+                .iter()
+                .filter(|(_, _, o)| o.at_ms >= start && o.at_ms < end)
+            {
+                answer(&mut families, o);
             }
         }
     }
-    if days.is_empty() {
+    if let Some(s) = &store {
+        for r in s.scan(from.start_ms(), to.start_ms() + DAY_MS) {
+            match r {
+                Ok(stored) => answer(&mut families, &stored.obs),
+                Err(e) => {
+                    eprintln!("warning: the store: {e}: the families' counts stop there");
+                    break;
+                }
+            }
+        }
+    }
+    if days.is_empty() && families.is_empty() {
         return Err(Error::Usage(format!(
-            "no day is published between {from} and {to} in {}: name a period with published days",
-            archive.root().display()
+            "no day is published and nothing is stored between {from} and {to} in {}: name a period with published days or stored probes",
+            paths.data.display()
         )));
+    }
+    if days.is_empty() {
+        eprintln!("note: no day is published between {from} and {to}: the report has the probe families alone");
     }
     if !without_bundle.is_empty() {
         eprintln!(
@@ -449,4 +477,19 @@ fn suitability(
         _ => print!("{}", doc.markdown()),
     }
     Ok(())
+}
+
+/// Count an answered attempt (not missed, no failure) towards its (tier, family, endpoint).
+fn answer(
+    families: &mut crate::report::suitability::FamilyCounts,
+    o: &sit_core::observation::Observation,
+) {
+    if o.missed() || o.failure.is_some() {
+        return;
+    }
+    let c = families
+        .entry((o.tier.clone(), o.family.clone(), o.endpoint.clone()))
+        .or_default();
+    c.0 += 1;
+    c.1 += o.correct as u64;
 }

@@ -628,9 +628,15 @@ mod tests {
         assert!(chain.loo_max <= 0.02, "{chain:?}");
         assert!(chain.panel_jump_max <= 0.01, "{chain:?}");
         assert!(chain.corr_daily_log_changes >= 0.95, "{chain:?}");
+        // the current methodology (time-weighted day prices) meets them too
+        for current in [by("1.5.0"), by("1.4.0")] {
+            assert!(current.loo_max <= 0.02, "{current:?}");
+            assert!(current.panel_jump_max <= 0.01, "{current:?}");
+            assert!(current.corr_daily_log_changes >= 0.95, "{current:?}");
+        }
         let base = by("1.0.0");
         assert!(base.loo_max > 0.05, "{base:?}");
-        assert_eq!(rows.len(), 6);
+        assert_eq!(rows.len(), 8);
     }
 
     /// With probe families (different size and relative price per endpoint) the chained index
