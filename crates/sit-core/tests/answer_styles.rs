@@ -123,7 +123,10 @@ fn decided(style: Style, kind: AnswerKind) -> Decision {
 
 /// Every (tier, family) of `suite`, with the family's instances for seeds 0..SEEDS and for
 /// each a wrong answer of the same family (another seed's answer the grader refuses bare).
-fn instances(suite: &Suite) -> Vec<(String, Family, Vec<(Generated, String)>)> {
+/// A tier's id, a family, and its instances with a wrong answer each.
+type Cases = (String, Family, Vec<(Generated, String)>);
+
+fn instances(suite: &Suite) -> Vec<Cases> {
     let mut out = Vec::new();
     for tier in &suite.tiers {
         for id in &tier.families {

@@ -277,6 +277,17 @@ mod tests {
         assert!(n.grade("-$12", "-12"));
         assert!(!n.grade("935 or 936", "936"));
         assert!(!n.grade("\\boxed{935} \\boxed{936}", "936"));
+        // inside JSON a thousands separator or a currency sign is not a JSON number
+        let j = Grader::Tolerant {
+            of: Box::new(Grader::JsonFields {
+                fields: vec!["units".into(), "total".into()],
+                tolerance: Fixed::parse("0.01").unwrap(),
+            }),
+        };
+        let want = r#"{"units":12,"total":1234.50}"#;
+        assert!(j.grade(&format!("The answer is \\boxed{{{want}}}."), want));
+        assert!(!j.grade(r#"{"units":12,"total":1,234.50}"#, want));
+        assert!(!j.grade(r#"{"units":12,"total":$1234.50}"#, want));
         // the family's grader alone reads the last number
         assert!(Grader::FinalNumber {
             tolerance: Fixed::ZERO
