@@ -998,4 +998,70 @@ mod tests {
             "{e}"
         );
     }
+
+    /// Issue 29: suite 1.2.0 (the answer-style decisions) takes force in a data folder begun
+    /// under 1.1.0 only by a notice: the 1.1.0 build probes until the notice's effective day,
+    /// this build from that day on, never both and never before.
+    #[test]
+    fn suite_1_2_0_takes_force_in_a_1_1_0_folder_by_a_minor_notice() {
+        use sit_core::notice::{Change, Class, Notice};
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::for_data(dir.path());
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let (v110, v120) = (Suite::v1_1_0(), Suite::embedded());
+        assert_eq!(
+            (v110.version.as_str(), v120.version.as_str()),
+            ("1.1.0", "1.2.0")
+        );
+        // the folder's genesis, as a build whose current suite was 1.1.0 made it
+        let then = Registry::new(
+            vec![sit_core::index::Methodology::v1_4_0()],
+            vec![Suite::v1_0_0().clone(), v110.clone()],
+        )
+        .unwrap();
+        let day = Date::parse("2026-01-05").unwrap();
+        let g = notices::genesis(
+            &then,
+            &Default::default(),
+            &Default::default(),
+            &key,
+            false,
+            day,
+        );
+        let ctx = Context::new(
+            Registry::embedded(),
+            Vec::<String>::new(),
+            Vec::<String>::new(),
+        );
+        notices::publish(&g, &archive, &ctx, &key, None, day.start_ms()).unwrap();
+        let effective = Date(day.0 + 31);
+        let switch = Notice {
+            kind: sit_core::notice::KIND.into(),
+            id: String::new(),
+            class: Class::Minor,
+            changes: vec![Change::Suite {
+                version: v120.version.clone(),
+                hash: v120.hash.clone(),
+            }],
+            reason: "probe suite 1.2.0: answers graded by the written answer-style decisions"
+                .into(),
+            published_at: String::new(),
+            effective_at: sit_core::time::format_utc_ms(effective.start_ms()),
+            consultation: None,
+            key_id: String::new(),
+            acceptance: None,
+        };
+        // less than a minor notice's 30 days is refused
+        let early = Notice {
+            effective_at: sit_core::time::format_utc_ms(Date(day.0 + 10).start_ms()),
+            ..switch.clone()
+        };
+        assert!(notices::publish(&early, &archive, &ctx, &key, None, day.start_ms()).is_err());
+        notices::publish(&switch, &archive, &ctx, &key, None, day.start_ms()).unwrap();
+        let before = Date(effective.0 - 1);
+        check_suite_in_force(&archive, before, v110).unwrap();
+        assert!(check_suite_in_force(&archive, before, v120).is_err());
+        check_suite_in_force(&archive, effective, v120).unwrap();
+        assert!(check_suite_in_force(&archive, effective, v110).is_err());
+    }
 }

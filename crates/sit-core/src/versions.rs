@@ -60,7 +60,7 @@ pub struct Registry {
 
 impl Registry {
     /// The versions embedded in this build: every methodology ever published, oldest first,
-    /// and every probe suite (1.0.0, then the current one).
+    /// and every probe suite (1.0.0, 1.1.0, then the current one).
     pub fn embedded() -> &'static Registry {
         static R: OnceLock<Registry> = OnceLock::new();
         R.get_or_init(|| {
@@ -73,7 +73,11 @@ impl Registry {
                     Methodology::v1_4_0(),
                     Methodology::v1_5_0(),
                 ],
-                vec![Suite::v1_0_0().clone(), Suite::embedded().clone()],
+                vec![
+                    Suite::v1_0_0().clone(),
+                    Suite::v1_1_0().clone(),
+                    Suite::embedded().clone(),
+                ],
             )
             .expect("embedded versions are distinct")
         })

@@ -36,6 +36,15 @@ pub enum Grader {
         /// The regular expression (Rust `regex` syntax).
         pattern: String,
     },
+    /// Suite 1.2.0's answer-style decisions around the family's grader `of`
+    /// ([`super::styles`]): the answers the answer states are read out of its presentation
+    /// ([`super::styles::stated_answers`]) and every one must pass `of`, so two different
+    /// ones fail; a number is the last of its stated answer, and a hedge between two numbers
+    /// fails ([`super::styles::stated_number`]).
+    Tolerant {
+        /// The family's grader, applied to each stated answer.
+        of: Box<Grader>,
+    },
 }
 
 /// Lowercase, drop whitespace, strip wrapping quotes/backticks/asterisks and a final full stop.
@@ -149,6 +158,20 @@ impl Grader {
             Grader::Regex { pattern } => compiled(pattern)
                 .map(|re| re.is_match(answer))
                 .unwrap_or(false),
+            Grader::Tolerant { of } => {
+                super::styles::stated_answers(answer)
+                    .into_iter()
+                    .all(|stated| match of.as_ref() {
+                        Grader::FinalNumber { tolerance } => {
+                            match (super::styles::stated_number(stated), parse_number(expected)) {
+                                (Some(g), Some(w)) => (g.0 - w.0).abs() <= tolerance.0,
+                                _ => false,
+                            }
+                        }
+                        Grader::Tolerant { .. } => false,
+                        other => other.grade(stated, expected),
+                    })
+            }
         }
     }
 }
@@ -212,6 +235,64 @@ mod tests {
         };
         assert!(r.grade(" 07/03/2024.", ""));
         assert!(!r.grade("7/3/2024", ""));
+    }
+
+    /// Suite 1.2.0's grader around a family's: presentation removed, case kept, every stated
+    /// answer must pass, a hedge between numbers fails; it serialises (into the suite hash)
+    /// around the family's grader.
+    #[test]
+    fn tolerant_reads_presentation_and_keeps_the_instruction() {
+        let up = Grader::Tolerant {
+            of: Box::new(Grader::Exact),
+        };
+        assert_eq!(
+            serde_json::to_string(&up).unwrap(),
+            r#"{"kind":"tolerant","of":{"kind":"exact"}}"#
+        );
+        for a in [
+            "\"APPLE PIE\".",
+            "**APPLE PIE**",
+            "```text\nAPPLE PIE\n```",
+            "The answer is **APPLE PIE**.",
+            "$\\boxed{APPLE PIE}$",
+        ] {
+            assert!(up.grade(a, "APPLE PIE"), "{a}");
+            assert!(!Grader::Exact.grade(a, "APPLE PIE"), "{a}");
+        }
+        for a in [
+            "**apple pie**",
+            "Apple Pie",
+            "APPLE PIE or APPLE PIES",
+            "Answer: APPLE PIES\nAnswer: APPLE PIE",
+        ] {
+            assert!(!up.grade(a, "APPLE PIE"), "{a}");
+        }
+        let n = Grader::Tolerant {
+            of: Box::new(Grader::FinalNumber {
+                tolerance: Fixed::ZERO,
+            }),
+        };
+        assert!(n.grade("347 + 589 = 936", "936"));
+        assert!(n.grade("The answer is **$1,234**.", "1234"));
+        assert!(n.grade("-$12", "-12"));
+        assert!(!n.grade("935 or 936", "936"));
+        assert!(!n.grade("\\boxed{935} \\boxed{936}", "936"));
+        // inside JSON a thousands separator or a currency sign is not a JSON number
+        let j = Grader::Tolerant {
+            of: Box::new(Grader::JsonFields {
+                fields: vec!["units".into(), "total".into()],
+                tolerance: Fixed::parse("0.01").unwrap(),
+            }),
+        };
+        let want = r#"{"units":12,"total":1234.50}"#;
+        assert!(j.grade(&format!("The answer is \\boxed{{{want}}}."), want));
+        assert!(!j.grade(r#"{"units":12,"total":1,234.50}"#, want));
+        assert!(!j.grade(r#"{"units":12,"total":$1234.50}"#, want));
+        // the family's grader alone reads the last number
+        assert!(Grader::FinalNumber {
+            tolerance: Fixed::ZERO
+        }
+        .grade("935 or 936", "936"));
     }
 
     #[test]

@@ -2,17 +2,19 @@
 //!
 //! The suite is defined by `probes/suite.toml` (embedded in the binary) plus the generators in
 //! [`families`] (suite 1.0.0's phrasing) and [`varied`] (suite 1.1.0's phrasings and request
-//! framings), graded by [`grader`]. Its hash covers them all: the file's bytes and, for every
-//! family, its id, version and the instances it generates for seeds 0..8 (for 1.1.0 also the
-//! reference tokenizer's fingerprint and the varied instances and framings). So a change to a
-//! template, a generator or a grader changes the hash, and every observation and determination
-//! says which suite made it.
+//! framings), graded by [`grader`] (from suite 1.2.0 through the answer-style decisions of
+//! [`styles`]). Its hash covers them all: the file's bytes and, for every family, its id,
+//! version and the instances it generates for seeds 0..8 (for 1.1.0 also the reference
+//! tokenizer's fingerprint and the varied instances and framings; for 1.2.0 also the verdicts
+//! of its graders on the answer-style corpus). So a change to a template, a generator or a
+//! grader changes the hash, and every observation and determination says which suite made it.
 //!
 //! Reading answers back out of prompts (what the simulator does to play a model that knows
 //! them) is not here: it is the simulator's (`src/sim/solve.rs` in the `sit` crate).
 
 pub mod families;
 pub mod grader;
+pub mod styles;
 pub mod varied;
 
 use crate::fixed::Fixed;
@@ -26,6 +28,9 @@ pub const SUITE_TOML: &str = include_str!("../../../../probes/suite.toml");
 /// Suite 1.0.0, byte for byte as it was published (its hash covers these bytes).
 pub const SUITE_1_0_0_TOML: &str = include_str!("../../../../probes/suite-1.0.0.toml");
 
+/// Suite 1.1.0, byte for byte as it was published (its hash covers these bytes).
+pub const SUITE_1_1_0_TOML: &str = include_str!("../../../../probes/suite-1.1.0.toml");
+
 /// How a suite words its requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -35,6 +40,20 @@ pub enum ProbeText {
     Fixed,
     /// Suite 1.1.0: phrasings and framing drawn per probe ([`varied`]).
     Varied,
+}
+
+/// How a suite's graders treat an answer's presentation (quotes, bold, a code fence, "The
+/// answer is", `\boxed{}`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerStyles {
+    /// Suites 1.0.0 and 1.1.0: each family's grader reads the answer as it comes (some strip
+    /// quotes and a final full stop, `t1.uppercase` compares exactly).
+    #[default]
+    AsGraded,
+    /// Suite 1.2.0: the written answer-style decisions, the same for every family
+    /// ([`styles`], [`Grader::Tolerant`]).
+    Tolerant,
 }
 
 /// One capability tier.
@@ -67,6 +86,8 @@ struct SuiteFile {
     suite_version: String,
     #[serde(default)]
     probe_text: ProbeText,
+    #[serde(default)]
+    answer_styles: AnswerStyles,
     tiers: Vec<Tier>,
 }
 
@@ -77,6 +98,8 @@ pub struct Suite {
     pub version: String,
     /// How it words its requests.
     pub probe_text: ProbeText,
+    /// How its graders treat an answer's presentation.
+    pub answer_styles: AnswerStyles,
     /// Its tiers, in file order.
     pub tiers: Vec<Tier>,
     /// Lowercase hex blake3.
@@ -140,6 +163,14 @@ impl Suite {
         static S: std::sync::OnceLock<Suite> = std::sync::OnceLock::new();
         S.get_or_init(|| {
             Suite::parse(SUITE_1_0_0_TOML).expect("embedded probes/suite-1.0.0.toml is valid")
+        })
+    }
+
+    /// Suite 1.1.0 (kept so that its observations and days replay).
+    pub fn v1_1_0() -> &'static Suite {
+        static S: std::sync::OnceLock<Suite> = std::sync::OnceLock::new();
+        S.get_or_init(|| {
+            Suite::parse(SUITE_1_1_0_TOML).expect("embedded probes/suite-1.1.0.toml is valid")
         })
     }
 
@@ -211,9 +242,39 @@ impl Suite {
                 }
             }
         }
+        if f.answer_styles == AnswerStyles::Tolerant {
+            // What 1.2.0 adds: every family's grader read through the answer-style decisions,
+            // and their verdicts on the answer-style corpus (right and wrong answers in every
+            // style, hedges), so a change of the reading is a new suite.
+            h.update(b"\nanswer styles tolerant v1\n");
+            for fam in FAMILIES {
+                for seed in 0..8u64 {
+                    let g = generate(f.probe_text, f.answer_styles, *fam, seed);
+                    let wrong = generate(f.probe_text, f.answer_styles, *fam, seed + 8).expected;
+                    let kind = styles::AnswerKind::of(&g.grader);
+                    let mut parts =
+                        vec![serde_json::to_string(&g.grader).expect("grader serialises")];
+                    let mut answers = Vec::new();
+                    for style in styles::STYLES {
+                        answers.extend(style.render(&g.expected, kind));
+                        answers.extend(style.render(&wrong, kind));
+                    }
+                    answers.extend(styles::hedges(&g.expected, &wrong));
+                    for a in answers {
+                        let verdict = g.grader.grade(&a, &g.expected);
+                        parts.push(format!("{}{a}", if verdict { '+' } else { '-' }));
+                    }
+                    for part in parts {
+                        h.update(&(part.len() as u64).to_le_bytes());
+                        h.update(part.as_bytes());
+                    }
+                }
+            }
+        }
         Ok(Suite {
             version: f.suite_version,
             probe_text: f.probe_text,
+            answer_styles: f.answer_styles,
             tiers: f.tiers,
             hash: h.finalize().to_hex().to_string(),
             source: text.to_string(),
@@ -239,10 +300,7 @@ impl Suite {
         w_in: u64,
         w_out: u64,
     ) -> ProbeInstance {
-        let generated = match self.probe_text {
-            ProbeText::Fixed => family.generate(seed),
-            ProbeText::Varied => varied::generate(family, seed),
-        };
+        let generated = generate(self.probe_text, self.answer_styles, family, seed);
         let ref_prompt_tokens = crate::tokenizer::count(&generated.prompt);
         ProbeInstance {
             family,
@@ -252,6 +310,21 @@ impl Suite {
             generated,
         }
     }
+}
+
+/// The instance of (family, seed) a suite with these parameters generates: its phrasing, and
+/// its grader read through the answer-style decisions when the suite has them.
+fn generate(text: ProbeText, answer_styles: AnswerStyles, family: Family, seed: u64) -> Generated {
+    let mut g = match text {
+        ProbeText::Fixed => family.generate(seed),
+        ProbeText::Varied => varied::generate(family, seed),
+    };
+    if answer_styles == AnswerStyles::Tolerant {
+        g.grader = Grader::Tolerant {
+            of: Box::new(g.grader),
+        };
+    }
+    g
 }
 
 impl Suite {
@@ -299,13 +372,55 @@ mod tests {
             "2bf33f9980714a24f135e95d3436bfd95601659a7463e5ebcf05191ac0926764"
         );
         assert_eq!(Suite::v1_0_0().probe_text, ProbeText::Fixed);
+        assert_eq!(Suite::v1_0_0().answer_styles, AnswerStyles::AsGraded);
+        // suite 1.1.0 keeps the hash its observations name (issue 29 made 1.2.0 current)
+        let v11 = Suite::v1_1_0();
+        assert_eq!(
+            v11.hash,
+            "2ddfc6c39b2008400528285e53f6d7df8b69997c8b22ef71f917fd77e6e9f711"
+        );
+        assert_eq!(
+            (v11.version.as_str(), v11.probe_text, v11.answer_styles),
+            ("1.1.0", ProbeText::Varied, AnswerStyles::AsGraded)
+        );
         let s = Suite::embedded();
         assert_eq!(
-            (s.version.as_str(), s.probe_text),
-            ("1.1.0", ProbeText::Varied)
+            (s.version.as_str(), s.probe_text, s.answer_styles),
+            ("1.2.0", ProbeText::Varied, AnswerStyles::Tolerant)
         );
-        assert_ne!(s.hash, Suite::v1_0_0().hash);
-        println!("suite 1.1.0 hash {}", s.hash);
+        assert_eq!(
+            s.hash,
+            "84e6393523b8b651f97fe23f844f712360e9fe5d3faca60789b53c25125ab632"
+        );
+    }
+
+    /// Suite 1.2.0 grades through the answer-style decisions; 1.0.0 and 1.1.0 grade as they
+    /// did (their graders are the families' own), so their observations re-grade the same.
+    #[test]
+    fn only_a_tolerant_suite_reads_answer_styles() {
+        let tier = Suite::embedded().tier("t1").unwrap().clone();
+        for (suite, tolerant) in [
+            (Suite::v1_0_0(), false),
+            (Suite::v1_1_0(), false),
+            (Suite::embedded(), true),
+        ] {
+            for seed in 0..20 {
+                let g = suite
+                    .instance(&tier, Family::Uppercase, seed, 1, 4)
+                    .generated;
+                assert_eq!(
+                    matches!(g.grader, Grader::Tolerant { .. }),
+                    tolerant,
+                    "{}",
+                    suite.version
+                );
+                assert_eq!(
+                    g.grader.grade(&format!("**{}**", g.expected), &g.expected),
+                    tolerant
+                );
+                assert!(!g.grader.grade(&g.expected.to_lowercase(), &g.expected));
+            }
+        }
     }
 
     #[test]
