@@ -1238,6 +1238,7 @@ mod tests {
     fn thresholds_are_the_methodologys() {
         let doc = include_str!("../../index-methodology.md");
         let sec = &doc[doc.find("## 15. Suitability").expect("section 15")..];
+        let sec = &sec[..sec[3..].find("\n## ").map_or(sec.len(), |i| i + 3)];
         let rows: Vec<&str> = sec.lines().filter(|l| l.starts_with("| `")).collect();
         assert_eq!(rows.len(), THRESHOLDS.len());
         for (row, t) in rows.iter().zip(THRESHOLDS) {
