@@ -1143,7 +1143,7 @@ pub fn doc(r: &Report) -> Doc {
         title: "Probe families: difficulty and band".into(),
         blocks: vec![
             Block::Para(format!(
-                "Pass rate = correct / answered attempts over the period, with its Wilson 95% interval; difficulty from a one-parameter item-response (Rasch) fit per tier over endpoints and families (higher is harder, the tier's mean 0; ±8 marks a family every endpoint passed or failed). A family is out of band when the weakest endpoint ({}) passes it more often than the families of the tier below.",
+                "Pass rate = correct / answered attempts over the period, with its Wilson 95% interval; difficulty from a one-parameter item-response (Rasch) fit per tier over endpoints and families (higher is harder, the tier's mean 0; a family every endpoint passed or failed sits at the fit's bound, ±8 before centring). A family is out of band when the weakest endpoint ({}) passes it more often than the families of the tier below.",
                 r.weakest_endpoint.as_deref().unwrap_or("none with 10 answers")
             )),
             Block::Table {
