@@ -314,6 +314,41 @@ fn run_publishes_each_day_by_itself_and_its_bundles_verify() {
     assert!(text(&o).contains("0 records published"), "{}", text(&o));
 }
 
+/// Regression guard (found 2026-12-07 with `sit demo --hour-ms 40`): a slot that its
+/// endpoint's queue cannot send before its UTC day ends is recorded missed at its scheduled
+/// time, never sent the next day. Before, such an attempt carried the next day's time: its own
+/// day's bundle lacked it ("scheduled probe ... has no observation: dropped"), the bundle did
+/// not replay, and no intervals were signed. At 40 ms a simulated hour the service cannot keep
+/// up, so slots go late on every machine; every day must still verify and replay.
+#[test]
+fn a_slot_not_sent_within_its_day_is_recorded_missed_and_every_day_replays() {
+    let env = Env::new(6, "");
+    let o = env.run_cmd_at("40", "3").output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("does not replay"), "{}", text(&o));
+    for date in ["2026-01-05", "2026-01-06"] {
+        check_bundle(&env.bundle(date));
+    }
+    let o = sit(&[
+        "--data",
+        env.data().to_str().unwrap(),
+        "--providers",
+        env.dir.path().join("providers.toml").to_str().unwrap(),
+        "observations",
+        "--failed",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let late = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.contains("not sent within its day"))
+        .count();
+    assert!(
+        late > 0,
+        "no slot went late at 40 ms an hour: the guard tested nothing"
+    );
+}
+
 /// Regression guard for issue 11: a restart never loses an acknowledged observation, never
 /// sends a scheduled probe twice, and accounts for every scheduled probe (observed or
 /// missed), so each day still publishes, verifies and replays.

@@ -505,7 +505,8 @@ async fn probe(
         indicatif::ProgressBar::new(slots.len() as u64)
     };
     let summary =
-        crate::worker::runner::run_slots(&worker, &eps, suite, slots, &recorder, &pb, false).await;
+        crate::worker::runner::run_slots(&worker, &eps, suite, slots, &recorder, &pb, false, false)
+            .await;
     pb.finish_and_clear();
     drop(recorder);
     rec_task

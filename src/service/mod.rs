@@ -952,7 +952,17 @@ async fn probe_day(
     let pb = progress_bar(n, opts.progress);
     pb.set_prefix(c.date.to_string());
     status.probing(c.date, todo.iter().map(|s| s.at_ms).collect());
-    let summary = run_slots(worker, &live, suite, todo, recorder, &pb, opts.print_acks).await?;
+    let summary = run_slots(
+        worker,
+        &live,
+        suite,
+        todo,
+        recorder,
+        &pb,
+        opts.print_acks,
+        true,
+    )
+    .await?;
     pb.finish_and_clear();
     Ok((n, missed, summary))
 }

@@ -79,6 +79,14 @@ pub fn progress_bar(total: u64, show: bool) -> ProgressBar {
 
 /// Run scheduled probes: each at its clock time, per-endpoint concurrency, every observation
 /// recorded (durably) before it counts.
+///
+/// `days_close`: the slots are a committed day's schedule (`sit run`, a network worker). A slot
+/// that cannot be sent before its UTC day ends (its endpoint's queue is that far behind) is
+/// recorded **missed** at its scheduled time, and no retry is sent after its day ends: an
+/// attempt sent the next day would be stamped with the next day's time, so its own day would
+/// lack it ("dropped") and the next day would hold a probe of another schedule. Seen with a
+/// compressed clock, where a slow endpoint's real-time timeouts span simulated days.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_slots(
     worker: &Worker,
     endpoints: &[Arc<(Endpoint, Option<ApiKey>)>],
@@ -87,6 +95,7 @@ pub async fn run_slots(
     recorder: &Recorder,
     pb: &ProgressBar,
     print_acks: bool,
+    days_close: bool,
 ) -> Result<RunSummary> {
     let sems: Vec<Arc<Semaphore>> = endpoints
         .iter()
@@ -127,21 +136,40 @@ pub async fn run_slots(
                 nonce: slot.nonce,
                 retry: 0,
             };
+            let day_end = sit_core::time::Date::of_ms(slot.at_ms).succ().start_ms();
             // Each retry is its own recorded attempt; Retry-After is a minimum wait.
             loop {
                 if let Some(p) = &pacer {
                     p.wait().await;
                 }
-                let obs = match w.probe(&ep.0, ep.1.as_ref(), &spec).await {
+                let late = days_close && w.clock().now_ms() >= day_end;
+                if late && spec.retry > 0 {
+                    // the day's attempts are over: the last one recorded stands
+                    break;
+                }
+                let obs = if late {
+                    let why = format!(
+                        "not sent within its day: the endpoint's queue reached {} after the day ended",
+                        format_utc_ms(w.clock().now_ms())
+                    );
+                    Ok(w.missed(&ep.0, &spec, slot.at_ms, &why))
+                } else {
+                    w.probe(&ep.0, ep.1.as_ref(), &spec).await
+                };
+                let obs = match obs {
                     Ok(obs) => obs,
                     Err(e) => {
                         errors.lock().unwrap().push(e.to_string());
                         break;
                     }
                 };
-                note(&summary, &obs);
-                let wait =
-                    retry::delay(&retry::Policy::default(), obs.failure.as_ref(), spec.retry);
+                // a missed probe is no attempt; nothing follows it
+                let wait = if late {
+                    None
+                } else {
+                    note(&summary, &obs);
+                    retry::delay(&retry::Policy::default(), obs.failure.as_ref(), spec.retry)
+                };
                 match rec.record(obs).await {
                     Ok(seq) => {
                         recorded.fetch_add(1, Ordering::Relaxed);
