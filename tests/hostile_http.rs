@@ -4,6 +4,8 @@
 //! JSON error body; a repeated query parameter is `bad_query`; a date before 1970 says which
 //! range is served.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -55,17 +57,7 @@ fn server_with(shell_prefix: &str, flags: &str) -> Server {
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines
-        .next()
-        .expect("sit serve says where it listens")
-        .unwrap();
-    // "sit serve: http://127.0.0.1:PORT (archive ...)"
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_string();
+    let (addr, first) = common::served_address(&mut lines);
     let second = lines
         .next()
         .expect("sit serve states its connection cap")

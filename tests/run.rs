@@ -499,17 +499,7 @@ fn page_of(data: &Path) -> String {
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    // "sit serve: http://127.0.0.1:PORT (archive ...)"
-    let first = lines
-        .next()
-        .expect("sit serve says where it listens")
-        .unwrap();
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_string();
+    let (addr, _) = common::served_address(&mut lines);
     std::thread::spawn(move || for _ in lines {});
     let mut page = None;
     wait_for("sit serve answers /", 20, || {

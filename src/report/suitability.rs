@@ -463,11 +463,13 @@ fn largest_move(
     best
 }
 
-/// One provider's [`Influence`] on the day `d`, recomputed from `r`; `None` when the day sets
-/// no value or the provider has no endpoint in it.
+/// One provider's [`Influence`] on the day `d`, recomputed from `r`, moves measured from `base`
+/// (the day's value recomputed from `r` unaltered); `None` when the day sets no value or the
+/// provider has no endpoint in it.
 pub fn influence(
     r: &Recompute,
     d: &Determination,
+    base: Option<Fixed>,
     provider: &str,
     weight: Fixed,
     tick: Option<Fixed>,
@@ -476,7 +478,7 @@ pub fn influence(
     if !m.iter().any(|x| *x) {
         return None;
     }
-    let base = value_with_factor(r, d, &m, ONE).filter(|v| v.0 > 0)?;
+    let base = base.filter(|v| v.0 > 0)?;
     let mut cache: BTreeMap<i128, Option<Fixed>> = BTreeMap::new();
     let mut f = |k: i128| {
         *cache
@@ -553,12 +555,13 @@ fn day_figures(day: &DayIn, tick: Option<Fixed>) -> DayFigures {
     });
     let (recomputed, influence, list) = match &day.recompute {
         Some(r) => {
+            // the day recomputed once: the published value's check and every provider's base
             let all = vec![false; r.parts.endpoints.len()];
             let again = value_with_factor(r, d, &all, ONE);
             let inf = if sets {
                 weighted
                     .iter()
-                    .filter_map(|l| influence(r, d, &l.provider, l.weight, tick))
+                    .filter_map(|l| influence(r, d, again, &l.provider, l.weight, tick))
                     .collect()
             } else {
                 Vec::new()

@@ -10,6 +10,24 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The address a started `sit serve` listens on and the line that says so: the first line of
+/// its standard error ("sit serve: http://127.0.0.1:PORT (archive ...)"), read from `lines`.
+pub fn served_address(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+) -> (String, String) {
+    let first = lines
+        .next()
+        .expect("sit serve says where it listens")
+        .unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    (addr, first)
+}
+
 /// Run the real `sit` binary with `args`.
 pub fn sit(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sit"))
