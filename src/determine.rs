@@ -40,7 +40,9 @@ pub fn day_suite<'v>(
 
 /// The rows a (tier, day) is determined from under `m`; from 1.4.0 costed from the price book
 /// as it stood at `prices_as_of_ms` (every entry recorded by then). With `read_below`, only
-/// the records stored before it (`seq` below it) are read.
+/// the records stored before it (`seq` below it) are read; the observations in `voided` (record
+/// hashes, hex: voided by an upheld dispute) are left out.
+#[allow(clippy::too_many_arguments)]
 pub fn day_rows(
     store: &Store,
     suite: &Suite,
@@ -49,12 +51,19 @@ pub fn day_rows(
     day: Date,
     prices_as_of_ms: i64,
     read_below: Option<u64>,
+    voided: &std::collections::BTreeSet<String>,
 ) -> Result<sit_core::index::Rows, StoreError> {
     let window = sit_core::index::day_window(m, day);
     let below = read_below.unwrap_or(u64::MAX);
     let raw = store
         .scan(window.0, window.1)
-        .filter(|r| r.as_ref().map_or(true, |s| s.obs.seq < below))
+        .filter(|r| {
+            r.as_ref().map_or(true, |s| {
+                s.obs.seq < below
+                    && (voided.is_empty()
+                        || !voided.contains(&sit_core::signing::hex(&s.hash[..])))
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let view = if m.costs_at_determination {
         let book = store.book()?;
@@ -137,6 +146,7 @@ pub fn all_days(
                 computed_at,
                 i64::MAX,
                 None,
+                &[],
             )?;
             if d.status.sets_value() {
                 previous = d.value.map(|v| (*day, v));
@@ -153,7 +163,8 @@ pub fn all_days(
 /// From methodology 1.4.0 the attempts are costed from the price book as it stood at
 /// `prices_as_of_ms` (the determination's own time). With `read_below` (the store's head when
 /// the publisher began), only records stored before it are read, and the determination
-/// records it ([`Determination::read_below_seq`]).
+/// records it ([`Determination::read_below_seq`]). The observations `voided` lists (by an upheld
+/// dispute) are left out, and the determination records them ([`Determination::voided`]).
 #[allow(clippy::too_many_arguments)]
 pub fn one_day(
     store: &Store,
@@ -167,11 +178,22 @@ pub fn one_day(
     computed_at: &str,
     prices_as_of_ms: i64,
     read_below: Option<u64>,
+    voided: &[sit_core::index::Voided],
 ) -> Result<Determination, StoreError> {
     let tier = suite
         .tier(tier_id)
         .unwrap_or_else(|| panic!("tier `{tier_id}` checked by the caller"));
-    let rows = day_rows(store, suite, m, tier_id, day, prices_as_of_ms, read_below)?;
+    let skip = voided.iter().map(|v| v.observation.clone()).collect();
+    let rows = day_rows(
+        store,
+        suite,
+        m,
+        tier_id,
+        day,
+        prices_as_of_ms,
+        read_below,
+        &skip,
+    )?;
     let mut d = compute_day(
         m,
         &DayInput {
@@ -191,5 +213,6 @@ pub fn one_day(
         },
     );
     d.read_below_seq = read_below;
+    d.voided = voided.to_vec();
     Ok(d)
 }

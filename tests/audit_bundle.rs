@@ -554,6 +554,7 @@ fn a_late_vantages_records_stored_after_the_determination_leave_the_bundle_verif
         "2026-01-06T00:10:00.000Z",
         i64::MAX,
         None,
+        &[],
     )
     .unwrap();
     assert_ne!(now.merkle_root, published[0].merkle_root);

@@ -97,6 +97,7 @@ fn a_day_made_under_an_older_methodology_recomputes_under_it_after_the_default_c
         "2026-01-06T00:00:00.000Z",
         i64::MAX,
         None,
+        &[],
     )
     .unwrap();
     assert_eq!(under_new.status, Status::Final);

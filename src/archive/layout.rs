@@ -10,6 +10,7 @@
 //!     log.jsonl  .lock  TIER/DATE.vN.json  keys/ID.pem  commitments/DATE.{commit,reveal}.json
 //!     settlements/CONTRACT/PERIOD[.indicative].json   (crate::archive::settlements)
 //!     challenges.jsonl      certification challenges issued by the server
+//!     register.jsonl        the oversight register: submissions, receipts, outcomes (crate::archive::register)
 //!   archive/DATE/           a day's audit bundle (archive/.DATE.partial while written)
 //!   vantages/VANTAGE/       a collector's archive of one vantage's commitments and reveals
 //!   demo-key/               the demo's signing key (sit demo only)

@@ -29,6 +29,7 @@ pub mod keys;
 pub mod layout;
 pub mod mirror;
 pub mod notices;
+pub mod register;
 pub mod settlements;
 pub mod vantages;
 

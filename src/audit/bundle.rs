@@ -1591,9 +1591,14 @@ pub fn day_parts<'o>(
     // the records the publisher had stored when it determined the day (all, for records
     // from before it said)
     let below = d.read_below_seq.unwrap_or(u64::MAX);
+    // observations an upheld dispute voided are not the day's inputs (issue 30)
+    let voided: std::collections::BTreeSet<&str> =
+        d.voided.iter().map(|v| v.observation.as_str()).collect();
     let rows = sit_core::index::rows_for(
         m,
-        observations.into_iter().filter(|(o, _)| o.seq < below),
+        observations.into_iter().filter(|(o, h)| {
+            o.seq < below && (voided.is_empty() || !voided.contains(sit_core::signing::hex(&h[..]).as_str()))
+        }),
         &d.tier,
         &b.suite.hash,
         window,

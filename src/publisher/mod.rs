@@ -306,6 +306,8 @@ pub fn publish(
     // what is stored now is what the day is determined from: a record stored later (a late
     // vantage's) is not an input, and the record says where the read stopped
     let read_below = store.head()?.0;
+    // the observations of the day an upheld dispute voided (the restatement path, issue 30)
+    let voided = crate::archive::register::Register::read(archive.root())?.voided(req.date);
     let mut d = crate::determine::one_day(
         store,
         suite,
@@ -318,6 +320,7 @@ pub fn publish(
         &at,
         req.now_ms,
         Some(read_below),
+        &voided,
     )?;
     // The record in force signed by a key the key set voids (revoked) is replaced by the
     // recomputation under a valid key while the day's window is open.

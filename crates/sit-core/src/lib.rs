@@ -15,6 +15,8 @@
 //! - [`settlement`]: contract periods, the final settlement rule and settlement records.
 //! - [`signing`], [`record`], [`certificate`]: signed documents; [`verify`] is the one entry
 //!   point an exchange or auditor needs to check what the oracle signs.
+//! - [`oversight`]: registered parties, their signed submissions (disputes, consultation
+//!   responses, attestations, resolutions), the oracle's receipts and published outcomes.
 //! - [`schedule`], [`commit`]: the probe schedule and its seed commitment.
 //! - [`stci`]: the peer replay of the Standard Token Cost Index.
 //!
@@ -32,6 +34,7 @@ pub mod index;
 pub mod keyset;
 pub mod notice;
 pub mod observation;
+pub mod oversight;
 pub mod price;
 pub mod probes;
 pub mod record;

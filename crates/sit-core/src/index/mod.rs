@@ -874,6 +874,22 @@ pub struct Determination {
     /// records published before it was recorded, so they keep their bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_below_seq: Option<u64>,
+    /// Observations of the day voided by an upheld dispute (issue 30): left out of the rows
+    /// the day is determined from (and of its Merkle root), so a replay leaves them out too.
+    /// Set by the publisher, never by [`compute_day`]; absent when none is, so every record
+    /// before it keeps its bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voided: Vec<Voided>,
+}
+
+/// One observation left out of a day by an upheld dispute.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Voided {
+    /// The observation's record hash (64 hex digits).
+    pub observation: String,
+    /// The dispute that voided it (`S-000001`).
+    pub dispute: String,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -1243,6 +1259,7 @@ pub fn compute_day(m: &Methodology, input: &DayInput) -> Determination {
             None
         },
         read_below_seq: None,
+        voided: Vec::new(),
     }
 }
 
