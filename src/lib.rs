@@ -26,6 +26,7 @@
 //! | [`audit`] | audit bundles (export, replay, verify) and the STCI replay over files |
 //! | [`publisher`] | what happens after a day: determine, decide (policy), sign, archive, reveal, bundle, settle, restate |
 //! | [`certify`] | certification runs, reports and the challenge issuer |
+//! | [`oversight`] | registered parties' submissions (disputes, consultation responses, attestations, resolutions): the intake, the restatement path of an upheld dispute, consultations, `sit attest` |
 //! | [`server`] | the HTTP API and page: accept loop and limits, snapshot, routes, API errors |
 //! | [`report`] | documents about the benchmark for those who list and rely on it: the benchmark statement, the suitability analysis |
 //! | [`network`] | the probe network over NATS JetStream: a worker's shipping, the collector |
@@ -47,6 +48,7 @@ pub mod determine;
 pub mod dialect;
 pub mod hedge;
 pub mod network;
+pub mod oversight;
 pub mod prices;
 pub mod publisher;
 pub mod report;

@@ -12,6 +12,7 @@ use std::fmt;
 use std::path::Path;
 use toml::Spanned;
 
+pub mod parties;
 mod raw;
 mod validate;
 

@@ -304,6 +304,45 @@ impl DayPublisher {
         Ok(lines)
     }
 
+    /// Recompute `tier`'s `day` now and restate it if the policy allows: the restatement path
+    /// of an upheld dispute (issue 30; the observations the register voids are left out).
+    /// A restated day's audit bundle is written again, so that it carries the new record.
+    /// One publication at a time, like a day's own.
+    pub fn restate_now(&self, tier: &str, day: Date) -> Result<Published, DayError> {
+        let _one = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.archive.may_write() {
+            return Err(DayError::Archive {
+                what: format!("restating {tier} {day}"),
+                source: ArchiveError::Replica(
+                    "this collector does not hold the publisher's lease".into(),
+                ),
+            });
+        }
+        self.reread_prices();
+        let p = self.publish(tier, day)?;
+        tracing::info!("sit run: restated after an upheld dispute: {}", p.line());
+        self.rewrite_bundle(day)?;
+        Ok(p)
+    }
+
+    /// Write `day`'s audit bundle again (after a restatement): the new one is written aside,
+    /// then takes the old one's place. A kill in between leaves no bundle, which the next
+    /// pass writes (the day is not `finished` without one).
+    fn rewrite_bundle(&self, day: Date) -> Result<(), DayError> {
+        let out = layout::bundle(&self.data, day);
+        if out.exists() {
+            let old = out.with_file_name(format!(".{day}.superseded"));
+            if old.exists() {
+                std::fs::remove_dir_all(&old)?;
+            }
+            std::fs::rename(&out, &old)?;
+            self.write_bundle(day)?;
+            std::fs::remove_dir_all(&old)?;
+            return Ok(());
+        }
+        self.write_bundle(day)
+    }
+
     /// Write `day`'s audit bundle from this folder's store and archive, unless it exists.
     pub fn write_bundle(&self, day: Date) -> Result<(), DayError> {
         let out = layout::bundle(&self.data, day);
