@@ -99,6 +99,7 @@ pub async fn run(data: &Path, opts: &DemoOptions) -> Result<DemoReport> {
         limits: Default::default(),
         new_timeline: true,
         contracts: None,
+        parties: None,
         network: None,
         demo_key: true,
     };

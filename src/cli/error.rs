@@ -42,6 +42,17 @@ impl From<crate::archive::mirror::MirrorError> for Error {
     }
 }
 
+impl From<crate::oversight::attest::AttestError> for Error {
+    fn from(e: crate::oversight::attest::AttestError) -> Error {
+        match e {
+            e @ crate::oversight::attest::AttestError::Refused { .. } => {
+                Error::Usage(e.to_string())
+            }
+            e => Error::Failed(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::determine::DetermineError> for Error {
     fn from(e: crate::determine::DetermineError) -> Self {
         match e {

@@ -18,6 +18,7 @@ mod mirror;
 mod network;
 mod notice;
 mod observations;
+mod oversight;
 mod pipeline;
 pub mod publish;
 pub mod report;
@@ -186,6 +187,113 @@ impl ClockArgs {
     }
 }
 
+/// What `sit submit` sends.
+#[derive(Subcommand, Debug)]
+pub enum SubmitWhat {
+    /// Dispute an observation, a determination, a certificate or a settlement record.
+    Dispute {
+        /// observation, determination, certificate or settlement.
+        #[arg(long, value_name = "KIND")]
+        about: String,
+        /// The tier (a determination; optionally an observation's).
+        #[arg(long)]
+        tier: Option<String>,
+        /// The day (an observation, a determination), YYYY-MM-DD.
+        #[arg(long)]
+        date: Option<String>,
+        /// The observation's record hash (64 hex digits; the day's bundle lists them).
+        #[arg(long, value_name = "HASH")]
+        observation: Option<String>,
+        /// The certificate's hash (64 hex digits).
+        #[arg(long, value_name = "HASH")]
+        certificate: Option<String>,
+        /// The contract (a settlement record).
+        #[arg(long)]
+        contract: Option<String>,
+        /// The contract period, YYYY-MM or YYYY-Qn (a settlement record).
+        #[arg(long)]
+        period: Option<String>,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Evidence (text, or a URL and the file's hash).
+        #[arg(long)]
+        evidence: Option<String>,
+        /// Let the register show the reason and evidence publicly (default: only the subject,
+        /// dates and status are public).
+        #[arg(long)]
+        public: bool,
+    },
+    /// Respond to a major notice's open consultation.
+    Response {
+        /// The notice (N-0003).
+        #[arg(long)]
+        notice: String,
+        /// The response.
+        #[arg(long)]
+        text: String,
+        /// Let the outcome quote it (default: listed by party and hash only).
+        #[arg(long)]
+        public: bool,
+    },
+}
+
+/// `sit dispute ...`
+#[derive(Subcommand, Debug)]
+pub enum DisputeWhat {
+    /// Resolve a dispute as the administrator (a signed resolution to the oracle): an upheld
+    /// dispute about a day inside its restatement window restates it.
+    Resolve {
+        /// The dispute's id (S-000001).
+        id: String,
+        /// The dispute is right.
+        #[arg(long, conflicts_with = "rejected", required_unless_present = "rejected")]
+        upheld: bool,
+        /// The dispute is wrong, or the value stands regardless.
+        #[arg(long)]
+        rejected: bool,
+        /// Why (published in the outcome).
+        #[arg(long)]
+        reason: String,
+        /// The oracle's base URL.
+        #[arg(long, value_name = "URL")]
+        oracle: String,
+        /// The administrator's party key (Ed25519 private key, PKCS#8 PEM).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The oracle's public key, to check the receipt and the outcome against.
+        #[arg(long, value_name = "KEY")]
+        oracle_key: Option<PathBuf>,
+    },
+    /// The oracle's register of disputes.
+    List {
+        /// The oracle's base URL.
+        #[arg(long, value_name = "URL")]
+        oracle: String,
+    },
+}
+
+/// `sit consultation ...`
+#[derive(Subcommand, Debug)]
+pub enum ConsultationWhat {
+    /// Publish a major notice's consultation outcome (every response received, and the
+    /// decision), signed with the oracle's key: after the consultation closes, before the
+    /// change takes effect.
+    Close {
+        /// The notice (N-0003).
+        notice: String,
+        /// The decision, and how the responses were taken into account.
+        #[arg(long)]
+        decision: String,
+        /// The oracle's signing key.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The parties file (names the responding parties).
+        #[arg(long, value_name = "FILE")]
+        parties: PathBuf,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// `sit run` on the embedded simulated market (no keys, no network) with a compressed
@@ -240,6 +348,10 @@ pub enum Command {
         /// of the repository's contracts.toml).
         #[arg(long, value_name = "FILE")]
         contracts: Option<PathBuf>,
+        /// With --serve: the parties (parties.toml) whose signed submissions (disputes,
+        /// consultation responses, attestations, resolutions) `POST /v1/submissions` takes.
+        #[arg(long, value_name = "FILE", requires = "serve")]
+        parties: Option<PathBuf>,
     },
     /// A probe network worker: probe the committed schedule of its own vantage (its own seed,
     /// revealed after each day), keep the observations in its spool (`--data`, default
@@ -481,6 +593,11 @@ pub enum Command {
         /// recorded before it is issued.
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
+        /// With --key: the parties (parties.toml) whose signed submissions `POST
+        /// /v1/submissions` takes. This server has no store, so it cannot uphold a dispute
+        /// about a day (the publishing `sit run --serve --parties` does).
+        #[arg(long, value_name = "FILE", requires = "key")]
+        parties: Option<PathBuf>,
     },
     /// Check a signed record (a file, or an http:// URL) against a public key, offline.
     Verify {
@@ -498,6 +615,52 @@ pub enum Command {
         /// oracle's daily records.
         #[arg(long, value_name = "DATA|URL|S3_URL")]
         archive: Option<String>,
+    },
+    /// As a registered party, send the oracle a signed submission (a dispute, or a response
+    /// to a major notice's consultation) and print its signed receipt.
+    Submit {
+        /// The oracle's base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL")]
+        oracle: String,
+        /// Your party key (Ed25519 private key, PKCS#8 PEM, from `sit keys generate`), the one
+        /// the oracle's parties.toml registers.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The oracle's public key (PEM file or 64 hex digits), obtained out of band: the
+        /// receipt's signature is checked against it.
+        #[arg(long, value_name = "KEY")]
+        oracle_key: Option<PathBuf>,
+        #[command(subcommand)]
+        what: SubmitWhat,
+    },
+    /// Disputes: the administrator's resolution (signed), and the register.
+    Dispute {
+        #[command(subcommand)]
+        what: DisputeWhat,
+    },
+    /// Consultations on major notices: publish a consultation's outcome.
+    Consultation {
+        #[command(subcommand)]
+        what: ConsultationWhat,
+    },
+    /// An auditor's independent process: fetch each published day's audit bundle from the
+    /// oracle, verify and replay it with no store, and submit a signed attestation per record.
+    Attest {
+        /// The oracle's base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL")]
+        oracle: String,
+        /// The auditor's party key (Ed25519 private key, PKCS#8 PEM), registered as an auditor.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Only days from this one (YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Keep going: attest each newly published (or restated) day as its bundle appears.
+        #[arg(long)]
+        follow: bool,
+        /// With --follow, how often to look for new bundles, in milliseconds.
+        #[arg(long, default_value_t = 5000, value_name = "MS")]
+        every_ms: u64,
     },
     /// Run the tier suite against an endpoint and issue a signed certificate of what it meets.
     Certify {
@@ -1007,6 +1170,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         c @ Command::Settle { .. } => settle::run(&paths, c),
         c @ Command::Mirror { .. } => mirror::run(&paths, c).await,
         c @ Command::Notice { .. } => notice::run(&paths, c),
+        c @ (Command::Submit { .. }
+        | Command::Dispute { .. }
+        | Command::Consultation { .. }
+        | Command::Attest { .. }) => oversight::run(&paths, c).await,
         Command::Hedge { what, args } => hedge::run(&paths, what, args),
         Command::Bench { what } => bench::run(what).await,
     }

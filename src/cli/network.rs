@@ -30,6 +30,7 @@ pub(super) async fn run(cli: &Paths, c: Command) -> Result<()> {
                 limits: limits.limits()?,
                 new_timeline: false,
                 contracts: None,
+                parties: None,
                 demo_key: false,
                 network: Some(crate::service::WorkerNet {
                     vantage,

@@ -137,6 +137,7 @@ async fn run_command(cli: &Paths, command: Command) -> Result<()> {
         limits,
         print_acks,
         contracts,
+        parties,
     } = command
     else {
         unreachable!("dispatched on Command::Run")
@@ -155,6 +156,7 @@ async fn run_command(cli: &Paths, command: Command) -> Result<()> {
         network: None,
         demo_key: false,
         contracts,
+        parties,
     };
     let report = crate::service::run(
         &cli.data,

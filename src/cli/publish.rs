@@ -43,16 +43,33 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 &mut std::io::stderr(),
             )
         }
-        Command::Serve { addr, limits, key } => {
+        Command::Serve {
+            addr,
+            limits,
+            key,
+            parties,
+        } => {
             let archive = crate::archive::Archive::for_data(&cli.data);
-            let challenger = match key {
-                Some(k) => Some(std::sync::Arc::new(
-                    crate::certify::challenge::Challenger::new(
-                        crate::archive::keys::load_signing(&k)?,
-                        &archive,
-                    ),
+            let key = key
+                .map(|k| crate::archive::keys::load_signing(&k))
+                .transpose()?;
+            let challenger = key.as_ref().map(|k| {
+                std::sync::Arc::new(crate::certify::challenge::Challenger::new(
+                    k.clone(),
+                    &archive,
+                ))
+            });
+            let intake = match (&key, parties) {
+                (Some(k), Some(p)) => Some(std::sync::Arc::new(
+                    crate::oversight::Intake::new(
+                        k.clone(),
+                        crate::config::parties::load(&p)?,
+                        archive.clone(),
+                        None,
+                    )
+                    .map_err(|e| Error::Failed(e.to_string()))?,
                 )),
-                None => None,
+                _ => None,
             };
             let running = crate::server::start_with(
                 archive.clone(),
@@ -60,6 +77,7 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                 None,
                 limits.limits()?,
                 challenger,
+                intake,
             )
             .await
             .map_err(|e| Error::Failed(format!("cannot serve on {addr}: {e}")))?;

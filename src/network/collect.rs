@@ -1283,7 +1283,7 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
                 clock: clock.clone(),
             });
             let archive = crate::archive::Archive::for_data(data);
-            let r = crate::server::start_with(archive, addr, Some(svc), opts.limits.clone(), None)
+            let r = crate::server::start_with(archive, addr, Some(svc), opts.limits.clone(), None, None)
                 .await
                 .map_err(|e| Error::Failed(format!("cannot serve on {addr}: {e}")))?;
             tracing::info!(

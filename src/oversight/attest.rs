@@ -22,6 +22,14 @@ pub enum AttestError {
         /// What went wrong (the API's error, when it sent one).
         why: String,
     },
+    /// The oracle refused a submission (a 4xx answer: the submitter must fix it).
+    #[error("{url}: refused: {why}")]
+    Refused {
+        /// Where it was posted.
+        url: String,
+        /// The API's error and hint.
+        why: String,
+    },
     /// A file does not hash to what the bundle's manifest says.
     #[error("{file} of the {date} bundle hashes to {actual}, its manifest says {expected}: the transfer or the bundle was altered")]
     Altered {
@@ -181,7 +189,7 @@ impl Attester {
             now_ms,
             &fresh_nonce(),
         );
-        let receipt = post_submission(&self.client, &self.base, &doc).await?;
+        let (receipt, _) = post_submission(&self.client, &self.base, &doc).await?;
         Ok(receipt.id)
     }
 }
@@ -199,7 +207,7 @@ pub async fn post_submission(
     client: &reqwest::Client,
     base: &str,
     doc: &[u8],
-) -> Result<sit_core::oversight::Receipt, AttestError> {
+) -> Result<(sit_core::oversight::Receipt, Vec<u8>), AttestError> {
     let url = format!("{}/v1/submissions", base.trim_end_matches('/'));
     let r = client
         .post(&url)
@@ -212,13 +220,17 @@ pub async fn post_submission(
     let body = r.bytes().await.map_err(http(&url))?;
     if !status.is_success() {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let why = match (v["error"].as_str(), v["message"].as_str(), v["hint"].as_str()) {
+        let e = &v["error"];
+        let why = match (e["code"].as_str(), e["message"].as_str(), e["hint"].as_str()) {
             (Some(code), Some(m), h) => format!(
                 "{status} {code}: {m}{}",
                 h.map(|h| format!("\n  hint: {h}")).unwrap_or_default()
             ),
             _ => format!("{status}: {}", String::from_utf8_lossy(&body).trim()),
         };
+        if status.is_client_error() {
+            return Err(AttestError::Refused { url, why });
+        }
         return Err(AttestError::Http { url, why });
     }
     let mut v = sit_core::signing::parse_strict(&body).map_err(|e| AttestError::Http {
@@ -228,10 +240,11 @@ pub async fn post_submission(
     if let Some(o) = v.as_object_mut() {
         o.remove("signature");
     }
-    serde_json::from_value(v).map_err(|e| AttestError::Http {
+    let r = serde_json::from_value(v).map_err(|e| AttestError::Http {
         url,
         why: format!("not a receipt: {e}"),
-    })
+    })?;
+    Ok((r, body.to_vec()))
 }
 
 /// Verify and replay the bundle at `dir` (no store): one attestation per record it carries.

@@ -1,5 +1,7 @@
 //! The HTTP server exchanges settle on (axum), plus the human page: the read-only API over the
-//! publication archive, and the certification challenge route when the oracle has its key.
+//! publication archive, and, when the oracle has its key, its two write routes: the
+//! certification challenge and registered parties' signed submissions (`POST /v1/submissions`,
+//! [`crate::oversight::Intake`]).
 //!
 //! The server reads only the publication archive. It loads every listed record at start,
 //! checks each one's hash and signature (a record that fails is not served, and `/healthz`
@@ -12,10 +14,13 @@
 //! - [`snapshot`]: what is served, loaded and checked;
 //! - [`routes`]: the handlers, route metrics and the router;
 //! - [`api`]: the API's JSON errors and request parsing;
+//! - [`oversight`]: the register's read routes (disputes, attestations, consultations,
+//!   parties) and the archived audit bundles;
 //! - [`page`]: the human page and its chart.
 
 pub mod api;
 pub mod listen;
+pub mod oversight;
 pub mod page;
 pub mod routes;
 pub mod snapshot;
@@ -116,7 +121,7 @@ pub const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_millis(5
 
 /// Bind `addr` and serve `archive`. Returns once listening.
 pub async fn start(archive: Archive, addr: SocketAddr) -> std::io::Result<Running> {
-    start_with(archive, addr, None, listen::Limits::default(), None).await
+    start_with(archive, addr, None, listen::Limits::default(), None, None).await
 }
 
 /// [`start`], with a running service's health and metrics added to `/healthz` and `/metrics`.
@@ -126,6 +131,7 @@ pub async fn start_with(
     service: Option<Arc<dyn Service>>,
     mut limits: listen::Limits,
     challenger: Option<Arc<Challenger>>,
+    intake: Option<Arc<crate::oversight::Intake>>,
 ) -> std::io::Result<Running> {
     let capacity = Capacity::of(
         limits.max_connections,
@@ -163,6 +169,7 @@ pub async fn start_with(
     };
     let state = Arc::new(AppState {
         challenger,
+        intake,
         service,
         archive: archive.clone(),
         snap: RwLock::new(Arc::new(first)),
@@ -186,6 +193,7 @@ pub async fn start_with(
                 if archive.log_len() == snap.log_len
                     && crate::archive::settlements::mark(archive.root()) == snap.settle_mark
                     && crate::archive::notices::count(archive.root()) == snap.notice_count
+                    && crate::archive::register::mark(archive.root()) == snap.register_mark
                 {
                     continue;
                 }

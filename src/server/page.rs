@@ -207,6 +207,25 @@ fn notice_rows(snap: &Snapshot) -> String {
     out
 }
 
+/// One row per open dispute, the oldest first.
+fn dispute_rows(snap: &Snapshot) -> String {
+    if snap.open_disputes.is_empty() {
+        return "<tr><td colspan=\"4\"><small>No open disputes.</small></td></tr>\n".to_string();
+    }
+    snap.open_disputes
+        .iter()
+        .map(|(id, about, received, due)| {
+            format!(
+                "<tr><td><a href=\"/v1/disputes/{id}\">{id}</a></td><td><small>{about}</small></td><td>{received}</td><td>{due}</td></tr>\n",
+                id = esc(id),
+                about = esc(about),
+                received = esc(received),
+                due = esc(due),
+            )
+        })
+        .collect()
+}
+
 /// A record's signed 95% interval as text (`low – high`), when its bundle states one and a
 /// resample was set from data.
 fn interval_text(snap: &Snapshot, s: &super::snapshot::Served) -> Option<String> {
@@ -331,6 +350,10 @@ figure{{margin:1em 0}} figcaption,footer{{color:#555;font-size:.9em}} code{{back
 <p>Changes to the methodology, the probe suite, the panel, the contracts and the signing keys are announced before they take effect (<a href="/v1/notices">/v1/notices</a>, signed).</p>
 <table><thead><tr><th>Notice</th><th>Class</th><th>Published</th><th>Effective</th><th>What changes</th><th>Reason</th></tr></thead><tbody>
 {notices}</tbody></table>
+<h2>Disputes</h2>
+<p>Registered providers, exchanges and auditors challenge an observation, a determination, a certificate or a settlement record with a signed submission (<code>sit submit</code>); the administrator resolves each by its deadline, and an upheld dispute about a day inside its restatement window restates it (<a href="/v1/disputes">/v1/disputes</a>). {resolved} resolved so far.</p>
+<table><thead><tr><th>Dispute</th><th>About</th><th>Received</th><th>Respond by</th></tr></thead><tbody>
+{disputes}</tbody></table>
 <h2>Recent determinations</h2>
 <table><thead><tr><th>Date</th><th>Tier</th><th>Value</th><th>95% interval</th><th>Status</th><th>Version</th><th>Sequence</th></tr></thead><tbody>
 {history}</tbody></table>
@@ -345,5 +368,7 @@ API: <a href="/v1/tiers">/v1/tiers</a>, <a href="/v1/methodology">/v1/methodolog
         sh = &suite.hash[..16.min(suite.hash.len())],
         n = snap.count,
         loaded = snap.loaded_at,
+        resolved = snap.resolved_disputes,
+        disputes = dispute_rows(snap),
     )
 }

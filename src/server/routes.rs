@@ -3,7 +3,7 @@
 
 use super::api::{conditional, not_determined, parse_date, query, segment, static_json, ApiError};
 use super::snapshot::{etag_of, Served, Snapshot};
-use super::{Service, OPENAPI};
+use super::{oversight, Service, OPENAPI};
 use crate::archive::Archive;
 use crate::certify::challenge::Challenger;
 use crate::publisher::policy::cutoff_ms;
@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock};
 
 /// Route labels for metrics.
 #[derive(Clone, Copy)]
-enum Route {
+pub(super) enum Route {
     Page,
     Healthz,
     Metrics,
@@ -41,9 +41,15 @@ enum Route {
     Settlement,
     Notices,
     Versions,
+    Submissions,
+    Disputes,
+    Attestations,
+    Consultations,
+    Bundles,
+    Parties,
 }
 
-const ROUTES: [&str; 17] = [
+const ROUTES: [&str; 23] = [
     "page",
     "healthz",
     "metrics",
@@ -61,12 +67,18 @@ const ROUTES: [&str; 17] = [
     "settlement",
     "notices",
     "versions",
+    "submissions",
+    "disputes",
+    "attestations",
+    "consultations",
+    "bundles",
+    "parties",
 ];
-const STATUSES: [u16; 7] = [200, 304, 400, 404, 405, 503, 0];
+const STATUSES: [u16; 13] = [200, 201, 304, 400, 401, 403, 404, 405, 409, 413, 429, 503, 0];
 
 /// Request counters by route and status: fixed arrays of atomics, no lock on the hot path.
 pub(super) struct Metrics {
-    pub(super) counts: [[AtomicU64; 7]; 17],
+    pub(super) counts: [[AtomicU64; 13]; 23],
     pub(super) reloads: AtomicU64,
 }
 
@@ -82,6 +94,7 @@ impl Metrics {
 
 pub(super) struct AppState {
     pub(super) challenger: Option<Arc<Challenger>>,
+    pub(super) intake: Option<Arc<crate::oversight::Intake>>,
     pub(super) service: Option<Arc<dyn Service>>,
     pub(super) archive: Archive,
     pub(super) snap: RwLock<Arc<Snapshot>>,
@@ -97,14 +110,14 @@ impl AppState {
     }
 }
 
-fn done(st: &AppState, r: Route, resp: Response) -> Response {
+pub(super) fn done(st: &AppState, r: Route, resp: Response) -> Response {
     st.metrics.hit(r, resp.status());
     resp
 }
 
 /// A JSON body that caches may keep for a minute (the lists and versions that change only when
 /// something is published).
-fn json_minute(body: Vec<u8>) -> Response {
+pub(super) fn json_minute(body: Vec<u8>) -> Response {
     (
         [
             (CONTENT_TYPE, HeaderValue::from_static("application/json")),
@@ -118,7 +131,7 @@ fn json_minute(body: Vec<u8>) -> Response {
         .into_response()
 }
 
-fn check_tier(st: &AppState, tier: &str) -> Result<(), ApiError> {
+pub(super) fn check_tier(st: &AppState, tier: &str) -> Result<(), ApiError> {
     if st.suite.tier(tier).is_some() {
         return Ok(());
     }
@@ -725,6 +738,41 @@ async fn challenges(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) -> R
     )
 }
 
+/// `POST /v1/submissions`: a registered party's signed submission
+/// ([`sit_core::oversight::Submission`]), checked, stored in the register and answered with
+/// the oracle's signed receipt (201). Refusals write nothing and are counted in `/metrics`.
+async fn submissions(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
+    let Some(intake) = st.intake.clone() else {
+        let r = ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this server takes no submissions".into(),
+            "the oracle takes them when it runs with its key and a parties file (sit run --serve --parties FILE, or sit serve --key FILE --parties FILE)",
+        )
+        .into_response();
+        return done(&st, Route::Submissions, r);
+    };
+    let now = SystemClock.now_ms();
+    let r = tokio::task::spawn_blocking(move || intake.submit(&body, now)).await;
+    let r = match r {
+        Ok(Ok(receipt)) => (
+            StatusCode::CREATED,
+            [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            receipt,
+        )
+            .into_response(),
+        Ok(Err(e)) => oversight::refusal(&e).into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+            "retry later",
+        )
+        .into_response(),
+    };
+    done(&st, Route::Submissions, r)
+}
+
 async fn tiers(State(st): State<Arc<AppState>>) -> Response {
     let r = static_json(&st.snap().tiers_json);
     done(&st, Route::Tiers, r)
@@ -779,6 +827,9 @@ async fn healthz(State(st): State<Arc<AppState>>) -> Response {
         "loaded_at": snap.loaded_at,
         "errors": snap.errors,
     });
+    // disputes past their deadline and consultations without an outcome are shown, not a
+    // reason to take the server out of rotation: what it serves is still right
+    body["oversight"] = oversight::health(&st);
     if let Some(f) = facts {
         body["reasons"] = serde_json::json!(reasons);
         body["service"] = f;
@@ -835,6 +886,7 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
             }
         }
     }
+    oversight::metrics(&st, &mut s);
     if let Some(svc) = &st.service {
         svc.metrics(&mut s);
     }
@@ -862,7 +914,13 @@ async fn not_found(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
 
 async fn method_not_allowed(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
     // The one route that writes takes only POST; every other is read-only.
-    let (message, hint, allow) = if uri.path() == "/v1/certify/challenge" {
+    let (message, hint, allow) = if uri.path() == "/v1/submissions" {
+        (
+            "a submission is accepted only as a POSTed document signed by a registered party's key",
+            "POST a sit-submission/1 document (sit submit does); GET /v1/disputes and /v1/attestations read the register",
+            "POST",
+        )
+    } else if uri.path() == "/v1/certify/challenge" {
         (
             "a challenge is issued only to a POSTed request signed by the certifier's key",
             "POST a sit-challenge-request/1 document (sit certify --challenge does)",
@@ -900,6 +958,15 @@ pub(super) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/suite/{hash}", get(versions))
         .route("/v1/certify/challenge", post(challenge))
         .route("/v1/certify/challenges", get(challenges))
+        .route("/v1/submissions", post(submissions))
+        .route("/v1/parties", get(oversight::parties))
+        .route("/v1/disputes", get(oversight::disputes))
+        .route("/v1/disputes/{id}", get(oversight::disputes))
+        .route("/v1/attestations/{tier}/{date}", get(oversight::attestations))
+        .route("/v1/consultations", get(oversight::consultations))
+        .route("/v1/bundles", get(oversight::bundles))
+        .route("/v1/bundles/{date}", get(oversight::bundles))
+        .route("/v1/bundles/{date}/{*file}", get(oversight::bundles))
         .route("/v1/index/{tier}", get(history))
         .route("/v1/index/{tier}/latest", get(latest))
         .route("/v1/index/{tier}/{date}", get(by_date))

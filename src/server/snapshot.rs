@@ -54,6 +54,12 @@ pub struct Snapshot {
     /// (`DATA/archive/DATE/intervals.json`, beside the archive at `DATA/published/`) by the key
     /// that signed the record. Days whose bundle has none are absent.
     pub intervals: BTreeMap<(String, Date, u32), sit_core::index::interval::Interval>,
+    /// [`crate::archive::register::mark`] when loaded.
+    pub register_mark: u64,
+    /// The disputes not yet resolved, in order of receipt: (id, subject, received, due).
+    pub open_disputes: Vec<(String, String, String, String)>,
+    /// Disputes resolved so far.
+    pub resolved_disputes: usize,
 }
 
 impl Snapshot {
@@ -158,6 +164,25 @@ pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
         }
     }
     snap.intervals = intervals(archive, &snap.records, &mut key_cache);
+    snap.register_mark = crate::archive::register::mark(archive.root());
+    match crate::archive::register::Register::read(archive.root()) {
+        Ok(reg) => {
+            for d in &reg.disputes {
+                if d.outcome.is_some() {
+                    snap.resolved_disputes += 1;
+                    continue;
+                }
+                let r = &d.entry.receipt;
+                snap.open_disputes.push((
+                    r.id.clone(),
+                    d.dispute().subject.describe(),
+                    r.received_at.clone(),
+                    r.respond_by.clone().unwrap_or_default(),
+                ));
+            }
+        }
+        Err(e) => snap.errors.push(format!("the oversight register: {e}")),
+    }
     snap.tiers_json = tiers_json(&snap, suite);
     snap.keys_json = keys_json(archive, &entries, &published);
     snap

@@ -71,6 +71,9 @@ pub struct RunOptions {
     /// The listed futures (`contracts.toml`; None: the built-in copy), settled after each
     /// publication: the period to date (INDICATIVE) and each FINAL value once due.
     pub contracts: Option<PathBuf>,
+    /// `parties.toml`: the parties whose signed submissions `--serve` takes (none: no
+    /// submissions route).
+    pub parties: Option<PathBuf>,
     /// The key was made by `sit demo`: the genesis marks it so (not for settlement).
     pub demo_key: bool,
 }
@@ -503,18 +506,21 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
         })
     };
     let (recorder, rec_task) = Recorder::start_observed(store.clone(), Some(on_ack));
-    let server = serve_beside(opts, &archive, &status, &key).await?;
     let ids: Vec<String> = usable.iter().map(|(e, _)| e.id.clone()).collect();
+    let publisher = DayPublisher::new(
+        data,
+        store.clone(),
+        key.clone(),
+        clock.clone(),
+        providers,
+        ids.clone(),
+        contracts,
+    );
+    // a worker of the probe network publishes nothing: it cannot restate a disputed day
+    let restater = opts.network.is_none().then(|| publisher.clone());
+    let server = serve_beside(opts, &archive, &status, &key, restater).await?;
     let svc = Svc {
-        publisher: DayPublisher::new(
-            data,
-            store.clone(),
-            key.clone(),
-            clock.clone(),
-            providers,
-            ids.clone(),
-            contracts,
-        ),
+        publisher,
         data: data.to_path_buf(),
         clock: clock.clone(),
         status: status.clone(),
@@ -651,17 +657,31 @@ fn record_configured_prices(store: &Store, usable: &[Usable], now_ms: i64) -> Re
     Ok(())
 }
 
-/// `--serve ADDR`: the HTTP server beside the service, with its health and metrics and the
-/// certification challenges signed with the oracle's key.
+/// `--serve ADDR`: the HTTP server beside the service, with its health and metrics, the
+/// certification challenges signed with the oracle's key and, with `--parties`, registered
+/// parties' submissions (an upheld dispute about a day restated by `publisher`).
 async fn serve_beside(
     opts: &RunOptions,
     archive: &Archive,
     status: &Arc<Status>,
     key: &ed25519_dalek::SigningKey,
+    publisher: Option<DayPublisher>,
 ) -> Result<Option<crate::server::Running>> {
     match opts.serve {
         Some(addr) => {
             let svc: Arc<dyn crate::server::Service> = status.clone();
+            let intake = match &opts.parties {
+                Some(p) => Some(Arc::new(
+                    crate::oversight::Intake::new(
+                        key.clone(),
+                        crate::config::parties::load(p).map_err(|e| failed("parties", e))?,
+                        archive.clone(),
+                        publisher,
+                    )
+                    .map_err(|e| failed("the oversight register", e))?,
+                )),
+                None => None,
+            };
             let r = crate::server::start_with(
                 archive.clone(),
                 addr,
@@ -671,6 +691,7 @@ async fn serve_beside(
                     key.clone(),
                     archive,
                 ))),
+                intake,
             )
             .await
             .map_err(|e| failed(&format!("cannot serve on {addr}"), e))?;

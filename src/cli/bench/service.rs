@@ -93,6 +93,7 @@ pub async fn run_bench(hour_ms: u64, per_hour: u32) -> Result<String, String> {
         limits: Default::default(),
         new_timeline: false,
         contracts: None,
+        parties: None,
         network: None,
         demo_key: false,
     };
