@@ -27,10 +27,12 @@ struct RawContract {
     suspended: Spanned<String>,
     #[serde(default)]
     last_trading_days_before_end: Option<Spanned<i64>>,
+    #[serde(default)]
+    min_attestations: Option<Spanned<i64>>,
 }
 
 const KEYS: &str =
-    "id, tier, cycle, unit_sit, tick, scale, suspended, last_trading_days_before_end";
+    "id, tier, cycle, unit_sit, tick, scale, suspended, last_trading_days_before_end, min_attestations";
 
 fn at(
     file: &str,
@@ -200,6 +202,18 @@ pub fn parse(file: &str, text: &str, tiers: &[String]) -> Result<Vec<Contract>, 
                 ))
             }
         };
+        let min_attestations = match &r.min_attestations {
+            None => 0,
+            Some(s) if (0..=16).contains(s.get_ref()) => *s.get_ref() as u32,
+            Some(s) => {
+                return Err(err(
+                    s.span().start,
+                    "min_attestations",
+                    format!("{}", s.get_ref()),
+                    "0 to 16 distinct auditors (0: the FINAL record waits for none)",
+                ))
+            }
+        };
         out.push(Contract {
             id: r.id.into_inner(),
             tier: r.tier.into_inner(),
@@ -209,6 +223,7 @@ pub fn parse(file: &str, text: &str, tiers: &[String]) -> Result<Vec<Contract>, 
             scale: scale as u32,
             suspended,
             last_trading_days_before_end: ltd,
+            min_attestations,
         });
     }
     Ok(out)

@@ -921,6 +921,7 @@ fn a_day_of_a_period_settled_final_is_never_restated() {
         status: SettlementStatus::Final,
         final_settlement_time: "2026-02-01T00:00:00.000Z".into(),
         computed_at: "2026-02-01T00:10:00.000Z".into(),
+        attestations: None,
         key_id: None,
     };
     let key = sit::archive::keys::load_signing(&env.key).unwrap();

@@ -288,6 +288,10 @@ impl Intake {
         if let Body::Resolution(res) = &s.body {
             self.apply(&reg, &receipt, res, &checked.party.key_id, now_ms)?;
         }
+        // a FINAL settlement record that waited for this attestation is signed now
+        if let (Body::Attestation(_), Some(p)) = (&s.body, &self.publisher) {
+            p.settle_latest();
+        }
         Ok(bytes)
     }
 

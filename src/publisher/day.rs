@@ -410,6 +410,23 @@ impl DayPublisher {
             .all(|t| entries.iter().any(|e| e.tier == *t && e.date == day)))
     }
 
+    /// Settle the listed futures as of the latest published day (after an attestation
+    /// arrives: a FINAL record waiting for it is signed now, not at the next publication).
+    pub fn settle_latest(&self) {
+        let _one = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.archive.may_write() {
+            return;
+        }
+        if let Some(day) = self
+            .archive
+            .entries()
+            .ok()
+            .and_then(|es| es.iter().map(|e| e.date).max())
+        {
+            self.settle(day);
+        }
+    }
+
     /// Settle the listed futures after `day`'s publication: the period holding it to date
     /// (INDICATIVE) and every period whose final settlement time has passed (FINAL, once). A
     /// failure is logged and tried again after the next publication: it never stops the index.

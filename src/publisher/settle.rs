@@ -73,8 +73,22 @@ pub fn compute(
         },
         final_settlement_time: format_utc_ms(final_ms),
         computed_at: format_utc_ms(now_ms),
+        attestations: None,
         key_id: None,
     })
+}
+
+/// The listed days whose record in force has fewer than the contract's `min_attestations`
+/// distinct auditors' attestations that it reproduced (a register that cannot be read
+/// attests nothing).
+fn awaiting(archive: &Archive, c: &Contract, days: &[DayValue]) -> Vec<Date> {
+    let reg = crate::archive::register::Register::read(archive.root()).unwrap_or_default();
+    days.iter()
+        .filter(|d| {
+            reg.reproduced_by(&c.tier, d.date, &d.record_hash) < c.min_attestations as usize
+        })
+        .map(|d| d.date)
+        .collect()
 }
 
 /// What `sit run` settles after each publication (and at each restatement cutoff), at
@@ -114,6 +128,44 @@ pub fn settle_due(
                     continue;
                 }
                 match compute(&entries, c, p, now_ms) {
+                    Ok(mut r) if c.min_attestations > 0 => {
+                        // FINAL only once every listed day's record is attested (issue 30):
+                        // until then the period to date, saying what it waits for
+                        let waiting = awaiting(archive, c, &r.days);
+                        r.attestations = Some(sit_core::settlement::AttestationWait {
+                            required: c.min_attestations,
+                            waiting_for: waiting.clone(),
+                        });
+                        if waiting.is_empty() {
+                            match write_final(archive, &lock, &r, key) {
+                                Ok(Written::New(_)) => lines.push(format!(
+                                    "{} {label} FINAL {} ({} days counted, each attested by {} auditors or more)",
+                                    c.id,
+                                    r.value.round_dp(c.scale),
+                                    r.days_counted,
+                                    c.min_attestations
+                                )),
+                                Ok(Written::Stands(..)) => {}
+                                Err(e) => {
+                                    lines.push(format!("{} {label} FINAL not written: {e}", c.id))
+                                }
+                            }
+                        } else {
+                            r.status = SettlementStatus::Indicative;
+                            match write_indicative(archive, &r, key) {
+                                Ok(_) => lines.push(format!(
+                                    "{} {label} waits for attestations: {} days have fewer than {} (FINAL is signed once they arrive)",
+                                    c.id,
+                                    waiting.len(),
+                                    c.min_attestations
+                                )),
+                                Err(e) => lines.push(format!(
+                                    "{} {label} INDICATIVE not written: {e}",
+                                    c.id
+                                )),
+                            }
+                        }
+                    }
                     Ok(r) => match write_final(archive, &lock, &r, key) {
                         Ok(Written::New(_)) => lines.push(format!(
                             "{} {label} FINAL {} ({} days counted)",

@@ -119,6 +119,21 @@ pub fn chart_svg(snap: &Snapshot, suite: &Suite) -> String {
 
 /// One row per contract with a settlement record: its period to date (INDICATIVE) and its
 /// last FINAL values, each linked to the signed record.
+/// Under a period's final time: what its FINAL record still waits for (a contract's
+/// `min_attestations`), if anything.
+fn waiting_note(r: &sit_core::settlement::SettlementRecord) -> String {
+    match r.attestations.as_ref().filter(|w| !w.waiting_for.is_empty()) {
+        Some(w) => format!(
+            "<br><small class=\"CONTINGENCY\">FINAL waits for attestations: {} days have fewer than {} (<a href=\"/v1/attestations/{}/{}\">the first</a>)</small>",
+            w.waiting_for.len(),
+            w.required,
+            esc(&r.contract.tier),
+            w.waiting_for[0]
+        ),
+        None => String::new(),
+    }
+}
+
 fn futures_rows(snap: &Snapshot, suite: &Suite) -> String {
     use sit_core::settlement::Cycle;
     let link = |a: &crate::archive::settlements::Archived| {
@@ -145,13 +160,14 @@ fn futures_rows(snap: &Snapshot, suite: &Suite) -> String {
         for id in ids {
             let mtd = match o.to_date.iter().find(|a| a.record.contract.id == id) {
                 Some(a) => format!(
-                    "<td><a href=\"{}\">{}</a> <span class=\"st\">INDICATIVE</span></td><td class=num>{}</td><td>{} of {}</td><td>{}</td>",
+                    "<td><a href=\"{}\">{}</a> <span class=\"st\">INDICATIVE</span></td><td class=num>{}</td><td>{} of {}</td><td>{}{}</td>",
                     link(a),
                     esc(&a.label),
                     a.record.value.round_dp(a.record.contract.scale),
                     a.record.days.len(),
                     a.record.period.days().count(),
-                    esc(&a.record.final_settlement_time)
+                    esc(&a.record.final_settlement_time),
+                    waiting_note(&a.record)
                 ),
                 None => "<td colspan=4>—</td>".into(),
             };

@@ -64,6 +64,26 @@ pub struct Contract {
     pub suspended: SuspendedFallback,
     /// Trading ends this many days before the period's last day (0: on it).
     pub last_trading_days_before_end: u32,
+    /// The FINAL settlement record is signed only once each day it lists has been attested as
+    /// reproduced by at least this many distinct registered auditors (issue 30); until then
+    /// the period stays INDICATIVE and says what it waits for. 0 (absent): no wait.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_attestations: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A settlement record's attestation requirement and what it still waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationWait {
+    /// The contract's `min_attestations`.
+    pub required: u32,
+    /// The listed days whose record in force has fewer reproduced attestations (empty in a
+    /// FINAL record: it is signed once none is missing).
+    pub waiting_for: Vec<Date>,
 }
 
 /// A contract period: its first and last calendar day (inclusive).
@@ -290,6 +310,10 @@ pub struct SettlementRecord {
     pub final_settlement_time: String,
     /// When the record was computed (RFC 3339, UTC).
     pub computed_at: String,
+    /// With a contract's `min_attestations`: the requirement, and the days still waiting for
+    /// attestations (absent for a contract without one, so earlier records keep their bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestations: Option<AttestationWait>,
     /// The signing key's id (set by [`sign_record`]; absent in an unsigned record).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
@@ -331,6 +355,12 @@ pub fn verify_record(
     let r = verify_any(doc, key)?;
     if r.status != SettlementStatus::Final {
         return Err("INDICATIVE: a period-to-date value, not a final settlement value".into());
+    }
+    if let Some(w) = r.attestations.as_ref().filter(|w| !w.waiting_for.is_empty()) {
+        return Err(format!(
+            "FINAL while still waiting for attestations of {} days",
+            w.waiting_for.len()
+        ));
     }
     Ok(r)
 }
@@ -429,6 +459,7 @@ mod tests {
             scale,
             suspended,
             last_trading_days_before_end: 0,
+            min_attestations: 0,
         }
     }
 
@@ -609,6 +640,7 @@ mod tests {
             status: SettlementStatus::Final,
             final_settlement_time: "2026-03-02T00:00:00.000Z".into(),
             computed_at: "2026-03-02T00:10:00.000Z".into(),
+            attestations: None,
             key_id: None,
         };
         let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
