@@ -1630,6 +1630,9 @@ fn recompute(
     let input = parts.input(d, &b.suite.hash);
     let mut computed = compute_day(&b.methodology, &input);
     computed.read_below_seq = d.read_below_seq;
+    // the observations the record voids (upheld disputes) were left out by day_parts; the
+    // disputes themselves are in the oracle's register (GET /v1/disputes/{id})
+    computed.voided = d.voided.clone();
     let interval = interval_seed.map(|s| {
         sit_core::index::interval::interval(
             &b.methodology,

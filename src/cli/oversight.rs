@@ -29,11 +29,14 @@ async fn send(
     body: Body,
 ) -> Result<oversight::Receipt> {
     let k = crate::archive::keys::load_signing(key)?;
+    // every key read before anything is sent
+    let oracle_vk = oracle_key
+        .map(crate::archive::keys::load_public)
+        .transpose()?;
     let doc = oversight::sign_submission(body, &k, SystemClock.now_ms(), &fresh_nonce());
     let (receipt, bytes) = post_submission(&client(), oracle, &doc).await?;
-    let checked = match oracle_key {
-        Some(p) => {
-            let vk = crate::archive::keys::load_public(p)?;
+    let checked = match oracle_vk {
+        Some(vk) => {
             oversight::verify_receipt(&bytes, &vk, Some(&doc)).map_err(|e| {
                 Error::Failed(format!(
                     "the receipt does not verify against the oracle key given: {e}"

@@ -257,7 +257,14 @@ pub fn check_bundle(dir: &Path, date: Date) -> Result<Vec<Attestation>, AttestEr
     let replay = bundle::replay(&b);
     let pubs = b.publications().map_err(|why| AttestError::Bundle { date, why })?;
     let mut out = Vec::new();
-    for (name, p, bytes) in pubs {
+    for (name, p, _) in pubs {
+        // the record's hash is over its file's bytes as published (with the signature)
+        let bytes = b
+            .determinations
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, bytes)| bytes.clone())
+            .unwrap_or_default();
         let verdict = replay
             .determinations
             .iter()
