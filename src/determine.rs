@@ -60,8 +60,7 @@ pub fn day_rows(
         .filter(|r| {
             r.as_ref().map_or(true, |s| {
                 s.obs.seq < below
-                    && (voided.is_empty()
-                        || !voided.contains(&sit_core::signing::hex(&s.hash[..])))
+                    && (voided.is_empty() || !voided.contains(&sit_core::signing::hex(&s.hash[..])))
             })
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -57,9 +57,10 @@ struct Parties {
     file: PathBuf,
 }
 
-fn parties(root: &Path) -> Parties {
+/// The parties; the oracle's key made here unless given.
+fn parties(root: &Path, oracle: Option<Party>) -> Parties {
     let p = Parties {
-        oracle: Party::new(root, "oracle"),
+        oracle: oracle.unwrap_or_else(|| Party::new(root, "oracle")),
         provider: Party::new(root, "acme"),
         auditor: Party::new(root, "audit"),
         admin: Party::new(root, "admin"),
@@ -187,7 +188,10 @@ fn a_material_observation(bundle: &Path, tier: &str) -> (String, i128) {
         .unwrap();
     let d = &p.determination;
     let old = d.value.unwrap().0;
-    let (start, end) = (d.date.start_ms(), d.date.start_ms() + sit_core::time::DAY_MS);
+    let (start, end) = (
+        d.date.start_ms(),
+        d.date.start_ms() + sit_core::time::DAY_MS,
+    );
     let mut best = (String::new(), 0i128);
     for (_, h, o) in &b.records {
         if o.tier != tier || o.at_ms < start || o.at_ms >= end || !o.correct {
@@ -217,7 +221,7 @@ fn an_upheld_dispute_restates_the_day_and_an_auditor_attests_two_days() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let _sim = sim(&root.join("providers.toml"), 6, "");
-    let p = parties(root);
+    let p = parties(root, None);
     let data = root.join("data");
     let mut c = Command::new(env!("CARGO_BIN_EXE_sit"));
     c.arg("--data")
@@ -299,11 +303,23 @@ fn an_upheld_dispute_restates_the_day_and_an_auditor_attests_two_days() {
     });
     // a provider may not resolve it
     let o = sit(&[
-        "dispute", "resolve", &id, "--upheld", "--reason", "mine", "--oracle", &base, "--key",
+        "dispute",
+        "resolve",
+        &id,
+        "--upheld",
+        "--reason",
+        "mine",
+        "--oracle",
+        &base,
+        "--key",
         &p.provider.key(),
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("may not submit a resolution"), "{}", text(&o));
+    assert!(
+        text(&o).contains("may not submit a resolution"),
+        "{}",
+        text(&o)
+    );
     // the administrator upholds it, inside the day's window: the day is restated
     let o = sit(&[
         "dispute",
@@ -338,7 +354,15 @@ fn an_upheld_dispute_restates_the_day_and_an_auditor_attests_two_days() {
     assert_ne!(v2["value"], v1_value);
     // a second resolution of the same dispute is refused
     let o = sit(&[
-        "dispute", "resolve", &id, "--rejected", "--reason", "again", "--oracle", &base, "--key",
+        "dispute",
+        "resolve",
+        &id,
+        "--rejected",
+        "--reason",
+        "again",
+        "--oracle",
+        &base,
+        "--key",
         &p.admin.key(),
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -374,7 +398,15 @@ fn an_upheld_dispute_restates_the_day_and_an_auditor_attests_two_days() {
         assert_eq!(a["reproduced_by"], 1, "{a}");
     }
     // a second pass attests nothing twice
-    let o = sit(&["attest", "--oracle", &base, "--key", &p.auditor.key(), "--since", d1]);
+    let o = sit(&[
+        "attest",
+        "--oracle",
+        &base,
+        "--key",
+        &p.auditor.key(),
+        "--since",
+        d1,
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let (_, a) = get(&format!("{base}/v1/attestations/t1/{d1}"));
     let mine: Vec<_> = a["attestations"]
@@ -386,7 +418,10 @@ fn an_upheld_dispute_restates_the_day_and_an_auditor_attests_two_days() {
     assert_eq!(mine.len(), 1, "{a}");
     // /metrics counts what was accepted and refused
     let m = String::from_utf8_lossy(&get_raw(&format!("{base}/metrics")).1).to_string();
-    assert!(m.contains("sit_submissions_refused_total{reason=\"role\"} 1"), "{m}");
+    assert!(
+        m.contains("sit_submissions_refused_total{reason=\"role\"} 1"),
+        "{m}"
+    );
     assert!(
         m.contains("sit_submissions_refused_total{reason=\"already_resolved\"} 1"),
         "{m}"
@@ -394,4 +429,403 @@ fn an_upheld_dispute_restates_the_day_and_an_auditor_attests_two_days() {
     assert!(m.contains("sit_disputes_open 0"), "{m}");
     drop(run);
     let _ = p.auditor.signing();
+}
+
+/// Sign `body` as `key` now, with a fresh nonce.
+fn signed(body: sit_core::oversight::Body, key: &ed25519_dalek::SigningKey) -> Vec<u8> {
+    sit_core::oversight::sign_submission(
+        body,
+        key,
+        sit_core::time::parse_utc_ms(&now_utc()).unwrap(),
+        &sit::oversight::attest::fresh_nonce(),
+    )
+}
+
+fn now_utc() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    sit_core::time::format_utc_ms(ms)
+}
+
+fn dispute_about(subject: sit_core::oversight::Subject, reason: &str) -> sit_core::oversight::Body {
+    sit_core::oversight::Body::Dispute(sit_core::oversight::Dispute {
+        subject,
+        reason: reason.into(),
+        evidence: None,
+        public: false,
+    })
+}
+
+fn settlement_subject() -> sit_core::oversight::Subject {
+    sit_core::oversight::Subject {
+        kind: sit_core::oversight::SubjectKind::Settlement,
+        tier: None,
+        date: None,
+        observation: None,
+        certificate: None,
+        contract: Some("SIT-T1-M".into()),
+        period: Some("2026-02".into()),
+    }
+}
+
+/// Issue 30, done when: a contract with `min_attestations = 1` signs its FINAL only after the
+/// attestations arrive; a dispute about the settled month is rejected with the reason; the
+/// hostile submissions are refused with the API's error, leave no trace on disk and are
+/// counted; a flood from one party is refused past its rate while reads go on being answered.
+///
+/// The month is February 2026 of t1 as signed records (`common::february`), served by `sit
+/// serve --key --parties`: a month of `sit run` on a compressed clock that still probes every
+/// hour takes longer than a test should (below 300 real ms a simulated hour, probes miss
+/// their hours and the days are CONTINGENCY).
+#[test]
+fn a_final_settlement_waits_for_attestations_and_hostile_submissions_leave_no_trace() {
+    use sit_core::oversight::{Attestation, Body, Reproduced};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let data = root.join("data");
+    let okey = common::february::signed_february(&data, &root.join("oracle"));
+    let p = parties(
+        root,
+        Some(Party {
+            dir: root.join("oracle"),
+            hex: sit_core::signing::hex(okey.verifying_key().as_bytes()),
+        }),
+    );
+    let contracts = root.join("contracts.toml");
+    std::fs::write(
+        &contracts,
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts.toml"))
+            .unwrap()
+            .replacen(
+                "last_trading_days_before_end = 0\n",
+                "last_trading_days_before_end = 0\nmin_attestations = 1\n",
+                1,
+            ),
+    )
+    .unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sit"));
+    c.arg("--data")
+        .arg(&data)
+        .args(["serve", "--addr", "127.0.0.1:0", "--key", &p.oracle.key()])
+        .arg("--parties")
+        .arg(&p.file);
+    let serve = start(c, "sit serve: http://");
+    let base = format!("http://{}", serve.addr);
+    let submit = |doc: &[u8]| post(&format!("{base}/v1/submissions"), doc);
+    let settle = || {
+        sit(&[
+            "--data",
+            data.to_str().unwrap(),
+            "settle",
+            "--tier",
+            "t1",
+            "--month",
+            "2026-02",
+            "--contracts",
+            contracts.to_str().unwrap(),
+            "--key",
+            &p.oracle.key(),
+        ])
+    };
+    // no attestation yet: the FINAL record waits (exit 3, nothing signed)
+    let o = settle();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("waits for attestations: 28 of its 28 days"),
+        "{}",
+        text(&o)
+    );
+    // the records in force at the final settlement time, attested one by one
+    let archive = sit::archive::Archive::for_data(&data);
+    let entries = archive.entries().unwrap();
+    let period =
+        sit_core::settlement::Period::of(sit_core::settlement::Cycle::Monthly, 2026, 2).unwrap();
+    let days = sit::publisher::settle::days_in_force(
+        &entries,
+        "t1",
+        period,
+        sit::publisher::settle::final_time_ms(period),
+    );
+    assert_eq!(days.len(), 28);
+    let auditor = p.auditor.signing();
+    for d in &days[..27] {
+        let (code, r) = submit(&signed(
+            Body::Attestation(Attestation {
+                tier: "t1".into(),
+                date: d.date,
+                version: d.version,
+                record_hash: d.record_hash.clone(),
+                merkle_root: "0".repeat(64),
+                result: Reproduced::Reproduced,
+                first_difference: None,
+            }),
+            &auditor,
+        ));
+        assert_eq!(code, 201, "{r}");
+        assert_eq!(r["kind"], "attestation");
+    }
+    let o = settle();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("1 of its 28 days") && text(&o).contains("first 2026-02-28"),
+        "{}",
+        text(&o)
+    );
+    let last = &days[27];
+    let (code, r) = submit(&signed(
+        Body::Attestation(Attestation {
+            tier: "t1".into(),
+            date: last.date,
+            version: last.version,
+            record_hash: last.record_hash.clone(),
+            merkle_root: "0".repeat(64),
+            result: Reproduced::Reproduced,
+            first_difference: None,
+        }),
+        &auditor,
+    ));
+    assert_eq!(code, 201, "{r}");
+    let o = settle();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("SIT-T1-M 2026-02 FINAL"), "{}", text(&o));
+    let fin: serde_json::Value = wait_for("the FINAL record served", 10, || {
+        let (code, v) = get(&format!("{base}/v1/settlement/t1/2026-02"));
+        (code == 200 && v["status"] == "FINAL").then_some(v)
+    });
+    assert_eq!(fin["attestations"]["required"], 1, "{fin}");
+    assert_eq!(fin["attestations"]["waiting_for"], serde_json::json!([]));
+
+    // a provider disputes the settled month; the administrator rejects it with the reason
+    let (code, r) = submit(&signed(
+        dispute_about(settlement_subject(), "the month should exclude day 28"),
+        &p.provider.signing(),
+    ));
+    assert_eq!(code, 201, "{r}");
+    let id = r["id"].as_str().unwrap().to_string();
+    let receipt_doc = serde_json::to_vec(&r).unwrap();
+    sit_core::oversight::verify_receipt(
+        &sit_core::signing::canonical(&serde_json::from_slice(&receipt_doc).unwrap()),
+        &okey.verifying_key(),
+        None,
+    )
+    .unwrap();
+    let o = sit(&[
+        "dispute",
+        "resolve",
+        &id,
+        "--rejected",
+        "--reason",
+        "February settled FINAL under the contract's rule; day 28 in force at the final time was version 1",
+        "--oracle",
+        &base,
+        "--key",
+        &p.admin.key(),
+        "--oracle-key",
+        &p.oracle.public(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (_, d) = get(&format!("{base}/v1/disputes/{id}"));
+    assert_eq!(d["status"], "rejected", "{d}");
+    assert!(d["outcome"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("settled FINAL"));
+    assert_eq!(d["outcome"]["restated"], serde_json::json!([]));
+    // the submitter did not make its reason public: the register shows the subject only
+    assert!(d.get("reason").is_none(), "{d}");
+
+    // hostile submissions: refused, counted, and nothing on disk changes
+    let before = common::tree(&data);
+    let provider = p.provider.signing();
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let good = signed(
+        dispute_about(settlement_subject(), "a fair question"),
+        &provider,
+    );
+    let tampered = String::from_utf8(good.clone())
+        .unwrap()
+        .replace("a fair question", "a fair questioN")
+        .into_bytes();
+    let stale = sit_core::oversight::sign_submission(
+        dispute_about(settlement_subject(), "old"),
+        &provider,
+        sit_core::time::parse_utc_ms(&now_utc()).unwrap() - 3_600_000,
+        &sit::oversight::attest::fresh_nonce(),
+    );
+    let mut unknown_kind: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    unknown_kind.as_object_mut().unwrap().remove("signature");
+    unknown_kind["body"]["kind"] = "complaint".into();
+    let unknown_kind = sit_core::signing::sign_value(unknown_kind, &provider);
+    let oversized = signed(
+        sit_core::oversight::Body::ConsultationResponse(
+            sit_core::oversight::ConsultationResponse {
+                notice: "N-0001".into(),
+                response: "x".repeat(40_000),
+                public: false,
+            },
+        ),
+        &provider,
+    );
+    let wrong_role = signed(
+        Body::Attestation(Attestation {
+            tier: "t1".into(),
+            date: last.date,
+            version: last.version,
+            record_hash: last.record_hash.clone(),
+            merkle_root: "0".repeat(64),
+            result: Reproduced::Reproduced,
+            first_difference: None,
+        }),
+        &provider,
+    );
+    let unknown_dispute = signed(
+        Body::Resolution(sit_core::oversight::Resolution {
+            dispute: "S-999999".into(),
+            decision: sit_core::oversight::Decision::Rejected,
+            reason: "no such".into(),
+        }),
+        &p.admin.signing(),
+    );
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "unknown key",
+            signed(dispute_about(settlement_subject(), "hi"), &stranger),
+            401,
+            "unknown_party",
+        ),
+        ("bad signature", tampered, 401, "bad_signature"),
+        ("stale", stale, 400, "stale"),
+        ("unknown kind", unknown_kind, 400, "unknown_kind"),
+        ("oversized", oversized, 413, "too_large"),
+        ("wrong role", wrong_role, 403, "role"),
+        ("unknown dispute", unknown_dispute, 404, "unknown_dispute"),
+        ("not JSON", b"{\"schema\":".to_vec(), 400, "malformed"),
+    ];
+    for (what, doc, status, code) in &cases {
+        let (got, r) = submit(doc);
+        assert_eq!(got, *status, "{what}: {r}");
+        assert_eq!(r["error"]["code"], *code, "{what}: {r}");
+        assert!(
+            r["error"]["hint"].as_str().is_some_and(|h| !h.is_empty()),
+            "{what}: {r}"
+        );
+    }
+    assert_eq!(
+        common::tree(&data),
+        before,
+        "a refused submission left a trace"
+    );
+    // a replay of an accepted submission is refused
+    let (got, _) = submit(&good);
+    assert_eq!(got, 201);
+    let after_one = common::tree(&data);
+    let (got, r) = submit(&good);
+    assert_eq!(
+        (got, r["error"]["code"].as_str()),
+        (409, Some("replayed")),
+        "{r}"
+    );
+    assert_eq!(common::tree(&data), after_one);
+    // a flood from one party: refused past its rate, while reads are answered throughout
+    let flood: Vec<Vec<u8>> = (0..80)
+        .map(|i| {
+            signed(
+                dispute_about(settlement_subject(), &format!("flood {i}")),
+                &provider,
+            )
+        })
+        .collect();
+    let url = format!("{base}/v1/submissions");
+    let read_url = format!("{base}/v1/index/t1/2026-02-10");
+    let (codes, reads) = rt().block_on(async {
+        let client = reqwest::Client::new();
+        let posts = futures_join(flood.into_iter().map(|doc| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                client
+                    .post(&url)
+                    .body(doc)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            }
+        }));
+        let reads = async {
+            let mut ok = 0;
+            for _ in 0..40 {
+                if client
+                    .get(&read_url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().as_u16() == 200)
+                {
+                    ok += 1;
+                }
+            }
+            ok
+        };
+        tokio::join!(posts, reads)
+    });
+    assert_eq!(reads, 40, "reads were refused during the flood");
+    let accepted = codes.iter().filter(|c| **c == 201).count();
+    let limited = codes.iter().filter(|c| **c == 429).count();
+    assert_eq!(accepted + limited, 80, "{codes:?}");
+    // (the flood may straddle a clock minute: two minutes' shares at most)
+    let share = sit::oversight::PER_PARTY_PER_MINUTE as usize;
+    assert!(
+        accepted <= 2 * share && limited >= 80 - 2 * share,
+        "accepted {accepted}, limited {limited}"
+    );
+    let m = String::from_utf8_lossy(&get_raw(&format!("{base}/metrics")).1).to_string();
+    for reason in [
+        "unknown_party",
+        "bad_signature",
+        "stale",
+        "unknown_kind",
+        "too_large",
+        "role",
+        "unknown_dispute",
+        "malformed",
+        "replayed",
+    ] {
+        assert!(
+            m.contains(&format!(
+                "sit_submissions_refused_total{{reason=\"{reason}\"}} 1"
+            )),
+            "{reason}: {m}"
+        );
+    }
+    assert!(m.contains(&format!(
+        "sit_submissions_refused_total{{reason=\"rate_limited\"}} {limited}"
+    )));
+    // /healthz shows the open disputes (none overdue yet)
+    let (_, h) = get(&format!("{base}/healthz"));
+    assert_eq!(
+        h["oversight"]["disputes_overdue"],
+        serde_json::json!([]),
+        "{h}"
+    );
+    assert!(
+        h["oversight"]["disputes_open"].as_u64().unwrap() >= 1,
+        "{h}"
+    );
+}
+
+/// Run every future concurrently (spawned on the runtime); their results.
+async fn futures_join<F>(fs: impl Iterator<Item = F>) -> Vec<u16>
+where
+    F: std::future::Future<Output = u16> + Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for f in fs {
+        set.spawn(f);
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        out.push(r.unwrap());
+    }
+    out
 }

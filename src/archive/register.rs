@@ -15,7 +15,7 @@ use super::{io, ArchiveError};
 use crate::sys::durable;
 use sit_core::index::Voided;
 use sit_core::oversight::{
-    Body, ConsultationOutcome, Decision, DisputeOutcome, Receipt, Submission, SubjectKind,
+    Body, ConsultationOutcome, Decision, DisputeOutcome, Receipt, SubjectKind, Submission,
 };
 use sit_core::time::{parse_utc_ms, Date};
 use std::path::{Path, PathBuf};
@@ -132,7 +132,9 @@ impl Register {
                     .disputes
                     .iter_mut()
                     .find(|d| d.entry.receipt.id == o.dispute)
-                    .ok_or_else(|| corrupt(format!("an outcome of unknown dispute {}", o.dispute)))?;
+                    .ok_or_else(|| {
+                        corrupt(format!("an outcome of unknown dispute {}", o.dispute))
+                    })?;
                 d.outcome = Some((o, canonical_bytes(ov)));
             } else if let Some(cv) = v.get("consultation_outcome") {
                 let c: ConsultationOutcome = parse_signed(cv).map_err(&corrupt)?;
@@ -192,10 +194,12 @@ impl Register {
         tier: &'a str,
         date: Date,
     ) -> impl Iterator<Item = (&'a Entry, &'a sit_core::oversight::Attestation)> + 'a {
-        self.entries.iter().filter_map(move |e| match &e.submission.body {
-            Body::Attestation(a) if a.tier == tier && a.date == date => Some((e, a)),
-            _ => None,
-        })
+        self.entries
+            .iter()
+            .filter_map(move |e| match &e.submission.body {
+                Body::Attestation(a) if a.tier == tier && a.date == date => Some((e, a)),
+                _ => None,
+            })
     }
 
     /// How many distinct auditors attested the record `record_hash` as reproduced.

@@ -1597,7 +1597,8 @@ pub fn day_parts<'o>(
     let rows = sit_core::index::rows_for(
         m,
         observations.into_iter().filter(|(o, h)| {
-            o.seq < below && (voided.is_empty() || !voided.contains(sit_core::signing::hex(&h[..]).as_str()))
+            o.seq < below
+                && (voided.is_empty() || !voided.contains(sit_core::signing::hex(&h[..]).as_str()))
         }),
         &d.tier,
         &b.suite.hash,

@@ -247,7 +247,11 @@ pub enum DisputeWhat {
         /// The dispute's id (S-000001).
         id: String,
         /// The dispute is right.
-        #[arg(long, conflicts_with = "rejected", required_unless_present = "rejected")]
+        #[arg(
+            long,
+            conflicts_with = "rejected",
+            required_unless_present = "rejected"
+        )]
         upheld: bool,
         /// The dispute is wrong, or the value stands regardless.
         #[arg(long)]

@@ -187,9 +187,8 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             if let Some(p) = &oracle_key {
                 let vk = crate::archive::keys::load_public(p)?;
                 let bytes = sit_core::signing::canonical(o);
-                sit_core::signing::verify_value(&bytes, &vk).map_err(|e| {
-                    Error::Failed(format!("the outcome does not verify: {e}"))
-                })?;
+                sit_core::signing::verify_value(&bytes, &vk)
+                    .map_err(|e| Error::Failed(format!("the outcome does not verify: {e}")))?;
             }
             println!("{}", serde_json::to_string_pretty(o).expect("json"));
             for r in o["restated"].as_array().into_iter().flatten() {

@@ -68,8 +68,25 @@ pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
             format_utc_ms(final_ms),
         )));
     }
-    let record = settle::compute(&entries, &c, period, now)
+    let mut record = settle::compute(&entries, &c, period, now)
         .map_err(|e| Error::Refused(format!("{} {label}: cannot settle: {e}", c.id)))?;
+    // a contract's min_attestations: FINAL only once every listed day is attested (issue 30)
+    if c.min_attestations > 0 && record.status == SettlementStatus::Final {
+        let waiting = settle::awaiting(&archive, &c, &record.days);
+        if !waiting.is_empty() {
+            return Err(Error::Refused(format!(
+                "{} {label} waits for attestations: {} of its {total} days have fewer than {} auditors' attestations that they reproduce (first {}; GET /v1/attestations/{tier}/DATE); a FINAL value is signed once they arrive",
+                c.id,
+                waiting.len(),
+                c.min_attestations,
+                waiting[0]
+            )));
+        }
+        record.attestations = Some(sit_core::settlement::AttestationWait {
+            required: c.min_attestations,
+            waiting_for: Vec::new(),
+        });
+    }
     let (value, n) = (record.value.round_dp(c.scale), record.days_counted);
     match (record.status, key) {
         (SettlementStatus::Indicative, _) => {

@@ -181,7 +181,9 @@ mod tests {
         );
         let e = parse("parties.toml", &good.replace("provider", "trader")).unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (3, "role"), "{e}");
-        assert!(e.to_string().contains("provider, exchange, auditor or administrator"));
+        assert!(e
+            .to_string()
+            .contains("provider, exchange, auditor or administrator"));
         let e = parse("parties.toml", &good.replace(&hex_of(1), "abcd")).unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (4, "public_key"), "{e}");
         let twice = format!("{good}\n{}", good.replace("acme", "other"));

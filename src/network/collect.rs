@@ -1283,9 +1283,16 @@ pub async fn run(data: &std::path::Path, opts: &CollectOptions) -> Result<Collec
                 clock: clock.clone(),
             });
             let archive = crate::archive::Archive::for_data(data);
-            let r = crate::server::start_with(archive, addr, Some(svc), opts.limits.clone(), None, None)
-                .await
-                .map_err(|e| Error::Failed(format!("cannot serve on {addr}: {e}")))?;
+            let r = crate::server::start_with(
+                archive,
+                addr,
+                Some(svc),
+                opts.limits.clone(),
+                None,
+                None,
+            )
+            .await
+            .map_err(|e| Error::Failed(format!("cannot serve on {addr}: {e}")))?;
             tracing::info!(
                 "sit collect: serving http://{} (/healthz, /metrics; {})",
                 r.addr,

@@ -111,10 +111,11 @@ impl Attester {
     /// The days with a bundle, ascending.
     pub async fn days(&self) -> Result<Vec<Date>, AttestError> {
         let body = self.get("/v1/bundles").await?.unwrap_or_default();
-        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| AttestError::Http {
-            url: format!("{}/v1/bundles", self.base),
-            why: format!("not the bundle list: {e}"),
-        })?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| AttestError::Http {
+                url: format!("{}/v1/bundles", self.base),
+                why: format!("not the bundle list: {e}"),
+            })?;
         let mut days: Vec<Date> = v["bundles"]
             .as_array()
             .into_iter()
@@ -139,13 +140,13 @@ impl Attester {
             })?;
         std::fs::write(dir.join("manifest.json"), &manifest)?;
         for (name, want) in &m.files {
-            let bytes = self
-                .get(&format!("{url}/{name}"))
-                .await?
-                .ok_or_else(|| AttestError::Bundle {
-                    date,
-                    why: format!("the manifest names {name}, which the oracle does not serve"),
-                })?;
+            let bytes =
+                self.get(&format!("{url}/{name}"))
+                    .await?
+                    .ok_or_else(|| AttestError::Bundle {
+                        date,
+                        why: format!("the manifest names {name}, which the oracle does not serve"),
+                    })?;
             let got = blake3::hash(&bytes).to_hex().to_string();
             if got != *want {
                 return Err(AttestError::Altered {
@@ -183,12 +184,8 @@ impl Attester {
 
     /// Sign and submit one attestation; the oracle's receipt id.
     pub async fn submit(&self, a: Attestation, now_ms: i64) -> Result<String, AttestError> {
-        let doc = oversight::sign_submission(
-            Body::Attestation(a),
-            &self.key,
-            now_ms,
-            &fresh_nonce(),
-        );
+        let doc =
+            oversight::sign_submission(Body::Attestation(a), &self.key, now_ms, &fresh_nonce());
         let (receipt, _) = post_submission(&self.client, &self.base, &doc).await?;
         Ok(receipt.id)
     }
@@ -221,7 +218,11 @@ pub async fn post_submission(
     if !status.is_success() {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let e = &v["error"];
-        let why = match (e["code"].as_str(), e["message"].as_str(), e["hint"].as_str()) {
+        let why = match (
+            e["code"].as_str(),
+            e["message"].as_str(),
+            e["hint"].as_str(),
+        ) {
             (Some(code), Some(m), h) => format!(
                 "{status} {code}: {m}{}",
                 h.map(|h| format!("\n  hint: {h}")).unwrap_or_default()
@@ -255,7 +256,9 @@ pub fn check_bundle(dir: &Path, date: Date) -> Result<Vec<Attestation>, AttestEr
     })?;
     let problems = bundle::verify(&b);
     let replay = bundle::replay(&b);
-    let pubs = b.publications().map_err(|why| AttestError::Bundle { date, why })?;
+    let pubs = b
+        .publications()
+        .map_err(|why| AttestError::Bundle { date, why })?;
     let mut out = Vec::new();
     for (name, p, _) in pubs {
         // the record's hash is over its file's bytes as published (with the signature)

@@ -84,7 +84,9 @@ pub fn close(
     }
     let reg = Register::read(archive.root()).map_err(|e| e.to_string())?;
     if reg.consultation_outcome(id).is_some() {
-        return Err(format!("the outcome of the consultation on {id} is published already"));
+        return Err(format!(
+            "the outcome of the consultation on {id} is published already"
+        ));
     }
     let responses = reg
         .responses(id)

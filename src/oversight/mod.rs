@@ -26,8 +26,7 @@ use crate::publisher::day::{DayError, DayPublisher};
 use crate::publisher::{policy::Refusal, PublishError};
 use ed25519_dalek::SigningKey;
 use sit_core::oversight::{
-    self, Body, Decision, DisputeOutcome, Parties, Receipt, Restated, SubjectKind,
-    SubmissionError,
+    self, Body, Decision, DisputeOutcome, Parties, Receipt, Restated, SubjectKind, SubmissionError,
 };
 use sit_core::time::format_utc_ms;
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,7 +49,9 @@ pub enum IntakeError {
     #[error("this submission was already accepted (nonce {0}); sign a new one")]
     Replayed(String),
     /// The party made its share of submissions this minute.
-    #[error("party {party} made {PER_PARTY_PER_MINUTE} submissions this minute, the most one party may")]
+    #[error(
+        "party {party} made {PER_PARTY_PER_MINUTE} submissions this minute, the most one party may"
+    )]
     PartyRate {
         /// The party's id.
         party: String,
@@ -318,7 +319,8 @@ impl Intake {
             Body::Dispute(d) => {
                 let s = &d.subject;
                 if s.kind == SubjectKind::Determination {
-                    let (tier, date) = (s.tier.clone().unwrap_or_default(), s.date.expect("checked"));
+                    let (tier, date) =
+                        (s.tier.clone().unwrap_or_default(), s.date.expect("checked"));
                     let entries = self.archive.entries()?;
                     if !entries.iter().any(|e| e.tier == tier && e.date == date) {
                         return Err(IntakeError::UnknownSubject(format!(

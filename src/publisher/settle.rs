@@ -81,7 +81,7 @@ pub fn compute(
 /// The listed days whose record in force has fewer than the contract's `min_attestations`
 /// distinct auditors' attestations that it reproduced (a register that cannot be read
 /// attests nothing).
-fn awaiting(archive: &Archive, c: &Contract, days: &[DayValue]) -> Vec<Date> {
+pub fn awaiting(archive: &Archive, c: &Contract, days: &[DayValue]) -> Vec<Date> {
     let reg = crate::archive::register::Register::read(archive.root()).unwrap_or_default();
     days.iter()
         .filter(|d| {

@@ -30,7 +30,7 @@ pub(super) fn refusal(e: &IntakeError) -> ApiError {
         IntakeError::Submission(s) => match s {
             SubmissionError::TooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "keep a submission under 64 KiB: give evidence as a URL and its hash",
+                "keep a submission under 32 KiB: give evidence as a URL and its hash",
             ),
             SubmissionError::Malformed(_) => (
                 StatusCode::BAD_REQUEST,
@@ -155,9 +155,7 @@ pub(super) async fn disputes(State(st): State<Arc<AppState>>, uri: Uri) -> Respo
             })?;
             row(d)
         };
-        Ok::<_, ApiError>(json_minute(
-            serde_json::to_vec_pretty(&body).expect("json"),
-        ))
+        Ok::<_, ApiError>(json_minute(serde_json::to_vec_pretty(&body).expect("json")))
     })();
     done(
         &st,
@@ -192,9 +190,7 @@ pub(super) async fn attestations(State(st): State<Arc<AppState>>, uri: Uri) -> R
             "reproduced_by": in_force.as_ref().map(|e| reg.reproduced_by(&tier, date, &e.record_hash)).unwrap_or(0),
             "attestations": list,
         });
-        Ok::<_, ApiError>(json_minute(
-            serde_json::to_vec_pretty(&body).expect("json"),
-        ))
+        Ok::<_, ApiError>(json_minute(serde_json::to_vec_pretty(&body).expect("json")))
     })();
     done(
         &st,
@@ -233,8 +229,7 @@ pub(super) async fn consultations(State(st): State<Arc<AppState>>) -> Response {
             })
             .collect();
         Ok::<_, ApiError>(json_minute(
-            serde_json::to_vec_pretty(&serde_json::json!({"consultations": list}))
-                .expect("json"),
+            serde_json::to_vec_pretty(&serde_json::json!({"consultations": list})).expect("json"),
         ))
     })();
     done(
@@ -263,12 +258,7 @@ pub(super) async fn parties(State(st): State<Arc<AppState>>) -> Response {
 /// file is served only by a name the manifest lists.
 pub(super) async fn bundles(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
     let date = segment(&uri, 3);
-    let file: String = uri
-        .path()
-        .splitn(5, '/')
-        .nth(4)
-        .unwrap_or("")
-        .to_string();
+    let file: String = uri.path().splitn(5, '/').nth(4).unwrap_or("").to_string();
     let r = (|| {
         let Some(data) = crate::archive::layout::data_of(st.archive.root()) else {
             return Err(ApiError::new(

@@ -74,7 +74,9 @@ const ROUTES: [&str; 23] = [
     "bundles",
     "parties",
 ];
-const STATUSES: [u16; 13] = [200, 201, 304, 400, 401, 403, 404, 405, 409, 413, 429, 503, 0];
+const STATUSES: [u16; 13] = [
+    200, 201, 304, 400, 401, 403, 404, 405, 409, 413, 429, 503, 0,
+];
 
 /// Request counters by route and status: fixed arrays of atomics, no lock on the hot path.
 pub(super) struct Metrics {
@@ -962,7 +964,10 @@ pub(super) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/parties", get(oversight::parties))
         .route("/v1/disputes", get(oversight::disputes))
         .route("/v1/disputes/{id}", get(oversight::disputes))
-        .route("/v1/attestations/{tier}/{date}", get(oversight::attestations))
+        .route(
+            "/v1/attestations/{tier}/{date}",
+            get(oversight::attestations),
+        )
         .route("/v1/consultations", get(oversight::consultations))
         .route("/v1/bundles", get(oversight::bundles))
         .route("/v1/bundles/{date}", get(oversight::bundles))

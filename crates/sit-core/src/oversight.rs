@@ -34,10 +34,11 @@ pub const OUTCOME_SCHEMA: &str = "sit-dispute-outcome/1";
 /// Schema of a consultation's published outcome.
 pub const CONSULTATION_OUTCOME_SCHEMA: &str = "sit-consultation-outcome/1";
 
-/// The largest submission the oracle reads, in bytes.
-pub const MAX_BYTES: usize = 64 * 1024;
+/// The largest submission the oracle reads, in bytes (below the server's request body limit,
+/// so that an oversized submission is refused, and counted, as one).
+pub const MAX_BYTES: usize = 32 * 1024;
 /// The longest reason, response or evidence text, in bytes.
-pub const MAX_TEXT: usize = 16 * 1024;
+pub const MAX_TEXT: usize = 8 * 1024;
 /// How far a submission's `submitted_at` may be from the oracle's clock, either way.
 pub const SKEW_MS: i64 = 5 * 60 * 1000;
 /// How long the administrator has to resolve a dispute (the receipt's `respond_by`): ten
@@ -443,7 +444,9 @@ pub enum SubmissionError {
     #[error("not a submission: {0}")]
     Malformed(String),
     /// A kind this oracle does not know.
-    #[error("unknown kind `{0}`; kinds are dispute, consultation_response, attestation, resolution")]
+    #[error(
+        "unknown kind `{0}`; kinds are dispute, consultation_response, attestation, resolution"
+    )]
     UnknownKind(String),
     /// The key is not a registered party's (or not valid now).
     #[error("key {0} is not a registered party's key valid now")]
@@ -486,8 +489,8 @@ pub fn verify_submission(
     if doc.len() > MAX_BYTES {
         return Err(SubmissionError::TooLarge(doc.len()));
     }
-    let v = crate::signing::parse_strict(doc)
-        .map_err(|e| SubmissionError::Malformed(e.to_string()))?;
+    let v =
+        crate::signing::parse_strict(doc).map_err(|e| SubmissionError::Malformed(e.to_string()))?;
     let obj = v
         .as_object()
         .ok_or_else(|| SubmissionError::Malformed("not a JSON object".into()))?;
@@ -502,7 +505,9 @@ pub fn verify_submission(
         .and_then(|k| k.as_str())
         .ok_or_else(|| SubmissionError::Malformed("body.kind is missing".into()))?;
     if !KINDS.contains(&kind) {
-        return Err(SubmissionError::UnknownKind(kind.chars().take(64).collect()));
+        return Err(SubmissionError::UnknownKind(
+            kind.chars().take(64).collect(),
+        ));
     }
     let key = obj
         .get("key_id")

@@ -356,7 +356,11 @@ pub fn verify_record(
     if r.status != SettlementStatus::Final {
         return Err("INDICATIVE: a period-to-date value, not a final settlement value".into());
     }
-    if let Some(w) = r.attestations.as_ref().filter(|w| !w.waiting_for.is_empty()) {
+    if let Some(w) = r
+        .attestations
+        .as_ref()
+        .filter(|w| !w.waiting_for.is_empty())
+    {
         return Err(format!(
             "FINAL while still waiting for attestations of {} days",
             w.waiting_for.len()
