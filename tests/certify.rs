@@ -165,6 +165,7 @@ async fn oracle(
         Some(std::sync::Arc::new(
             sit::certify::challenge::Challenger::new(key, archive),
         )),
+        None,
     )
     .await
     .unwrap()
