@@ -829,3 +829,153 @@ where
     }
     out
 }
+
+/// Issue 30, consultations: a major notice's consultation takes registered parties' responses
+/// while it is open (refused before and after, and for a notice that opens none); its outcome,
+/// published after it closes and before the change takes effect, lists every response
+/// (quoted only where the party allowed it), is signed by the oracle, and is published once.
+#[test]
+fn a_consultation_takes_responses_while_open_and_its_outcome_lists_every_one() {
+    use sit::oversight::{consult, Intake, IntakeError};
+    use sit::publisher::notices;
+    use sit::sys::clock::FixedClock;
+    use sit_core::notice::{Change, Class, Consultation, Notice, KIND};
+    use sit_core::oversight::{Body, ConsultationResponse};
+    let ms = |s: &str| sit_core::time::parse_utc_ms(s).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let p = parties(root, None);
+    let oracle = p.oracle.signing();
+    let archive = sit::archive::Archive::for_data(&root.join("data"));
+    let reg = sit_core::versions::Registry::embedded();
+    let ctx = notices::Context::new(reg, Vec::<String>::new(), Vec::<String>::new());
+    let g = notices::genesis(
+        reg,
+        &Default::default(),
+        &Default::default(),
+        &oracle,
+        false,
+        sit_core::time::Date::parse("2026-01-20").unwrap(),
+    );
+    notices::publish(
+        &g,
+        &archive,
+        &ctx,
+        &oracle,
+        None,
+        ms("2026-01-20T08:00:00.000Z"),
+    )
+    .unwrap();
+    let major = Notice {
+        kind: KIND.into(),
+        id: String::new(),
+        class: Class::Major,
+        changes: vec![Change::Cessation { tier: "t3".into() }],
+        reason: "too few endpoints pass tier 3 for a representative value".into(),
+        published_at: String::new(),
+        effective_at: "2026-06-01T00:00:00.000Z".into(),
+        consultation: Some(Consultation {
+            opens: "2026-02-01T00:00:00.000Z".into(),
+            closes: "2026-04-01T00:00:00.000Z".into(),
+        }),
+        key_id: String::new(),
+        acceptance: None,
+    };
+    let (n, _) = notices::publish(
+        &major,
+        &archive,
+        &ctx,
+        &oracle,
+        None,
+        ms("2026-02-01T00:00:00.000Z"),
+    )
+    .unwrap();
+    assert_eq!(n.id, "N-0001");
+    let loaded = sit::config::parties::load(&p.file).unwrap();
+    let intake = |at: &str| {
+        Intake::new(
+            oracle.clone(),
+            loaded.clone(),
+            archive.clone(),
+            None,
+            std::sync::Arc::new(FixedClock(ms(at))),
+        )
+        .unwrap()
+    };
+    let respond = |i: &Intake, at: &str, who: &Party, notice: &str, text: &str, public: bool| {
+        let doc = sit_core::oversight::sign_submission(
+            Body::ConsultationResponse(ConsultationResponse {
+                notice: notice.into(),
+                response: text.into(),
+                public,
+            }),
+            &who.signing(),
+            ms(at),
+            &sit::oversight::attest::fresh_nonce(),
+        );
+        i.submit(&doc, ms(at))
+    };
+    // before it opens: refused
+    let early = "2026-01-25T00:00:00.000Z";
+    let e = respond(&intake(early), early, &p.provider, "N-0001", "early", true).unwrap_err();
+    assert!(matches!(e, IntakeError::NotOpen(_)), "{e}");
+    assert!(e.to_string().contains("opens at 2026-02-01"), "{e}");
+    // while open: two responses, one public
+    let open = "2026-02-10T00:00:00.000Z";
+    let i = intake(open);
+    respond(
+        &i,
+        open,
+        &p.provider,
+        "N-0001",
+        "keep t3: two of our endpoints pass it",
+        true,
+    )
+    .unwrap();
+    respond(&i, open, &p.auditor, "N-0001", "a private view", false).unwrap();
+    // the genesis opens no consultation
+    let e = respond(&i, open, &p.provider, "N-0000", "on genesis", true).unwrap_err();
+    assert!(e.to_string().contains("not a major notice"), "{e}");
+    assert_eq!(
+        consult::pending(
+            &archive,
+            &sit::archive::register::Register::read(archive.root()).unwrap(),
+            ms(open)
+        ),
+        vec![]
+    );
+    // after it closes: refused; the outcome is owed
+    let closed = "2026-04-02T00:00:00.000Z";
+    let e = respond(&intake(closed), closed, &p.provider, "N-0001", "late", true).unwrap_err();
+    assert!(e.to_string().contains("closed at 2026-04-01"), "{e}");
+    let register = sit::archive::register::Register::read(archive.root()).unwrap();
+    assert_eq!(
+        consult::pending(&archive, &register, ms(closed)),
+        vec![(
+            "N-0001".to_string(),
+            "2026-06-01T00:00:00.000Z".to_string(),
+            false
+        )]
+    );
+    // the outcome: not while open, then once, listing both responses
+    let decision = "t3 ceases as announced: the responses did not show enough passing endpoints";
+    let e = consult::close(&archive, &loaded, &oracle, "N-0001", decision, ms(open)).unwrap_err();
+    assert!(e.contains("open until"), "{e}");
+    let (o, bytes) =
+        consult::close(&archive, &loaded, &oracle, "N-0001", decision, ms(closed)).unwrap();
+    assert_eq!(o.responses.len(), 2);
+    assert_eq!(o.responses[0].party, "acme");
+    assert_eq!(
+        o.responses[0].response.as_deref(),
+        Some("keep t3: two of our endpoints pass it")
+    );
+    assert_eq!(
+        o.responses[1].response, None,
+        "a private response is not quoted"
+    );
+    sit_core::signing::verify_value(&bytes, &oracle.verifying_key()).unwrap();
+    let e = consult::close(&archive, &loaded, &oracle, "N-0001", decision, ms(closed)).unwrap_err();
+    assert!(e.contains("already"), "{e}");
+    let register = sit::archive::register::Register::read(archive.root()).unwrap();
+    assert_eq!(consult::pending(&archive, &register, ms(closed)), vec![]);
+}

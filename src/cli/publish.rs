@@ -66,6 +66,10 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
                         crate::config::parties::load(&p)?,
                         archive.clone(),
                         None,
+                        crate::sys::clock::recorded_clock(&crate::archive::layout::run_clock(
+                            &cli.data,
+                        ))
+                        .map_err(|e| Error::Failed(e.to_string()))?,
                     )
                     .map_err(|e| Error::Failed(e.to_string()))?,
                 )),

@@ -136,6 +136,10 @@ pub struct Intake {
     parties: Parties,
     archive: Archive,
     publisher: Option<DayPublisher>,
+    /// The oracle's clock (the folder's: compressed under `sit run --hour-ms`): receipts,
+    /// deadlines, consultation windows and outcomes are on it. A submission's freshness is
+    /// judged on the wall clock, which its signer's `submitted_at` comes from.
+    clock: std::sync::Arc<dyn crate::sys::clock::Clock>,
     /// (party key, nonce) of every accepted submission: seeded from the register at start,
     /// so a replay is refused across a restart too.
     nonces: Mutex<BTreeSet<(String, String)>>,
@@ -147,13 +151,15 @@ pub struct Intake {
 }
 
 impl Intake {
-    /// An intake signing receipts with `key`, for `parties`, storing in `archive`'s register;
-    /// with `publisher`, upheld disputes about a day go down the restatement path.
+    /// An intake signing receipts with `key`, for `parties`, storing in `archive`'s register,
+    /// on `clock` (the folder's); with `publisher`, upheld disputes about a day go down the
+    /// restatement path.
     pub fn new(
         key: SigningKey,
         parties: Parties,
         archive: Archive,
         publisher: Option<DayPublisher>,
+        clock: std::sync::Arc<dyn crate::sys::clock::Clock>,
     ) -> Result<Intake, ArchiveError> {
         let reg = Register::read(archive.root())?;
         let nonces = reg
@@ -166,12 +172,18 @@ impl Intake {
             parties,
             archive,
             publisher,
+            clock,
             nonces: Mutex::new(nonces),
             window: Default::default(),
             writing: Mutex::new(()),
             accepted: AtomicU64::new(0),
             refused: Default::default(),
         })
+    }
+
+    /// The oracle's time (its clock's).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// The registered parties.
@@ -200,11 +212,11 @@ impl Intake {
         )
     }
 
-    /// Check `doc` at the oracle's time `now_ms`, store it and return the signed receipt (a
-    /// resolution is applied, and its outcome recorded, before the receipt is returned).
-    /// Blocking (an fsync; a resolution may recompute a day).
-    pub fn submit(&self, doc: &[u8], now_ms: i64) -> Result<Vec<u8>, IntakeError> {
-        let r = self.submit_inner(doc, now_ms);
+    /// Check `doc` (fresh at the wall-clock time `wall_ms`), store it and return the signed
+    /// receipt (a resolution is applied, and its outcome recorded, before the receipt is
+    /// returned). Blocking (an fsync; a resolution may recompute a day).
+    pub fn submit(&self, doc: &[u8], wall_ms: i64) -> Result<Vec<u8>, IntakeError> {
+        let r = self.submit_inner(doc, wall_ms);
         match &r {
             Ok(_) => {
                 self.accepted.fetch_add(1, Ordering::Relaxed);
@@ -220,8 +232,9 @@ impl Intake {
         r
     }
 
-    fn submit_inner(&self, doc: &[u8], now_ms: i64) -> Result<Vec<u8>, IntakeError> {
-        let checked = oversight::verify_submission(doc, now_ms, &self.parties)?;
+    fn submit_inner(&self, doc: &[u8], wall_ms: i64) -> Result<Vec<u8>, IntakeError> {
+        let checked = oversight::verify_submission(doc, wall_ms, &self.parties)?;
+        let now_ms = self.clock.now_ms();
         let s = &checked.submission;
         let nonce = (s.key_id.clone(), s.nonce.clone());
         if self
@@ -234,7 +247,7 @@ impl Intake {
         }
         {
             let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
-            let minute = now_ms.div_euclid(60_000);
+            let minute = wall_ms.div_euclid(60_000);
             if w.minute != minute {
                 *w = Window {
                     minute,

@@ -90,6 +90,14 @@ pub(super) fn refusal(e: &IntakeError) -> ApiError {
     ApiError::new(status, code, e.to_string(), hint)
 }
 
+/// The oracle's time: its intake's clock (the folder's), else the system clock.
+fn now(st: &AppState) -> i64 {
+    match &st.intake {
+        Some(i) => i.now_ms(),
+        None => crate::sys::clock::Clock::now_ms(&crate::sys::clock::SystemClock),
+    }
+}
+
 fn register(st: &AppState) -> Result<Register, ApiError> {
     Register::read(st.archive.root()).map_err(|e| {
         ApiError::new(
@@ -110,7 +118,7 @@ pub(super) async fn disputes(State(st): State<Arc<AppState>>, uri: Uri) -> Respo
     let id = segment(&uri, 3);
     let r = (|| {
         let reg = register(&st)?;
-        let now = crate::sys::clock::Clock::now_ms(&crate::sys::clock::SystemClock);
+        let now = now(&st);
         let row = |d: &crate::archive::register::DisputeState| {
             let x = d.dispute();
             let r = &d.entry.receipt;
@@ -203,7 +211,7 @@ pub(super) async fn attestations(State(st): State<Arc<AppState>>, uri: Uri) -> R
 pub(super) async fn consultations(State(st): State<Arc<AppState>>) -> Response {
     let r = (|| {
         let reg = register(&st)?;
-        let now = crate::sys::clock::Clock::now_ms(&crate::sys::clock::SystemClock);
+        let now = now(&st);
         let all = crate::archive::notices::all(st.archive.root()).map_err(|e| {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -352,7 +360,7 @@ pub(super) fn metrics(st: &AppState, out: &mut String) {
         }
     }
     if let Ok(reg) = Register::read(st.archive.root()) {
-        let now = crate::sys::clock::Clock::now_ms(&crate::sys::clock::SystemClock);
+        let now = now(&st);
         let open = reg.disputes.iter().filter(|d| d.outcome.is_none()).count();
         let overdue = reg.disputes.iter().filter(|d| d.overdue(now)).count();
         let _ = writeln!(out, "# HELP sit_disputes_open Disputes not yet resolved.\n# TYPE sit_disputes_open gauge\nsit_disputes_open {open}\n# HELP sit_disputes_overdue Disputes unresolved past their deadline.\n# TYPE sit_disputes_overdue gauge\nsit_disputes_overdue {overdue}");
@@ -362,7 +370,7 @@ pub(super) fn metrics(st: &AppState, out: &mut String) {
 /// The oversight facts for `/healthz`: open disputes, those past their deadline, and major
 /// notices whose consultation closed without a published outcome.
 pub(super) fn health(st: &AppState) -> serde_json::Value {
-    let now = crate::sys::clock::Clock::now_ms(&crate::sys::clock::SystemClock);
+    let now = now(st);
     match Register::read(st.archive.root()) {
         Ok(reg) => {
             let overdue: Vec<serde_json::Value> = reg

@@ -518,7 +518,7 @@ pub async fn run(data: &Path, endpoints: Endpoints, opts: &RunOptions) -> Result
     );
     // a worker of the probe network publishes nothing: it cannot restate a disputed day
     let restater = opts.network.is_none().then(|| publisher.clone());
-    let server = serve_beside(opts, &archive, &status, &key, restater).await?;
+    let server = serve_beside(opts, &archive, &status, &key, restater, clock.clone()).await?;
     let svc = Svc {
         publisher,
         data: data.to_path_buf(),
@@ -666,6 +666,7 @@ async fn serve_beside(
     status: &Arc<Status>,
     key: &ed25519_dalek::SigningKey,
     publisher: Option<DayPublisher>,
+    clock: Arc<dyn Clock>,
 ) -> Result<Option<crate::server::Running>> {
     match opts.serve {
         Some(addr) => {
@@ -677,6 +678,7 @@ async fn serve_beside(
                         crate::config::parties::load(p).map_err(|e| failed("parties", e))?,
                         archive.clone(),
                         publisher,
+                        clock,
                     )
                     .map_err(|e| failed("the oversight register", e))?,
                 )),
