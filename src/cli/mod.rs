@@ -1019,6 +1019,19 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 20)]
         repeats: u32,
     },
+    /// Read latency with and without a flood of submissions from one party, and accepted
+    /// submissions' throughput (each fsynced before its receipt).
+    Submissions {
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 5)]
+        secs: u64,
+        /// Concurrent readers.
+        #[arg(long, default_value_t = 8)]
+        readers: usize,
+        /// Registered parties (the accepted phase submits each one's share of a minute).
+        #[arg(long, default_value_t = 11)]
+        parties: usize,
+    },
     /// Append observations to a fresh sled store.
     Ingest {
         #[arg(long, default_value_t = 200_000)]

@@ -1,6 +1,7 @@
 //! `sit bench`: the benchmarks behind BENCHMARKS.md (not part of the library's API).
 
 pub(crate) mod stability;
+mod submissions;
 
 use crate::store::Store;
 use sit_core::index::{compute_day, DayInput, IndexObs, Methodology};
@@ -631,6 +632,16 @@ pub(super) async fn run(what: super::BenchWhat) -> crate::cli::error::Result<()>
                 print!("{}", stability::render(&rows, seed, endpoints));
             }
         }
+        BenchWhat::Submissions {
+            secs,
+            readers,
+            parties,
+        } => println!(
+            "{}",
+            submissions::run(secs, readers, parties)
+                .await
+                .map_err(Error::Failed)?
+        ),
         BenchWhat::Events { events, repeats } => {
             println!("{}", event_overhead_bench(events, repeats))
         }
