@@ -175,6 +175,44 @@ fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// `sit dispute resolve ID --upheld|--rejected --reason REASON` as the administrator, with the
+/// receipt and outcome checked against the oracle's key.
+fn resolve(
+    p: &Parties,
+    base: &str,
+    id: &str,
+    decision: &str,
+    reason: &str,
+) -> std::process::Output {
+    sit(&[
+        "dispute",
+        "resolve",
+        id,
+        decision,
+        "--reason",
+        reason,
+        "--oracle",
+        base,
+        "--key",
+        &p.admin.key(),
+        "--oracle-key",
+        &p.oracle.public(),
+    ])
+}
+
+/// An attestation that the record `d` (a day in force) reproduced.
+fn reproduced(d: &sit_core::settlement::DayValue) -> sit_core::oversight::Body {
+    sit_core::oversight::Body::Attestation(sit_core::oversight::Attestation {
+        tier: "t1".into(),
+        date: d.date,
+        version: d.version,
+        record_hash: d.record_hash.clone(),
+        merkle_root: "0".repeat(64),
+        result: sit_core::oversight::Reproduced::Reproduced,
+        first_difference: None,
+    })
+}
+
 /// The observation of `tier` in the day's bundle whose voiding moves the day's value the
 /// most (recomputed with the library from the bundle, as replay does), and that move in parts
 /// per million: the dispute the test upholds must change the value beyond the materiality
@@ -321,20 +359,13 @@ fn an_upheld_dispute_restates_the_day_and_an_auditor_attests_two_days() {
         text(&o)
     );
     // the administrator upholds it, inside the day's window: the day is restated
-    let o = sit(&[
-        "dispute",
-        "resolve",
+    let o = resolve(
+        &p,
+        &base,
         &id,
         "--upheld",
-        "--reason",
         "the grader refused a correct answer; the observation is voided",
-        "--oracle",
-        &base,
-        "--key",
-        &p.admin.key(),
-        "--oracle-key",
-        &p.oracle.public(),
-    ]);
+    );
     assert!(o.status.success(), "{}", text(&o));
     let (_, d) = get(&format!("{base}/v1/disputes/{id}"));
     assert_eq!(d["status"], "upheld", "{d}");
@@ -481,7 +512,7 @@ fn settlement_subject() -> sit_core::oversight::Subject {
 /// their hours and the days are CONTINGENCY).
 #[test]
 fn a_final_settlement_waits_for_attestations_and_hostile_submissions_leave_no_trace() {
-    use sit_core::oversight::{Attestation, Body, Reproduced};
+    use sit_core::oversight::Body;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let data = root.join("data");
@@ -551,18 +582,7 @@ fn a_final_settlement_waits_for_attestations_and_hostile_submissions_leave_no_tr
     assert_eq!(days.len(), 28);
     let auditor = p.auditor.signing();
     for d in &days[..27] {
-        let (code, r) = submit(&signed(
-            Body::Attestation(Attestation {
-                tier: "t1".into(),
-                date: d.date,
-                version: d.version,
-                record_hash: d.record_hash.clone(),
-                merkle_root: "0".repeat(64),
-                result: Reproduced::Reproduced,
-                first_difference: None,
-            }),
-            &auditor,
-        ));
+        let (code, r) = submit(&signed(reproduced(d), &auditor));
         assert_eq!(code, 201, "{r}");
         assert_eq!(r["kind"], "attestation");
     }
@@ -574,18 +594,7 @@ fn a_final_settlement_waits_for_attestations_and_hostile_submissions_leave_no_tr
         text(&o)
     );
     let last = &days[27];
-    let (code, r) = submit(&signed(
-        Body::Attestation(Attestation {
-            tier: "t1".into(),
-            date: last.date,
-            version: last.version,
-            record_hash: last.record_hash.clone(),
-            merkle_root: "0".repeat(64),
-            result: Reproduced::Reproduced,
-            first_difference: None,
-        }),
-        &auditor,
-    ));
+    let (code, r) = submit(&signed(reproduced(last), &auditor));
     assert_eq!(code, 201, "{r}");
     let o = settle();
     assert!(o.status.success(), "{}", text(&o));
@@ -611,20 +620,13 @@ fn a_final_settlement_waits_for_attestations_and_hostile_submissions_leave_no_tr
         None,
     )
     .unwrap();
-    let o = sit(&[
-        "dispute",
-        "resolve",
+    let o = resolve(
+        &p,
+        &base,
         &id,
         "--rejected",
-        "--reason",
         "February settled FINAL under the contract's rule; day 28 in force at the final time was version 1",
-        "--oracle",
-        &base,
-        "--key",
-        &p.admin.key(),
-        "--oracle-key",
-        &p.oracle.public(),
-    ]);
+    );
     assert!(o.status.success(), "{}", text(&o));
     let (_, d) = get(&format!("{base}/v1/disputes/{id}"));
     assert_eq!(d["status"], "rejected", "{d}");
@@ -668,18 +670,7 @@ fn a_final_settlement_waits_for_attestations_and_hostile_submissions_leave_no_tr
         ),
         &provider,
     );
-    let wrong_role = signed(
-        Body::Attestation(Attestation {
-            tier: "t1".into(),
-            date: last.date,
-            version: last.version,
-            record_hash: last.record_hash.clone(),
-            merkle_root: "0".repeat(64),
-            result: Reproduced::Reproduced,
-            first_difference: None,
-        }),
-        &provider,
-    );
+    let wrong_role = signed(reproduced(last), &provider);
     let unknown_dispute = signed(
         Body::Resolution(sit_core::oversight::Resolution {
             dispute: "S-999999".into(),

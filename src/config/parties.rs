@@ -65,7 +65,7 @@ pub fn parse(file: &str, text: &str) -> Result<Parties, ConfigError> {
             e.span().map(|s| s.start).unwrap_or(0),
             "(file)",
             e.message().to_string(),
-            &format!("one [[party]] table per party with {KEYS}"),
+            format!("one [[party]] table per party with {KEYS}"),
         )
     })?;
     let mut out = Parties::default();

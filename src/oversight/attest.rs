@@ -174,12 +174,43 @@ impl Attester {
         let dir = tempfile::tempdir()?;
         self.fetch(date, dir.path()).await?;
         let path = dir.path().to_path_buf();
-        tokio::task::spawn_blocking(move || check_bundle(&path, date))
+        let checked = tokio::task::spawn_blocking(move || check_bundle(&path, date))
             .await
             .map_err(|e| AttestError::Bundle {
                 date,
                 why: e.to_string(),
-            })?
+            })??;
+        // a record that leaves observations out names the disputes that voided them: each
+        // must be in the oracle's register, upheld, about that observation
+        let mut out = Vec::new();
+        for (mut a, voided) in checked {
+            for v in voided {
+                let why = match self.get(&format!("/v1/disputes/{}", v.dispute)).await? {
+                    None => Some(format!(
+                        "voids observation {} by dispute {}, which the register does not hold",
+                        v.observation, v.dispute
+                    )),
+                    Some(body) => {
+                        let d: serde_json::Value =
+                            serde_json::from_slice(&body).unwrap_or_default();
+                        let upheld = d["outcome"]["decision"] == "upheld"
+                            && d["subject"]["observation"] == v.observation.as_str();
+                        (!upheld).then(|| {
+                            format!(
+                                "voids observation {} by dispute {}, which the register does not show upheld about it",
+                                v.observation, v.dispute
+                            )
+                        })
+                    }
+                };
+                if let (Some(why), None) = (why, &a.first_difference) {
+                    a.result = Reproduced::Differs;
+                    a.first_difference = Some(why);
+                }
+            }
+            out.push(a);
+        }
+        Ok(out)
     }
 
     /// Sign and submit one attestation; the oracle's receipt id.
@@ -248,8 +279,12 @@ pub async fn post_submission(
     Ok((r, body.to_vec()))
 }
 
-/// Verify and replay the bundle at `dir` (no store): one attestation per record it carries.
-pub fn check_bundle(dir: &Path, date: Date) -> Result<Vec<Attestation>, AttestError> {
+/// Verify and replay the bundle at `dir` (no store): one attestation per record it carries,
+/// with the observations the record voids (each to be checked against the oracle's register).
+pub fn check_bundle(
+    dir: &Path,
+    date: Date,
+) -> Result<Vec<(Attestation, Vec<sit_core::index::Voided>)>, AttestError> {
     let b = Bundle::load(dir).map_err(|e| AttestError::Bundle {
         date,
         why: e.to_string(),
@@ -283,19 +318,22 @@ pub fn check_bundle(dir: &Path, date: Date) -> Result<Vec<Attestation>, AttestEr
             .cloned()
             .or_else(|| (verdict != "identical").then(|| verdict.clone()));
         let d = &p.determination;
-        out.push(Attestation {
-            tier: d.tier.clone(),
-            date: d.date,
-            version: p.version,
-            record_hash: sit_core::record::record_hash(&bytes),
-            merkle_root: d.merkle_root.clone(),
-            result: if first.is_none() {
-                Reproduced::Reproduced
-            } else {
-                Reproduced::Differs
+        out.push((
+            Attestation {
+                tier: d.tier.clone(),
+                date: d.date,
+                version: p.version,
+                record_hash: sit_core::record::record_hash(&bytes),
+                merkle_root: d.merkle_root.clone(),
+                result: if first.is_none() {
+                    Reproduced::Reproduced
+                } else {
+                    Reproduced::Differs
+                },
+                first_difference: first,
             },
-            first_difference: first,
-        });
+            d.voided.clone(),
+        ));
     }
     Ok(out)
 }

@@ -83,11 +83,7 @@ pub(super) fn refusal(e: &IntakeError) -> ApiError {
         ),
         IntakeError::Archive(_) => (StatusCode::SERVICE_UNAVAILABLE, "retry later"),
     };
-    let code = match e.reason() {
-        "rate_limited" => "rate_limited",
-        r => r,
-    };
-    ApiError::new(status, code, e.to_string(), hint)
+    ApiError::new(status, e.reason(), e.to_string(), hint)
 }
 
 /// The oracle's time: its intake's clock (the folder's), else the system clock.
@@ -360,7 +356,7 @@ pub(super) fn metrics(st: &AppState, out: &mut String) {
         }
     }
     if let Ok(reg) = Register::read(st.archive.root()) {
-        let now = now(&st);
+        let now = now(st);
         let open = reg.disputes.iter().filter(|d| d.outcome.is_none()).count();
         let overdue = reg.disputes.iter().filter(|d| d.overdue(now)).count();
         let _ = writeln!(out, "# HELP sit_disputes_open Disputes not yet resolved.\n# TYPE sit_disputes_open gauge\nsit_disputes_open {open}\n# HELP sit_disputes_overdue Disputes unresolved past their deadline.\n# TYPE sit_disputes_overdue gauge\nsit_disputes_overdue {overdue}");
