@@ -970,3 +970,99 @@ fn a_consultation_takes_responses_while_open_and_its_outcome_lists_every_one() {
     let register = sit::archive::register::Register::read(archive.root()).unwrap();
     assert_eq!(consult::pending(&archive, &register, ms(closed)), vec![]);
 }
+
+/// Issue 30, what `sit run` does after each publication and on each attestation
+/// (`settle_due`): past the final time, a contract with `min_attestations = 1` writes its
+/// period INDICATIVE, naming the days it waits for; once the last attestation is in the
+/// register, the FINAL record is signed, stating the requirement met.
+#[test]
+fn settle_due_signs_a_waiting_final_only_once_every_day_is_attested() {
+    use sit::archive::settlements::archived;
+    use sit_core::settlement::SettlementStatus;
+    let ms = |s: &str| sit_core::time::parse_utc_ms(s).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let data = root.join("data");
+    let okey = common::february::signed_february(&data, &root.join("oracle"));
+    let p = parties(
+        root,
+        Some(Party {
+            dir: root.join("oracle"),
+            hex: sit_core::signing::hex(okey.verifying_key().as_bytes()),
+        }),
+    );
+    let archive = sit::archive::Archive::for_data(&data);
+    let mut contract = sit::contracts::embedded(&sit_core::probes::Suite::embedded().tier_ids())
+        .into_iter()
+        .find(|c| c.id == "SIT-T1-M")
+        .unwrap();
+    contract.min_attestations = 1;
+    let contracts = vec![contract];
+    let after = ms("2026-03-10T00:00:00Z");
+    let mar1 = sit_core::time::Date::parse("2026-03-01").unwrap();
+    let lines = sit::publisher::settle::settle_due(&archive, &contracts, &okey, mar1, after).unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("SIT-T1-M 2026-02 waits for attestations of 28 of its 28 days")),
+        "{lines:?}"
+    );
+    let waiting = archived(archive.root(), "t1", SettlementStatus::Indicative);
+    let w = waiting
+        .iter()
+        .find(|a| a.record.period.first.to_string() == "2026-02-01")
+        .expect("the waiting period's INDICATIVE record");
+    assert_eq!(w.record.attestations.as_ref().unwrap().waiting_for.len(), 28);
+    assert!(archived(archive.root(), "t1", SettlementStatus::Final).is_empty());
+    // every day attested through the intake (on the wall clock of the signatures)
+    let entries = archive.entries().unwrap();
+    let period = sit_core::settlement::Period::of(sit_core::settlement::Cycle::Monthly, 2026, 2)
+        .unwrap();
+    let days = sit::publisher::settle::days_in_force(
+        &entries,
+        "t1",
+        period,
+        sit::publisher::settle::final_time_ms(period),
+    );
+    let intake = sit::oversight::Intake::new(
+        okey.clone(),
+        sit::config::parties::load(&p.file).unwrap(),
+        archive.clone(),
+        None,
+        std::sync::Arc::new(sit::sys::clock::FixedClock(after)),
+    )
+    .unwrap();
+    let auditor = p.auditor.signing();
+    for (i, d) in days.iter().enumerate() {
+        let at = after + i as i64 * 1000;
+        let doc = sit_core::oversight::sign_submission(
+            reproduced(d),
+            &auditor,
+            at,
+            &sit::oversight::attest::fresh_nonce(),
+        );
+        intake.submit(&doc, at).unwrap();
+        if i == 26 {
+            // one day short: still waiting
+            let lines =
+                sit::publisher::settle::settle_due(&archive, &contracts, &okey, mar1, after)
+                    .unwrap();
+            assert!(
+                lines.iter().any(|l| l.contains("waits for attestations of 1 of its 28 days")),
+                "{lines:?}"
+            );
+        }
+    }
+    let lines = sit::publisher::settle::settle_due(&archive, &contracts, &okey, mar1, after).unwrap();
+    assert!(
+        lines.iter().any(|l| l.starts_with("SIT-T1-M 2026-02 FINAL")
+            && l.contains("every one attested as reproduced")),
+        "{lines:?}"
+    );
+    let fin = archived(archive.root(), "t1", SettlementStatus::Final);
+    let f = &fin[0].record;
+    assert_eq!(f.attestations.as_ref().unwrap().required, 1);
+    assert!(f.attestations.as_ref().unwrap().waiting_for.is_empty());
+    // the signed FINAL record verifies, and a FINAL claiming to wait would not
+    sit_core::settlement::verify_record(&fin[0].bytes, &okey.verifying_key()).unwrap();
+}

@@ -75,7 +75,7 @@ pub(super) fn run(cli: &Paths, c: Command) -> Result<()> {
         let waiting = settle::awaiting(&archive, &c, &record.days);
         if !waiting.is_empty() {
             return Err(Error::Refused(format!(
-                "{} {label} waits for attestations: {} of its {total} days have fewer than {} auditors' attestations that they reproduce (first {}; GET /v1/attestations/{tier}/DATE); a FINAL value is signed once they arrive",
+                "{} {label} waits for attestations: {} of its {total} days have fewer than {} (min_attestations) auditors' attestations that they reproduce (first {}; GET /v1/attestations/{tier}/DATE); a FINAL value is signed once they arrive",
                 c.id,
                 waiting.len(),
                 c.min_attestations,

@@ -139,7 +139,7 @@ pub fn settle_due(
                         if waiting.is_empty() {
                             match write_final(archive, &lock, &r, key) {
                                 Ok(Written::New(_)) => lines.push(format!(
-                                    "{} {label} FINAL {} ({} days counted, each attested by {} auditors or more)",
+                                    "{} {label} FINAL {} ({} days counted, every one attested as reproduced: min_attestations {})",
                                     c.id,
                                     r.value.round_dp(c.scale),
                                     r.days_counted,
@@ -154,9 +154,10 @@ pub fn settle_due(
                             r.status = SettlementStatus::Indicative;
                             match write_indicative(archive, &r, key) {
                                 Ok(_) => lines.push(format!(
-                                    "{} {label} waits for attestations: {} days have fewer than {} (FINAL is signed once they arrive)",
+                                    "{} {label} waits for attestations of {} of its {} days (min_attestations {}); FINAL is signed once they arrive",
                                     c.id,
                                     waiting.len(),
+                                    r.days.len(),
                                     c.min_attestations
                                 )),
                                 Err(e) => lines.push(format!(
