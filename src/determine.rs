@@ -41,7 +41,8 @@ pub fn day_suite<'v>(
 /// The rows a (tier, day) is determined from under `m`; from 1.4.0 costed from the price book
 /// as it stood at `prices_as_of_ms` (every entry recorded by then). With `read_below`, only
 /// the records stored before it (`seq` below it) are read; the observations in `voided` (record
-/// hashes, hex: voided by an upheld dispute) are left out.
+/// hashes, hex: voided by an upheld dispute) are left out, and the hashes of those of `tier`
+/// that the window held are returned beside the rows.
 #[allow(clippy::too_many_arguments)]
 pub fn day_rows(
     store: &Store,
@@ -52,18 +53,27 @@ pub fn day_rows(
     prices_as_of_ms: i64,
     read_below: Option<u64>,
     voided: &std::collections::BTreeSet<String>,
-) -> Result<sit_core::index::Rows, StoreError> {
+) -> Result<(sit_core::index::Rows, std::collections::BTreeSet<String>), StoreError> {
     let window = sit_core::index::day_window(m, day);
     let below = read_below.unwrap_or(u64::MAX);
-    let raw = store
-        .scan(window.0, window.1)
-        .filter(|r| {
-            r.as_ref().map_or(true, |s| {
-                s.obs.seq < below
-                    && (voided.is_empty() || !voided.contains(&sit_core::signing::hex(&s.hash[..])))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut left_out = std::collections::BTreeSet::new();
+    let mut raw = Vec::new();
+    for r in store.scan(window.0, window.1) {
+        let s = r?;
+        if s.obs.seq >= below {
+            continue;
+        }
+        if !voided.is_empty() {
+            let h = sit_core::signing::hex(&s.hash[..]);
+            if voided.contains(&h) {
+                if s.obs.tier == tier {
+                    left_out.insert(h);
+                }
+                continue;
+            }
+        }
+        raw.push(s);
+    }
     let view = if m.costs_at_determination {
         let book = store.book()?;
         Some(BookView::for_window(
@@ -74,14 +84,15 @@ pub fn day_rows(
     } else {
         None
     };
-    Ok(sit_core::index::rows_for(
+    let rows = sit_core::index::rows_for(
         m,
         raw.iter().map(|s| (&s.obs, &s.hash)),
         tier,
         &suite.hash,
         window,
         view.as_ref(),
-    ))
+    );
+    Ok((rows, left_out))
 }
 
 /// Why the store's days could not be determined.
@@ -162,8 +173,9 @@ pub fn all_days(
 /// From methodology 1.4.0 the attempts are costed from the price book as it stood at
 /// `prices_as_of_ms` (the determination's own time). With `read_below` (the store's head when
 /// the publisher began), only records stored before it are read, and the determination
-/// records it ([`Determination::read_below_seq`]). The observations `voided` lists (by an upheld
-/// dispute) are left out, and the determination records them ([`Determination::voided`]).
+/// records it ([`Determination::read_below_seq`]). The observations `voided` lists (by upheld
+/// disputes) are left out, and the determination records those that were its inputs
+/// ([`Determination::voided`]).
 #[allow(clippy::too_many_arguments)]
 pub fn one_day(
     store: &Store,
@@ -183,7 +195,7 @@ pub fn one_day(
         .tier(tier_id)
         .unwrap_or_else(|| panic!("tier `{tier_id}` checked by the caller"));
     let skip = voided.iter().map(|v| v.observation.clone()).collect();
-    let rows = day_rows(
+    let (rows, left_out) = day_rows(
         store,
         suite,
         m,
@@ -212,6 +224,13 @@ pub fn one_day(
         },
     );
     d.read_below_seq = read_below;
-    d.voided = voided.to_vec();
+    // the record lists only the voided observations that were inputs of this tier and day
+    // (an observation is in two days' windows: the eligibility window reaches into the day
+    // before)
+    d.voided = voided
+        .iter()
+        .filter(|v| left_out.contains(&v.observation))
+        .cloned()
+        .collect();
     Ok(d)
 }

@@ -371,9 +371,14 @@ fn an_upheld_dispute_restates_the_day_and_an_auditor_attests_two_days() {
     assert_eq!(d["status"], "upheld", "{d}");
     let outcome = &d["outcome"];
     let restated = outcome["restated"].as_array().unwrap();
-    assert_eq!(restated.len(), 1, "{outcome}");
-    assert_eq!(restated[0]["tier"], "t1");
-    assert_eq!(restated[0]["version"], 2);
+    // (the next day, if already published and holding the observation in its window, may be
+    // restated too: only t1 records are)
+    assert!(restated.iter().all(|r| r["tier"] == "t1"), "{outcome}");
+    let first = restated
+        .iter()
+        .find(|r| r["date"] == d1)
+        .unwrap_or_else(|| panic!("{d1} not restated: {outcome}"));
+    assert_eq!(first["version"], 2);
     // the new record is the one in force, names the dispute, and differs from version 1
     let v2 = wait_for("the server to serve version 2", 10, || {
         let (_, v) = get(&format!("{base}/v1/index/t1/{d1}"));
@@ -1000,7 +1005,8 @@ fn settle_due_signs_a_waiting_final_only_once_every_day_is_attested() {
     let contracts = vec![contract];
     let after = ms("2026-03-10T00:00:00Z");
     let mar1 = sit_core::time::Date::parse("2026-03-01").unwrap();
-    let lines = sit::publisher::settle::settle_due(&archive, &contracts, &okey, mar1, after).unwrap();
+    let lines =
+        sit::publisher::settle::settle_due(&archive, &contracts, &okey, mar1, after).unwrap();
     assert!(
         lines
             .iter()
@@ -1012,12 +1018,15 @@ fn settle_due_signs_a_waiting_final_only_once_every_day_is_attested() {
         .iter()
         .find(|a| a.record.period.first.to_string() == "2026-02-01")
         .expect("the waiting period's INDICATIVE record");
-    assert_eq!(w.record.attestations.as_ref().unwrap().waiting_for.len(), 28);
+    assert_eq!(
+        w.record.attestations.as_ref().unwrap().waiting_for.len(),
+        28
+    );
     assert!(archived(archive.root(), "t1", SettlementStatus::Final).is_empty());
     // every day attested through the intake (on the wall clock of the signatures)
     let entries = archive.entries().unwrap();
-    let period = sit_core::settlement::Period::of(sit_core::settlement::Cycle::Monthly, 2026, 2)
-        .unwrap();
+    let period =
+        sit_core::settlement::Period::of(sit_core::settlement::Cycle::Monthly, 2026, 2).unwrap();
     let days = sit::publisher::settle::days_in_force(
         &entries,
         "t1",
@@ -1048,12 +1057,15 @@ fn settle_due_signs_a_waiting_final_only_once_every_day_is_attested() {
                 sit::publisher::settle::settle_due(&archive, &contracts, &okey, mar1, after)
                     .unwrap();
             assert!(
-                lines.iter().any(|l| l.contains("waits for attestations of 1 of its 28 days")),
+                lines
+                    .iter()
+                    .any(|l| l.contains("waits for attestations of 1 of its 28 days")),
                 "{lines:?}"
             );
         }
     }
-    let lines = sit::publisher::settle::settle_due(&archive, &contracts, &okey, mar1, after).unwrap();
+    let lines =
+        sit::publisher::settle::settle_due(&archive, &contracts, &okey, mar1, after).unwrap();
     assert!(
         lines.iter().any(|l| l.starts_with("SIT-T1-M 2026-02 FINAL")
             && l.contains("every one attested as reproduced")),

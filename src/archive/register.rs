@@ -103,8 +103,14 @@ impl Register {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Register::default()),
             Err(e) => return Err(io(&p)(e)),
         };
+        // a final line without its newline was torn by a crash during its append: it was never
+        // acknowledged (no receipt went out), and the next append cuts it away
+        let complete = match text.rfind('\n') {
+            Some(i) => &text[..=i],
+            None => "",
+        };
         let mut r = Register::default();
-        for (i, line) in text.lines().enumerate() {
+        for (i, line) in complete.lines().enumerate() {
             let corrupt = |why: String| ArchiveError::Corrupt {
                 path: p.clone(),
                 line: i + 1,
@@ -160,15 +166,14 @@ impl Register {
             .find(|e| matches!(&e.submission.body, Body::Resolution(r) if r.dispute == id))
     }
 
-    /// The observations of `date` voided by upheld disputes (sorted, one per observation).
-    pub fn voided(&self, date: Date) -> Vec<Voided> {
+    /// Every observation voided by an upheld dispute (sorted, one per observation): a day's
+    /// determination leaves out those among its inputs (an observation is an input of its
+    /// own day and of the next, whose eligibility window reaches back into it).
+    pub fn voided(&self) -> Vec<Voided> {
         let mut out: Vec<Voided> = self
             .disputes
             .iter()
-            .filter(|d| {
-                let s = &d.dispute().subject;
-                s.kind == SubjectKind::Observation && s.date == Some(date)
-            })
+            .filter(|d| d.dispute().subject.kind == SubjectKind::Observation)
             .filter(|d| {
                 let id = &d.entry.receipt.id;
                 self.resolution(id).is_some_and(|e| {
@@ -237,7 +242,11 @@ impl Register {
     }
 }
 
-fn append(root: &Path, line: serde_json::Value) -> Result<(), ArchiveError> {
+fn append(
+    root: &Path,
+    _lock: &super::ArchiveLock,
+    line: serde_json::Value,
+) -> Result<(), ArchiveError> {
     let p = path(root);
     std::fs::create_dir_all(root).map_err(io(root))?;
     durable::append_line(&p, line.to_string().as_bytes()).map_err(io(&p))
@@ -247,23 +256,39 @@ fn value(bytes: &[u8]) -> Result<serde_json::Value, ArchiveError> {
     serde_json::from_slice(bytes).map_err(|e| ArchiveError::BadWrite(e.to_string()))
 }
 
-/// Append an accepted submission and its receipt (fsynced before it returns).
-pub fn put_submission(root: &Path, receipt: &[u8], submission: &[u8]) -> Result<(), ArchiveError> {
+/// Append an accepted submission and its receipt (fsynced before it returns), under the
+/// archive's lock (one writer across processes: ids are assigned in order under it).
+pub fn put_submission(
+    root: &Path,
+    lock: &super::ArchiveLock,
+    receipt: &[u8],
+    submission: &[u8],
+) -> Result<(), ArchiveError> {
     append(
         root,
+        lock,
         serde_json::json!({"receipt": value(receipt)?, "submission": value(submission)?}),
     )
 }
 
 /// Append a dispute's signed outcome.
-pub fn put_outcome(root: &Path, outcome: &[u8]) -> Result<(), ArchiveError> {
-    append(root, serde_json::json!({"outcome": value(outcome)?}))
+pub fn put_outcome(
+    root: &Path,
+    lock: &super::ArchiveLock,
+    outcome: &[u8],
+) -> Result<(), ArchiveError> {
+    append(root, lock, serde_json::json!({"outcome": value(outcome)?}))
 }
 
 /// Append a consultation's signed outcome.
-pub fn put_consultation_outcome(root: &Path, outcome: &[u8]) -> Result<(), ArchiveError> {
+pub fn put_consultation_outcome(
+    root: &Path,
+    lock: &super::ArchiveLock,
+    outcome: &[u8],
+) -> Result<(), ArchiveError> {
     append(
         root,
+        lock,
         serde_json::json!({"consultation_outcome": value(outcome)?}),
     )
 }

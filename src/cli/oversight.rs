@@ -233,13 +233,17 @@ pub(super) async fn run(cli: &Paths, command: Command) -> Result<()> {
             let archive = crate::archive::Archive::for_data(&cli.data);
             let parties = crate::config::parties::load(&parties)?;
             let k = crate::archive::keys::load_signing(&key)?;
+            // the folder's clock, as the intake judges the consultation's window
+            let clock =
+                crate::sys::clock::recorded_clock(&crate::archive::layout::run_clock(&cli.data))
+                    .map_err(|e| Error::Failed(e.to_string()))?;
             let (o, bytes) = crate::oversight::consult::close(
                 &archive,
                 &parties,
                 &k,
                 &notice,
                 &decision,
-                SystemClock.now_ms(),
+                clock.now_ms(),
             )
             .map_err(Error::Usage)?;
             println!("{}", String::from_utf8_lossy(&bytes));

@@ -140,6 +140,20 @@ impl Attester {
             })?;
         std::fs::write(dir.join("manifest.json"), &manifest)?;
         for (name, want) in &m.files {
+            // the oracle is not trusted: a name that could leave the bundle's folder is refused
+            let inside = !name.is_empty()
+                && Path::new(name)
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !inside {
+                return Err(AttestError::Bundle {
+                    date,
+                    why: format!(
+                        "the manifest names `{}`, which is not a relative path inside the bundle",
+                        name.chars().take(200).collect::<String>()
+                    ),
+                });
+            }
             let bytes =
                 self.get(&format!("{url}/{name}"))
                     .await?

@@ -82,6 +82,8 @@ pub fn close(
     if decision.trim().is_empty() {
         return Err("give the decision (--decision TEXT)".into());
     }
+    // under the archive's lock: one writer of the register across processes
+    let lock = archive.lock().map_err(|e| e.to_string())?;
     let reg = Register::read(archive.root()).map_err(|e| e.to_string())?;
     if reg.consultation_outcome(id).is_some() {
         return Err(format!(
@@ -120,7 +122,7 @@ pub fn close(
         key_id: sit_core::signing::key_id(&key.verifying_key()),
     };
     let bytes = oversight::sign_consultation_outcome(&o, key);
-    register::put_consultation_outcome(archive.root(), &bytes).map_err(|e| e.to_string())?;
+    register::put_consultation_outcome(archive.root(), &lock, &bytes).map_err(|e| e.to_string())?;
     Ok((o, bytes))
 }
 

@@ -265,27 +265,57 @@ impl Intake {
             *w.per_party.entry(checked.party.id.clone()).or_default() += 1;
             w.total += 1;
         }
+        // a refusal from here on gives the party's slot back: only what is stored counts
+        let refund = || {
+            let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+            if w.minute == wall_ms.div_euclid(60_000) {
+                if let Some(n) = w.per_party.get_mut(&checked.party.id) {
+                    *n = n.saturating_sub(1);
+                }
+                w.total = w.total.saturating_sub(1);
+            }
+        };
+        let stored = self.store(doc, &checked, now_ms);
+        let (reg, receipt, bytes) = stored.inspect_err(|_| refund())?;
+        if let Body::Resolution(res) = &s.body {
+            self.apply(&reg, &receipt, res, &checked.party.key_id, now_ms)?;
+        }
+        // a FINAL settlement record that waited for this attestation is signed now
+        if let (Body::Attestation(_), Some(p)) = (&s.body, &self.publisher) {
+            p.settle_latest();
+        }
+        Ok(bytes)
+    }
+
+    /// Check what a checked submission refers to and store it with its signed receipt, under
+    /// the archive's lock (one writer across processes: the register read, the id and the
+    /// append are one step). Returns the register as it was before, the receipt and its bytes.
+    fn store(
+        &self,
+        doc: &[u8],
+        checked: &oversight::Checked,
+        now_ms: i64,
+    ) -> Result<(Register, Receipt, Vec<u8>), IntakeError> {
+        let s = &checked.submission;
+        let nonce = (s.key_id.clone(), s.nonce.clone());
         let _one = self.writing.lock().unwrap_or_else(|p| p.into_inner());
-        // checked again under the write lock: two copies of one submission race to here
-        if !self
+        let lock = self.archive.lock()?;
+        let reg = Register::read(self.archive.root())?;
+        // checked again under the locks, against the register itself: two copies of one
+        // submission racing here, or one stored by another process
+        let seen = self
             .nonces
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(nonce.clone())
-        {
+            .contains(&nonce)
+            || reg
+                .entries
+                .iter()
+                .any(|e| e.submission.key_id == s.key_id && e.submission.nonce == s.nonce);
+        if seen {
             return Err(IntakeError::Replayed(s.nonce.clone()));
         }
-        let unmark = || {
-            self.nonces
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&nonce);
-        };
-        let reg = Register::read(self.archive.root()).inspect_err(|_| unmark())?;
-        if let Err(e) = self.refers(&reg, &s.body, now_ms) {
-            unmark();
-            return Err(e);
-        }
+        self.refers(&reg, &s.body, now_ms)?;
         let receipt = Receipt {
             schema: oversight::RECEIPT_SCHEMA.into(),
             id: reg.next_id(),
@@ -298,15 +328,12 @@ impl Intake {
             key_id: sit_core::signing::key_id(&self.key.verifying_key()),
         };
         let bytes = oversight::sign_receipt(&receipt, &self.key);
-        register::put_submission(self.archive.root(), &bytes, doc).inspect_err(|_| unmark())?;
-        if let Body::Resolution(res) = &s.body {
-            self.apply(&reg, &receipt, res, &checked.party.key_id, now_ms)?;
-        }
-        // a FINAL settlement record that waited for this attestation is signed now
-        if let (Body::Attestation(_), Some(p)) = (&s.body, &self.publisher) {
-            p.settle_latest();
-        }
-        Ok(bytes)
+        register::put_submission(self.archive.root(), &lock, &bytes, doc)?;
+        self.nonces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(nonce);
+        Ok((reg, receipt, bytes))
     }
 
     /// Check what a submission refers to, against the register and the archive.
@@ -382,25 +409,40 @@ impl Intake {
                 SubjectKind::Observation | SubjectKind::Determination => {
                     let date = subject.date.expect("checked");
                     let publisher = self.publisher.as_ref().expect("checked by refers");
-                    let entries = self.archive.entries()?;
-                    let mut tiers: Vec<String> = entries
-                        .iter()
-                        .filter(|e| e.date == date)
-                        .filter(|e| subject.tier.as_ref().is_none_or(|t| *t == e.tier))
-                        .map(|e| e.tier.clone())
-                        .collect();
-                    tiers.sort();
-                    tiers.dedup();
-                    if tiers.is_empty() {
+                    // an observation is an input of its day and of the next (whose eligibility
+                    // window reaches back into it): both are recomputed
+                    let days = if subject.kind == SubjectKind::Observation {
+                        vec![date, date.succ()]
+                    } else {
+                        vec![date]
+                    };
+                    let mut published: Vec<(sit_core::time::Date, String)> =
+                        match self.archive.entries() {
+                            Ok(es) => es
+                                .iter()
+                                .filter(|e| days.contains(&e.date))
+                                .filter(|e| subject.tier.as_ref().is_none_or(|t| *t == e.tier))
+                                .map(|e| (e.date, e.tier.clone()))
+                                .collect(),
+                            Err(e) => {
+                                stands.push(format!(
+                                    "{date}: the archive could not be read ({e}); nothing was recomputed"
+                                ));
+                                Vec::new()
+                            }
+                        };
+                    published.sort();
+                    published.dedup();
+                    if published.is_empty() {
                         stands.push(format!(
-                            "{date} is not published yet: it is determined with the observation voided"
+                            "{date} is not published yet: it will be determined without the voided observation"
                         ));
                     }
-                    for tier in tiers {
-                        match publisher.restate_now(&tier, date) {
+                    for (day, tier) in published {
+                        match publisher.restate_now(&tier, day) {
                             Ok(p) => restated.push(Restated {
                                 tier: p.entry.tier.clone(),
-                                date,
+                                date: day,
                                 version: p.entry.version,
                                 record_hash: p.entry.record_hash.clone(),
                             }),
@@ -408,7 +450,7 @@ impl Intake {
                                 stands.push(stands_because(&why))
                             }
                             Err(e) => stands.push(format!(
-                                "{tier} {date}: the recomputation failed ({e}); the record in force stands until the administrator publishes again"
+                                "{tier} {day}: the recomputation failed ({e}); the record in force stands"
                             )),
                         }
                     }
@@ -436,7 +478,12 @@ impl Intake {
             stands,
             key_id: sit_core::signing::key_id(&self.key.verifying_key()),
         };
-        register::put_outcome(self.archive.root(), &oversight::sign_outcome(&o, &self.key))?;
+        let lock = self.archive.lock()?;
+        register::put_outcome(
+            self.archive.root(),
+            &lock,
+            &oversight::sign_outcome(&o, &self.key),
+        )?;
         Ok(())
     }
 }

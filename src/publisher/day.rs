@@ -321,13 +321,19 @@ impl DayPublisher {
         self.reread_prices();
         let p = self.publish(tier, day)?;
         tracing::info!("sit run: restated after an upheld dispute: {}", p.line());
-        self.rewrite_bundle(day)?;
+        // the restatement is published whatever follows: a bundle not rewritten is written
+        // by the next pass, and the period to date is settled again now
+        if let Err(e) = self.rewrite_bundle(day) {
+            tracing::error!("sit run: {day} restated, but its bundle was not written again: {e}");
+        }
+        self.settle(day);
         Ok(p)
     }
 
-    /// Write `day`'s audit bundle again (after a restatement): the new one is written aside,
-    /// then takes the old one's place. A kill in between leaves no bundle, which the next
-    /// pass writes (the day is not `finished` without one).
+    /// Write `day`'s audit bundle again (after a restatement): the old one is moved aside, the
+    /// new one written (aside, then renamed into place), the old one removed. A kill in
+    /// between leaves no bundle, which the next pass writes (the day is not `finished` without
+    /// one).
     fn rewrite_bundle(&self, day: Date) -> Result<(), DayError> {
         let out = layout::bundle(&self.data, day);
         if out.exists() {

@@ -306,8 +306,9 @@ pub fn publish(
     // what is stored now is what the day is determined from: a record stored later (a late
     // vantage's) is not an input, and the record says where the read stopped
     let read_below = store.head()?.0;
-    // the observations of the day an upheld dispute voided (the restatement path, issue 30)
-    let voided = crate::archive::register::Register::read(archive.root())?.voided(req.date);
+    // the observations upheld disputes voided (the restatement path, issue 30): those among
+    // the day's inputs are left out
+    let voided = crate::archive::register::Register::read(archive.root())?.voided();
     let mut d = crate::determine::one_day(
         store,
         suite,

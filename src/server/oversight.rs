@@ -153,7 +153,7 @@ pub(super) async fn disputes(State(st): State<Arc<AppState>>, uri: Uri) -> Respo
                 ApiError::new(
                     StatusCode::NOT_FOUND,
                     "unknown_dispute",
-                    format!("no dispute {id}"),
+                    format!("no dispute {}", id.chars().take(40).collect::<String>()),
                     "GET /v1/disputes lists them (ids S-000001, ...)",
                 )
             })?;
@@ -309,7 +309,10 @@ pub(super) async fn bundles(State(st): State<Arc<AppState>>, uri: Uri) -> Respon
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
                     "no_file",
-                    format!("the {d} bundle has no file `{file}`"),
+                    format!(
+                        "the {d} bundle has no file `{}`",
+                        file.chars().take(200).collect::<String>()
+                    ),
                     "the manifest (GET /v1/bundles/{date}) names every file",
                 ));
             }
