@@ -232,7 +232,27 @@ impl Intake {
         r
     }
 
+    /// The party a submission names, if it has already made its share of submissions this
+    /// minute: refused before its signature is checked (a flood past its share costs no
+    /// verification). Safe against forgery: only verified, stored submissions count toward a
+    /// share, so a forger naming another party's key cannot bring that party to its limit.
+    fn spent(&self, doc: &[u8], wall_ms: i64) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Peek {
+            key_id: String,
+        }
+        let key = serde_json::from_slice::<Peek>(doc).ok()?.key_id;
+        let party = self.parties.by_key(&key)?;
+        let w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        (w.minute == wall_ms.div_euclid(60_000)
+            && w.per_party.get(&party.id).copied().unwrap_or(0) >= PER_PARTY_PER_MINUTE)
+            .then(|| party.id.clone())
+    }
+
     fn submit_inner(&self, doc: &[u8], wall_ms: i64) -> Result<Vec<u8>, IntakeError> {
+        if let Some(party) = self.spent(doc, wall_ms) {
+            return Err(IntakeError::PartyRate { party });
+        }
         let checked = oversight::verify_submission(doc, wall_ms, &self.parties)?;
         let now_ms = self.clock.now_ms();
         let s = &checked.submission;
