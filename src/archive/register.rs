@@ -297,3 +297,80 @@ pub fn put_consultation_outcome(
 pub fn mark(root: &Path) -> u64 {
     std::fs::metadata(path(root)).map(|m| m.len()).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sit_core::oversight::{self, Body, Dispute, Subject, SubjectKind};
+
+    fn dispute_line(oracle: &ed25519_dalek::SigningKey, id: &str) -> (Vec<u8>, Vec<u8>) {
+        let party = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
+        let doc = oversight::sign_submission(
+            Body::Dispute(Dispute {
+                subject: Subject {
+                    kind: SubjectKind::Settlement,
+                    tier: None,
+                    date: None,
+                    observation: None,
+                    certificate: None,
+                    contract: Some("SIT-T1-M".into()),
+                    period: Some("2026-02".into()),
+                },
+                reason: "why".into(),
+                evidence: None,
+                public: false,
+            }),
+            &party,
+            1_780_000_000_000,
+            &"0a".repeat(16),
+        );
+        let receipt = oversight::sign_receipt(
+            &oversight::Receipt {
+                schema: oversight::RECEIPT_SCHEMA.into(),
+                id: id.into(),
+                kind: "dispute".into(),
+                party: sit_core::signing::key_id(&party.verifying_key()),
+                received_at: "2026-05-28T20:26:40.000Z".into(),
+                submission_hash: blake3::hash(&doc).to_hex().to_string(),
+                respond_by: Some("2026-06-07T20:26:40.000Z".into()),
+                key_id: sit_core::signing::key_id(&oracle.verifying_key()),
+            },
+            oracle,
+        );
+        (receipt, doc)
+    }
+
+    /// Regression (review of issue 30): a line torn by a crash during its append (no receipt
+    /// went out for it) stopped every read of the register, and with it the intake and every
+    /// publication; it is ignored, and the next append cuts it away.
+    #[test]
+    fn a_torn_last_line_is_ignored_and_cut_by_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = crate::archive::Archive::new(dir.path().to_path_buf());
+        let oracle = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+        let (r, s) = dispute_line(&oracle, "S-000001");
+        let lock = archive.lock().unwrap();
+        put_submission(archive.root(), &lock, &r, &s).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path(archive.root()))
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"{\"receipt\":{\"sche").unwrap();
+        drop(f);
+        let reg = Register::read(archive.root()).unwrap();
+        assert_eq!(reg.entries.len(), 1);
+        assert_eq!(reg.next_id(), "S-000002");
+        let (r2, s2) = dispute_line(&oracle, "S-000002");
+        put_submission(archive.root(), &lock, &r2, &s2).unwrap();
+        let reg = Register::read(archive.root()).unwrap();
+        assert_eq!(reg.disputes.len(), 2);
+        assert_eq!(reg.disputes[1].entry.receipt.id, "S-000002");
+        // a stored receipt still verifies from the register's copy
+        oversight::verify_receipt(
+            &reg.entries[0].receipt_bytes,
+            &oracle.verifying_key(),
+            Some(&reg.entries[0].submission_bytes),
+        )
+        .unwrap();
+    }
+}
