@@ -557,6 +557,62 @@ async fn http_api_serves_records_csv_304_and_documented_errors() {
         .await;
     assert_eq!(s, 304);
 
+    // Point in time (issue 31): what was in force at a time is the latest version published
+    // by then, for a day and for the history (JSON and CSV).
+    for (as_of, want) in [
+        ("2026-01-07T03:00:00Z", 1),
+        ("2026-01-07T06:00:00Z", 2),
+        ("2026-01-08", 2),
+    ] {
+        let (s, _, body) = http
+            .get(&format!("/v1/index/t1/{D2}?as_of={as_of}"), &[])
+            .await;
+        assert_eq!(s, 200, "{as_of}: {body}");
+        let r: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(r["version"], want, "{as_of}");
+        let (_, _, csv) = http
+            .get(&format!("/v1/index/t1.csv?as_of={as_of}"), &[])
+            .await;
+        let row = csv
+            .lines()
+            .find(|l| l.starts_with(&format!("t1,{D2},")))
+            .unwrap();
+        assert!(
+            row.starts_with(&format!("t1,{D2},{want},")),
+            "{as_of}: {row}"
+        );
+    }
+    let (s, _, body) = http
+        .get("/v1/index/t1?as_of=2026-01-07T03:00:00Z", &[])
+        .await;
+    assert_eq!(s, 200);
+    let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let versions: Vec<u64> = h["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, vec![1, 1], "{body}");
+    // before its first version: not determined then; bad input named
+    let (s, _, body) = http
+        .get(
+            &format!("/v1/index/t1/{D2}?as_of=2026-01-07T00:00:00Z"),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 404, "{body}");
+    assert!(body.contains("was published by"), "{body}");
+    for q in [
+        "as_of=yesterday",
+        "as_of=2026-01-07T00:00:00%2B01:00",
+        "as_of=2026-01-07&version=1",
+    ] {
+        let (s, _, body) = http.get(&format!("/v1/index/t1/{D2}?{q}"), &[]).await;
+        assert_eq!(s, 400, "{q}: {body}");
+        assert!(body.contains("as_of"), "{q}: {body}");
+    }
+
     // History as JSON (records embedded byte for byte) and as CSV two ways.
     let (s, _, body) = http
         .get("/v1/index/t1?from=2026-01-01&to=2026-01-31", &[])
@@ -694,7 +750,8 @@ async fn http_api_serves_records_csv_304_and_documented_errors() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("sit_http_requests_total{route=\"by_date\",status=\"400\"} 7"),
+        // 7, and the 3 bad as_of requests
+        metrics.contains("sit_http_requests_total{route=\"by_date\",status=\"400\"} 10"),
         "{metrics}"
     );
     assert!(metrics.contains("sit_published_records 7"), "{metrics}");

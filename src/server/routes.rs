@@ -201,7 +201,16 @@ async fn by_date(
     let r = (|| {
         check_tier(&st, &tier)?;
         let date = parse_date(&date, "date")?;
-        let q = query(q, &["version"])?;
+        let q = query(q, &["version", "as_of"])?;
+        let as_of = parse_as_of(&q)?;
+        if as_of.is_some() && q.contains_key("version") {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                "give version or as_of, not both".into(),
+                "version picks a version; as_of the one in force at a time",
+            ));
+        }
         let snap = st.snap();
         let versions = snap
             .records
@@ -209,6 +218,21 @@ async fn by_date(
             .and_then(|d| d.get(&date))
             .ok_or_else(|| not_determined(&tier, format!("for {date}"), &snap))?;
         let (s, cache) = match q.get("version") {
+            // point in time: what was in force then (the versions published by then)
+            None if as_of.is_some() => {
+                let s = in_force_at(versions, as_of).ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "not_determined",
+                        format!("no {tier} record of {date} was published by {}", q["as_of"]),
+                        &format!(
+                            "its first version was published at {}",
+                            versions[0].entry.published_at
+                        ),
+                    )
+                })?;
+                (s, "public, max-age=60")
+            }
             None => {
                 let cutoff = cutoff_ms(&st.methodology, date);
                 // Before the cutoff a restatement may still replace the record in force.
@@ -257,6 +281,37 @@ async fn by_date(
         Route::ByDate,
         r.unwrap_or_else(IntoResponse::into_response),
     )
+}
+
+/// `as_of`: an RFC 3339 UTC time (`2026-01-07T12:00:00Z`), or a day (`2026-01-07`: its start).
+fn parse_as_of(q: &std::collections::BTreeMap<String, String>) -> Result<Option<i64>, ApiError> {
+    let Some(raw) = q.get("as_of") else {
+        return Ok(None);
+    };
+    let ms = sit_core::time::parse_utc_ms(raw)
+        .ok()
+        .or_else(|| sit_core::time::Date::parse(raw).ok().map(|d| d.start_ms()));
+    ms.map(Some).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_as_of",
+            format!(
+                "as_of `{}` is not a UTC time",
+                raw.chars().take(40).collect::<String>()
+            ),
+            "give as_of as an RFC 3339 UTC time, e.g. 2026-01-07T12:00:00Z, or a day, e.g. 2026-01-07 (its start)",
+        )
+    })
+}
+
+/// The version of a day in force at `as_of` (the latest published by then), or the latest.
+fn in_force_at(versions: &[Arc<Served>], as_of: Option<i64>) -> Option<&Arc<Served>> {
+    match as_of {
+        None => versions.last(),
+        Some(t) => versions
+            .iter()
+            .rfind(|s| sit_core::time::parse_utc_ms(&s.entry.published_at).is_ok_and(|p| p <= t)),
+    }
 }
 
 /// CSV columns of the history endpoint.
@@ -318,7 +373,8 @@ async fn history(
             None => (tier.clone(), false),
         };
         check_tier(&st, &tier)?;
-        let q = query(q, &["from", "to"])?;
+        let q = query(q, &["from", "to", "as_of"])?;
+        let as_of = parse_as_of(&q)?;
         let from = q.get("from").map(|s| parse_date(s, "from")).transpose()?;
         let to = q.get("to").map(|s| parse_date(s, "to")).transpose()?;
         if let (Some(f), Some(t)) = (from, to) {
@@ -343,7 +399,7 @@ async fn history(
             .into_iter()
             .flat_map(|days| days.iter())
             .filter(|(d, _)| from.is_none_or(|f| **d >= f) && to.is_none_or(|t| **d <= t))
-            .filter_map(|(_, v)| v.last())
+            .filter_map(|(_, v)| in_force_at(v, as_of))
             .collect();
         let (body, ct) = if csv {
             let mut s = String::from(CSV_HEADER);
