@@ -763,6 +763,15 @@ async fn http_api_serves_records_csv_304_and_documented_errors() {
     assert_eq!(s, 200);
     assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(page.contains("<svg") && page.contains("RESTATED") && !page.contains("<script"));
+    // issue 31, the page as a risk officer reads it: when each value was published, its change
+    // from the day before, and that the data is stale by this server's clock (January 2026)
+    assert!(page.contains("published 2026-01-07 06:00 UTC"), "{page}");
+    assert!(page.contains(&format!("% vs {D1}")), "{page}");
+    assert!(page.contains("<strong>Stale.</strong>"), "{page}");
+    assert!(
+        !page.contains("Simulated data."),
+        "not signed by a demo key"
+    );
     running.shutdown().await.unwrap();
 }
 

@@ -223,6 +223,39 @@ fn notice_rows(snap: &Snapshot) -> String {
     out
 }
 
+/// A banner when a tier's latest value is signed by a demo key: simulated data.
+fn demo_banner(snap: &Snapshot, suite: &Suite) -> String {
+    let demo = suite.tiers.iter().any(|t| {
+        snap.latest(&t.id)
+            .is_some_and(|s| snap.demo_keys.contains(&s.publication.key_id))
+    });
+    if demo {
+        "<p class=\"banner\"><strong>Simulated data.</strong> These values are signed by a demo key (<code>sit demo</code>, on the embedded simulated market): they are not settlement values.</p>".into()
+    } else {
+        String::new()
+    }
+}
+
+/// A banner when the latest publication is older than `stale_after_ms` by the wall clock at
+/// `now_ms` (added to the page per request: the page itself is rendered once per publication,
+/// and staleness grows while nothing is published).
+pub fn stale_banner(snap: &Snapshot, now_ms: i64, stale_after_ms: i64) -> Option<String> {
+    let latest = snap
+        .records
+        .values()
+        .filter_map(|days| days.values().next_back()?.last())
+        .filter_map(|s| sit_core::time::parse_utc_ms(&s.publication.published_at).ok())
+        .max()?;
+    let age = now_ms - latest;
+    (age > stale_after_ms).then(|| {
+        format!(
+            "<p class=\"banner\"><strong>Stale.</strong> The latest value was published at {}, {} hours ago by this server's clock.</p>",
+            sit_core::time::format_utc_ms(latest),
+            age / sit_core::time::HOUR_MS
+        )
+    })
+}
+
 /// One row per open dispute, the oldest first.
 fn dispute_rows(snap: &Snapshot) -> String {
     if snap.open_disputes.is_empty() {
@@ -274,9 +307,31 @@ pub fn render(snap: &Snapshot, suite: &Suite) -> String {
                     .map(|c| format!("<br><small>{}</small>", esc(&c.reason)))
                     .unwrap_or_default();
                 let f = sit_core::verify::finality(d, sit_core::versions::Registry::embedded());
+                // the change from the tier's previous day in force, and when it was published
+                let change = snap
+                    .records
+                    .get(&t.id)
+                    .and_then(|days| days.range(..d.date).next_back())
+                    .and_then(|(pd, vs)| {
+                        let prev = vs.last()?.publication.determination.value?;
+                        let now = d.value?;
+                        (prev.0 != 0).then(|| {
+                            let bp = (now.0 - prev.0) * 1_000_000 / prev.0;
+                            format!(
+                                "<br><small title=\"change from the value of {pd}\">{}{}.{:02}% vs {pd}</small>",
+                                if bp < 0 { "−" } else { "+" },
+                                bp.abs() / 10_000,
+                                (bp.abs() % 10_000) / 100
+                            )
+                        })
+                    })
+                    .unwrap_or_default();
+                let published = &s.publication.published_at;
                 format!(
-                    "<td>{}</td><td class=num>{}{}</td><td class=\"st {st}\">{st}{note}</td><td>{settles}<br><small>final at {final_at}</small></td><td>{}</td><td>{} / {}</td><td>{}</td><td><a href=\"/v1/index/{}/{}\">record</a></td>",
+                    "<td>{}<br><small>published {} {} UTC</small></td><td class=num>{}{}{change}</td><td class=\"st {st}\">{st}{note}</td><td>{settles}<br><small>final at {final_at}</small></td><td>{}</td><td>{} / {}</td><td>{}</td><td><a href=\"/v1/index/{}/{}\">record</a></td>",
                     d.date,
+                    esc(published.get(..10).unwrap_or("")),
+                    esc(published.get(11..16).unwrap_or("")),
                     d.value.map(|v| v.round_dp(6)).unwrap_or_else(|| "—".into()),
                     interval_note(snap, s),
                     s.entry.version,
@@ -341,9 +396,10 @@ body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#2
 table{{border-collapse:collapse;margin:1em 0}} td,th{{border-bottom:1px solid #ddd;padding:.35em .55em;text-align:left;vertical-align:top;white-space:nowrap}} small{{white-space:normal}}
 .num{{font-variant-numeric:tabular-nums;text-align:right}} .st{{font-weight:600}}
 .FINAL{{color:#1a7f37}} .CONTINGENCY{{color:#b35900}} .RESTATED{{color:#0550ae}} .SUSPENDED{{color:#a40e26}} .BASE{{color:#555}} .emergency{{color:#a40e26;font-weight:600}}
-figure{{margin:1em 0}} figcaption,footer{{color:#555;font-size:.9em}} code{{background:#f4f4f4;padding:0 .2em}}
+.banner{{background:#fff4e5;border:1px solid #b35900;padding:.5em .8em}} figure{{margin:1em 0}} figcaption,footer{{color:#555;font-size:.9em}} code{{background:#f4f4f4;padding:0 .2em}}
 </style></head><body>
 <h1>Standard Inference Token (SIT) index</h1>
+{demo}
 <p>Daily settlement values in {unit}. Every value is a signed determination; fetch it from the API and check it with <code>sit verify</code>. Under a value, its 95% interval: a deterministic bootstrap over the day's probes, signed in the day's audit bundle (<code>intervals.json</code>; <code>sit audit replay</code> recomputes it).</p>
 <table><thead><tr><th>Tier</th><th>Date (UTC)</th><th>Value</th><th>Status</th><th>Settlement value</th><th>Version</th><th>Valid hours</th><th>Endpoints</th><th></th></tr></thead>
 <tbody>
@@ -385,6 +441,7 @@ API: <a href="/v1/tiers">/v1/tiers</a>, <a href="/v1/methodology">/v1/methodolog
         n = snap.count,
         loaded = snap.loaded_at,
         resolved = snap.resolved_disputes,
+        demo = demo_banner(snap, suite),
         disputes = dispute_rows(snap),
     )
 }

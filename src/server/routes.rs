@@ -852,6 +852,19 @@ async fn openapi(State(st): State<Arc<AppState>>) -> Response {
 }
 
 async fn page(State(st): State<Arc<AppState>>) -> Response {
+    let snap = st.snap();
+    // stale by the wall clock: decided per request, as time passes with nothing published
+    let body = match super::page::stale_banner(
+        &snap,
+        SystemClock.now_ms(),
+        36 * sit_core::time::HOUR_MS,
+    ) {
+        Some(banner) => {
+            let page = String::from_utf8_lossy(&snap.page);
+            Bytes::from(page.replacen("</h1>", &format!("</h1>\n{banner}"), 1))
+        }
+        None => snap.page.clone(),
+    };
     let r = (
         [
             (
@@ -863,7 +876,7 @@ async fn page(State(st): State<Arc<AppState>>) -> Response {
                 HeaderValue::from_static("public, max-age=60"),
             ),
         ],
-        st.snap().page.clone(),
+        body,
     )
         .into_response();
     done(&st, Route::Page, r)

@@ -58,6 +58,8 @@ pub struct Snapshot {
     pub register_mark: u64,
     /// The disputes not yet resolved, in order of receipt: (id, subject, received, due).
     pub open_disputes: Vec<(String, String, String, String)>,
+    /// The key ids the notices mark as demo keys (`sit demo`): what they sign is simulated.
+    pub demo_keys: std::collections::BTreeSet<String>,
     /// Disputes resolved so far.
     pub resolved_disputes: usize,
 }
@@ -185,6 +187,17 @@ pub fn load(archive: &Archive, suite: &Suite) -> Snapshot {
     }
     snap.tiers_json = tiers_json(&snap, suite);
     snap.keys_json = keys_json(archive, &entries, &published);
+    snap.demo_keys = serde_json::from_slice::<serde_json::Value>(&snap.keys_json)
+        .ok()
+        .and_then(|v| {
+            v["keys"].as_array().map(|ks| {
+                ks.iter()
+                    .filter(|k| k["demo"] == true)
+                    .filter_map(|k| k["key_id"].as_str().map(String::from))
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
     snap
 }
 
