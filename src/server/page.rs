@@ -406,7 +406,7 @@ table{{border-collapse:collapse;margin:1em 0}} td,th{{border-bottom:1px solid #d
 {rows}</tbody></table>
 {chart}
 <h2>Futures settlement</h2>
-<p>Each contract settles on the arithmetic mean of its period's daily values (contracts.toml; <a href="/v1/openapi.json">/v1/settlement</a>). Until the final settlement time the value is INDICATIVE, the period to date: never a final value.</p>
+<p>Each contract settles on the arithmetic mean of its period's daily values (contracts.toml; the API: <code>/v1/settlement/{{tier}}/{{period}}</code>, e.g. <a href="/v1/settlement/t1/latest">/v1/settlement/t1/latest</a>, described in <a href="/v1/openapi.json">/v1/openapi.json</a>). Until the final settlement time the value is INDICATIVE, the period to date: never a final value.</p>
 <table><thead><tr><th>Contract</th><th>Period to date</th><th>Value</th><th>Days</th><th>Final at</th><th>Last final values</th></tr></thead><tbody>
 {futures}</tbody></table>
 <h2>What each status means</h2>
