@@ -495,15 +495,7 @@ fn dispute_about(subject: sit_core::oversight::Subject, reason: &str) -> sit_cor
 }
 
 fn settlement_subject() -> sit_core::oversight::Subject {
-    sit_core::oversight::Subject {
-        kind: sit_core::oversight::SubjectKind::Settlement,
-        tier: None,
-        date: None,
-        observation: None,
-        certificate: None,
-        contract: Some("SIT-T1-M".into()),
-        period: Some("2026-02".into()),
-    }
+    sit_core::oversight::Subject::settlement("SIT-T1-M", "2026-02")
 }
 
 /// Issue 30, done when: a contract with `min_attestations = 1` signs its FINAL only after the

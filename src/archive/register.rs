@@ -301,21 +301,13 @@ pub fn mark(root: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sit_core::oversight::{self, Body, Dispute, Subject, SubjectKind};
+    use sit_core::oversight::{self, Body, Dispute, Subject};
 
     fn dispute_line(oracle: &ed25519_dalek::SigningKey, id: &str) -> (Vec<u8>, Vec<u8>) {
         let party = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
         let doc = oversight::sign_submission(
             Body::Dispute(Dispute {
-                subject: Subject {
-                    kind: SubjectKind::Settlement,
-                    tier: None,
-                    date: None,
-                    observation: None,
-                    certificate: None,
-                    contract: Some("SIT-T1-M".into()),
-                    period: Some("2026-02".into()),
-                },
+                subject: Subject::settlement("SIT-T1-M", "2026-02"),
                 reason: "why".into(),
                 evidence: None,
                 public: false,

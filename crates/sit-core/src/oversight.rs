@@ -191,6 +191,19 @@ pub struct Subject {
 }
 
 impl Subject {
+    /// A settlement record: `contract`'s `period` (`YYYY-MM` or `YYYY-Qn`).
+    pub fn settlement(contract: &str, period: &str) -> Subject {
+        Subject {
+            kind: SubjectKind::Settlement,
+            tier: None,
+            date: None,
+            observation: None,
+            certificate: None,
+            contract: Some(contract.into()),
+            period: Some(period.into()),
+        }
+    }
+
     /// One line for people.
     pub fn describe(&self) -> String {
         match self.kind {

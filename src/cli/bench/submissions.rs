@@ -15,21 +15,13 @@
 
 use crate::oversight::attest::fresh_nonce;
 use crate::sys::clock::{Clock, SystemClock};
-use sit_core::oversight::{Body, Dispute, Parties, Party, Role, Subject, SubjectKind};
+use sit_core::oversight::{Body, Dispute, Parties, Party, Role, Subject};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn subject() -> Subject {
-    Subject {
-        kind: SubjectKind::Settlement,
-        tier: None,
-        date: None,
-        observation: None,
-        certificate: None,
-        contract: Some("SIT-T1-M".into()),
-        period: Some("2026-02".into()),
-    }
+    Subject::settlement("SIT-T1-M", "2026-02")
 }
 
 fn dispute(i: u64) -> Body {
